@@ -1,0 +1,474 @@
+//! B+tree operations: get, put, delete, range scan. Splits propagate upwards; the root keeps
+//! its page number by moving its contents into a new child when it splits.
+
+use std::ops::Bound;
+
+use super::node::{internal_entry_len, leaf_entry_len, Node, Stored};
+use super::{space, PageIo};
+use crate::page::{self, get_u32, put_u32, PageKind, PAGE_HEADER};
+use crate::{Error, Result};
+
+/// Longest key accepted, in bytes (longer keys: `KeyTooBig`).
+pub const MAX_KEY: usize = 1024;
+/// Longest value accepted, in bytes (longer values: `RecordTooBig`).
+pub const MAX_VALUE: usize = 64 << 20;
+/// Overflow page body: `next u32, len u32`, then data.
+const OVF_HDR: usize = 8;
+/// Deepest tree walked before a cycle is assumed (a damaged page).
+const MAX_DEPTH: usize = 32;
+
+fn capacity(ps: u32) -> usize {
+    ps as usize - PAGE_HEADER
+}
+
+/// Creates an empty tree and returns its root page.
+pub fn create_tree(io: &mut dyn PageIo) -> Result<u32> {
+    let (pgno, mut p) = space::alloc(io, PageKind::Leaf)?;
+    Node::Leaf(Vec::new()).encode_into(&mut p);
+    io.write(pgno, p);
+    Ok(pgno)
+}
+
+fn load(io: &mut dyn PageIo, pgno: u32) -> Result<(Vec<u8>, Node)> {
+    let p = io.read(pgno)?;
+    let n = Node::decode(&p)?;
+    Ok((p, n))
+}
+
+fn store(io: &mut dyn PageIo, pgno: u32, mut p: Vec<u8>, n: &Node) {
+    n.encode_into(&mut p);
+    io.write(pgno, p);
+}
+
+fn child_index(entries: &[(Vec<u8>, u32)], key: &[u8]) -> usize {
+    // number of separators <= key: 0 means `first`
+    entries.partition_point(|(k, _)| k.as_slice() <= key)
+}
+
+fn child_at(first: u32, entries: &[(Vec<u8>, u32)], i: usize) -> u32 {
+    if i == 0 {
+        first
+    } else {
+        entries[i - 1].1
+    }
+}
+
+/// Checks a key against the limits.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY {
+        return Err(Error::KeyTooBig);
+    }
+    Ok(())
+}
+
+/// Looks up `key`.
+pub fn get(io: &mut dyn PageIo, root: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut pgno = root;
+    for _ in 0..MAX_DEPTH {
+        match load(io, pgno)?.1 {
+            Node::Leaf(entries) => {
+                return match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    Ok(i) => Ok(Some(read_value(io, &entries[i].1)?)),
+                    Err(_) => Ok(None),
+                };
+            }
+            Node::Internal { first, entries } => {
+                pgno = child_at(first, &entries, child_index(&entries, key))
+            }
+        }
+    }
+    Err(Error::DatabaseCorrupted)
+}
+
+/// Inserts or replaces `key`.
+pub fn put(io: &mut dyn PageIo, root: u32, key: &[u8], value: &[u8]) -> Result<()> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE {
+        return Err(Error::RecordTooBig);
+    }
+    let ps = io.page_size();
+    let stored = if leaf_entry_len(key, &Stored::Inline(value.to_vec())) > capacity(ps) / 4 {
+        write_overflow(io, value)?
+    } else {
+        Stored::Inline(value.to_vec())
+    };
+    if let Some((sep, right)) = insert(io, root, key, stored, 0)? {
+        grow_root(io, root, sep, right)?;
+    }
+    Ok(())
+}
+
+/// The root split: its contents move to a new left child, so the root page stays put.
+fn grow_root(io: &mut dyn PageIo, root: u32, sep: Vec<u8>, right: u32) -> Result<()> {
+    let (rp, rnode) = load(io, root)?;
+    let kind = page::kind(&rp).unwrap_or(PageKind::Leaf);
+    let (left, lp) = space::alloc(io, kind)?;
+    store(io, left, lp, &rnode);
+    let new_root = Node::Internal {
+        first: left,
+        entries: vec![(sep, right)],
+    };
+    store(io, root, rp, &new_root);
+    Ok(())
+}
+
+fn insert(
+    io: &mut dyn PageIo,
+    pgno: u32,
+    key: &[u8],
+    v: Stored,
+    depth: usize,
+) -> Result<Option<(Vec<u8>, u32)>> {
+    if depth > MAX_DEPTH {
+        return Err(Error::DatabaseCorrupted);
+    }
+    let (p, node) = load(io, pgno)?;
+    match node {
+        Node::Leaf(mut entries) => {
+            match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                Ok(i) => {
+                    let old = std::mem::replace(&mut entries[i].1, v);
+                    free_value(io, &old)?;
+                }
+                Err(i) => entries.insert(i, (key.to_vec(), v)),
+            }
+            finish(io, pgno, p, Node::Leaf(entries))
+        }
+        Node::Internal { first, mut entries } => {
+            let i = child_index(&entries, key);
+            let child = child_at(first, &entries, i);
+            match insert(io, child, key, v, depth + 1)? {
+                None => Ok(None),
+                Some((sep, right)) => {
+                    entries.insert(i, (sep, right));
+                    finish(io, pgno, p, Node::Internal { first, entries })
+                }
+            }
+        }
+    }
+}
+
+/// Stores `node` at `pgno`, splitting it if it does not fit.
+fn finish(
+    io: &mut dyn PageIo,
+    pgno: u32,
+    p: Vec<u8>,
+    node: Node,
+) -> Result<Option<(Vec<u8>, u32)>> {
+    if node.encoded_len() <= capacity(io.page_size()) {
+        store(io, pgno, p, &node);
+        return Ok(None);
+    }
+    let (left, sep, right) = split(node);
+    store(io, pgno, p, &left);
+    let kind = if matches!(right, Node::Leaf(_)) {
+        PageKind::Leaf
+    } else {
+        PageKind::Internal
+    };
+    let (rpgno, rp) = space::alloc(io, kind)?;
+    store(io, rpgno, rp, &right);
+    Ok(Some((sep, rpgno)))
+}
+
+/// Splits at the byte midpoint; every entry is at most a quarter of a page (keys are capped
+/// and large values overflow), so both halves fit.
+fn split(node: Node) -> (Node, Vec<u8>, Node) {
+    match node {
+        Node::Leaf(mut entries) => {
+            let at = midpoint(entries.iter().map(|(k, v)| leaf_entry_len(k, v)));
+            let right = entries.split_off(at);
+            let sep = right[0].0.clone();
+            (Node::Leaf(entries), sep, Node::Leaf(right))
+        }
+        Node::Internal { first, mut entries } => {
+            let at = midpoint(entries.iter().map(|(k, _)| internal_entry_len(k)));
+            let mut right = entries.split_off(at);
+            let (sep, rfirst) = right.remove(0);
+            (
+                Node::Internal { first, entries },
+                sep,
+                Node::Internal {
+                    first: rfirst,
+                    entries: right,
+                },
+            )
+        }
+    }
+}
+
+fn midpoint(sizes: impl Iterator<Item = usize> + Clone) -> usize {
+    let total: usize = sizes.clone().sum();
+    let n = sizes.clone().count();
+    let mut acc = 0;
+    for (i, s) in sizes.enumerate() {
+        acc += s;
+        if acc * 2 >= total {
+            return (i + 1).clamp(1, n.saturating_sub(1).max(1));
+        }
+    }
+    n / 2
+}
+
+/// Deletes `key`; false if it was not there.
+pub fn delete(io: &mut dyn PageIo, root: u32, key: &[u8]) -> Result<bool> {
+    let mut pgno = root;
+    for _ in 0..MAX_DEPTH {
+        let (p, node) = load(io, pgno)?;
+        match node {
+            Node::Leaf(mut entries) => {
+                let Ok(i) = entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) else {
+                    return Ok(false);
+                };
+                let (_, old) = entries.remove(i);
+                free_value(io, &old)?;
+                store(io, pgno, p, &Node::Leaf(entries));
+                return Ok(true);
+            }
+            Node::Internal { first, entries } => {
+                pgno = child_at(first, &entries, child_index(&entries, key))
+            }
+        }
+    }
+    Err(Error::DatabaseCorrupted)
+}
+
+/// Every `(key, value)` with key in the range, in key order.
+pub fn scan(
+    io: &mut dyn PageIo,
+    root: u32,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    scan_node(io, root, lo, hi, &mut out, 0)?;
+    Ok(out)
+}
+
+fn above_lo(k: &[u8], lo: Bound<&[u8]>) -> bool {
+    match lo {
+        Bound::Included(l) => k >= l,
+        Bound::Excluded(l) => k > l,
+        Bound::Unbounded => true,
+    }
+}
+
+fn below_hi(k: &[u8], hi: Bound<&[u8]>) -> bool {
+    match hi {
+        Bound::Included(h) => k <= h,
+        Bound::Excluded(h) => k < h,
+        Bound::Unbounded => true,
+    }
+}
+
+fn scan_node(
+    io: &mut dyn PageIo,
+    pgno: u32,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::DatabaseCorrupted);
+    }
+    match load(io, pgno)?.1 {
+        Node::Leaf(entries) => {
+            for (k, v) in entries {
+                if above_lo(&k, lo) && below_hi(&k, hi) {
+                    let v = read_value(io, &v)?;
+                    out.push((k, v));
+                }
+            }
+        }
+        Node::Internal { first, entries } => {
+            let start = match lo {
+                Bound::Unbounded => 0,
+                Bound::Included(l) | Bound::Excluded(l) => child_index(&entries, l),
+            };
+            for i in start..=entries.len() {
+                if i > 0 && !below_hi(&entries[i - 1].0, hi) {
+                    break;
+                }
+                scan_node(io, child_at(first, &entries, i), lo, hi, out, depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_overflow(io: &mut dyn PageIo, value: &[u8]) -> Result<Stored> {
+    let chunk = capacity(io.page_size()) - OVF_HDR;
+    let mut next = 0u32;
+    // Written back to front so each page knows its successor when it is made.
+    let pieces: Vec<&[u8]> = value.chunks(chunk).collect();
+    for piece in pieces.iter().rev() {
+        let (pgno, mut p) = space::alloc(io, PageKind::Overflow)?;
+        put_u32(&mut p, PAGE_HEADER, next);
+        put_u32(&mut p, PAGE_HEADER + 4, piece.len() as u32);
+        p[PAGE_HEADER + OVF_HDR..PAGE_HEADER + OVF_HDR + piece.len()].copy_from_slice(piece);
+        io.write(pgno, p);
+        next = pgno;
+    }
+    Ok(Stored::Overflow {
+        len: value.len() as u64,
+        first: next,
+    })
+}
+
+fn overflow_pages(io: &mut dyn PageIo, len: u64, first: u32) -> Result<Vec<(u32, Vec<u8>)>> {
+    let chunk = (capacity(io.page_size()) - OVF_HDR) as u64;
+    let count = len.div_ceil(chunk).max(1);
+    let mut pages = Vec::new();
+    let mut pgno = first;
+    for _ in 0..count {
+        let p = io.read(pgno)?;
+        if page::kind(&p) != Some(PageKind::Overflow) {
+            return Err(Error::DatabaseCorrupted);
+        }
+        let next = get_u32(&p, PAGE_HEADER);
+        pages.push((pgno, p));
+        pgno = next;
+    }
+    Ok(pages)
+}
+
+fn read_value(io: &mut dyn PageIo, v: &Stored) -> Result<Vec<u8>> {
+    match v {
+        Stored::Inline(b) => Ok(b.clone()),
+        Stored::Overflow { len, first } => {
+            if *len as usize > MAX_VALUE {
+                return Err(Error::DatabaseCorrupted);
+            }
+            let mut out = Vec::with_capacity(*len as usize);
+            for (_, p) in overflow_pages(io, *len, *first)? {
+                let n = get_u32(&p, PAGE_HEADER + 4) as usize;
+                let data = p
+                    .get(PAGE_HEADER + OVF_HDR..PAGE_HEADER + OVF_HDR + n)
+                    .ok_or(Error::DatabaseCorrupted)?;
+                out.extend_from_slice(data);
+            }
+            if out.len() as u64 != *len {
+                return Err(Error::DatabaseCorrupted);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn free_value(io: &mut dyn PageIo, v: &Stored) -> Result<()> {
+    if let Stored::Overflow { len, first } = v {
+        for (pgno, _) in overflow_pages(io, *len, *first)? {
+            space::free(io, pgno)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    struct Mem {
+        ps: u32,
+        pages: HashMap<u32, Vec<u8>>,
+    }
+    impl PageIo for Mem {
+        fn page_size(&self) -> u32 {
+            self.ps
+        }
+        fn read(&mut self, pgno: u32) -> Result<Vec<u8>> {
+            Ok(self
+                .pages
+                .get(&pgno)
+                .cloned()
+                .unwrap_or_else(|| vec![0; self.ps as usize]))
+        }
+        fn write(&mut self, pgno: u32, page: Vec<u8>) {
+            self.pages.insert(pgno, page);
+        }
+    }
+
+    fn mem(ps: u32) -> Mem {
+        let mut m = Mem {
+            ps,
+            pages: HashMap::new(),
+        };
+        space::format(&mut m);
+        m
+    }
+
+    #[test]
+    fn random_ops_match_a_model() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for ps in [4096, 8192] {
+            let mut m = mem(ps);
+            let root = create_tree(&mut m).unwrap();
+            let mut model = BTreeMap::new();
+            for _ in 0..6000 {
+                let k = format!("k{:05}", rng.gen_range(0..1500)).into_bytes();
+                if rng.gen_bool(0.25) {
+                    assert_eq!(
+                        delete(&mut m, root, &k).unwrap(),
+                        model.remove(&k).is_some()
+                    );
+                } else {
+                    let len = if rng.gen_bool(0.02) {
+                        rng.gen_range(2000..40000)
+                    } else {
+                        rng.gen_range(0..200)
+                    };
+                    let v: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                    put(&mut m, root, &k, &v).unwrap();
+                    model.insert(k, v);
+                }
+            }
+            for (k, v) in &model {
+                assert_eq!(get(&mut m, root, k).unwrap().as_ref(), Some(v));
+            }
+            let all = scan(&mut m, root, Bound::Unbounded, Bound::Unbounded).unwrap();
+            assert_eq!(all, model.clone().into_iter().collect::<Vec<_>>());
+            let lo = b"k00500".to_vec();
+            let hi = b"k00900".to_vec();
+            let part = scan(&mut m, root, Bound::Included(&lo), Bound::Excluded(&hi)).unwrap();
+            let want: Vec<_> = model
+                .range(lo.clone()..hi.clone())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(part, want);
+        }
+    }
+
+    #[test]
+    fn big_keys_and_values() {
+        let mut m = mem(4096);
+        let root = create_tree(&mut m).unwrap();
+        for i in 0..50u8 {
+            let k = vec![i; MAX_KEY];
+            put(&mut m, root, &k, &vec![i; 1 << 20]).unwrap();
+        }
+        assert_eq!(
+            get(&mut m, root, &[7u8; MAX_KEY]).unwrap().unwrap().len(),
+            1 << 20
+        );
+        assert!(matches!(
+            put(&mut m, root, &[0u8; MAX_KEY + 1], b"x"),
+            Err(Error::KeyTooBig)
+        ));
+    }
+
+    #[test]
+    fn freed_overflow_pages_are_reused() {
+        let mut m = mem(4096);
+        let root = create_tree(&mut m).unwrap();
+        put(&mut m, root, b"a", &[1u8; 100_000]).unwrap();
+        let before = space::read_meta(&mut m).unwrap().last_page;
+        for _ in 0..5 {
+            put(&mut m, root, b"a", &[2u8; 100_000]).unwrap();
+        }
+        let after = space::read_meta(&mut m).unwrap().last_page;
+        assert!(after <= before + 30, "{before} -> {after}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Layer 3: the buffer cache. Pages changed by commits stay here, dirty, until the flusher
+//! writes them; clean pages are evicted by a clock sweep when the cache is over capacity.
+//! The write-ahead rule lives here: a dirty page may be written only once the log is durable
+//! past the commit that last changed it (`wal_lsn`).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::lsn::Lsn;
+
+/// (database id, page number).
+pub type PageKey = (u32, u32);
+
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub data: Vec<u8>,
+    pub dirty: bool,
+    /// Where redo must start to rebuild this page's unflushed changes.
+    pub rec_lsn: Lsn,
+    /// End of the commit that last changed the page.
+    pub wal_lsn: Lsn,
+    /// A copy is being written by the flusher.
+    pub in_flight: bool,
+    hot: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    frames: HashMap<PageKey, Frame>,
+    clock: VecDeque<PageKey>,
+    capacity: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl Cache {
+    pub fn new(capacity: usize) -> Cache {
+        Cache {
+            frames: HashMap::new(),
+            clock: VecDeque::new(),
+            capacity,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub fn get(&mut self, key: PageKey) -> Option<&[u8]> {
+        match self.frames.get_mut(&key) {
+            Some(f) => {
+                f.hot = true;
+                self.hits += 1;
+                Some(&f.data)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Adds a page just read from disk.
+    pub fn insert_clean(&mut self, key: PageKey, data: Vec<u8>) {
+        if self.frames.contains_key(&key) {
+            return;
+        }
+        self.frames.insert(
+            key,
+            Frame {
+                data,
+                dirty: false,
+                rec_lsn: Lsn(0),
+                wal_lsn: Lsn(0),
+                in_flight: false,
+                hot: true,
+            },
+        );
+        self.clock.push_back(key);
+        self.evict();
+    }
+
+    /// Installs a page changed by a commit whose records start at `rec_lsn` and end at `wal_lsn`.
+    pub fn install(&mut self, key: PageKey, data: Vec<u8>, rec_lsn: Lsn, wal_lsn: Lsn) {
+        match self.frames.get_mut(&key) {
+            Some(f) => {
+                if !f.dirty {
+                    f.rec_lsn = rec_lsn;
+                }
+                f.data = data;
+                f.dirty = true;
+                f.wal_lsn = wal_lsn;
+                f.hot = true;
+            }
+            None => {
+                self.frames.insert(
+                    key,
+                    Frame {
+                        data,
+                        dirty: true,
+                        rec_lsn,
+                        wal_lsn,
+                        in_flight: false,
+                        hot: true,
+                    },
+                );
+                self.clock.push_back(key);
+            }
+        }
+        self.evict();
+    }
+
+    /// Evicts clean, idle pages while over capacity. Dirty pages stay: the flusher is asked
+    /// to catch up instead (`over_dirty`).
+    fn evict(&mut self) {
+        let mut budget = self.clock.len() * 2;
+        while self.frames.len() > self.capacity && budget > 0 {
+            budget -= 1;
+            let Some(key) = self.clock.pop_front() else {
+                break;
+            };
+            let Some(f) = self.frames.get_mut(&key) else {
+                continue;
+            };
+            if f.hot || f.dirty || f.in_flight {
+                f.hot = false;
+                self.clock.push_back(key);
+                continue;
+            }
+            self.frames.remove(&key);
+        }
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.frames.values().filter(|f| f.dirty).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Dirty pages whose commit is durable: copies to write, marked in flight and clean.
+    /// Returns them with the lowest `rec_lsn` among dirty pages left behind.
+    pub fn take_flushable(&mut self, durable: Lsn) -> (Vec<(PageKey, Vec<u8>)>, Option<Lsn>) {
+        let mut out = Vec::new();
+        let mut left_min: Option<Lsn> = None;
+        for (k, f) in self.frames.iter_mut() {
+            if !f.dirty {
+                continue;
+            }
+            if f.wal_lsn <= durable && !f.in_flight {
+                f.dirty = false;
+                f.in_flight = true;
+                out.push((*k, f.data.clone()));
+            } else {
+                left_min = Some(left_min.map_or(f.rec_lsn, |m| m.min(f.rec_lsn)));
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        (out, left_min)
+    }
+
+    /// The flusher wrote these pages.
+    pub fn flushed(&mut self, keys: &[PageKey]) {
+        for k in keys {
+            if let Some(f) = self.frames.get_mut(k) {
+                f.in_flight = false;
+            }
+        }
+        self.evict();
+    }
+
+    /// The flusher failed: the pages are dirty again.
+    pub fn flush_failed(&mut self, keys: &[PageKey]) {
+        for k in keys {
+            if let Some(f) = self.frames.get_mut(k) {
+                f.in_flight = false;
+                f.dirty = true;
+            }
+        }
+    }
+
+    /// Drops every page of a database (detach).
+    pub fn remove_db(&mut self, dbid: u32) {
+        self.frames.retain(|k, _| k.0 != dbid);
+        self.clock.retain(|k| k.0 != dbid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirty_pages_wait_for_the_log_and_are_not_evicted() {
+        let mut c = Cache::new(2);
+        c.install((1, 1), vec![1], Lsn(10), Lsn(20));
+        c.install((1, 2), vec![2], Lsn(30), Lsn(40));
+        c.insert_clean((1, 3), vec![3]);
+        c.insert_clean((1, 4), vec![4]);
+        assert!(c.get((1, 1)).is_some() && c.get((1, 2)).is_some());
+        let (pages, left) = c.take_flushable(Lsn(25));
+        assert_eq!(pages.len(), 1);
+        assert_eq!(left, Some(Lsn(30)));
+        c.flushed(&[(1, 1)]);
+        assert_eq!(c.dirty_count(), 1);
+    }
+}

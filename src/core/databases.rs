@@ -1,0 +1,231 @@
+//! Creating, attaching and detaching database files.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use super::commit::Overlay;
+use super::{CommitTicket, Core, Database, DbId};
+use crate::btree;
+use crate::db::{DbFile, DbHeader, STATE_CLEAN, STATE_DIRTY};
+use crate::log::{AttachEntry, Record};
+use crate::{Error, Result};
+
+impl Core {
+    fn attached_path(&self, path: &Path) -> Option<u32> {
+        self.dbs
+            .iter()
+            .find(|(_, d)| d.path == path)
+            .map(|(id, _)| *id)
+    }
+
+    /// The id of the database attached at `path`.
+    pub fn database_id(&self, path: &Path) -> Option<DbId> {
+        self.attached_path(path).map(DbId)
+    }
+
+    /// Paths of the attached databases, in attach order.
+    pub fn attached(&self) -> Vec<(DbId, PathBuf)> {
+        self.dbs
+            .iter()
+            .map(|(id, d)| (DbId(*id), d.path.clone()))
+            .collect()
+    }
+
+    /// The in-memory header of an attached database.
+    pub fn header(&self, db: DbId) -> Result<&DbHeader> {
+        self.dbs
+            .get(&db.0)
+            .map(|d| &d.header)
+            .ok_or(Error::InvalidDatabaseId)
+    }
+
+    /// The open file of an attached database.
+    pub fn db_file(&self, db: DbId) -> Result<&DbFile> {
+        self.dbs
+            .get(&db.0)
+            .map(|d| &d.file)
+            .ok_or(Error::InvalidDatabaseId)
+    }
+
+    /// Last data page of an attached database, as the cache knows it.
+    pub fn last_page(&mut self, db: DbId) -> Result<u32> {
+        let mut v = self.view(db.0, None)?;
+        Ok(btree::read_meta(&mut v)?.last_page)
+    }
+
+    fn entries(&self) -> Vec<AttachEntry> {
+        self.dbs
+            .iter()
+            .map(|(id, d)| AttachEntry {
+                dbid: *id,
+                signature: d.header.db_signature,
+                path: d.path.clone(),
+            })
+            .collect()
+    }
+
+    fn refresh_preamble(&mut self) {
+        let e = self.entries();
+        self.log.set_preamble(e);
+    }
+
+    /// Creates a database file and attaches it. Returns the commit that formats it; the
+    /// database is usable at once, durable once that commit is.
+    pub fn create_database(&mut self, path: &Path) -> Result<(DbId, CommitTicket)> {
+        self.check_available()?;
+        let path = checked_path(path)?;
+        if self.attached_path(&path).is_some() {
+            return Err(Error::DatabaseDuplicate);
+        }
+        if self.storage.exists(&path) {
+            return Err(Error::FileAlreadyExists);
+        }
+        let ps = self.params.page_bytes();
+        let mut header = DbHeader::new(ps, self.log.signature());
+        header.gen_min_required = self.log.gen();
+        let dbid = self.next_dbid;
+        let entry = AttachEntry {
+            dbid,
+            signature: header.db_signature,
+            path: path.clone(),
+        };
+        let at = self.log.append(
+            &Record::Attach {
+                entry,
+                created: true,
+                page_size: ps,
+            },
+            true,
+        )?;
+        self.log.wait_durable(at)?;
+        let file = DbFile::create(&*self.storage, &path, &header)?;
+        self.next_dbid += 1;
+        self.dbs.insert(
+            dbid,
+            Database {
+                path,
+                file,
+                header,
+                tables: HashMap::new(),
+            },
+        );
+        self.refresh_preamble();
+        let mut overlay = Overlay::new();
+        btree::format(&mut self.view(dbid, Some(&mut overlay))?);
+        let t = self.log_changes(overlay, true)?;
+        Ok((DbId(dbid), t))
+    }
+
+    /// Attaches an existing database file.
+    pub fn attach_database(&mut self, path: &Path) -> Result<DbId> {
+        self.check_available()?;
+        let path = checked_path(path)?;
+        if self.attached_path(&path).is_some() {
+            return Err(Error::DatabaseDuplicate);
+        }
+        let (file, mut header) = DbFile::open(&*self.storage, &path)?;
+        if header.page_size != self.params.page_bytes() {
+            return Err(Error::PageSizeMismatch);
+        }
+        if header.state != STATE_CLEAN {
+            return Err(Error::DatabaseDirtyShutdown);
+        }
+        let dbid = self.next_dbid;
+        let entry = AttachEntry {
+            dbid,
+            signature: header.db_signature,
+            path: path.clone(),
+        };
+        let at = self.log.append(
+            &Record::Attach {
+                entry,
+                created: false,
+                page_size: header.page_size,
+            },
+            true,
+        )?;
+        self.log.wait_durable(at)?;
+        header.state = STATE_DIRTY;
+        header.log_signature = self.log.signature();
+        header.gen_min_required = self.log.gen();
+        file.write_header(&header)?;
+        self.next_dbid += 1;
+        self.dbs.insert(
+            dbid,
+            Database {
+                path,
+                file,
+                header,
+                tables: HashMap::new(),
+            },
+        );
+        if let Err(e) = self.load_catalog(dbid) {
+            self.dbs.remove(&dbid);
+            self.cache.remove_db(dbid);
+            return Err(e);
+        }
+        self.refresh_preamble();
+        Ok(DbId(dbid))
+    }
+
+    fn load_catalog(&mut self, dbid: u32) -> Result<()> {
+        let mut v = self.view(dbid, None)?;
+        let root = btree::read_meta(&mut v)?.catalog_root;
+        let rows = btree::scan(&mut v, root, Bound::Unbounded, Bound::Unbounded)?;
+        let mut tables = HashMap::new();
+        for (k, val) in rows {
+            let name = String::from_utf8(k).map_err(|_| Error::CatalogCorrupted)?;
+            let bytes: [u8; 8] = val
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::CatalogCorrupted)?;
+            tables.insert(name, u64::from_le_bytes(bytes) as u32);
+        }
+        if let Some(db) = self.dbs.get_mut(&dbid) {
+            db.tables = tables;
+        }
+        Ok(())
+    }
+
+    /// Detaches a database: its pages are flushed and its header marked clean.
+    pub fn detach_database(&mut self, path: &Path) -> Result<()> {
+        self.check_available()?;
+        let path = checked_path(path)?;
+        let dbid = self.attached_path(&path).ok_or(Error::DatabaseNotFound)?;
+        if self
+            .sessions
+            .values()
+            .flatten()
+            .any(|t| t.writes.keys().any(|k| k.0 == dbid))
+        {
+            return Err(Error::DatabaseInUse);
+        }
+        let at = self.log.append(&Record::Detach { dbid }, true)?;
+        self.log.wait_durable(at)?;
+        self.flush_all()?;
+        let db = self.dbs.remove(&dbid).ok_or(Error::DatabaseNotFound)?;
+        self.cache.remove_db(dbid);
+        self.refresh_preamble();
+        let mut h = db.header;
+        h.state = STATE_CLEAN;
+        h.consistent_lsn = self.log.tip().0;
+        db.file.write_header(&h)
+    }
+
+    /// Writes a header change (a backup field) to an attached database's file.
+    pub fn write_header(&mut self, db: DbId, header: DbHeader) -> Result<()> {
+        let d = self.dbs.get_mut(&db.0).ok_or(Error::InvalidDatabaseId)?;
+        d.file.write_header(&header)?;
+        d.header = header;
+        Ok(())
+    }
+}
+
+/// Refuses empty paths; keeps the path as the caller spelled it (the name ESE reports back).
+fn checked_path(p: &Path) -> Result<PathBuf> {
+    if p.as_os_str().is_empty() {
+        return Err(Error::InvalidParameter);
+    }
+    Ok(p.to_path_buf())
+}

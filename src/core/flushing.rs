@@ -1,0 +1,186 @@
+//! Writing dirty pages back and advancing the checkpoint; clean and dirty termination.
+
+use std::collections::HashMap;
+
+use super::Core;
+use crate::db::STATE_CLEAN;
+use crate::flush::{FlushDone, FlushJob};
+use crate::log::checkpoint::{self, Checkpoint};
+use crate::log::Record;
+use crate::lsn::Lsn;
+use crate::{Error, Result};
+
+impl Core {
+    /// Takes in what the I/O threads finished and starts more background work if due. Cheap;
+    /// the actor calls it on every wake-up.
+    pub fn pump(&mut self) {
+        while let Ok(done) = self.flusher.done.try_recv() {
+            self.flush_done(done);
+        }
+        self.maybe_flush();
+    }
+
+    fn flush_done(&mut self, done: FlushDone) {
+        self.flush_in_flight = false;
+        match done.result {
+            Ok(()) => {
+                self.cache.flushed(&done.keys);
+                self.stats.flushes += 1;
+                if let Some(c) = done.checkpoint {
+                    self.log.set_checkpoint_gen(c.lsn.gen());
+                    self.checkpoint = c;
+                }
+            }
+            Err(e) => {
+                self.cache.flush_failed(&done.keys);
+                tracing::error!(error = %e, "database write failed; the instance is unavailable");
+                self.unavailable.get_or_insert(match e {
+                    Error::DiskFull(_) => Error::DiskFull(crate::error::IoError::new(
+                        std::io::Error::other("database volume full"),
+                    )),
+                    _ => Error::InstanceUnavailable,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn after_commit(&mut self) {
+        self.pump();
+    }
+
+    /// Log bytes between two positions (files are fixed-size, so generations count whole).
+    fn distance(&self, from: Lsn, to: Lsn) -> u64 {
+        let size = self.params.log_bytes();
+        (to.gen() as u64 * size + to.offset() as u64)
+            .saturating_sub(from.gen() as u64 * size + from.offset() as u64)
+    }
+
+    fn maybe_flush(&mut self) {
+        if self.flush_in_flight || self.unavailable.is_some() {
+            return;
+        }
+        let due_by_log =
+            self.distance(self.flush_started_at, self.log.tip()) > self.params.log_bytes() / 2;
+        let due_by_cache = self.cache.len() > self.params.cache_pages;
+        if due_by_log || due_by_cache {
+            self.start_flush();
+        }
+    }
+
+    /// Hands every dirty page whose commit is durable to the flusher, with the checkpoint
+    /// that becomes true once they are written.
+    fn start_flush(&mut self) {
+        let durable = self.log.durable();
+        let (pages, left_min) = self.cache.take_flushable(durable);
+        if left_min.is_some() {
+            self.log.request_sync();
+        }
+        let lsn = left_min
+            .map_or(durable, |m| m.min(durable))
+            .max(self.checkpoint.lsn);
+        let checkpoint = Checkpoint {
+            seq: self.checkpoint.seq + 1,
+            log_signature: self.log.signature(),
+            lsn,
+            attached: self.dbs_entries(),
+        };
+        let files: HashMap<u32, _> = self
+            .dbs
+            .iter()
+            .map(|(id, d)| (*id, d.file.clone()))
+            .collect();
+        let path = checkpoint::path(self.params.system_dir(), self.params.base());
+        self.flush_in_flight = true;
+        self.flush_started_at = self.log.tip();
+        self.flusher.submit(FlushJob {
+            pages,
+            files,
+            checkpoint: Some((path, checkpoint)),
+        });
+    }
+
+    fn dbs_entries(&self) -> Vec<crate::log::AttachEntry> {
+        self.dbs
+            .iter()
+            .map(|(id, d)| crate::log::AttachEntry {
+                dbid: *id,
+                signature: d.header.db_signature,
+                path: d.path.clone(),
+            })
+            .collect()
+    }
+
+    fn wait_flush(&mut self) -> Result<()> {
+        if self.flush_in_flight {
+            let done = self
+                .flusher
+                .done
+                .recv()
+                .map_err(|_| Error::InstanceUnavailable)?;
+            self.flush_done(done);
+        }
+        self.check_available()
+    }
+
+    /// Blocks until every change is in the database files and the checkpoint is at the log's
+    /// tip.
+    pub fn flush_all(&mut self) -> Result<()> {
+        self.wait_flush()?;
+        let tip = self.log.tip();
+        self.log.request_sync();
+        self.log.wait_durable(tip)?;
+        self.start_flush();
+        self.wait_flush()?;
+        if self.cache.dirty_count() > 0 {
+            return Err(Error::InternalError);
+        }
+        Ok(())
+    }
+
+    /// Flushes everything and writes a checkpoint now (blocking).
+    pub fn checkpoint_now(&mut self) -> Result<()> {
+        self.check_available()?;
+        self.flush_all()
+    }
+
+    /// Clean termination: log a shutdown, flush every page, checkpoint at the tip, mark every
+    /// database clean, stop the I/O threads.
+    pub fn term_clean(mut self) -> Result<()> {
+        self.check_available()?;
+        let at = self.log.append(&Record::Shutdown, true)?;
+        self.log.wait_durable(at)?;
+        self.flush_all()?;
+        let tip = self.log.tip();
+        let ids: Vec<u32> = self.dbs.keys().copied().collect();
+        for id in ids {
+            let d = &self.dbs[&id];
+            let mut h = d.header.clone();
+            h.state = STATE_CLEAN;
+            h.consistent_lsn = tip.0;
+            d.file.write_header(&h)?;
+        }
+        let chk = Checkpoint {
+            seq: self.checkpoint.seq + 1,
+            log_signature: self.log.signature(),
+            lsn: tip,
+            attached: vec![],
+        };
+        checkpoint::write(
+            &*self.storage,
+            &checkpoint::path(self.params.system_dir(), self.params.base()),
+            &chk,
+        )?;
+        self.flusher.stop();
+        self.log.close()?;
+        tracing::info!(event_id = 102u32, "instance terminated cleanly");
+        Ok(())
+    }
+
+    /// Dirty termination: stop without flushing the cache or marking anything clean (the
+    /// next open recovers). Whatever the log writer already had is still written.
+    pub fn term_dirty(mut self) {
+        self.flusher.stop();
+        self.log.abandon();
+        tracing::info!("instance terminated dirty; the next init recovers");
+    }
+}

@@ -1,0 +1,246 @@
+//! Layer 7: the instance core. Owns the log, the cache, the attached databases, the
+//! sessions' open transactions and the flusher. Every operation is a method on `&mut self`
+//! that completes from memory or hands its disk work to the log writer or the flusher and
+//! returns something to wait on ([`CommitTicket`]); nothing here waits for an fsync, except
+//! the rare whole-instance steps that say so (`open`, database attach/detach, `term_clean`).
+
+mod commit;
+mod databases;
+mod flushing;
+mod sessions;
+mod view;
+
+pub use view::View;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::cache::Cache;
+use crate::db::{DbFile, DbHeader};
+use crate::flush::Flusher;
+use crate::io::StorageRef;
+use crate::log::checkpoint::{self, Checkpoint};
+use crate::log::{Log, LogConfig, Notify};
+use crate::lsn::Lsn;
+use crate::params::InstanceParams;
+use crate::recovery::{self, ReplayStats};
+use crate::txn::{Conflicts, Txn};
+use crate::{Error, Result};
+
+/// An attached database, as a handle the host holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DbId(pub(crate) u32);
+
+impl DbId {
+    /// The instance's number for the database (also used in log records).
+    pub fn raw(self) -> u32 {
+        self.0
+    }
+}
+
+/// A session of the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub(crate) u64);
+
+/// What a commit returns: the log position that must be durable before it may be
+/// acknowledged as durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitTicket {
+    /// End of the commit's records.
+    pub lsn: Lsn,
+    /// Whether the caller asked for a durable commit.
+    pub durable: bool,
+}
+
+/// Counters readable from the instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Commits that wrote something.
+    pub commits: u64,
+    /// Log fsyncs.
+    pub log_fsyncs: u64,
+    /// Log write batches (group commits).
+    pub log_batches: u64,
+    /// Flush jobs completed.
+    pub flushes: u64,
+    /// Pages in the cache.
+    pub cached_pages: usize,
+    /// Cache hits and misses.
+    pub cache_hits: u64,
+    /// Cache misses.
+    pub cache_misses: u64,
+    /// What soft recovery replayed at open.
+    pub recovery: ReplayStats,
+}
+
+/// An attached database inside the core.
+#[derive(Debug)]
+pub(crate) struct Database {
+    pub path: PathBuf,
+    pub file: DbFile,
+    pub header: DbHeader,
+    pub tables: HashMap<String, u32>,
+}
+
+/// The engine state of one instance.
+pub struct Core {
+    storage: StorageRef,
+    params: InstanceParams,
+    log: Log,
+    cache: Cache,
+    flusher: Flusher,
+    flush_in_flight: bool,
+    flush_started_at: Lsn,
+    checkpoint: Checkpoint,
+    dbs: BTreeMap<u32, Database>,
+    next_dbid: u32,
+    sessions: HashMap<u64, Option<Txn>>,
+    next_session: u64,
+    commit_seq: u64,
+    conflicts: Conflicts,
+    notify: Arc<Mutex<Option<Notify>>>,
+    unavailable: Option<Error>,
+    stats: CoreStats,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("log", &self.log)
+            .field("dbs", &self.dbs.len())
+            .finish()
+    }
+}
+
+impl Core {
+    /// Opens an instance's files: checks the parameters, runs soft recovery (which leaves
+    /// every database it replayed clean and detached), and starts the log writer and the
+    /// flusher. Blocks while recovery runs.
+    pub fn open(storage: StorageRef, params: InstanceParams) -> Result<Core> {
+        params.validate()?;
+        storage.create_dir_all(params.log_dir())?;
+        storage.create_dir_all(params.system_dir())?;
+        let cfg = LogConfig {
+            dir: params.log_dir().clone(),
+            base: params.base().to_string(),
+            file_size: params.log_bytes(),
+            circular: params.is_circular(),
+        };
+        let (log, recovered) = match recovery::recover(&*storage, &params)? {
+            Some((resume, stats)) => (Log::resume(storage.clone(), cfg, resume)?, stats),
+            None => (Log::create(storage.clone(), cfg)?, ReplayStats::default()),
+        };
+        let chk_path = checkpoint::path(params.system_dir(), params.base());
+        let old_seq = checkpoint::read(&*storage, &chk_path)
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.seq);
+        let checkpoint = Checkpoint {
+            seq: old_seq + 1,
+            log_signature: log.signature(),
+            lsn: log.tip(),
+            attached: vec![],
+        };
+        checkpoint::write(&*storage, &chk_path, &checkpoint)?;
+        let notify: Arc<Mutex<Option<Notify>>> = Arc::new(Mutex::new(None));
+        let flusher = Flusher::start(storage.clone(), notify.clone())?;
+        let cache = Cache::new(params.cache_pages);
+        let tip = log.tip();
+        let mut core = Core {
+            storage,
+            params,
+            log,
+            cache,
+            flusher,
+            flush_in_flight: false,
+            flush_started_at: tip,
+            checkpoint,
+            dbs: BTreeMap::new(),
+            next_dbid: 1,
+            sessions: HashMap::new(),
+            next_session: 1,
+            commit_seq: 0,
+            conflicts: Conflicts::default(),
+            notify,
+            unavailable: None,
+            stats: CoreStats::default(),
+        };
+        core.stats.recovery = recovered;
+        let gen = core.log.gen();
+        core.log.set_checkpoint_gen(gen);
+        Ok(core)
+    }
+
+    /// Sets a callback run (on an I/O thread) whenever the log becomes durable further or a
+    /// flush completes: the actor turns it into a mailbox wake-up.
+    pub fn set_notify(&self, n: Option<Notify>) {
+        self.log.shared().set_notify(n.clone());
+        *self.notify.lock() = n;
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &InstanceParams {
+        &self.params
+    }
+
+    /// The storage the instance runs on.
+    pub fn storage(&self) -> &StorageRef {
+        &self.storage
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The log, mutably (backup rolls and holds it).
+    pub fn log_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+
+    /// The last checkpoint written.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Whether a commit is durable yet; the error that poisoned the log if it never will be.
+    pub fn is_durable(&self, t: CommitTicket) -> Result<bool> {
+        if self.log.durable() >= t.lsn {
+            return Ok(true);
+        }
+        match self.log.shared().poisoned() {
+            Some(e) => Err(e),
+            None => Ok(false),
+        }
+    }
+
+    /// Blocks until a commit is durable (for synchronous callers).
+    pub fn wait(&self, t: CommitTicket) -> Result<()> {
+        self.log.wait_durable(t.lsn)
+    }
+
+    /// Fails if a fatal I/O error made the instance unavailable.
+    pub fn check_available(&self) -> Result<()> {
+        if let Some(e) = &self.unavailable {
+            return Err(e.clone());
+        }
+        if let Some(e) = self.log.shared().poisoned() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CoreStats {
+        let mut s = self.stats.clone();
+        s.log_fsyncs = self.log.shared().fsyncs();
+        s.log_batches = self.log.shared().batches();
+        s.cached_pages = self.cache.len();
+        s.cache_hits = self.cache.hits;
+        s.cache_misses = self.cache.misses;
+        s
+    }
+}

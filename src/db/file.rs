@@ -1,0 +1,135 @@
+//! A database file on a [`Storage`]: header at offset 0, its shadow at `page_size`, data page
+//! `p` at `(p + 1) * page_size`.
+
+use std::path::{Path, PathBuf};
+
+use super::DbHeader;
+use crate::io::{FileRef, OpenMode, Storage};
+use crate::page;
+use crate::{Error, Result};
+
+/// An open database file.
+#[derive(Debug, Clone)]
+pub struct DbFile {
+    /// Where the file is.
+    pub path: PathBuf,
+    /// The open file.
+    pub file: FileRef,
+    /// Its page size.
+    pub page_size: u32,
+}
+
+impl DbFile {
+    /// Creates a new file and writes `header` to both header slots (durably).
+    pub fn create(storage: &dyn Storage, path: &Path, header: &DbHeader) -> Result<DbFile> {
+        let file = storage.open(path, OpenMode::CreateNew)?;
+        let db = DbFile {
+            path: path.to_path_buf(),
+            file,
+            page_size: header.page_size,
+        };
+        db.write_header(header)?;
+        if let Some(dir) = path.parent() {
+            storage.sync_dir(dir)?;
+        }
+        Ok(db)
+    }
+
+    /// Opens an existing file and reads its header (the shadow copy when the first is
+    /// damaged; `DatabaseCorrupted` when both are).
+    pub fn open(storage: &dyn Storage, path: &Path) -> Result<(DbFile, DbHeader)> {
+        let file = storage.open(path, OpenMode::Existing)?;
+        let header = read_header(&file)?;
+        let db = DbFile {
+            path: path.to_path_buf(),
+            file,
+            page_size: header.page_size,
+        };
+        Ok((db, header))
+    }
+
+    /// Writes the header to both slots, the first, a sync, then the shadow: one of them is
+    /// always whole.
+    pub fn write_header(&self, header: &DbHeader) -> Result<()> {
+        let bytes = header.encode();
+        self.file.write_at(&bytes, 0)?;
+        self.file.sync()?;
+        self.file.write_at(&bytes, self.page_size as u64)?;
+        self.file.sync()
+    }
+
+    /// Reads data page `pgno` and verifies it. A page past the end of the file reads as
+    /// zeros (never written).
+    pub fn read_page(&self, pgno: u32) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.page_size as usize];
+        let off = page::page_offset(pgno, self.page_size);
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.file.read_at(&mut buf[done..], off + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        page::verify(&buf, pgno)?;
+        Ok(buf)
+    }
+
+    /// Reads data page `pgno` without verifying it (redo decides what a bad page means).
+    pub fn read_page_raw(&self, pgno: u32) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.page_size as usize];
+        let off = page::page_offset(pgno, self.page_size);
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.file.read_at(&mut buf[done..], off + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(buf)
+    }
+
+    /// Seals and writes a data page (not synced).
+    pub fn write_page(&self, pgno: u32, data: &mut [u8]) -> Result<()> {
+        page::seal(data);
+        self.file
+            .write_at(data, page::page_offset(pgno, self.page_size))
+    }
+
+    /// Syncs the file.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync()
+    }
+}
+
+/// Reads the header from an open file: the first slot, or the shadow if the first is bad.
+pub fn read_header(file: &FileRef) -> Result<DbHeader> {
+    let mut first = vec![0u8; 4096];
+    let n = file.read_at(&mut first, 0)?;
+    let size = DbHeader::peek_page_size(&first[..n])
+        .or_else(|| shadow_size_guess(file))
+        .ok_or(Error::DatabaseCorrupted)?;
+    for slot in 0..2u64 {
+        let mut buf = vec![0u8; size as usize];
+        if file.read_exact_at(&mut buf, slot * size as u64).is_ok() {
+            if let Ok(h) = DbHeader::decode(&buf) {
+                return Ok(h);
+            }
+        }
+    }
+    Err(Error::DatabaseCorrupted)
+}
+
+/// When the first header's size field is damaged, try each page size for the shadow.
+fn shadow_size_guess(file: &FileRef) -> Option<u32> {
+    for size in page::PAGE_SIZES {
+        let mut b = vec![0u8; 32];
+        if file.read_exact_at(&mut b, size as u64).is_ok()
+            && DbHeader::peek_page_size(&b) == Some(size)
+        {
+            return Some(size);
+        }
+    }
+    None
+}

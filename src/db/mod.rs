@@ -1,0 +1,7 @@
+//! Layer 2: database files: the header pair and the data pages.
+
+mod file;
+mod header;
+
+pub use file::DbFile;
+pub use header::{BackupField, BackupInfo, DbHeader, Signature, Trailer, STATE_CLEAN, STATE_DIRTY};

@@ -1,0 +1,714 @@
+//! ESE error codes.
+//!
+//! Every error the engine returns is one of Microsoft ESE's (`esent.dll`) errors, with ESE's
+//! name and number (from `jethdr.w`), so that a host or a log reader can look it up in ESE's
+//! documentation. Only errors are listed: ESE's warnings (positive numbers, and the oddly
+//! negative `JET_wrnNyi`) are not failures and have no place in a `Result`'s error side.
+//! Aliases (`JET_errDatabaseInconsistent` = `JET_errDatabaseDirtyShutdown`) get no variant of
+//! their own, because a code must map back to exactly one variant.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// The engine's result type: `Err` is always an ESE error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An operating-system I/O error kept inside [`Error::DiskIO`] and [`Error::DiskFull`].
+///
+/// `std::io::Error` is not `Clone`; the engine hands one failure to many waiters (every
+/// session of a group commit sees the same fsync error), so the error is shared behind an
+/// `Arc`. It displays as the wrapped error does.
+#[derive(Debug, Clone)]
+pub struct IoError(pub Arc<io::Error>);
+
+impl IoError {
+    /// Wraps an OS error.
+    pub fn new(e: io::Error) -> Self {
+        IoError(Arc::new(e))
+    }
+
+    /// The wrapped OS error.
+    pub fn io(&self) -> &io::Error {
+        &self.0
+    }
+
+    /// The error kind of the wrapped OS error.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl From<io::Error> for IoError {
+    fn from(e: io::Error) -> Self {
+        IoError::new(e)
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for IoError {
+    // `IoError` stands in for the `io::Error` itself, so its cause is the io::Error's cause;
+    // returning the io::Error here would print the same message twice in an error chain.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Builds the whole error table from one list, so that a variant's name, number and sentence
+/// are written once and `code`, `name`, `from_code`, `all_codes` and `Display` cannot
+/// disagree.
+macro_rules! errors {
+    (
+        units {
+            $( $(#[$meta:meta])* $name:ident = $code:literal, $msg:literal; )*
+        }
+        io {
+            $( $(#[$imeta:meta])* $iname:ident = $icode:literal, $imsg:literal; )*
+        }
+    ) => {
+        /// An ESE error: one variant per ESE error, named as ESE names it minus `JET_err`.
+        ///
+        /// [`Error::code`] gives ESE's number, [`Error::name`] ESE's name, and `Display`
+        /// prints both with a sentence: `JET_errNoBackup (-520): no external backup is in
+        /// progress`. Two variants keep the operating-system error that caused them
+        /// ([`Error::DiskIO`], [`Error::DiskFull`]); it is their `source()`.
+        ///
+        /// Two errors compare equal when their ESE codes are equal (the kept OS error is not
+        /// compared), so tests can write `assert_eq!(r, Err(Error::NoBackup))`.
+        #[non_exhaustive]
+        #[derive(Debug, Clone, thiserror::Error)]
+        pub enum Error {
+            $(
+                #[doc = concat!(
+                    "`JET_err", stringify!($name), "` (", stringify!($code), "): ", $msg, "."
+                )]
+                $(#[$meta])*
+                #[error("JET_err{} ({}): {}", stringify!($name), $code, $msg)]
+                $name,
+            )*
+            $(
+                #[doc = concat!(
+                    "`JET_err", stringify!($iname), "` (", stringify!($icode), "): ", $imsg, "."
+                )]
+                $(#[$imeta])*
+                #[error("JET_err{} ({}): {}", stringify!($iname), $icode, $imsg)]
+                $iname(#[source] IoError),
+            )*
+        }
+
+        impl Error {
+            /// ESE's error number, e.g. `NoBackup` -> -520.
+            pub fn code(&self) -> i32 {
+                match self {
+                    $( Error::$name => $code, )*
+                    $( Error::$iname(_) => $icode, )*
+                }
+            }
+
+            /// ESE's name of the error, e.g. `"JET_errNoBackup"`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Error::$name => concat!("JET_err", stringify!($name)), )*
+                    $( Error::$iname(_) => concat!("JET_err", stringify!($iname)), )*
+                }
+            }
+
+            /// The human sentence of the error, without name or number.
+            pub fn message(&self) -> &'static str {
+                match self {
+                    $( Error::$name => $msg, )*
+                    $( Error::$iname(_) => $imsg, )*
+                }
+            }
+
+            /// The error with ESE number `code`, or `None` if the engine does not know it.
+            ///
+            /// `DiskIO` and `DiskFull` carry a synthetic OS error, since the number alone
+            /// does not say which OS error it was.
+            pub fn from_code(code: i32) -> Option<Error> {
+                match code {
+                    $( $code => Some(Error::$name), )*
+                    $( $icode => Some(Error::$iname(IoError::new(io::Error::other(
+                        concat!("JET_err", stringify!($iname), " rebuilt from its error code"),
+                    )))), )*
+                    _ => None,
+                }
+            }
+
+            /// Every error number the engine knows, in table order.
+            pub fn all_codes() -> &'static [i32] {
+                const ALL: &[i32] = &[ $( $code, )* $( $icode, )* ];
+                ALL
+            }
+        }
+    };
+}
+
+errors! {
+    units {
+        // ---- System ----
+        FileClose = -102, "a file could not be closed";
+        OutOfThreads = -103, "a worker thread could not be started";
+        TooManyIO = -105, "the system is busy with too many outstanding I/O operations";
+        TaskDropped = -106, "an asynchronous task could not be run";
+        InternalError = -107, "the engine hit a fatal internal error";
+
+        // ---- Buffer and directory managers (page-level corruption) ----
+        DatabaseBufferDependenciesCorrupted = -255,
+            "buffer dependencies are set improperly; recovery failed";
+        PreviousVersion = -322, "a version of this record already existed; recovery failed";
+        BadPageLink = -327, "the database is corrupted: a page link is broken";
+        BadBookmark = -328, "a bookmark has no matching location in the database";
+        NTSystemCallFailed = -334, "a call to the operating system failed";
+        BadParentPageLink = -338, "the database is corrupted: a parent page link is broken";
+        DbTimeCorrupted = -344,
+            "a page's database time is greater than the database's own time";
+        KeyTruncated = -346, "the key would be truncated on an index that forbids truncation";
+        DatabaseLeakInSpace = -348,
+            "some database pages are no longer reachable from the space tree";
+        BadEmptyPage = -351, "the database is corrupted: a page is unexpectedly empty";
+        BadLineCount = -354, "the database is corrupted: a page has too few lines";
+        PageTagCorrupted = -357, "the database is corrupted: a page tag is invalid";
+        NodeCorrupted = -358, "the database is corrupted: a node is larger than its line";
+
+        // ---- Record manager ----
+        /// The error for a key longer than the engine's key limit.
+        KeyTooBig = -408, "the key is longer than the maximum key size";
+
+        // ---- Logging and recovery ----
+        InvalidLoggedOperation = -500, "a logged operation cannot be redone";
+        LogFileCorrupt = -501, "a log file is corrupt";
+        NoBackupDirectory = -503, "no backup directory was given";
+        BackupDirectoryNotEmpty = -504, "the backup directory is not empty";
+        BackupInProgress = -505, "a backup is already in progress";
+        RestoreInProgress = -506, "a restore is in progress";
+        MissingPreviousLogFile = -509, "the log file the checkpoint points to is missing";
+        LogWriteFail = -510, "writing to the log file failed";
+        LogDisabledDueToRecoveryFailure = -511,
+            "logging is disabled because recovery failed";
+        CannotLogDuringRecoveryRedo = -512,
+            "nothing may be logged while recovery is replaying the log";
+        LogGenerationMismatch = -513,
+            "a log file's name does not match the generation recorded inside it";
+        BadLogVersion = -514, "the log file's version is not supported by this engine";
+        InvalidLogSequence = -515,
+            "the next log file's timestamp does not match the one expected";
+        LoggingDisabled = -516, "logging is not active";
+        LogBufferTooSmall = -517,
+            "an operation produced a log record too large for the log buffer or a log file";
+        LogSequenceEnd = -519, "the maximum log file generation has been reached";
+        NoBackup = -520, "no external backup is in progress";
+        InvalidBackupSequence = -521, "this backup call is out of sequence";
+        BackupNotAllowedYet = -523, "a backup cannot be started now";
+        DeleteBackupFileFail = -524, "a backup file could not be deleted";
+        MakeBackupDirectoryFail = -525, "the temporary backup directory could not be created";
+        /// ESE has no separate "circular logging" error: this is the error for an
+        /// incremental backup while circular logging is on.
+        InvalidBackup = -526,
+            "an incremental backup is not possible while circular logging is enabled";
+        RecoveredWithErrors = -527, "the restore finished with errors";
+        MissingLogFile = -528, "the current log file is missing";
+        LogDiskFull = -529, "the log disk is full";
+        BadLogSignature = -530, "a log file has the wrong signature";
+        BadDbSignature = -531, "a database file has the wrong signature";
+        BadCheckpointSignature = -532, "the checkpoint file has the wrong signature";
+        CheckpointCorrupt = -533, "the checkpoint file is missing or corrupt";
+        MissingPatchPage = -534, "a patch page needed by recovery was not found";
+        BadPatchPage = -535, "a patch page is not valid";
+        RedoAbruptEnded = -536, "replay ended abruptly because reading the log failed";
+        PatchFileMissing = -538, "the patch file is missing from the backup set";
+        DatabaseLogSetMismatch = -539,
+            "the database does not belong with the current set of log files";
+        DatabaseStreamingFileMismatch = -540,
+            "the database and its streaming file do not match each other";
+        LogFileSizeMismatch = -541,
+            "a log file's size does not match the configured log file size";
+        CheckpointFileNotFound = -542, "the checkpoint file could not be found";
+        RequiredLogFilesMissing = -543, "log files required for recovery are missing";
+        SoftRecoveryOnBackupDatabase = -544,
+            "soft recovery was attempted on a backed-up database; restore it instead";
+        LogFileSizeMismatchDatabasesConsistent = -545,
+            "the databases were recovered, but with a log file size other than the configured one";
+        LogSectorSizeMismatch = -546,
+            "the log file's sector size does not match the volume's sector size";
+        LogSectorSizeMismatchDatabasesConsistent = -547,
+            "the databases were recovered, but the log sector size does not match the volume's";
+        LogSequenceEndDatabasesConsistent = -548,
+            "the databases were recovered, but the log generations are used up; start a new log";
+        StreamingDataNotLogged = -549,
+            "a streaming file operation cannot be replayed because its data was not logged";
+        DatabaseDirtyShutdown = -550,
+            "the database was not shut down cleanly; recovery must run first";
+        ConsistentTimeMismatch = -551,
+            "the database's last consistent time does not match the log";
+        DatabasePatchFileMismatch = -552,
+            "the database's backup trailer does not belong to this backup";
+        EndingRestoreLogTooLow = -553,
+            "the restore's last log generation is lower than the databases need";
+        StartingRestoreLogTooHigh = -554,
+            "the restore's first log generation is higher than the databases need";
+        GivenLogFileHasBadSignature = -555, "a log file to restore has the wrong signature";
+        GivenLogFileIsNotContiguous = -556,
+            "a log file to restore does not follow the previous one";
+        MissingRestoreLogFiles = -557, "some log files to restore are missing";
+        MissingFullBackup = -560,
+            "the database has no previous full backup, so an incremental backup is not possible";
+        BadBackupDatabaseSize = -561,
+            "the backed-up database's size is not a whole number of pages";
+        DatabaseAlreadyUpgraded = -562, "the database is already in the current format";
+        DatabaseIncompleteUpgrade = -563,
+            "the database was only partly converted to the current format; restore it from backup";
+        MissingCurrentLogFiles = -565, "some current log files are missing";
+        DbTimeTooOld = -566,
+            "a page's database time is older than the one the log record expects";
+        DbTimeTooNew = -567,
+            "a page's database time is newer than the one the log record expects";
+        MissingFileToBackup = -569, "a log or patch file to back up is missing";
+        LogTornWriteDuringHardRestore = -570,
+            "a torn write was found in a backed-up log during restore";
+        LogTornWriteDuringHardRecovery = -571,
+            "a torn write was found in a log during hard recovery";
+        LogCorruptDuringHardRestore = -573,
+            "a backed-up log was found corrupt during restore";
+        LogCorruptDuringHardRecovery = -574, "a log was found corrupt during hard recovery";
+        MustDisableLoggingForDbUpgrade = -575,
+            "logging must be disabled to upgrade the database";
+        BadRestoreTargetInstance = -577,
+            "the restore's target instance was not found or its logs do not match";
+        RecoveredWithoutUndo = -579,
+            "recovery replayed every operation but skipped the undo phase";
+        DatabasesNotFromSameSnapshot = -580,
+            "the databases to restore are not from the same snapshot backup";
+        SoftRecoveryOnSnapshot = -581,
+            "soft recovery was attempted on a database from a snapshot backup";
+        CommittedLogFilesMissing = -582,
+            "log files that hold commits for this database are missing";
+        SectorSizeNotSupported = -583, "the disk's physical sector size is not supported";
+        RecoveredWithoutUndoDatabasesConsistent = -584,
+            "recovery replayed every operation; the skipped undo phase was not needed";
+        CommittedLogFileCorrupt = -586,
+            "log files that hold commits for this database are corrupt";
+        LogSequenceChecksumMismatch = -590,
+            "the previous log's accumulated checksum does not match the next log";
+        ExistingLogFileHasBadSignature = -610,
+            "an existing log file has the wrong signature";
+        ExistingLogFileIsNotContiguous = -611,
+            "an existing log file does not follow the previous one";
+        LogReadVerifyFailure = -612, "a log file failed its checksum while being backed up";
+        CheckpointDepthTooDeep = -614,
+            "too many log generations lie between the checkpoint and the current log";
+        RestoreOfNonBackupDatabase = -615,
+            "restore was attempted on a database that was not produced by a backup";
+        LogFileNotCopied = -616,
+            "log truncation was requested before every required log file was copied";
+        /// ESE keeps this number internal (not in the public `esent.h`).
+        SurrogateBackupInProgress = -617, "a surrogate backup is in progress";
+        TransactionTooLong = -618,
+            "too many log generations lie between a transaction's start and the current log";
+
+        // ---- Backup ----
+        /// ESE's source names this `errBackupAbortByCaller` and keeps it internal; its
+        /// documentation calls it `JET_errBackupAbortByCaller`, which is the name used here.
+        BackupAbortByCaller = -800,
+            "the backup was aborted by the client, or the connection to the client failed";
+        BackupAbortByServer = -801,
+            "the backup was aborted by the server (stop backup, or term with stop backup)";
+
+        // ---- Generic ----
+        InvalidGrbit = -900, "the flags (grbit) are not valid for this call";
+        TermInProgress = -1000, "the instance is being terminated";
+        FeatureNotAvailable = -1001, "this feature is not supported";
+        InvalidName = -1002, "the name is not valid";
+        InvalidParameter = -1003, "a parameter of the call is not valid";
+        DatabaseFileReadOnly = -1008,
+            "a read-only database file cannot be attached for writing";
+        InvalidDatabaseId = -1010, "the database id is not valid";
+        /// Also ESE's documented error for opening more backup files at once than allowed.
+        OutOfMemory = -1011, "out of memory, or out of a fixed-size resource";
+        OutOfDatabaseSpace = -1012, "the database has reached its maximum size";
+        OutOfCursors = -1013, "out of table cursors";
+        OutOfBuffers = -1014, "out of database page buffers";
+        RecordDeleted = -1017, "the record has been deleted";
+        ReadVerifyFailure = -1018, "a database page failed its checksum";
+        PageNotInitialized = -1019, "a database page is blank";
+        OutOfFileHandles = -1020, "out of file handles";
+        DiskReadVerificationFailure = -1021,
+            "the operating system reported a checksum (CRC) error reading the disk";
+        InvalidPath = -1023, "the file path is not valid";
+        InvalidSystemPath = -1024, "the system path is not valid";
+        InvalidLogDirectory = -1025, "the log directory is not valid";
+        RecordTooBig = -1026, "the record is larger than the maximum record size";
+        TooManyOpenDatabases = -1027, "too many databases are open";
+        InvalidDatabase = -1028, "the file is not a database file";
+        NotInitialized = -1029, "the instance is not initialised";
+        AlreadyInitialized = -1030, "the instance is already initialised";
+        InitInProgress = -1031, "the instance is being initialised";
+        FileAccessDenied = -1032, "the file cannot be accessed: it is locked, in use or protected";
+        BufferTooSmall = -1038, "the buffer is too small";
+        InvalidFilename = -1044, "the file name is not valid";
+        /// The error for a commit or rollback with no transaction open.
+        NotInTransaction = -1054, "the operation must be run inside a transaction";
+        MustRollback = -1057,
+            "the transaction must be rolled back because an unversioned update failed";
+        TooManyActiveUsers = -1059, "too many sessions are active";
+        VersionStoreOutOfMemory = -1069, "the version store is out of memory";
+        RunningInOneInstanceMode = -1080,
+            "a multi-instance call was made while the engine runs in one-instance mode";
+        RunningInMultiInstanceMode = -1081,
+            "a single-instance call was made while the engine runs in multi-instance mode";
+        SystemParamsAlreadySet = -1082, "the global system parameters are already set";
+        SystemPathInUse = -1083, "the system path is already used by another instance";
+        LogFilePathInUse = -1084, "the log file path is already used by another instance";
+        TempPathInUse = -1085, "the temporary path is already used by another instance";
+        InstanceNameInUse = -1086, "the instance name is already in use";
+        SystemParameterConflict = -1087,
+            "the global system parameters are already set to conflicting values";
+        InstanceUnavailable = -1090,
+            "the instance cannot be used because it hit a fatal error";
+        DatabaseUnavailable = -1091,
+            "the database cannot be used because it hit a fatal error";
+        InstanceUnavailableDueToFatalLogDiskFull = -1092,
+            "the instance cannot be used: its log disk filled up during a step that must not fail";
+        OutOfSessions = -1101, "out of sessions";
+        WriteConflict = -1102,
+            "another transaction has written the same data; this transaction conflicts with it";
+        /// Also the error for beginning a transaction in a session that already has one,
+        /// since this engine allows one level of transaction.
+        TransTooDeep = -1103, "transactions are nested too deeply";
+        InvalidSesid = -1104, "the session handle is not valid";
+        WriteConflictPrimaryIndex = -1105,
+            "an update was attempted on an uncommitted primary index";
+        InTransaction = -1108, "the operation is not allowed inside a transaction";
+        RollbackRequired = -1109,
+            "the current transaction must be rolled back; it can neither commit nor begin another";
+        TransReadOnly = -1110, "a read-only transaction tried to modify the database";
+        SessionWriteConflict = -1111,
+            "two cursors of the same session tried to replace the same record";
+        InvalidInstance = -1115, "the instance handle is not valid (the instance is gone)";
+        /// ESE returns this on success of a dirty term; this engine returns success instead
+        /// and keeps the code for callers that compare numbers.
+        DirtyShutdown = -1116,
+            "the instance shut down but left its databases dirty, as requested";
+        ReadPgnoVerifyFailure = -1118,
+            "a database page read from disk has the wrong page number";
+        ReadLostFlushVerifyFailure = -1119,
+            "a database page read from disk is missing an earlier write (lost flush)";
+        FileSystemCorruption = -1121,
+            "the operating system reported that the file system is corrupt";
+        RecoveryVerifyFailure = -1123,
+            "database pages read during recovery do not match the state the log expects";
+
+        // ---- Databases ----
+        DatabaseDuplicate = -1201, "the database already exists";
+        DatabaseInUse = -1202, "the database is in use";
+        DatabaseNotFound = -1203, "no such database";
+        DatabaseInvalidName = -1204, "the database name is not valid";
+        DatabaseInvalidPages = -1205, "the number of database pages is not valid";
+        DatabaseCorrupted = -1206, "the file is not a database, or the database is corrupted";
+        DatabaseLocked = -1207, "the database is exclusively locked";
+        InvalidDatabaseVersion = -1209, "the database's format is not supported by this engine";
+        PageSizeMismatch = -1213, "the database page size does not match the engine's";
+        TooManyInstances = -1214, "no more instances can be started";
+        DatabaseSharingViolation = -1215, "another instance is using this database";
+        AttachedDatabaseMismatch = -1216,
+            "a database recorded as attached is missing or does not match at recovery";
+        DatabaseInvalidPath = -1217, "the database file path is not allowed";
+        DatabaseIdInUse = -1218, "the database id is already in use";
+        CatalogCorrupted = -1220, "the catalog is corrupted";
+        PartiallyAttachedDB = -1221, "the database is only partly attached";
+        DatabaseSignInUse = -1222, "a database with the same signature is in use";
+        DatabaseCorruptedNoRepair = -1224, "the database is corrupted and repair is not allowed";
+        DatabaseNotReady = -1230, "recovery has not progressed far enough to use this database";
+        DatabaseAttachedForRecovery = -1231,
+            "the database is attached only for recovery; attach it explicitly before use";
+
+        // ---- Tables ----
+        TableLocked = -1302, "the table is exclusively locked";
+        TableDuplicate = -1303, "the table already exists";
+        TableInUse = -1304, "the table is in use and cannot be locked";
+        ObjectNotFound = -1305, "no such table or object";
+        TableNotEmpty = -1308, "the table is not empty";
+        InvalidTableId = -1310, "the table id is not valid";
+        TooManyOpenTables = -1311, "no more tables can be opened";
+        IllegalOperation = -1312, "the operation is not supported on this table";
+        ObjectDuplicate = -1314, "the table or object name is already in use";
+        InvalidObject = -1316, "the object is not valid for this operation";
+        InvalidSettings = -1328, "the system parameters are set improperly";
+        ClientRequestToStopJetService = -1329,
+            "the client has asked the instance to stop service";
+
+        // ---- Records ----
+        RecordNotFound = -1601, "the key was not found";
+        NoCurrentRecord = -1603, "the cursor is not on a record";
+        KeyDuplicate = -1605, "the key is already present";
+
+        // ---- Files and other ----
+        TempFileOpenError = -1803, "the temporary file could not be opened";
+        TooManyAttachedDatabases = -1805, "too many databases are attached";
+        PermissionDenied = -1809, "permission denied";
+        FileNotFound = -1811, "the file was not found";
+        FileInvalidType = -1812, "the file is not of the expected type";
+        FileAlreadyExists = -1814, "the file already exists";
+        AfterInitialization = -1850, "a restore cannot be run after the instance is initialised";
+        LogCorrupted = -1852, "the log files could not be interpreted";
+        InvalidOperation = -1906, "the operation is not valid";
+        AccessDenied = -1907, "access denied";
+        TooManySplits = -1909, "a page split did not terminate";
+        SessionSharingViolation = -1910, "several threads are using the same session at once";
+        SessionInUse = -1914, "the session is in use and cannot be ended";
+        RollbackError = -1917, "an error occurred during rollback";
+
+        // ---- OS snapshot (named for completeness; this engine does not implement VSS) ----
+        OSSnapshotInvalidSequence = -2401, "a snapshot call was made out of sequence";
+        OSSnapshotTimeOut = -2402, "the snapshot timed out";
+        OSSnapshotNotAllowed = -2403,
+            "a snapshot is not allowed now (a backup or recovery is in progress)";
+        OSSnapshotInvalidSnapId = -2404, "the snapshot id is not valid";
+
+        // ---- File I/O ----
+        FileIOSparse = -4000, "an I/O was issued to a sparse region of the file";
+        FileIOBeyondEOF = -4001, "a read was issued beyond the end of the file";
+        FileIOAbort = -4002, "the I/O was aborted";
+        FileIORetry = -4003, "the I/O should be retried";
+        FileIOFail = -4004, "the I/O was failed";
+        FileCompressed = -4005, "reading or writing a compressed file is not supported";
+    }
+    io {
+        /// The OS error is the `source()`; it is not repeated in `Display`, so that an
+        /// error chain prints it once.
+        DiskIO = -1022, "a disk I/O operation failed";
+        /// The OS error is the `source()`; it is not repeated in `Display`, so that an
+        /// error chain prints it once.
+        DiskFull = -1808, "no space is left on the disk";
+    }
+}
+
+impl Error {
+    /// Maps an OS error to the ESE error ESE's own OS layer would report.
+    ///
+    /// Not found, already exists and permission denied become the file errors that name the
+    /// condition (the OS error adds nothing a caller acts on); a full disk or exhausted quota
+    /// becomes `DiskFull`, and everything else `DiskIO`, both keeping the OS error.
+    pub fn from_io(e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::NotFound => Error::FileNotFound,
+            io::ErrorKind::AlreadyExists => Error::FileAlreadyExists,
+            io::ErrorKind::PermissionDenied => Error::FileAccessDenied,
+            _ if is_storage_full(&e) => Error::DiskFull(IoError::new(e)),
+            _ => Error::DiskIO(IoError::new(e)),
+        }
+    }
+}
+
+/// Raw OS codes for "no space" and "quota exceeded".
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const STORAGE_FULL_OS_CODES: &[i32] = &[28 /* ENOSPC */, 122 /* EDQUOT */];
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+const STORAGE_FULL_OS_CODES: &[i32] =
+    &[28 /* ENOSPC */, 69 /* EDQUOT on BSD and macOS */];
+#[cfg(windows)]
+const STORAGE_FULL_OS_CODES: &[i32] = &[
+    39,  /* ERROR_HANDLE_DISK_FULL */
+    112, /* ERROR_DISK_FULL */
+];
+#[cfg(not(any(unix, windows)))]
+const STORAGE_FULL_OS_CODES: &[i32] = &[];
+
+fn is_storage_full(e: &io::Error) -> bool {
+    if let Some(raw) = e.raw_os_error() {
+        if STORAGE_FULL_OS_CODES.contains(&raw) {
+            return true;
+        }
+    }
+    // `ErrorKind::StorageFull` is only nameable from Rust 1.83, above this crate's
+    // rust-version (1.80); its Debug name is the same on every version that has the kind,
+    // so this also catches errors built with that kind rather than from an OS code.
+    format!("{:?}", e.kind()) == "StorageFull"
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::from_io(e)
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code()
+    }
+}
+
+impl Eq for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::error::Error as _;
+
+    #[test]
+    fn codes_are_unique_and_negative() {
+        let codes = Error::all_codes();
+        let set: HashSet<i32> = codes.iter().copied().collect();
+        assert_eq!(set.len(), codes.len(), "duplicate ESE code in the table");
+        assert!(codes.iter().all(|&c| c < 0));
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut names = HashSet::new();
+        for &c in Error::all_codes() {
+            let e = Error::from_code(c).unwrap();
+            assert!(e.name().starts_with("JET_err"), "{}", e.name());
+            assert!(names.insert(e.name()), "duplicate name {}", e.name());
+        }
+    }
+
+    #[test]
+    fn from_code_round_trips_every_code() {
+        for &c in Error::all_codes() {
+            let e = Error::from_code(c).unwrap_or_else(|| panic!("no variant for {c}"));
+            assert_eq!(e.code(), c);
+        }
+        assert!(Error::from_code(0).is_none());
+        assert!(Error::from_code(-1).is_none());
+        assert!(Error::from_code(-999_999).is_none());
+    }
+
+    #[test]
+    fn display_has_name_number_and_sentence() {
+        for &c in Error::all_codes() {
+            let e = Error::from_code(c).unwrap();
+            let s = e.to_string();
+            assert!(s.starts_with(e.name()), "{s}");
+            assert!(s.contains(&format!("({c})")), "{s}");
+            assert!(s.ends_with(e.message()), "{s}");
+            assert!(!e.message().is_empty());
+        }
+        assert_eq!(
+            Error::NoBackup.to_string(),
+            "JET_errNoBackup (-520): no external backup is in progress"
+        );
+    }
+
+    #[test]
+    fn spot_check_numbers_against_reference() {
+        let cases = [
+            (Error::NoBackup, -520, "JET_errNoBackup"),
+            (
+                Error::BackupAbortByServer,
+                -801,
+                "JET_errBackupAbortByServer",
+            ),
+            (
+                Error::BackupAbortByCaller,
+                -800,
+                "JET_errBackupAbortByCaller",
+            ),
+            (
+                Error::ClientRequestToStopJetService,
+                -1329,
+                "JET_errClientRequestToStopJetService",
+            ),
+            (Error::InvalidBackup, -526, "JET_errInvalidBackup"),
+            (Error::MissingFullBackup, -560, "JET_errMissingFullBackup"),
+            (Error::LogFileNotCopied, -616, "JET_errLogFileNotCopied"),
+            (Error::InvalidInstance, -1115, "JET_errInvalidInstance"),
+            (Error::TermInProgress, -1000, "JET_errTermInProgress"),
+            (Error::WriteConflict, -1102, "JET_errWriteConflict"),
+            (Error::KeyTooBig, -408, "JET_errKeyTooBig"),
+            (
+                Error::OutOfDatabaseSpace,
+                -1012,
+                "JET_errOutOfDatabaseSpace",
+            ),
+            (
+                Error::InstanceUnavailableDueToFatalLogDiskFull,
+                -1092,
+                "JET_errInstanceUnavailableDueToFatalLogDiskFull",
+            ),
+            (
+                Error::DatabaseDirtyShutdown,
+                -550,
+                "JET_errDatabaseDirtyShutdown",
+            ),
+        ];
+        for (e, code, name) in cases {
+            assert_eq!(e.code(), code, "{name}");
+            assert_eq!(e.name(), name);
+        }
+        assert_eq!(Error::from_code(-1022).unwrap().name(), "JET_errDiskIO");
+        assert_eq!(Error::from_code(-1808).unwrap().name(), "JET_errDiskFull");
+    }
+
+    #[test]
+    fn from_io_maps_kinds() {
+        use io::ErrorKind as K;
+        let m = |k: K| Error::from_io(io::Error::new(k, "x"));
+        assert!(matches!(m(K::NotFound), Error::FileNotFound));
+        assert!(matches!(m(K::AlreadyExists), Error::FileAlreadyExists));
+        assert!(matches!(m(K::PermissionDenied), Error::FileAccessDenied));
+        assert!(matches!(m(K::UnexpectedEof), Error::DiskIO(_)));
+        assert!(matches!(m(K::Other), Error::DiskIO(_)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn from_io_maps_enospc_to_disk_full() {
+        let e = Error::from_io(io::Error::from_raw_os_error(28));
+        match &e {
+            Error::DiskFull(io) => assert_eq!(io.io().raw_os_error(), Some(28)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.code(), -1808);
+        // EIO stays a generic disk error.
+        assert!(matches!(
+            Error::from_io(io::Error::from_raw_os_error(5)),
+            Error::DiskIO(_)
+        ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn from_io_maps_edquot_to_disk_full() {
+        assert!(matches!(
+            Error::from_io(io::Error::from_raw_os_error(122)),
+            Error::DiskFull(_)
+        ));
+    }
+
+    #[test]
+    fn io_variants_keep_the_os_error_as_source() {
+        let e = Error::from_io(io::Error::other("platter on fire"));
+        let src = e.source().expect("DiskIO has a source");
+        assert_eq!(src.to_string(), "platter on fire");
+        assert!(!e.to_string().contains("platter"));
+        // Clone shares the same OS error rather than losing it.
+        let c = e.clone();
+        assert_eq!(c.source().unwrap().to_string(), "platter on fire");
+        assert!(Error::NoBackup.source().is_none());
+    }
+
+    #[test]
+    fn equality_is_by_code() {
+        assert_eq!(Error::NoBackup, Error::NoBackup);
+        assert_ne!(Error::NoBackup, Error::BackupAbortByServer);
+        let a = Error::from_io(io::Error::other("a"));
+        let b = Error::from_io(io::Error::other("b"));
+        assert_eq!(a, b);
+        let r: Result<()> = Err(Error::InvalidGrbit);
+        assert_eq!(r, Err(Error::InvalidGrbit));
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: Send + Sync + 'static + Clone + std::error::Error>() {}
+        check::<Error>();
+        check::<IoError>();
+    }
+}

@@ -1,0 +1,92 @@
+//! Layer 1: every byte the engine reads or writes goes through [`Storage`] and [`File`].
+//!
+//! Two implementations: [`OsStorage`] (real files, real `fdatasync`) and
+//! [`FaultStorage`] (in memory, with scripted write/fsync failures, torn writes,
+//! "no space", and `crash()` which forgets everything not fsync'd). Every durability
+//! test goes through the fault layer; the engine never knows which one it has.
+
+mod fault;
+mod os;
+
+pub use fault::{Fault, FaultStats, FaultStorage};
+pub use os::OsStorage;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Result;
+
+/// How [`Storage::open`] treats a missing or existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The file must exist (`FileNotFound` otherwise).
+    Existing,
+    /// Open it, creating it empty if missing.
+    Create,
+    /// Create it; `FileAlreadyExists` if it is there.
+    CreateNew,
+    /// Open an existing file for reading only.
+    ReadOnly,
+}
+
+/// A file opened through a [`Storage`]. Positioned I/O only, so one handle serves many threads.
+pub trait File: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at end of file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+    /// Writes all of `buf` at `offset`, growing the file if needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+    /// Makes every completed write durable (`fdatasync`).
+    fn sync(&self) -> Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> Result<()>;
+
+    /// Reads exactly `buf.len()` bytes or fails with `FileIOBeyondEOF`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                return Err(crate::Error::FileIOBeyondEOF);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// A shared handle to an open file.
+pub type FileRef = Arc<dyn File>;
+
+/// A file system: open, remove, rename, list. Directory operations are durable once
+/// [`Storage::sync_dir`] returns.
+pub trait Storage: Send + Sync + Debug {
+    /// Opens `path` as `mode` says.
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<FileRef>;
+    /// Deletes a file (`FileNotFound` if missing).
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// Renames a file, replacing the target.
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Whether a file exists at `path`.
+    fn exists(&self, path: &Path) -> bool;
+    /// The files (not directories) directly inside `dir`, sorted by name.
+    fn list(&self, dir: &Path) -> Result<Vec<PathBuf>>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> Result<()>;
+    /// Makes creations, renames and removals inside `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+}
+
+/// A shared handle to a storage implementation.
+pub type StorageRef = Arc<dyn Storage>;
+
+/// The real file system.
+pub fn os() -> StorageRef {
+    Arc::new(OsStorage)
+}

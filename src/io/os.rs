@@ -1,0 +1,83 @@
+//! The real file system: `pread`/`pwrite` and `fdatasync`.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{File, FileRef, OpenMode, Storage};
+use crate::{Error, Result};
+
+/// [`Storage`] over `std::fs`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsStorage;
+
+#[derive(Debug)]
+struct OsFile {
+    file: fs::File,
+}
+
+impl File for OsFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        loop {
+            match self.file.read_at(buf, offset) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::from_io(e)),
+            }
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file.write_all_at(buf, offset).map_err(Error::from_io)
+    }
+    fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(Error::from_io)
+    }
+    fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata().map_err(Error::from_io)?.len())
+    }
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(Error::from_io)
+    }
+}
+
+impl Storage for OsStorage {
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<FileRef> {
+        let mut o = fs::OpenOptions::new();
+        match mode {
+            OpenMode::Existing => o.read(true).write(true),
+            OpenMode::Create => o.read(true).write(true).create(true),
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::ReadOnly => o.read(true),
+        };
+        let file = o.open(path).map_err(Error::from_io)?;
+        Ok(Arc::new(OsFile { file }))
+    }
+    fn remove(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(Error::from_io)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(Error::from_io)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+    fn list(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).map_err(Error::from_io)? {
+            let entry = entry.map_err(Error::from_io)?;
+            if entry.file_type().map_err(Error::from_io)?.is_file() {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir).map_err(Error::from_io)
+    }
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        let d = fs::File::open(dir).map_err(Error::from_io)?;
+        d.sync_all().map_err(Error::from_io)
+    }
+}

@@ -1,0 +1,364 @@
+//! Layer 4: the write-ahead log. [`Log`] is the instance's side: it assigns positions,
+//! frames records, decides when a file is full and rolls to the next generation, and keeps
+//! the logs a backup or recovery still needs. The writer thread does the I/O.
+
+pub mod checkpoint;
+mod format;
+pub mod names;
+pub mod reader;
+mod writer;
+
+pub use format::{
+    frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageImage, Record,
+    END_RESERVE, FRAME, LOG_HEADER_SIZE,
+};
+pub use writer::{LogShared, Notify};
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::db::Signature;
+use crate::io::{OpenMode, StorageRef};
+use crate::lsn::{now_ms, Lsn};
+use crate::{Error, Result};
+use writer::{Cmd, Writer};
+
+/// Smallest log file size accepted.
+pub const MIN_LOG_FILE_SIZE: u64 = 64 * 1024;
+
+/// Where a log stream lives and how it is shaped.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Directory of the log files.
+    pub dir: PathBuf,
+    /// Three-character base name.
+    pub base: String,
+    /// Fixed size of each file.
+    pub file_size: u64,
+    /// Whether old files are reused once the checkpoint passes them.
+    pub circular: bool,
+}
+
+/// Where appending resumes in an existing stream.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The stream's signature.
+    pub signature: Signature,
+    /// Generation of `<base>.log`.
+    pub gen: u32,
+    /// Offset of the next record in it.
+    pub offset: u32,
+    /// Its creation time.
+    pub created_ms: u64,
+}
+
+/// The instance's handle on its log stream.
+pub struct Log {
+    cfg: LogConfig,
+    signature: Signature,
+    gen: u32,
+    offset: u32,
+    created_ms: u64,
+    preamble: Vec<AttachEntry>,
+    archived: BTreeSet<u32>,
+    checkpoint_gen: u32,
+    hold_from: Option<u32>,
+    shared: Arc<LogShared>,
+    tx: Sender<Cmd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("gen", &self.gen)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+impl Log {
+    /// Starts a brand-new stream: a new signature and generation 1.
+    pub fn create(storage: StorageRef, cfg: LogConfig) -> Result<Log> {
+        let signature = Signature::generate();
+        let created_ms = now_ms();
+        let header = LogHeader {
+            gen: 1,
+            signature,
+            created_ms,
+            prev_created_ms: 0,
+            file_size: cfg.file_size,
+            base_name: cfg.base.clone(),
+        };
+        let path = names::current(&cfg.dir, &cfg.base);
+        let f = storage.open(&path, OpenMode::Create)?;
+        f.set_len(cfg.file_size)?;
+        f.write_at(&header.encode(), 0)?;
+        f.sync()?;
+        storage.sync_dir(&cfg.dir)?;
+        let resume = Resume {
+            signature,
+            gen: 1,
+            offset: LOG_HEADER_SIZE,
+            created_ms,
+        };
+        Log::resume(storage, cfg, resume)
+    }
+
+    /// Resumes appending to an existing `<base>.log` (after recovery has zeroed its tail).
+    pub fn resume(storage: StorageRef, cfg: LogConfig, r: Resume) -> Result<Log> {
+        let file = storage.open(&names::current(&cfg.dir, &cfg.base), OpenMode::Existing)?;
+        let archived = names::list_archived(&*storage, &cfg.dir, &cfg.base)?
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
+        let shared = LogShared::new(Lsn::new(r.gen, r.offset));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = Writer {
+            storage: storage.clone(),
+            dir: cfg.dir.clone(),
+            base: cfg.base.clone(),
+            file_size: cfg.file_size,
+            file,
+            shared: shared.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("ese-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::from_io(e))?;
+        Ok(Log {
+            cfg,
+            signature: r.signature,
+            gen: r.gen,
+            offset: r.offset,
+            created_ms: r.created_ms,
+            preamble: Vec::new(),
+            archived,
+            checkpoint_gen: r.gen,
+            hold_from: None,
+            shared,
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// The stream's signature.
+    pub fn signature(&self) -> Signature {
+        self.signature
+    }
+    /// The current generation (`<base>.log`).
+    pub fn gen(&self) -> u32 {
+        self.gen
+    }
+    /// Position of the next record.
+    pub fn tip(&self) -> Lsn {
+        Lsn::new(self.gen, self.offset)
+    }
+    /// The shared durable state.
+    pub fn shared(&self) -> &Arc<LogShared> {
+        &self.shared
+    }
+    /// Everything before this is on disk.
+    pub fn durable(&self) -> Lsn {
+        self.shared.durable()
+    }
+    /// The configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.cfg
+    }
+    /// Archived generations on disk, ascending.
+    pub fn archived(&self) -> impl Iterator<Item = u32> + '_ {
+        self.archived.iter().copied()
+    }
+
+    /// Largest payload one record may carry (larger writes are split by the caller).
+    pub fn max_payload(&self) -> usize {
+        let pre = framed_len(Record::AttachList(self.preamble.clone()).payload().len()) as u64;
+        (self.cfg.file_size - LOG_HEADER_SIZE as u64 - END_RESERVE as u64 - pre - FRAME as u64 - 8)
+            as usize
+    }
+
+    /// Sets the attach list written first in every new generation.
+    pub fn set_preamble(&mut self, list: Vec<AttachEntry>) {
+        self.preamble = list;
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match self.shared.poisoned() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a record and returns the position just after it. `sync` asks the writer to
+    /// fsync the batch it lands in (a durable commit); the caller waits on that position.
+    pub fn append(&mut self, rec: &Record, sync: bool) -> Result<Lsn> {
+        let payload = rec.payload();
+        self.position_for(payload.len())?;
+        Ok(self.append_here(rec, &payload, sync))
+    }
+
+    /// Makes room for a record of `payload_len` bytes (rolling if the file is full) and
+    /// returns where it will start, so a caller can stamp pages with its end position.
+    pub fn position_for(&mut self, payload_len: usize) -> Result<Lsn> {
+        self.check_poison()?;
+        if payload_len > self.max_payload() {
+            return Err(Error::RecordTooBig);
+        }
+        let len = framed_len(payload_len) as u64;
+        if self.offset as u64 + len + END_RESERVE as u64 > self.cfg.file_size {
+            self.roll()?;
+        }
+        Ok(self.tip())
+    }
+
+    fn append_here(&mut self, rec: &Record, payload: &[u8], sync: bool) -> Lsn {
+        let at = self.tip();
+        let ty = rec.type_byte();
+        let bytes = frame_payload(ty, payload, at, self.durable());
+        self.offset += bytes.len() as u32;
+        let _ = self.tx.send(Cmd::Write { at, bytes, sync });
+        self.tip()
+    }
+
+    /// Asks the writer to make everything appended so far durable.
+    pub fn request_sync(&self) {
+        let _ = self.tx.send(Cmd::Sync);
+    }
+
+    /// Blocks until `lsn` is durable (for synchronous callers; the actor waits on the
+    /// notify callback instead).
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        self.shared.wait_durable(lsn)
+    }
+
+    /// Ends the current generation and starts the next one (ESE's log roll).
+    pub fn roll(&mut self) -> Result<()> {
+        self.check_poison()?;
+        self.append_here(&Record::End, &[], true);
+        let from = self.gen;
+        let created = now_ms();
+        let header = LogHeader {
+            gen: from + 1,
+            signature: self.signature,
+            created_ms: created,
+            prev_created_ms: self.created_ms,
+            file_size: self.cfg.file_size,
+            base_name: self.cfg.base.clone(),
+        };
+        let recycle = self.take_recyclable();
+        self.gen += 1;
+        self.offset = LOG_HEADER_SIZE;
+        self.created_ms = created;
+        self.archived.insert(from);
+        let new_start = self.tip();
+        let _ = self.tx.send(Cmd::Roll {
+            from,
+            header: header.encode(),
+            recycle,
+            new_start,
+        });
+        let pre = Record::AttachList(self.preamble.clone());
+        let payload = pre.payload();
+        self.append_here(&pre, &payload, false);
+        tracing::debug!(gen = self.gen, "log rolled");
+        Ok(())
+    }
+
+    /// The oldest generation nothing needs any more: older than the checkpoint and than any
+    /// backup's range.
+    fn keep_from(&self) -> u32 {
+        self.hold_from
+            .map_or(self.checkpoint_gen, |h| h.min(self.checkpoint_gen))
+    }
+
+    fn take_recyclable(&mut self) -> Option<PathBuf> {
+        if !self.cfg.circular {
+            return None;
+        }
+        let g = *self
+            .archived
+            .iter()
+            .next()
+            .filter(|&&g| g < self.keep_from())?;
+        self.archived.remove(&g);
+        Some(names::archived(&self.cfg.dir, &self.cfg.base, g))
+    }
+
+    /// Records the checkpoint generation; under circular logging deletes files it passed,
+    /// except those a running backup holds (one is kept for reuse).
+    pub fn set_checkpoint_gen(&mut self, gen: u32) {
+        self.checkpoint_gen = gen;
+        if !self.cfg.circular {
+            return;
+        }
+        let keep = self.keep_from();
+        let old: Vec<u32> = self
+            .archived
+            .iter()
+            .copied()
+            .filter(|&g| g < keep)
+            .collect();
+        let doomed: Vec<u32> = old.iter().skip(1).copied().collect();
+        self.delete(&doomed);
+    }
+
+    /// Keeps every generation from `gen` on disk until released (a backup runs).
+    pub fn hold(&mut self, gen: Option<u32>) {
+        self.hold_from = gen;
+    }
+
+    /// Deletes archived generations (truncation after a backup).
+    pub fn delete(&mut self, gens: &[u32]) {
+        let paths: Vec<PathBuf> = gens
+            .iter()
+            .filter(|g| self.archived.remove(g))
+            .map(|&g| names::archived(&self.cfg.dir, &self.cfg.base, g))
+            .collect();
+        if !paths.is_empty() {
+            let _ = self.tx.send(Cmd::Delete(paths));
+        }
+    }
+
+    /// Forgets that an archived generation exists (someone else deleted it).
+    pub fn forget(&mut self, gen: u32) {
+        self.archived.remove(&gen);
+    }
+
+    /// Path of an archived generation.
+    pub fn archived_path(&self, gen: u32) -> PathBuf {
+        names::archived(&self.cfg.dir, &self.cfg.base, gen)
+    }
+
+    /// Stops the writer after it has written and synced everything queued.
+    pub fn close(&mut self) -> Result<()> {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.check_poison()
+    }
+
+    /// Stops the writer without waiting for durability (a simulated crash or a poisoned log).
+    pub fn abandon(&mut self) {
+        let _ = self.tx.send(Cmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}

@@ -1,0 +1,249 @@
+//! The log-writer thread: one per instance. It drains every queued command, writes what is
+//! contiguous with one `write_at` per file, issues one `fsync` for the whole batch (group
+//! commit), then publishes the new durable position and wakes the waiters. A failed write or
+//! fsync poisons the log: nothing written after it is ever reported durable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use parking_lot::{Condvar, Mutex};
+
+use super::names;
+use crate::io::{FileRef, OpenMode, StorageRef};
+use crate::lsn::Lsn;
+use crate::{Error, Result};
+
+/// Called after the durable position moves or the log is poisoned.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// What the writer and the instance share.
+pub struct LogShared {
+    durable: AtomicU64,
+    poison: Mutex<Option<Error>>,
+    cv: Condvar,
+    notify: Mutex<Option<Notify>>,
+    fsyncs: AtomicU64,
+    batches: AtomicU64,
+}
+
+impl std::fmt::Debug for LogShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogShared")
+            .field("durable", &self.durable())
+            .finish()
+    }
+}
+
+impl LogShared {
+    pub(crate) fn new(durable: Lsn) -> Arc<LogShared> {
+        Arc::new(LogShared {
+            durable: AtomicU64::new(durable.0),
+            poison: Mutex::new(None),
+            cv: Condvar::new(),
+            notify: Mutex::new(None),
+            fsyncs: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        })
+    }
+    /// Everything before this position is on disk.
+    pub fn durable(&self) -> Lsn {
+        Lsn(self.durable.load(Ordering::Acquire))
+    }
+    /// The error that poisoned the log, as the instance reports it.
+    pub fn poisoned(&self) -> Option<Error> {
+        self.poison.lock().clone()
+    }
+    /// Number of fsyncs of log files so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+    /// Number of batches written so far.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+    /// Sets the callback run after every durable advance.
+    pub fn set_notify(&self, n: Option<Notify>) {
+        *self.notify.lock() = n;
+    }
+    /// Blocks until `lsn` is durable, or the log is poisoned.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<()> {
+        let mut g = self.poison.lock();
+        loop {
+            if self.durable() >= lsn {
+                return Ok(());
+            }
+            if let Some(e) = g.clone() {
+                return Err(e);
+            }
+            self.cv.wait(&mut g);
+        }
+    }
+    fn publish(&self, durable: Option<Lsn>, err: Option<Error>) {
+        {
+            let mut g = self.poison.lock();
+            if let Some(d) = durable {
+                self.durable.fetch_max(d.0, Ordering::AcqRel);
+            }
+            if let Some(e) = err {
+                g.get_or_insert(e);
+            }
+        }
+        self.cv.notify_all();
+        let n = self.notify.lock().clone();
+        if let Some(n) = n {
+            n();
+        }
+    }
+}
+
+/// A command for the writer.
+pub(crate) enum Cmd {
+    Write {
+        at: Lsn,
+        bytes: Vec<u8>,
+        sync: bool,
+    },
+    Sync,
+    Roll {
+        from: u32,
+        header: Vec<u8>,
+        recycle: Option<PathBuf>,
+        new_start: Lsn,
+    },
+    Delete(Vec<PathBuf>),
+    Stop,
+}
+
+pub(crate) struct Writer {
+    pub storage: StorageRef,
+    pub dir: PathBuf,
+    pub base: String,
+    pub file_size: u64,
+    pub file: FileRef,
+    pub shared: Arc<LogShared>,
+}
+
+/// The poisoned state the instance reports for a failed log write.
+fn poison_error(e: &Error) -> Error {
+    match e {
+        Error::DiskFull(_) => Error::InstanceUnavailableDueToFatalLogDiskFull,
+        _ => Error::LogWriteFail,
+    }
+}
+
+impl Writer {
+    pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            let stop = batch.iter().any(|c| matches!(c, Cmd::Stop));
+            if self.shared.poisoned().is_none() {
+                self.shared.batches.fetch_add(1, Ordering::Relaxed);
+                match self.run_batch(batch) {
+                    Ok(d) => self.shared.publish(d, None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "log write failed; the log is poisoned");
+                        self.shared.publish(None, Some(poison_error(&e)));
+                    }
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    fn run_batch(&mut self, batch: Vec<Cmd>) -> Result<Option<Lsn>> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_at = Lsn(0);
+        let mut written_end: Option<Lsn> = None;
+        let mut durable = None;
+        let mut need_sync = false;
+        for cmd in batch {
+            match cmd {
+                Cmd::Write { at, bytes, sync } => {
+                    let contiguous = !buf.is_empty()
+                        && buf_at.gen() == at.gen()
+                        && buf_at.offset() as usize + buf.len() == at.offset() as usize;
+                    if !contiguous {
+                        self.flush(&buf, buf_at)?;
+                        buf.clear();
+                        buf_at = at;
+                    }
+                    buf.extend_from_slice(&bytes);
+                    written_end = Some(Lsn::new(at.gen(), at.offset() + bytes.len() as u32));
+                    need_sync |= sync;
+                }
+                Cmd::Sync => need_sync = true,
+                Cmd::Roll {
+                    from,
+                    header,
+                    recycle,
+                    new_start,
+                } => {
+                    self.flush(&buf, buf_at)?;
+                    buf.clear();
+                    self.roll(from, &header, recycle)?;
+                    durable = Some(new_start);
+                    written_end = None;
+                    need_sync = false;
+                }
+                Cmd::Delete(paths) => {
+                    for p in paths {
+                        match self.storage.remove(&p) {
+                            Ok(()) | Err(Error::FileNotFound) => {}
+                            Err(e) => {
+                                tracing::warn!(path = %p.display(), error = %e, "could not delete an old log")
+                            }
+                        }
+                    }
+                }
+                Cmd::Stop => need_sync = true,
+            }
+        }
+        self.flush(&buf, buf_at)?;
+        if need_sync {
+            self.sync()?;
+            if let Some(end) = written_end {
+                durable = Some(end);
+            }
+        }
+        Ok(durable)
+    }
+
+    fn flush(&self, buf: &[u8], at: Lsn) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.file.write_at(buf, at.offset() as u64)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.file.sync()
+    }
+
+    /// Closes generation `from`: sync it, rename `<base>.log` to its archived name, and make
+    /// a new `<base>.log` (from a recycled file under circular logging) with `header`.
+    fn roll(&mut self, from: u32, header: &[u8], recycle: Option<PathBuf>) -> Result<()> {
+        self.sync()?;
+        let cur = names::current(&self.dir, &self.base);
+        self.storage
+            .rename(&cur, &names::archived(&self.dir, &self.base, from))?;
+        let file = match recycle {
+            Some(old) if self.storage.rename(&old, &cur).is_ok() => {
+                self.storage.open(&cur, OpenMode::Existing)?
+            }
+            _ => self.storage.open(&cur, OpenMode::Create)?,
+        };
+        file.set_len(self.file_size)?;
+        file.write_at(header, 0)?;
+        self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        file.sync()?;
+        self.storage.sync_dir(&self.dir)?;
+        self.file = file;
+        Ok(())
+    }
+}

@@ -1,0 +1,475 @@
+//! Layer 5: redo. Soft recovery (at init) replays the log from the checkpoint; hard
+//! recovery (restore) replays a backup's logs over streamed database copies. Both use
+//! [`Replay`]: page images of a transaction are held until its commit record, then each page
+//! takes the newest image whose position is past the page's own, so replay is idempotent,
+//! repairs torn pages (every change logs the whole page), and turns a fuzzy backup copy
+//! into a consistent database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::db::{DbFile, DbHeader, STATE_CLEAN};
+use crate::io::{OpenMode, Storage};
+use crate::log::checkpoint;
+use crate::log::reader::{self, LogFile, Tail};
+use crate::log::{
+    names, AttachEntry, Framed, LogHeader, PageImage, Record, Resume, LOG_HEADER_SIZE,
+};
+use crate::lsn::{now_ms, Lsn};
+use crate::page;
+use crate::params::InstanceParams;
+use crate::{Error, Result};
+
+/// Page images held in memory before they are written in page order.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// A database replay writes to.
+#[derive(Debug)]
+pub struct Target {
+    /// The file.
+    pub file: DbFile,
+    /// Its header as replay leaves it.
+    pub header: DbHeader,
+}
+
+/// Decides which file, if any, a database named by the log is replayed into.
+pub trait Resolve {
+    /// `Ok(None)` skips the database.
+    fn resolve(
+        &mut self,
+        entry: &AttachEntry,
+        created: bool,
+        page_size: u32,
+    ) -> Result<Option<Target>>;
+}
+
+/// Where replay stops (point-in-time restore).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Stop before the first commit record in a generation above this one.
+    AfterGeneration(u32),
+    /// Stop before the first commit record at or past this position.
+    AtPosition(Lsn),
+    /// Stop before the first commit made after this time (ms since the epoch).
+    AfterTime(u64),
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Records read.
+    pub records: u64,
+    /// Commits applied.
+    pub commits: u64,
+    /// Page writes issued.
+    pub pages_written: u64,
+    /// Log bytes read.
+    pub log_bytes: u64,
+    /// Position of the last commit applied.
+    pub last_commit: Lsn,
+    /// Whether the stop point was reached.
+    pub stopped: bool,
+}
+
+/// The redo engine.
+pub struct Replay<R: Resolve> {
+    resolver: R,
+    dbs: HashMap<u32, Option<Target>>,
+    pending: Vec<(Lsn, PageImage)>,
+    held: BTreeMap<(u32, u32), Vec<u8>>,
+    held_bytes: usize,
+    stop: Option<Stop>,
+    /// What was done.
+    pub stats: ReplayStats,
+}
+
+impl<R: Resolve> Replay<R> {
+    /// A replay that resolves databases with `resolver`.
+    pub fn new(resolver: R, stop: Option<Stop>) -> Replay<R> {
+        Replay {
+            resolver,
+            dbs: HashMap::new(),
+            pending: Vec::new(),
+            held: BTreeMap::new(),
+            held_bytes: 0,
+            stop,
+            stats: ReplayStats::default(),
+        }
+    }
+
+    /// Makes a database known before the first record (from a checkpoint's attach list).
+    pub fn know(&mut self, entry: &AttachEntry, page_size: u32) -> Result<()> {
+        if !self.dbs.contains_key(&entry.dbid) {
+            let t = self.resolver.resolve(entry, false, page_size)?;
+            self.dbs.insert(entry.dbid, t);
+        }
+        Ok(())
+    }
+
+    /// Replays one record.
+    pub fn apply(&mut self, f: &Framed, page_size: u32) -> Result<()> {
+        if self.stats.stopped {
+            return Ok(());
+        }
+        self.stats.records += 1;
+        match &f.record {
+            Record::Attach {
+                entry,
+                created,
+                page_size,
+            } => {
+                self.flush_db(entry.dbid)?;
+                let t = self.resolver.resolve(entry, *created, *page_size)?;
+                self.dbs.insert(entry.dbid, t);
+            }
+            Record::AttachList(list) => {
+                for e in list {
+                    self.know(e, page_size)?;
+                }
+            }
+            Record::Detach { dbid } => {
+                self.flush_db(*dbid)?;
+            }
+            Record::Pages(images) => self
+                .pending
+                .extend(images.iter().map(|i| (f.end, i.clone()))),
+            Record::Commit { time_ms, .. } => {
+                if self.should_stop(f.start, *time_ms) {
+                    self.stats.stopped = true;
+                    self.pending.clear();
+                    return Ok(());
+                }
+                self.commit()?;
+                self.stats.commits += 1;
+                self.stats.last_commit = f.end;
+            }
+            Record::BackupUpdate { dbid, field, info } => {
+                if let Some(Some(t)) = self.dbs.get_mut(dbid) {
+                    t.header.apply_backup(*field, *info);
+                }
+            }
+            Record::BackupMark { .. } | Record::End | Record::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    fn should_stop(&self, at: Lsn, time_ms: u64) -> bool {
+        match self.stop {
+            None => false,
+            Some(Stop::AfterGeneration(g)) => at.gen() > g,
+            Some(Stop::AtPosition(p)) => at >= p,
+            Some(Stop::AfterTime(t)) => time_ms > t,
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        for (lsn, img) in std::mem::take(&mut self.pending) {
+            if !matches!(self.dbs.get(&img.dbid), Some(Some(_))) {
+                continue;
+            }
+            if page::lsn(&img.image) != lsn.0 {
+                return Err(Error::LogFileCorrupt);
+            }
+            let key = (img.dbid, img.pgno);
+            self.held_bytes += img.image.len();
+            if let Some(old) = self.held.insert(key, img.image) {
+                self.held_bytes -= old.len();
+            }
+        }
+        if self.held_bytes > MAX_HELD_BYTES {
+            self.write_held(None)?;
+        }
+        Ok(())
+    }
+
+    /// Writes held images (of one database, or all) in page order; a page already on disk
+    /// with a newer position keeps its bytes.
+    fn write_held(&mut self, only: Option<u32>) -> Result<()> {
+        let keys: Vec<(u32, u32)> = self
+            .held
+            .keys()
+            .filter(|k| only.is_none_or(|d| k.0 == d))
+            .copied()
+            .collect();
+        for key in keys {
+            let Some(mut img) = self.held.remove(&key) else {
+                continue;
+            };
+            self.held_bytes -= img.len();
+            let Some(Some(t)) = self.dbs.get(&key.0) else {
+                continue;
+            };
+            if img.len() != t.file.page_size as usize || page::pgno(&img) != key.1 {
+                return Err(Error::LogFileCorrupt);
+            }
+            let disk = t.file.read_page_raw(key.1)?;
+            let disk_ok = page::verify(&disk, key.1).is_ok() && !page::is_zero(&disk);
+            if disk_ok && page::lsn(&disk) >= page::lsn(&img) {
+                continue;
+            }
+            t.file.write_page(key.1, &mut img)?;
+            self.stats.pages_written += 1;
+        }
+        Ok(())
+    }
+
+    fn flush_db(&mut self, dbid: u32) -> Result<()> {
+        self.write_held(Some(dbid))?;
+        if let Some(Some(t)) = self.dbs.get(&dbid) {
+            t.file.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything held, syncs every file, and hands back the databases replayed.
+    pub fn finish(mut self) -> Result<Vec<Target>> {
+        self.write_held(None)?;
+        let mut out = Vec::new();
+        for (_, t) in self.dbs.drain() {
+            if let Some(t) = t {
+                t.file.sync()?;
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Soft recovery's resolver: a database is replayed where it was attached, if it is there
+/// and its signature matches; a database created in the replayed range is made again.
+struct InPlace<'a> {
+    storage: &'a dyn Storage,
+}
+
+impl Resolve for InPlace<'_> {
+    fn resolve(
+        &mut self,
+        entry: &AttachEntry,
+        created: bool,
+        page_size: u32,
+    ) -> Result<Option<Target>> {
+        if !self.storage.exists(&entry.path) {
+            if !created {
+                tracing::warn!(path = %entry.path.display(), "attached database missing during recovery; skipped");
+                return Ok(None);
+            }
+            let mut header = DbHeader::new(page_size, crate::db::Signature::default());
+            header.db_signature = entry.signature;
+            let file = DbFile::create(self.storage, &entry.path, &header)?;
+            return Ok(Some(Target { file, header }));
+        }
+        let (file, header) = DbFile::open(self.storage, &entry.path)?;
+        if header.db_signature != entry.signature {
+            tracing::warn!(path = %entry.path.display(), "database signature differs from the log's; skipped");
+            return Ok(None);
+        }
+        Ok(Some(Target { file, header }))
+    }
+}
+
+/// The files of a log stream, as found on disk.
+struct Stream {
+    archived: Vec<(u32, PathBuf)>,
+    current: Option<LogFile>,
+}
+
+fn find_stream(storage: &dyn Storage, params: &InstanceParams) -> Result<Stream> {
+    let dir = params.log_dir();
+    let base = params.base();
+    let archived = names::list_archived(storage, dir, base)?;
+    let cur_path = names::current(dir, base);
+    let current = if storage.exists(&cur_path) {
+        match reader::read_file(storage, &cur_path) {
+            Ok(f) => Some(f),
+            // A roll that crashed before the new file's header was durable leaves an empty
+            // or zero-headed file beside a complete archive: it is simply not there yet.
+            Err(Error::LogFileCorrupt)
+                if !archived.is_empty() && unfinished(storage, &cur_path)? =>
+            {
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    Ok(Stream { archived, current })
+}
+
+fn unfinished(storage: &dyn Storage, path: &Path) -> Result<bool> {
+    let f = storage.open(path, OpenMode::ReadOnly)?;
+    let mut head = vec![0u8; LOG_HEADER_SIZE as usize];
+    let n = f.read_at(&mut head, 0)?;
+    Ok(head[..n].iter().all(|&b| b == 0))
+}
+
+/// Runs soft recovery for an instance's files. `Ok(None)`: there is no log yet (a new
+/// instance). Otherwise the databases are consistent and clean, and the log resumes where
+/// returned.
+pub fn recover(
+    storage: &dyn Storage,
+    params: &InstanceParams,
+) -> Result<Option<(Resume, ReplayStats)>> {
+    let chk_path = checkpoint::path(params.system_dir(), params.base());
+    let chk = checkpoint::read(storage, &chk_path)?;
+    let stream = find_stream(storage, params)?;
+    let last_gen = match (&stream.current, stream.archived.last()) {
+        (Some(c), _) => c.header.gen,
+        (None, Some((g, _))) => *g,
+        (None, None) if chk.is_none() => return Ok(None),
+        (None, None) => return Err(Error::MissingLogFile),
+    };
+    let first_gen = stream.archived.first().map_or(last_gen, |(g, _)| *g);
+    let start = chk.as_ref().map_or(Lsn::new(first_gen, 0), |c| c.lsn);
+    if start.gen() > last_gen || start.gen() < first_gen {
+        return Err(if start.gen() > last_gen {
+            Error::CheckpointCorrupt
+        } else {
+            Error::MissingLogFile
+        });
+    }
+    let page_size = params.page_bytes();
+    let mut replay = Replay::new(InPlace { storage }, None);
+    let mut signature = chk.as_ref().map(|c| c.log_signature);
+    if let Some(c) = &chk {
+        for e in &c.attached {
+            replay.know(e, page_size)?;
+        }
+    }
+    let mut prev: Option<LogHeader> = None;
+    for gen in start.gen()..=last_gen {
+        let owned;
+        let file = match &stream.current {
+            Some(c) if c.header.gen == gen => c,
+            _ => {
+                let path = stream
+                    .archived
+                    .iter()
+                    .find(|(g, _)| *g == gen)
+                    .map(|(_, p)| p)
+                    .ok_or(Error::MissingLogFile)?;
+                owned = reader::read_file(storage, path)?;
+                if owned.tail != Tail::Complete {
+                    return Err(Error::LogFileCorrupt);
+                }
+                &owned
+            }
+        };
+        check_link(file, gen, &mut signature, prev.as_ref())?;
+        if gen == start.gen() && start.offset() > end_offset(file) {
+            return Err(Error::CheckpointCorrupt);
+        }
+        for f in file.records.iter().filter(|f| f.start >= start) {
+            replay.apply(f, page_size)?;
+        }
+        replay.stats.log_bytes += end_offset(file) as u64;
+        prev = Some(file.header.clone());
+    }
+    let stats = replay.stats.clone();
+    for t in replay.finish()? {
+        let mut h = t.header;
+        h.state = STATE_CLEAN;
+        h.gen_min_required = 0;
+        h.gen_max_required = 0;
+        t.file.write_header(&h)?;
+    }
+    let signature = signature.ok_or(Error::LogFileCorrupt)?;
+    let resume = reopen_tail(storage, params, &stream, prev.as_ref(), signature)?;
+    tracing::info!(
+        event_id = 301u32,
+        commits = stats.commits,
+        pages = stats.pages_written,
+        "soft recovery done"
+    );
+    Ok(Some((resume, stats)))
+}
+
+fn end_offset(f: &LogFile) -> u32 {
+    match f.tail {
+        Tail::Open { at } => at,
+        Tail::Complete => f.records.last().map_or(LOG_HEADER_SIZE, |r| r.end.offset()),
+    }
+}
+
+/// Checks a file's generation, signature and link to its predecessor.
+fn check_link(
+    f: &LogFile,
+    gen: u32,
+    sig: &mut Option<crate::db::Signature>,
+    prev: Option<&LogHeader>,
+) -> Result<()> {
+    if f.header.gen != gen {
+        return Err(Error::LogGenerationMismatch);
+    }
+    match sig {
+        Some(s) if *s != f.header.signature => return Err(Error::BadLogSignature),
+        None => *sig = Some(f.header.signature),
+        _ => {}
+    }
+    if let Some(p) = prev {
+        if f.header.prev_created_ms != p.created_ms {
+            return Err(Error::InvalidLogSequence);
+        }
+    }
+    Ok(())
+}
+
+/// Prepares `<base>.log` for appending: zero the torn tail of an open file, or finish a roll
+/// that a crash interrupted.
+fn reopen_tail(
+    storage: &dyn Storage,
+    params: &InstanceParams,
+    stream: &Stream,
+    last: Option<&LogHeader>,
+    signature: crate::db::Signature,
+) -> Result<Resume> {
+    let dir = params.log_dir();
+    let base = params.base();
+    let cur_path = names::current(dir, base);
+    if let Some(c) = &stream.current {
+        if let Tail::Open { at } = c.tail {
+            let f = storage.open(&cur_path, OpenMode::Existing)?;
+            let len = f.len()?.max(params.log_bytes());
+            let zeros = vec![0u8; 1 << 20];
+            let mut off = at as u64;
+            while off < len {
+                let n = ((len - off) as usize).min(zeros.len());
+                f.write_at(&zeros[..n], off)?;
+                off += n as u64;
+            }
+            f.sync()?;
+            return Ok(Resume {
+                signature,
+                gen: c.header.gen,
+                offset: at,
+                created_ms: c.header.created_ms,
+            });
+        }
+        // Complete but not renamed: finish the roll.
+        storage.rename(&cur_path, &names::archived(dir, base, c.header.gen))?;
+    }
+    let last = last.ok_or(Error::MissingLogFile)?;
+    let gen = last.gen + 1;
+    let created_ms = now_ms().max(last.created_ms + 1);
+    let header = LogHeader {
+        gen,
+        signature,
+        created_ms,
+        prev_created_ms: last.created_ms,
+        file_size: params.log_bytes(),
+        base_name: base.to_string(),
+    };
+    let f = storage.open(&cur_path, OpenMode::Create)?;
+    f.set_len(params.log_bytes())?;
+    f.write_at(&header.encode(), 0)?;
+    let zeros = vec![0u8; (params.log_bytes() - LOG_HEADER_SIZE as u64) as usize];
+    f.write_at(&zeros, LOG_HEADER_SIZE as u64)?;
+    f.sync()?;
+    storage.sync_dir(dir)?;
+    Ok(Resume {
+        signature,
+        gen,
+        offset: LOG_HEADER_SIZE,
+        created_ms,
+    })
+}
