@@ -30,6 +30,8 @@ pub struct Target {
     pub file: DbFile,
     /// Its header as replay leaves it.
     pub header: DbHeader,
+    /// Whether replay made the file (its creation was in the replayed log).
+    pub created: bool,
 }
 
 /// Decides which file, if any, a database named by the log is replayed into.
@@ -256,14 +258,22 @@ impl Resolve for InPlace<'_> {
             let mut header = DbHeader::new(page_size, crate::db::Signature::default());
             header.db_signature = entry.signature;
             let file = DbFile::create(self.storage, &entry.path, &header)?;
-            return Ok(Some(Target { file, header }));
+            return Ok(Some(Target {
+                file,
+                header,
+                created: true,
+            }));
         }
         let (file, header) = DbFile::open(self.storage, &entry.path)?;
         if header.db_signature != entry.signature {
             tracing::warn!(path = %entry.path.display(), "database signature differs from the log's; skipped");
             return Ok(None);
         }
-        Ok(Some(Target { file, header }))
+        Ok(Some(Target {
+            file,
+            header,
+            created,
+        }))
     }
 }
 
@@ -367,6 +377,12 @@ pub fn recover(
     }
     let stats = replay.stats.clone();
     for t in replay.finish()? {
+        if t.created && !formatted(&t.file) {
+            // The creation never committed its first pages: it was not acknowledged.
+            tracing::warn!(path = %t.file.path.display(), "removing a database whose creation did not complete");
+            storage.remove(&t.file.path)?;
+            continue;
+        }
         let mut h = t.header;
         h.state = STATE_CLEAN;
         h.gen_min_required = 0;
@@ -382,6 +398,11 @@ pub fn recover(
         "soft recovery done"
     );
     Ok(Some((resume, stats)))
+}
+
+fn formatted(file: &DbFile) -> bool {
+    file.read_page(crate::btree::META_PGNO)
+        .is_ok_and(|p| page::kind(&p) == Some(page::PageKind::Meta))
 }
 
 fn end_offset(f: &LogFile) -> u32 {
@@ -447,6 +468,7 @@ fn reopen_tail(
         }
         // Complete but not renamed: finish the roll.
         storage.rename(&cur_path, &names::archived(dir, base, c.header.gen))?;
+        storage.sync_dir(dir)?;
     }
     let last = last.ok_or(Error::MissingLogFile)?;
     let gen = last.gen + 1;
@@ -460,10 +482,7 @@ fn reopen_tail(
         base_name: base.to_string(),
     };
     let f = storage.open(&cur_path, OpenMode::Create)?;
-    f.set_len(params.log_bytes())?;
-    f.write_at(&header.encode(), 0)?;
-    let zeros = vec![0u8; (params.log_bytes() - LOG_HEADER_SIZE as u64) as usize];
-    f.write_at(&zeros, LOG_HEADER_SIZE as u64)?;
+    crate::log::fill(&*f, &header.encode(), params.log_bytes())?;
     f.sync()?;
     storage.sync_dir(dir)?;
     Ok(Resume {

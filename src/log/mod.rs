@@ -12,7 +12,7 @@ pub use format::{
     frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageImage, Record,
     END_RESERVE, FRAME, LOG_HEADER_SIZE,
 };
-pub use writer::{LogShared, Notify};
+pub use writer::{fill, LogShared, Notify};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -96,8 +96,7 @@ impl Log {
         };
         let path = names::current(&cfg.dir, &cfg.base);
         let f = storage.open(&path, OpenMode::Create)?;
-        f.set_len(cfg.file_size)?;
-        f.write_at(&header.encode(), 0)?;
+        writer::fill(&*f, &header.encode(), cfg.file_size)?;
         f.sync()?;
         storage.sync_dir(&cfg.dir)?;
         let resume = Resume {
@@ -129,7 +128,7 @@ impl Log {
         let thread = std::thread::Builder::new()
             .name("ese-log-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| Error::from_io(e))?;
+            .map_err(Error::from_io)?;
         Ok(Log {
             cfg,
             signature: r.signature,

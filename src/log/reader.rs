@@ -53,6 +53,10 @@ pub fn read_file(storage: &dyn Storage, path: &Path) -> Result<LogFile> {
 /// been made durable is `LogFileCorrupt`; otherwise the file simply ends there.
 pub fn parse(bytes: &[u8]) -> Result<LogFile> {
     let header = LogHeader::decode(bytes)?;
+    if header.file_size != bytes.len() as u64 {
+        // Log files have one fixed size: a shorter or longer one was cut or padded.
+        return Err(Error::LogFileCorrupt);
+    }
     let gen = header.gen;
     let mut records = Vec::new();
     let mut off = LOG_HEADER_SIZE as usize;

@@ -232,18 +232,38 @@ impl Writer {
         let cur = names::current(&self.dir, &self.base);
         self.storage
             .rename(&cur, &names::archived(&self.dir, &self.base, from))?;
-        let file = match recycle {
+        // The archive's name must be durable before `<base>.log` names another file.
+        self.storage.sync_dir(&self.dir)?;
+        let (file, recycled) = match recycle {
             Some(old) if self.storage.rename(&old, &cur).is_ok() => {
-                self.storage.open(&cur, OpenMode::Existing)?
+                (self.storage.open(&cur, OpenMode::Existing)?, true)
             }
-            _ => self.storage.open(&cur, OpenMode::Create)?,
+            _ => (self.storage.open(&cur, OpenMode::Create)?, false),
         };
-        file.set_len(self.file_size)?;
-        file.write_at(header, 0)?;
+        if recycled {
+            file.write_at(header, 0)?;
+        } else {
+            fill(&*file, header, self.file_size)?;
+        }
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         file.sync()?;
         self.storage.sync_dir(&self.dir)?;
         self.file = file;
         Ok(())
     }
+}
+
+/// Writes `header` and zeros up to `size`: the file's blocks are allocated now, so a full
+/// volume shows at the roll (as ESE's `LogDiskFull`), not in the middle of a commit, and
+/// later writes change no file metadata.
+pub fn fill(file: &dyn crate::io::File, header: &[u8], size: u64) -> Result<()> {
+    file.write_at(header, 0)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut off = header.len() as u64;
+    while off < size {
+        let n = ((size - off) as usize).min(zeros.len());
+        file.write_at(&zeros[..n], off)?;
+        off += n as u64;
+    }
+    Ok(())
 }
