@@ -1,0 +1,165 @@
+//! Init, term, stop_service, stop_backup (contract 1.2).
+
+use ese::{Core, Error, Result, Term as TermBits};
+
+use super::{refuse, Actor};
+use crate::gate::Phase;
+use crate::messages::{Command, Reply};
+
+impl Actor {
+    pub(super) fn on_init(&mut self, r: Reply<()>) {
+        let early = match self.phase {
+            Phase::Terminated => Some(Error::InvalidInstance),
+            _ if self.stop_service => Some(Error::ClientRequestToStopJetService),
+            Phase::Terminating => Some(Error::TermInProgress),
+            Phase::Initialising => Some(Error::NotInitialized),
+            Phase::Running => Some(Error::AlreadyInitialized),
+            Phase::Created => None,
+        };
+        if let Some(e) = early {
+            let _ = r.send(Err(e));
+            return;
+        }
+        self.phase = Phase::Initialising;
+        tracing::info!(event_id = 102u32, "instance initialising (soft recovery)");
+        let storage = self.storage.clone();
+        let params = self.params.clone();
+        self.job(true, move |_| {
+            let opened = Core::open(storage, params);
+            let finish: super::Finish = Box::new(move |a: &mut Actor| a.init_done(opened, r));
+            (None, finish)
+        });
+    }
+
+    fn init_done(&mut self, opened: Result<Core>, r: Reply<()>) {
+        match opened {
+            Ok(core) => {
+                core.set_notify(Some(self.notifier()));
+                self.log_shared = Some(core.log().shared().clone());
+                self.core = Some(core);
+                if self.phase == Phase::Initialising {
+                    self.phase = Phase::Running;
+                }
+                tracing::info!(event_id = 105u32, "instance running");
+                let _ = r.send(Ok(()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "init failed");
+                if self.phase == Phase::Initialising {
+                    self.phase = Phase::Created;
+                }
+                let _ = r.send(Err(e));
+            }
+        }
+    }
+
+    pub(super) fn on_stop_service(&mut self, r: Reply<()>) {
+        let res = match self.phase {
+            Phase::Terminated => Err(Error::InvalidInstance),
+            _ => {
+                if !self.stop_service {
+                    tracing::info!(
+                        "stop service: every later call fails with ClientRequestToStopJetService"
+                    );
+                }
+                self.stop_service = true;
+                Ok(())
+            }
+        };
+        let _ = r.send(res);
+    }
+
+    pub(super) fn on_stop_backup(&mut self, r: Reply<()>) {
+        let res = match self.phase {
+            Phase::Terminated => Err(Error::InvalidInstance),
+            _ => self.stop_backup_flag(),
+        };
+        let _ = r.send(res);
+    }
+
+    /// Sets the server's stop flag on a running backup (no lasting effect without one).
+    pub(super) fn stop_backup_flag(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn on_term(&mut self, grbit: TermBits, r: Reply<()>) {
+        match self.phase {
+            Phase::Terminated => {
+                let _ = r.send(Err(Error::InvalidInstance));
+            }
+            Phase::Terminating => {
+                let _ = r.send(Err(Error::TermInProgress));
+            }
+            Phase::Created => {
+                self.terminated();
+                let _ = r.send(Ok(()));
+            }
+            Phase::Initialising | Phase::Running if self.busy => {
+                // Term waits for the job in flight; meanwhile every other call gets
+                // TermInProgress. It runs first when the core comes back.
+                self.phase = Phase::Terminating;
+                self.pending_term = Some((grbit, r));
+                self.refuse_deferred_after_term();
+            }
+            Phase::Initialising | Phase::Running => self.term_now(grbit, r),
+        }
+    }
+
+    /// Commands queued behind the core would now be refused by the gate: answer them.
+    fn refuse_deferred_after_term(&mut self) {
+        let queued: Vec<Command> = self.deferred.drain(..).collect();
+        for cmd in queued {
+            match self.gate() {
+                Err(e) => refuse(cmd, e),
+                Ok(()) => self.deferred.push_back(cmd),
+            }
+        }
+    }
+
+    /// Runs a term now that the core is at hand.
+    pub(super) fn term_now(&mut self, grbit: TermBits, r: Reply<()>) {
+        if self.core.is_none() {
+            // Init failed or never ran while term waited.
+            self.terminated();
+            let _ = r.send(Ok(()));
+            return;
+        }
+        self.phase = Phase::Terminating;
+        let dirty = grbit.contains(TermBits::DIRTY);
+        tracing::info!(grbit = grbit.bits(), dirty, "term");
+        self.job(true, move |core| {
+            if let Some(core) = core {
+                if dirty || core.check_available().is_err() {
+                    core.term_dirty();
+                } else if let Err(e) = core.term_clean() {
+                    // The files are left for recovery, as after a dirty term.
+                    tracing::warn!(error = %e, "clean term failed; the next init recovers");
+                }
+            }
+            let finish: super::Finish = Box::new(move |a: &mut Actor| {
+                a.terminated();
+                let _ = r.send(Ok(()));
+            });
+            (None, finish)
+        });
+    }
+
+    /// The instance is gone: waiters and deferred commands are answered, the engine forgets it.
+    pub(super) fn terminated(&mut self) {
+        self.phase = Phase::Terminated;
+        self.complete_waiters();
+        for (_, w) in self.waiters.drain(..) {
+            w(Err(Error::InvalidInstance));
+        }
+        for cmd in self.deferred.drain(..) {
+            refuse(cmd, Error::InvalidInstance);
+        }
+        if let Some((_, r)) = self.pending_term.take() {
+            let _ = r.send(Ok(()));
+        }
+        if let Some(engine) = self.engine.upgrade() {
+            engine.deregister(&self.name, self.id);
+        }
+        tracing::info!(event_id = 103u32, "instance terminated");
+    }
+}

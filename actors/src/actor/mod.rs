@@ -1,0 +1,304 @@
+//! The instance actor: one tokio task per instance. It owns the storage core and serves the
+//! mailbox one message at a time; state changes happen between messages. It never awaits
+//! disk I/O inside a handler: durable commits wait as entries in `waiters`, and the rare
+//! whole-instance steps (recovery, attach, detach, term) run as a *job* on the blocking
+//! pool, holding the core while the actor keeps answering what needs no core
+//! (`stop_service`, `stop_backup`, gate refusals). I/O threads wake the actor through an
+//! unbounded completion channel, which the loop prefers over new commands.
+
+mod data;
+mod lifecycle;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use ese::io::StorageRef;
+use ese::lsn::Lsn;
+use ese::{Core, Error, InstanceParams, Result};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::engine::EngineInner;
+use crate::gate::{self, GateState, Phase};
+use crate::messages::{Command, Reply};
+
+/// What to do once a durable commit's position is on disk (or never will be).
+pub(crate) type Waiter = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// What a finished job does to the actor.
+type Finish = Box<dyn FnOnce(&mut Actor) + Send>;
+
+pub(crate) enum Completion {
+    /// The log or the flusher made progress.
+    Wake,
+    /// A job finished: the core comes back (if it was lent), then `Finish` runs.
+    Job(Box<(Option<Core>, Finish)>),
+}
+
+pub(crate) struct Actor {
+    pub name: String,
+    pub id: u64,
+    pub params: InstanceParams,
+    pub storage: StorageRef,
+    pub engine: Weak<EngineInner>,
+    pub phase: Phase,
+    pub stop_service: bool,
+    pub core: Option<Core>,
+    /// A job holds the core.
+    pub busy: bool,
+    /// Commands that need the core, queued while it is lent to a job (mailbox order kept).
+    pub deferred: VecDeque<Command>,
+    /// Durable commits waiting for their log position.
+    pub waiters: Vec<(Lsn, Waiter)>,
+    /// The log's durable position and poison, shared with its writer thread.
+    pub log_shared: Option<Arc<ese::log::LogShared>>,
+    pub completions: mpsc::UnboundedSender<Completion>,
+    pub wake_pending: Arc<AtomicBool>,
+    /// A term that arrived while a job held the core; it runs when the job is done.
+    pub pending_term: Option<(ese::Term, Reply<()>)>,
+}
+
+/// Starts the actor task of an instance.
+pub(crate) fn start(
+    rt: &tokio::runtime::Handle,
+    name: String,
+    id: u64,
+    params: InstanceParams,
+    storage: StorageRef,
+    engine: Weak<EngineInner>,
+    mailbox: mpsc::Receiver<Command>,
+) {
+    let (ctx, crx) = mpsc::unbounded_channel();
+    let span = tracing::info_span!("instance", name = %name);
+    let actor = Actor {
+        name,
+        id,
+        params,
+        storage,
+        engine,
+        phase: Phase::Created,
+        stop_service: false,
+        core: None,
+        busy: false,
+        deferred: VecDeque::new(),
+        waiters: Vec::new(),
+        log_shared: None,
+        completions: ctx,
+        wake_pending: Arc::new(AtomicBool::new(false)),
+        pending_term: None,
+    };
+    rt.spawn(actor.run(mailbox, crx).instrument(span));
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut mailbox: mpsc::Receiver<Command>,
+        mut completions: mpsc::UnboundedReceiver<Completion>,
+    ) {
+        while self.phase != Phase::Terminated {
+            tokio::select! {
+                biased;
+                Some(c) = completions.recv() => self.on_completion(c),
+                cmd = mailbox.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None if self.busy => {
+                        // Every handle is gone, but a job still holds the core: let it finish.
+                        if let Some(c) = completions.recv().await { self.on_completion(c) }
+                    }
+                    None => break,
+                },
+            }
+        }
+        // Gone: the messages still queued get the contract's answer, not a channel error.
+        mailbox.close();
+        while let Some(cmd) = mailbox.recv().await {
+            refuse(cmd, Error::InvalidInstance);
+        }
+        if let Some(core) = self.core.take() {
+            // Every handle dropped without a term: leave the files for recovery.
+            tokio::task::spawn_blocking(move || core.term_dirty());
+        }
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        match c {
+            Completion::Wake => {
+                self.wake_pending.store(false, Ordering::Release);
+                if let Some(core) = &mut self.core {
+                    core.pump();
+                }
+                self.complete_waiters();
+            }
+            Completion::Job(job) => {
+                let (core, finish) = *job;
+                if core.is_some() {
+                    self.core = core;
+                }
+                self.busy = false;
+                finish(self);
+                self.complete_waiters();
+                if let Some((grbit, r)) = self.pending_term.take() {
+                    if self.phase != Phase::Terminated {
+                        self.term_now(grbit, r);
+                    }
+                }
+                self.run_deferred();
+            }
+        }
+    }
+
+    fn run_deferred(&mut self) {
+        while !self.busy && self.phase != Phase::Terminated {
+            let Some(cmd) = self.deferred.pop_front() else {
+                break;
+            };
+            self.serve(cmd);
+        }
+    }
+
+    /// The gate's view of this instance.
+    pub fn gate(&self) -> Result<()> {
+        let unavailable = self.core.as_ref().and_then(|c| c.check_available().err());
+        gate::check(&GateState {
+            phase: self.phase,
+            stop_service: self.stop_service,
+            unavailable,
+            restoring: false,
+        })
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        // Flags are answered at once, even while a job holds the core; everything else keeps
+        // mailbox order behind what is already deferred.
+        let immediate = matches!(
+            cmd,
+            Command::StopService(..) | Command::StopBackup(..) | Command::Term(..)
+        );
+        if immediate || (!self.busy && self.deferred.is_empty()) {
+            self.serve(cmd);
+        } else if let Err(e) = self.gate_for(&cmd) {
+            refuse(cmd, e);
+        } else {
+            self.deferred.push_back(cmd);
+        }
+    }
+
+    /// The gate for a command that would wait for the core (init has its own checks).
+    fn gate_for(&self, cmd: &Command) -> Result<()> {
+        match cmd {
+            Command::Init(..) => Ok(()),
+            _ => self.gate(),
+        }
+    }
+
+    fn serve(&mut self, cmd: Command) {
+        if self.busy && needs_core(&cmd) {
+            match self.gate_for(&cmd) {
+                Err(e) => refuse(cmd, e),
+                Ok(()) => self.deferred.push_back(cmd),
+            }
+            return;
+        }
+        match cmd {
+            Command::Init(_, r) => self.on_init(r),
+            Command::Term(m, r) => self.on_term(m.grbit, r),
+            Command::StopService(_, r) => self.on_stop_service(r),
+            Command::StopBackup(_, r) => self.on_stop_backup(r),
+            other => self.serve_data(other),
+        }
+    }
+
+    /// Lends the core (if `with_core`) to a blocking job; `Finish` runs on the actor after.
+    pub fn job<F>(&mut self, with_core: bool, f: F)
+    where
+        F: FnOnce(Option<Core>) -> (Option<Core>, Finish) + Send + 'static,
+    {
+        let core = if with_core { self.core.take() } else { None };
+        self.busy |= with_core;
+        let tx = self.completions.clone();
+        tokio::task::spawn_blocking(move || {
+            let (core, finish) = f(core);
+            let _ = tx.send(Completion::Job(Box::new((core, finish))));
+        });
+    }
+
+    /// The callback the core's I/O threads call: one wake-up in flight at a time.
+    pub fn notifier(&self) -> ese::log::Notify {
+        let tx = self.completions.clone();
+        let pending = self.wake_pending.clone();
+        Arc::new(move || {
+            if !pending.swap(true, Ordering::AcqRel) {
+                let _ = tx.send(Completion::Wake);
+            }
+        })
+    }
+
+    /// Answers durable commits whose position is on disk, or fails them all if the log is
+    /// poisoned. Works while a job holds the core: the log's shared state is kept apart.
+    pub fn complete_waiters(&mut self) {
+        let Some(shared) = &self.log_shared else {
+            return;
+        };
+        let durable = shared.durable();
+        let poison = shared.poisoned();
+        let mut keep = Vec::new();
+        for (lsn, w) in self.waiters.drain(..) {
+            if lsn <= durable {
+                w(Ok(()));
+            } else if let Some(e) = &poison {
+                w(Err(e.clone()));
+            } else {
+                keep.push((lsn, w));
+            }
+        }
+        self.waiters = keep;
+    }
+}
+
+/// Answers a command with an error, whatever its reply type.
+pub(crate) fn refuse(cmd: Command, e: Error) {
+    macro_rules! r {
+        ($($v:ident),*) => {
+            match cmd { $(Command::$v(_, r) => { let _ = r.send(Err(e)); })* }
+        };
+    }
+    r!(
+        Init,
+        Term,
+        StopService,
+        StopBackup,
+        CreateDatabase,
+        AttachDatabase,
+        DetachDatabase,
+        GetDatabaseInfo,
+        BeginSession,
+        EndSession,
+        CreateTable,
+        BeginTransaction,
+        Put,
+        Get,
+        Delete,
+        Scan,
+        CommitTransaction,
+        Rollback,
+        GetStats,
+        BeginBackup,
+        GetAttachInfo,
+        OpenFile,
+        ReadFile,
+        CloseFile,
+        GetLogInfo,
+        GetTruncateLogInfo,
+        TruncateLog,
+        EndBackup
+    );
+}
+
+fn needs_core(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::StopService(..) | Command::StopBackup(..) | Command::Term(..)
+    )
+}

@@ -1,0 +1,204 @@
+//! The `Instance` handle: every call is a typed message to the instance's actor.
+
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use ese::io::StorageRef;
+use ese::{
+    BackupBegin, BackupEnd, CoreStats, DbId, Error, InstanceParams, Result, Term as TermBits,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::EngineInner;
+use crate::messages::*;
+use crate::session::Session;
+use crate::types::{BackupFile, DatabaseInfo, LogInfo};
+
+/// Mailbox depth: back-pressure on hosts that send faster than the instance serves.
+pub(crate) const MAILBOX: usize = 1024;
+
+struct Handle {
+    name: String,
+    id: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+/// A handle on one instance: cheap to clone, `Send + Sync`. Every method sends one message
+/// and awaits its answer; a message that entered the mailbox is answered even if the caller
+/// stops waiting.
+#[derive(Clone)]
+pub struct Instance {
+    h: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("name", &self.h.name)
+            .finish()
+    }
+}
+
+impl Instance {
+    pub(crate) fn spawn(
+        name: &str,
+        id: u64,
+        params: InstanceParams,
+        storage: StorageRef,
+        engine: Weak<EngineInner>,
+    ) -> Result<Instance> {
+        let (tx, rx) = mpsc::channel(MAILBOX);
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::InvalidParameter)?;
+        crate::actor::start(&runtime, name.to_string(), id, params, storage, engine, rx);
+        Ok(Instance {
+            h: Arc::new(Handle {
+                name: name.to_string(),
+                id,
+                tx,
+            }),
+        })
+    }
+
+    /// The instance's name.
+    pub fn name(&self) -> &str {
+        &self.h.name
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.h.id
+    }
+
+    /// Sends any typed message and awaits its answer.
+    pub async fn ask<M: Message>(&self, msg: M) -> Result<M::Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.h
+            .tx
+            .send(msg.into_command(tx))
+            .await
+            .map_err(|_| Error::InvalidInstance)?;
+        // The actor answers every command it takes; a closed reply channel means the
+        // instance is gone.
+        rx.await.unwrap_or(Err(Error::InvalidInstance))
+    }
+
+    /// Sends a message without waiting for the answer, if the mailbox has room.
+    pub(crate) fn tell<M: Message>(&self, msg: M) {
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.h.tx.try_send(msg.into_command(tx));
+    }
+
+    /// `JetInit`: soft recovery, then the instance runs.
+    pub async fn init(&self) -> Result<()> {
+        self.ask(Init {}).await
+    }
+    /// `JetTerm2` with `Term` bits.
+    pub async fn term(&self, grbit: TermBits) -> Result<()> {
+        self.ask(Term { grbit }).await
+    }
+    /// `JetStopServiceInstance`: answers at once; every later call fails with -1329.
+    pub async fn stop_service(&self) -> Result<()> {
+        self.ask(StopService {}).await
+    }
+    /// `JetStopBackupInstance`.
+    pub async fn stop_backup(&self) -> Result<()> {
+        self.ask(StopBackup {}).await
+    }
+    /// `JetCreateDatabase`.
+    pub async fn create_database(&self, path: impl AsRef<Path>) -> Result<DbId> {
+        self.ask(CreateDatabase {
+            path: path.as_ref().to_path_buf(),
+        })
+        .await
+    }
+    /// `JetAttachDatabase`.
+    pub async fn attach_database(&self, path: impl AsRef<Path>) -> Result<DbId> {
+        self.ask(AttachDatabase {
+            path: path.as_ref().to_path_buf(),
+        })
+        .await
+    }
+    /// `JetDetachDatabase`.
+    pub async fn detach_database(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.ask(DetachDatabase {
+            path: path.as_ref().to_path_buf(),
+        })
+        .await
+    }
+    /// The backup fields and shutdown state of a database's header.
+    pub async fn database_info(&self, path: impl AsRef<Path>) -> Result<DatabaseInfo> {
+        self.ask(GetDatabaseInfo {
+            path: path.as_ref().to_path_buf(),
+        })
+        .await
+    }
+    /// `JetBeginSession`.
+    pub async fn begin_session(&self) -> Result<Session> {
+        let key = self.ask(BeginSession {}).await?;
+        Ok(Session::new(self.clone(), key))
+    }
+    /// Counters: commits, fsyncs, group commits, cache.
+    pub async fn stats(&self) -> Result<CoreStats> {
+        self.ask(GetStats {}).await
+    }
+
+    /// `JetBeginExternalBackupInstance`.
+    pub async fn begin_external_backup(&self, grbit: BackupBegin) -> Result<()> {
+        self.ask(BeginBackup { grbit }).await
+    }
+    /// `JetGetAttachInfoInstance`.
+    pub async fn get_attach_info(&self) -> Result<Vec<PathBuf>> {
+        self.ask(GetAttachInfo {}).await
+    }
+    /// `JetOpenFileInstance`: a handle and the file's size in bytes.
+    pub async fn open_file(&self, path: impl AsRef<Path>) -> Result<(BackupFile, u64)> {
+        self.ask(OpenFile {
+            path: path.as_ref().to_path_buf(),
+        })
+        .await
+    }
+    /// `JetReadFileInstance`: the next chunk; empty at the end of the file.
+    pub async fn read_file(&self, file: BackupFile, max_len: usize) -> Result<Bytes> {
+        self.ask(ReadFile { file, max_len }).await
+    }
+    /// `JetCloseFileInstance`.
+    pub async fn close_file(&self, file: BackupFile) -> Result<()> {
+        self.ask(CloseFile { file }).await
+    }
+    /// `JetGetLogInfoInstance2`.
+    pub async fn get_log_info(&self) -> Result<LogInfo> {
+        self.ask(GetLogInfo {}).await
+    }
+    /// `JetGetTruncateLogInfoInstance`.
+    pub async fn get_truncate_log_info(&self) -> Result<Vec<PathBuf>> {
+        self.ask(GetTruncateLogInfo {}).await
+    }
+    /// `JetTruncateLogInstance`.
+    pub async fn truncate_log(&self) -> Result<()> {
+        self.ask(TruncateLog {}).await
+    }
+    /// `JetEndExternalBackupInstance2`.
+    pub async fn end_external_backup(&self, grbit: BackupEnd) -> Result<()> {
+        self.ask(EndBackup { grbit }).await
+    }
+
+    pub(crate) async fn scan_range(
+        &self,
+        session: crate::types::SessionKey,
+        db: DbId,
+        table: &str,
+        range: impl RangeBounds<Vec<u8>>,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let lo = range.start_bound().cloned();
+        let hi = range.end_bound().cloned();
+        self.ask(Scan {
+            session,
+            db,
+            table: table.to_string(),
+            lo,
+            hi,
+        })
+        .await
+    }
+}

@@ -1,0 +1,104 @@
+//! The typed messages of the instance mailbox. Every public call of [`Instance`] and
+//! [`Session`] is one of these; hosts may build and forward them and send them with
+//! [`Instance::ask`].
+//!
+//! [`Instance`]: crate::Instance
+//! [`Session`]: crate::Session
+//! [`Instance::ask`]: crate::Instance::ask
+
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
+use tokio::sync::oneshot;
+
+use crate::types::{BackupFile, DatabaseInfo, LogInfo, SessionKey};
+
+/// Where a message's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// A message the instance actor understands.
+pub trait Message: Send + 'static {
+    /// What the actor answers (inside `Result`).
+    type Reply: Send + 'static;
+    #[doc(hidden)]
+    fn into_command(self, reply: Reply<Self::Reply>) -> Command;
+}
+
+macro_rules! messages {
+    ($( $(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? } -> $reply:ty ;)*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug, Clone)]
+            pub struct $name { $($(#[$fm])* pub $field: $ty),* }
+            impl Message for $name {
+                type Reply = $reply;
+                fn into_command(self, reply: Reply<$reply>) -> Command { Command::$name(self, reply) }
+            }
+        )*
+        /// Everything the mailbox carries (a message with its reply channel).
+        #[doc(hidden)]
+        #[derive(Debug)]
+        pub enum Command { $( $name($name, Reply<$reply>), )* }
+    };
+}
+
+messages! {
+    /// `JetInit`: soft recovery, then the instance runs.
+    Init {} -> ();
+    /// `JetTerm2`.
+    Term { grbit: TermBits } -> ();
+    /// `JetStopServiceInstance`: every later call fails with `ClientRequestToStopJetService`.
+    StopService {} -> ();
+    /// `JetStopBackupInstance`: the running backup's later calls fail with `BackupAbortByServer`.
+    StopBackup {} -> ();
+    /// `JetCreateDatabase`.
+    CreateDatabase { path: PathBuf } -> DbId;
+    /// `JetAttachDatabase`.
+    AttachDatabase { path: PathBuf } -> DbId;
+    /// `JetDetachDatabase`.
+    DetachDatabase { path: PathBuf } -> ();
+    /// The header fields of a database (attached or not).
+    GetDatabaseInfo { path: PathBuf } -> DatabaseInfo;
+    /// `JetBeginSession`.
+    BeginSession {} -> SessionKey;
+    /// `JetEndSession`: rolls back an open transaction.
+    EndSession { session: SessionKey } -> ();
+    /// `JetCreateTable` (committed at once).
+    CreateTable { session: SessionKey, db: DbId, table: String } -> ();
+    /// `JetBeginTransaction`.
+    BeginTransaction { session: SessionKey } -> ();
+    /// Insert or replace a row.
+    Put { session: SessionKey, db: DbId, table: String, key: Vec<u8>, value: Vec<u8> } -> ();
+    /// Read a row.
+    Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
+    /// Delete a row.
+    Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
+    /// Rows in a key range.
+    Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>> } -> Vec<(Bytes, Bytes)>;
+    /// `JetCommitTransaction`.
+    CommitTransaction { session: SessionKey, durability: Commit } -> ();
+    /// `JetRollback`.
+    Rollback { session: SessionKey } -> ();
+    /// Counters of the instance.
+    GetStats {} -> CoreStats;
+    /// `JetBeginExternalBackupInstance`.
+    BeginBackup { grbit: BackupBegin } -> ();
+    /// `JetGetAttachInfoInstance`.
+    GetAttachInfo {} -> Vec<PathBuf>;
+    /// `JetOpenFileInstance`: a handle and the file's size in bytes.
+    OpenFile { path: PathBuf } -> (BackupFile, u64);
+    /// `JetReadFileInstance`: the next chunk (empty at the end).
+    ReadFile { file: BackupFile, max_len: usize } -> Bytes;
+    /// `JetCloseFileInstance`.
+    CloseFile { file: BackupFile } -> ();
+    /// `JetGetLogInfoInstance2`.
+    GetLogInfo {} -> LogInfo;
+    /// `JetGetTruncateLogInfoInstance`.
+    GetTruncateLogInfo {} -> Vec<PathBuf>;
+    /// `JetTruncateLogInstance`.
+    TruncateLog {} -> ();
+    /// `JetEndExternalBackupInstance2`.
+    EndBackup { grbit: BackupEnd } -> ();
+}

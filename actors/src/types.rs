@@ -1,0 +1,64 @@
+//! Plain data the runtime hands out.
+
+use std::path::PathBuf;
+
+pub use ese::db::BackupInfo;
+
+/// A file opened by a backup (ESE's `JET_HANDLE` from `JetOpenFile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BackupFile(pub(crate) u64);
+
+impl BackupFile {
+    /// A handle from its number (for hosts that store handles, and for tests of bad handles).
+    pub fn from_raw(n: u64) -> BackupFile {
+        BackupFile(n)
+    }
+    /// The handle's number.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+/// A session's number inside its instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey(pub(crate) ese::SessionId);
+
+/// The log range of a backup (ESE's `JET_LOGINFO`), generations inclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogInfo {
+    /// Lowest generation to copy.
+    pub gen_low: u32,
+    /// Highest generation to copy.
+    pub gen_high: u32,
+    /// The log base name.
+    pub base_name: String,
+    /// The files to copy, in generation order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The header fields of contract 2.5, plus the shutdown state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    /// Whether the header says clean shutdown (an attached database is dirty).
+    pub clean_shutdown: bool,
+    /// Last full backup.
+    pub last_full: Option<BackupInfo>,
+    /// Last incremental backup.
+    pub last_incremental: Option<BackupInfo>,
+    /// Last copy backup.
+    pub last_copy: Option<BackupInfo>,
+    /// Last differential backup.
+    pub last_differential: Option<BackupInfo>,
+}
+
+impl DatabaseInfo {
+    pub(crate) fn from_header(h: &ese::db::DbHeader) -> DatabaseInfo {
+        DatabaseInfo {
+            clean_shutdown: h.is_clean(),
+            last_full: h.last_full,
+            last_incremental: h.last_incremental,
+            last_copy: h.last_copy,
+            last_differential: h.last_differential,
+        }
+    }
+}
