@@ -6,6 +6,7 @@
 //! (database files), [`btree`] (tables), [`log`] (write-ahead log, checkpoint), [`recovery`]
 //! (redo), and [`Core`] (an instance's engine state, operated through `&mut self`).
 
+pub mod backup;
 pub mod btree;
 mod cache;
 mod core;

@@ -74,6 +74,9 @@ impl Core {
     /// database is usable at once, durable once that commit is.
     pub fn create_database(&mut self, path: &Path) -> Result<(DbId, CommitTicket)> {
         self.check_available()?;
+        if self.backup.is_some() {
+            return Err(Error::BackupInProgress);
+        }
         let path = checked_path(path)?;
         if self.attached_path(&path).is_some() {
             return Err(Error::DatabaseDuplicate);
@@ -120,6 +123,9 @@ impl Core {
     /// Attaches an existing database file.
     pub fn attach_database(&mut self, path: &Path) -> Result<DbId> {
         self.check_available()?;
+        if self.backup.is_some() {
+            return Err(Error::BackupInProgress);
+        }
         let path = checked_path(path)?;
         if self.attached_path(&path).is_some() {
             return Err(Error::DatabaseDuplicate);
@@ -191,6 +197,9 @@ impl Core {
     /// Detaches a database: its pages are flushed and its header marked clean.
     pub fn detach_database(&mut self, path: &Path) -> Result<()> {
         self.check_available()?;
+        if self.backup.is_some() {
+            return Err(Error::BackupInProgress);
+        }
         let path = checked_path(path)?;
         let dbid = self.attached_path(&path).ok_or(Error::DatabaseNotFound)?;
         if self

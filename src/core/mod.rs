@@ -4,6 +4,7 @@
 //! returns something to wait on ([`CommitTicket`]); nothing here waits for an fsync, except
 //! the rare whole-instance steps that say so (`open`, database attach/detach, `term_clean`).
 
+mod backup;
 mod commit;
 mod databases;
 mod flushing;
@@ -104,6 +105,8 @@ pub struct Core {
     notify: Arc<Mutex<Option<Notify>>>,
     unavailable: Option<Error>,
     stats: CoreStats,
+    backup: Option<crate::backup::BackupState>,
+    backup_forbidden: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -167,6 +170,8 @@ impl Core {
             notify,
             unavailable: None,
             stats: CoreStats::default(),
+            backup: None,
+            backup_forbidden: false,
         };
         core.stats.recovery = recovered;
         let gen = core.log.gen();

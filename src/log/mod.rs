@@ -323,6 +323,22 @@ impl Log {
         }
     }
 
+    /// Deletes archived generations now, in increasing order (backup truncation): files
+    /// already gone are skipped; the first other failure stops and is returned.
+    pub fn delete_now(&mut self, storage: &dyn crate::io::Storage, gens: &[u32]) -> Result<()> {
+        let mut sorted = gens.to_vec();
+        sorted.sort_unstable();
+        for g in sorted {
+            match storage.remove(&self.archived_path(g)) {
+                Ok(()) | Err(Error::FileNotFound) => {
+                    self.archived.remove(&g);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        storage.sync_dir(&self.cfg.dir)
+    }
+
     /// Forgets that an archived generation exists (someone else deleted it).
     pub fn forget(&mut self, gen: u32) {
         self.archived.remove(&gen);

@@ -172,11 +172,3 @@ fn bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
         Bound::Unbounded => Bound::Unbounded,
     }
 }
-
-impl Actor {
-    /// Backup calls (contract 2). Until the backup state machine lands they pass the gate and
-    /// report that the feature is not available.
-    pub(super) fn serve_backup(&mut self, cmd: Command) {
-        refuse(cmd, Error::FeatureNotAvailable);
-    }
-}

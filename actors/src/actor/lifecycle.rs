@@ -79,6 +79,11 @@ impl Actor {
 
     /// Sets the server's stop flag on a running backup (no lasting effect without one).
     pub(super) fn stop_backup_flag(&mut self) -> Result<()> {
+        match self.core.as_mut() {
+            Some(c) => c.backup_stop(),
+            None if self.busy => self.stop_backup_pending = true,
+            None => {}
+        }
         Ok(())
     }
 
@@ -94,7 +99,7 @@ impl Actor {
                 self.terminated();
                 let _ = r.send(Ok(()));
             }
-            Phase::Initialising | Phase::Running if self.busy => {
+            Phase::Initialising | Phase::Running if self.busy || self.reads_in_flight > 0 => {
                 // Term waits for the job in flight; meanwhile every other call gets
                 // TermInProgress. It runs first when the core comes back.
                 self.phase = Phase::Terminating;
@@ -124,8 +129,21 @@ impl Actor {
             let _ = r.send(Ok(()));
             return;
         }
-        self.phase = Phase::Terminating;
         let dirty = grbit.contains(TermBits::DIRTY);
+        let core = self.core.as_mut().expect("checked above");
+        if core.backup_running() && !dirty && core.check_available().is_ok() {
+            if grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP) {
+                core.backup_abort_by_server();
+            } else {
+                // The instance keeps running and its backup can still end, but no new backup
+                // may begin until it is terminated and created again.
+                core.forbid_new_backups();
+                self.phase = Phase::Running;
+                let _ = r.send(Err(Error::BackupInProgress));
+                return;
+            }
+        }
+        self.phase = Phase::Terminating;
         tracing::info!(grbit = grbit.bits(), dirty, "term");
         self.job(true, move |core| {
             if let Some(core) = core {

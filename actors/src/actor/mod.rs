@@ -6,6 +6,7 @@
 //! (`stop_service`, `stop_backup`, gate refusals). I/O threads wake the actor through an
 //! unbounded completion channel, which the loop prefers over new commands.
 
+mod backup;
 mod data;
 mod lifecycle;
 
@@ -33,7 +34,7 @@ pub(crate) enum Completion {
     /// The log or the flusher made progress.
     Wake,
     /// A job finished: the core comes back (if it was lent), then `Finish` runs.
-    Job(Box<(Option<Core>, Finish)>),
+    Job(Box<(bool, Option<Core>, Finish)>),
 }
 
 pub(crate) struct Actor {
@@ -57,7 +58,20 @@ pub(crate) struct Actor {
     pub wake_pending: Arc<AtomicBool>,
     /// A term that arrived while a job held the core; it runs when the job is done.
     pub pending_term: Option<(ese::Term, Reply<()>)>,
+    /// Backup reads on disk now: term waits for them.
+    pub reads_in_flight: usize,
+    /// Reads that finished while a job held the core.
+    pub parked_reads: Vec<ParkedRead>,
+    /// `stop_backup` arrived while a job held the core.
+    pub stop_backup_pending: bool,
 }
+
+/// A finished read waiting for the core.
+pub(crate) type ParkedRead = (
+    u64,
+    Result<(bytes::Bytes, Option<bytes::Bytes>)>,
+    Reply<bytes::Bytes>,
+);
 
 /// Starts the actor task of an instance.
 pub(crate) fn start(
@@ -87,6 +101,9 @@ pub(crate) fn start(
         completions: ctx,
         wake_pending: Arc::new(AtomicBool::new(false)),
         pending_term: None,
+        reads_in_flight: 0,
+        parked_reads: Vec::new(),
+        stop_backup_pending: false,
     };
     rt.spawn(actor.run(mailbox, crx).instrument(span));
 }
@@ -132,20 +149,36 @@ impl Actor {
                 self.complete_waiters();
             }
             Completion::Job(job) => {
-                let (core, finish) = *job;
-                if core.is_some() {
+                let (held, core, finish) = *job;
+                if held {
                     self.core = core;
-                }
-                self.busy = false;
-                finish(self);
-                self.complete_waiters();
-                if let Some((grbit, r)) = self.pending_term.take() {
-                    if self.phase != Phase::Terminated {
-                        self.term_now(grbit, r);
+                    self.busy = false;
+                    if std::mem::take(&mut self.stop_backup_pending) {
+                        if let Some(c) = self.core.as_mut() {
+                            c.backup_stop();
+                        }
                     }
                 }
+                finish(self);
+                if self.core.is_some() {
+                    for (h, res, r) in std::mem::take(&mut self.parked_reads) {
+                        self.read_finished(h, res, r);
+                    }
+                }
+                self.complete_waiters();
+                self.maybe_run_pending_term();
                 self.run_deferred();
             }
+        }
+    }
+
+    /// Runs a term that waited for the job or the reads in flight, once none is left.
+    pub fn maybe_run_pending_term(&mut self) {
+        if self.busy || self.reads_in_flight > 0 || self.phase == Phase::Terminated {
+            return;
+        }
+        if let Some((grbit, r)) = self.pending_term.take() {
+            self.term_now(grbit, r);
         }
     }
 
@@ -220,7 +253,7 @@ impl Actor {
         let tx = self.completions.clone();
         tokio::task::spawn_blocking(move || {
             let (core, finish) = f(core);
-            let _ = tx.send(Completion::Job(Box::new((core, finish))));
+            let _ = tx.send(Completion::Job(Box::new((with_core, core, finish))));
         });
     }
 

@@ -1,0 +1,864 @@
+//! The backup state machine of one instance. Plain data: every method takes what it needs to
+//! know about the instance as arguments, so the whole sequence is testable without files,
+//! threads or a runtime.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::events;
+use crate::db::{BackupField, BackupInfo, DbFile, DbHeader, Signature};
+use crate::log::names;
+use crate::lsn::Lsn;
+use crate::{BackupEnd, Error};
+
+/// Full (database phase first) or incremental (logs only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Databases, then logs.
+    Full,
+    /// Logs only.
+    Incremental,
+}
+
+/// Where the sequence is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Databases may be opened (full backup only).
+    Databases,
+    /// The log was rolled and the ranges fixed; only listed logs may be opened.
+    Logs,
+}
+
+/// An error, and whether it ends the whole backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// What the caller gets.
+    pub error: Error,
+    /// Whether the backup is gone afterwards.
+    pub abort: bool,
+}
+
+impl Failure {
+    fn keep(error: Error) -> Failure {
+        Failure {
+            error,
+            abort: false,
+        }
+    }
+    fn abort(error: Error) -> Failure {
+        Failure { error, abort: true }
+    }
+}
+
+/// The log ranges fixed by the first `get_log_info` (generations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRanges {
+    /// First generation to copy.
+    pub copy_low: u32,
+    /// Last generation to copy (the one before the new current log).
+    pub copy_high: u32,
+    /// Generations `truncate_log` deletes, ascending.
+    pub truncate: Vec<u32>,
+    /// The mark of an incremental backup (the log roll's position and time).
+    pub mark: (Lsn, u64),
+}
+
+/// What an open backup file is.
+#[derive(Clone, Debug)]
+pub enum OpenedFile {
+    /// A database image.
+    Db {
+        /// The instance's id for it.
+        dbid: u32,
+        /// The open database file.
+        file: DbFile,
+        /// The header copy that carries the backup mark (written twice at the start).
+        header: Arc<Vec<u8>>,
+        /// Signatures for the trailer.
+        db_signature: Signature,
+        /// Last data page streamed.
+        last_page: u32,
+    },
+    /// An archived log file.
+    Log {
+        /// Its generation.
+        gen: u32,
+        /// Where it is.
+        path: PathBuf,
+        /// Its bytes, once read and verified (the first read does it).
+        bytes: Option<Bytes>,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    file: OpenedFile,
+    size: u64,
+    pos: u64,
+    busy: bool,
+}
+
+/// What to read for one `read_file`.
+#[derive(Clone, Debug)]
+pub enum ReadPlan {
+    /// End of file: an empty chunk.
+    Eof,
+    /// Bytes of a database image.
+    Db {
+        /// The open file.
+        file: DbFile,
+        /// Offset in the image.
+        pos: u64,
+        /// Bytes to produce.
+        len: usize,
+        /// The header copy.
+        header: Arc<Vec<u8>>,
+        /// Last data page.
+        last_page: u32,
+        /// The trailer page, when this chunk reaches it.
+        trailer: Option<Vec<u8>>,
+    },
+    /// Bytes of a log file (the whole file is read and verified on the first read).
+    Log {
+        /// Where it is.
+        path: PathBuf,
+        /// Its generation.
+        gen: u32,
+        /// Offset.
+        pos: u64,
+        /// Bytes to produce.
+        len: usize,
+        /// Its bytes if already verified.
+        bytes: Option<Bytes>,
+    },
+}
+
+/// How `end_external_backup` finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndOutcome {
+    /// What the caller gets.
+    pub result: Result<(), Error>,
+    /// Header updates to log and apply: (dbid, field, value).
+    pub updates: Vec<(u32, BackupField, BackupInfo)>,
+    /// The event id to report.
+    pub event: u32,
+}
+
+/// One backup in progress.
+#[derive(Clone, Debug)]
+pub struct BackupState {
+    /// Full or incremental.
+    pub kind: Kind,
+    /// Databases or logs.
+    pub phase: Phase,
+    /// `stop_backup` was called: later calls get `BackupAbortByServer`.
+    pub stop: bool,
+    /// Log position at begin (full backups' mark).
+    pub mark: Lsn,
+    /// Time at begin, ms.
+    pub mark_time: u64,
+    /// Checkpoint generation at begin: the first log a full backup needs.
+    pub gen_low: u32,
+    /// Fixed by the log phase.
+    pub ranges: Option<LogRanges>,
+    files: BTreeMap<u64, Slot>,
+    next_handle: u64,
+    max_open: usize,
+    /// Databases read to their end (trailer included).
+    pub copied: BTreeSet<u32>,
+    /// Logs of the copy range read to their end.
+    pub logs_read: BTreeSet<u32>,
+    /// `truncate_log` ran.
+    pub truncated: bool,
+    page_size: u32,
+    log_dir: PathBuf,
+    base: String,
+    log_signature: Signature,
+}
+
+/// What `begin` needs to know about the instance.
+#[derive(Clone, Debug)]
+pub struct BeginFacts<'a> {
+    /// Whether circular logging is on.
+    pub circular: bool,
+    /// Headers of the attached databases.
+    pub headers: Vec<&'a DbHeader>,
+    /// The log tip now.
+    pub tip: Lsn,
+    /// Time now, ms.
+    pub now_ms: u64,
+    /// The checkpoint's generation now.
+    pub checkpoint_gen: u32,
+    /// Page size.
+    pub page_size: u32,
+    /// Log directory and base name.
+    pub log_dir: PathBuf,
+    /// Base name.
+    pub base: String,
+    /// The log stream's signature.
+    pub log_signature: Signature,
+    /// `max_open_backup_files`.
+    pub max_open: usize,
+}
+
+impl BackupState {
+    /// `begin_external_backup`, after the gate and the "not allowed after a failed term"
+    /// check. `running` says whether a backup already runs.
+    pub fn begin(
+        grbit: crate::BackupBegin,
+        running: bool,
+        f: BeginFacts,
+    ) -> Result<BackupState, Error> {
+        use crate::BackupBegin as B;
+        if !(grbit - B::INCREMENTAL).is_empty() {
+            return Err(Error::InvalidGrbit);
+        }
+        let kind = if grbit.contains(B::INCREMENTAL) {
+            Kind::Incremental
+        } else {
+            Kind::Full
+        };
+        if kind == Kind::Incremental && f.circular {
+            return Err(Error::InvalidBackup);
+        }
+        if running {
+            return Err(Error::BackupInProgress);
+        }
+        if kind == Kind::Incremental && f.headers.iter().any(|h| h.last_full.is_none()) {
+            tracing::warn!(
+                event_id = events::MISSING_FULL,
+                "incremental backup refused: a database has no full backup"
+            );
+            return Err(Error::MissingFullBackup);
+        }
+        let phase = if kind == Kind::Full {
+            Phase::Databases
+        } else {
+            Phase::Logs
+        };
+        let event = if kind == Kind::Full {
+            events::FULL_START
+        } else {
+            events::INCREMENTAL_START
+        };
+        tracing::info!(event_id = event, kind = ?kind, gen_low = f.checkpoint_gen, "backup started");
+        Ok(BackupState {
+            kind,
+            phase,
+            stop: false,
+            mark: f.tip,
+            mark_time: f.now_ms,
+            gen_low: f.checkpoint_gen,
+            ranges: None,
+            files: BTreeMap::new(),
+            next_handle: 1,
+            max_open: f.max_open,
+            copied: BTreeSet::new(),
+            logs_read: BTreeSet::new(),
+            truncated: false,
+            page_size: f.page_size,
+            log_dir: f.log_dir,
+            base: f.base,
+            log_signature: f.log_signature,
+        })
+    }
+
+    fn check_stop(&self) -> Result<(), Failure> {
+        if self.stop {
+            Err(Failure::keep(Error::BackupAbortByServer))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `get_attach_info`: the attached databases' paths (full backups only).
+    pub fn attach_info(&self, attached: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+        self.check_stop()?;
+        if self.kind != Kind::Full {
+            return Err(Failure::keep(Error::InvalidBackupSequence));
+        }
+        Ok(attached.to_vec())
+    }
+
+    /// Number of files open.
+    pub fn open_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// `open_file` of a path. `db` is the attached database at that path, if any, with its
+    /// header, file and last page.
+    pub fn open(
+        &mut self,
+        path: &Path,
+        db: Option<(u32, &DbHeader, &DbFile, u32)>,
+    ) -> Result<(u64, u64), Failure> {
+        self.check_stop()?;
+        if path.as_os_str().is_empty() {
+            return Err(Failure::keep(Error::InvalidParameter));
+        }
+        if self.files.len() >= self.max_open {
+            return Err(Failure::keep(Error::OutOfMemory));
+        }
+        match (db, self.phase) {
+            (Some(_), Phase::Logs) => Err(Failure::abort(Error::InvalidBackupSequence)),
+            (Some((dbid, header, file, last_page)), Phase::Databases) => {
+                Ok(self.open_db(dbid, header, file, last_page))
+            }
+            (None, Phase::Databases) => {
+                tracing::warn!(event_id = events::DB_ERROR, path = %path.display(), "not an attached database");
+                Err(Failure::keep(Error::DatabaseNotFound))
+            }
+            (None, Phase::Logs) => self.open_log(path),
+        }
+    }
+
+    fn open_db(
+        &mut self,
+        dbid: u32,
+        header: &DbHeader,
+        file: &DbFile,
+        last_page: u32,
+    ) -> (u64, u64) {
+        let mut copy = header.clone();
+        copy.backup_mark = Some(BackupInfo {
+            mark: self.mark.0,
+            time_ms: self.mark_time,
+            gen_low: self.gen_low,
+            gen_high: 0,
+        });
+        copy.gen_min_required = self.gen_low;
+        let size = (last_page as u64 + 3) * self.page_size as u64;
+        let slot = Slot {
+            file: OpenedFile::Db {
+                dbid,
+                file: file.clone(),
+                header: Arc::new(copy.encode()),
+                db_signature: header.db_signature,
+                last_page,
+            },
+            size,
+            pos: 0,
+            busy: false,
+        };
+        tracing::info!(event_id = events::FILE_START, path = %file.path.display(), size, "database copy started");
+        (self.insert(slot), size)
+    }
+
+    /// A log may be opened only if `get_log_info` listed it: a file directly in the log
+    /// directory, named `<base>XXXXXXXX.log`, in the copy range (differs from ESE, which
+    /// opens any file in this phase).
+    fn open_log(&mut self, path: &Path) -> Result<(u64, u64), Failure> {
+        let ranges = self
+            .ranges
+            .as_ref()
+            .ok_or(Failure::abort(Error::InvalidBackupSequence))?;
+        let gen = listed_log_gen(path, &self.log_dir, &self.base)
+            .ok_or(Failure::abort(Error::InvalidParameter))?;
+        if gen < ranges.copy_low || gen > ranges.copy_high {
+            return Err(Failure::abort(Error::InvalidParameter));
+        }
+        let slot = Slot {
+            file: OpenedFile::Log {
+                gen,
+                path: path.to_path_buf(),
+                bytes: None,
+            },
+            size: 0,
+            pos: 0,
+            busy: false,
+        };
+        Ok((self.insert(slot), 0))
+    }
+
+    /// Sets a just-opened log's size (the caller stats the file: `MissingFileToBackup` if gone).
+    pub fn set_size(&mut self, handle: u64, size: u64) {
+        if let Some(s) = self.files.get_mut(&handle) {
+            s.size = size;
+        }
+    }
+
+    fn insert(&mut self, slot: Slot) -> u64 {
+        let h = self.next_handle;
+        self.next_handle += 1;
+        self.files.insert(h, slot);
+        h
+    }
+
+    /// Path of an open log (to stat it).
+    pub fn log_path(&self, handle: u64) -> Option<&Path> {
+        match self.files.get(&handle).map(|s| &s.file) {
+            Some(OpenedFile::Log { path, .. }) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Plans `read_file(handle, max_len)`; `current_gen` is the log generation now (the
+    /// trailer records it as the last log the image needs).
+    pub fn plan_read(
+        &mut self,
+        handle: u64,
+        max_len: usize,
+        current_gen: u32,
+    ) -> Result<ReadPlan, Failure> {
+        self.check_stop()?;
+        let ps = self.page_size as usize;
+        let gen_low = self.gen_low;
+        let (mark, mark_time, log_sig) = (self.mark, self.mark_time, self.log_signature);
+        let slot = self
+            .files
+            .get_mut(&handle)
+            .ok_or(Failure::keep(Error::InvalidParameter))?;
+        if max_len == 0 || !max_len.is_multiple_of(ps) || slot.busy {
+            return Err(Failure::keep(Error::InvalidParameter));
+        }
+        let min_first = match slot.file {
+            OpenedFile::Db { .. } => 3,
+            OpenedFile::Log { .. } => 2,
+        };
+        if slot.pos == 0 && max_len < min_first * ps {
+            return Err(Failure::keep(Error::InvalidParameter));
+        }
+        if slot.pos >= slot.size {
+            return Ok(ReadPlan::Eof);
+        }
+        let len = (max_len as u64).min(slot.size - slot.pos) as usize;
+        slot.busy = true;
+        Ok(match &slot.file {
+            OpenedFile::Db {
+                file,
+                header,
+                db_signature,
+                last_page,
+                ..
+            } => {
+                let reaches_trailer = slot.pos + len as u64 == slot.size;
+                let trailer = reaches_trailer.then(|| {
+                    crate::db::Trailer {
+                        page_size: ps as u32,
+                        db_signature: *db_signature,
+                        log_signature: log_sig,
+                        backup: BackupInfo {
+                            mark: mark.0,
+                            time_ms: mark_time,
+                            gen_low,
+                            gen_high: current_gen,
+                        },
+                        last_page: *last_page,
+                    }
+                    .encode()
+                });
+                ReadPlan::Db {
+                    file: file.clone(),
+                    pos: slot.pos,
+                    len,
+                    header: header.clone(),
+                    last_page: *last_page,
+                    trailer,
+                }
+            }
+            OpenedFile::Log { path, gen, bytes } => ReadPlan::Log {
+                path: path.clone(),
+                gen: *gen,
+                pos: slot.pos,
+                len,
+                bytes: bytes.clone(),
+            },
+        })
+    }
+
+    /// A planned read finished. A database page that failed verification cancels that
+    /// database's copy (its handle closes; the backup goes on); a bad log ends the backup.
+    pub fn read_done(
+        &mut self,
+        handle: u64,
+        res: &Result<(Bytes, Option<Bytes>), Error>,
+    ) -> Result<(), Failure> {
+        let Some(slot) = self.files.get_mut(&handle) else {
+            return Ok(());
+        };
+        slot.busy = false;
+        match res {
+            Ok((chunk, whole_log)) => {
+                slot.pos += chunk.len() as u64;
+                if let (OpenedFile::Log { bytes, .. }, Some(w)) = (&mut slot.file, whole_log) {
+                    *bytes = Some(w.clone());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let is_db = matches!(slot.file, OpenedFile::Db { .. });
+                self.files.remove(&handle);
+                if is_db {
+                    tracing::warn!(event_id = events::DB_ERROR, error = %e, "database copy cancelled");
+                    Err(Failure::keep(e.clone()))
+                } else {
+                    tracing::error!(event_id = events::READ_ERROR, error = %e, "log read failed; backup aborted");
+                    Err(Failure::abort(e.clone()))
+                }
+            }
+        }
+    }
+
+    /// `close_file`: a file read to its end counts as copied.
+    pub fn close(&mut self, handle: u64) -> Result<(), Failure> {
+        let slot = self
+            .files
+            .remove(&handle)
+            .ok_or(Failure::keep(Error::InvalidParameter))?;
+        let whole = slot.pos >= slot.size;
+        match slot.file {
+            OpenedFile::Db { dbid, .. } if whole => {
+                self.copied.insert(dbid);
+            }
+            OpenedFile::Log { gen, .. }
+                if whole
+                    && self
+                        .ranges
+                        .as_ref()
+                        .is_some_and(|r| (r.copy_low..=r.copy_high).contains(&gen)) =>
+            {
+                self.logs_read.insert(gen);
+            }
+            _ => {}
+        }
+        let event = if whole {
+            events::FILE_DONE
+        } else {
+            events::FILE_CLOSED_EARLY
+        };
+        tracing::info!(event_id = event, handle, "backup file closed");
+        Ok(())
+    }
+
+    /// Checks a `get_log_info` / `get_truncate_log_info` call; `Ok(true)` when the log must
+    /// be rolled and the ranges fixed (the first call).
+    pub fn log_info_needs_roll(&self) -> Result<bool, Failure> {
+        self.check_stop()?;
+        if !self.files.is_empty() {
+            return Err(Failure::keep(Error::InvalidBackupSequence));
+        }
+        Ok(self.ranges.is_none())
+    }
+
+    /// Fixes the ranges after the roll. `new_gen` is the new current generation, `oldest` the
+    /// oldest archived generation on disk, `checkpoint_gen` the checkpoint now; `dbs` the
+    /// attached databases (id, header).
+    pub fn fix_ranges(
+        &mut self,
+        new_gen: u32,
+        oldest: u32,
+        checkpoint_gen: u32,
+        dbs: &[(u32, &DbHeader)],
+        roll_mark: (Lsn, u64),
+    ) -> Result<(), Failure> {
+        let copy_high = new_gen - 1;
+        let copy_low = match self.kind {
+            Kind::Full => self.gen_low,
+            Kind::Incremental => oldest,
+        };
+        if self.kind == Kind::Incremental {
+            for (_, h) in dbs {
+                let prev = h
+                    .last_full
+                    .map_or(0, |b| b.gen_high)
+                    .max(h.last_incremental.map_or(0, |b| b.gen_high));
+                if copy_low > prev + 1 {
+                    tracing::warn!(
+                        event_id = events::LOG_MISSING,
+                        copy_low,
+                        prev,
+                        "logs since the previous backup are gone"
+                    );
+                    return Err(Failure::abort(Error::MissingFileToBackup));
+                }
+            }
+        }
+        let mut delete_mac = checkpoint_gen.min(copy_high + 1);
+        if self.kind == Kind::Full {
+            for (dbid, h) in dbs {
+                if !self.copied.contains(dbid) {
+                    delete_mac = delete_mac.min(h.last_full.map_or(0, |b| b.gen_high));
+                }
+            }
+        }
+        let truncate = (oldest..delete_mac).collect();
+        self.ranges = Some(LogRanges {
+            copy_low,
+            copy_high,
+            truncate,
+            mark: roll_mark,
+        });
+        self.phase = Phase::Logs;
+        tracing::info!(
+            event_id = events::LOGS_START,
+            copy_low,
+            copy_high,
+            "log files start"
+        );
+        Ok(())
+    }
+
+    /// The log files to copy.
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        self.ranges.as_ref().map_or(Vec::new(), |r| {
+            (r.copy_low..=r.copy_high)
+                .map(|g| names::archived(&self.log_dir, &self.base, g))
+                .collect()
+        })
+    }
+
+    /// The log files `truncate_log` would delete.
+    pub fn truncate_files(&self) -> Vec<PathBuf> {
+        self.ranges.as_ref().map_or(Vec::new(), |r| {
+            r.truncate
+                .iter()
+                .map(|&g| names::archived(&self.log_dir, &self.base, g))
+                .collect()
+        })
+    }
+
+    /// `truncate_log`: the generations to delete, once every listed log was read.
+    pub fn truncate(&mut self) -> Result<Vec<u32>, Failure> {
+        self.check_stop()?;
+        if !self.files.is_empty() {
+            return Err(Failure::keep(Error::InvalidBackupSequence));
+        }
+        let r = self
+            .ranges
+            .as_ref()
+            .ok_or(Failure::keep(Error::InvalidBackupSequence))?;
+        if !(r.copy_low..=r.copy_high).all(|g| self.logs_read.contains(&g)) {
+            tracing::warn!(
+                event_id = events::LOGS_NOT_COPIED,
+                "truncation refused: logs not copied"
+            );
+            return Err(Failure::keep(Error::LogFileNotCopied));
+        }
+        self.truncated = true;
+        let gens = r.truncate.clone();
+        let event = if gens.is_empty() {
+            events::NOTHING_TO_TRUNCATE
+        } else {
+            events::TRUNCATED
+        };
+        tracing::info!(event_id = event, count = gens.len(), "logs truncated");
+        Ok(gens)
+    }
+
+    /// `end_external_backup` with a backup running (the grbit was checked already).
+    /// `attached` lists every attached database id.
+    pub fn end(&self, grbit: BackupEnd, attached: &[u32]) -> EndOutcome {
+        let none = |result, event| EndOutcome {
+            result,
+            updates: Vec::new(),
+            event,
+        };
+        if grbit.contains(BackupEnd::ABORT) {
+            return none(Ok(()), events::ABORT_BY_CALLER);
+        }
+        if self.stop {
+            return none(Err(Error::BackupAbortByServer), events::ABORT_BY_SERVER);
+        }
+        let Some(r) = &self.ranges else {
+            return none(Err(Error::BackupAbortByCaller), events::ABORT_BY_CALLER);
+        };
+        if !(r.copy_low..=r.copy_high).all(|g| self.logs_read.contains(&g)) {
+            return none(Err(Error::BackupAbortByCaller), events::ABORT_BY_CALLER);
+        }
+        let truncated = self.truncated || grbit.contains(BackupEnd::TRUNCATE_DONE);
+        let (field, dbs, mark): (BackupField, Vec<u32>, (Lsn, u64)) = match self.kind {
+            Kind::Full => (
+                if truncated {
+                    BackupField::Full
+                } else {
+                    BackupField::Copy
+                },
+                self.copied.iter().copied().collect(),
+                (self.mark, self.mark_time),
+            ),
+            Kind::Incremental => (
+                if truncated {
+                    BackupField::Incremental
+                } else {
+                    BackupField::Differential
+                },
+                attached.to_vec(),
+                r.mark,
+            ),
+        };
+        let info = BackupInfo {
+            mark: mark.0 .0,
+            time_ms: mark.1,
+            gen_low: r.copy_low,
+            gen_high: r.copy_high,
+        };
+        let updates = dbs.into_iter().map(|d| (d, field, info)).collect();
+        EndOutcome {
+            result: Ok(()),
+            updates,
+            event: events::END_OK,
+        }
+    }
+}
+
+/// The generation of `path` if it is an archived log of this stream directly inside the log
+/// directory, reached without `..`.
+pub fn listed_log_gen(path: &Path, log_dir: &Path, base: &str) -> Option<u32> {
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    {
+        return None;
+    }
+    if path.parent()? != log_dir {
+        return None;
+    }
+    names::parse_archived(base, path.file_name()?.to_str()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BackupBegin;
+
+    fn facts(headers: Vec<&DbHeader>) -> BeginFacts<'_> {
+        BeginFacts {
+            circular: false,
+            headers,
+            tip: Lsn::new(5, 8192),
+            now_ms: 1,
+            checkpoint_gen: 4,
+            page_size: 4096,
+            log_dir: PathBuf::from("/l"),
+            base: "edb".into(),
+            log_signature: Signature::default(),
+            max_open: 1,
+        }
+    }
+
+    #[test]
+    fn begin_checks_in_order() {
+        let h = DbHeader::new(4096, Signature::default());
+        assert_eq!(
+            BackupState::begin(BackupBegin::ATOMIC, false, facts(vec![&h])).unwrap_err(),
+            Error::InvalidGrbit
+        );
+        let mut f = facts(vec![&h]);
+        f.circular = true;
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, true, f).unwrap_err(),
+            Error::InvalidBackup
+        );
+        assert_eq!(
+            BackupState::begin(BackupBegin::empty(), true, facts(vec![&h])).unwrap_err(),
+            Error::BackupInProgress
+        );
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap_err(),
+            Error::MissingFullBackup
+        );
+        let b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        assert_eq!(
+            (b.kind, b.phase, b.gen_low),
+            (Kind::Full, Phase::Databases, 4)
+        );
+    }
+
+    #[test]
+    fn log_phase_only_opens_listed_logs() {
+        let h = DbHeader::new(4096, Signature::default());
+        let mut b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        assert_eq!(
+            b.open(Path::new("/elsewhere"), None).unwrap_err(),
+            Failure::keep(Error::DatabaseNotFound)
+        );
+        b.fix_ranges(9, 1, 6, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        let r = b.ranges.clone().unwrap();
+        assert_eq!((r.copy_low, r.copy_high), (4, 8));
+        assert_eq!(
+            r.truncate,
+            Vec::<u32>::new(),
+            "a database never copied and never fully backed up keeps every log"
+        );
+        for bad in [
+            "/l/edb.log",
+            "/l/../l/edb00000005.log",
+            "/etc/passwd",
+            "/l/edb00000003.log",
+            "/l/edb00000009.log",
+        ] {
+            let mut c = b.clone();
+            assert_eq!(
+                c.open(Path::new(bad), None).unwrap_err(),
+                Failure::abort(Error::InvalidParameter),
+                "{bad}"
+            );
+        }
+        let (h5, _) = b.open(Path::new("/l/edb00000005.log"), None).unwrap();
+        assert_eq!(
+            b.open(Path::new("/l/edb00000006.log"), None).unwrap_err(),
+            Failure::keep(Error::OutOfMemory)
+        );
+        b.close(h5).unwrap();
+    }
+
+    #[test]
+    fn end_outcomes() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(BackupInfo {
+            mark: 1,
+            time_ms: 1,
+            gen_low: 1,
+            gen_high: 2,
+        });
+        let b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        assert_eq!(
+            b.end(BackupEnd::NORMAL, &[1]).result,
+            Err(Error::BackupAbortByCaller)
+        );
+        assert_eq!(b.end(BackupEnd::ABORT, &[1]).result, Ok(()));
+        let mut s = b.clone();
+        s.stop = true;
+        assert_eq!(
+            s.end(BackupEnd::NORMAL, &[1]).result,
+            Err(Error::BackupAbortByServer)
+        );
+        let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
+        i.fix_ranges(7, 3, 6, &[(1, &h)], (Lsn::new(7, 4096), 9))
+            .unwrap();
+        assert_eq!(
+            i.end(BackupEnd::NORMAL, &[1]).result,
+            Err(Error::BackupAbortByCaller),
+            "logs not read"
+        );
+        i.logs_read.extend(3..=6);
+        let out = i.end(BackupEnd::NORMAL, &[1]);
+        assert_eq!(out.updates[0].1, BackupField::Differential);
+        assert_eq!(out.updates[0].2.gen_low, 3);
+        i.truncated = true;
+        assert_eq!(
+            i.end(BackupEnd::NORMAL, &[1]).updates[0].1,
+            BackupField::Incremental
+        );
+    }
+
+    #[test]
+    fn incremental_with_a_gap_is_missing_file() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(BackupInfo {
+            mark: 1,
+            time_ms: 1,
+            gen_low: 1,
+            gen_high: 2,
+        });
+        let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
+        let e = i
+            .fix_ranges(9, 5, 8, &[(1, &h)], (Lsn::new(9, 4096), 1))
+            .unwrap_err();
+        assert_eq!(e, Failure::abort(Error::MissingFileToBackup));
+    }
+}

@@ -1,0 +1,159 @@
+//! The reads behind `read_file`, run on an I/O thread: database images (header twice,
+//! verified pages, trailer) and verified log files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::ReadPlan;
+use crate::db::DbFile;
+use crate::io::{OpenMode, Storage};
+use crate::log::reader::{self, Tail};
+use crate::log::LogHeader;
+use crate::page;
+use crate::{Error, Result};
+
+/// Times a page that fails verification is read again: a read that raced with a page
+/// write can see a torn page; a real defect fails every time.
+const RETRIES: u32 = 16;
+
+/// Performs a planned read: the chunk, and for a log's first read the whole verified file
+/// (kept for the following reads).
+pub fn execute(
+    storage: &dyn Storage,
+    plan: &ReadPlan,
+    expect_sig: crate::db::Signature,
+) -> Result<(Bytes, Option<Bytes>)> {
+    match plan {
+        ReadPlan::Eof => Ok((Bytes::new(), None)),
+        ReadPlan::Db {
+            file,
+            pos,
+            len,
+            header,
+            last_page,
+            trailer,
+        } => Ok((
+            db_chunk(file, *pos, *len, header, *last_page, trailer.as_deref())?,
+            None,
+        )),
+        ReadPlan::Log {
+            path,
+            gen,
+            pos,
+            len,
+            bytes,
+        } => {
+            let whole = match bytes {
+                Some(b) => b.clone(),
+                None => read_log(storage, path, *gen, expect_sig)?,
+            };
+            let start = (*pos as usize).min(whole.len());
+            let end = (start + len).min(whole.len());
+            let fresh = bytes.is_none().then(|| whole.clone());
+            Ok((whole.slice(start..end), fresh))
+        }
+    }
+}
+
+/// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
+/// slot `p + 1` is data page `p`, the slot after the last page is the trailer.
+fn db_chunk(
+    file: &DbFile,
+    pos: u64,
+    len: usize,
+    header: &[u8],
+    last_page: u32,
+    trailer: Option<&[u8]>,
+) -> Result<Bytes> {
+    let ps = file.page_size as usize;
+    let mut out = BytesMut::zeroed(len);
+    let first_slot = (pos / ps as u64) as u32;
+    let slots = (len / ps) as u32;
+    let data_first = first_slot.max(2);
+    let data_last = (first_slot + slots).min(last_page + 2); // exclusive slot bound
+    if data_first < data_last {
+        let at = (data_first - first_slot) as usize * ps;
+        let n = (data_last - data_first) as usize * ps;
+        read_pages(file, data_first - 1, &mut out[at..at + n])?;
+    }
+    for slot in first_slot..first_slot + slots {
+        let at = (slot - first_slot) as usize * ps;
+        let dst = &mut out[at..at + ps];
+        if slot < 2 {
+            dst.copy_from_slice(header);
+        } else if slot == last_page + 2 {
+            dst.copy_from_slice(trailer.ok_or(Error::InternalError)?);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Reads consecutive pages from `first` into `buf` with one read, then verifies each page,
+/// reading a failing page again up to [`RETRIES`] times.
+fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<()> {
+    let ps = file.page_size as usize;
+    fill(file, page::page_offset(first, file.page_size), buf)?;
+    for (i, p) in buf.chunks_mut(ps).enumerate() {
+        let pgno = first + i as u32;
+        let mut tries = 0;
+        while let Err(e) = page::verify(p, pgno) {
+            tries += 1;
+            if tries > RETRIES {
+                tracing::warn!(pgno, error = %e, "page fails verification");
+                return Err(Error::ReadVerifyFailure);
+            }
+            std::thread::sleep(Duration::from_millis(tries as u64));
+            fill(file, page::page_offset(pgno, file.page_size), p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads as much as the file has; bytes past its end stay zero (pages never written).
+fn fill(file: &DbFile, offset: u64, buf: &mut [u8]) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = file.file.read_at(&mut buf[done..], offset + done as u64)?;
+        if n == 0 {
+            buf[done..].fill(0);
+            break;
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads an archived log and verifies it whole: header, generation, signature, every
+/// record up to its end record. Any defect is `LogReadVerifyFailure`.
+fn read_log(
+    storage: &dyn Storage,
+    path: &Path,
+    gen: u32,
+    sig: crate::db::Signature,
+) -> Result<Bytes> {
+    let f = storage
+        .open(path, OpenMode::ReadOnly)
+        .map_err(|e| match e {
+            Error::FileNotFound => Error::MissingFileToBackup,
+            e => e,
+        })?;
+    let len = f.len()? as usize;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, 0)
+        .map_err(|_| Error::LogReadVerifyFailure)?;
+    let bad = |what: &str| {
+        tracing::error!(path = %path.display(), what, "log fails verification");
+        Error::LogReadVerifyFailure
+    };
+    let header = LogHeader::decode(&buf).map_err(|_| bad("header"))?;
+    if header.gen != gen || header.signature != sig {
+        return Err(bad("generation or signature"));
+    }
+    let parsed = reader::parse(&buf).map_err(|_| bad("record"))?;
+    if parsed.tail != Tail::Complete {
+        return Err(bad("no end record"));
+    }
+    Ok(Bytes::from(buf))
+}
