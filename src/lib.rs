@@ -20,6 +20,7 @@ pub mod lsn;
 pub mod page;
 mod params;
 pub mod recovery;
+pub mod restore;
 mod txn;
 
 pub use crate::core::{CommitTicket, Core, CoreStats, DbId, SessionId};

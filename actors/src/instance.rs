@@ -138,6 +138,10 @@ impl Instance {
         let key = self.ask(BeginSession {}).await?;
         Ok(Session::new(self.clone(), key))
     }
+    /// The log stream and the attached databases.
+    pub async fn instance_info(&self) -> Result<crate::types::InstanceInfo> {
+        self.ask(GetInstanceInfo {}).await
+    }
     /// Counters: commits, fsyncs, group commits, cache.
     pub async fn stats(&self) -> Result<CoreStats> {
         self.ask(GetStats {}).await

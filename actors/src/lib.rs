@@ -21,6 +21,7 @@
 //! ```
 
 mod actor;
+mod backup_set;
 mod engine;
 mod gate;
 mod instance;
@@ -29,6 +30,9 @@ pub mod messages;
 mod session;
 mod types;
 
+pub use backup_set::{
+    verify_backup_set, BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
+};
 pub use engine::{Engine, Mode};
 pub use ese::{
     BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, InstanceParams, IoError, Result, Term,
@@ -37,7 +41,7 @@ pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;
 pub use session::Session;
-pub use types::{BackupFile, BackupInfo, DatabaseInfo, LogInfo, SessionKey};
+pub use types::{BackupFile, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
 
 /// The storage core, for hosts that need its lower layers (fault injection, formats).
 pub use ese as core;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
 use tokio::sync::oneshot;
 
-use crate::types::{BackupFile, DatabaseInfo, LogInfo, SessionKey};
+use crate::types::{BackupFile, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
 
 /// Where a message's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -83,6 +83,8 @@ messages! {
     Rollback { session: SessionKey } -> ();
     /// Counters of the instance.
     GetStats {} -> CoreStats;
+    /// Names, sizes and signatures of the instance and its attached databases.
+    GetInstanceInfo {} -> InstanceInfo;
     /// `JetBeginExternalBackupInstance`.
     BeginBackup { grbit: BackupBegin } -> ();
     /// `JetGetAttachInfoInstance`.

@@ -62,3 +62,18 @@ impl DatabaseInfo {
         }
     }
 }
+
+/// What an instance is: its log stream and attached databases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// Log base name.
+    pub base_name: String,
+    /// Database page size.
+    pub page_size: u32,
+    /// The log stream's signature.
+    pub log_signature: ese::db::Signature,
+    /// The current log generation.
+    pub current_gen: u32,
+    /// The attached databases' paths.
+    pub databases: Vec<PathBuf>,
+}

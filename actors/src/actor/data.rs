@@ -71,6 +71,17 @@ impl Actor {
             Command::GetStats(_, r) => {
                 let _ = r.send(Ok(self.core_mut().stats()));
             }
+            Command::GetInstanceInfo(_, r) => {
+                let c = self.core_mut();
+                let info = crate::types::InstanceInfo {
+                    base_name: c.params().base().to_string(),
+                    page_size: c.params().page_bytes(),
+                    log_signature: c.log().signature(),
+                    current_gen: c.log().gen(),
+                    databases: c.attached().into_iter().map(|(_, p)| p).collect(),
+                };
+                let _ = r.send(Ok(info));
+            }
             other => self.serve_backup(other),
         }
     }

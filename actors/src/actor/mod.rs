@@ -317,6 +317,7 @@ pub(crate) fn refuse(cmd: Command, e: Error) {
         CommitTransaction,
         Rollback,
         GetStats,
+        GetInstanceInfo,
         BeginBackup,
         GetAttachInfo,
         OpenFile,

@@ -1,0 +1,131 @@
+//! Checks of backed-up files, each with its own ESE error (contract 3): the log sequence
+//! (presence, signatures, contiguity, checksums) and database images (header, backup mark,
+//! trailer, pages, required generations).
+
+use std::path::{Path, PathBuf};
+
+use crate::db::{DbHeader, Signature, Trailer};
+use crate::io::{OpenMode, Storage};
+use crate::log::names;
+use crate::log::reader::{self, LogFile, Tail};
+use crate::page;
+use crate::{Error, Result};
+
+/// Reads and checks the backed-up logs `gen_low..=gen_high` of `dir`, in order: a missing
+/// generation is `MissingRestoreLogFiles` (`FileNotFound` for the first), a damaged one
+/// `LogFileCorrupt`, a signature that differs from the previous file's
+/// `GivenLogFileHasBadSignature`, a file whose recorded predecessor is not the previous file
+/// `GivenLogFileIsNotContiguous`.
+pub fn log_sequence(
+    storage: &dyn Storage,
+    dir: &Path,
+    base: &str,
+    gen_low: u32,
+    gen_high: u32,
+    expect_sig: Option<Signature>,
+) -> Result<Vec<(PathBuf, LogFile)>> {
+    let mut out: Vec<(PathBuf, LogFile)> = Vec::new();
+    for gen in gen_low..=gen_high {
+        let path = names::archived(dir, base, gen);
+        if !storage.exists(&path) {
+            return Err(if gen == gen_low {
+                Error::FileNotFound
+            } else {
+                Error::MissingRestoreLogFiles
+            });
+        }
+        let f = reader::read_file(storage, &path).map_err(|e| match e {
+            Error::FileNotFound => Error::MissingRestoreLogFiles,
+            other => other,
+        })?;
+        let want_sig = out.last().map(|(_, p)| p.header.signature).or(expect_sig);
+        if want_sig.is_some_and(|s| s != f.header.signature) {
+            return Err(Error::GivenLogFileHasBadSignature);
+        }
+        let linked = out
+            .last()
+            .is_none_or(|(_, p)| f.header.prev_created_ms == p.header.created_ms);
+        if f.header.gen != gen || !linked {
+            return Err(Error::GivenLogFileIsNotContiguous);
+        }
+        if f.tail != Tail::Complete {
+            return Err(Error::LogFileCorrupt);
+        }
+        out.push((path, f));
+    }
+    Ok(out)
+}
+
+/// What a checked database image says about itself.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    /// The header copy (with the backup mark).
+    pub header: DbHeader,
+    /// The trailer.
+    pub trailer: Trailer,
+}
+
+/// Checks a streamed database image: a database header (`DatabaseCorrupted`), made by a
+/// backup (`RestoreOfNonBackupDatabase`), with a trailer that matches it
+/// (`DatabasePatchFileMismatch`), of the size the trailer implies
+/// (`DatabasePatchFileMismatch`), every page verifying (`DatabaseCorrupted`), and needing
+/// only logs in `gen_low..=gen_high` (`StartingRestoreLogTooHigh`, `EndingRestoreLogTooLow`).
+pub fn database_image(
+    storage: &dyn Storage,
+    path: &Path,
+    log_signature: Option<Signature>,
+    range: Option<(u32, u32)>,
+) -> Result<ImageInfo> {
+    let f = storage.open(path, OpenMode::ReadOnly)?;
+    let len = f.len()?;
+    let mut head = vec![0u8; 4096.min(len as usize)];
+    f.read_exact_at(&mut head, 0)
+        .map_err(|_| Error::DatabaseCorrupted)?;
+    let ps = DbHeader::peek_page_size(&head).ok_or(Error::DatabaseCorrupted)?;
+    let mut hp = vec![0u8; ps as usize];
+    f.read_exact_at(&mut hp, 0)
+        .map_err(|_| Error::DatabaseCorrupted)?;
+    let header = DbHeader::decode(&hp)?;
+    let mark = header
+        .backup_mark
+        .ok_or(Error::RestoreOfNonBackupDatabase)?;
+    if len < 3 * ps as u64 || len % ps as u64 != 0 {
+        return Err(Error::DatabasePatchFileMismatch);
+    }
+    let mut tp = vec![0u8; ps as usize];
+    f.read_exact_at(&mut tp, len - ps as u64)?;
+    let trailer = Trailer::decode(&tp)?;
+    let matches = trailer.db_signature == header.db_signature
+        && trailer.log_signature == header.log_signature
+        && trailer.backup.mark == mark.mark
+        && trailer.page_size == ps
+        && (trailer.last_page as u64 + 3) * ps as u64 == len;
+    if !matches || log_signature.is_some_and(|s| s != trailer.log_signature) {
+        return Err(Error::DatabasePatchFileMismatch);
+    }
+    verify_pages(&*f, ps, trailer.last_page)?;
+    if let Some((low, high)) = range {
+        if header.gen_min_required < low {
+            return Err(Error::StartingRestoreLogTooHigh);
+        }
+        if trailer.backup.gen_high > high {
+            return Err(Error::EndingRestoreLogTooLow);
+        }
+    }
+    Ok(ImageInfo { header, trailer })
+}
+
+fn verify_pages(f: &dyn crate::io::File, ps: u32, last_page: u32) -> Result<()> {
+    const BATCH: u32 = 256;
+    let mut pgno = 1;
+    while pgno <= last_page {
+        let n = BATCH.min(last_page - pgno + 1);
+        let mut buf = vec![0u8; (n * ps) as usize];
+        f.read_exact_at(&mut buf, page::page_offset(pgno, ps))?;
+        for (i, p) in buf.chunks(ps as usize).enumerate() {
+            page::verify(p, pgno + i as u32).map_err(|_| Error::DatabaseCorrupted)?;
+        }
+        pgno += n;
+    }
+    Ok(())
+}
