@@ -27,6 +27,7 @@ mod gate;
 mod instance;
 mod legacy;
 pub mod messages;
+mod restore;
 mod session;
 mod types;
 
@@ -34,12 +35,14 @@ pub use backup_set::{
     verify_backup_set, BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
 };
 pub use engine::{Engine, Mode};
+pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
     BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, InstanceParams, IoError, Result, Term,
 };
 pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;
+pub use restore::{restore_backup_chain, restore_backup_chain_to, ChainReport};
 pub use session::Session;
 pub use types::{BackupFile, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
 

@@ -1,4 +1,334 @@
-//! Layer 6: hard recovery. The checks a backup set must pass before anything is written
-//! ([`checks`]), shared by restore and by backup-set verification.
+//! Layer 6: hard recovery (ESE's `JetExternalRestore2`), contract section 3. Every check runs
+//! before anything is written; then the backed-up logs (and any later contiguous logs in the
+//! restore's log directory) are replayed into the streamed database images, which are left
+//! clean, without their backup mark and trailer, attachable by any instance.
 
 pub mod checks;
+
+use std::path::{Component, Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::db::{DbFile, Signature, STATE_CLEAN};
+use crate::io::{OpenMode, Storage};
+use crate::log::reader::{self, LogFile, Tail};
+use crate::log::{names, AttachEntry, Framed, Record};
+use crate::lsn::Lsn;
+use crate::recovery::{Replay, Resolve, Stop, Target};
+use crate::{Error, Result};
+
+/// Most databases one restore maps (ESE's limit).
+pub const MAX_MAP: usize = 14;
+
+/// Where replay stops (contract 3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopAt {
+    /// Replay no commit of a later generation.
+    Generation(u32),
+    /// Replay no commit made after this time.
+    Time(SystemTime),
+    /// Replay no commit at or past this log position.
+    LogPosition(Lsn),
+}
+
+/// What to restore (ESE's `JetExternalRestore2` arguments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreSpec {
+    /// Checkpoint directory of the restore (kept for ESE's shape; restore ends with clean
+    /// databases and writes no checkpoint).
+    pub checkpoint_dir: PathBuf,
+    /// Directory searched for logs after `gen_high` (roll-forward).
+    pub log_dir: PathBuf,
+    /// Directory holding the backed-up logs.
+    pub backup_log_dir: PathBuf,
+    /// First backed-up generation (inclusive).
+    pub gen_low: u32,
+    /// Last backed-up generation (inclusive).
+    pub gen_high: u32,
+    /// Log base name (3 characters).
+    pub base_name: String,
+    /// Original database path -> restored file (which holds the streamed image).
+    pub restore_map: Vec<(PathBuf, PathBuf)>,
+    /// Point-in-time stop.
+    pub stop_at: Option<StopAt>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreReport {
+    /// The restored database files.
+    pub databases: Vec<PathBuf>,
+    /// Generations replayed, first and last.
+    pub gens: (u32, u32),
+    /// Commits applied.
+    pub commits: u64,
+    /// Pages written.
+    pub pages_written: u64,
+    /// Log bytes replayed.
+    pub log_bytes: u64,
+    /// Seconds the replay took.
+    pub seconds: f64,
+    /// Log bytes replayed per second.
+    pub log_bytes_per_sec: f64,
+    /// Whether a stop point ended the replay early.
+    pub stopped: bool,
+}
+
+/// Validates the spec (contract 3, check 1, after the mode check).
+fn check_spec(spec: &RestoreSpec) -> Result<()> {
+    let bad = spec.gen_low == 0
+        || spec.gen_low > spec.gen_high
+        || names::check_base_name(&spec.base_name).is_err()
+        || spec.restore_map.is_empty()
+        || spec.restore_map.len() > MAX_MAP
+        || spec
+            .restore_map
+            .iter()
+            .any(|(a, b)| a.as_os_str().is_empty() || b.as_os_str().is_empty());
+    if bad {
+        return Err(Error::InvalidParameter);
+    }
+    if spec
+        .restore_map
+        .iter()
+        .any(|(_, to)| to.components().any(|c| matches!(c, Component::ParentDir)))
+    {
+        return Err(Error::InvalidPath);
+    }
+    Ok(())
+}
+
+struct Mapped {
+    target: PathBuf,
+    signature: Signature,
+    last_page: u32,
+}
+
+/// Restores: checks everything, replays, leaves the mapped databases clean.
+pub fn external_restore(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
+    tracing::info!(
+        event_id = 204u32,
+        gen_low = spec.gen_low,
+        gen_high = spec.gen_high,
+        "restore started"
+    );
+    let r = run(storage, spec);
+    match &r {
+        Ok(rep) => tracing::info!(event_id = 205u32, commits = rep.commits, "restore done"),
+        Err(e) => tracing::error!(event_id = 454u32, error = %e, "restore failed"),
+    }
+    r
+}
+
+fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
+    check_spec(spec)?;
+    let logs = checks::log_sequence(
+        storage,
+        &spec.backup_log_dir,
+        &spec.base_name,
+        spec.gen_low,
+        spec.gen_high,
+        None,
+    )?;
+    let sig = logs
+        .first()
+        .map(|(_, f)| f.header.signature)
+        .ok_or(Error::MissingRestoreLogFiles)?;
+    let mut mapped = Vec::new();
+    let mut needs_gen = 0;
+    for (_, target) in &spec.restore_map {
+        let img = checks::database_image(
+            storage,
+            target,
+            Some(sig),
+            Some((spec.gen_low, spec.gen_high)),
+        )?;
+        needs_gen = needs_gen.max(img.trailer.backup.gen_high);
+        mapped.push(Mapped {
+            target: target.clone(),
+            signature: img.header.db_signature,
+            last_page: img.trailer.last_page,
+        });
+    }
+    let later = later_logs(storage, spec, logs.last().map(|(_, f)| f))?;
+    let all: Vec<&LogFile> = logs.iter().map(|(_, f)| f).chain(later.iter()).collect();
+    let stop = stop_point(spec.stop_at, &all, needs_gen)?;
+    let start = Instant::now();
+    let page_size = mapped_page_size(storage, &mapped)?;
+    // Every check passed: from here on the images are changed. The trailer goes first, so
+    // replayed pages past the copy's end land on a plain file; the header keeps its backup
+    // mark and dirty state until replay is done, so a failure leaves nothing attachable.
+    for m in &mapped {
+        let f = storage.open(&m.target, OpenMode::Existing)?;
+        f.set_len((m.last_page as u64 + 2) * page_size as u64)?;
+        f.sync()?;
+    }
+    let mut replay = Replay::new(
+        MapResolver {
+            storage,
+            mapped: &mapped,
+        },
+        stop,
+    );
+    let mut log_bytes = 0u64;
+    for f in &all {
+        for r in &f.records {
+            replay.apply(r, page_size)?;
+        }
+        log_bytes += f
+            .records
+            .last()
+            .map_or(0, |r: &Framed| r.end.offset() as u64);
+    }
+    let stats = replay.stats.clone();
+    let mut targets = replay.finish()?;
+    // A mapped database the replayed logs never named still loses its trailer and mark.
+    for m in &mapped {
+        if !targets.iter().any(|t| t.file.path == m.target) {
+            let (file, header) = DbFile::open(storage, &m.target)?;
+            targets.push(Target {
+                file,
+                header,
+                created: false,
+            });
+        }
+    }
+    for t in targets {
+        finish_database(t, stats.last_commit)?;
+    }
+    let databases = mapped.iter().map(|m| m.target.clone()).collect();
+    let seconds = start.elapsed().as_secs_f64();
+    let last_gen = all.last().map_or(spec.gen_high, |f| f.header.gen);
+    Ok(RestoreReport {
+        databases,
+        gens: (spec.gen_low, last_gen),
+        commits: stats.commits,
+        pages_written: stats.pages_written,
+        log_bytes,
+        seconds,
+        log_bytes_per_sec: log_bytes as f64 / seconds.max(1e-9),
+        stopped: stats.stopped,
+    })
+}
+
+/// Logs after the backup's last one, in the restore's log directory: archived generations,
+/// then `<base>.log`, while each continues the previous one. A log of another stream ends the
+/// search (ESE's warning +558); a damaged one is `LogCorruptDuringHardRestore`.
+fn later_logs(
+    storage: &dyn Storage,
+    spec: &RestoreSpec,
+    last: Option<&LogFile>,
+) -> Result<Vec<LogFile>> {
+    let mut out: Vec<LogFile> = Vec::new();
+    let Some(mut prev) = last.map(|f| f.header.clone()) else {
+        return Ok(out);
+    };
+    loop {
+        let gen = prev.gen + 1;
+        let archived = names::archived(&spec.log_dir, &spec.base_name, gen);
+        let current = names::current(&spec.log_dir, &spec.base_name);
+        let path = if storage.exists(&archived) {
+            archived
+        } else if storage.exists(&current) {
+            current
+        } else {
+            return Ok(out);
+        };
+        let f = match reader::read_file(storage, &path) {
+            Ok(f) => f,
+            Err(Error::LogFileCorrupt) => return Err(Error::LogCorruptDuringHardRestore),
+            Err(e) => return Err(e),
+        };
+        if f.header.signature != prev.signature
+            || f.header.gen != gen
+            || f.header.prev_created_ms != prev.created_ms
+        {
+            tracing::warn!(path = %path.display(), "later log does not continue the backup's logs; replay ends before it");
+            return Ok(out);
+        }
+        let open = f.tail != Tail::Complete;
+        prev = f.header.clone();
+        out.push(f);
+        if open {
+            return Ok(out);
+        }
+    }
+}
+
+/// Turns the stop point into replay's, refusing one before the end the databases need.
+fn stop_point(stop_at: Option<StopAt>, logs: &[&LogFile], needs_gen: u32) -> Result<Option<Stop>> {
+    let Some(s) = stop_at else { return Ok(None) };
+    let stop = match s {
+        StopAt::Generation(g) => Stop::AfterGeneration(g),
+        StopAt::LogPosition(p) => Stop::AtPosition(p),
+        StopAt::Time(t) => Stop::AfterTime(
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        ),
+    };
+    let first_stopped = logs
+        .iter()
+        .flat_map(|f| f.records.iter())
+        .find(|r| match r.record {
+            Record::Commit { time_ms, .. } => match stop {
+                Stop::AfterGeneration(g) => r.start.gen() > g,
+                Stop::AtPosition(p) => r.start >= p,
+                Stop::AfterTime(t) => time_ms > t,
+            },
+            _ => false,
+        });
+    if first_stopped.is_some_and(|r| r.start.gen() <= needs_gen) {
+        // The copies hold changes up to their backup's last generation: stopping earlier
+        // would leave them inconsistent.
+        return Err(Error::EndingRestoreLogTooLow);
+    }
+    Ok(Some(stop))
+}
+
+fn mapped_page_size(storage: &dyn Storage, mapped: &[Mapped]) -> Result<u32> {
+    let first = mapped.first().ok_or(Error::InvalidParameter)?;
+    let (f, _) = DbFile::open(storage, &first.target)?;
+    Ok(f.page_size)
+}
+
+/// Replays into the mapped images: a database named by the log is matched by its signature
+/// (stronger than its path, which the host may have moved); anything else is skipped.
+struct MapResolver<'a> {
+    storage: &'a dyn Storage,
+    mapped: &'a [Mapped],
+}
+
+impl Resolve for MapResolver<'_> {
+    fn resolve(
+        &mut self,
+        entry: &AttachEntry,
+        _created: bool,
+        _page_size: u32,
+    ) -> Result<Option<Target>> {
+        let Some(m) = self.mapped.iter().find(|m| m.signature == entry.signature) else {
+            return Ok(None);
+        };
+        let (file, header) = DbFile::open(self.storage, &m.target)?;
+        Ok(Some(Target {
+            file,
+            header,
+            created: false,
+        }))
+    }
+}
+
+/// Writes a clean header without the backup mark.
+fn finish_database(t: Target, last: Lsn) -> Result<()> {
+    let mut h = t.header;
+    h.state = STATE_CLEAN;
+    h.backup_mark = None;
+    h.gen_min_required = 0;
+    h.gen_max_required = 0;
+    h.consistent_lsn = last.0;
+    t.file.write_header(&h)?;
+    t.file.sync()
+}
+
+/// Whether `p` stays inside `root` lexically (no `..` climbing above it).
+pub fn inside(root: &Path, p: &Path) -> bool {
+    p.starts_with(root) && !p.components().any(|c| matches!(c, Component::ParentDir))
+}
