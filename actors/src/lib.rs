@@ -21,6 +21,7 @@
 //! ```
 
 mod actor;
+pub mod bench;
 mod backup_set;
 mod engine;
 mod gate;

@@ -1,0 +1,1 @@
+//! Engine-only benchmark workloads (filled in by the benchmark work).
