@@ -21,8 +21,8 @@
 //! ```
 
 mod actor;
-pub mod bench;
 mod backup_set;
+pub mod bench;
 mod engine;
 mod gate;
 mod instance;

@@ -219,6 +219,8 @@ impl Core {
         let mut h = db.header;
         h.state = STATE_CLEAN;
         h.consistent_lsn = self.log.tip().0;
+        h.gen_min_required = 0;
+        h.gen_max_required = 0;
         db.file.write_header(&h)
     }
 

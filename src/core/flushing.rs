@@ -157,6 +157,8 @@ impl Core {
             let mut h = d.header.clone();
             h.state = STATE_CLEAN;
             h.consistent_lsn = tip.0;
+            h.gen_min_required = 0;
+            h.gen_max_required = 0;
             d.file.write_header(&h)?;
         }
         let chk = Checkpoint {

@@ -1,0 +1,166 @@
+//! The peers of `benches/compare.rs`: SQLite (rusqlite, bundled) and redb, driven with the
+//! same key and value sizes as ours, and a thread-per-client runner for peers that serialize
+//! writers.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use ese_actors::bench::{commit_key, row_key, row_value, COMMIT_VALUE, FILL_VALUE};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+pub type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// One commit step of a worker thread: commit number `j`.
+pub type Step = Box<dyn FnMut(u64) -> AnyResult<()> + Send>;
+
+/// `n` OS threads, each built by `make(thread)`, commit in a loop for `window` (started
+/// together): commits acknowledged inside the window per second.
+pub fn threaded_commit_rate(
+    n: usize,
+    window: Duration,
+    make: impl Fn(usize) -> AnyResult<Step>,
+) -> AnyResult<f64> {
+    let barrier = Arc::new(Barrier::new(n + 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for t in 0..n {
+        let mut step = make(t)?;
+        let (barrier, stop) = (barrier.clone(), stop.clone());
+        handles.push(std::thread::spawn(move || -> AnyResult<u64> {
+            barrier.wait();
+            let mut j = 0u64;
+            let mut counted = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                step(j)?;
+                if !stop.load(Ordering::Relaxed) {
+                    counted += 1;
+                }
+                j += 1;
+            }
+            Ok(counted)
+        }));
+    }
+    barrier.wait();
+    let t0 = Instant::now();
+    std::thread::sleep(window);
+    stop.store(true, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| "peer worker panicked")??;
+    }
+    Ok(total as f64 / secs)
+}
+
+// ---------------------------------------------------------------- redb
+
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("t");
+
+/// A redb database for the commit workloads.
+pub fn redb_open(path: &Path) -> AnyResult<Arc<redb::Database>> {
+    let db = redb::Database::create(path)?;
+    let tx = db.begin_write()?;
+    tx.open_table(REDB_TABLE)?;
+    tx.commit()?;
+    Ok(Arc::new(db))
+}
+
+/// Durable commits (`Durability::Immediate`), one insert of a 16-byte key and a 100-byte
+/// value per transaction, from `n` threads sharing the database (redb serializes writers).
+pub fn redb_commit_rate(
+    db: &Arc<redb::Database>,
+    run: u32,
+    n: usize,
+    window: Duration,
+) -> AnyResult<f64> {
+    threaded_commit_rate(n, window, |t| {
+        let db = db.clone();
+        let value = row_value(t as u64, COMMIT_VALUE);
+        Ok(Box::new(move |j| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(redb::Durability::Immediate);
+            {
+                let mut table = tx.open_table(REDB_TABLE)?;
+                table.insert(&commit_key(run, t as u32, j)[..], &value[..])?;
+            }
+            tx.commit()?;
+            Ok(())
+        }) as Step)
+    })
+}
+
+// ---------------------------------------------------------------- SQLite
+
+/// Opens a connection in WAL mode with `synchronous=FULL` and a long busy timeout.
+pub fn sqlite_conn(path: &Path) -> AnyResult<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(60))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.execute(
+        "CREATE TABLE IF NOT EXISTS t (k BLOB PRIMARY KEY, v BLOB NOT NULL)",
+        [],
+    )?;
+    Ok(c)
+}
+
+/// Durable commits (WAL, `synchronous=FULL`), one insert per `BEGIN IMMEDIATE` transaction,
+/// from `n` threads, each with its own connection.
+pub fn sqlite_commit_rate(path: &Path, run: u32, n: usize, window: Duration) -> AnyResult<f64> {
+    threaded_commit_rate(n, window, |t| {
+        let mut c = sqlite_conn(path)?;
+        let value = row_value(t as u64, COMMIT_VALUE);
+        Ok(Box::new(move |j| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?
+                .execute(params![&commit_key(run, t as u32, j)[..], &value[..]])?;
+            tx.commit()?;
+            Ok(())
+        }) as Step)
+    })
+}
+
+/// An SQLite database (8 KiB pages, rollback journal) with the same rows as ours (16-byte
+/// keys, 1000-byte values) until its file is at least `bytes`: returns its size.
+pub fn sqlite_fill(path: &Path, bytes: u64) -> AnyResult<u64> {
+    let mut c = Connection::open(path)?;
+    c.pragma_update(None, "page_size", 8192)?;
+    c.execute("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL)", [])?;
+    let mut i = 0u64;
+    loop {
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?;
+            for _ in 0..5000 {
+                st.execute(params![&row_key(i)[..], row_value(i, FILL_VALUE)])?;
+                i += 1;
+            }
+        }
+        tx.commit()?;
+        let size = std::fs::metadata(path)?.len();
+        if size >= bytes {
+            return Ok(size);
+        }
+    }
+}
+
+/// SQLite's online backup API (`rusqlite::backup::Backup`, run to completion with 65,536
+/// pages per step, no pause) from the file into an in-memory database (no destination I/O:
+/// the cheapest destination SQLite offers, like our stream that discards its chunks).
+/// Returns (bytes, seconds).
+pub fn sqlite_backup(path: &Path) -> AnyResult<(u64, f64)> {
+    let src = Connection::open(path)?;
+    let mut dst = Connection::open_in_memory()?;
+    dst.pragma_update(None, "page_size", 8192)?;
+    let pages: u64 = src.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let psize: u64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let t0 = Instant::now();
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        b.run_to_completion(65536, Duration::ZERO, None)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((pages * psize, secs))
+}

@@ -1,0 +1,57 @@
+//! Progress for long work: a spinner with a message on a terminal, plain lines otherwise,
+//! nothing with `--quiet` or `--json`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Out;
+
+/// One step of long work.
+pub struct Step {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Step {
+    /// Starts a step named `msg`.
+    pub fn start(out: Out, msg: &str) -> Step {
+        let quiet = out.quiet || out.json;
+        if quiet {
+            return Step { bar: None, quiet };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(msg.to_string());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Step {
+                bar: Some(bar),
+                quiet,
+            }
+        } else {
+            eprintln!("[ese] {msg} ...");
+            Step { bar: None, quiet }
+        }
+    }
+
+    /// Updates the message.
+    pub fn note(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(msg.to_string());
+        }
+    }
+
+    /// Ends the step with a result line.
+    pub fn done(self, msg: &str) {
+        match self.bar {
+            Some(b) => b.finish_with_message(msg.to_string()),
+            None if !self.quiet => eprintln!("[ese] {msg}"),
+            None => {}
+        }
+    }
+}
