@@ -222,8 +222,12 @@ impl Core {
         }
     }
 
-    /// Blocks until a commit is durable (for synchronous callers).
+    /// Blocks until a commit is durable (for synchronous callers). Waiting on a lazy commit
+    /// asks the log writer to flush, so it never waits for some later durable commit.
     pub fn wait(&self, t: CommitTicket) -> Result<()> {
+        if self.log.durable() < t.lsn {
+            self.log.request_sync();
+        }
         self.log.wait_durable(t.lsn)
     }
 

@@ -1,0 +1,132 @@
+//! The child of the crash loop (`tests/crash_loop.rs`): commits transactions forever on the
+//! instance in DIR, printing `ACK i` once transaction `i` is durable, and now and then runs a
+//! full backup step by step between transactions — until the parent kills it with SIGKILL.
+//!
+//! Usage: `ese-crash-child DIR`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ese::backup::stream;
+use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
+
+fn params(dir: &Path) -> InstanceParams {
+    InstanceParams::new(dir)
+        .log_file_size(256 * 1024)
+        .page_size(4096)
+        .cache_pages(512)
+}
+
+/// One step of a backup at a time, so a kill can land anywhere in it.
+enum Backup {
+    Idle(u32),
+    Db { handle: u64 },
+    Logs { files: Vec<PathBuf> },
+}
+
+fn main() {
+    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: ese-crash-child DIR"));
+    if let Err(e) = run(&dir) {
+        eprintln!("child: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(dir: &Path) -> ese::Result<()> {
+    let mut core = Core::open(ese::io::os(), params(dir))?;
+    let path = dir.join("crash.edb");
+    let db = if path.exists() {
+        core.attach_database(&path)?
+    } else {
+        let (db, t) = core.create_database(&path)?;
+        core.wait(t)?;
+        let s = core.begin_session();
+        let t = core.create_table(s, db, "t")?;
+        core.wait(t)?;
+        db
+    };
+    let s = core.begin_session();
+    let mut i = match core.get(s, db, "t", b"~next")? {
+        Some(v) => u64::from_le_bytes(v.try_into().map_err(|_| ese::Error::DatabaseCorrupted)?),
+        None => 0,
+    };
+    let mut backup = Backup::Idle(0);
+    let out = std::io::stdout();
+    loop {
+        // Only durable commits are reported: a lazy one may be lost in a crash (as a suffix).
+        if txn(&mut core, s, db, i)? {
+            writeln!(out.lock(), "ACK {i}").map_err(ese::Error::from_io)?;
+            out.lock().flush().map_err(ese::Error::from_io)?;
+        }
+        i += 1;
+        backup = step(&mut core, &path, backup)?;
+    }
+}
+
+/// Commits transaction `i`; true if it was durable and is now acknowledged.
+fn txn(core: &mut Core, s: SessionId, db: DbId, i: u64) -> ese::Result<bool> {
+    core.begin_transaction(s)?;
+    for part in ["a", "b", "c"] {
+        core.put(
+            s,
+            db,
+            "t",
+            format!("c{i:08}-{part}").as_bytes(),
+            &vec![(i % 251) as u8; 100 + (i % 300) as usize],
+        )?;
+    }
+    core.put(s, db, "t", b"~next", &(i + 1).to_le_bytes())?;
+    let d = if i % 4 == 3 {
+        Commit::Lazy
+    } else {
+        Commit::Durable
+    };
+    let t = core.commit(s, d)?;
+    if d == Commit::Durable {
+        core.wait(t)?;
+    }
+    Ok(d == Commit::Durable)
+}
+
+fn read_all(core: &mut Core, handle: u64) -> ese::Result<()> {
+    let sig = core.log().signature();
+    loop {
+        let plan = core.backup_plan_read(handle, 64 * 4096)?;
+        let res = stream::execute(&**core.storage(), &plan, sig);
+        let chunk = core.backup_read_done(handle, res)?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+fn step(core: &mut Core, db: &Path, b: Backup) -> ese::Result<Backup> {
+    Ok(match b {
+        Backup::Idle(n) if n < 40 => Backup::Idle(n + 1),
+        Backup::Idle(_) => {
+            core.backup_begin(BackupBegin::empty())?;
+            let (handle, _) = core.backup_open(db)?;
+            Backup::Db { handle }
+        }
+        Backup::Db { handle } => {
+            read_all(core, handle)?;
+            core.backup_close(handle)?;
+            core.backup_prepare_logs()?;
+            let (_, _, files) = core.backup_log_info()?;
+            Backup::Logs { files }
+        }
+        Backup::Logs { mut files } => match files.pop() {
+            Some(f) => {
+                let (h, _) = core.backup_open(&f)?;
+                read_all(core, h)?;
+                core.backup_close(h)?;
+                Backup::Logs { files }
+            }
+            None => {
+                core.backup_truncate()?;
+                core.backup_end(BackupEnd::NORMAL)?;
+                Backup::Idle(0)
+            }
+        },
+    })
+}
