@@ -481,10 +481,14 @@ fn reopen_tail(
         file_size: params.log_bytes(),
         base_name: base.to_string(),
     };
-    let f = storage.open(&cur_path, OpenMode::Create)?;
-    crate::log::fill(&*f, &header.encode(), params.log_bytes())?;
-    f.sync()?;
-    storage.sync_dir(dir)?;
+    crate::log::install_current(
+        storage,
+        dir,
+        base,
+        &header.encode(),
+        params.log_bytes(),
+        None,
+    )?;
     Ok(Resume {
         signature,
         gen,

@@ -12,7 +12,7 @@ pub use format::{
     frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageImage, Record,
     END_RESERVE, FRAME, LOG_HEADER_SIZE,
 };
-pub use writer::{fill, LogShared, Notify};
+pub use writer::{fill, install_current, LogShared, Notify};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -94,11 +94,14 @@ impl Log {
             file_size: cfg.file_size,
             base_name: cfg.base.clone(),
         };
-        let path = names::current(&cfg.dir, &cfg.base);
-        let f = storage.open(&path, OpenMode::Create)?;
-        writer::fill(&*f, &header.encode(), cfg.file_size)?;
-        f.sync()?;
-        storage.sync_dir(&cfg.dir)?;
+        writer::install_current(
+            &*storage,
+            &cfg.dir,
+            &cfg.base,
+            &header.encode(),
+            cfg.file_size,
+            None,
+        )?;
         let resume = Resume {
             signature,
             gen: 1,

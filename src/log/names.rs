@@ -25,6 +25,12 @@ pub fn archived(dir: &Path, base: &str, gen: u32) -> PathBuf {
     dir.join(format!("{base}{gen:08X}.log"))
 }
 
+/// `<dir>/<base>tmp.log`: where the next current log is built before it is renamed into place
+/// (ESE's `edbtmp.log`).
+pub fn temporary(dir: &Path, base: &str) -> PathBuf {
+    dir.join(format!("{base}tmp.log"))
+}
+
 /// `<dir>/<base>.chk`.
 pub fn checkpoint(dir: &Path, base: &str) -> PathBuf {
     dir.join(format!("{base}.chk"))

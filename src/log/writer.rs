@@ -234,23 +234,50 @@ impl Writer {
             .rename(&cur, &names::archived(&self.dir, &self.base, from))?;
         // The archive's name must be durable before `<base>.log` names another file.
         self.storage.sync_dir(&self.dir)?;
-        let (file, recycled) = match recycle {
-            Some(old) if self.storage.rename(&old, &cur).is_ok() => {
-                (self.storage.open(&cur, OpenMode::Existing)?, true)
-            }
-            _ => (self.storage.open(&cur, OpenMode::Create)?, false),
-        };
-        if recycled {
-            file.write_at(header, 0)?;
-        } else {
-            fill(&*file, header, self.file_size)?;
-        }
+        let file = install_current(
+            &*self.storage,
+            &self.dir,
+            &self.base,
+            header,
+            self.file_size,
+            recycle,
+        )?;
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
-        file.sync()?;
-        self.storage.sync_dir(&self.dir)?;
         self.file = file;
         Ok(())
     }
+}
+
+/// Makes `<base>.log` hold a new generation's `header`: the file is built whole as
+/// `<base>tmp.log` (reusing `recycle` when given), synced, then renamed into place, so a
+/// crash never leaves a partial `<base>.log`.
+pub fn install_current(
+    storage: &dyn crate::io::Storage,
+    dir: &std::path::Path,
+    base: &str,
+    header: &[u8],
+    size: u64,
+    recycle: Option<PathBuf>,
+) -> Result<FileRef> {
+    let tmp = names::temporary(dir, base);
+    match storage.remove(&tmp) {
+        Ok(()) | Err(Error::FileNotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let recycled = recycle.is_some_and(|old| storage.rename(&old, &tmp).is_ok());
+    let file = if recycled {
+        let f = storage.open(&tmp, OpenMode::Existing)?;
+        f.write_at(header, 0)?;
+        f
+    } else {
+        let f = storage.open(&tmp, OpenMode::CreateNew)?;
+        fill(&*f, header, size)?;
+        f
+    };
+    file.sync()?;
+    storage.rename(&tmp, &names::current(dir, base))?;
+    storage.sync_dir(dir)?;
+    Ok(file)
 }
 
 /// Writes `header` and zeros up to `size`: the file's blocks are allocated now, so a full
