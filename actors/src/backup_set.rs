@@ -102,10 +102,23 @@ impl BackupManifest {
     /// Reads `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<BackupManifest> {
         let text = std::fs::read_to_string(dir.join("manifest.json")).map_err(Error::from_io)?;
-        serde_json::from_str(&text).map_err(|e| {
+        let m: BackupManifest = serde_json::from_str(&text).map_err(|e| {
             tracing::warn!(error = %e, "manifest.json is not a backup manifest");
             Error::InvalidBackup
-        })
+        })?;
+        // Files named by a manifest stay inside the set: relative, no `..`, in their folder.
+        let inside = |p: &Path, folder: &str| {
+            p.starts_with(folder)
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+                && !std::fs::symlink_metadata(dir.join(p)).is_ok_and(|m| m.file_type().is_symlink())
+        };
+        if !m.databases.iter().all(|d| inside(&d.file, "databases"))
+            || !m.logs.iter().all(|l| inside(&l.file, "logs"))
+        {
+            return Err(Error::InvalidPath);
+        }
+        Ok(m)
     }
 }
 

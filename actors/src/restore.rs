@@ -125,13 +125,17 @@ fn check_chain(sets: &[(PathBuf, BackupManifest)]) -> Result<()> {
 /// Copies the images to `target/<file name>` and every log once to `target/backup-logs`.
 fn lay_out(sets: &[(PathBuf, BackupManifest)], target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let logs = target.join("backup-logs");
+    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link(&logs) {
+        return Err(Error::InvalidPath);
+    }
     std::fs::create_dir_all(&logs).map_err(Error::from_io)?;
     let (dir0, full) = &sets[0];
     let mut map = Vec::new();
     for d in &full.databases {
         let name = d.original_path.file_name().ok_or(Error::InvalidPath)?;
         let to = target.join(name);
-        if !restore::inside(target, &to) {
+        if !restore::inside(target, &to) || is_link(&to) {
             return Err(Error::InvalidPath);
         }
         std::fs::copy(dir0.join(&d.file), &to).map_err(Error::from_io)?;
@@ -141,6 +145,9 @@ fn lay_out(sets: &[(PathBuf, BackupManifest)], target: &Path) -> Result<Vec<(Pat
         for l in &m.logs {
             let name = l.file.file_name().ok_or(Error::InvalidPath)?;
             let to = logs.join(name);
+            if is_link(&to) {
+                return Err(Error::InvalidPath);
+            }
             if !to.exists() {
                 std::fs::copy(dir.join(&l.file), &to).map_err(Error::from_io)?;
             }

@@ -119,6 +119,13 @@ impl Core {
             .and_then(|b| b.log_path(h))
             .map(Path::to_path_buf)
         {
+            if self.storage.is_link(&p) {
+                tracing::warn!(path = %p.display(), "a log to back up is a symbolic link; refused");
+                return self.settle(Err(Failure {
+                    error: Error::InvalidParameter,
+                    abort: true,
+                }));
+            }
             return match self
                 .storage
                 .open(&p, OpenMode::ReadOnly)

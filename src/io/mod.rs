@@ -81,6 +81,10 @@ pub trait Storage: Send + Sync + Debug {
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
     /// Makes creations, renames and removals inside `dir` durable.
     fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// Whether `path` is a symbolic link (backup and restore refuse to follow one).
+    fn is_link(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 /// A shared handle to a storage implementation.

@@ -76,6 +76,9 @@ impl Storage for OsStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).map_err(Error::from_io)
     }
+    fn is_link(&self, path: &Path) -> bool {
+        fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    }
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         let d = fs::File::open(dir).map_err(Error::from_io)?;
         d.sync_all().map_err(Error::from_io)

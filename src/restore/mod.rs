@@ -121,6 +121,10 @@ pub fn external_restore(storage: &dyn Storage, spec: &RestoreSpec) -> Result<Res
 
 fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
     check_spec(spec)?;
+    if spec.restore_map.iter().any(|(_, to)| storage.is_link(to)) {
+        // Writing through a link would write outside the paths the spec names.
+        return Err(Error::InvalidPath);
+    }
     let logs = checks::log_sequence(
         storage,
         &spec.backup_log_dir,
