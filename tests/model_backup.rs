@@ -140,8 +140,8 @@ impl Model {
             }
             _ => {}
         }
-        if let std::result::Result::Err(e) = self.gate() {
-            return Err(e);
+        if let Some(e) = self.gate().err() {
+            return Reply::Err(e);
         }
         if call == Call::EndBad {
             return Err(-1003);
@@ -245,6 +245,8 @@ impl Model {
 /// One call as it happened.
 #[derive(Clone, Debug)]
 struct Event {
+    /// Which client made the call (99: the host); shown when a history is refused.
+    #[allow(dead_code)]
     client: usize,
     call: Call,
     /// The handle the client used (its last opened one).
