@@ -78,6 +78,16 @@ enum Cmd {
         #[arg(long)]
         stop_at_time: Option<String>,
     },
+    /// Measures the engine on this machine (no peers): backup throughput, durable and group
+    /// commits, latency under backup, restore speed, actor round trips, stop latency, memory.
+    Bench {
+        /// The short form (about a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Work in this directory (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Prints a file's header fields (like eseutil /mh, /ml, /mk).
     Dump {
         #[command(subcommand)]
@@ -232,10 +242,38 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             };
             ops::restore(&sets, &to, stop, out).await
         }
+        Cmd::Bench { quick, dir } => bench(quick, dir, out).await,
         Cmd::Dump { what } => match what {
             DumpWhat::Header { file } => dump::header(&file, out),
             DumpWhat::Log { file } => dump::log(&file, out),
             DumpWhat::Checkpoint { file } => dump::checkpoint(&file, out),
         },
     }
+}
+
+/// `ese bench`: the engine-only figures of `ese_actors::bench`.
+async fn bench(quick: bool, dir: Option<PathBuf>, out: Out) -> Result<(), Failure> {
+    let tmp = tempfile::tempdir().map_err(|e| Failure::Other(e.to_string()))?;
+    let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let step = progress::Step::start(
+        out,
+        if quick {
+            "benchmark (quick)"
+        } else {
+            "benchmark"
+        },
+    );
+    let figures = ese_actors::bench::run_engine(quick, &dir).await?;
+    step.done("measured");
+    if out.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&figures).unwrap_or_default()
+        );
+    } else {
+        for f in &figures {
+            println!("{f}");
+        }
+    }
+    Ok(())
 }
