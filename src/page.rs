@@ -128,11 +128,14 @@ pub fn is_zero(page: &[u8]) -> bool {
 /// Checks a page read from disk: checksum, page number, known kind. An all-zero page is
 /// valid (never written).
 pub fn verify(page: &[u8], expect_pgno: u32) -> Result<()> {
-    if is_zero(page) {
-        return Ok(());
-    }
+    // The checksum first: a written page passes it, and only a page that fails it is
+    // scanned for the all-zero pattern of a page never written.
     if crc32c::crc32c(&page[4..]) != get_u32(page, 0) {
-        return Err(Error::ReadVerifyFailure);
+        return if is_zero(page) {
+            Ok(())
+        } else {
+            Err(Error::ReadVerifyFailure)
+        };
     }
     if pgno(page) != expect_pgno {
         return Err(Error::ReadPgnoVerifyFailure);

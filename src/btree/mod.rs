@@ -6,10 +6,12 @@
 //! logged. A root never moves, so the catalog entry of a table is written once.
 
 mod node;
+mod search;
 mod space;
 mod tree;
 
 pub use node::{Node, Stored};
+pub use search::{search, Found};
 pub use space::{alloc, format, free, read_meta, Meta, CATALOG_ROOT, META_PGNO};
 pub use tree::{
     check_key as check_key_len, create_tree, delete, get, put, scan, MAX_KEY, MAX_VALUE,

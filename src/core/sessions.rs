@@ -157,8 +157,12 @@ impl Core {
     ) -> Result<Option<Vec<u8>>> {
         self.check_available()?;
         btree::check_key_len(key)?;
-        let row: RowKey = (db.0, table.to_string(), key.to_vec());
-        if let Some(Some(t)) = self.sessions.get(&s.0) {
+        if let Some(Some(t)) = self
+            .sessions
+            .get(&s.0)
+            .filter(|t| t.as_ref().is_some_and(|t| !t.writes.is_empty()))
+        {
+            let row: RowKey = (db.0, table.to_string(), key.to_vec());
             match t.writes.get(&row) {
                 Some(Op::Put(v)) => return Ok(Some(v.clone())),
                 Some(Op::Delete) => return Ok(None),
@@ -168,8 +172,35 @@ impl Core {
             return Err(Error::InvalidSesid);
         }
         let root = self.table_root(db.0, table)?;
-        let mut v = self.view(db.0, None)?;
-        btree::get(&mut v, root, key)
+        self.lookup(db.0, root, key)
+    }
+
+    /// The read path of `get`: each node is searched in place in the cache, without copying or
+    /// decoding it; only a value in overflow pages takes the general path.
+    fn lookup(&mut self, dbid: u32, root: u32, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut pgno = root;
+        for _ in 0..32 {
+            if self.cache.get((dbid, pgno)).is_none() {
+                let file = &self.dbs.get(&dbid).ok_or(Error::InvalidDatabaseId)?.file;
+                let p = file.read_page(pgno)?;
+                self.cache.insert_clean((dbid, pgno), p);
+            }
+            let Some(page) = self.cache.get((dbid, pgno)) else {
+                // Evicted at once by a tiny cache: read through the general path.
+                let mut v = self.view(dbid, None)?;
+                return btree::get(&mut v, root, key);
+            };
+            match btree::search(page, key)? {
+                btree::Found::Child(c) => pgno = c,
+                btree::Found::Inline(v) => return Ok(Some(v.to_vec())),
+                btree::Found::Missing => return Ok(None),
+                btree::Found::Overflow => {
+                    let mut v = self.view(dbid, None)?;
+                    return btree::get(&mut v, root, key);
+                }
+            }
+        }
+        Err(Error::DatabaseCorrupted)
     }
 
     /// Rows with keys in `[lo, hi]` bounds, as the session sees them, in key order.

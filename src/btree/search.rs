@@ -1,0 +1,120 @@
+//! Lookups that read a node in place, without decoding it: the hot path of `get`. A damaged
+//! page gives `DatabaseCorrupted`, as `Node::decode` would.
+
+use crate::page::{self, get_u32, PageKind, PAGE_HEADER};
+use crate::{Error, Result};
+
+/// Where a key leads inside one node.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// Go down to this child.
+    Child(u32),
+    /// The value, stored in the leaf.
+    Inline(&'a [u8]),
+    /// The value lives in an overflow chain.
+    Overflow,
+    /// The key is not in the tree.
+    Missing,
+}
+
+fn take<'a>(b: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8]> {
+    let end = at.checked_add(n).ok_or(Error::DatabaseCorrupted)?;
+    let s = b.get(*at..end).ok_or(Error::DatabaseCorrupted)?;
+    *at = end;
+    Ok(s)
+}
+
+fn u16_at(b: &[u8], at: &mut usize) -> Result<usize> {
+    let s = take(b, at, 2)?;
+    Ok(u16::from_le_bytes([s[0], s[1]]) as usize)
+}
+
+/// Looks `key` up in one node page.
+pub fn search<'a>(p: &'a [u8], key: &[u8]) -> Result<Found<'a>> {
+    let mut at = PAGE_HEADER;
+    match page::kind(p) {
+        Some(PageKind::Leaf) => {
+            let n = u16_at(p, &mut at)?;
+            for _ in 0..n {
+                let klen = u16_at(p, &mut at)?;
+                let k = take(p, &mut at, klen)?;
+                let tag = take(p, &mut at, 1)?[0];
+                let found = k == key;
+                match tag {
+                    0 => {
+                        let len = get_u32(take(p, &mut at, 4)?, 0) as usize;
+                        let v = take(p, &mut at, len)?;
+                        if found {
+                            return Ok(Found::Inline(v));
+                        }
+                    }
+                    1 => {
+                        take(p, &mut at, 12)?;
+                        if found {
+                            return Ok(Found::Overflow);
+                        }
+                    }
+                    _ => return Err(Error::DatabaseCorrupted),
+                }
+                // Keys are sorted: past it means absent.
+                if k > key {
+                    return Ok(Found::Missing);
+                }
+            }
+            Ok(Found::Missing)
+        }
+        Some(PageKind::Internal) => {
+            let n = u16_at(p, &mut at)?;
+            let mut child = get_u32(take(p, &mut at, 4)?, 0);
+            for _ in 0..n {
+                let klen = u16_at(p, &mut at)?;
+                let k = take(p, &mut at, klen)?;
+                let c = get_u32(take(p, &mut at, 4)?, 0);
+                if k > key {
+                    break;
+                }
+                child = c;
+            }
+            Ok(Found::Child(child))
+        }
+        _ => Err(Error::DatabaseCorrupted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btree::{Node, Stored};
+
+    #[test]
+    fn finds_what_decode_finds() {
+        let mut p = page::new_page(4096, 3, PageKind::Leaf);
+        Node::Leaf(vec![
+            (b"a".to_vec(), Stored::Inline(b"1".to_vec())),
+            (b"c".to_vec(), Stored::Overflow { len: 9, first: 4 }),
+            (b"e".to_vec(), Stored::Inline(b"3".to_vec())),
+        ])
+        .encode_into(&mut p);
+        assert_eq!(search(&p, b"a").unwrap(), Found::Inline(b"1"));
+        assert_eq!(search(&p, b"b").unwrap(), Found::Missing);
+        assert_eq!(search(&p, b"c").unwrap(), Found::Overflow);
+        assert_eq!(search(&p, b"e").unwrap(), Found::Inline(b"3"));
+        assert_eq!(search(&p, b"z").unwrap(), Found::Missing);
+        let mut q = page::new_page(4096, 5, PageKind::Internal);
+        Node::Internal {
+            first: 10,
+            entries: vec![(b"m".to_vec(), 11), (b"t".to_vec(), 12)],
+        }
+        .encode_into(&mut q);
+        assert_eq!(search(&q, b"a").unwrap(), Found::Child(10));
+        assert_eq!(search(&q, b"m").unwrap(), Found::Child(11));
+        assert_eq!(search(&q, b"s").unwrap(), Found::Child(11));
+        assert_eq!(search(&q, b"z").unwrap(), Found::Child(12));
+        q[PAGE_HEADER] = 0xFF;
+        q[PAGE_HEADER + 1] = 0xFF;
+        assert!(
+            search(&q, b"z").is_err(),
+            "a count past the page is corruption, not a panic"
+        );
+    }
+}
