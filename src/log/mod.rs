@@ -127,6 +127,7 @@ impl Log {
             file_size: cfg.file_size,
             file,
             shared: shared.clone(),
+            buf: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ese-log-writer".into())
