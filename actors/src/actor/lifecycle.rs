@@ -123,14 +123,13 @@ impl Actor {
 
     /// Runs a term now that the core is at hand.
     pub(super) fn term_now(&mut self, grbit: TermBits, r: Reply<()>) {
-        if self.core.is_none() {
+        let dirty = grbit.contains(TermBits::DIRTY);
+        let Some(core) = self.core.as_mut() else {
             // Init failed or never ran while term waited.
             self.terminated();
             let _ = r.send(Ok(()));
             return;
-        }
-        let dirty = grbit.contains(TermBits::DIRTY);
-        let core = self.core.as_mut().expect("checked above");
+        };
         if core.backup_running() && !dirty && core.check_available().is_ok() {
             if grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP) {
                 core.backup_abort_by_server();
