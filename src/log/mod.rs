@@ -12,7 +12,7 @@ pub use format::{
     frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageImage, Record,
     END_RESERVE, FRAME, LOG_HEADER_SIZE,
 };
-pub use writer::{fill, install_current, LogShared, Notify};
+pub use writer::{fill, install_current, LogShared, Notify, Waiter};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,9 @@ use crate::{Error, Result};
 /// Called after the durable position moves or the log is poisoned.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
+/// Run once a log position is durable (`Ok`) or never will be (the error).
+pub type Waiter = Box<dyn FnOnce(Result<()>) + Send>;
+
 /// What the writer and the instance share.
 pub struct LogShared {
     durable: AtomicU64,
@@ -26,6 +29,7 @@ pub struct LogShared {
     notify: Mutex<Option<Notify>>,
     fsyncs: AtomicU64,
     batches: AtomicU64,
+    waiters: Mutex<Vec<(Lsn, Waiter)>>,
 }
 
 impl std::fmt::Debug for LogShared {
@@ -45,6 +49,7 @@ impl LogShared {
             notify: Mutex::new(None),
             fsyncs: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            waiters: Mutex::new(Vec::new()),
         })
     }
     /// Everything before this position is on disk.
@@ -80,6 +85,46 @@ impl LogShared {
             self.cv.wait(&mut g);
         }
     }
+    /// Runs `w` once `lsn` is durable, on the writer thread right after its fsync (or at once,
+    /// if it already is): a durable commit is answered without waking anyone in between.
+    pub fn when_durable(&self, lsn: Lsn, w: Waiter) {
+        let ready = {
+            let mut g = self.waiters.lock();
+            // Checked under the waiters' lock: `publish` moves the position before it drains.
+            if self.durable() >= lsn {
+                Ok(())
+            } else if let Some(e) = self.poisoned() {
+                Err(e)
+            } else {
+                g.push((lsn, w));
+                return;
+            }
+        };
+        w(ready);
+    }
+
+    fn drain_waiters(&self, closing: bool) {
+        let durable = self.durable();
+        let poison = self.poisoned();
+        let ready: Vec<(Lsn, Waiter)> = {
+            let mut g = self.waiters.lock();
+            let all = std::mem::take(&mut *g);
+            let (ready, keep): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|(l, _)| *l <= durable || poison.is_some() || closing);
+            *g = keep;
+            ready
+        };
+        for (l, w) in ready {
+            let res = if l <= durable {
+                Ok(())
+            } else {
+                Err(poison.clone().unwrap_or(Error::InvalidInstance))
+            };
+            w(res);
+        }
+    }
+
     fn publish(&self, durable: Option<Lsn>, err: Option<Error>) {
         {
             let mut g = self.poison.lock();
@@ -91,6 +136,7 @@ impl LogShared {
             }
         }
         self.cv.notify_all();
+        self.drain_waiters(false);
         let n = self.notify.lock().clone();
         if let Some(n) = n {
             n();
@@ -155,6 +201,8 @@ impl Writer {
                 break;
             }
         }
+        // The writer is gone: nothing waits for a position it will never write.
+        self.shared.drain_waiters(true);
     }
 
     fn run_batch(&mut self, batch: Vec<Cmd>) -> Result<Option<Lsn>> {

@@ -100,13 +100,12 @@ impl Actor {
                 let _ = r.send(Err(e));
             }
             Ok(Some(t)) if t.durable => {
-                self.waiters.push((
+                self.when_durable(
                     t.lsn,
                     Box::new(move |res| {
                         let _ = r.send(res);
                     }),
-                ));
-                self.complete_waiters();
+                );
             }
             Ok(_) => {
                 let _ = r.send(Ok(()));
@@ -146,13 +145,12 @@ impl Actor {
                 }
                 Ok((db, ticket)) => {
                     // Answer once the formatting commit is durable.
-                    a.waiters.push((
+                    a.when_durable(
                         ticket.lsn,
                         Box::new(move |res| {
                             let _ = r.send(res.map(|()| db));
                         }),
-                    ));
-                    a.complete_waiters();
+                    );
                 }
             });
             (core, finish)

@@ -164,10 +164,6 @@ impl Actor {
     /// The instance is gone: waiters and deferred commands are answered, the engine forgets it.
     pub(super) fn terminated(&mut self) {
         self.phase = Phase::Terminated;
-        self.complete_waiters();
-        for (_, w) in self.waiters.drain(..) {
-            w(Err(Error::InvalidInstance));
-        }
         for cmd in self.deferred.drain(..) {
             refuse(cmd, Error::InvalidInstance);
         }

@@ -1,6 +1,6 @@
 //! The instance actor: one tokio task per instance. It owns the storage core and serves the
 //! mailbox one message at a time; state changes happen between messages. It never awaits
-//! disk I/O inside a handler: durable commits wait as entries in `waiters`, and the rare
+//! disk I/O inside a handler: durable commits are answered by the log writer once their position is durable, and the rare
 //! whole-instance steps (recovery, attach, detach, term) run as a *job* on the blocking
 //! pool, holding the core while the actor keeps answering what needs no core
 //! (`stop_service`, `stop_backup`, gate refusals). I/O threads wake the actor through an
@@ -23,9 +23,6 @@ use tracing::Instrument;
 use crate::engine::EngineInner;
 use crate::gate::{self, GateState, Phase};
 use crate::messages::{Command, Reply};
-
-/// What to do once a durable commit's position is on disk (or never will be).
-pub(crate) type Waiter = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// What a finished job does to the actor.
 type Finish = Box<dyn FnOnce(&mut Actor) + Send>;
@@ -50,8 +47,6 @@ pub(crate) struct Actor {
     pub busy: bool,
     /// Commands that need the core, queued while it is lent to a job (mailbox order kept).
     pub deferred: VecDeque<Command>,
-    /// Durable commits waiting for their log position.
-    pub waiters: Vec<(Lsn, Waiter)>,
     /// The log's durable position and poison, shared with its writer thread.
     pub log_shared: Option<Arc<ese::log::LogShared>>,
     pub completions: mpsc::UnboundedSender<Completion>,
@@ -96,7 +91,6 @@ pub(crate) fn start(
         core: None,
         busy: false,
         deferred: VecDeque::new(),
-        waiters: Vec::new(),
         log_shared: None,
         completions: ctx,
         wake_pending: Arc::new(AtomicBool::new(false)),
@@ -146,7 +140,6 @@ impl Actor {
                 if let Some(core) = &mut self.core {
                     core.pump();
                 }
-                self.complete_waiters();
             }
             Completion::Job(job) => {
                 let (held, core, finish) = *job;
@@ -165,7 +158,6 @@ impl Actor {
                         self.read_finished(h, res, r);
                     }
                 }
-                self.complete_waiters();
                 self.maybe_run_pending_term();
                 self.run_deferred();
             }
@@ -268,25 +260,13 @@ impl Actor {
         })
     }
 
-    /// Answers durable commits whose position is on disk, or fails them all if the log is
-    /// poisoned. Works while a job holds the core: the log's shared state is kept apart.
-    pub fn complete_waiters(&mut self) {
-        let Some(shared) = &self.log_shared else {
-            return;
-        };
-        let durable = shared.durable();
-        let poison = shared.poisoned();
-        let mut keep = Vec::new();
-        for (lsn, w) in self.waiters.drain(..) {
-            if lsn <= durable {
-                w(Ok(()));
-            } else if let Some(e) = &poison {
-                w(Err(e.clone()));
-            } else {
-                keep.push((lsn, w));
-            }
+    /// Runs `w` once `lsn` is durable: the log writer answers it right after its fsync, so a
+    /// durable commit's reply does not wait for this task to be scheduled.
+    pub fn when_durable(&self, lsn: Lsn, w: ese::log::Waiter) {
+        match &self.log_shared {
+            Some(shared) => shared.when_durable(lsn, w),
+            None => w(Err(Error::NotInitialized)),
         }
-        self.waiters = keep;
     }
 }
 
