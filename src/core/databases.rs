@@ -70,6 +70,24 @@ impl Core {
         self.log.set_preamble(e);
     }
 
+    /// Logs (durably) that the database at `path` is attached under a new id, and returns the id.
+    fn log_attach(&mut self, path: &Path, header: &DbHeader, created: bool) -> Result<u32> {
+        let dbid = self.next_dbid;
+        let entry = AttachEntry {
+            dbid,
+            signature: header.db_signature,
+            path: path.to_path_buf(),
+        };
+        let rec = Record::Attach {
+            entry,
+            created,
+            page_size: header.page_size,
+        };
+        let at = self.log.append(&rec, true)?;
+        self.log.wait_durable(at)?;
+        Ok(dbid)
+    }
+
     /// Creates a database file and attaches it. Returns the commit that formats it; the
     /// database is usable at once, durable once that commit is.
     pub fn create_database(&mut self, path: &Path) -> Result<(DbId, CommitTicket)> {
@@ -87,21 +105,7 @@ impl Core {
         let ps = self.params.page_bytes();
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
-        let dbid = self.next_dbid;
-        let entry = AttachEntry {
-            dbid,
-            signature: header.db_signature,
-            path: path.clone(),
-        };
-        let at = self.log.append(
-            &Record::Attach {
-                entry,
-                created: true,
-                page_size: ps,
-            },
-            true,
-        )?;
-        self.log.wait_durable(at)?;
+        let dbid = self.log_attach(&path, &header, true)?;
         let file = DbFile::create(&*self.storage, &path, &header)?;
         self.next_dbid += 1;
         self.dbs.insert(
@@ -137,21 +141,7 @@ impl Core {
         if header.state != STATE_CLEAN {
             return Err(Error::DatabaseDirtyShutdown);
         }
-        let dbid = self.next_dbid;
-        let entry = AttachEntry {
-            dbid,
-            signature: header.db_signature,
-            path: path.clone(),
-        };
-        let at = self.log.append(
-            &Record::Attach {
-                entry,
-                created: false,
-                page_size: header.page_size,
-            },
-            true,
-        )?;
-        self.log.wait_durable(at)?;
+        let dbid = self.log_attach(&path, &header, false)?;
         header.state = STATE_DIRTY;
         header.log_signature = self.log.signature();
         header.gen_min_required = self.log.gen();

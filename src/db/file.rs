@@ -61,16 +61,7 @@ impl DbFile {
     /// Reads data page `pgno` and verifies it. A page past the end of the file reads as
     /// zeros (never written).
     pub fn read_page(&self, pgno: u32) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; self.page_size as usize];
-        let off = page::page_offset(pgno, self.page_size);
-        let mut done = 0;
-        while done < buf.len() {
-            let n = self.file.read_at(&mut buf[done..], off + done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
+        let buf = self.read_page_raw(pgno)?;
         page::verify(&buf, pgno)?;
         Ok(buf)
     }
