@@ -166,10 +166,12 @@ impl<R: Resolve> Replay<R> {
 
     fn commit(&mut self) -> Result<()> {
         for (lsn, img) in std::mem::take(&mut self.pending) {
-            if !matches!(self.dbs.get(&img.dbid), Some(Some(_))) {
+            let Some(Some(t)) = self.dbs.get(&img.dbid) else {
                 continue;
-            }
-            if page::lsn(&img.image) != lsn.0 {
+            };
+            // A page image is a whole page of its database: anything else is a damaged log
+            // (and reading its header would run off a short one).
+            if img.image.len() != t.file.page_size as usize || page::lsn(&img.image) != lsn.0 {
                 return Err(Error::LogFileCorrupt);
             }
             let key = (img.dbid, img.pgno);

@@ -234,3 +234,27 @@ fn damaged_data_page_is_reported_not_panicked() {
     assert_eq!(err.code(), -1018);
     core.term_clean().unwrap();
 }
+
+#[test]
+fn a_log_full_of_record_magics_is_refused_not_scanned_forever() {
+    // No valid record, then a record magic at every 8-byte offset, each claiming a 1 MiB body:
+    // telling corruption from a torn tail would checksum ~2.5 TB without the scan's budget.
+    let size = 4u64 << 20;
+    let header = ese::log::LogHeader {
+        gen: 1,
+        signature: ese::db::Signature::generate(),
+        created_ms: 1,
+        prev_created_ms: 0,
+        file_size: size,
+        base_name: "edb".into(),
+    };
+    let mut b = header.encode();
+    b.resize(size as usize, 0);
+    let mut at = 4096;
+    while at + 24 <= b.len() {
+        b[at..at + 4].copy_from_slice(&0x4C52_5345u32.to_le_bytes());
+        b[at + 12..at + 16].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        at += 8;
+    }
+    assert_eq!(reader::parse(&b).unwrap_err().code(), -501);
+}

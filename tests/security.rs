@@ -164,3 +164,25 @@ fn copy_set(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn manifest_base_name_cannot_climb_out_of_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, _) = instance_with_data(&engine, "i", &dir.path().join("inst"), 50).await;
+    let set = dir.path().join("set");
+    inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+    let text = std::fs::read_to_string(set.join("manifest.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["base_name"] = serde_json::Value::String("../../x".into());
+    std::fs::write(
+        set.join("manifest.json"),
+        serde_json::to_string(&v).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ese_actors::verify_backup_set(&set).unwrap_err().code(),
+        -1023
+    );
+}

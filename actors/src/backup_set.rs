@@ -113,6 +113,8 @@ impl BackupManifest {
                     .all(|c| matches!(c, std::path::Component::Normal(_)))
                 && !std::fs::symlink_metadata(dir.join(p)).is_ok_and(|m| m.file_type().is_symlink())
         };
+        // The base name builds log paths: three letters or digits, nothing that climbs.
+        ese::log::names::check_base_name(&m.base_name).map_err(|_| Error::InvalidPath)?;
         if !m.databases.iter().all(|d| inside(&d.file, "databases"))
             || !m.logs.iter().all(|l| inside(&l.file, "logs"))
         {

@@ -310,6 +310,13 @@ fn record_crc(at: Lsn, rest: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&pos), rest)
 }
 
+/// The payload length a record header at `off` claims, if a record magic is there (nothing
+/// is verified: a cheap look before the checksum).
+pub fn claimed_len(bytes: &[u8], off: usize) -> Option<usize> {
+    let hdr = bytes.get(off..off.checked_add(FRAME)?)?;
+    (get_u32(hdr, 0) == REC_MAGIC).then(|| get_u32(hdr, 12) as usize)
+}
+
 /// A record read back from a file.
 #[derive(Debug)]
 pub struct Framed {

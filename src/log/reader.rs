@@ -87,11 +87,23 @@ pub fn parse(bytes: &[u8]) -> Result<LogFile> {
     }
 }
 
-/// Whether some valid record after `off` carries a durable mark past `off`.
+/// Whether some valid record after `off` carries a durable mark past `off`. The bytes
+/// checksummed are budgeted (a crafted file with a record magic at every offset would
+/// otherwise cost quadratic time); a file that exhausts the budget is treated as corrupt.
 fn proven_durable_after(bytes: &[u8], gen: u32, off: usize) -> bool {
     let here = Lsn::new(gen, off as u32);
+    let mut budget = bytes.len().saturating_mul(4).saturating_add(1 << 20);
     let mut at = off + 8;
     while at + super::format::FRAME <= bytes.len() {
+        let Some(len) = super::format::claimed_len(bytes, at) else {
+            at += 8;
+            continue;
+        };
+        let cost = super::format::FRAME.saturating_add(len.min(bytes.len()));
+        if cost > budget {
+            return true;
+        }
+        budget -= cost;
         if let Some(f) = read_record(bytes, gen, at) {
             if f.durable_mark > here {
                 return true;
