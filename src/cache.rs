@@ -20,6 +20,9 @@ pub(crate) struct Frame {
     pub wal_lsn: Lsn,
     /// A copy is being written by the flusher.
     pub in_flight: bool,
+    /// End of the last log record that carried this page's full image (0: none since it was
+    /// read): a change may be logged as a delta only while this is at or past the horizon.
+    pub imaged_at: Lsn,
     hot: bool,
 }
 
@@ -70,6 +73,7 @@ impl Cache {
                 rec_lsn: Lsn(0),
                 wal_lsn: Lsn(0),
                 in_flight: false,
+                imaged_at: Lsn(0),
                 hot: true,
             },
         );
@@ -77,12 +81,31 @@ impl Cache {
         self.evict();
     }
 
-    /// Installs a page changed by a commit whose records start at `rec_lsn` and end at `wal_lsn`.
-    pub fn install(&mut self, key: PageKey, data: Vec<u8>, rec_lsn: Lsn, wal_lsn: Lsn) {
+    /// The cached bytes of a page and when its full image was last logged, without marking
+    /// it used.
+    pub fn peek(&self, key: PageKey) -> Option<(&[u8], Lsn)> {
+        self.frames
+            .get(&key)
+            .map(|f| (f.data.as_slice(), f.imaged_at))
+    }
+
+    /// Installs a page changed by a commit whose records start at `rec_lsn` and end at
+    /// `wal_lsn`; `imaged` is where its full image was logged, if this change logged one.
+    pub fn install(
+        &mut self,
+        key: PageKey,
+        data: Vec<u8>,
+        rec_lsn: Lsn,
+        wal_lsn: Lsn,
+        imaged: Option<Lsn>,
+    ) {
         match self.frames.get_mut(&key) {
             Some(f) => {
                 if !f.dirty {
                     f.rec_lsn = rec_lsn;
+                }
+                if let Some(at) = imaged {
+                    f.imaged_at = at;
                 }
                 f.data = data;
                 f.dirty = true;
@@ -98,6 +121,7 @@ impl Cache {
                         rec_lsn,
                         wal_lsn,
                         in_flight: false,
+                        imaged_at: imaged.unwrap_or(Lsn(0)),
                         hot: true,
                     },
                 );
@@ -191,8 +215,8 @@ mod tests {
     #[test]
     fn dirty_pages_wait_for_the_log_and_are_not_evicted() {
         let mut c = Cache::new(2);
-        c.install((1, 1), vec![1], Lsn(10), Lsn(20));
-        c.install((1, 2), vec![2], Lsn(30), Lsn(40));
+        c.install((1, 1), vec![1], Lsn(10), Lsn(20), None);
+        c.install((1, 2), vec![2], Lsn(30), Lsn(40), None);
         c.insert_clean((1, 3), vec![3]);
         c.insert_clean((1, 4), vec![4]);
         assert!(c.get((1, 1)).is_some() && c.get((1, 2)).is_some());

@@ -13,7 +13,7 @@ use crate::io::{OpenMode, Storage};
 use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
 use crate::log::{
-    names, AttachEntry, Framed, LogHeader, PageImage, Record, Resume, LOG_HEADER_SIZE,
+    names, AttachEntry, Framed, LogHeader, PageDelta, PageImage, Record, Resume, LOG_HEADER_SIZE,
 };
 use crate::lsn::{now_ms, Lsn};
 use crate::page;
@@ -22,6 +22,12 @@ use crate::{Error, Result};
 
 /// Page images held in memory before they are written in page order.
 const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// One page change of a transaction, held until its commit record.
+enum Change {
+    Image(PageImage),
+    Delta(crate::log::PageDelta),
+}
 
 /// A database replay writes to.
 #[derive(Debug)]
@@ -77,7 +83,7 @@ pub struct ReplayStats {
 pub struct Replay<R: Resolve> {
     resolver: R,
     dbs: HashMap<u32, Option<Target>>,
-    pending: Vec<(Lsn, PageImage)>,
+    pending: Vec<(Lsn, Change)>,
     held: BTreeMap<(u32, u32), Vec<u8>>,
     held_bytes: usize,
     stop: Option<Stop>,
@@ -134,7 +140,10 @@ impl<R: Resolve> Replay<R> {
             }
             Record::Pages(images) => self
                 .pending
-                .extend(images.iter().map(|i| (f.end, i.clone()))),
+                .extend(images.iter().map(|i| (f.end, Change::Image(i.clone())))),
+            Record::Deltas(deltas) => self
+                .pending
+                .extend(deltas.iter().map(|d| (f.end, Change::Delta(d.clone())))),
             Record::Commit { time_ms, .. } => {
                 if self.should_stop(f.start, *time_ms) {
                     self.stats.stopped = true;
@@ -165,24 +174,64 @@ impl<R: Resolve> Replay<R> {
     }
 
     fn commit(&mut self) -> Result<()> {
-        for (lsn, img) in std::mem::take(&mut self.pending) {
-            let Some(Some(t)) = self.dbs.get(&img.dbid) else {
-                continue;
-            };
-            // A page image is a whole page of its database: anything else is a damaged log
-            // (and reading its header would run off a short one).
-            if img.image.len() != t.file.page_size as usize || page::lsn(&img.image) != lsn.0 {
-                return Err(Error::LogFileCorrupt);
-            }
-            let key = (img.dbid, img.pgno);
-            self.held_bytes += img.image.len();
-            if let Some(old) = self.held.insert(key, img.image) {
-                self.held_bytes -= old.len();
+        for (lsn, change) in std::mem::take(&mut self.pending) {
+            match change {
+                Change::Image(img) => self.hold_image(lsn, img)?,
+                Change::Delta(d) => self.apply_delta(lsn, d)?,
             }
         }
         if self.held_bytes > MAX_HELD_BYTES {
             self.write_held(None)?;
         }
+        Ok(())
+    }
+
+    fn hold(&mut self, key: (u32, u32), page: Vec<u8>) {
+        self.held_bytes += page.len();
+        if let Some(old) = self.held.insert(key, page) {
+            self.held_bytes -= old.len();
+        }
+    }
+
+    fn hold_image(&mut self, lsn: Lsn, img: PageImage) -> Result<()> {
+        let Some(Some(t)) = self.dbs.get(&img.dbid) else {
+            return Ok(());
+        };
+        // A page image is a whole page of its database: anything else is a damaged log
+        // (and reading its header would run off a short one).
+        if img.image.len() != t.file.page_size as usize || page::lsn(&img.image) != lsn.0 {
+            return Err(Error::LogFileCorrupt);
+        }
+        self.hold((img.dbid, img.pgno), img.image);
+        Ok(())
+    }
+
+    /// A delta applies to the page as its previous change left it: the held copy, or the
+    /// page on disk. The first change after any checkpoint is a full image, so a page torn on
+    /// disk is always rebuilt from an image before a delta reaches it.
+    fn apply_delta(&mut self, lsn: Lsn, d: PageDelta) -> Result<()> {
+        let Some(Some(t)) = self.dbs.get(&d.dbid) else {
+            return Ok(());
+        };
+        let key = (d.dbid, d.pgno);
+        let mut base = match self.held.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = t.file.read_page_raw(d.pgno)?;
+                if page::is_zero(&p) || page::verify(&p, d.pgno).is_err() {
+                    return Err(Error::DatabaseCorrupted);
+                }
+                p
+            }
+        };
+        if page::lsn(&base) >= lsn.0 {
+            return Ok(());
+        }
+        if !crate::log::delta::apply(&mut base, &d.ranges) {
+            return Err(Error::LogFileCorrupt);
+        }
+        page::set_lsn(&mut base, lsn.0);
+        self.hold(key, base);
         Ok(())
     }
 
@@ -225,8 +274,9 @@ impl<R: Resolve> Replay<R> {
         Ok(())
     }
 
-    /// Writes everything held, syncs every file, and hands back the databases replayed.
-    pub fn finish(mut self) -> Result<Vec<Target>> {
+    /// Writes everything held, syncs every file, and hands back the databases replayed with
+    /// the final counts.
+    pub fn finish(mut self) -> Result<(Vec<Target>, ReplayStats)> {
         self.write_held(None)?;
         let mut out = Vec::new();
         for (_, t) in self.dbs.drain() {
@@ -235,7 +285,7 @@ impl<R: Resolve> Replay<R> {
                 out.push(t);
             }
         }
-        Ok(out)
+        Ok((out, self.stats))
     }
 }
 
@@ -377,8 +427,8 @@ pub fn recover(
         replay.stats.log_bytes += end_offset(file) as u64;
         prev = Some(file.header.clone());
     }
-    let stats = replay.stats.clone();
-    for t in replay.finish()? {
+    let (targets, stats) = replay.finish()?;
+    for t in targets {
         if t.created && !formatted(&t.file) {
             // The creation never committed its first pages: it was not acknowledged.
             tracing::warn!(path = %t.file.path.display(), "removing a database whose creation did not complete");

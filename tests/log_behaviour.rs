@@ -44,7 +44,7 @@ fn circular_logging_reuses_files_the_checkpoint_passed() {
     let (mut core, db) = open_db(&storage, &params);
     let s = core.begin_session();
     let mut most = 0;
-    for i in 0..600u32 {
+    for i in 0..3000u32 {
         let t = core
             .put(s, db, "t", &(i % 50).to_be_bytes(), &[3u8; 400])
             .unwrap()

@@ -77,6 +77,7 @@ pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
     let f = reader::read_file(&*ese_actors::core::io::os(), path)?;
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut pages = 0u64;
+    let mut deltas = 0u64;
     let (mut first_commit, mut last_commit) = (None, None);
     for r in &f.records {
         let name = match &r.record {
@@ -88,6 +89,10 @@ pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
                 first_commit.get_or_insert(*time_ms);
                 last_commit = Some(*time_ms);
                 "commit"
+            }
+            Record::Deltas(d) => {
+                deltas += d.len() as u64;
+                "deltas"
             }
             Record::Attach { .. } => "attach",
             Record::Detach { .. } => "detach",
@@ -111,6 +116,7 @@ pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
         "state": match f.tail { Tail::Complete => "complete (archived)".to_string(), Tail::Open { at } => format!("open, records end at byte {at}") },
         "records": counts,
         "page_images": pages,
+        "page_deltas": deltas,
         "first_commit_ms": first_commit,
         "last_commit_ms": last_commit,
     });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{CommitTicket, Core, View};
 use crate::btree::{self, PageIo};
-use crate::log::{framed_len, PageImage, Record};
+use crate::log::{delta, framed_len, PageDelta, PageImage, Record};
 use crate::lsn::{now_ms, Lsn};
 use crate::page;
 use crate::params::Commit;
@@ -53,9 +53,11 @@ impl Core {
         self.log_changes(overlay, durability == Commit::Durable)
     }
 
-    /// Logs a commit's changed pages and installs them. Page images are stamped with the
-    /// end of the record that carries them; the cache learns the commit's end so no page is
-    /// written before its commit is durable.
+    /// Logs a commit's changed pages and installs them. A page whose full image was logged at
+    /// or after the image horizon is logged as a delta against its cached version; any other
+    /// page as a full image (see `flushing` for why that keeps torn pages repairable). Every
+    /// page is stamped with the end of the record that carries it; the cache learns the
+    /// commit's end so no page is written before its commit is durable.
     pub(crate) fn log_changes(&mut self, overlay: Overlay, sync: bool) -> Result<CommitTicket> {
         self.check_available()?;
         if overlay.is_empty() {
@@ -65,28 +67,46 @@ impl Core {
             });
         }
         let ps = self.params.page_bytes() as usize;
-        let per_image = 12 + ps;
-        let per_record = ((self.log.max_payload() - 4) / per_image).max(1);
-        let entries: Vec<((u32, u32), Vec<u8>)> = overlay.into_iter().collect();
+        let mut images = Vec::new();
+        let mut deltas = Vec::new();
+        for (key, data) in overlay {
+            match self.delta_for(key, &data, ps) {
+                Some(ranges) => deltas.push((key, data, ranges)),
+                None => images.push((key, data)),
+            }
+        }
+        let max = self.log.max_payload();
         let mut group_start: Option<Lsn> = None;
-        let mut stamped = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(per_record) {
-            let size = 4 + chunk.len() * per_image;
-            let start = self.log.position_for(size)?;
-            group_start.get_or_insert(start);
-            let end = Lsn(start.0 + framed_len(size) as u64);
-            let mut images = Vec::with_capacity(chunk.len());
-            for ((dbid, pgno), data) in chunk {
-                let mut data = data.clone();
+        let mut installs = Vec::with_capacity(images.len() + deltas.len());
+        for chunk in chunk_by_size(images, |_| 12 + ps, max) {
+            let size = 4 + chunk.len() * (12 + ps);
+            let end = self.reserve(size, &mut group_start)?;
+            let mut recs = Vec::with_capacity(chunk.len());
+            for ((dbid, pgno), mut data) in chunk {
                 page::set_lsn(&mut data, end.0);
-                images.push(PageImage {
-                    dbid: *dbid,
-                    pgno: *pgno,
+                recs.push(PageImage {
+                    dbid,
+                    pgno,
                     image: data.clone(),
                 });
-                stamped.push(((*dbid, *pgno), data));
+                installs.push(((dbid, pgno), data, Some(end)));
             }
-            let got = self.log.append(&Record::Pages(images), false)?;
+            let got = self.log.append(&Record::Pages(recs), false)?;
+            debug_assert_eq!(got, end);
+        }
+        for chunk in chunk_by_size(deltas, |(_, _, r)| delta::encoded_len(r), max) {
+            let size = 4 + chunk
+                .iter()
+                .map(|(_, _, r)| delta::encoded_len(r))
+                .sum::<usize>();
+            let end = self.reserve(size, &mut group_start)?;
+            let mut recs = Vec::with_capacity(chunk.len());
+            for ((dbid, pgno), mut data, ranges) in chunk {
+                page::set_lsn(&mut data, end.0);
+                recs.push(PageDelta { dbid, pgno, ranges });
+                installs.push(((dbid, pgno), data, None));
+            }
+            let got = self.log.append(&Record::Deltas(recs), false)?;
             debug_assert_eq!(got, end);
         }
         self.commit_seq += 1;
@@ -96,8 +116,8 @@ impl Core {
         };
         let end = self.log.append(&commit, sync)?;
         let rec = group_start.unwrap_or(end);
-        for (key, data) in stamped {
-            self.cache.install(key, data, rec, end);
+        for (key, data, imaged) in installs {
+            self.cache.install(key, data, rec, end, imaged);
         }
         self.stats.commits += 1;
         self.after_commit();
@@ -105,6 +125,24 @@ impl Core {
             lsn: end,
             durable: sync,
         })
+    }
+
+    /// The ranges to log for a changed page, or `None` for a full image: only a page whose
+    /// full image was logged at or after the horizon, and only when the delta is small.
+    fn delta_for(&self, key: (u32, u32), new: &[u8], ps: usize) -> Option<Vec<(u16, Vec<u8>)>> {
+        let (old, imaged) = self.cache.peek(key)?;
+        if imaged.0 == 0 || imaged < self.image_horizon || old.len() != new.len() {
+            return None;
+        }
+        let ranges = delta::diff(old, new);
+        (delta::encoded_len(&ranges) < ps / 2).then_some(ranges)
+    }
+
+    /// Makes room for a record of `size` payload bytes; returns where it will end.
+    fn reserve(&mut self, size: usize, group_start: &mut Option<Lsn>) -> Result<Lsn> {
+        let start = self.log.position_for(size)?;
+        group_start.get_or_insert(start);
+        Ok(Lsn(start.0 + framed_len(size) as u64))
     }
 
     /// Creates a table in its own durable mini-transaction.
@@ -133,4 +171,24 @@ impl Core {
         }
         Ok(t)
     }
+}
+
+/// Splits items into groups whose encoded sizes (plus a 4-byte count) fit `max` bytes.
+fn chunk_by_size<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut cur: Vec<T> = Vec::new();
+    let mut used = 4;
+    for it in items {
+        let n = size(&it);
+        if !cur.is_empty() && used + n > max {
+            out.push(std::mem::take(&mut cur));
+            used = 4;
+        }
+        used += n;
+        cur.push(it);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }

@@ -75,9 +75,23 @@ impl Core {
         if left_min.is_some() {
             self.log.request_sync();
         }
-        let lsn = left_min
-            .map_or(durable, |m| m.min(durable))
+        // The horizon rule. From here on, a page whose last full image is older than the tip
+        // logs a full image at its next change. A checkpoint may only stand on such a horizon:
+        // then every page's first change after the checkpoint is a full image, and a page torn
+        // on disk is rebuilt from it before any delta applies.
+        let horizon = self.log.tip();
+        self.image_horizon = horizon;
+        self.horizons.push_back(horizon);
+        let candidate = left_min.map_or(durable, |m| m.min(durable));
+        let lsn = self
+            .horizons
+            .iter()
+            .copied()
+            .filter(|&h| h <= candidate)
+            .max()
+            .unwrap_or(self.checkpoint.lsn)
             .max(self.checkpoint.lsn);
+        self.horizons.retain(|&h| h >= lsn);
         let checkpoint = Checkpoint {
             seq: self.checkpoint.seq + 1,
             log_signature: self.log.signature(),

@@ -107,6 +107,11 @@ pub struct Core {
     stats: CoreStats,
     backup: Option<crate::backup::BackupState>,
     backup_forbidden: bool,
+    /// Changes to a page whose full image was logged before this position log a full image
+    /// again (the tip when the last flush began).
+    image_horizon: Lsn,
+    /// Recent horizons: the only positions a checkpoint may take.
+    horizons: std::collections::VecDeque<Lsn>,
 }
 
 impl std::fmt::Debug for Core {
@@ -172,6 +177,8 @@ impl Core {
             stats: CoreStats::default(),
             backup: None,
             backup_forbidden: false,
+            image_horizon: tip,
+            horizons: std::collections::VecDeque::from([tip]),
         };
         core.stats.recovery = recovered;
         let gen = core.log.gen();

@@ -105,11 +105,26 @@ pub struct PageImage {
     pub image: Vec<u8>,
 }
 
+/// The changed byte ranges of one page inside a [`Record::Deltas`]; the page's new log
+/// position is the record's end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageDelta {
+    /// Which database.
+    pub dbid: u32,
+    /// Which page.
+    pub pgno: u32,
+    /// `(offset in the page, new bytes)`, from the kind byte on.
+    pub ranges: Vec<(u16, Vec<u8>)>,
+}
+
 /// A log record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     /// Full page images of one transaction (one or more of these precede its commit).
     Pages(Vec<PageImage>),
+    /// Changed ranges of pages whose full image was logged since the last flush horizon (part
+    /// of a transaction, like [`Record::Pages`]).
+    Deltas(Vec<PageDelta>),
     /// Makes the preceding page images take effect.
     Commit {
         /// Commit sequence number.
@@ -166,6 +181,7 @@ impl Record {
             Record::BackupMark { .. } => 7,
             Record::End => 8,
             Record::Shutdown => 9,
+            Record::Deltas(_) => 10,
         }
     }
 
@@ -211,6 +227,19 @@ impl Record {
                 w.extend_from_slice(&info.gen_high.to_le_bytes());
             }
             Record::BackupMark { kind } => w.push(*kind),
+            Record::Deltas(deltas) => {
+                w.extend_from_slice(&(deltas.len() as u32).to_le_bytes());
+                for d in deltas {
+                    w.extend_from_slice(&d.dbid.to_le_bytes());
+                    w.extend_from_slice(&d.pgno.to_le_bytes());
+                    w.extend_from_slice(&(d.ranges.len() as u32).to_le_bytes());
+                    for (off, bytes) in &d.ranges {
+                        w.extend_from_slice(&off.to_le_bytes());
+                        w.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+                        w.extend_from_slice(bytes);
+                    }
+                }
+            }
             Record::End | Record::Shutdown => {}
         }
         w
@@ -270,6 +299,23 @@ impl Record {
             7 => Record::BackupMark { kind: r.u8()? },
             8 => Record::End,
             9 => Record::Shutdown,
+            10 => {
+                let n = r.u32()? as usize;
+                let mut deltas = Vec::with_capacity(n.min(4096));
+                for _ in 0..n {
+                    let dbid = r.u32()?;
+                    let pgno = r.u32()?;
+                    let k = r.u32()? as usize;
+                    let mut ranges = Vec::with_capacity(k.min(4096));
+                    for _ in 0..k {
+                        let off = r.u16()?;
+                        let len = r.u16()? as usize;
+                        ranges.push((off, r.bytes(len)?.to_vec()));
+                    }
+                    deltas.push(PageDelta { dbid, pgno, ranges });
+                }
+                Record::Deltas(deltas)
+            }
             _ => return Err(Error::LogFileCorrupt),
         };
         if r.at != payload.len() {
@@ -394,6 +440,10 @@ impl<'a> Cur<'a> {
     }
     pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.bytes(1)?[0])
+    }
+    pub(crate) fn u16(&mut self) -> Result<u16> {
+        let b = self.bytes(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(get_u32(self.bytes(4)?, 0))

@@ -3,14 +3,15 @@
 //! the logs a backup or recovery still needs. The writer thread does the I/O.
 
 pub mod checkpoint;
+pub mod delta;
 mod format;
 pub mod names;
 pub mod reader;
 mod writer;
 
 pub use format::{
-    frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageImage, Record,
-    END_RESERVE, FRAME, LOG_HEADER_SIZE,
+    frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageDelta, PageImage,
+    Record, END_RESERVE, FRAME, LOG_HEADER_SIZE,
 };
 pub use writer::{fill, install_current, LogShared, Notify, Waiter};
 

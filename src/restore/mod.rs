@@ -183,8 +183,7 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
             .last()
             .map_or(0, |r: &Framed| r.end.offset() as u64);
     }
-    let stats = replay.stats.clone();
-    let mut targets = replay.finish()?;
+    let (mut targets, stats) = replay.finish()?;
     // A mapped database the replayed logs never named still loses its trailer and mark.
     for m in &mapped {
         if !targets.iter().any(|t| t.file.path == m.target) {
