@@ -17,28 +17,6 @@ fn flip(path: &Path, at: usize) {
     std::fs::write(path, b).unwrap();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        let dst = to.join(rel);
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, dst).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn full_then_incremental_sets_chain_and_verify() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,7 +218,7 @@ async fn verify_finds_damage_with_the_specific_error() {
     ];
     for (i, (what, damage, want)) in cases.iter().enumerate() {
         let d = sets.path().join(format!("case{i}"));
-        copy_dir(&good, &d);
+        copy_set(&good, &d);
         verify_backup_set(&d).unwrap();
         damage(&d);
         let got = verify_backup_set(&d).map(|_| ()).unwrap_err().code();

@@ -24,17 +24,6 @@ fn truncate(path: &Path, len: u64) {
         .unwrap();
 }
 
-fn copy_set(from: &Path, to: &Path) {
-    for sub in ["databases", "logs"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for e in std::fs::read_dir(from.join(sub)).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    std::fs::copy(from.join("manifest.json"), to.join("manifest.json")).unwrap();
-}
-
 fn spec(set: &Path, m: &BackupManifest) -> RestoreSpec {
     RestoreSpec {
         checkpoint_dir: set.to_path_buf(),

@@ -4,7 +4,7 @@
 mod support;
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ese_actors::{
     restore_backup_chain, BackupBegin, BackupKind, Engine, Instance, RestoreSpec, Term,
@@ -152,16 +152,6 @@ async fn manifest_naming_files_outside_the_set_is_invalid_path() {
         .await
         .unwrap_err();
         assert_eq!(e.code(), -1023, "{evil}");
-    }
-}
-
-fn copy_set(from: &Path, to: &Path) {
-    for sub in ["databases", "logs"] {
-        std::fs::create_dir_all(to.join(sub)).unwrap();
-        for e in std::fs::read_dir(from.join(sub)).unwrap() {
-            let p: PathBuf = e.unwrap().path();
-            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
     }
 }
 

@@ -102,3 +102,15 @@ pub async fn run_backup(
     inst.end_external_backup(BackupEnd::NORMAL).await.unwrap();
     (images, logs)
 }
+
+/// Copies a backup set (`databases/`, `logs/`, `manifest.json`) to `to`.
+pub fn copy_set(from: &Path, to: &Path) {
+    for sub in ["databases", "logs"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(from.join("manifest.json"), to.join("manifest.json")).unwrap();
+}

@@ -3,7 +3,7 @@
 //! while a chunk is on disk, and the read's completion then sees the new state.
 
 use ese::backup::stream;
-use ese::{BackupEnd, Error, Result};
+use ese::{Error, Result};
 
 use super::{refuse, Actor, Finish};
 use crate::messages::{Command, Reply};
@@ -18,18 +18,18 @@ impl Actor {
             Command::GetAttachInfo(_, r) => {
                 let _ = r.send(self.core_mut().backup_attach_info());
             }
-            Command::OpenFile(m, r) => {
-                let _ = r.send(
-                    self.core_mut()
-                        .backup_open(&m.path)
-                        .map(|(h, size)| (BackupFile(h), size)),
-                );
-            }
+            // Opening stats the file (a log) or reads the meta page (a database): a job.
+            Command::OpenFile(m, r) => self.core_job(r, move |c| {
+                c.backup_open(&m.path)
+                    .map(|(h, size)| (BackupFile(h), size))
+            }),
             Command::ReadFile(m, r) => self.on_read(m.file, m.max_len, r),
             Command::CloseFile(m, r) => {
                 let _ = r.send(self.core_mut().backup_close(m.file.0));
             }
-            Command::GetLogInfo(_, r) => self.log_phase_job(r, |c| {
+            // The first log-phase call rolls the log and waits for the new generation: a job.
+            Command::GetLogInfo(_, r) => self.core_job(r, |c| {
+                c.backup_prepare_logs()?;
                 let base = c.params().base().to_string();
                 c.backup_log_info()
                     .map(|(gen_low, gen_high, files)| LogInfo {
@@ -39,67 +39,15 @@ impl Actor {
                         files,
                     })
             }),
-            Command::GetTruncateLogInfo(_, r) => {
-                self.log_phase_job(r, |c| c.backup_truncate_info())
-            }
+            Command::GetTruncateLogInfo(_, r) => self.core_job(r, |c| {
+                c.backup_prepare_logs()?;
+                c.backup_truncate_info()
+            }),
             Command::TruncateLog(_, r) => self.core_job(r, |c| c.backup_truncate()),
-            Command::EndBackup(m, r) => self.on_end(m.grbit, r),
+            // Header updates are written and synced: a job.
+            Command::EndBackup(m, r) => self.core_job(r, move |c| c.backup_end(m.grbit)),
             other => refuse(other, Error::InvalidParameter),
         }
-    }
-
-    /// The first log-phase call rolls the log and waits for the new generation: a job.
-    fn log_phase_job<T: Send + 'static>(
-        &mut self,
-        r: Reply<T>,
-        then: fn(&mut ese::Core) -> Result<T>,
-    ) {
-        self.job(true, move |core| {
-            let mut core = core;
-            let res = match core.as_mut() {
-                Some(c) => c.backup_prepare_logs().and_then(|()| then(c)),
-                None => Err(Error::NotInitialized),
-            };
-            let finish: Finish = Box::new(move |_| {
-                let _ = r.send(res);
-            });
-            (core, finish)
-        });
-    }
-
-    /// Runs a core call that touches files as a job.
-    fn core_job<T: Send + 'static>(&mut self, r: Reply<T>, f: fn(&mut ese::Core) -> Result<T>) {
-        self.job(true, move |core| {
-            let mut core = core;
-            let res = core.as_mut().map_or(Err(Error::NotInitialized), f);
-            let finish: Finish = Box::new(move |_| {
-                let _ = r.send(res);
-            });
-            (core, finish)
-        });
-    }
-
-    fn on_end(&mut self, grbit: BackupEnd, r: Reply<()>) {
-        if grbit.contains(BackupEnd::NORMAL) == grbit.contains(BackupEnd::ABORT) {
-            let _ = r.send(Err(Error::InvalidParameter));
-            return;
-        }
-        if !self.core_mut().backup_running() {
-            let _ = r.send(Err(Error::NoBackup));
-            return;
-        }
-        // Header updates are written and synced: a job.
-        self.job(true, move |core| {
-            let mut core = core;
-            let res = match core.as_mut() {
-                Some(c) => c.backup_end(grbit),
-                None => Err(Error::NotInitialized),
-            };
-            let finish: Finish = Box::new(move |_| {
-                let _ = r.send(res);
-            });
-            (core, finish)
-        });
     }
 
     fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {

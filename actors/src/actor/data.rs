@@ -19,8 +19,8 @@ impl Actor {
         }
         match cmd {
             Command::CreateDatabase(m, r) => self.on_create_database(m.path, r),
-            Command::AttachDatabase(m, r) => self.db_job(r, move |c| c.attach_database(&m.path)),
-            Command::DetachDatabase(m, r) => self.db_job(r, move |c| c.detach_database(&m.path)),
+            Command::AttachDatabase(m, r) => self.core_job(r, move |c| c.attach_database(&m.path)),
+            Command::DetachDatabase(m, r) => self.core_job(r, move |c| c.detach_database(&m.path)),
             Command::GetDatabaseInfo(m, r) => self.on_database_info(m.path, r),
             Command::BeginSession(_, r) => {
                 let s = self.core_mut().begin_session();
@@ -111,25 +111,6 @@ impl Actor {
                 let _ = r.send(Ok(()));
             }
         }
-    }
-
-    /// Runs a database operation that writes headers as a job holding the core.
-    fn db_job<T: Send + 'static>(
-        &mut self,
-        r: Reply<T>,
-        f: impl FnOnce(&mut Core) -> Result<T> + Send + 'static,
-    ) {
-        self.job(true, move |core| {
-            let mut core = core;
-            let res = match core.as_mut() {
-                Some(c) => f(c),
-                None => Err(Error::NotInitialized),
-            };
-            let finish: Finish = Box::new(move |_| {
-                let _ = r.send(res);
-            });
-            (core, finish)
-        });
     }
 
     fn on_create_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {

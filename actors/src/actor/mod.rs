@@ -249,6 +249,22 @@ impl Actor {
         });
     }
 
+    /// Runs a core call that touches disk as a job holding the core, and answers with its
+    /// result.
+    pub fn core_job<T: Send + 'static>(
+        &mut self,
+        r: Reply<T>,
+        f: impl FnOnce(&mut Core) -> Result<T> + Send + 'static,
+    ) {
+        self.job(true, move |mut core| {
+            let res = core.as_mut().map_or(Err(Error::NotInitialized), f);
+            let finish: Finish = Box::new(move |_| {
+                let _ = r.send(res);
+            });
+            (core, finish)
+        });
+    }
+
     /// The callback the core's I/O threads call: one wake-up in flight at a time.
     pub fn notifier(&self) -> ese::log::Notify {
         let tx = self.completions.clone();
