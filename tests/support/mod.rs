@@ -1,6 +1,10 @@
 //! Helpers for tests that go through the actor runtime.
 #![allow(dead_code)]
 
+mod gated;
+#[allow(unused_imports)]
+pub use gated::{GatedStorage, Latch};
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
