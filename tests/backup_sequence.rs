@@ -484,3 +484,43 @@ async fn corrupt_log_aborts_the_backup() {
     );
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// `AbortBackupIf` ends the backup its id names and never a later one.
+#[tokio::test]
+async fn abort_by_id_ends_only_that_backup() {
+    use ese_actors::messages::{AbortBackupIf, BeginBackupWithId};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, _) = instance_with_data(&engine, "i", dir.path(), 10).await;
+    let first = inst
+        .ask(BeginBackupWithId {
+            grbit: BackupBegin::empty(),
+        })
+        .await
+        .unwrap();
+    // The same begin grbits are checked: a second backup is refused while one runs.
+    assert_eq!(
+        code(
+            inst.ask(BeginBackupWithId {
+                grbit: BackupBegin::empty()
+            })
+            .await
+        ),
+        -505
+    );
+    inst.ask(AbortBackupIf { id: first }).await.unwrap();
+    assert_eq!(code(inst.get_attach_info().await), -520);
+    let second = inst
+        .ask(BeginBackupWithId {
+            grbit: BackupBegin::empty(),
+        })
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    // A late abort of the first backup leaves the second running.
+    inst.ask(AbortBackupIf { id: first }).await.unwrap();
+    assert_eq!(inst.get_attach_info().await.unwrap().len(), 1);
+    inst.ask(AbortBackupIf { id: second }).await.unwrap();
+    assert_eq!(code(inst.get_attach_info().await), -520);
+    inst.term(Term::empty()).await.unwrap();
+}

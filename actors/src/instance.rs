@@ -23,6 +23,9 @@ struct Handle {
     name: String,
     id: u64,
     tx: mpsc::Sender<Command>,
+    /// Commands sent from `Drop` (a session's end, a dropped backup's abort): unbounded, so a
+    /// full mailbox can never make one of them vanish.
+    orphans: mpsc::UnboundedSender<Command>,
 }
 
 /// A handle on one instance: cheap to clone, `Send + Sync`. Every method sends one message
@@ -50,13 +53,27 @@ impl Instance {
         engine: Weak<EngineInner>,
     ) -> Result<Instance> {
         let (tx, rx) = mpsc::channel(MAILBOX);
+        let (orphans, orx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::InvalidParameter)?;
-        crate::actor::start(&runtime, name.to_string(), id, params, storage, engine, rx);
+        let inbox = crate::actor::Inbox {
+            mailbox: rx,
+            orphans: orx,
+        };
+        crate::actor::start(
+            &runtime,
+            name.to_string(),
+            id,
+            params,
+            storage,
+            engine,
+            inbox,
+        );
         Ok(Instance {
             h: Arc::new(Handle {
                 name: name.to_string(),
                 id,
                 tx,
+                orphans,
             }),
         })
     }
@@ -83,10 +100,12 @@ impl Instance {
         rx.await.unwrap_or(Err(Error::InvalidInstance))
     }
 
-    /// Sends a message without waiting for the answer, if the mailbox has room.
+    /// Sends a message without waiting for the answer, from code that cannot wait (`Drop`).
+    /// It is never lost to a full mailbox: it goes by an unbounded side channel, which the
+    /// actor serves before the mailbox. Fails only when the instance is gone.
     pub(crate) fn tell<M: Message>(&self, msg: M) {
         let (tx, _rx) = oneshot::channel();
-        let _ = self.h.tx.try_send(msg.into_command(tx));
+        let _ = self.h.orphans.send(msg.into_command(tx));
     }
 
     /// `JetInit`: soft recovery, then the instance runs.

@@ -45,7 +45,9 @@ pub use legacy::Legacy;
 pub use messages::Message;
 pub use restore::{restore_backup_chain, restore_backup_chain_to, ChainReport};
 pub use session::Session;
-pub use types::{BackupFile, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
+pub use types::{
+    BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey,
+};
 
 /// The storage core, for hosts that need its lower layers (fault injection, formats).
 pub use ese as core;

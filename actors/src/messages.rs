@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
 use tokio::sync::oneshot;
 
-use crate::types::{BackupFile, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
+use crate::types::{BackupFile, BackupId, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
 
 /// Where a message's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -103,4 +103,10 @@ messages! {
     TruncateLog {} -> ();
     /// `JetEndExternalBackupInstance2`.
     EndBackup { grbit: BackupEnd } -> ();
+    /// `BeginBackup`, answering the new backup's id, for a caller that must later end exactly
+    /// the backup it began (a whole-sequence call whose future may be dropped).
+    BeginBackupWithId { grbit: BackupBegin } -> BackupId;
+    /// Ends the backup with this id as aborted by the caller (`ABORT`, event 215) if it is
+    /// still running; Success with nothing done if it already ended.
+    AbortBackupIf { id: BackupId } -> ();
 }

@@ -19,6 +19,18 @@ impl BackupFile {
     }
 }
 
+/// Names one external backup of an instance: ids are never reused within the instance's life,
+/// so ending "this backup" cannot end a later one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BackupId(pub(crate) u64);
+
+impl BackupId {
+    /// The id's number.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// A session's number inside its instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionKey(pub(crate) ese::SessionId);

@@ -26,6 +26,11 @@ impl Core {
         self.backup.is_some()
     }
 
+    /// The id of the running backup: unique within this core's life (the first is 1).
+    pub fn backup_id(&self) -> Option<u64> {
+        self.backup.as_ref().map(|_| self.backup_seq)
+    }
+
     /// After a failed term: no new backup may begin on this instance (contract 1.2).
     pub fn forbid_new_backups(&mut self) {
         self.backup_forbidden = true;
@@ -79,6 +84,7 @@ impl Core {
         };
         self.log.hold(Some(hold));
         self.backup = Some(state);
+        self.backup_seq += 1;
         self.log
             .append(&Record::BackupMark { kind: MARK_BEGIN }, false)?;
         Ok(())

@@ -106,6 +106,9 @@ pub struct Core {
     unavailable: Option<Error>,
     stats: CoreStats,
     backup: Option<crate::backup::BackupState>,
+    /// Id of the running backup, or of the last one: ids are never reused within the core's
+    /// life, so a caller can end exactly the backup it began.
+    backup_seq: u64,
     backup_forbidden: bool,
     /// Changes to a page whose full image was logged before this position log a full image
     /// again (the tip when the last flush began).
@@ -176,6 +179,7 @@ impl Core {
             unavailable: None,
             stats: CoreStats::default(),
             backup: None,
+            backup_seq: 0,
             backup_forbidden: false,
             image_horizon: tip,
             horizons: std::collections::VecDeque::from([tip]),

@@ -7,7 +7,7 @@ use ese::{Error, Result};
 
 use super::{refuse, Actor, Finish};
 use crate::messages::{Command, Reply};
-use crate::types::{BackupFile, LogInfo};
+use crate::types::{BackupFile, BackupId, LogInfo};
 
 impl Actor {
     pub(super) fn serve_backup(&mut self, cmd: Command) {
@@ -46,6 +46,20 @@ impl Actor {
             Command::TruncateLog(_, r) => self.core_job(r, |c| c.backup_truncate()),
             // Header updates are written and synced: a job.
             Command::EndBackup(m, r) => self.core_job(r, move |c| c.backup_end(m.grbit)),
+            Command::BeginBackupWithId(m, r) => {
+                let c = self.core_mut();
+                let res = c
+                    .backup_begin(m.grbit)
+                    .and_then(|()| c.backup_id().map(BackupId).ok_or(Error::InternalError));
+                let _ = r.send(res);
+            }
+            Command::AbortBackupIf(m, r) => {
+                if self.core_mut().backup_id() == Some(m.id.0) {
+                    self.core_job(r, |c| c.backup_end(ese::BackupEnd::ABORT));
+                } else {
+                    let _ = r.send(Ok(()));
+                }
+            }
             other => refuse(other, Error::InvalidParameter),
         }
     }

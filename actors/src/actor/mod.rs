@@ -68,6 +68,13 @@ pub(crate) type ParkedRead = (
     Reply<bytes::Bytes>,
 );
 
+/// What hosts send an instance: the bounded mailbox, and the unbounded channel of commands
+/// sent from `Drop`, which cannot wait for room.
+pub(crate) struct Inbox {
+    pub mailbox: mpsc::Receiver<Command>,
+    pub orphans: mpsc::UnboundedReceiver<Command>,
+}
+
 /// Starts the actor task of an instance.
 pub(crate) fn start(
     rt: &tokio::runtime::Handle,
@@ -76,7 +83,7 @@ pub(crate) fn start(
     params: InstanceParams,
     storage: StorageRef,
     engine: Weak<EngineInner>,
-    mailbox: mpsc::Receiver<Command>,
+    inbox: Inbox,
 ) {
     let (ctx, crx) = mpsc::unbounded_channel();
     let span = tracing::info_span!("instance", name = %name);
@@ -99,19 +106,22 @@ pub(crate) fn start(
         parked_reads: Vec::new(),
         stop_backup_pending: false,
     };
-    rt.spawn(actor.run(mailbox, crx).instrument(span));
+    rt.spawn(actor.run(inbox, crx).instrument(span));
 }
 
 impl Actor {
-    async fn run(
-        mut self,
-        mut mailbox: mpsc::Receiver<Command>,
-        mut completions: mpsc::UnboundedReceiver<Completion>,
-    ) {
+    async fn run(mut self, inbox: Inbox, mut completions: mpsc::UnboundedReceiver<Completion>) {
+        let Inbox {
+            mut mailbox,
+            mut orphans,
+        } = inbox;
         while self.phase != Phase::Terminated {
             tokio::select! {
                 biased;
                 Some(c) = completions.recv() => self.on_completion(c),
+                // Before the mailbox: when the last handle goes, what its drops sent is served
+                // before the loop sees the mailbox closed.
+                Some(cmd) = orphans.recv() => self.on_command(cmd),
                 cmd = mailbox.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None if self.busy => {
@@ -322,7 +332,9 @@ pub(crate) fn refuse(cmd: Command, e: Error) {
         GetLogInfo,
         GetTruncateLogInfo,
         TruncateLog,
-        EndBackup
+        EndBackup,
+        BeginBackupWithId,
+        AbortBackupIf
     );
 }
 
