@@ -77,7 +77,8 @@ messages! {
     Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
     /// Delete a row.
     Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
-    /// The first slice of a scan of a key range: at most `max_rows` rows (and `SLICE_ROWS`).
+    /// The first slice of a scan of a key range: at most `max_rows` rows (at least one, at
+    /// most `SLICE_ROWS`), and a cursor for the next slice if the range goes on.
     Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize } -> ScanSlice;
     /// The next slice of a scan. A scan that began before `stop_service` goes on after it
     /// (the call was being served); after `term` began its slices are refused.

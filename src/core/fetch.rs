@@ -120,10 +120,10 @@ fn read_chain(file: &DbFile, mut pgno: u32, out: &mut Vec<(u32, Vec<u8>)>) {
         .max(1);
     for _ in 0..btree::MAX_VALUE / body + 1 {
         let Ok(p) = file.read_page(pgno) else { return };
-        let next = overflow_next(&p);
         if page::kind(&p) != Some(PageKind::Overflow) {
             return;
         }
+        let next = overflow_next(&p);
         out.push((pgno, p));
         match next {
             Some(n) => pgno = n,

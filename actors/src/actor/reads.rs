@@ -129,11 +129,12 @@ impl Actor {
         reply: Reply<ScanSlice>,
     ) {
         let next = match slice.resume {
-            None => {
+            // A caller that stopped waiting will not ask for the rest.
+            Some(last) if !reply.is_closed() => self.keep_cursor(spec, cursor, last),
+            _ => {
                 self.close_cursor(cursor);
                 None
             }
-            Some(last) => self.keep_cursor(spec, cursor, last),
         };
         let rows = slice
             .rows
