@@ -201,6 +201,13 @@ impl Cache {
         }
     }
 
+    /// Drops a page whatever its state (tests: a page evicted at a chosen moment).
+    #[cfg(test)]
+    pub fn forget(&mut self, key: PageKey) {
+        self.frames.remove(&key);
+        self.clock.retain(|k| *k != key);
+    }
+
     /// Drops every page of a database (detach).
     pub fn remove_db(&mut self, dbid: u32) {
         self.frames.retain(|k, _| k.0 != dbid);

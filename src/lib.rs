@@ -23,7 +23,10 @@ pub mod recovery;
 pub mod restore;
 mod txn;
 
-pub use crate::core::{CommitTicket, Core, CoreStats, DbId, SessionId};
+pub use crate::core::{
+    CommitTicket, Core, CoreStats, DbId, Fetch, FetchDone, Fetched, Read, SessionId, Slice,
+    SLICE_BYTES, SLICE_ROWS,
+};
 pub use error::*;
 pub use grbit::*;
 pub use params::{Commit, InstanceParams};

@@ -206,22 +206,65 @@ impl Instance {
         self.ask(EndBackup { grbit }).await
     }
 
+    /// A scan, slice by slice, each slice its own message (so other commands interleave), up
+    /// to `limit` rows; no slice asks for more rows than are still wanted.
     pub(crate) async fn scan_range(
         &self,
         session: crate::types::SessionKey,
         db: DbId,
         table: &str,
         range: impl RangeBounds<Vec<u8>>,
+        limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>> {
-        let lo = range.start_bound().cloned();
-        let hi = range.end_bound().cloned();
-        self.ask(Scan {
-            session,
-            db,
-            table: table.to_string(),
-            lo,
-            hi,
-        })
-        .await
+        let mut rows = Vec::new();
+        if limit == 0 {
+            return Ok(rows);
+        }
+        let mut slice = self
+            .ask(Scan {
+                session,
+                db,
+                table: table.to_string(),
+                lo: range.start_bound().cloned(),
+                hi: range.end_bound().cloned(),
+                max_rows: slice_rows(limit, 0),
+            })
+            .await?;
+        // A caller that stops waiting, or a limit reached, closes the cursor left open.
+        let mut open = CloseOnDrop {
+            instance: self,
+            cursor: None,
+        };
+        loop {
+            rows.extend(slice.rows);
+            open.cursor = slice.next;
+            let Some(cursor) = open.cursor else {
+                return Ok(rows);
+            };
+            if rows.len() >= limit {
+                return Ok(rows);
+            }
+            let max_rows = slice_rows(limit, rows.len());
+            slice = self.ask(ScanNext { cursor, max_rows }).await?;
+        }
+    }
+}
+
+/// Rows the next slice asks for: what is still wanted, at most one slice.
+fn slice_rows(limit: usize, got: usize) -> usize {
+    limit.saturating_sub(got).min(ese::SLICE_ROWS)
+}
+
+/// Closes an open scan cursor when dropped.
+struct CloseOnDrop<'a> {
+    instance: &'a Instance,
+    cursor: Option<crate::types::ScanCursor>,
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(cursor) = self.cursor.take() {
+            self.instance.tell(CloseScan { cursor });
+        }
     }
 }

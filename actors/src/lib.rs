@@ -40,13 +40,15 @@ pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
     BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, InstanceParams, IoError, Result, Term,
 };
+pub use ese::{SLICE_BYTES, SLICE_ROWS};
 pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;
 pub use restore::{restore_backup_chain, restore_backup_chain_to, ChainReport};
 pub use session::Session;
 pub use types::{
-    BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey,
+    BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,
+    SessionKey,
 };
 
 /// The storage core, for hosts that need its lower layers (fault injection, formats).

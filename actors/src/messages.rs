@@ -13,7 +13,9 @@ use bytes::Bytes;
 use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
 use tokio::sync::oneshot;
 
-use crate::types::{BackupFile, BackupId, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
+use crate::types::{
+    BackupFile, BackupId, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice, SessionKey,
+};
 
 /// Where a message's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -75,8 +77,14 @@ messages! {
     Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
     /// Delete a row.
     Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
-    /// Rows in a key range.
-    Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>> } -> Vec<(Bytes, Bytes)>;
+    /// The first slice of a scan of a key range: at most `max_rows` rows (at least one, at
+    /// most `SLICE_ROWS`), and a cursor for the next slice if the range goes on.
+    Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize } -> ScanSlice;
+    /// The next slice of a scan. A scan that began before `stop_service` goes on after it
+    /// (the call was being served); after `term` began its slices are refused.
+    ScanNext { cursor: ScanCursor, max_rows: usize } -> ScanSlice;
+    /// Closes a scan before its end (a caller that stopped reading).
+    CloseScan { cursor: ScanCursor } -> ();
     /// `JetCommitTransaction`.
     CommitTransaction { session: SessionKey, durability: Commit } -> ();
     /// `JetRollback`.

@@ -81,14 +81,37 @@ impl Session {
             })
             .await
     }
-    /// Rows with keys in `range`, in key order.
+    /// Rows with keys in `range`, in key order, with the session's own uncommitted writes
+    /// merged in.
+    ///
+    /// The instance serves a scan in slices ([`SLICE_ROWS`](ese::SLICE_ROWS) rows or about
+    /// [`SLICE_BYTES`](ese::SLICE_BYTES) bytes each), each slice its own message, so other
+    /// sessions' commits are served between the slices of a long scan. Each slice is
+    /// consistent on its own; a later slice sees what committed meanwhile (read committed),
+    /// so the result is not one snapshot of the whole range. A scan that began before
+    /// `stop_service` runs to its end; once `term` began, its next slice gets
+    /// `TermInProgress`.
     pub async fn scan(
         &self,
         db: DbId,
         table: &str,
         range: impl RangeBounds<Vec<u8>>,
     ) -> Result<Vec<(Bytes, Bytes)>> {
-        self.instance.scan_range(self.key, db, table, range).await
+        self.scan_limit(db, table, range, usize::MAX).await
+    }
+    /// [`Session::scan`] that stops after `limit` rows (the first ones, in key order). The
+    /// instance builds no more than that: each slice asks only for the rows still wanted.
+    /// `limit` 0 returns nothing without asking.
+    pub async fn scan_limit(
+        &self,
+        db: DbId,
+        table: &str,
+        range: impl RangeBounds<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        self.instance
+            .scan_range(self.key, db, table, range, limit)
+            .await
     }
     /// `JetCommitTransaction`: a durable commit answers once its log records are on disk.
     pub async fn commit(&self, durability: Commit) -> Result<()> {

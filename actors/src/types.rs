@@ -31,6 +31,21 @@ impl BackupId {
     }
 }
 
+/// An open scan inside its instance (like ESE's `JET_TABLEID`): where its next slice
+/// resumes. Made by the first slice of a scan that has more; gone after its last slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScanCursor(pub(crate) u64);
+
+/// One slice of a scan: at most `SLICE_ROWS` rows (or about `SLICE_BYTES` bytes), and the
+/// cursor of the next slice if the range goes on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanSlice {
+    /// Rows in key order.
+    pub rows: Vec<(bytes::Bytes, bytes::Bytes)>,
+    /// `Some`: send [`ScanNext`](crate::messages::ScanNext) with it for the next slice.
+    pub next: Option<ScanCursor>,
+}
+
 /// A session's number inside its instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SessionKey(pub(crate) ese::SessionId);

@@ -233,6 +233,33 @@ pub fn delete(io: &mut dyn PageIo, root: u32, key: &[u8]) -> Result<bool> {
     Err(Error::DatabaseCorrupted)
 }
 
+/// How much one bounded scan may produce: it stops before a row that would go past `rows`
+/// rows, or once `bytes` bytes of keys and values are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Rows at most.
+    pub rows: usize,
+    /// Bytes of keys and values after which it stops (the row that crosses it is kept).
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// No bound.
+    pub const UNBOUNDED: Budget = Budget {
+        rows: usize::MAX,
+        bytes: usize::MAX,
+    };
+}
+
+/// What a bounded scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPart {
+    /// Rows in key order.
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The budget ran out with rows of the range left: the rest starts after the last row.
+    pub more: bool,
+}
+
 /// Every `(key, value)` with key in the range, in key order.
 pub fn scan(
     io: &mut dyn PageIo,
@@ -240,9 +267,39 @@ pub fn scan(
     lo: Bound<&[u8]>,
     hi: Bound<&[u8]>,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut out = Vec::new();
-    scan_node(io, root, lo, hi, &mut out, 0)?;
-    Ok(out)
+    Ok(scan_part(io, root, lo, hi, Budget::UNBOUNDED)?.rows)
+}
+
+/// The first rows of the range, in key order, within `budget`. `more` is true only when a
+/// row of the range was left out, so a scan resumed after the last row is never empty
+/// because of a budget that ran out exactly at the end.
+pub fn scan_part(
+    io: &mut dyn PageIo,
+    root: u32,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    budget: Budget,
+) -> Result<ScanPart> {
+    let mut acc = Acc {
+        part: ScanPart::default(),
+        bytes: 0,
+        budget,
+    };
+    scan_node(io, root, lo, hi, &mut acc, 0)?;
+    Ok(acc.part)
+}
+
+/// A bounded scan's rows so far.
+struct Acc {
+    part: ScanPart,
+    bytes: usize,
+    budget: Budget,
+}
+
+impl Acc {
+    fn full(&self) -> bool {
+        self.part.rows.len() >= self.budget.rows || self.bytes >= self.budget.bytes
+    }
 }
 
 fn above_lo(k: &[u8], lo: Bound<&[u8]>) -> bool {
@@ -261,12 +318,13 @@ fn below_hi(k: &[u8], hi: Bound<&[u8]>) -> bool {
     }
 }
 
+/// Scans one subtree; stops (setting `more`) at the first row of the range that does not fit.
 fn scan_node(
     io: &mut dyn PageIo,
     pgno: u32,
     lo: Bound<&[u8]>,
     hi: Bound<&[u8]>,
-    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    acc: &mut Acc,
     depth: usize,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
@@ -275,10 +333,16 @@ fn scan_node(
     match load(io, pgno)?.1 {
         Node::Leaf(entries) => {
             for (k, v) in entries {
-                if above_lo(&k, lo) && below_hi(&k, hi) {
-                    let v = read_value(io, &v)?;
-                    out.push((k, v));
+                if !above_lo(&k, lo) || !below_hi(&k, hi) {
+                    continue;
                 }
+                if acc.full() {
+                    acc.part.more = true;
+                    return Ok(());
+                }
+                let v = read_value(io, &v)?;
+                acc.bytes += k.len() + v.len();
+                acc.part.rows.push((k, v));
             }
         }
         Node::Internal { first, entries } => {
@@ -290,7 +354,10 @@ fn scan_node(
                 if i > 0 && !below_hi(&entries[i - 1].0, hi) {
                     break;
                 }
-                scan_node(io, child_at(first, &entries, i), lo, hi, out, depth + 1)?;
+                scan_node(io, child_at(first, &entries, i), lo, hi, acc, depth + 1)?;
+                if acc.part.more {
+                    break;
+                }
             }
         }
     }
@@ -438,6 +505,27 @@ mod tests {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             assert_eq!(part, want);
+            assert_eq!(scan_in_parts(&mut m, root, 7, 3000), all);
+            assert_eq!(scan_in_parts(&mut m, root, 1, usize::MAX), all);
+        }
+    }
+
+    /// A whole scan made of bounded parts, each resumed just after the last row.
+    fn scan_in_parts(m: &mut Mem, root: u32, rows: usize, bytes: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        loop {
+            let after = out.last().map(|(k, _)| k.clone());
+            let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let part = scan_part(m, root, lo, Bound::Unbounded, Budget { rows, bytes }).unwrap();
+            assert!(part.rows.len() <= rows);
+            assert!(
+                !part.more || !part.rows.is_empty(),
+                "an early stop has rows"
+            );
+            out.extend(part.rows);
+            if !part.more {
+                return out;
+            }
         }
     }
 

@@ -29,6 +29,7 @@ impl Core {
             file: &db.file,
             dbid,
             overlay,
+            probe: None,
         })
     }
 
@@ -118,6 +119,8 @@ impl Core {
         let rec = group_start.unwrap_or(end);
         for (key, data, imaged) in installs {
             self.cache.install(key, data, rec, end, imaged);
+            // A fetch of this page on disk now brings back an older image: mark it stale.
+            self.installs.installed(key);
         }
         self.stats.commits += 1;
         self.after_commit();

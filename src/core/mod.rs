@@ -7,10 +7,15 @@
 mod backup;
 mod commit;
 mod databases;
+mod fetch;
 mod flushing;
+mod reads;
 mod sessions;
+mod slice;
 mod view;
 
+pub use fetch::{Fetch, FetchDone, Fetched, Read};
+pub use slice::{Slice, SLICE_BYTES, SLICE_ROWS};
 pub use view::View;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +120,8 @@ pub struct Core {
     image_horizon: Lsn,
     /// Recent horizons: the only positions a checkpoint may take.
     horizons: std::collections::VecDeque<Lsn>,
+    /// Pages commits installed while fetches were on disk (the stale-fetch rule).
+    installs: fetch::Installs,
 }
 
 impl std::fmt::Debug for Core {
@@ -183,6 +190,7 @@ impl Core {
             backup_forbidden: false,
             image_horizon: tip,
             horizons: std::collections::VecDeque::from([tip]),
+            installs: fetch::Installs::default(),
         };
         core.stats.recovery = recovered;
         let gen = core.log.gen();

@@ -1,19 +1,19 @@
-//! Databases, sessions and transactions: each message maps onto one storage-core call.
+//! Databases, sessions and transactions: each message maps onto one storage-core call
+//! (reads go through `reads.rs`: served from memory, fetched off the actor).
 
-use std::ops::Bound;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use ese::db::DbFile;
-use ese::{CommitTicket, Core, Error, Result};
+use ese::{CommitTicket, Core, Error, Fetched, Result};
 
+use super::reads::{ReadCmd, ScanSpec};
 use super::{refuse, Actor, Finish};
 use crate::messages::{Command, Reply};
-use crate::types::{DatabaseInfo, SessionKey};
+use crate::types::{DatabaseInfo, ScanCursor, ScanSlice, SessionKey};
 
 impl Actor {
     pub(super) fn serve_data(&mut self, cmd: Command) {
-        if let Err(e) = self.gate() {
+        if let Err(e) = self.gate_for(&cmd) {
             refuse(cmd, e);
             return;
         }
@@ -28,6 +28,7 @@ impl Actor {
             }
             Command::EndSession(m, r) => {
                 self.core_mut().end_session(m.session.0);
+                self.scans.retain(|_, spec| spec.session != m.session.0);
                 let _ = r.send(Ok(()));
             }
             Command::CreateTable(m, r) => {
@@ -43,23 +44,21 @@ impl Actor {
                     .put(m.session.0, m.db, &m.table, &m.key, &m.value);
                 self.answer_after(t, r);
             }
-            Command::Delete(m, r) => {
-                let t = self.core_mut().delete(m.session.0, m.db, &m.table, &m.key);
-                self.answer_after(t, r);
-            }
-            Command::Get(m, r) => {
-                let v = self.core_mut().get(m.session.0, m.db, &m.table, &m.key);
-                let _ = r.send(v.map(|o| o.map(Bytes::from)));
-            }
+            Command::Delete(m, r) => self.serve_read(ReadCmd::Delete(m, r), Fetched::default()),
+            Command::Get(m, r) => self.serve_read(ReadCmd::Get(m, r), Fetched::default()),
             Command::Scan(m, r) => {
-                let rows =
-                    self.core_mut()
-                        .scan(m.session.0, m.db, &m.table, bound(&m.lo), bound(&m.hi));
-                let _ = r.send(rows.map(|v| {
-                    v.into_iter()
-                        .map(|(k, v)| (Bytes::from(k), Bytes::from(v)))
-                        .collect()
-                }));
+                let cmd = ReadCmd::Slice {
+                    spec: ScanSpec::from(&m),
+                    cursor: None,
+                    max_rows: m.max_rows,
+                    reply: r,
+                };
+                self.serve_read(cmd, Fetched::default());
+            }
+            Command::ScanNext(m, r) => self.on_scan_next(m.cursor, m.max_rows, r),
+            Command::CloseScan(m, r) => {
+                self.close_cursor(Some(m.cursor.0));
+                let _ = r.send(Ok(()));
             }
             Command::CommitTransaction(m, r) => {
                 let t = self.core_mut().commit(m.session.0, m.durability);
@@ -93,8 +92,23 @@ impl Actor {
             .expect("the gate passed, so the instance is running and holds its core")
     }
 
+    /// The next slice of an open scan (the gate checked that the cursor is open).
+    fn on_scan_next(&mut self, cursor: ScanCursor, max_rows: usize, r: Reply<ScanSlice>) {
+        let Some(spec) = self.scans.get(&cursor.0).cloned() else {
+            let _ = r.send(Err(Error::InvalidTableId));
+            return;
+        };
+        let cmd = ReadCmd::Slice {
+            spec,
+            cursor: Some(cursor.0),
+            max_rows,
+            reply: r,
+        };
+        self.serve_read(cmd, Fetched::default());
+    }
+
     /// Answers at once for a lazy commit or none, or once the commit is durable.
-    fn answer_after(&mut self, t: Result<Option<CommitTicket>>, r: Reply<()>) {
+    pub(super) fn answer_after(&mut self, t: Result<Option<CommitTicket>>, r: Reply<()>) {
         match t {
             Err(e) => {
                 let _ = r.send(Err(e));
@@ -152,13 +166,5 @@ impl Actor {
             });
             (None, finish)
         });
-    }
-}
-
-fn bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }

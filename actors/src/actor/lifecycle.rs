@@ -114,7 +114,7 @@ impl Actor {
     fn refuse_deferred_after_term(&mut self) {
         let queued: Vec<Command> = self.deferred.drain(..).collect();
         for cmd in queued {
-            match self.gate() {
+            match self.gate_for(&cmd) {
                 Err(e) => refuse(cmd, e),
                 Ok(()) => self.deferred.push_back(cmd),
             }

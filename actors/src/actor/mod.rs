@@ -1,16 +1,19 @@
 //! The instance actor: one tokio task per instance. It owns the storage core and serves the
 //! mailbox one message at a time; state changes happen between messages. It never awaits
-//! disk I/O inside a handler: durable commits are answered by the log writer once their position is durable, and the rare
-//! whole-instance steps (recovery, attach, detach, term) run as a *job* on the blocking
-//! pool, holding the core while the actor keeps answering what needs no core
+//! disk I/O inside a handler: durable commits are answered by the log writer once their
+//! position is durable; reads that miss the cache fetch their pages as a job without the core
+//! and are served again when the pages are in (`reads.rs`); scans are served in bounded
+//! slices; and the rare whole-instance steps (recovery, attach, detach, term) run as a *job*
+//! on the blocking pool, holding the core while the actor keeps answering what needs no core
 //! (`stop_service`, `stop_backup`, gate refusals). I/O threads wake the actor through an
 //! unbounded completion channel, which the loop prefers over new commands.
 
 mod backup;
 mod data;
 mod lifecycle;
+mod reads;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -23,6 +26,8 @@ use tracing::Instrument;
 use crate::engine::EngineInner;
 use crate::gate::{self, GateState, Phase};
 use crate::messages::{Command, Reply};
+use crate::types::ScanCursor;
+use reads::ScanSpec;
 
 /// What a finished job does to the actor.
 type Finish = Box<dyn FnOnce(&mut Actor) + Send>;
@@ -53,10 +58,16 @@ pub(crate) struct Actor {
     pub wake_pending: Arc<AtomicBool>,
     /// A term that arrived while a job held the core; it runs when the job is done.
     pub pending_term: Option<(ese::Term, Reply<()>)>,
-    /// Backup reads on disk now: term waits for them.
+    /// Reads on disk now (backup chunks, page fetches): term waits for them.
     pub reads_in_flight: usize,
-    /// Reads that finished while a job held the core.
+    /// Backup reads that finished while a job held the core.
     pub parked_reads: Vec<ParkedRead>,
+    /// Page fetches that finished while a job held the core: each serves its read again.
+    pub parked: Vec<Finish>,
+    /// Scans between two slices, by cursor.
+    pub scans: HashMap<u64, ScanSpec>,
+    /// The last cursor number given out.
+    pub next_scan: u64,
     /// `stop_backup` arrived while a job held the core.
     pub stop_backup_pending: bool,
 }
@@ -104,6 +115,9 @@ pub(crate) fn start(
         pending_term: None,
         reads_in_flight: 0,
         parked_reads: Vec::new(),
+        parked: Vec::new(),
+        scans: HashMap::new(),
+        next_scan: 0,
         stop_backup_pending: false,
     };
     rt.spawn(actor.run(inbox, crx).instrument(span));
@@ -167,6 +181,9 @@ impl Actor {
                     for (h, res, r) in std::mem::take(&mut self.parked_reads) {
                         self.read_finished(h, res, r);
                     }
+                    for later in std::mem::take(&mut self.parked) {
+                        later(self);
+                    }
                 }
                 self.maybe_run_pending_term();
                 self.run_deferred();
@@ -195,12 +212,28 @@ impl Actor {
 
     /// The gate's view of this instance.
     pub fn gate(&self) -> Result<()> {
-        let unavailable = self.core.as_ref().and_then(|c| c.check_available().err());
-        gate::check(&GateState {
+        gate::check(&self.gate_state())
+    }
+
+    fn gate_state(&self) -> GateState {
+        GateState {
             phase: self.phase,
             stop_service: self.stop_service,
-            unavailable,
+            unavailable: self.core.as_ref().and_then(|c| c.check_available().err()),
             restoring: false,
+        }
+    }
+
+    /// The gate for a later slice of a scan (or closing it): the scan was being served when a
+    /// `stop_service` came, so that flag does not refuse it; term and the rest still do. An
+    /// unknown cursor is `InvalidTableId` once the gate passes.
+    fn gate_scan(&self, c: ScanCursor) -> Result<()> {
+        if !self.scans.contains_key(&c.0) {
+            return self.gate().and(Err(Error::InvalidTableId));
+        }
+        gate::check(&GateState {
+            stop_service: false,
+            ..self.gate_state()
         })
     }
 
@@ -224,6 +257,8 @@ impl Actor {
     fn gate_for(&self, cmd: &Command) -> Result<()> {
         match cmd {
             Command::Init(..) => Ok(()),
+            Command::ScanNext(m, _) => self.gate_scan(m.cursor),
+            Command::CloseScan(m, _) => self.gate_scan(m.cursor),
             _ => self.gate(),
         }
     }
@@ -320,6 +355,8 @@ pub(crate) fn refuse(cmd: Command, e: Error) {
         Get,
         Delete,
         Scan,
+        ScanNext,
+        CloseScan,
         CommitTransaction,
         Rollback,
         GetStats,
