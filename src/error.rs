@@ -637,6 +637,15 @@ mod tests {
                 -550,
                 "JET_errDatabaseDirtyShutdown",
             ),
+            // Contract 1.3: files another instance uses.
+            (Error::FileAccessDenied, -1032, "JET_errFileAccessDenied"),
+            (Error::SystemPathInUse, -1083, "JET_errSystemPathInUse"),
+            (Error::LogFilePathInUse, -1084, "JET_errLogFilePathInUse"),
+            (
+                Error::DatabaseSharingViolation,
+                -1215,
+                "JET_errDatabaseSharingViolation",
+            ),
         ];
         for (e, code, name) in cases {
             assert_eq!(e.code(), code, "{name}");

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::db::{DbFile, DbHeader, STATE_CLEAN};
-use crate::io::{OpenMode, Storage};
+use crate::io::{FileLock, OpenMode, Storage};
 use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
 use crate::log::{
@@ -291,8 +291,12 @@ impl<R: Resolve> Replay<R> {
 
 /// Soft recovery's resolver: a database is replayed where it was attached, if it is there
 /// and its signature matches; a database created in the replayed range is made again.
+/// Every database it replays is locked first (contract 1.3), until recovery is done.
 struct InPlace<'a> {
     storage: &'a dyn Storage,
+    /// The locks taken, by path: a database attached again later in the log (under the same
+    /// or a new id) is already locked, by this recovery.
+    locks: &'a mut HashMap<PathBuf, FileLock>,
 }
 
 impl Resolve for InPlace<'_> {
@@ -309,12 +313,17 @@ impl Resolve for InPlace<'_> {
             }
             let mut header = DbHeader::new(page_size, crate::db::Signature::default());
             header.db_signature = entry.signature;
-            let file = DbFile::create(self.storage, &entry.path, &header)?;
+            let (file, lock) = DbFile::create(self.storage, &entry.path, &header)?;
+            self.locks.insert(entry.path.clone(), lock);
             return Ok(Some(Target {
                 file,
                 header,
                 created: true,
             }));
+        }
+        if !self.lock(&entry.path)? {
+            tracing::warn!(path = %entry.path.display(), "database in use by another instance; skipped");
+            return Ok(None);
         }
         let (file, header) = DbFile::open(self.storage, &entry.path)?;
         if header.db_signature != entry.signature {
@@ -326,6 +335,30 @@ impl Resolve for InPlace<'_> {
             header,
             created,
         }))
+    }
+}
+
+impl InPlace<'_> {
+    /// Locks a database before replay reads or writes it; false if another instance holds it.
+    ///
+    /// Such a database is skipped, as ESE defers it: another instance could only attach it
+    /// clean (a dirty one is refused with `DatabaseDirtyShutdown`), and a database is clean
+    /// only once every change this log made to it is in it. A file that cannot be opened at
+    /// all is a failure, not a skip: skipping it would leave its changes unreplayed.
+    fn lock(&mut self, path: &Path) -> Result<bool> {
+        if self.locks.contains_key(path) {
+            return Ok(true);
+        }
+        match self.storage.lock(path) {
+            Ok(lock) => {
+                self.locks.insert(path.to_path_buf(), lock);
+                Ok(true)
+            }
+            Err(Error::FileAccessDenied) if self.storage.open(path, OpenMode::ReadOnly).is_ok() => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -391,7 +424,13 @@ pub fn recover(
         });
     }
     let page_size = params.page_bytes();
-    let mut replay = Replay::new(InPlace { storage }, None);
+    // Held until the replayed databases are marked clean, at the end of this function.
+    let mut locks = HashMap::new();
+    let resolver = InPlace {
+        storage,
+        locks: &mut locks,
+    };
+    let mut replay = Replay::new(resolver, None);
     let mut signature = chk.as_ref().map(|c| c.log_signature);
     if let Some(c) = &chk {
         for e in &c.attached {

@@ -9,6 +9,7 @@ use ese::io::StorageRef;
 use ese::{Error, InstanceParams, Result};
 use parking_lot::Mutex;
 
+use crate::claims::Claims;
 use crate::instance::Instance;
 
 /// The engine's instance mode.
@@ -31,6 +32,8 @@ pub(crate) struct EngineInner {
     mode: Mutex<Mode>,
     max_instances: usize,
     next_id: AtomicU64,
+    /// The paths the instances use, so a collision gets ESE's error for it (contract 1.3).
+    pub(crate) claims: Claims,
 }
 
 impl std::fmt::Debug for EngineInner {
@@ -74,6 +77,7 @@ impl Engine {
                 mode: Mutex::new(Mode::Unset),
                 max_instances: 1024,
                 next_id: AtomicU64::new(1),
+                claims: Claims::default(),
             }),
         }
     }
@@ -85,6 +89,7 @@ impl Engine {
             mode: Mutex::new(*self.inner.mode.lock()),
             max_instances: n,
             next_id: AtomicU64::new(self.inner.next_id.load(Ordering::Relaxed)),
+            claims: Claims::default(),
         };
         Engine {
             inner: Arc::new(inner),

@@ -23,6 +23,7 @@
 mod actor;
 mod backup_set;
 pub mod bench;
+mod claims;
 mod engine;
 mod gate;
 mod instance;

@@ -40,7 +40,8 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         writers: usize,
     },
-    /// Opens an instance's files (soft recovery) and writes a backup set.
+    /// Opens the files of an instance that is not running (soft recovery) and writes a
+    /// backup set. A running instance is backed up through its host.
     Backup {
         /// The instance's directory (logs, checkpoint, databases).
         #[arg(long)]
@@ -139,6 +140,8 @@ impl From<Kind> for ese_actors::BackupKind {
 pub enum Failure {
     /// The engine refused, with ESE's code.
     Ese(ese_actors::Error),
+    /// The engine refused, and the refusal calls for something else to do, said in a sentence.
+    EseHint(ese_actors::Error, String),
     /// Anything else, in a sentence.
     Other(String),
     /// The command ran and its check failed (the demo's verdict).
@@ -198,6 +201,17 @@ fn main() -> ExitCode {
                 );
             }
             eprintln!("ese: error: {e}");
+            ExitCode::from(1)
+        }
+        Err(Failure::EseHint(e, hint)) => {
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": e.name(), "code": e.code(), "message": e.to_string(), "hint": hint })
+                );
+            }
+            eprintln!("ese: error: {e}");
+            eprintln!("ese: {hint}");
             ExitCode::from(1)
         }
         Err(Failure::Other(m)) => {

@@ -67,9 +67,12 @@ pub async fn backup(
         .create_instance("backup", params_for(dir, &dbs, base)?)
         .await?;
     let step = Step::start(out, "soft recovery");
-    inst.init().await?;
+    inst.init().await.map_err(|e| in_use(e, dir))?;
     for db in &dbs {
-        inst.attach_database(db).await?;
+        if let Err(e) = inst.attach_database(db).await {
+            let _ = inst.term(Term::empty()).await;
+            return Err(in_use(e, db));
+        }
     }
     step.done("instance opened");
     let step = Step::start(out, &format!("{kind:?} backup to {}", to.display()));
@@ -103,6 +106,28 @@ pub async fn backup(
         );
     }
     Ok(())
+}
+
+/// A refusal because another instance holds the files (contract 1.3) says what to do instead.
+fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
+    use ese_actors::Error as E;
+    match e {
+        E::FileAccessDenied
+        | E::SystemPathInUse
+        | E::LogFilePathInUse
+        | E::DatabaseSharingViolation => Failure::EseHint(
+            e,
+            format!(
+                "{} is in use by a running instance (or cannot be accessed); nothing was \
+                     changed. `ese backup` opens an instance's files itself, so it only backs up \
+                     an instance that is not running: back a running instance up through its \
+                     host, with the instance's own backup API (Instance::backup_to_dir or the \
+                     external-backup calls).",
+                path.display()
+            ),
+        ),
+        e => Failure::Ese(e),
+    }
 }
 
 /// `ese verify`.

@@ -180,6 +180,68 @@ fn backup_verify_restore_round_trip_and_damage() {
 }
 
 #[test]
+fn backup_of_a_running_instance_is_refused_and_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst_dir = dir.path().join("inst");
+    make_instance(&inst_dir, 10);
+    let set = dir.path().join("set");
+    let backup = |json: bool| {
+        let mut args = vec![
+            "backup",
+            "--instance-dir",
+            inst_dir.to_str().unwrap(),
+            "--to",
+            set.to_str().unwrap(),
+            "-q",
+        ];
+        if json {
+            args.push("--json");
+        }
+        ese(&args)
+    };
+    // This process runs the instance; the `ese` process is another one.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = Engine::new();
+    let (running, db) = rt.block_on(async {
+        let i = engine
+            .create_instance(
+                "running",
+                InstanceParams::new(&inst_dir).log_file_size(256 * 1024),
+            )
+            .await
+            .unwrap();
+        i.init().await.unwrap();
+        let db = i.attach_database(inst_dir.join("data.edb")).await.unwrap();
+        (i, db)
+    });
+    let out = backup(false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("JET_errFileAccessDenied (-1032)"), "{err}");
+    assert!(err.contains("in use by a running instance"), "{err}");
+    assert!(err.contains("through its"), "{err}");
+    assert!(!set.exists(), "a refused backup wrote its set");
+    let out = backup(true);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert_eq!(v["code"], -1032);
+    assert!(v["hint"].as_str().unwrap().contains("host"));
+    // The running instance was not disturbed; once it is terminated the backup runs.
+    rt.block_on(async {
+        let s = running.begin_session().await.unwrap();
+        s.begin_transaction().await.unwrap();
+        s.put(db, "t", b"after", b"the refused backup")
+            .await
+            .unwrap();
+        s.commit(Commit::Durable).await.unwrap();
+        drop(s);
+        running.term(Term::empty()).await.unwrap();
+    });
+    let out = backup(false);
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+}
+
+#[test]
 fn dumps_print_the_fields() {
     let dir = tempfile::tempdir().unwrap();
     let inst = dir.path().join("inst");

@@ -1,8 +1,12 @@
-//! The child of the crash loop (`tests/crash_loop.rs`): commits transactions forever on the
-//! instance in DIR, printing `ACK i` once transaction `i` is durable, and now and then runs a
-//! full backup step by step between transactions — until the parent kills it with SIGKILL.
+//! The child process the tests kill with SIGKILL.
 //!
-//! Usage: `ese-crash-child DIR`
+//! `ese-crash-child DIR` (the crash loop, `tests/crash_loop.rs`): commits transactions forever
+//! on the instance in DIR, printing `ACK i` once transaction `i` is durable, and now and then
+//! runs a full backup step by step between transactions — until the parent kills it.
+//!
+//! `ese-crash-child --hold DIR` (`tests/file_locks.rs`): opens the instance in DIR, commits
+//! one durable transaction, prints `READY` and then holds the instance, idle, until killed, so
+//! the parent can check that another process is refused and that a kill releases the files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,14 +29,23 @@ enum Backup {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: ese-crash-child DIR"));
-    if let Err(e) = run(&dir) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.as_slice() {
+        [dir] => run(Path::new(dir)),
+        [flag, dir] if flag == "--hold" => hold(Path::new(dir)),
+        _ => {
+            eprintln!("usage: ese-crash-child [--hold] DIR");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = res {
         eprintln!("child: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(dir: &Path) -> ese::Result<()> {
+/// Opens the instance and its database (creating them the first time) with table "t".
+fn open(dir: &Path) -> ese::Result<(Core, DbId, PathBuf)> {
     let mut core = Core::open(ese::io::os(), params(dir))?;
     let path = dir.join("crash.edb");
     let db = if path.exists() {
@@ -45,6 +58,27 @@ fn run(dir: &Path) -> ese::Result<()> {
         core.wait(t)?;
         db
     };
+    Ok((core, db, path))
+}
+
+/// Commits key `held`, says `READY`, then keeps the instance open and idle until killed.
+fn hold(dir: &Path) -> ese::Result<()> {
+    let (mut core, db, _) = open(dir)?;
+    let s = core.begin_session();
+    core.begin_transaction(s)?;
+    core.put(s, db, "t", b"held", b"by the child")?;
+    let t = core.commit(s, Commit::Durable)?;
+    core.wait(t)?;
+    let out = std::io::stdout();
+    writeln!(out.lock(), "READY").map_err(ese::Error::from_io)?;
+    out.lock().flush().map_err(ese::Error::from_io)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+fn run(dir: &Path) -> ese::Result<()> {
+    let (mut core, db, path) = open(dir)?;
     let s = core.begin_session();
     let mut i = match core.get(s, db, "t", b"~next")? {
         Some(v) => u64::from_le_bytes(v.try_into().map_err(|_| ese::Error::DatabaseCorrupted)?),

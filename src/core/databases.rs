@@ -88,8 +88,8 @@ impl Core {
         Ok(dbid)
     }
 
-    /// Creates a database file and attaches it. Returns the commit that formats it; the
-    /// database is usable at once, durable once that commit is.
+    /// Creates a database file, locked, and attaches it. Returns the commit that formats it;
+    /// the database is usable at once, durable once that commit is.
     pub fn create_database(&mut self, path: &Path) -> Result<(DbId, CommitTicket)> {
         self.check_available()?;
         if self.backup.is_some() {
@@ -106,7 +106,7 @@ impl Core {
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
         let dbid = self.log_attach(&path, &header, true)?;
-        let file = DbFile::create(&*self.storage, &path, &header)?;
+        let (file, lock) = DbFile::create(&*self.storage, &path, &header)?;
         self.next_dbid += 1;
         self.dbs.insert(
             dbid,
@@ -115,6 +115,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
+                _lock: lock,
             },
         );
         self.refresh_preamble();
@@ -124,7 +125,8 @@ impl Core {
         Ok((DbId(dbid), t))
     }
 
-    /// Attaches an existing database file.
+    /// Attaches an existing database file, locked until it is detached or the core dropped
+    /// (`FileAccessDenied` if another instance holds it).
     pub fn attach_database(&mut self, path: &Path) -> Result<DbId> {
         self.check_available()?;
         if self.backup.is_some() {
@@ -134,7 +136,8 @@ impl Core {
         if self.attached_path(&path).is_some() {
             return Err(Error::DatabaseDuplicate);
         }
-        let (file, mut header) = DbFile::open(&*self.storage, &path)?;
+        // Locked before its header is read: a database another instance holds is not touched.
+        let (file, mut header, lock) = DbFile::open_locked(&*self.storage, &path)?;
         if header.page_size != self.params.page_bytes() {
             return Err(Error::PageSizeMismatch);
         }
@@ -154,6 +157,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
+                _lock: lock,
             },
         );
         if let Err(e) = self.load_catalog(dbid) {
@@ -184,7 +188,8 @@ impl Core {
         Ok(())
     }
 
-    /// Detaches a database: its pages are flushed and its header marked clean.
+    /// Detaches a database: its pages are flushed, its header marked clean, and its lock
+    /// released.
     pub fn detach_database(&mut self, path: &Path) -> Result<()> {
         self.check_available()?;
         if self.backup.is_some() {

@@ -9,6 +9,7 @@ mod commit;
 mod databases;
 mod fetch;
 mod flushing;
+mod locks;
 mod reads;
 mod sessions;
 mod slice;
@@ -27,7 +28,7 @@ use parking_lot::Mutex;
 use crate::cache::Cache;
 use crate::db::{DbFile, DbHeader};
 use crate::flush::Flusher;
-use crate::io::StorageRef;
+use crate::io::{FileLock, StorageRef};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::{Log, LogConfig, Notify};
 use crate::lsn::Lsn;
@@ -89,6 +90,8 @@ pub(crate) struct Database {
     pub file: DbFile,
     pub header: DbHeader,
     pub tables: HashMap<String, u32>,
+    /// The lock on the file (contract 1.3), released when the database is detached.
+    pub _lock: FileLock,
 }
 
 /// The engine state of one instance.
@@ -122,6 +125,9 @@ pub struct Core {
     horizons: std::collections::VecDeque<Lsn>,
     /// Pages commits installed while fetches were on disk (the stale-fetch rule).
     installs: fetch::Installs,
+    /// The locks on the system and log directories. Last, so that they are dropped after
+    /// the log writer and the flusher have stopped and the databases are closed.
+    _locks: locks::InstanceLocks,
 }
 
 impl std::fmt::Debug for Core {
@@ -134,13 +140,14 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// Opens an instance's files: checks the parameters, runs soft recovery (which leaves
-    /// every database it replayed clean and detached), and starts the log writer and the
-    /// flusher. Blocks while recovery runs.
+    /// Opens an instance's files: checks the parameters, locks the system and log
+    /// directories (`FileAccessDenied` if another process or engine holds them; nothing is
+    /// read or written then), runs soft recovery (which leaves every database it replayed
+    /// clean and detached), and starts the log writer and the flusher. Blocks while recovery
+    /// runs. The locks are held until the core is dropped, and released if `open` fails.
     pub fn open(storage: StorageRef, params: InstanceParams) -> Result<Core> {
         params.validate()?;
-        storage.create_dir_all(params.log_dir())?;
-        storage.create_dir_all(params.system_dir())?;
+        let locks = locks::InstanceLocks::take(&*storage, &params)?;
         let cfg = LogConfig {
             dir: params.log_dir().clone(),
             base: params.base().to_string(),
@@ -191,6 +198,7 @@ impl Core {
             image_horizon: tip,
             horizons: std::collections::VecDeque::from([tip]),
             installs: fetch::Installs::default(),
+            _locks: locks,
         };
         core.stats.recovery = recovered;
         let gen = core.log.gen();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::DbHeader;
-use crate::io::{FileRef, OpenMode, Storage};
+use crate::io::{FileLock, FileRef, OpenMode, Storage};
 use crate::page;
 use crate::{Error, Result};
 
@@ -20,9 +20,23 @@ pub struct DbFile {
 }
 
 impl DbFile {
-    /// Creates a new file and writes `header` to both header slots (durably).
-    pub fn create(storage: &dyn Storage, path: &Path, header: &DbHeader) -> Result<DbFile> {
+    /// Creates a new file, locks it (contract 1.3) before writing a byte, and writes `header`
+    /// to both header slots (durably). The lock is the caller's to hold while it uses the file.
+    pub fn create(
+        storage: &dyn Storage,
+        path: &Path,
+        header: &DbHeader,
+    ) -> Result<(DbFile, FileLock)> {
         let file = storage.open(path, OpenMode::CreateNew)?;
+        let lock = match storage.lock(path) {
+            Ok(lock) => lock,
+            Err(e) => {
+                // Someone opened the file in the instant since it was made; it is still empty
+                // and ours to take back.
+                let _ = storage.remove(path);
+                return Err(e);
+            }
+        };
         let db = DbFile {
             path: path.to_path_buf(),
             file,
@@ -32,7 +46,15 @@ impl DbFile {
         if let Some(dir) = path.parent() {
             storage.sync_dir(dir)?;
         }
-        Ok(db)
+        Ok((db, lock))
+    }
+
+    /// Locks an existing file (`FileAccessDenied` if another instance holds it; nothing is
+    /// read then), then opens it as [`DbFile::open`] does.
+    pub fn open_locked(storage: &dyn Storage, path: &Path) -> Result<(DbFile, DbHeader, FileLock)> {
+        let lock = storage.lock(path)?;
+        let (db, header) = DbFile::open(storage, path)?;
+        Ok((db, header, lock))
     }
 
     /// Opens an existing file and reads its header (the shadow copy when the first is

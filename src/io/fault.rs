@@ -16,6 +16,11 @@
 //! * **Crash.** [`FaultStorage::crash`] reverts every file to its durable bytes and the
 //!   directory to its durable entries. Handles opened before a crash belong to the process that
 //!   died: every call on them fails with `DiskIO`; reopen through the storage.
+//! * **Locks.** [`Storage::lock`] holds a lock on a file (its inode, as `flock` does) until the
+//!   guard drops; a second lock of the same file, through this storage or any clone of it, is
+//!   refused with `FileAccessDenied`, as another process would be. A crash is the death of
+//!   every process: it releases every lock, and a guard from before the crash, dropped late,
+//!   does not release a lock taken after it.
 //! * **Faults** ([`Fault`]) are armed with [`FaultStorage::arm`]. Each one counts only the
 //!   operations that happen after it was armed, and only on live handles that pass the
 //!   read-only check. See [`Fault`] for what each does and when it fires.
@@ -31,7 +36,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{File, FileRef, OpenMode, Storage};
+use super::{File, FileLock, FileRef, OpenMode, Storage};
 use crate::{Error, Result};
 
 /// `ENOSPC`, so the injected error looks exactly like the one Linux returns.
@@ -346,6 +351,41 @@ impl Storage for FaultStorage {
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         self.state.lock().sync_dir(dir)
     }
+
+    fn lock(&self, path: &Path) -> Result<FileLock> {
+        let mut s = self.state.lock();
+        s.check_alive()?;
+        let ino = *s.dir.get(path).ok_or_else(|| not_found(path))?;
+        if s.locks.contains_key(&ino) {
+            return Err(Error::FileAccessDenied);
+        }
+        s.next_lock += 1;
+        let token = s.next_lock;
+        s.locks.insert(ino, token);
+        let held = FaultLock {
+            state: Arc::clone(&self.state),
+            ino,
+            token,
+        };
+        Ok(FileLock::new(path, held))
+    }
+}
+
+/// What keeps a simulated lock: the locked inode and the token it was taken with.
+struct FaultLock {
+    state: Arc<Mutex<State>>,
+    ino: u64,
+    token: u64,
+}
+
+impl Drop for FaultLock {
+    // Releases only its own lock: after a crash the inode may be locked again by a new holder.
+    fn drop(&mut self) {
+        let mut s = self.state.lock();
+        if s.locks.get(&self.ino) == Some(&self.token) {
+            s.locks.remove(&self.ino);
+        }
+    }
 }
 
 /// A handle: the inode it names and the boot (`epoch`) it was opened in.
@@ -571,6 +611,10 @@ struct State {
     dead: bool,
     armed: Vec<Armed>,
     stats: FaultStats,
+    /// Locked inodes and the token of the lock on each.
+    locks: HashMap<u64, u64>,
+    /// The last lock token handed out.
+    next_lock: u64,
 }
 
 impl State {
@@ -778,6 +822,8 @@ impl State {
         }
         self.epoch += 1;
         self.stats.crashes += 1;
+        // Every process died with the power: their locks with them.
+        self.locks.clear();
         self.gc();
     }
 }
@@ -1076,6 +1122,37 @@ mod tests {
         assert_eq!(f.len().unwrap(), 10);
         drop(f);
         assert!(fs.state.lock().inodes.is_empty());
+    }
+
+    #[test]
+    fn locks_conflict_until_dropped_or_crashed() {
+        let fs = FaultStorage::new();
+        let other_process = fs.clone();
+        assert!(matches!(
+            fs.lock(p("missing")),
+            Err(Error::FileNotFound { .. })
+        ));
+        open(&fs, "x.lck");
+        let held = fs.lock(p("x.lck")).unwrap();
+        assert_eq!(held.path(), p("x.lck"));
+        assert!(matches!(
+            other_process.lock(p("x.lck")),
+            Err(Error::FileAccessDenied)
+        ));
+        assert!(matches!(fs.lock(p("x.lck")), Err(Error::FileAccessDenied)));
+        drop(held);
+        let again = other_process.lock(p("x.lck")).unwrap();
+        // A crash releases it; the dead holder's guard, dropped late, leaves the new lock be.
+        fs.write_file_raw(p("x.lck"), b"");
+        fs.crash();
+        let after = fs.lock(p("x.lck")).unwrap();
+        drop(again);
+        assert!(matches!(
+            other_process.lock(p("x.lck")),
+            Err(Error::FileAccessDenied)
+        ));
+        drop(after);
+        let _relocked = other_process.lock(p("x.lck")).unwrap();
     }
 
     #[test]

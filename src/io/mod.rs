@@ -1,9 +1,10 @@
 //! Layer 1: every byte the engine reads or writes goes through [`Storage`] and [`File`].
 //!
-//! Two implementations: [`OsStorage`] (real files, real `fdatasync`) and
+//! Two implementations: [`OsStorage`] (real files, real `fdatasync`, real `flock`) and
 //! [`FaultStorage`] (in memory, with scripted write/fsync failures, torn writes,
-//! "no space", and `crash()` which forgets everything not fsync'd). Every durability
-//! test goes through the fault layer; the engine never knows which one it has.
+//! "no space", simulated locks, and `crash()` which forgets everything not fsync'd and
+//! releases every lock). Every durability test goes through the fault layer; the engine never
+//! knows which one it has.
 
 mod fault;
 mod os;
@@ -84,6 +85,45 @@ pub trait Storage: Send + Sync + Debug {
     /// Whether `path` is a symbolic link (backup and restore refuse to follow one).
     fn is_link(&self, _path: &Path) -> bool {
         false
+    }
+    /// Takes an exclusive lock on the existing file at `path` (`FileNotFound` if there is
+    /// none), held until the returned guard is dropped or the process dies. A lock held by
+    /// anyone else — another process, or another lock call of this one — refuses it with
+    /// `FileAccessDenied` at once; it never waits. The lock guards against other users of the
+    /// lock only: it does not stop reads or writes through [`Storage::open`] handles.
+    fn lock(&self, path: &Path) -> Result<FileLock>;
+}
+
+/// An exclusive lock taken by [`Storage::lock`]; dropping it releases the lock.
+#[must_use = "the lock is released as soon as this guard is dropped"]
+pub struct FileLock {
+    path: PathBuf,
+    // Whatever keeps the lock: the open file for `OsStorage`, a token for `FaultStorage`.
+    // Its own drop releases the lock.
+    _held: Box<dyn Send + Sync>,
+}
+
+impl FileLock {
+    /// A guard for the lock on `path` that `held` keeps (and releases when dropped); for
+    /// [`Storage`] implementations.
+    pub fn new(path: &Path, held: impl Send + Sync + 'static) -> FileLock {
+        FileLock {
+            path: path.to_path_buf(),
+            _held: Box::new(held),
+        }
+    }
+
+    /// The locked file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Debug for FileLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileLock")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

@@ -1,11 +1,11 @@
-//! The real file system: `pread`/`pwrite` and `fdatasync`.
+//! The real file system: `pread`/`pwrite`, `fdatasync` and `flock`.
 
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{File, FileRef, OpenMode, Storage};
+use super::{File, FileLock, FileRef, OpenMode, Storage};
 use crate::{Error, Result};
 
 /// [`Storage`] over `std::fs`.
@@ -82,5 +82,17 @@ impl Storage for OsStorage {
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         let d = fs::File::open(dir).map_err(Error::from_io)?;
         d.sync_all().map_err(Error::from_io)
+    }
+    /// `flock(LOCK_EX | LOCK_NB)` (std's `try_lock`) on a descriptor of its own. Such a lock
+    /// belongs to the open file description, so a second open of the file in this process
+    /// conflicts too (two engines of one process), and the kernel drops it with the last
+    /// descriptor: at the guard's drop, or when the process dies, however it dies.
+    fn lock(&self, path: &Path) -> Result<FileLock> {
+        let file = fs::File::open(path).map_err(Error::from_io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(FileLock::new(path, file)),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::FileAccessDenied),
+            Err(fs::TryLockError::Error(e)) => Err(Error::from_io(e)),
+        }
     }
 }

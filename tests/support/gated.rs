@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ese::io::{File, FileRef, OpenMode, Storage, StorageRef};
+use ese::io::{File, FileLock, FileRef, OpenMode, Storage, StorageRef};
 use parking_lot::{Condvar, Mutex};
 
 /// A gate that reads wait at until it is released. Cheap to clone; clones share the gate.
@@ -236,5 +236,8 @@ impl Storage for GatedStorage {
     }
     fn is_link(&self, path: &Path) -> bool {
         self.inner.is_link(path)
+    }
+    fn lock(&self, path: &Path) -> ese::Result<FileLock> {
+        self.inner.lock(path)
     }
 }

@@ -19,8 +19,8 @@ impl Actor {
         }
         match cmd {
             Command::CreateDatabase(m, r) => self.on_create_database(m.path, r),
-            Command::AttachDatabase(m, r) => self.core_job(r, move |c| c.attach_database(&m.path)),
-            Command::DetachDatabase(m, r) => self.core_job(r, move |c| c.detach_database(&m.path)),
+            Command::AttachDatabase(m, r) => self.on_attach_database(m.path, r),
+            Command::DetachDatabase(m, r) => self.on_detach_database(m.path, r),
             Command::GetDatabaseInfo(m, r) => self.on_database_info(m.path, r),
             Command::BeginSession(_, r) => {
                 let s = self.core_mut().begin_session();
@@ -128,6 +128,13 @@ impl Actor {
     }
 
     fn on_create_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
+        let claimed = match self.claim_database(&path) {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                let _ = r.send(Err(e));
+                return;
+            }
+        };
         self.job(true, move |core| {
             let mut core = core;
             let res = match core.as_mut() {
@@ -136,6 +143,9 @@ impl Actor {
             };
             let finish: Finish = Box::new(move |a: &mut Actor| match res {
                 Err(e) => {
+                    if claimed {
+                        a.release_database(&path);
+                    }
                     let _ = r.send(Err(e));
                 }
                 Ok((db, ticket)) => {
@@ -147,6 +157,51 @@ impl Actor {
                         }),
                     );
                 }
+            });
+            (core, finish)
+        });
+    }
+
+    /// Attaches after claiming the path in the engine (`DatabaseSharingViolation` if another
+    /// instance of it holds the database); a failed attach gives the claim back.
+    fn on_attach_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
+        let claimed = match self.claim_database(&path) {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                let _ = r.send(Err(e));
+                return;
+            }
+        };
+        self.job(true, move |mut core| {
+            let res = core
+                .as_mut()
+                .map_or(Err(Error::NotInitialized), |c| c.attach_database(&path));
+            let finish: Finish = Box::new(move |a: &mut Actor| {
+                if res.is_err() && claimed {
+                    a.release_database(&path);
+                }
+                let _ = r.send(res);
+            });
+            (core, finish)
+        });
+    }
+
+    /// Detaches; once the core has let the file go, it is free for other instances of the
+    /// engine.
+    fn on_detach_database(&mut self, path: PathBuf, r: Reply<()>) {
+        self.job(true, move |mut core| {
+            let res = core
+                .as_mut()
+                .map_or(Err(Error::NotInitialized), |c| c.detach_database(&path));
+            let finish: Finish = Box::new(move |a: &mut Actor| {
+                // A detach that failed after the core let the file go frees it too.
+                if a.core
+                    .as_ref()
+                    .is_some_and(|c| c.database_id(&path).is_none())
+                {
+                    a.release_database(&path);
+                }
+                let _ = r.send(res);
             });
             (core, finish)
         });

@@ -20,6 +20,12 @@ impl Actor {
             let _ = r.send(Err(e));
             return;
         }
+        // Another instance of the engine on the same paths: refused before anything is
+        // touched, and the instance stays created.
+        if let Err(e) = self.claim_instance_paths() {
+            let _ = r.send(Err(e));
+            return;
+        }
         self.phase = Phase::Initialising;
         tracing::info!(event_id = 102u32, "instance initialising (soft recovery)");
         let storage = self.storage.clone();
@@ -45,6 +51,8 @@ impl Actor {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "init failed");
+                // The core released its locks when `open` failed; the engine's claims follow.
+                self.release_all_paths();
                 if self.phase == Phase::Initialising {
                     self.phase = Phase::Created;
                 }
@@ -164,6 +172,8 @@ impl Actor {
     /// The instance is gone: waiters and deferred commands are answered, the engine forgets it.
     pub(super) fn terminated(&mut self) {
         self.phase = Phase::Terminated;
+        // The core, and with it its locks, is gone by now: its paths are free.
+        self.release_all_paths();
         for cmd in self.deferred.drain(..) {
             refuse(cmd, Error::InvalidInstance);
         }

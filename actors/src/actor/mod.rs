@@ -10,6 +10,7 @@
 
 mod backup;
 mod data;
+mod exclusive;
 mod lifecycle;
 mod reads;
 
@@ -152,9 +153,11 @@ impl Actor {
             refuse(cmd, Error::InvalidInstance);
         }
         if let Some(core) = self.core.take() {
-            // Every handle dropped without a term: leave the files for recovery.
+            // Every handle dropped without a term: leave the files for recovery. The core's
+            // locks go when it is dropped, at the end of the dirty term.
             tokio::task::spawn_blocking(move || core.term_dirty());
         }
+        self.release_all_paths();
     }
 
     fn on_completion(&mut self, c: Completion) {
