@@ -244,7 +244,10 @@ impl BackupState {
         if running {
             return Err(Error::BackupInProgress);
         }
-        if kind == Kind::Incremental && f.headers.iter().any(|h| h.last_full.is_none()) {
+        // A full backup made on another log stream is none here: its generations are not
+        // this stream's (contract 2.5).
+        let has_full = |h: &&DbHeader| h.last_full.is_some_and(|b| b.on_stream(&f.log_signature));
+        if kind == Kind::Incremental && !f.headers.iter().all(has_full) {
             tracing::warn!(
                 event_id = events::MISSING_FULL,
                 "incremental backup refused: a database has no full backup"
@@ -292,6 +295,23 @@ impl BackupState {
     /// The handle the next opened file would get: where the instance's next backup starts.
     pub fn next_handle(&self) -> u64 {
         self.next_handle
+    }
+
+    /// `record` if it was made on this backup's log stream: generations of another stream say
+    /// nothing about this one's logs.
+    fn of_this_stream(&self, record: Option<BackupInfo>) -> Option<BackupInfo> {
+        record.filter(|b| b.on_stream(&self.log_signature))
+    }
+
+    /// A record of this backup, made on its log stream.
+    fn record(&self, mark: (Lsn, u64), gen_low: u32, gen_high: u32) -> BackupInfo {
+        BackupInfo {
+            mark: mark.0 .0,
+            time_ms: mark.1,
+            gen_low,
+            gen_high,
+            stream: Some(self.log_signature.stream_tag()),
+        }
     }
 
     fn check_stop(&self) -> Result<(), Failure> {
@@ -351,12 +371,7 @@ impl BackupState {
         last_page: u32,
     ) -> (u64, u64) {
         let mut copy = header.clone();
-        copy.backup_mark = Some(BackupInfo {
-            mark: self.mark.0,
-            time_ms: self.mark_time,
-            gen_low: self.gen_low,
-            gen_high: 0,
-        });
+        copy.backup_mark = Some(self.record((self.mark, self.mark_time), self.gen_low, 0));
         copy.gen_min_required = self.gen_low;
         let size = (last_page as u64 + 3) * self.page_size as u64;
         let slot = Slot {
@@ -443,8 +458,8 @@ impl BackupState {
     fn plan(&mut self, handle: u64, max_len: usize, current_gen: u32) -> Result<ReadPlan, Failure> {
         self.check_stop()?;
         let ps = self.page_size as usize;
-        let gen_low = self.gen_low;
-        let (mark, mark_time, log_sig) = (self.mark, self.mark_time, self.log_signature);
+        let log_sig = self.log_signature;
+        let backup = self.record((self.mark, self.mark_time), self.gen_low, current_gen);
         let slot = self
             .files
             .get_mut(&handle)
@@ -478,12 +493,7 @@ impl BackupState {
                         page_size: ps as u32,
                         db_signature: *db_signature,
                         log_signature: log_sig,
-                        backup: BackupInfo {
-                            mark: mark.0,
-                            time_ms: mark_time,
-                            gen_low,
-                            gen_high: current_gen,
-                        },
+                        backup,
                         last_page: *last_page,
                     }
                     .encode()
@@ -618,10 +628,8 @@ impl BackupState {
         };
         if self.kind == Kind::Incremental {
             for (_, h) in dbs {
-                let prev = h
-                    .last_full
-                    .map_or(0, |b| b.gen_high)
-                    .max(h.last_incremental.map_or(0, |b| b.gen_high));
+                let gen_high = |r| self.of_this_stream(r).map_or(0, |b: BackupInfo| b.gen_high);
+                let prev = gen_high(h.last_full).max(gen_high(h.last_incremental));
                 if copy_low > prev + 1 {
                     tracing::warn!(
                         event_id = events::LOG_MISSING,
@@ -637,7 +645,9 @@ impl BackupState {
         if self.kind == Kind::Full {
             for (dbid, h) in dbs {
                 if !self.copied.contains(dbid) {
-                    delete_mac = delete_mac.min(h.last_full.map_or(0, |b| b.gen_high));
+                    // A full backup of another stream keeps none of this stream's logs.
+                    let full = self.of_this_stream(h.last_full);
+                    delete_mac = delete_mac.min(full.map_or(0, |b| b.gen_high));
                 }
             }
         }
@@ -746,12 +756,7 @@ impl BackupState {
                 r.mark,
             ),
         };
-        let info = BackupInfo {
-            mark: mark.0 .0,
-            time_ms: mark.1,
-            gen_low: r.copy_low,
-            gen_high: r.copy_high,
-        };
+        let info = self.record(mark, r.copy_low, r.copy_high);
         let updates = dbs.into_iter().map(|d| (d, field, info)).collect();
         EndOutcome {
             result: Ok(()),
@@ -968,12 +973,7 @@ mod tests {
     #[test]
     fn end_outcomes() {
         let mut h = DbHeader::new(4096, Signature::default());
-        h.last_full = Some(BackupInfo {
-            mark: 1,
-            time_ms: 1,
-            gen_low: 1,
-            gen_high: 2,
-        });
+        h.last_full = Some(full_of(&Signature::default(), 2));
         let b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
         assert_eq!(
             b.end(BackupEnd::NORMAL, &[1]).result,
@@ -998,6 +998,10 @@ mod tests {
         let out = i.end(BackupEnd::NORMAL, &[1]);
         assert_eq!(out.updates[0].1, BackupField::Differential);
         assert_eq!(out.updates[0].2.gen_low, 3);
+        assert!(
+            out.updates[0].2.on_stream(&Signature::default()),
+            "a record says which stream it was made on"
+        );
         i.truncated = true;
         assert_eq!(
             i.end(BackupEnd::NORMAL, &[1]).updates[0].1,
@@ -1005,15 +1009,76 @@ mod tests {
         );
     }
 
-    #[test]
-    fn incremental_with_a_gap_is_missing_file() {
-        let mut h = DbHeader::new(4096, Signature::default());
-        h.last_full = Some(BackupInfo {
+    /// A full backup record of the stream `sig` up to generation `gen_high`.
+    fn full_of(sig: &Signature, gen_high: u32) -> BackupInfo {
+        BackupInfo {
             mark: 1,
             time_ms: 1,
             gen_low: 1,
-            gen_high: 2,
+            gen_high,
+            stream: Some(sig.stream_tag()),
+        }
+    }
+
+    /// A signature other than the one `facts` runs on.
+    fn other_stream() -> Signature {
+        Signature {
+            random: 42,
+            time_ms: 42,
+        }
+    }
+
+    #[test]
+    fn a_full_backup_of_another_stream_is_no_full_backup() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&other_stream(), 9));
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap_err(),
+            Error::MissingFullBackup
+        );
+        h.last_full = Some(BackupInfo {
+            stream: None,
+            ..full_of(&Signature::default(), 9)
         });
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap_err(),
+            Error::MissingFullBackup,
+            "nor is one of an unknown stream"
+        );
+    }
+
+    #[test]
+    fn the_gap_check_uses_only_this_streams_records() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&Signature::default(), 2));
+        // Another stream's incremental reached generation 8 there, not here.
+        h.last_incremental = Some(full_of(&other_stream(), 8));
+        let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
+        let e = i
+            .fix_ranges(9, 5, 8, &[(1, &h)], (Lsn::new(9, 4096), 1))
+            .unwrap_err();
+        assert_eq!(e, Failure::abort(Error::MissingFileToBackup));
+    }
+
+    #[test]
+    fn truncation_keeps_what_a_database_without_a_full_backup_here_needs() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        let mut b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        h.last_full = Some(full_of(&other_stream(), 8));
+        b.fix_ranges(9, 1, 9, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        assert_eq!(b.ranges.unwrap().truncate, Vec::<u32>::new());
+        let mut b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        h.last_full = Some(full_of(&Signature::default(), 3));
+        b.fix_ranges(9, 1, 9, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        assert_eq!(b.ranges.unwrap().truncate, vec![1, 2]);
+    }
+
+    #[test]
+    fn incremental_with_a_gap_is_missing_file() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&Signature::default(), 2));
         let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
         let e = i
             .fix_ranges(9, 5, 8, &[(1, &h)], (Lsn::new(9, 4096), 1))
