@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::db::{DbFile, DbHeader, STATE_CLEAN};
+use crate::db::{BackupInfo, DbFile, DbHeader, Signature, STATE_CLEAN};
 use crate::io::{FileLock, OpenMode, Storage};
 use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
@@ -114,8 +114,8 @@ impl<R: Resolve> Replay<R> {
         Ok(())
     }
 
-    /// Replays one record.
-    pub fn apply(&mut self, f: &Framed, page_size: u32) -> Result<()> {
+    /// Replays one record of the log stream whose signature is `stream` (the file's).
+    pub fn apply(&mut self, f: &Framed, page_size: u32, stream: &Signature) -> Result<()> {
         if self.stats.stopped {
             return Ok(());
         }
@@ -156,7 +156,12 @@ impl<R: Resolve> Replay<R> {
             }
             Record::BackupUpdate { dbid, field, info } => {
                 if let Some(Some(t)) = self.dbs.get_mut(dbid) {
-                    t.header.apply_backup(*field, *info);
+                    // The record was made on the stream being replayed (contract 2.5).
+                    let info = BackupInfo {
+                        stream: Some(stream.stream_tag()),
+                        ..*info
+                    };
+                    t.header.apply_backup(*field, info);
                 }
             }
             Record::BackupMark { .. } | Record::End | Record::Shutdown => {}
@@ -461,7 +466,7 @@ pub fn recover(
             return Err(Error::CheckpointCorrupt);
         }
         for f in file.records.iter().filter(|f| f.start >= start) {
-            replay.apply(f, page_size)?;
+            replay.apply(f, page_size, &file.header.signature)?;
         }
         replay.stats.log_bytes += end_offset(file) as u64;
         prev = Some(file.header.clone());

@@ -1,10 +1,11 @@
-//! Contract 2.5: which header field each kind of backup writes, that fields only move forward,
-//! and that the update is replayed from the log after a dirty restart.
+//! Contract 2.5: which header field each kind of backup writes, that fields only move forward
+//! within one log stream and are replaced by a record of another, and that the update is
+//! replayed from the log after a dirty restart.
 
 mod support;
 
 use ese::log::checkpoint;
-use ese_actors::{BackupBegin, BackupEnd, Engine, Term};
+use ese_actors::{BackupBegin, BackupEnd, BackupKind, Engine, Term};
 use support::*;
 
 #[tokio::test]
@@ -127,4 +128,74 @@ async fn header_update_is_replayed_after_a_dirty_restart() {
     assert!(info.clean_shutdown);
     assert_eq!(info.last_copy, Some(expected));
     inst.term(Term::empty()).await.unwrap();
+}
+
+/// A database moved to an instance with a new log stream (generation 1 again): the new
+/// stream's first full backup replaces the old stream's record although its mark is older,
+/// an incremental does not count the old stream's full backup, and it chains to the new one.
+#[tokio::test]
+async fn a_new_log_stream_replaces_the_old_streams_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (a, db, path) = instance_with_data(&engine, "a", &dir.path().join("a"), 100).await;
+    // Two full backups move A's log past generation 1.
+    a.backup_to_dir(dir.path().join("a-full-1"), BackupKind::Full)
+        .await
+        .unwrap();
+    put_rows(&a, db, 100..200).await;
+    a.backup_to_dir(dir.path().join("a-full-2"), BackupKind::Full)
+        .await
+        .unwrap();
+    let on_a = a.database_info(&path).await.unwrap().last_full;
+    let on_a = on_a.expect("A's full backup");
+    // A clean term detaches the database with a clean header.
+    a.term(Term::empty()).await.unwrap();
+
+    let b = engine
+        .create_instance("b", params(&dir.path().join("b")))
+        .await
+        .unwrap();
+    b.init().await.unwrap();
+    let db = b.attach_database(&path).await.unwrap();
+    assert_eq!(
+        b.database_info(&path).await.unwrap().last_full,
+        Some(on_a),
+        "kept until this stream records its own"
+    );
+    assert_eq!(
+        code(b.begin_external_backup(BackupBegin::INCREMENTAL).await),
+        -560,
+        "a full backup of another log stream is no full backup here"
+    );
+
+    let full = b
+        .backup_to_dir(dir.path().join("b-full"), BackupKind::Full)
+        .await
+        .unwrap();
+    let info = b.database_info(&path).await.unwrap();
+    let last = info.last_full.expect("B's full backup");
+    assert_eq!((last.gen_low, last.gen_high), (full.gen_low, full.gen_high));
+    assert!(
+        last.mark < on_a.mark,
+        "B's mark is older than A's: the case at stake"
+    );
+    assert_eq!(info.last_incremental, None);
+
+    put_rows(&b, db, 200..300).await;
+    let inc = b
+        .backup_to_dir(dir.path().join("b-inc"), BackupKind::Incremental)
+        .await
+        .unwrap();
+    assert_eq!(inc.parent_id, Some(full.id.clone()), "chains to B's full");
+    let last_inc = b.database_info(&path).await.unwrap().last_incremental;
+    let last_inc = last_inc.expect("B's incremental");
+    assert_eq!(
+        (last_inc.gen_low, last_inc.gen_high),
+        (inc.gen_low, inc.gen_high)
+    );
+    assert!(
+        inc.gen_low <= full.gen_high + 1 && inc.gen_high > full.gen_high,
+        "B's incremental goes on from B's full"
+    );
+    b.term(Term::empty()).await.unwrap();
 }

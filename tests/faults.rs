@@ -166,9 +166,9 @@ impl Work {
         let sig = self.core.log().signature();
         let mut out = Vec::new();
         loop {
-            let plan = self.core.backup_plan_read(h, 16 * 4096)?;
+            let (ticket, plan) = self.core.backup_plan_read(h, 16 * 4096)?;
             let res = stream::execute(&**self.core.storage(), &plan, sig);
-            let chunk = self.core.backup_read_done(h, res)?;
+            let chunk = self.core.backup_read_done(ticket, res)?;
             if chunk.is_empty() {
                 return Ok(out);
             }

@@ -22,9 +22,9 @@ fn read_all(core: &mut Core, h: u64) -> Vec<u8> {
     let sig = core.log().signature();
     let mut out = Vec::new();
     loop {
-        let plan = core.backup_plan_read(h, 64 * 1024).unwrap();
+        let (ticket, plan) = core.backup_plan_read(h, 64 * 1024).unwrap();
         let res = stream::execute(&**core.storage(), &plan, sig);
-        let chunk = core.backup_read_done(h, res).unwrap();
+        let chunk = core.backup_read_done(ticket, res).unwrap();
         if chunk.is_empty() {
             return out;
         }

@@ -51,7 +51,6 @@ struct Backup {
     full: bool,
     logs_phase: bool,
     stop: bool,
-    next_handle: u64,
     open: Vec<u64>,
 }
 
@@ -62,6 +61,9 @@ struct Model {
     stop_service: bool,
     not_allowed: bool,
     backup: Option<Backup>,
+    /// Handles are never reused within an instance's life (contract 2.2): the counter
+    /// outlives each backup.
+    next_handle: u64,
 }
 
 impl Model {
@@ -72,6 +74,7 @@ impl Model {
             stop_service: false,
             not_allowed: false,
             backup: None,
+            next_handle: 1,
         }
     }
 
@@ -166,7 +169,6 @@ impl Model {
                 full: true,
                 logs_phase: false,
                 stop: false,
-                next_handle: 1,
                 open: vec![],
             });
             return Ok;
@@ -215,8 +217,8 @@ impl Model {
                     self.backup = None;
                     return Err(-521);
                 }
-                let h = b.next_handle;
-                b.next_handle += 1;
+                let h = self.next_handle;
+                self.next_handle += 1;
                 b.open.push(h);
                 Opened(h)
             }

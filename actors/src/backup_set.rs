@@ -282,6 +282,7 @@ impl Instance {
             time_ms: ese::lsn::now_ms(),
             gen_low,
             gen_high,
+            stream: Some(sig.stream_tag()),
         });
         let manifest = BackupManifest {
             format: 1,

@@ -20,7 +20,8 @@ fn bk(b: &Option<BackupInfo>) -> Value {
     match b {
         None => Value::Null,
         Some(b) => {
-            json!({ "mark": Lsn(b.mark).to_string(), "time_ms": b.time_ms, "gen_low": b.gen_low, "gen_high": b.gen_high })
+            let stream = b.stream.map(|t| format!("{t:08x}"));
+            json!({ "mark": Lsn(b.mark).to_string(), "time_ms": b.time_ms, "gen_low": b.gen_low, "gen_high": b.gen_high, "stream": stream })
         }
     }
 }

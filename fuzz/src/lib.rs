@@ -128,9 +128,9 @@ fn read_all(core: &mut Core, h: u64) -> ese::Result<Vec<u8>> {
     let sig = core.log().signature();
     let mut out = Vec::new();
     loop {
-        let plan = core.backup_plan_read(h, 64 * 1024)?;
+        let (ticket, plan) = core.backup_plan_read(h, 64 * 1024)?;
         let res = stream::execute(&**core.storage(), &plan, sig);
-        let chunk = core.backup_read_done(h, res)?;
+        let chunk = core.backup_read_done(ticket, res)?;
         if chunk.is_empty() {
             return Ok(out);
         }

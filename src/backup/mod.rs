@@ -10,7 +10,7 @@ pub mod stream;
 
 pub use state::{
     listed_log_gen, BackupState, BeginFacts, EndOutcome, Failure, Kind, LogRanges, OpenedFile,
-    Phase, ReadPlan,
+    Phase, ReadPlan, ReadTicket,
 };
 
 /// ESE's backup event ids, set as the `event_id` field of `tracing` events.

@@ -101,6 +101,17 @@ struct Slot {
     busy: bool,
 }
 
+/// Names one planned read: the backup it was issued in and the file it reads. Its completion
+/// is settled against exactly these, so a read still on disk when its backup ends can never
+/// touch a later backup (contract 2.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadTicket {
+    /// The backup's id ([`BackupState::id`]).
+    pub backup: u64,
+    /// The file's handle.
+    pub handle: u64,
+}
+
 /// What to read for one `read_file`.
 #[derive(Clone, Debug)]
 pub enum ReadPlan {
@@ -150,6 +161,7 @@ pub struct EndOutcome {
 /// One backup in progress.
 #[derive(Clone, Debug)]
 pub struct BackupState {
+    id: u64,
     /// Full or incremental.
     pub kind: Kind,
     /// Databases or logs.
@@ -202,6 +214,11 @@ pub struct BeginFacts<'a> {
     pub log_signature: Signature,
     /// `max_open_backup_files`.
     pub max_open: usize,
+    /// This backup's id: unique within the instance's life.
+    pub id: u64,
+    /// The first handle this backup may give out: handles are never reused within an
+    /// instance's life, so the instance passes on where the previous backup stopped.
+    pub first_handle: u64,
 }
 
 impl BackupState {
@@ -227,7 +244,10 @@ impl BackupState {
         if running {
             return Err(Error::BackupInProgress);
         }
-        if kind == Kind::Incremental && f.headers.iter().any(|h| h.last_full.is_none()) {
+        // A full backup made on another log stream is none here: its generations are not
+        // this stream's (contract 2.5).
+        let has_full = |h: &&DbHeader| h.last_full.is_some_and(|b| b.on_stream(&f.log_signature));
+        if kind == Kind::Incremental && !f.headers.iter().all(has_full) {
             tracing::warn!(
                 event_id = events::MISSING_FULL,
                 "incremental backup refused: a database has no full backup"
@@ -246,6 +266,7 @@ impl BackupState {
         };
         tracing::info!(event_id = event, kind = ?kind, gen_low = f.checkpoint_gen, "backup started");
         Ok(BackupState {
+            id: f.id,
             kind,
             phase,
             stop: false,
@@ -254,7 +275,7 @@ impl BackupState {
             gen_low: f.checkpoint_gen,
             ranges: None,
             files: BTreeMap::new(),
-            next_handle: 1,
+            next_handle: f.first_handle,
             max_open: f.max_open,
             copied: BTreeSet::new(),
             logs_read: BTreeSet::new(),
@@ -264,6 +285,33 @@ impl BackupState {
             base: f.base,
             log_signature: f.log_signature,
         })
+    }
+
+    /// This backup's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The handle the next opened file would get: where the instance's next backup starts.
+    pub fn next_handle(&self) -> u64 {
+        self.next_handle
+    }
+
+    /// `record` if it was made on this backup's log stream: generations of another stream say
+    /// nothing about this one's logs.
+    fn of_this_stream(&self, record: Option<BackupInfo>) -> Option<BackupInfo> {
+        record.filter(|b| b.on_stream(&self.log_signature))
+    }
+
+    /// A record of this backup, made on its log stream.
+    fn record(&self, mark: (Lsn, u64), gen_low: u32, gen_high: u32) -> BackupInfo {
+        BackupInfo {
+            mark: mark.0 .0,
+            time_ms: mark.1,
+            gen_low,
+            gen_high,
+            stream: Some(self.log_signature.stream_tag()),
+        }
     }
 
     fn check_stop(&self) -> Result<(), Failure> {
@@ -323,12 +371,7 @@ impl BackupState {
         last_page: u32,
     ) -> (u64, u64) {
         let mut copy = header.clone();
-        copy.backup_mark = Some(BackupInfo {
-            mark: self.mark.0,
-            time_ms: self.mark_time,
-            gen_low: self.gen_low,
-            gen_high: 0,
-        });
+        copy.backup_mark = Some(self.record((self.mark, self.mark_time), self.gen_low, 0));
         copy.gen_min_required = self.gen_low;
         let size = (last_page as u64 + 3) * self.page_size as u64;
         let slot = Slot {
@@ -396,17 +439,27 @@ impl BackupState {
     }
 
     /// Plans `read_file(handle, max_len)`; `current_gen` is the log generation now (the
-    /// trailer records it as the last log the image needs).
+    /// trailer records it as the last log the image needs). The ticket goes with the read
+    /// and comes back to [`BackupState::read_done`].
     pub fn plan_read(
         &mut self,
         handle: u64,
         max_len: usize,
         current_gen: u32,
-    ) -> Result<ReadPlan, Failure> {
+    ) -> Result<(ReadTicket, ReadPlan), Failure> {
+        let ticket = ReadTicket {
+            backup: self.id,
+            handle,
+        };
+        let plan = self.plan(handle, max_len, current_gen)?;
+        Ok((ticket, plan))
+    }
+
+    fn plan(&mut self, handle: u64, max_len: usize, current_gen: u32) -> Result<ReadPlan, Failure> {
         self.check_stop()?;
         let ps = self.page_size as usize;
-        let gen_low = self.gen_low;
-        let (mark, mark_time, log_sig) = (self.mark, self.mark_time, self.log_signature);
+        let log_sig = self.log_signature;
+        let backup = self.record((self.mark, self.mark_time), self.gen_low, current_gen);
         let slot = self
             .files
             .get_mut(&handle)
@@ -440,12 +493,7 @@ impl BackupState {
                         page_size: ps as u32,
                         db_signature: *db_signature,
                         log_signature: log_sig,
-                        backup: BackupInfo {
-                            mark: mark.0,
-                            time_ms: mark_time,
-                            gen_low,
-                            gen_high: current_gen,
-                        },
+                        backup,
                         last_page: *last_page,
                     }
                     .encode()
@@ -471,13 +519,32 @@ impl BackupState {
 
     /// A planned read finished. A database page that failed verification cancels that
     /// database's copy (its handle closes; the backup goes on); a bad log ends the backup.
+    ///
+    /// A read issued in another backup (one that ended while the read was on disk) touches
+    /// nothing and is `NoBackup`, the answer to a call after its backup's end. A read whose
+    /// file was closed while it was on disk touches nothing either and is `InvalidParameter`,
+    /// the answer to a read of a closed handle: its bytes are not handed out, as the close
+    /// already decided whether the file counts as copied.
     pub fn read_done(
         &mut self,
-        handle: u64,
+        ticket: ReadTicket,
         res: &Result<(Bytes, Option<Bytes>), Error>,
     ) -> Result<(), Failure> {
+        if ticket.backup != self.id {
+            tracing::info!(
+                backup = ticket.backup,
+                handle = ticket.handle,
+                "a read of an ended backup finished; dropped"
+            );
+            return Err(Failure::keep(Error::NoBackup));
+        }
+        let handle = ticket.handle;
         let Some(slot) = self.files.get_mut(&handle) else {
-            return Ok(());
+            tracing::info!(
+                handle,
+                "a read of a file closed while it was on disk; dropped"
+            );
+            return Err(Failure::keep(Error::InvalidParameter));
         };
         slot.busy = false;
         match res {
@@ -561,10 +628,8 @@ impl BackupState {
         };
         if self.kind == Kind::Incremental {
             for (_, h) in dbs {
-                let prev = h
-                    .last_full
-                    .map_or(0, |b| b.gen_high)
-                    .max(h.last_incremental.map_or(0, |b| b.gen_high));
+                let gen_high = |r| self.of_this_stream(r).map_or(0, |b: BackupInfo| b.gen_high);
+                let prev = gen_high(h.last_full).max(gen_high(h.last_incremental));
                 if copy_low > prev + 1 {
                     tracing::warn!(
                         event_id = events::LOG_MISSING,
@@ -580,7 +645,9 @@ impl BackupState {
         if self.kind == Kind::Full {
             for (dbid, h) in dbs {
                 if !self.copied.contains(dbid) {
-                    delete_mac = delete_mac.min(h.last_full.map_or(0, |b| b.gen_high));
+                    // A full backup of another stream keeps none of this stream's logs.
+                    let full = self.of_this_stream(h.last_full);
+                    delete_mac = delete_mac.min(full.map_or(0, |b| b.gen_high));
                 }
             }
         }
@@ -689,12 +756,7 @@ impl BackupState {
                 r.mark,
             ),
         };
-        let info = BackupInfo {
-            mark: mark.0 .0,
-            time_ms: mark.1,
-            gen_low: r.copy_low,
-            gen_high: r.copy_high,
-        };
+        let info = self.record(mark, r.copy_low, r.copy_high);
         let updates = dbs.into_iter().map(|d| (d, field, info)).collect();
         EndOutcome {
             result: Ok(()),
@@ -736,7 +798,109 @@ mod tests {
             base: "edb".into(),
             log_signature: Signature::default(),
             max_open: 1,
+            id: 1,
+            first_handle: 1,
         }
+    }
+
+    /// A full backup with id `id` whose handles start at `first_handle`, in its log phase
+    /// (copy range 4..=8).
+    fn in_log_phase(id: u64, first_handle: u64) -> BackupState {
+        let h = DbHeader::new(4096, Signature::default());
+        let mut f = facts(vec![&h]);
+        f.id = id;
+        f.first_handle = first_handle;
+        let mut b = BackupState::begin(BackupBegin::empty(), false, f).unwrap();
+        b.fix_ranges(9, 1, 6, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        b
+    }
+
+    /// Opens log 5 (two pages long) and returns its handle.
+    fn open_log5(b: &mut BackupState) -> u64 {
+        let (h, _) = b.open(Path::new("/l/edb00000005.log"), None).unwrap();
+        b.set_size(h, 8192);
+        h
+    }
+
+    fn whole_log() -> Result<(Bytes, Option<Bytes>), Error> {
+        let bytes = Bytes::from(vec![7u8; 8192]);
+        Ok((bytes.clone(), Some(bytes)))
+    }
+
+    #[test]
+    fn handles_start_where_the_instance_says_and_are_never_reused() {
+        let mut b = in_log_phase(3, 7);
+        let first = open_log5(&mut b);
+        b.close(first).unwrap();
+        let second = open_log5(&mut b);
+        assert_eq!((first, second, b.next_handle()), (7, 8, 9));
+        let next = in_log_phase(4, b.next_handle());
+        assert_eq!(next.next_handle(), 9, "the next backup goes on from there");
+    }
+
+    #[test]
+    fn a_read_of_an_ended_backup_touches_nothing() {
+        let mut old = in_log_phase(1, 1);
+        let h = open_log5(&mut old);
+        let (ticket, _) = old.plan_read(h, 8192, 9).unwrap();
+        // The same handle number in a later backup: only the id tells them apart.
+        let mut new = in_log_phase(2, 1);
+        assert_eq!(open_log5(&mut new), h);
+        assert_eq!(
+            new.read_done(ticket, &whole_log()),
+            Err(Failure::keep(Error::NoBackup))
+        );
+        let (_, plan) = new.plan_read(h, 8192, 9).unwrap();
+        assert!(
+            matches!(
+                plan,
+                ReadPlan::Log {
+                    pos: 0,
+                    bytes: None,
+                    ..
+                }
+            ),
+            "the new file is still unread and not busy: {plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_of_a_file_closed_while_on_disk_is_invalid_parameter() {
+        let mut b = in_log_phase(1, 1);
+        let h = open_log5(&mut b);
+        let (ticket, _) = b.plan_read(h, 8192, 9).unwrap();
+        b.close(h).unwrap();
+        assert_eq!(
+            b.read_done(ticket, &whole_log()),
+            Err(Failure::keep(Error::InvalidParameter))
+        );
+        assert!(
+            !b.logs_read.contains(&5),
+            "closed before its read came back: not copied"
+        );
+        assert_eq!(
+            b.plan_read(h, 8192, 9).unwrap_err(),
+            Failure::keep(Error::InvalidParameter)
+        );
+    }
+
+    #[test]
+    fn a_read_of_this_backup_advances_its_file() {
+        let mut b = in_log_phase(1, 1);
+        let h = open_log5(&mut b);
+        let (ticket, _) = b.plan_read(h, 8192, 9).unwrap();
+        assert_eq!(
+            ticket,
+            ReadTicket {
+                backup: 1,
+                handle: h
+            }
+        );
+        b.read_done(ticket, &whole_log()).unwrap();
+        assert!(matches!(b.plan_read(h, 8192, 9), Ok((_, ReadPlan::Eof))));
+        b.close(h).unwrap();
+        assert!(b.logs_read.contains(&5));
     }
 
     #[test]
@@ -809,12 +973,7 @@ mod tests {
     #[test]
     fn end_outcomes() {
         let mut h = DbHeader::new(4096, Signature::default());
-        h.last_full = Some(BackupInfo {
-            mark: 1,
-            time_ms: 1,
-            gen_low: 1,
-            gen_high: 2,
-        });
+        h.last_full = Some(full_of(&Signature::default(), 2));
         let b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
         assert_eq!(
             b.end(BackupEnd::NORMAL, &[1]).result,
@@ -839,6 +998,10 @@ mod tests {
         let out = i.end(BackupEnd::NORMAL, &[1]);
         assert_eq!(out.updates[0].1, BackupField::Differential);
         assert_eq!(out.updates[0].2.gen_low, 3);
+        assert!(
+            out.updates[0].2.on_stream(&Signature::default()),
+            "a record says which stream it was made on"
+        );
         i.truncated = true;
         assert_eq!(
             i.end(BackupEnd::NORMAL, &[1]).updates[0].1,
@@ -846,15 +1009,76 @@ mod tests {
         );
     }
 
-    #[test]
-    fn incremental_with_a_gap_is_missing_file() {
-        let mut h = DbHeader::new(4096, Signature::default());
-        h.last_full = Some(BackupInfo {
+    /// A full backup record of the stream `sig` up to generation `gen_high`.
+    fn full_of(sig: &Signature, gen_high: u32) -> BackupInfo {
+        BackupInfo {
             mark: 1,
             time_ms: 1,
             gen_low: 1,
-            gen_high: 2,
+            gen_high,
+            stream: Some(sig.stream_tag()),
+        }
+    }
+
+    /// A signature other than the one `facts` runs on.
+    fn other_stream() -> Signature {
+        Signature {
+            random: 42,
+            time_ms: 42,
+        }
+    }
+
+    #[test]
+    fn a_full_backup_of_another_stream_is_no_full_backup() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&other_stream(), 9));
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap_err(),
+            Error::MissingFullBackup
+        );
+        h.last_full = Some(BackupInfo {
+            stream: None,
+            ..full_of(&Signature::default(), 9)
         });
+        assert_eq!(
+            BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap_err(),
+            Error::MissingFullBackup,
+            "nor is one of an unknown stream"
+        );
+    }
+
+    #[test]
+    fn the_gap_check_uses_only_this_streams_records() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&Signature::default(), 2));
+        // Another stream's incremental reached generation 8 there, not here.
+        h.last_incremental = Some(full_of(&other_stream(), 8));
+        let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
+        let e = i
+            .fix_ranges(9, 5, 8, &[(1, &h)], (Lsn::new(9, 4096), 1))
+            .unwrap_err();
+        assert_eq!(e, Failure::abort(Error::MissingFileToBackup));
+    }
+
+    #[test]
+    fn truncation_keeps_what_a_database_without_a_full_backup_here_needs() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        let mut b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        h.last_full = Some(full_of(&other_stream(), 8));
+        b.fix_ranges(9, 1, 9, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        assert_eq!(b.ranges.unwrap().truncate, Vec::<u32>::new());
+        let mut b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
+        h.last_full = Some(full_of(&Signature::default(), 3));
+        b.fix_ranges(9, 1, 9, &[(1, &h)], (Lsn::new(9, 4096), 2))
+            .unwrap();
+        assert_eq!(b.ranges.unwrap().truncate, vec![1, 2]);
+    }
+
+    #[test]
+    fn incremental_with_a_gap_is_missing_file() {
+        let mut h = DbHeader::new(4096, Signature::default());
+        h.last_full = Some(full_of(&Signature::default(), 2));
         let mut i = BackupState::begin(BackupBegin::INCREMENTAL, false, facts(vec![&h])).unwrap();
         let e = i
             .fix_ranges(9, 5, 8, &[(1, &h)], (Lsn::new(9, 4096), 1))

@@ -125,9 +125,9 @@ fn txn(core: &mut Core, s: SessionId, db: DbId, i: u64) -> ese::Result<bool> {
 fn read_all(core: &mut Core, handle: u64) -> ese::Result<()> {
     let sig = core.log().signature();
     loop {
-        let plan = core.backup_plan_read(handle, 64 * 4096)?;
+        let (ticket, plan) = core.backup_plan_read(handle, 64 * 4096)?;
         let res = stream::execute(&**core.storage(), &plan, sig);
-        let chunk = core.backup_read_done(handle, res)?;
+        let chunk = core.backup_read_done(ticket, res)?;
         if chunk.is_empty() {
             return Ok(());
         }

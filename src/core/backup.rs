@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::Core;
 use crate::backup::BeginFacts;
-use crate::backup::{BackupState, Failure, ReadPlan};
+use crate::backup::{BackupState, Failure, ReadPlan, ReadTicket};
 use crate::db::DbHeader;
 use crate::io::OpenMode;
 use crate::log::{Record, LOG_HEADER_SIZE};
@@ -28,7 +28,7 @@ impl Core {
 
     /// The id of the running backup: unique within this core's life (the first is 1).
     pub fn backup_id(&self) -> Option<u64> {
-        self.backup.as_ref().map(|_| self.backup_seq)
+        self.backup.as_ref().map(BackupState::id)
     }
 
     /// After a failed term: no new backup may begin on this instance (contract 1.2).
@@ -52,7 +52,10 @@ impl Core {
     }
 
     fn backup_clear(&mut self, mark: u8) {
-        self.backup = None;
+        if let Some(b) = self.backup.take() {
+            // The next backup's handles start after this one's: never reused (contract 2.2).
+            self.next_backup_handle = b.next_handle();
+        }
         self.log.hold(None);
         let _ = self.log.append(&Record::BackupMark { kind: mark }, false);
     }
@@ -74,6 +77,8 @@ impl Core {
             base: self.params.base().to_string(),
             log_signature: self.log.signature(),
             max_open: self.params.backup_file_limit(),
+            id: self.backup_seq + 1,
+            first_handle: self.next_backup_handle,
         };
         let state = BackupState::begin(grbit, self.backup.is_some(), facts)?;
         // Keep every log the backup may copy: from the checkpoint (full), or all (incremental).
@@ -83,8 +88,8 @@ impl Core {
             state.gen_low
         };
         self.log.hold(Some(hold));
+        self.backup_seq = state.id();
         self.backup = Some(state);
-        self.backup_seq += 1;
         self.log
             .append(&Record::BackupMark { kind: MARK_BEGIN }, false)?;
         Ok(())
@@ -154,23 +159,31 @@ impl Core {
     }
 
     /// Plans a `read_file`; the caller runs [`crate::backup::stream::execute`] on an I/O
-    /// thread and reports with [`Core::backup_read_done`].
-    pub fn backup_plan_read(&mut self, handle: u64, max_len: usize) -> Result<ReadPlan> {
+    /// thread and reports with [`Core::backup_read_done`], handing back the ticket.
+    pub fn backup_plan_read(
+        &mut self,
+        handle: u64,
+        max_len: usize,
+    ) -> Result<(ReadTicket, ReadPlan)> {
         let gen = self.log.gen();
         let r = self.backup()?.plan_read(handle, max_len, gen);
         self.settle(r)
     }
 
-    /// A read finished.
+    /// A read finished: settled against the backup and file of its ticket only. A read of a
+    /// backup that has ended is `NoBackup` (contract 2.2), whatever runs now.
     pub fn backup_read_done(
         &mut self,
-        handle: u64,
+        ticket: ReadTicket,
         res: Result<(Bytes, Option<Bytes>)>,
     ) -> Result<Bytes> {
-        let Some(b) = self.backup.as_mut() else {
-            return res.map(|(c, _)| c);
+        let r = match self.backup.as_mut() {
+            Some(b) => b.read_done(ticket, &res),
+            None => Err(Failure {
+                error: Error::NoBackup,
+                abort: false,
+            }),
         };
-        let r = b.read_done(handle, &res);
         self.settle(r)?;
         res.map(|(c, _)| c)
     }

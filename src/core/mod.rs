@@ -117,6 +117,9 @@ pub struct Core {
     /// Id of the running backup, or of the last one: ids are never reused within the core's
     /// life, so a caller can end exactly the backup it began.
     backup_seq: u64,
+    /// The first handle the next backup gives out: handles are never reused within the
+    /// core's life, so a read still on disk cannot name a later backup's file.
+    next_backup_handle: u64,
     backup_forbidden: bool,
     /// Changes to a page whose full image was logged before this position log a full image
     /// again (the tip when the last flush began).
@@ -194,6 +197,7 @@ impl Core {
             stats: CoreStats::default(),
             backup: None,
             backup_seq: 0,
+            next_backup_handle: 1,
             backup_forbidden: false,
             image_horizon: tip,
             horizons: std::collections::VecDeque::from([tip]),

@@ -40,6 +40,15 @@ impl Signature {
         put_u64(b, at, self.random);
         put_u64(b, at + 8, self.time_ms);
     }
+    /// The 4-byte tag a backup record keeps of the log stream it was made on: CRC-32C of the
+    /// signature's 16 bytes (random, then time, little-endian). It tells streams apart in the
+    /// 32-byte record, which has no room for the whole signature.
+    pub fn stream_tag(&self) -> u32 {
+        let mut b = [0u8; 16];
+        self.write(&mut b, 0);
+        crc32c::crc32c(&b)
+    }
+
     /// Hex form, for manifests and dumps.
     pub fn to_hex(&self) -> String {
         format!("{:016x}{:016x}", self.random, self.time_ms)
@@ -65,7 +74,8 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-/// One backup record of a header (ESE's `JET_BKINFO`).
+/// One backup record of a header (ESE's `JET_BKINFO`), with the log stream it was made on:
+/// marks and generations only compare within one stream (contract 2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct BackupInfo {
     /// Log position of the backup mark.
@@ -76,6 +86,17 @@ pub struct BackupInfo {
     pub gen_low: u32,
     /// Highest log generation of the backup (inclusive).
     pub gen_high: u32,
+    /// The log stream the backup was made on: [`Signature::stream_tag`] of its log signature.
+    /// `None` in a record written before streams were recorded: any new record replaces it,
+    /// and it never counts as this stream's backup.
+    pub stream: Option<u32>,
+}
+
+impl BackupInfo {
+    /// Whether the record was made on the log stream with this signature.
+    pub fn on_stream(&self, log_signature: &Signature) -> bool {
+        self.stream == Some(log_signature.stream_tag())
+    }
 }
 
 const BKINFO_SIZE: usize = 32;
@@ -89,6 +110,8 @@ fn read_bkinfo(b: &[u8], at: usize) -> Option<BackupInfo> {
         time_ms: get_u64(b, at + 16),
         gen_low: get_u32(b, at + 24),
         gen_high: get_u32(b, at + 28),
+        // An older header has zeros here: an unknown stream.
+        stream: (b[at + 1] == 1).then(|| get_u32(b, at + 4)),
     })
 }
 
@@ -96,6 +119,10 @@ fn write_bkinfo(b: &mut [u8], at: usize, v: &Option<BackupInfo>) {
     b[at..at + BKINFO_SIZE].fill(0);
     if let Some(v) = v {
         b[at] = 1;
+        if let Some(tag) = v.stream {
+            b[at + 1] = 1;
+            put_u32(b, at + 4, tag);
+        }
         put_u64(b, at + 8, v.mark);
         put_u64(b, at + 16, v.time_ms);
         put_u32(b, at + 24, v.gen_low);
@@ -234,8 +261,10 @@ impl DbHeader {
         })
     }
 
-    /// Applies a backup-field update (contract 2.5): a field only moves forward, and a
-    /// full backup with truncation clears the incremental and differential records.
+    /// Applies a backup-field update (contract 2.5): a field only moves forward within one
+    /// log stream (a mark is a log position, meaningless in another stream), a record of
+    /// another or an unknown stream is replaced, and a full backup with truncation clears
+    /// the incremental and differential records.
     pub fn apply_backup(&mut self, field: BackupField, info: BackupInfo) {
         let slot = match field {
             BackupField::Full => &mut self.last_full,
@@ -243,7 +272,10 @@ impl DbHeader {
             BackupField::Copy => &mut self.last_copy,
             BackupField::Differential => &mut self.last_differential,
         };
-        if matches!(slot, Some(old) if old.mark > info.mark) {
+        let newer_of_same_stream = |old: &BackupInfo| {
+            old.stream.is_some() && old.stream == info.stream && old.mark > info.mark
+        };
+        if slot.as_ref().is_some_and(newer_of_same_stream) {
             return;
         }
         *slot = Some(info);
@@ -328,6 +360,11 @@ mod tests {
             time_ms: 6,
             gen_low: 1,
             gen_high: 2,
+            stream: Some(0x1234_5678),
+        });
+        h.last_copy = Some(BackupInfo {
+            stream: None,
+            ..h.last_full.unwrap_or_default()
         });
         let mut b = h.encode();
         assert_eq!(DbHeader::decode(&b).unwrap(), h);
@@ -339,6 +376,74 @@ mod tests {
     }
 
     #[test]
+    fn an_old_header_reads_as_an_unknown_stream() {
+        let mut h = DbHeader::new(4096, Signature::generate());
+        h.last_full = Some(BackupInfo {
+            mark: 5,
+            time_ms: 6,
+            gen_low: 1,
+            gen_high: 2,
+            stream: Some(7),
+        });
+        let mut b = h.encode();
+        // What a header written before streams were recorded holds: zeros in bytes 1..8.
+        b[105..112].fill(0);
+        let c = crc32c::crc32c(&b[4..]);
+        put_u32(&mut b, 0, c);
+        let old = DbHeader::decode(&b).unwrap().last_full.unwrap();
+        assert_eq!((old.stream, old.mark, old.gen_high), (None, 5, 2));
+        assert!(!old.on_stream(&h.log_signature));
+    }
+
+    fn record(mark: u64, stream: &Signature) -> BackupInfo {
+        BackupInfo {
+            mark,
+            time_ms: 1,
+            gen_low: 1,
+            gen_high: 3,
+            stream: Some(stream.stream_tag()),
+        }
+    }
+
+    #[test]
+    fn a_record_of_another_stream_is_replaced() {
+        let (a, b) = (Signature::generate(), Signature::generate());
+        assert_ne!(a.stream_tag(), b.stream_tag());
+        let mut h = DbHeader::new(4096, b);
+        let on_a = record(1 << 40, &a);
+        let inc_a = record(2 << 40, &a);
+        h.apply_backup(BackupField::Full, on_a);
+        h.apply_backup(BackupField::Incremental, inc_a);
+        // B's stream starts at generation 1 again: its marks are all older than A's.
+        let on_b = record(1 << 32, &b);
+        h.apply_backup(BackupField::Full, on_b);
+        assert_eq!(h.last_full, Some(on_b));
+        assert!(h.last_full.is_some_and(|r| r.on_stream(&b)));
+        assert_eq!(
+            h.last_incremental, None,
+            "a full backup clears the incremental"
+        );
+        // Within B, only forward; A's record comes back only as a replacement.
+        h.apply_backup(BackupField::Full, record(1, &b));
+        assert_eq!(h.last_full, Some(on_b));
+        h.apply_backup(BackupField::Copy, record(9 << 40, &a));
+        h.apply_backup(BackupField::Copy, record(1 << 32, &b));
+        assert_eq!(h.last_copy, Some(record(1 << 32, &b)));
+    }
+
+    #[test]
+    fn a_record_of_an_unknown_stream_is_replaced() {
+        let s = Signature::generate();
+        let mut h = DbHeader::new(4096, s);
+        h.last_full = Some(BackupInfo {
+            stream: None,
+            ..record(9 << 40, &s)
+        });
+        h.apply_backup(BackupField::Full, record(1 << 32, &s));
+        assert_eq!(h.last_full, Some(record(1 << 32, &s)));
+    }
+
+    #[test]
     fn backup_fields_only_move_forward() {
         let mut h = DbHeader::new(4096, Signature::generate());
         let new = BackupInfo {
@@ -346,6 +451,7 @@ mod tests {
             time_ms: 1,
             gen_low: 1,
             gen_high: 3,
+            stream: Some(Signature::generate().stream_tag()),
         };
         let old = BackupInfo { mark: 5, ..new };
         h.apply_backup(BackupField::Incremental, new);
@@ -366,6 +472,7 @@ mod tests {
                 time_ms: 2,
                 gen_low: 3,
                 gen_high: 4,
+                stream: Some(5),
             },
             last_page: 9,
         };

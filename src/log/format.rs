@@ -154,7 +154,8 @@ pub enum Record {
         dbid: u32,
         /// Which field.
         field: BackupField,
-        /// Its new value.
+        /// Its new value. Its stream is not written: it is the stream of the log the record
+        /// is in, so a decoded record has `stream: None` and replay fills it in.
         info: BackupInfo,
     },
     /// Backup bookkeeping marks (begin, log preparation, end): informational.
@@ -294,6 +295,7 @@ impl Record {
                     time_ms: r.u64()?,
                     gen_low: r.u32()?,
                     gen_high: r.u32()?,
+                    stream: None,
                 },
             },
             7 => Record::BackupMark { kind: r.u8()? },
@@ -482,6 +484,7 @@ mod tests {
                     time_ms: 2,
                     gen_low: 3,
                     gen_high: 4,
+                    stream: None,
                 },
             },
             Record::End,

@@ -176,7 +176,7 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
     let mut log_bytes = 0u64;
     for f in &all {
         for r in &f.records {
-            replay.apply(r, page_size)?;
+            replay.apply(r, page_size, &f.header.signature)?;
         }
         log_bytes += f
             .records

@@ -2,7 +2,7 @@
 //! pool without the core, so `stop_service`, `stop_backup` and everything else are answered
 //! while a chunk is on disk, and the read's completion then sees the new state.
 
-use ese::backup::stream;
+use ese::backup::{stream, ReadTicket};
 use ese::{Error, Result};
 
 use super::{refuse, Actor, Finish};
@@ -66,7 +66,8 @@ impl Actor {
 
     fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
         let core = self.core_mut();
-        let plan = match core.backup_plan_read(file.0, max_len) {
+        // The ticket names this backup and file: the completion settles against them only.
+        let (ticket, plan) = match core.backup_plan_read(file.0, max_len) {
             Ok(p) => p,
             Err(e) => {
                 let _ = r.send(Err(e));
@@ -78,25 +79,25 @@ impl Actor {
         self.reads_in_flight += 1;
         self.job(false, move |_| {
             let res = stream::execute(&*storage, &plan, sig);
-            let finish: Finish = Box::new(move |a: &mut Actor| a.read_finished(file.0, res, r));
+            let finish: Finish = Box::new(move |a: &mut Actor| a.read_finished(ticket, res, r));
             (None, finish)
         });
     }
 
     pub(super) fn read_finished(
         &mut self,
-        handle: u64,
+        ticket: ReadTicket,
         res: Result<(bytes::Bytes, Option<bytes::Bytes>)>,
         r: Reply<bytes::Bytes>,
     ) {
         match self.core.as_mut() {
             Some(core) => {
                 self.reads_in_flight -= 1;
-                let _ = r.send(core.backup_read_done(handle, res));
+                let _ = r.send(core.backup_read_done(ticket, res));
                 self.maybe_run_pending_term();
             }
             // A job holds the core: settle the read when it comes back.
-            None => self.parked_reads.push((handle, res, r)),
+            None => self.parked_reads.push((ticket, res, r)),
         }
     }
 }

@@ -73,9 +73,9 @@ pub(crate) struct Actor {
     pub stop_backup_pending: bool,
 }
 
-/// A finished read waiting for the core.
+/// A finished read waiting for the core, with the ticket of the backup and file it read.
 pub(crate) type ParkedRead = (
-    u64,
+    ese::backup::ReadTicket,
     Result<(bytes::Bytes, Option<bytes::Bytes>)>,
     Reply<bytes::Bytes>,
 );
@@ -181,8 +181,8 @@ impl Actor {
                 }
                 finish(self);
                 if self.core.is_some() {
-                    for (h, res, r) in std::mem::take(&mut self.parked_reads) {
-                        self.read_finished(h, res, r);
+                    for (ticket, res, r) in std::mem::take(&mut self.parked_reads) {
+                        self.read_finished(ticket, res, r);
                     }
                     for later in std::mem::take(&mut self.parked) {
                         later(self);
