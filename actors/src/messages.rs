@@ -13,7 +13,9 @@ use bytes::Bytes;
 use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
 use tokio::sync::oneshot;
 
-use crate::types::{BackupFile, BackupId, DatabaseInfo, InstanceInfo, LogInfo, SessionKey};
+use crate::types::{
+    BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey,
+};
 
 /// Where a message's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
@@ -109,4 +111,8 @@ messages! {
     /// Ends the backup with this id as aborted by the caller (`ABORT`, event 215) if it is
     /// still running; Success with nothing done if it already ended.
     AbortBackupIf { id: BackupId } -> ();
+    /// The record a normal end of the running backup would write into the headers (mark,
+    /// time, generation range): a backup set takes its id from it before truncating logs.
+    /// `InvalidBackupSequence` before the log phase.
+    GetBackupRecord {} -> BackupInfo;
 }

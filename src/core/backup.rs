@@ -233,6 +233,24 @@ impl Core {
         Ok((r.copy_low, r.copy_high, b.log_files()))
     }
 
+    /// The record a normal end would write into the headers (`BackupState::end`): a full
+    /// backup's begin mark, an incremental's log-roll mark, and the copy range. A backup set
+    /// names itself by it before `truncate_log`. `InvalidBackupSequence` before the log phase.
+    pub fn backup_record(&mut self) -> Result<crate::db::BackupInfo> {
+        let b = self.backup()?;
+        let r = b.ranges.as_ref().ok_or(Error::InvalidBackupSequence)?;
+        let (mark, time_ms) = match b.kind {
+            crate::backup::Kind::Full => (b.mark, b.mark_time),
+            crate::backup::Kind::Incremental => r.mark,
+        };
+        Ok(crate::db::BackupInfo {
+            mark: mark.0,
+            time_ms,
+            gen_low: r.copy_low,
+            gen_high: r.copy_high,
+        })
+    }
+
     /// The files `truncate_log` would delete, after [`Core::backup_prepare_logs`].
     pub fn backup_truncate_info(&mut self) -> Result<Vec<PathBuf>> {
         Ok(self.backup()?.truncate_files())

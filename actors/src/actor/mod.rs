@@ -334,7 +334,8 @@ pub(crate) fn refuse(cmd: Command, e: Error) {
         TruncateLog,
         EndBackup,
         BeginBackupWithId,
-        AbortBackupIf
+        AbortBackupIf,
+        GetBackupRecord
     );
 }
 
