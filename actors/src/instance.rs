@@ -26,6 +26,9 @@ struct Handle {
     /// Commands sent from `Drop` (a session's end, a dropped backup's abort): unbounded, so a
     /// full mailbox can never make one of them vanish.
     orphans: mpsc::UnboundedSender<Command>,
+    /// The instance's storage: backup sets are written (and their leftovers removed) through
+    /// it, so a fault-injecting instance's sets go through the fault layer too.
+    storage: StorageRef,
 }
 
 /// A handle on one instance: cheap to clone, `Send + Sync`. Every method sends one message
@@ -64,7 +67,7 @@ impl Instance {
             name.to_string(),
             id,
             params,
-            storage,
+            storage.clone(),
             engine,
             inbox,
         );
@@ -74,8 +77,14 @@ impl Instance {
                 id,
                 tx,
                 orphans,
+                storage,
             }),
         })
+    }
+
+    /// The storage the instance's files (and its backup sets) live on.
+    pub(crate) fn storage(&self) -> &StorageRef {
+        &self.h.storage
     }
 
     /// The instance's name.
@@ -89,15 +98,26 @@ impl Instance {
 
     /// Sends any typed message and awaits its answer.
     pub async fn ask<M: Message>(&self, msg: M) -> Result<M::Reply> {
+        let rx = self.post(msg).await?;
+        // The actor answers every command it takes; a closed reply channel means the
+        // instance is gone.
+        rx.await.unwrap_or(Err(Error::InvalidInstance))
+    }
+
+    /// Puts a message into the mailbox and hands back where its answer will arrive, for a
+    /// caller that must still own the answer if it stops waiting. Dropping this future before
+    /// it is ready sends nothing.
+    pub(crate) async fn post<M: Message>(
+        &self,
+        msg: M,
+    ) -> Result<oneshot::Receiver<Result<M::Reply>>> {
         let (tx, rx) = oneshot::channel();
         self.h
             .tx
             .send(msg.into_command(tx))
             .await
             .map_err(|_| Error::InvalidInstance)?;
-        // The actor answers every command it takes; a closed reply channel means the
-        // instance is gone.
-        rx.await.unwrap_or(Err(Error::InvalidInstance))
+        Ok(rx)
     }
 
     /// Sends a message without waiting for the answer, from code that cannot wait (`Drop`).

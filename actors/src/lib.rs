@@ -33,12 +33,14 @@ mod session;
 mod types;
 
 pub use backup_set::{
-    verify_backup_set, BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
+    verify_backup_set, verify_backup_set_on, BackupKind, BackupManifest, ManifestDatabase,
+    ManifestLog, VerifyReport,
 };
 pub use engine::{Engine, Mode};
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
-    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, InstanceParams, IoError, Result, Term,
+    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Detail, Error, InstanceParams, IoError,
+    Result, Term,
 };
 pub use instance::Instance;
 pub use legacy::Legacy;
