@@ -46,13 +46,15 @@ impl Instance {
     /// folder, and only then are logs truncated, so a failure (`DiskFull` -1808, `DiskIO`
     /// -1022, ...) never costs the source a log: the backup ends as aborted and what this call
     /// created is removed. A refusal (`BackupInProgress`, a target that is a file or not empty)
-    /// creates nothing.
+    /// creates nothing. Dropping the future ends the backup as aborted and removes the
+    /// partial set, on a thread of its own; [`Instance::term`] and the next backup wait for it.
     pub async fn backup_to_dir(
         &self,
         dir: impl AsRef<Path>,
         kind: BackupKind,
     ) -> Result<BackupManifest> {
         let dir = dir.as_ref().to_path_buf();
+        self.settle_cleanups().await;
         let storage = self.storage().clone();
         let target = (storage.clone(), dir.clone());
         blocking(move || check_target(&*target.0, &target.1)).await?;

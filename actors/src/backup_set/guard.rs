@@ -1,5 +1,7 @@
-//! The backup a `backup_to_dir` call began, and its set: a failure ends exactly that backup
-//! as aborted (`AbortBackupIf`: `ABORT`, event 215) and removes the partial set.
+//! Cancel safety of `backup_to_dir`: the guard its future owns. Dropped before it is
+//! disarmed, it ends the backup as aborted (`AbortBackupIf`: `ABORT`, event 215) and removes
+//! the partial set; the file work and the waiting happen on a thread of their own, never in
+//! `drop` on an async worker. `Instance::term` and the next backup wait for that thread.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::write::SetWriter;
-use crate::instance::Instance;
+use crate::instance::{Cleanup, Instance};
 use crate::messages::{AbortBackupIf, BeginBackupWithId};
 use crate::types::BackupId;
 
@@ -111,5 +113,76 @@ impl SetGuard {
             }
         }
         self.disarm();
+    }
+}
+
+impl Drop for SetGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The abort goes at once, by the side channel a full mailbox cannot refuse; the
+        // thread below waits for its answer (or for the begin's, when that was in flight).
+        let pending = match std::mem::replace(&mut self.begun, Begun::No) {
+            Begun::No => Pending::Nothing,
+            Begun::Asked(rx) => Pending::Begin(rx),
+            Begun::Yes(id) => Pending::Abort(self.inst.tell_watched(AbortBackupIf { id })),
+        };
+        let writer = match self.fate {
+            SetFate::Remove => self.writer.take(),
+            SetFate::Keep => None,
+        };
+        if matches!(pending, Pending::Nothing) && writer.is_none() {
+            return;
+        }
+        let job = CleanupJob {
+            inst: self.inst.clone(),
+            pending,
+            writer,
+            _count: self.inst.cleanup_started(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("ese-backup-cleanup".into())
+            .spawn(move || job.run());
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "dropped backup: no thread for its cleanup; the partial set stays (it has no manifest)");
+        }
+    }
+}
+
+/// The answer a dropped backup's cleanup waits for.
+enum Pending {
+    Nothing,
+    Begin(oneshot::Receiver<Result<BackupId>>),
+    Abort(oneshot::Receiver<Result<()>>),
+}
+
+/// What a dropped backup leaves to do, on its own thread.
+struct CleanupJob {
+    inst: Instance,
+    pending: Pending,
+    writer: Option<SharedWriter>,
+    /// Counted until the job is done (or dropped, if no thread could run it).
+    _count: Cleanup,
+}
+
+impl CleanupJob {
+    fn run(self) {
+        match self.pending {
+            Pending::Nothing => {}
+            // The begin was answered after its caller left: end the backup it began.
+            Pending::Begin(rx) => {
+                if let Ok(Ok(id)) = rx.blocking_recv() {
+                    let _ = self.inst.tell_watched(AbortBackupIf { id }).blocking_recv();
+                }
+            }
+            Pending::Abort(rx) => {
+                let _ = rx.blocking_recv();
+            }
+        }
+        if let Some(w) = self.writer {
+            w.lock().remove();
+        }
+        tracing::info!("dropped backup_to_dir: its backup ended, its partial set removed");
     }
 }
