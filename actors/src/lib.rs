@@ -45,7 +45,9 @@ pub use ese::{
 pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;
-pub use restore::{restore_backup_chain, restore_backup_chain_to, ChainReport};
+pub use restore::{
+    restore_backup_chain, restore_backup_chain_on, restore_backup_chain_to, ChainReport,
+};
 pub use session::Session;
 pub use types::{
     BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, SessionKey,
