@@ -79,7 +79,9 @@ macro_rules! errors {
         /// ([`Error::DiskIO`], [`Error::DiskFull`]); it is their `source()`.
         ///
         /// Two errors compare equal when their ESE codes are equal (the kept OS error is not
-        /// compared), so tests can write `assert_eq!(r, Err(Error::NoBackup))`.
+        /// compared), so tests can write `assert_eq!(r, Err(Error::NoBackup))`. An error may
+        /// carry a detail ([`Error::with_detail`]: which file, what was expected and found);
+        /// it keeps the code, so this comparison does not change.
         #[non_exhaustive]
         #[derive(Debug, Clone, thiserror::Error)]
         pub enum Error {
@@ -99,6 +101,10 @@ macro_rules! errors {
                 #[error("JET_err{} ({}): {}", stringify!($iname), $icode, $imsg)]
                 $iname(#[source] IoError),
             )*
+            /// An ESE error with the detail of what exactly failed and where (see [`Detail`]):
+            /// its code, name and sentence are those of the error it carries.
+            #[error(transparent)]
+            Detailed(Detail),
         }
 
         impl Error {
@@ -107,6 +113,7 @@ macro_rules! errors {
                 match self {
                     $( Error::$name => $code, )*
                     $( Error::$iname(_) => $icode, )*
+                    Error::Detailed(d) => d.error().code(),
                 }
             }
 
@@ -115,6 +122,7 @@ macro_rules! errors {
                 match self {
                     $( Error::$name => concat!("JET_err", stringify!($name)), )*
                     $( Error::$iname(_) => concat!("JET_err", stringify!($iname)), )*
+                    Error::Detailed(d) => d.error().name(),
                 }
             }
 
@@ -123,6 +131,7 @@ macro_rules! errors {
                 match self {
                     $( Error::$name => $msg, )*
                     $( Error::$iname(_) => $imsg, )*
+                    Error::Detailed(d) => d.error().message(),
                 }
             }
 
@@ -505,6 +514,91 @@ impl Error {
     }
 }
 
+/// An ESE error with a sentence that says what exactly went wrong and where: the file, the
+/// expected and the found size or checksum. It displays as `JET_errName (code): detail`; the
+/// table's sentence is left out because the detail replaces it (it is still
+/// [`Error::message`]). `source()` is the carried error's (the OS error of `DiskIO` and
+/// `DiskFull`).
+#[derive(Debug, Clone)]
+pub struct Detail {
+    error: Box<Error>,
+    text: Arc<str>,
+}
+
+impl Detail {
+    /// The ESE error, without the detail.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The detail.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.error.name(),
+            self.error.code(),
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for Detail {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.error)
+    }
+}
+
+impl Error {
+    /// The same error with a detail that says what exactly failed and where; replaces an
+    /// earlier detail. The code is unchanged.
+    pub fn with_detail(self, text: impl Into<String>) -> Error {
+        let error = Box::new(self.plain());
+        Error::Detailed(Detail {
+            error,
+            text: Arc::from(text.into()),
+        })
+    }
+
+    /// The same error, its sentence (or earlier detail) prefixed with the file it is about.
+    pub fn in_file(self, path: &std::path::Path) -> Error {
+        let text = format!("{}: {}", path.display(), self.detail_or_message());
+        self.with_detail(text)
+    }
+
+    /// The detail, if the error carries one.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Detailed(d) => Some(d.text()),
+            _ => None,
+        }
+    }
+
+    /// The detail if there is one, else the table's sentence.
+    pub fn detail_or_message(&self) -> String {
+        match self {
+            Error::Detailed(d) => d.text().to_string(),
+            // The OS error says more than the table's sentence ("No space left on device").
+            Error::DiskIO(io) | Error::DiskFull(io) => format!("{}: {io}", self.message()),
+            _ => self.message().to_string(),
+        }
+    }
+
+    /// The error without any detail, for matching on the variant.
+    pub fn plain(self) -> Error {
+        match self {
+            Error::Detailed(d) => *d.error,
+            e => e,
+        }
+    }
+}
+
 /// Raw OS codes for "no space" and "quota exceeded".
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const STORAGE_FULL_OS_CODES: &[i32] = &[28 /* ENOSPC */, 122 /* EDQUOT */];
@@ -712,6 +806,27 @@ mod tests {
         assert_eq!(a, b);
         let r: Result<()> = Err(Error::InvalidGrbit);
         assert_eq!(r, Err(Error::InvalidGrbit));
+    }
+
+    #[test]
+    fn a_detail_keeps_the_code_and_replaces_the_sentence() {
+        let e =
+            Error::LogFileCorrupt.with_detail("logs/edb00000003.log: expected crc32c 1, found 2");
+        assert_eq!(e.code(), -501);
+        assert_eq!(e.name(), "JET_errLogFileCorrupt");
+        assert_eq!(e, Error::LogFileCorrupt);
+        assert_eq!(
+            e.to_string(),
+            "JET_errLogFileCorrupt (-501): logs/edb00000003.log: expected crc32c 1, found 2"
+        );
+        assert!(matches!(e.clone().plain(), Error::LogFileCorrupt));
+        let f = Error::DatabaseCorrupted.in_file(std::path::Path::new("db.edb"));
+        assert_eq!(
+            f.detail(),
+            Some("db.edb: the file is not a database, or the database is corrupted")
+        );
+        let io = Error::from_io(io::Error::other("platter on fire")).with_detail("writing x");
+        assert_eq!(io.source().unwrap().to_string(), "platter on fire");
     }
 
     #[test]

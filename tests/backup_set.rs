@@ -225,3 +225,100 @@ async fn verify_finds_damage_with_the_specific_error() {
         assert_eq!(got, *want, "{what}");
     }
 }
+
+/// Errors of set verification name the file and what is wrong with it (issue 11.8): the
+/// expected and found size or checksum, an empty or missing manifest, the page that fails.
+#[tokio::test]
+async fn verify_errors_name_the_file_and_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, _) = instance_with_data(&engine, "i", &dir.path().join("a"), 400).await;
+    let good = sets.path().join("good");
+    let m = inst.backup_to_dir(&good, BackupKind::Copy).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+    let image = m.databases[0].file.clone();
+    let log = m.logs[0].file.clone();
+    let (log_size, image_crc) = (m.logs[0].size, m.databases[0].crc32c.clone());
+    let cases: Vec<(&str, Damage, i32, Vec<String>)> = vec![
+        (
+            "shadow header (only the checksum sees it)",
+            Box::new({
+                let f = image.clone();
+                move |d: &Path| flip(&d.join(&f), PAGE + 100)
+            }),
+            -1206,
+            vec![
+                image.display().to_string(),
+                format!("expected crc32c {image_crc}, found "),
+            ],
+        ),
+        (
+            "size in the manifest",
+            Box::new(|d: &Path| {
+                let p = d.join("manifest.json");
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let size = v["logs"][0]["size"].as_u64().unwrap();
+                v["logs"][0]["size"] = (size + 1).into();
+                std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+            }),
+            -501,
+            vec![
+                log.display().to_string(),
+                format!("expected size {} bytes, found {log_size}", log_size + 1),
+            ],
+        ),
+        (
+            "a data page",
+            Box::new({
+                let f = image.clone();
+                move |d: &Path| flip(&d.join(&f), 3 * PAGE + 200)
+            }),
+            -1206,
+            vec![image.display().to_string(), "page 2 does not verify".into()],
+        ),
+        (
+            "a log header",
+            Box::new({
+                let f = log.clone();
+                move |d: &Path| flip(&d.join(&f), 20)
+            }),
+            -501,
+            vec![log.display().to_string()],
+        ),
+        (
+            "empty manifest",
+            Box::new(|d: &Path| std::fs::write(d.join("manifest.json"), b"").unwrap()),
+            -526,
+            vec!["manifest.json".into(), "empty (0 bytes)".into()],
+        ),
+        (
+            "no manifest",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("manifest.json")).unwrap()),
+            -1811,
+            vec!["manifest.json".into(), "incomplete".into()],
+        ),
+        (
+            "manifest garbage",
+            Box::new(|d: &Path| std::fs::write(d.join("manifest.json"), "{ not json").unwrap()),
+            -526,
+            vec!["manifest.json".into(), "not a backup manifest".into()],
+        ),
+    ];
+    for (i, (what, damage, code, wants)) in cases.iter().enumerate() {
+        let d = sets.path().join(format!("case{i}"));
+        copy_set(&good, &d);
+        damage(&d);
+        let e = verify_backup_set(&d).map(|_| ()).unwrap_err();
+        assert_eq!(e.code(), *code, "{what}: {e}");
+        let text = e.to_string();
+        for want in wants {
+            assert!(
+                text.contains(want.as_str()),
+                "{what}: {text:?} lacks {want:?}"
+            );
+        }
+        assert!(!text.contains("circular"), "{what}: {text}");
+    }
+}

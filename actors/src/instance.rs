@@ -9,7 +9,7 @@ use ese::io::StorageRef;
 use ese::{
     BackupBegin, BackupEnd, CoreStats, DbId, Error, InstanceParams, Result, Term as TermBits,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::EngineInner;
 use crate::messages::*;
@@ -26,6 +26,27 @@ struct Handle {
     /// Commands sent from `Drop` (a session's end, a dropped backup's abort): unbounded, so a
     /// full mailbox can never make one of them vanish.
     orphans: mpsc::UnboundedSender<Command>,
+    /// The instance's storage: backup sets are written (and their leftovers removed) through
+    /// it, so a fault-injecting instance's sets go through the fault layer too.
+    storage: StorageRef,
+    /// How many dropped `backup_to_dir` calls are still being cleaned up (their backup ended,
+    /// their partial set removed) on a thread of their own; `term` and new backups wait for
+    /// zero, so a caller that drops a backup and then terminates never meets it.
+    cleanups: watch::Sender<usize>,
+}
+
+/// One cleanup of a dropped backup in progress: counted from its creation to its drop.
+pub(crate) struct Cleanup {
+    inst: Instance,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.inst
+            .h
+            .cleanups
+            .send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// A handle on one instance: cheap to clone, `Send + Sync`. Every method sends one message
@@ -64,7 +85,7 @@ impl Instance {
             name.to_string(),
             id,
             params,
-            storage,
+            storage.clone(),
             engine,
             inbox,
         );
@@ -74,8 +95,29 @@ impl Instance {
                 id,
                 tx,
                 orphans,
+                storage,
+                cleanups: watch::Sender::new(0),
             }),
         })
+    }
+
+    /// The storage the instance's files (and its backup sets) live on.
+    pub(crate) fn storage(&self) -> &StorageRef {
+        &self.h.storage
+    }
+
+    /// Counts a cleanup of a dropped backup until the returned value is dropped.
+    pub(crate) fn cleanup_started(&self) -> Cleanup {
+        self.h.cleanups.send_modify(|n| *n += 1);
+        Cleanup { inst: self.clone() }
+    }
+
+    /// Waits until the cleanups of dropped backups are done: their backups have ended and
+    /// their partial sets are gone.
+    pub(crate) async fn settle_cleanups(&self) {
+        let mut rx = self.h.cleanups.subscribe();
+        // The sender lives in the handle we hold, so the wait cannot fail for want of it.
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     /// The instance's name.
@@ -89,31 +131,53 @@ impl Instance {
 
     /// Sends any typed message and awaits its answer.
     pub async fn ask<M: Message>(&self, msg: M) -> Result<M::Reply> {
+        let rx = self.post(msg).await?;
+        // The actor answers every command it takes; a closed reply channel means the
+        // instance is gone.
+        rx.await.unwrap_or(Err(Error::InvalidInstance))
+    }
+
+    /// Puts a message into the mailbox and hands back where its answer will arrive, for a
+    /// caller that must still own the answer if it stops waiting (a dropped backup whose
+    /// begin is in flight). Dropping this future before it is ready sends nothing.
+    pub(crate) async fn post<M: Message>(
+        &self,
+        msg: M,
+    ) -> Result<oneshot::Receiver<Result<M::Reply>>> {
         let (tx, rx) = oneshot::channel();
         self.h
             .tx
             .send(msg.into_command(tx))
             .await
             .map_err(|_| Error::InvalidInstance)?;
-        // The actor answers every command it takes; a closed reply channel means the
-        // instance is gone.
-        rx.await.unwrap_or(Err(Error::InvalidInstance))
+        Ok(rx)
     }
 
     /// Sends a message without waiting for the answer, from code that cannot wait (`Drop`).
     /// It is never lost to a full mailbox: it goes by an unbounded side channel, which the
     /// actor serves before the mailbox. Fails only when the instance is gone.
     pub(crate) fn tell<M: Message>(&self, msg: M) {
-        let (tx, _rx) = oneshot::channel();
+        drop(self.tell_watched(msg));
+    }
+
+    /// [`Instance::tell`], keeping where the answer arrives, for a thread that waits for it.
+    pub(crate) fn tell_watched<M: Message>(&self, msg: M) -> oneshot::Receiver<Result<M::Reply>> {
+        let (tx, rx) = oneshot::channel();
         let _ = self.h.orphans.send(msg.into_command(tx));
+        rx
     }
 
     /// `JetInit`: soft recovery, then the instance runs.
     pub async fn init(&self) -> Result<()> {
         self.ask(Init {}).await
     }
-    /// `JetTerm2` with `Term` bits.
+    /// `JetTerm2` with `Term` bits. A term that would refuse a running backup (none of
+    /// `ABRUPT`, `STOP_BACKUP`, `DIRTY`) first waits for the cleanup of any dropped
+    /// `backup_to_dir` call, so that the backup it left is over before the term looks.
     pub async fn term(&self, grbit: TermBits) -> Result<()> {
+        if !grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP | TermBits::DIRTY) {
+            self.settle_cleanups().await;
+        }
         self.ask(Term { grbit }).await
     }
     /// `JetStopServiceInstance`: answers at once; every later call fails with -1329.
@@ -166,8 +230,10 @@ impl Instance {
         self.ask(GetStats {}).await
     }
 
-    /// `JetBeginExternalBackupInstance`.
+    /// `JetBeginExternalBackupInstance`. Waits first for the cleanup of any dropped
+    /// `backup_to_dir` call (its backup is ended by then).
     pub async fn begin_external_backup(&self, grbit: BackupBegin) -> Result<()> {
+        self.settle_cleanups().await;
         self.ask(BeginBackup { grbit }).await
     }
     /// `JetGetAttachInfoInstance`.

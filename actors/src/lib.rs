@@ -34,18 +34,22 @@ mod session;
 mod types;
 
 pub use backup_set::{
-    verify_backup_set, BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
+    verify_backup_set, verify_backup_set_on, BackupKind, BackupManifest, ManifestDatabase,
+    ManifestLog, VerifyReport,
 };
 pub use engine::{Engine, Mode};
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
-    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, InstanceParams, IoError, Result, Term,
+    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Detail, Error, InstanceParams, IoError,
+    Result, Term,
 };
 pub use ese::{SLICE_BYTES, SLICE_ROWS};
 pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;
-pub use restore::{restore_backup_chain, restore_backup_chain_to, ChainReport};
+pub use restore::{
+    restore_backup_chain, restore_backup_chain_on, restore_backup_chain_to, ChainReport,
+};
 pub use session::Session;
 pub use types::{
     BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,

@@ -14,7 +14,8 @@ use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermB
 use tokio::sync::oneshot;
 
 use crate::types::{
-    BackupFile, BackupId, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice, SessionKey,
+    BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,
+    SessionKey,
 };
 
 /// Where a message's answer goes.
@@ -117,4 +118,8 @@ messages! {
     /// Ends the backup with this id as aborted by the caller (`ABORT`, event 215) if it is
     /// still running; Success with nothing done if it already ended.
     AbortBackupIf { id: BackupId } -> ();
+    /// The record a normal end of the running backup would write into the headers (mark,
+    /// time, generation range): a backup set takes its id from it before truncating logs.
+    /// `InvalidBackupSequence` before the log phase.
+    GetBackupRecord {} -> BackupInfo;
 }

@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             if out.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "error": e.name(), "code": e.code(), "message": e.to_string() })
+                    serde_json::json!({ "error": e.name(), "code": e.code(), "message": e.to_string(), "detail": e.detail() })
                 );
             }
             eprintln!("ese: error: {e}");

@@ -79,7 +79,13 @@ pub async fn backup(
     let t = Instant::now();
     let res = inst.backup_to_dir(to, kind).await;
     let _ = inst.term(Term::empty()).await;
-    let m = res?;
+    let m = match res {
+        Ok(m) => m,
+        Err(e) => {
+            step.failed("backup failed");
+            return Err(e.into());
+        }
+    };
     let bytes: u64 = m
         .databases
         .iter()
@@ -136,7 +142,15 @@ pub async fn verify(set: &Path, out: Out) -> Result<(), Failure> {
     let set = set.to_path_buf();
     let r = tokio::task::spawn_blocking(move || verify_backup_set(&set))
         .await
-        .map_err(|e| Failure::Other(e.to_string()))??;
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    // The error names the file and what is wrong with it; the caller prints it.
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            step.failed("verification failed");
+            return Err(e.into());
+        }
+    };
     step.done("verified");
     if out.json {
         println!(

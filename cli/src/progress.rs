@@ -46,6 +46,15 @@ impl Step {
         }
     }
 
+    /// Ends the step with a failure line; the error itself is printed by the caller.
+    pub fn failed(self, msg: &str) {
+        match self.bar {
+            Some(b) => b.abandon_with_message(msg.to_string()),
+            None if !self.quiet => eprintln!("[ese] {msg}"),
+            None => {}
+        }
+    }
+
     /// Ends the step with a result line.
     pub fn done(self, msg: &str) {
         match self.bar {

@@ -315,3 +315,89 @@ fn bad_arguments_give_usage_not_a_panic() {
         assert!(e.contains("Usage") || e.contains("error"), "{args:?}: {e}");
     }
 }
+
+#[test]
+fn backup_and_verify_failures_print_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 200);
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let backup = |to: &Path| {
+        ese(&[
+            "backup",
+            "--instance-dir",
+            inst.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+            "-q",
+        ])
+    };
+    let out = backup(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("JET_errInvalidPath (-1023)") && e.contains("is a file"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+
+    let set = dir.path().join("set");
+    assert!(backup(&set).status.success());
+    std::fs::write(set.join("manifest.json"), b"").unwrap();
+    let out = ese(&["verify", set.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("JET_errInvalidBackup (-526)"), "{e}");
+    assert!(
+        e.contains("manifest.json") && e.contains("empty (0 bytes)"),
+        "{e}"
+    );
+    assert!(!e.contains("circular"), "{e}");
+}
+
+/// The issue's own command: `ese backup --to` a 2 MiB tmpfs must fail with `DiskFull` and
+/// leave no set, not report a good backup.
+#[test]
+fn backup_to_a_full_tmpfs_fails_with_disk_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir_all(&tiny).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&tiny)
+        .output();
+    match &mounted {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!("skipped: a 2 MiB tmpfs cannot be mounted here (needs root): {other:?}");
+            return;
+        }
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&tiny);
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 60_000);
+    let set = tiny.join("set");
+    let out = ese(&[
+        "backup",
+        "--instance-dir",
+        inst.to_str().unwrap(),
+        "--to",
+        set.to_str().unwrap(),
+        "-q",
+    ]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("JET_errDiskFull (-1808)"), "{e}");
+    assert!(
+        !text(&out.stdout).contains("backup "),
+        "reported as a backup"
+    );
+    assert!(!set.exists(), "the partial set stays");
+}

@@ -715,6 +715,18 @@ impl BackupState {
         Ok(gens)
     }
 
+    /// The record a normal end writes into the headers: a full backup's begin mark or an
+    /// incremental's log-roll mark, with the copy range. `None` before the log phase. A backup
+    /// set names itself by it before `truncate_log`.
+    pub fn end_record(&self) -> Option<BackupInfo> {
+        let r = self.ranges.as_ref()?;
+        let mark = match self.kind {
+            Kind::Full => (self.mark, self.mark_time),
+            Kind::Incremental => r.mark,
+        };
+        Some(self.record(mark, r.copy_low, r.copy_high))
+    }
+
     /// `end_external_backup` with a backup running (the grbit was checked already).
     /// `attached` lists every attached database id.
     pub fn end(&self, grbit: BackupEnd, attached: &[u32]) -> EndOutcome {
@@ -729,14 +741,14 @@ impl BackupState {
         if self.stop {
             return none(Err(Error::BackupAbortByServer), events::ABORT_BY_SERVER);
         }
-        let Some(r) = &self.ranges else {
+        let (Some(r), Some(info)) = (&self.ranges, self.end_record()) else {
             return none(Err(Error::BackupAbortByCaller), events::ABORT_BY_CALLER);
         };
         if !(r.copy_low..=r.copy_high).all(|g| self.logs_read.contains(&g)) {
             return none(Err(Error::BackupAbortByCaller), events::ABORT_BY_CALLER);
         }
         let truncated = self.truncated || grbit.contains(BackupEnd::TRUNCATE_DONE);
-        let (field, dbs, mark): (BackupField, Vec<u32>, (Lsn, u64)) = match self.kind {
+        let (field, dbs): (BackupField, Vec<u32>) = match self.kind {
             Kind::Full => (
                 if truncated {
                     BackupField::Full
@@ -744,7 +756,6 @@ impl BackupState {
                     BackupField::Copy
                 },
                 self.copied.iter().copied().collect(),
-                (self.mark, self.mark_time),
             ),
             Kind::Incremental => (
                 if truncated {
@@ -753,10 +764,8 @@ impl BackupState {
                     BackupField::Differential
                 },
                 attached.to_vec(),
-                r.mark,
             ),
         };
-        let info = self.record(mark, r.copy_low, r.copy_high);
         let updates = dbs.into_iter().map(|d| (d, field, info)).collect();
         EndOutcome {
             result: Ok(()),

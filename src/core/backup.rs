@@ -246,6 +246,14 @@ impl Core {
         Ok((r.copy_low, r.copy_high, b.log_files()))
     }
 
+    /// The record a normal end would write into the headers ([`BackupState::end_record`]).
+    /// `InvalidBackupSequence` before the log phase.
+    pub fn backup_record(&mut self) -> Result<crate::db::BackupInfo> {
+        self.backup()?
+            .end_record()
+            .ok_or(Error::InvalidBackupSequence)
+    }
+
     /// The files `truncate_log` would delete, after [`Core::backup_prepare_logs`].
     pub fn backup_truncate_info(&mut self) -> Result<Vec<PathBuf>> {
         Ok(self.backup()?.truncate_files())

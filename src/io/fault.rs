@@ -348,6 +348,38 @@ impl Storage for FaultStorage {
         Ok(())
     }
 
+    fn is_dir(&self, path: &Path) -> bool {
+        self.state.lock().dirs.contains(path)
+    }
+
+    fn list_entries(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let s = self.state.lock();
+        s.check_alive()?;
+        if !s.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let mut out: Vec<PathBuf> = s.entries_in(dir).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Like creation, removal of a directory is durable at once; it must be empty.
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        let mut s = self.state.lock();
+        s.check_alive()?;
+        if !s.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        if s.entries_in(dir).next().is_some() {
+            return Err(disk_io("directory not empty"));
+        }
+        s.dirs.remove(dir);
+        // Durable names of files removed without a directory sync go with the directory.
+        s.durable_dir.retain(|p, _| p.parent() != Some(dir));
+        s.gc();
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         self.state.lock().sync_dir(dir)
     }
@@ -658,6 +690,13 @@ impl State {
             Some(parent) if !self.dirs.contains(parent) => Err(not_found(parent)),
             _ => Ok(()),
         }
+    }
+
+    /// The live files and directories directly inside `dir`.
+    fn entries_in<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
+        let files = self.dir.keys().filter(move |p| p.parent() == Some(dir));
+        let dirs = self.dirs.iter().filter(move |p| p.parent() == Some(dir));
+        files.chain(dirs).cloned()
     }
 
     fn add_dirs(&mut self, dir: &Path) {

@@ -80,6 +80,20 @@ pub trait Storage: Send + Sync + Debug {
     fn list(&self, dir: &Path) -> Result<Vec<PathBuf>>;
     /// Creates a directory and its parents.
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
+    /// Whether `path` is a directory.
+    fn is_dir(&self, path: &Path) -> bool {
+        let _ = path;
+        false
+    }
+    /// Everything directly inside `dir`, files and directories, sorted by name.
+    fn list_entries(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        self.list(dir)
+    }
+    /// Removes an empty directory (a backup set's folder that a failed backup created).
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        Err(crate::Error::InvalidParameter)
+    }
     /// Makes creations, renames and removals inside `dir` durable.
     fn sync_dir(&self, dir: &Path) -> Result<()>;
     /// Whether `path` is a symbolic link (backup and restore refuse to follow one).

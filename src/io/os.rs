@@ -76,6 +76,20 @@ impl Storage for OsStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).map_err(Error::from_io)
     }
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+    fn list_entries(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).map_err(Error::from_io)? {
+            out.push(entry.map_err(Error::from_io)?.path());
+        }
+        out.sort();
+        Ok(out)
+    }
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        fs::remove_dir(dir).map_err(Error::from_io)
+    }
     fn is_link(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
     }

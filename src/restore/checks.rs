@@ -27,33 +27,57 @@ pub fn log_sequence(
     let mut out: Vec<(PathBuf, LogFile)> = Vec::new();
     for gen in gen_low..=gen_high {
         let path = names::archived(dir, base, gen);
-        if !storage.exists(&path) {
-            return Err(if gen == gen_low {
-                Error::FileNotFound
-            } else {
-                Error::MissingRestoreLogFiles
-            });
-        }
-        let f = reader::read_file(storage, &path).map_err(|e| match e {
-            Error::FileNotFound => Error::MissingRestoreLogFiles,
-            other => other,
-        })?;
-        let want_sig = out.last().map(|(_, p)| p.header.signature).or(expect_sig);
-        if want_sig.is_some_and(|s| s != f.header.signature) {
-            return Err(Error::GivenLogFileHasBadSignature);
-        }
-        let linked = out
-            .last()
-            .is_none_or(|(_, p)| f.header.prev_created_ms == p.header.created_ms);
-        if f.header.gen != gen || !linked {
-            return Err(Error::GivenLogFileIsNotContiguous);
-        }
-        if f.tail != Tail::Complete {
-            return Err(Error::LogFileCorrupt);
-        }
+        let prev = out.last().map(|(_, p)| p);
+        let f = one_log(storage, &path, gen, gen == gen_low, prev, expect_sig)
+            .map_err(|e| e.in_file(&path))?;
         out.push((path, f));
     }
     Ok(out)
+}
+
+/// One log of [`log_sequence`]: present, readable, of the stream, continuing `prev`, whole.
+/// Errors say what is wrong; the caller adds the file.
+fn one_log(
+    storage: &dyn Storage,
+    path: &Path,
+    gen: u32,
+    first: bool,
+    prev: Option<&LogFile>,
+    expect_sig: Option<Signature>,
+) -> Result<LogFile> {
+    if !storage.exists(path) {
+        let e = if first {
+            Error::FileNotFound
+        } else {
+            Error::MissingRestoreLogFiles
+        };
+        return Err(e.with_detail(format!("missing (generation {gen})")));
+    }
+    let f = reader::read_file(storage, path).map_err(|e| match e {
+        Error::FileNotFound => Error::MissingRestoreLogFiles,
+        other => other,
+    })?;
+    let want_sig = prev.map(|p| p.header.signature).or(expect_sig);
+    if let Some(want) = want_sig.filter(|s| *s != f.header.signature) {
+        return Err(Error::GivenLogFileHasBadSignature.with_detail(format!(
+            "log signature {}, expected {} (a log of another stream)",
+            f.header.signature.to_hex(),
+            want.to_hex()
+        )));
+    }
+    if f.header.gen != gen {
+        return Err(Error::GivenLogFileIsNotContiguous
+            .with_detail(format!("holds generation {}, expected {gen}", f.header.gen)));
+    }
+    if prev.is_some_and(|p| f.header.prev_created_ms != p.header.created_ms) {
+        return Err(Error::GivenLogFileIsNotContiguous
+            .with_detail("does not continue the previous log (its predecessor differs)"));
+    }
+    if f.tail != Tail::Complete {
+        return Err(Error::LogFileCorrupt
+            .with_detail("the log is not whole: no end record (cut short or damaged)"));
+    }
+    Ok(f)
 }
 
 /// What a checked database image says about itself.
@@ -76,6 +100,15 @@ pub fn database_image(
     log_signature: Option<Signature>,
     range: Option<(u32, u32)>,
 ) -> Result<ImageInfo> {
+    image_checks(storage, path, log_signature, range).map_err(|e| e.in_file(path))
+}
+
+fn image_checks(
+    storage: &dyn Storage,
+    path: &Path,
+    log_signature: Option<Signature>,
+    range: Option<(u32, u32)>,
+) -> Result<ImageInfo> {
     let f = storage.open(path, OpenMode::ReadOnly)?;
     let len = f.len()?;
     let mut head = vec![0u8; 4096.min(len as usize)];
@@ -86,11 +119,13 @@ pub fn database_image(
     f.read_exact_at(&mut hp, 0)
         .map_err(|_| Error::DatabaseCorrupted)?;
     let header = DbHeader::decode(&hp)?;
-    let mark = header
-        .backup_mark
-        .ok_or(Error::RestoreOfNonBackupDatabase)?;
+    let mark = header.backup_mark.ok_or_else(|| {
+        Error::RestoreOfNonBackupDatabase.with_detail("no backup mark: not a streamed backup copy")
+    })?;
     if len < 3 * ps as u64 || len % ps as u64 != 0 {
-        return Err(Error::DatabasePatchFileMismatch);
+        return Err(Error::DatabasePatchFileMismatch.with_detail(format!(
+            "size {len} is not a whole number of {ps}-byte pages with a trailer"
+        )));
     }
     let mut tp = vec![0u8; ps as usize];
     f.read_exact_at(&mut tp, len - ps as u64)?;
@@ -101,15 +136,24 @@ pub fn database_image(
         && trailer.page_size == ps
         && (trailer.last_page as u64 + 3) * ps as u64 == len;
     if !matches || log_signature.is_some_and(|s| s != trailer.log_signature) {
-        return Err(Error::DatabasePatchFileMismatch);
+        let expected = (trailer.last_page as u64 + 3) * ps as u64;
+        return Err(Error::DatabasePatchFileMismatch.with_detail(format!(
+            "the trailer does not match the header or the logs (size {len}, the trailer implies {expected})"
+        )));
     }
     verify_pages(&*f, ps, trailer.last_page)?;
     if let Some((low, high)) = range {
         if header.gen_min_required < low {
-            return Err(Error::StartingRestoreLogTooHigh);
+            return Err(Error::StartingRestoreLogTooHigh.with_detail(format!(
+                "needs logs from generation {}, the first given is {low}",
+                header.gen_min_required
+            )));
         }
         if trailer.backup.gen_high > high {
-            return Err(Error::EndingRestoreLogTooLow);
+            return Err(Error::EndingRestoreLogTooLow.with_detail(format!(
+                "needs logs up to generation {}, the last given is {high}",
+                trailer.backup.gen_high
+            )));
         }
     }
     Ok(ImageInfo { header, trailer })
@@ -123,7 +167,10 @@ fn verify_pages(f: &dyn crate::io::File, ps: u32, last_page: u32) -> Result<()> 
         let mut buf = vec![0u8; (n * ps) as usize];
         f.read_exact_at(&mut buf, page::page_offset(pgno, ps))?;
         for (i, p) in buf.chunks(ps as usize).enumerate() {
-            page::verify(p, pgno + i as u32).map_err(|_| Error::DatabaseCorrupted)?;
+            page::verify(p, pgno + i as u32).map_err(|_| {
+                Error::DatabaseCorrupted
+                    .with_detail(format!("page {} does not verify", pgno + i as u32))
+            })?;
         }
         pgno += n;
     }

@@ -1,5 +1,6 @@
-//! A `Storage` whose reads can be slowed down or held at a latch, for tests that need a read
-//! to be "still on disk" while something else happens. One helper for every such test.
+//! A `Storage` whose reads (or file removals) can be slowed down or held at a latch, for
+//! tests that need a read to be "still on disk" while something else happens. One helper for
+//! every such test.
 //!
 //! ```ignore
 //! let gated = GatedStorage::new(ese::io::os());
@@ -82,7 +83,15 @@ enum Hold {
     Latch(Latch),
 }
 
+/// What a rule holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Remove,
+}
+
 struct Rule {
+    op: Op,
     path_contains: String,
     hold: Hold,
     /// How many more reads this rule holds; `None` = every read.
@@ -119,18 +128,25 @@ impl GatedStorage {
 
     /// Every read of a file whose path contains `path_contains` sleeps `by` first.
     pub fn delay_reads(&self, path_contains: &str, by: Duration) {
-        self.add(path_contains, Hold::Sleep(by), None);
+        self.add(Op::Read, path_contains, Hold::Sleep(by), None);
     }
 
     /// The next read of a matching file sleeps `by` first; later reads pass.
     pub fn delay_next_read(&self, path_contains: &str, by: Duration) {
-        self.add(path_contains, Hold::Sleep(by), Some(1));
+        self.add(Op::Read, path_contains, Hold::Sleep(by), Some(1));
     }
 
     /// Every read of a matching file waits at the returned latch until it is released.
     pub fn latch_reads(&self, path_contains: &str) -> Latch {
         let latch = Latch::default();
-        self.add(path_contains, Hold::Latch(latch.clone()), None);
+        self.add(Op::Read, path_contains, Hold::Latch(latch.clone()), None);
+        latch
+    }
+
+    /// Every removal of a matching file (a log truncation) waits at the returned latch.
+    pub fn latch_removes(&self, path_contains: &str) -> Latch {
+        let latch = Latch::default();
+        self.add(Op::Remove, path_contains, Hold::Latch(latch.clone()), None);
         latch
     }
 
@@ -139,20 +155,24 @@ impl GatedStorage {
         self.rules.lock().clear();
     }
 
-    fn add(&self, path_contains: &str, hold: Hold, left: Option<usize>) {
+    fn add(&self, op: Op, path_contains: &str, hold: Hold, left: Option<usize>) {
         self.rules.lock().push(Rule {
+            op,
             path_contains: path_contains.to_string(),
             hold,
             left,
         });
     }
 
-    /// Applies the first rule matching `path`, outside the rules' lock.
-    fn before_read(&self, path: &Path) {
+    /// Applies the first rule matching `op` on `path`, outside the rules' lock.
+    fn before(&self, op: Op, path: &Path) {
         let hold = {
             let mut rules = self.rules.lock();
             let text = path.to_string_lossy();
-            let Some(i) = rules.iter().position(|r| text.contains(&r.path_contains)) else {
+            let found = rules
+                .iter()
+                .position(|r| r.op == op && text.contains(&r.path_contains));
+            let Some(i) = found else {
                 return;
             };
             let hold = match &rules[i].hold {
@@ -190,7 +210,7 @@ impl fmt::Debug for GatedFile {
 
 impl File for GatedFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> ese::Result<usize> {
-        self.gate.before_read(&self.path);
+        self.gate.before(Op::Read, &self.path);
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> ese::Result<()> {
@@ -217,6 +237,7 @@ impl Storage for GatedStorage {
         }))
     }
     fn remove(&self, path: &Path) -> ese::Result<()> {
+        self.before(Op::Remove, path);
         self.inner.remove(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> ese::Result<()> {
@@ -230,6 +251,15 @@ impl Storage for GatedStorage {
     }
     fn create_dir_all(&self, dir: &Path) -> ese::Result<()> {
         self.inner.create_dir_all(dir)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.inner.is_dir(path)
+    }
+    fn list_entries(&self, dir: &Path) -> ese::Result<Vec<PathBuf>> {
+        self.inner.list_entries(dir)
+    }
+    fn remove_dir(&self, dir: &Path) -> ese::Result<()> {
+        self.inner.remove_dir(dir)
     }
     fn sync_dir(&self, dir: &Path) -> ese::Result<()> {
         self.inner.sync_dir(dir)

@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 mod gated;
+mod sets;
 #[allow(unused_imports)]
 pub use gated::{GatedStorage, Latch};
+#[allow(unused_imports)]
+pub use sets::{archived_logs, assert_logs_kept, instance_on, tree, PauseAt};
 
 use std::path::{Path, PathBuf};
 

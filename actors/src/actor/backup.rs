@@ -44,6 +44,9 @@ impl Actor {
                 c.backup_truncate_info()
             }),
             Command::TruncateLog(_, r) => self.core_job(r, |c| c.backup_truncate()),
+            Command::GetBackupRecord(_, r) => {
+                let _ = r.send(self.core_mut().backup_record());
+            }
             // Header updates are written and synced: a job.
             Command::EndBackup(m, r) => self.core_job(r, move |c| c.backup_end(m.grbit)),
             Command::BeginBackupWithId(m, r) => {

@@ -374,7 +374,8 @@ pub(crate) fn refuse(cmd: Command, e: Error) {
         TruncateLog,
         EndBackup,
         BeginBackupWithId,
-        AbortBackupIf
+        AbortBackupIf,
+        GetBackupRecord
     );
 }
 

@@ -2,25 +2,35 @@
 //! `restore_backup_chain`, which checks a chain of backup sets and restores it into a
 //! directory a new instance can attach from.
 
+mod layout;
+
 use std::path::{Path, PathBuf};
 
+use ese::io::StorageRef;
 use ese::restore::{self, RestoreReport, RestoreSpec};
 use ese::{Error, Result};
 
-use crate::backup_set::{verify_backup_set, BackupKind, BackupManifest};
+use crate::backup_set::{verify_backup_set_on, BackupKind, BackupManifest};
 use crate::engine::{Engine, Mode};
 
 impl Engine {
     /// `JetExternalRestore2`: checks the spec, the backed-up logs and every mapped database
     /// image, then replays and leaves the databases clean. Runs on the blocking pool.
     pub async fn external_restore(&self, spec: RestoreSpec) -> Result<RestoreReport> {
+        self.external_restore_on(ese::io::os(), spec).await
+    }
+
+    /// [`Engine::external_restore`] through a given storage (the fault-injecting one in
+    /// tests).
+    pub async fn external_restore_on(
+        &self,
+        storage: StorageRef,
+        spec: RestoreSpec,
+    ) -> Result<RestoreReport> {
         if self.mode() == Mode::OneInstance {
             return Err(Error::RunningInOneInstanceMode);
         }
-        let storage = ese::io::os();
-        tokio::task::spawn_blocking(move || restore::external_restore(&*storage, &spec))
-            .await
-            .map_err(|_| Error::InternalError)?
+        blocking(move || restore::external_restore(&*storage, &spec)).await
     }
 }
 
@@ -29,7 +39,7 @@ impl Engine {
 pub struct ChainReport {
     /// The sets, in order (their ids).
     pub sets: Vec<String>,
-    /// The restored databases: original path and restored file.
+    /// The restored databases: each original path with its own restored file.
     pub databases: Vec<(PathBuf, PathBuf)>,
     /// The replay.
     pub restore: RestoreReport,
@@ -37,8 +47,10 @@ pub struct ChainReport {
 
 /// Checks a chain of backup sets — a full (or copy) backup, then incrementals or
 /// differentials each continuing the one before — lays its databases out in `target_dir`
-/// (logs in `target_dir/backup-logs`) and restores them there. A new instance can then
-/// attach the databases found in `target_dir`.
+/// (logs in `target_dir/backup-logs`) and restores them there. Every database gets a file of
+/// its own: its original file name, or, when two databases share one, every database its
+/// image's name in the set (`00-db.edb`, `01-db.edb`); [`ChainReport::databases`] says which.
+/// A new instance can then attach the databases found in `target_dir`.
 pub async fn restore_backup_chain(
     engine: &Engine,
     sets: &[impl AsRef<Path>],
@@ -54,26 +66,37 @@ pub async fn restore_backup_chain_to(
     target_dir: impl AsRef<Path>,
     stop_at: Option<restore::StopAt>,
 ) -> Result<ChainReport> {
+    restore_backup_chain_on(engine, ese::io::os(), sets, target_dir, stop_at).await
+}
+
+/// [`restore_backup_chain_to`] through a given storage (the fault-injecting one in tests).
+/// Every file step runs on the blocking pool.
+pub async fn restore_backup_chain_on(
+    engine: &Engine,
+    storage: StorageRef,
+    sets: &[impl AsRef<Path>],
+    target_dir: impl AsRef<Path>,
+    stop_at: Option<restore::StopAt>,
+) -> Result<ChainReport> {
     let target = target_dir.as_ref().to_path_buf();
     let dirs: Vec<PathBuf> = sets.iter().map(|s| s.as_ref().to_path_buf()).collect();
-    let manifests =
-        tokio::task::spawn_blocking(move || -> Result<Vec<(PathBuf, BackupManifest)>> {
+    let manifests = {
+        let storage = storage.clone();
+        blocking(move || {
             dirs.into_iter()
-                .map(|d| verify_backup_set(&d).map(|r| (d, r.manifest)))
-                .collect()
+                .map(|d| verify_backup_set_on(&*storage, &d).map(|r| (d, r.manifest)))
+                .collect::<Result<Vec<(PathBuf, BackupManifest)>>>()
         })
-        .await
-        .map_err(|_| Error::InternalError)??;
+        .await?
+    };
     check_chain(&manifests)?;
     let layout = {
-        let target = target.clone();
-        let manifests = manifests.clone();
-        tokio::task::spawn_blocking(move || lay_out(&manifests, &target))
-            .await
-            .map_err(|_| Error::InternalError)??
+        let (storage, target, manifests) = (storage.clone(), target.clone(), manifests.clone());
+        blocking(move || layout::lay_out(&*storage, &manifests, &target)).await?
     };
-    let first = &manifests[0].1;
-    let last = &manifests[manifests.len() - 1].1;
+    let (Some((_, first)), Some((_, last))) = (manifests.first(), manifests.last()) else {
+        return Err(Error::InvalidParameter);
+    };
     let logs = target.join("backup-logs");
     let spec = RestoreSpec {
         checkpoint_dir: target.clone(),
@@ -85,7 +108,7 @@ pub async fn restore_backup_chain_to(
         restore_map: layout.clone(),
         stop_at,
     };
-    let restore = engine.external_restore(spec).await?;
+    let restore = engine.external_restore_on(storage, spec).await?;
     Ok(ChainReport {
         sets: manifests.iter().map(|(_, m)| m.id.clone()).collect(),
         databases: layout,
@@ -122,36 +145,11 @@ fn check_chain(sets: &[(PathBuf, BackupManifest)]) -> Result<()> {
     Ok(())
 }
 
-/// Copies the images to `target/<file name>` and every log once to `target/backup-logs`.
-fn lay_out(sets: &[(PathBuf, BackupManifest)], target: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let logs = target.join("backup-logs");
-    let is_link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-    if is_link(&logs) {
-        return Err(Error::InvalidPath);
-    }
-    std::fs::create_dir_all(&logs).map_err(Error::from_io)?;
-    let (dir0, full) = &sets[0];
-    let mut map = Vec::new();
-    for d in &full.databases {
-        let name = d.original_path.file_name().ok_or(Error::InvalidPath)?;
-        let to = target.join(name);
-        if !restore::inside(target, &to) || is_link(&to) {
-            return Err(Error::InvalidPath);
-        }
-        std::fs::copy(dir0.join(&d.file), &to).map_err(Error::from_io)?;
-        map.push((d.original_path.clone(), to));
-    }
-    for (dir, m) in sets {
-        for l in &m.logs {
-            let name = l.file.file_name().ok_or(Error::InvalidPath)?;
-            let to = logs.join(name);
-            if is_link(&to) {
-                return Err(Error::InvalidPath);
-            }
-            if !to.exists() {
-                std::fs::copy(dir.join(&l.file), &to).map_err(Error::from_io)?;
-            }
-        }
-    }
-    Ok(map)
+/// Runs file work on the blocking pool, never on the caller's async worker.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        Error::InternalError.with_detail(format!("a restore file step did not finish: {e}"))
+    })?
 }

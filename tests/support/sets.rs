@@ -1,0 +1,109 @@
+//! Helpers for the backup-set tests: instances on any storage, what a directory holds, and
+//! dropping a future at its k-th wait.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use ese::io::{Storage, StorageRef};
+use ese_actors::{DbId, Engine, Instance};
+
+use super::{params, put_rows};
+
+/// An initialised instance on `storage` with database `dir/db.edb` holding table "t" and
+/// `rows` rows.
+pub async fn instance_on(
+    engine: &Engine,
+    storage: StorageRef,
+    name: &str,
+    dir: &Path,
+    rows: u32,
+) -> (Instance, DbId, PathBuf) {
+    storage.create_dir_all(dir).unwrap();
+    let inst = engine
+        .create_instance_on(name, params(dir), storage)
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let path = dir.join("db.edb");
+    let db = inst.create_database(&path).await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    s.create_table(db, "t").await.unwrap();
+    put_rows(&inst, db, 0..rows).await;
+    (inst, db, path)
+}
+
+/// The archived logs (`edbXXXXXXXX.log`) in an instance's directory.
+pub fn archived_logs(storage: &dyn Storage, dir: &Path) -> BTreeSet<PathBuf> {
+    storage
+        .list(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".log") && name != "edb.log"
+        })
+        .collect()
+}
+
+/// Every file and folder under `dir` (empty if `dir` does not exist).
+pub fn tree(storage: &dyn Storage, dir: &Path) -> Vec<PathBuf> {
+    if !storage.is_dir(dir) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in storage.list_entries(dir).unwrap() {
+        out.push(p.clone());
+        out.extend(tree(storage, &p));
+    }
+    out
+}
+
+/// Asserts that no log the source had before is gone.
+pub fn assert_logs_kept(before: &BTreeSet<PathBuf>, after: &BTreeSet<PathBuf>, what: &str) {
+    let lost: Vec<_> = before.difference(after).collect();
+    assert!(lost.is_empty(), "{what}: source logs lost: {lost:?}");
+}
+
+/// Polls `fut` until it has waited `k` times, then hands it back unfinished (`Err`), so the
+/// caller can drop it at that wait, or do something and go on awaiting it. `Ok` when it
+/// finished first.
+pub struct PauseAt<F> {
+    inner: Option<Pin<Box<F>>>,
+    waits_left: usize,
+}
+
+impl<F: Future> PauseAt<F> {
+    pub fn new(fut: F, k: usize) -> PauseAt<F> {
+        PauseAt {
+            inner: Some(Box::pin(fut)),
+            waits_left: k,
+        }
+    }
+}
+
+impl<F: Future> Future for PauseAt<F> {
+    type Output = Result<F::Output, Pin<Box<F>>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(inner) = self.inner.as_mut() else {
+            panic!("PauseAt polled after it was ready");
+        };
+        match inner.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Ok(v)),
+            Poll::Pending => {
+                self.waits_left = self.waits_left.saturating_sub(1);
+                match (self.waits_left, self.inner.take()) {
+                    // Its wait is still open: the caller decides what happens to it.
+                    (0, Some(f)) => Poll::Ready(Err(f)),
+                    (_, f) => {
+                        self.inner = f;
+                        Poll::Pending
+                    }
+                }
+            }
+        }
+    }
+}
