@@ -25,16 +25,7 @@ const ROWS: u32 = 100;
 /// An initialised instance on gated storage with `db.edb` holding `ROWS` rows.
 async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, DbId, PathBuf, GatedStorage) {
     let gated = GatedStorage::new(ese::io::os());
-    let inst = engine
-        .create_instance_on("stale", params(dir), gated.storage())
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let path = dir.join("db.edb");
-    let db = inst.create_database(&path).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    put_rows(&inst, db, 0..ROWS).await;
+    let (inst, db, path) = support::instance_on(engine, gated.storage(), "stale", dir, ROWS).await;
     (inst, db, path, gated)
 }
 

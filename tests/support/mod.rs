@@ -33,14 +33,7 @@ pub async fn instance_with_data(
     dir: &Path,
     rows: u32,
 ) -> (Instance, DbId, PathBuf) {
-    let inst = engine.create_instance(name, params(dir)).await.unwrap();
-    inst.init().await.unwrap();
-    let path = dir.join("db.edb");
-    let db = inst.create_database(&path).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    put_rows(&inst, db, 0..rows).await;
-    (inst, db, path)
+    sets::instance_on(engine, ese::io::os(), name, dir, rows).await
 }
 
 pub async fn put_rows(inst: &Instance, db: DbId, range: std::ops::Range<u32>) {
