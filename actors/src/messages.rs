@@ -10,7 +10,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Result, Term as TermBits};
+use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, Result, Term as TermBits};
 use tokio::sync::oneshot;
 
 use crate::types::{
@@ -29,8 +29,61 @@ pub trait Message: Send + 'static {
     fn into_command(self, reply: Reply<Self::Reply>) -> Command;
 }
 
+/// How the actor serves a command: whether it waits for the core, and what its handler does
+/// with it. Every line of the `messages!` table gives its command one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Answered at once, even while a job holds the core or other commands wait for it: the
+    /// two flags, and `term`, which itself waits for the job.
+    Immediate,
+    /// Served in the handler from the core's memory (a commit is queued to the log writer).
+    Inline,
+    /// Served from memory, or its disk read runs on the blocking pool without the core (a page
+    /// fetch, a backup chunk, the header of a database that is not attached).
+    Read,
+    /// May lend the core to a blocking job (recovery, create/attach/detach, backup
+    /// `open_file`, a log roll, truncation, header writes).
+    Job,
+}
+
+impl Kind {
+    /// Whether the command waits, in mailbox order, while a job holds the core.
+    pub(crate) fn needs_core(self) -> bool {
+        self != Kind::Immediate
+    }
+}
+
+/// The check a command meets before its handler runs, and before it waits for the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// The handler checks the lifecycle itself: `init` (its own order of errors) and the
+    /// immediates.
+    Own,
+    /// The instance gate of contract 1.1 (`gate::check`).
+    Instance,
+    /// A later slice of a scan, or closing it: the cursor must be open, and `stop_service`
+    /// does not refuse it (the scan was being served when it came).
+    Scan(ScanCursor),
+}
+
+/// The `Gate` of a table line; `Scan` takes the message's `cursor`.
+macro_rules! gate_of {
+    (Own, $m:ident) => {
+        Gate::Own
+    };
+    (Instance, $m:ident) => {
+        Gate::Instance
+    };
+    (Scan, $m:ident) => {
+        Gate::Scan($m.cursor)
+    };
+}
+
+/// The table of messages: `[kind, gate] Name { fields } -> reply;` makes the message struct,
+/// its `Message` impl, its `Command` variant, and its line in `Command::kind`, `Command::gate`
+/// and `Command::refuse`.
 macro_rules! messages {
-    ($( $(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? } -> $reply:ty ;)*) => {
+    ($( $(#[$m:meta])* [$kind:ident, $gate:ident] $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? } -> $reply:ty ;)*) => {
         $(
             $(#[$m])*
             #[derive(Debug, Clone)]
@@ -44,82 +97,164 @@ macro_rules! messages {
         #[doc(hidden)]
         #[derive(Debug)]
         pub enum Command { $( $name($name, Reply<$reply>), )* }
+
+        impl Command {
+            /// How the actor serves this command.
+            pub(crate) fn kind(&self) -> Kind {
+                match self { $( Command::$name(..) => Kind::$kind, )* }
+            }
+
+            /// The check this command meets first.
+            pub(crate) fn gate(&self) -> Gate {
+                match self { $( Command::$name(_m, _) => gate_of!($gate, _m), )* }
+            }
+
+            /// Answers the command with an error, whatever its reply type.
+            pub(crate) fn refuse(self, e: Error) {
+                match self { $( Command::$name(_, r) => { let _ = r.send(Err(e)); } )* }
+            }
+        }
+
+        /// The table as data, for its tests: name, kind, gate.
+        #[cfg(test)]
+        const TABLE: &[(&str, Kind, &str)] = &[ $( (stringify!($name), Kind::$kind, stringify!($gate)), )* ];
     };
 }
 
+// Every command the actor serves, with how it serves it: `[Kind, Gate]` on each line. The
+// actor routes by these two columns alone (`actor/route.rs`); a new message needs its line
+// here and its arm in `Actor::serve`.
 messages! {
     /// `JetInit`: soft recovery, then the instance runs.
-    Init {} -> ();
+    [Job, Own] Init {} -> ();
     /// `JetTerm2`.
-    Term { grbit: TermBits } -> ();
+    [Immediate, Own] Term { grbit: TermBits } -> ();
     /// `JetStopServiceInstance`: every later call fails with `ClientRequestToStopJetService`.
-    StopService {} -> ();
+    [Immediate, Own] StopService {} -> ();
     /// `JetStopBackupInstance`: the running backup's later calls fail with `BackupAbortByServer`.
-    StopBackup {} -> ();
+    [Immediate, Own] StopBackup {} -> ();
     /// `JetCreateDatabase`.
-    CreateDatabase { path: PathBuf } -> DbId;
+    [Job, Instance] CreateDatabase { path: PathBuf } -> DbId;
     /// `JetAttachDatabase`.
-    AttachDatabase { path: PathBuf } -> DbId;
+    [Job, Instance] AttachDatabase { path: PathBuf } -> DbId;
     /// `JetDetachDatabase`.
-    DetachDatabase { path: PathBuf } -> ();
+    [Job, Instance] DetachDatabase { path: PathBuf } -> ();
     /// The header fields of a database (attached or not).
-    GetDatabaseInfo { path: PathBuf } -> DatabaseInfo;
+    [Read, Instance] GetDatabaseInfo { path: PathBuf } -> DatabaseInfo;
     /// `JetBeginSession`.
-    BeginSession {} -> SessionKey;
+    [Inline, Instance] BeginSession {} -> SessionKey;
     /// `JetEndSession`: rolls back an open transaction.
-    EndSession { session: SessionKey } -> ();
+    [Inline, Instance] EndSession { session: SessionKey } -> ();
     /// `JetCreateTable` (committed at once).
-    CreateTable { session: SessionKey, db: DbId, table: String } -> ();
+    [Inline, Instance] CreateTable { session: SessionKey, db: DbId, table: String } -> ();
     /// `JetBeginTransaction`.
-    BeginTransaction { session: SessionKey } -> ();
+    [Inline, Instance] BeginTransaction { session: SessionKey } -> ();
     /// Insert or replace a row.
-    Put { session: SessionKey, db: DbId, table: String, key: Vec<u8>, value: Vec<u8> } -> ();
+    [Inline, Instance] Put { session: SessionKey, db: DbId, table: String, key: Vec<u8>, value: Vec<u8> } -> ();
     /// Read a row.
-    Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
+    [Read, Instance] Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
     /// Delete a row.
-    Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
+    [Read, Instance] Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
     /// The first slice of a scan of a key range: at most `max_rows` rows (at least one, at
     /// most `SLICE_ROWS`), and a cursor for the next slice if the range goes on.
-    Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize } -> ScanSlice;
+    [Read, Instance] Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize } -> ScanSlice;
     /// The next slice of a scan. A scan that began before `stop_service` goes on after it
     /// (the call was being served); after `term` began its slices are refused.
-    ScanNext { cursor: ScanCursor, max_rows: usize } -> ScanSlice;
+    [Read, Scan] ScanNext { cursor: ScanCursor, max_rows: usize } -> ScanSlice;
     /// Closes a scan before its end (a caller that stopped reading).
-    CloseScan { cursor: ScanCursor } -> ();
+    [Inline, Scan] CloseScan { cursor: ScanCursor } -> ();
     /// `JetCommitTransaction`.
-    CommitTransaction { session: SessionKey, durability: Commit } -> ();
+    [Inline, Instance] CommitTransaction { session: SessionKey, durability: Commit } -> ();
     /// `JetRollback`.
-    Rollback { session: SessionKey } -> ();
+    [Inline, Instance] Rollback { session: SessionKey } -> ();
     /// Counters of the instance.
-    GetStats {} -> CoreStats;
+    [Inline, Instance] GetStats {} -> CoreStats;
     /// Names, sizes and signatures of the instance and its attached databases.
-    GetInstanceInfo {} -> InstanceInfo;
+    [Inline, Instance] GetInstanceInfo {} -> InstanceInfo;
     /// `JetBeginExternalBackupInstance`.
-    BeginBackup { grbit: BackupBegin } -> ();
+    [Inline, Instance] BeginBackup { grbit: BackupBegin } -> ();
     /// `JetGetAttachInfoInstance`.
-    GetAttachInfo {} -> Vec<PathBuf>;
+    [Inline, Instance] GetAttachInfo {} -> Vec<PathBuf>;
     /// `JetOpenFileInstance`: a handle and the file's size in bytes.
-    OpenFile { path: PathBuf } -> (BackupFile, u64);
+    [Job, Instance] OpenFile { path: PathBuf } -> (BackupFile, u64);
     /// `JetReadFileInstance`: the next chunk (empty at the end).
-    ReadFile { file: BackupFile, max_len: usize } -> Bytes;
+    [Read, Instance] ReadFile { file: BackupFile, max_len: usize } -> Bytes;
     /// `JetCloseFileInstance`.
-    CloseFile { file: BackupFile } -> ();
+    [Inline, Instance] CloseFile { file: BackupFile } -> ();
     /// `JetGetLogInfoInstance2`.
-    GetLogInfo {} -> LogInfo;
+    [Job, Instance] GetLogInfo {} -> LogInfo;
     /// `JetGetTruncateLogInfoInstance`.
-    GetTruncateLogInfo {} -> Vec<PathBuf>;
+    [Job, Instance] GetTruncateLogInfo {} -> Vec<PathBuf>;
     /// `JetTruncateLogInstance`.
-    TruncateLog {} -> ();
+    [Job, Instance] TruncateLog {} -> ();
     /// `JetEndExternalBackupInstance2`.
-    EndBackup { grbit: BackupEnd } -> ();
+    [Job, Instance] EndBackup { grbit: BackupEnd } -> ();
     /// `BeginBackup`, answering the new backup's id, for a caller that must later end exactly
     /// the backup it began (a whole-sequence call whose future may be dropped).
-    BeginBackupWithId { grbit: BackupBegin } -> BackupId;
+    [Inline, Instance] BeginBackupWithId { grbit: BackupBegin } -> BackupId;
     /// Ends the backup with this id as aborted by the caller (`ABORT`, event 215) if it is
     /// still running; Success with nothing done if it already ended.
-    AbortBackupIf { id: BackupId } -> ();
+    [Job, Instance] AbortBackupIf { id: BackupId } -> ();
     /// The record a normal end of the running backup would write into the headers (mark,
     /// time, generation range): a backup set takes its id from it before truncating logs.
     /// `InvalidBackupSequence` before the log phase.
-    GetBackupRecord {} -> BackupInfo;
+    [Inline, Instance] GetBackupRecord {} -> BackupInfo;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(f: impl Fn(Kind, &str) -> bool) -> Vec<&'static str> {
+        TABLE
+            .iter()
+            .filter(|(_, k, g)| f(*k, g))
+            .map(|(n, _, _)| *n)
+            .collect()
+    }
+
+    /// The macro takes exactly one `[kind, gate]` per line, so each command has one of each;
+    /// a name cannot appear twice either (the enum would not compile). What is left to pin
+    /// down is which commands skip the queue behind a job, and which skip the gate.
+    #[test]
+    fn the_immediates_are_the_flags_and_term() {
+        let flags_and_term = ["Term", "StopService", "StopBackup"];
+        assert_eq!(names(|k, _| k == Kind::Immediate), flags_and_term);
+        assert_eq!(names(|k, _| !k.needs_core()), flags_and_term);
+    }
+
+    #[test]
+    fn own_checks_are_init_and_the_immediates() {
+        let own = names(|_, g| g == "Own");
+        assert_eq!(own, ["Init", "Term", "StopService", "StopBackup"]);
+    }
+
+    #[test]
+    fn the_scan_gate_is_for_later_slices_and_closing() {
+        assert_eq!(names(|_, g| g == "Scan"), ["ScanNext", "CloseScan"]);
+    }
+
+    #[test]
+    fn refuse_answers_with_the_error() {
+        let (tx, mut rx) = oneshot::channel();
+        CloseScan {
+            cursor: ScanCursor(7),
+        }
+        .into_command(tx)
+        .refuse(Error::InvalidInstance);
+        let got = rx.try_recv().expect("answered");
+        assert_eq!(got.unwrap_err().code(), -1115);
+    }
+
+    #[test]
+    fn the_scan_gate_carries_the_cursor() {
+        let (tx, _rx) = oneshot::channel();
+        let cmd = ScanNext {
+            cursor: ScanCursor(3),
+            max_rows: 1,
+        }
+        .into_command(tx);
+        assert_eq!(cmd.gate(), Gate::Scan(ScanCursor(3)));
+        assert_eq!(cmd.kind(), Kind::Read);
+    }
 }

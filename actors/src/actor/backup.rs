@@ -2,72 +2,98 @@
 //! pool without the core, so `stop_service`, `stop_backup` and everything else are answered
 //! while a chunk is on disk, and the read's completion then sees the new state.
 
-use ese::backup::{stream, ReadTicket};
-use ese::{Error, Result};
+use std::path::PathBuf;
 
-use super::{refuse, Actor, Finish};
-use crate::messages::{Command, Reply};
-use crate::types::{BackupFile, BackupId, LogInfo};
+use ese::backup::{stream, ReadTicket};
+use ese::{BackupBegin, BackupEnd, Error, Result};
+
+use super::{Actor, Finish};
+use crate::messages::Reply;
+use crate::types::{BackupFile, BackupId, BackupInfo, LogInfo};
 
 impl Actor {
-    pub(super) fn serve_backup(&mut self, cmd: Command) {
-        match cmd {
-            Command::BeginBackup(m, r) => {
-                let _ = r.send(self.core_mut().backup_begin(m.grbit));
-            }
-            Command::GetAttachInfo(_, r) => {
-                let _ = r.send(self.core_mut().backup_attach_info());
-            }
-            // Opening stats the file (a log) or reads the meta page (a database): a job.
-            Command::OpenFile(m, r) => self.core_job(r, move |c| {
-                c.backup_open(&m.path)
-                    .map(|(h, size)| (BackupFile(h), size))
-            }),
-            Command::ReadFile(m, r) => self.on_read(m.file, m.max_len, r),
-            Command::CloseFile(m, r) => {
-                let _ = r.send(self.core_mut().backup_close(m.file.0));
-            }
-            // The first log-phase call rolls the log and waits for the new generation: a job.
-            Command::GetLogInfo(_, r) => self.core_job(r, |c| {
-                c.backup_prepare_logs()?;
-                let base = c.params().base().to_string();
-                c.backup_log_info()
-                    .map(|(gen_low, gen_high, files)| LogInfo {
-                        gen_low,
-                        gen_high,
-                        base_name: base,
-                        files,
-                    })
-            }),
-            Command::GetTruncateLogInfo(_, r) => self.core_job(r, |c| {
-                c.backup_prepare_logs()?;
-                c.backup_truncate_info()
-            }),
-            Command::TruncateLog(_, r) => self.core_job(r, |c| c.backup_truncate()),
-            Command::GetBackupRecord(_, r) => {
-                let _ = r.send(self.core_mut().backup_record());
-            }
-            // Header updates are written and synced: a job.
-            Command::EndBackup(m, r) => self.core_job(r, move |c| c.backup_end(m.grbit)),
-            Command::BeginBackupWithId(m, r) => {
-                let c = self.core_mut();
-                let res = c
-                    .backup_begin(m.grbit)
-                    .and_then(|()| c.backup_id().map(BackupId).ok_or(Error::InternalError));
-                let _ = r.send(res);
-            }
-            Command::AbortBackupIf(m, r) => {
-                if self.core_mut().backup_id() == Some(m.id.0) {
-                    self.core_job(r, |c| c.backup_end(ese::BackupEnd::ABORT));
-                } else {
-                    let _ = r.send(Ok(()));
-                }
-            }
-            other => refuse(other, Error::InvalidParameter),
+    /// `JetBeginExternalBackupInstance`: the state machine only.
+    pub(super) fn on_begin_backup(&mut self, grbit: BackupBegin, r: Reply<()>) {
+        let _ = r.send(self.core_mut().backup_begin(grbit));
+    }
+
+    /// `begin_backup`, answering the id of the backup it began.
+    pub(super) fn on_begin_backup_with_id(&mut self, grbit: BackupBegin, r: Reply<BackupId>) {
+        let c = self.core_mut();
+        let res = c
+            .backup_begin(grbit)
+            .and_then(|()| c.backup_id().map(BackupId).ok_or(Error::InternalError));
+        let _ = r.send(res);
+    }
+
+    /// The databases the backup is to copy.
+    pub(super) fn on_attach_info(&mut self, r: Reply<Vec<PathBuf>>) {
+        let _ = r.send(self.core_mut().backup_attach_info());
+    }
+
+    /// Opening stats the file (a log) or reads the meta page (a database): a job.
+    pub(super) fn on_open_file(&mut self, path: PathBuf, r: Reply<(BackupFile, u64)>) {
+        self.core_job(r, move |c| {
+            c.backup_open(&path).map(|(h, size)| (BackupFile(h), size))
+        });
+    }
+
+    /// Closing decides whether the file counts as copied; no disk.
+    pub(super) fn on_close_file(&mut self, file: BackupFile, r: Reply<()>) {
+        let _ = r.send(self.core_mut().backup_close(file.0));
+    }
+
+    /// The first log-phase call rolls the log and waits for the new generation: a job.
+    pub(super) fn on_log_info(&mut self, r: Reply<LogInfo>) {
+        self.core_job(r, |c| {
+            c.backup_prepare_logs()?;
+            let base = c.params().base().to_string();
+            c.backup_log_info()
+                .map(|(gen_low, gen_high, files)| LogInfo {
+                    gen_low,
+                    gen_high,
+                    base_name: base,
+                    files,
+                })
+        });
+    }
+
+    /// The logs a truncation would delete (rolling the log first, as `get_log_info`): a job.
+    pub(super) fn on_truncate_info(&mut self, r: Reply<Vec<PathBuf>>) {
+        self.core_job(r, |c| {
+            c.backup_prepare_logs()?;
+            c.backup_truncate_info()
+        });
+    }
+
+    /// Deletes the logs the backup made redundant: a job.
+    pub(super) fn on_truncate_log(&mut self, r: Reply<()>) {
+        self.core_job(r, |c| c.backup_truncate());
+    }
+
+    /// The record a normal end would write, from memory.
+    pub(super) fn on_backup_record(&mut self, r: Reply<BackupInfo>) {
+        let _ = r.send(self.core_mut().backup_record());
+    }
+
+    /// Header updates are written and synced: a job.
+    pub(super) fn on_end_backup(&mut self, grbit: BackupEnd, r: Reply<()>) {
+        self.core_job(r, move |c| c.backup_end(grbit));
+    }
+
+    /// Aborts the backup with this id if it still runs (a job, as `end_backup`); otherwise
+    /// Success at once.
+    pub(super) fn on_abort_backup_if(&mut self, id: BackupId, r: Reply<()>) {
+        if self.core_mut().backup_id() == Some(id.0) {
+            self.core_job(r, |c| c.backup_end(BackupEnd::ABORT));
+        } else {
+            let _ = r.send(Ok(()));
         }
     }
 
-    fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
+    /// `JetReadFileInstance`: the chunk is read without the core; its completion settles
+    /// against the state machine as it is by then.
+    pub(super) fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
         let core = self.core_mut();
         // The ticket names this backup and file: the completion settles against them only.
         let (ticket, plan) = match core.backup_plan_read(file.0, max_len) {

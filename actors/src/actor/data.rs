@@ -4,85 +4,73 @@
 use std::path::PathBuf;
 
 use ese::db::DbFile;
-use ese::{CommitTicket, Core, Error, Fetched, Result};
+use ese::{CommitTicket, Core, CoreStats, Error, Result};
 
-use super::reads::{ReadCmd, ScanSpec};
-use super::{refuse, Actor, Finish};
-use crate::messages::{Command, Reply};
-use crate::types::{DatabaseInfo, ScanCursor, ScanSlice, SessionKey};
+use super::{Actor, Finish};
+use crate::messages::{CommitTransaction, CreateTable, Put, Reply};
+use crate::types::{DatabaseInfo, InstanceInfo, SessionKey};
 
 impl Actor {
-    pub(super) fn serve_data(&mut self, cmd: Command) {
-        if let Err(e) = self.gate_for(&cmd) {
-            refuse(cmd, e);
-            return;
-        }
-        match cmd {
-            Command::CreateDatabase(m, r) => self.on_create_database(m.path, r),
-            Command::AttachDatabase(m, r) => self.on_attach_database(m.path, r),
-            Command::DetachDatabase(m, r) => self.on_detach_database(m.path, r),
-            Command::GetDatabaseInfo(m, r) => self.on_database_info(m.path, r),
-            Command::BeginSession(_, r) => {
-                let s = self.core_mut().begin_session();
-                let _ = r.send(Ok(SessionKey(s)));
-            }
-            Command::EndSession(m, r) => {
-                self.core_mut().end_session(m.session.0);
-                self.scans.retain(|_, spec| spec.session != m.session.0);
-                let _ = r.send(Ok(()));
-            }
-            Command::CreateTable(m, r) => {
-                let t = self.core_mut().create_table(m.session.0, m.db, &m.table);
-                self.answer_after(t.map(Some), r);
-            }
-            Command::BeginTransaction(m, r) => {
-                let _ = r.send(self.core_mut().begin_transaction(m.session.0));
-            }
-            Command::Put(m, r) => {
-                let t = self
-                    .core_mut()
-                    .put(m.session.0, m.db, &m.table, &m.key, &m.value);
-                self.answer_after(t, r);
-            }
-            Command::Delete(m, r) => self.serve_read(ReadCmd::Delete(m, r), Fetched::default()),
-            Command::Get(m, r) => self.serve_read(ReadCmd::Get(m, r), Fetched::default()),
-            Command::Scan(m, r) => {
-                let cmd = ReadCmd::Slice {
-                    spec: ScanSpec::from(&m),
-                    cursor: None,
-                    max_rows: m.max_rows,
-                    reply: r,
-                };
-                self.serve_read(cmd, Fetched::default());
-            }
-            Command::ScanNext(m, r) => self.on_scan_next(m.cursor, m.max_rows, r),
-            Command::CloseScan(m, r) => {
-                self.close_cursor(Some(m.cursor.0));
-                let _ = r.send(Ok(()));
-            }
-            Command::CommitTransaction(m, r) => {
-                let t = self.core_mut().commit(m.session.0, m.durability);
-                self.answer_after(t.map(Some), r);
-            }
-            Command::Rollback(m, r) => {
-                let _ = r.send(self.core_mut().rollback(m.session.0));
-            }
-            Command::GetStats(_, r) => {
-                let _ = r.send(Ok(self.core_mut().stats()));
-            }
-            Command::GetInstanceInfo(_, r) => {
-                let c = self.core_mut();
-                let info = crate::types::InstanceInfo {
-                    base_name: c.params().base().to_string(),
-                    page_size: c.params().page_bytes(),
-                    log_signature: c.log().signature(),
-                    current_gen: c.log().gen(),
-                    databases: c.attached().into_iter().map(|(_, p)| p).collect(),
-                };
-                let _ = r.send(Ok(info));
-            }
-            other => self.serve_backup(other),
-        }
+    /// `JetBeginSession`: a session is memory only.
+    pub(super) fn on_begin_session(&mut self, r: Reply<SessionKey>) {
+        let s = self.core_mut().begin_session();
+        let _ = r.send(Ok(SessionKey(s)));
+    }
+
+    /// Ends a session; its open scans go with it.
+    pub(super) fn on_end_session(&mut self, session: SessionKey, r: Reply<()>) {
+        self.core_mut().end_session(session.0);
+        self.scans.retain(|_, spec| spec.session != session.0);
+        let _ = r.send(Ok(()));
+    }
+
+    /// Creates a table, committed at once: answered when its commit is durable.
+    pub(super) fn on_create_table(&mut self, m: CreateTable, r: Reply<()>) {
+        let t = self.core_mut().create_table(m.session.0, m.db, &m.table);
+        self.answer_after(t.map(Some), r);
+    }
+
+    /// `JetBeginTransaction`.
+    pub(super) fn on_begin_transaction(&mut self, session: SessionKey, r: Reply<()>) {
+        let _ = r.send(self.core_mut().begin_transaction(session.0));
+    }
+
+    /// A write goes into the session's write set (or commits at once outside a transaction).
+    pub(super) fn on_put(&mut self, m: Put, r: Reply<()>) {
+        let t = self
+            .core_mut()
+            .put(m.session.0, m.db, &m.table, &m.key, &m.value);
+        self.answer_after(t, r);
+    }
+
+    /// Applies the write set in memory and queues it to the log; a durable commit is answered
+    /// by the log writer after its fsync.
+    pub(super) fn on_commit(&mut self, m: CommitTransaction, r: Reply<()>) {
+        let t = self.core_mut().commit(m.session.0, m.durability);
+        self.answer_after(t.map(Some), r);
+    }
+
+    /// `JetRollback`: the write set is dropped, nothing was applied.
+    pub(super) fn on_rollback(&mut self, session: SessionKey, r: Reply<()>) {
+        let _ = r.send(self.core_mut().rollback(session.0));
+    }
+
+    /// The core's counters.
+    pub(super) fn on_stats(&mut self, r: Reply<CoreStats>) {
+        let _ = r.send(Ok(self.core_mut().stats()));
+    }
+
+    /// Names, sizes and signatures, from memory.
+    pub(super) fn on_instance_info(&mut self, r: Reply<InstanceInfo>) {
+        let c = self.core_mut();
+        let info = InstanceInfo {
+            base_name: c.params().base().to_string(),
+            page_size: c.params().page_bytes(),
+            log_signature: c.log().signature(),
+            current_gen: c.log().gen(),
+            databases: c.attached().into_iter().map(|(_, p)| p).collect(),
+        };
+        let _ = r.send(Ok(info));
     }
 
     /// The core; present whenever the gate passed and no job holds it.
@@ -90,21 +78,6 @@ impl Actor {
         self.core
             .as_mut()
             .expect("the gate passed, so the instance is running and holds its core")
-    }
-
-    /// The next slice of an open scan (the gate checked that the cursor is open).
-    fn on_scan_next(&mut self, cursor: ScanCursor, max_rows: usize, r: Reply<ScanSlice>) {
-        let Some(spec) = self.scans.get(&cursor.0).cloned() else {
-            let _ = r.send(Err(Error::InvalidTableId));
-            return;
-        };
-        let cmd = ReadCmd::Slice {
-            spec,
-            cursor: Some(cursor.0),
-            max_rows,
-            reply: r,
-        };
-        self.serve_read(cmd, Fetched::default());
     }
 
     /// Answers at once for a lazy commit or none, or once the commit is durable.
@@ -127,7 +100,7 @@ impl Actor {
         }
     }
 
-    fn on_create_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
+    pub(super) fn on_create_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
         let claimed = match self.claim_database(&path) {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -164,7 +137,7 @@ impl Actor {
 
     /// Attaches after claiming the path in the engine (`DatabaseSharingViolation` if another
     /// instance of it holds the database); a failed attach gives the claim back.
-    fn on_attach_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
+    pub(super) fn on_attach_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
         let claimed = match self.claim_database(&path) {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -188,7 +161,7 @@ impl Actor {
 
     /// Detaches; once the core has let the file go, it is free for other instances of the
     /// engine.
-    fn on_detach_database(&mut self, path: PathBuf, r: Reply<()>) {
+    pub(super) fn on_detach_database(&mut self, path: PathBuf, r: Reply<()>) {
         self.job(true, move |mut core| {
             let res = core
                 .as_mut()
@@ -207,7 +180,9 @@ impl Actor {
         });
     }
 
-    fn on_database_info(&mut self, path: PathBuf, r: Reply<DatabaseInfo>) {
+    /// The header of an attached database from memory; of any other, read by a job without
+    /// the core.
+    pub(super) fn on_database_info(&mut self, path: PathBuf, r: Reply<DatabaseInfo>) {
         let core = self.core_mut();
         if let Some(db) = core.database_id(&path) {
             let _ = r.send(core.header(db).map(DatabaseInfo::from_header));

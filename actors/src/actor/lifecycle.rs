@@ -2,7 +2,7 @@
 
 use ese::{Core, Error, Result, Term as TermBits};
 
-use super::{refuse, Actor};
+use super::Actor;
 use crate::gate::Phase;
 use crate::messages::{Command, Reply};
 
@@ -122,10 +122,7 @@ impl Actor {
     fn refuse_deferred_after_term(&mut self) {
         let queued: Vec<Command> = self.deferred.drain(..).collect();
         for cmd in queued {
-            match self.gate_for(&cmd) {
-                Err(e) => refuse(cmd, e),
-                Ok(()) => self.deferred.push_back(cmd),
-            }
+            self.defer(cmd);
         }
     }
 
@@ -175,7 +172,7 @@ impl Actor {
         // The core, and with it its locks, is gone by now: its paths are free.
         self.release_all_paths();
         for cmd in self.deferred.drain(..) {
-            refuse(cmd, Error::InvalidInstance);
+            cmd.refuse(Error::InvalidInstance);
         }
         if let Some((_, r)) = self.pending_term.take() {
             let _ = r.send(Ok(()));

@@ -6,13 +6,15 @@
 //! slices; and the rare whole-instance steps (recovery, attach, detach, term) run as a *job*
 //! on the blocking pool, holding the core while the actor keeps answering what needs no core
 //! (`stop_service`, `stop_backup`, gate refusals). I/O threads wake the actor through an
-//! unbounded completion channel, which the loop prefers over new commands.
+//! unbounded completion channel, which the loop prefers over new commands. Commands are
+//! routed in `route.rs`, by the kind and gate their line in the `messages!` table gives them.
 
 mod backup;
 mod data;
 mod exclusive;
 mod lifecycle;
 mod reads;
+mod route;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,9 +27,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::engine::EngineInner;
-use crate::gate::{self, GateState, Phase};
+use crate::gate::Phase;
 use crate::messages::{Command, Reply};
-use crate::types::ScanCursor;
 use reads::ScanSpec;
 
 /// What a finished job does to the actor.
@@ -37,7 +38,18 @@ pub(crate) enum Completion {
     /// The log or the flusher made progress.
     Wake,
     /// A job finished: the core comes back (if it was lent), then `Finish` runs.
-    Job(Box<(bool, Option<Core>, Finish)>),
+    Job(Box<JobDone>),
+}
+
+/// What a finished job sends back to the actor.
+pub(crate) struct JobDone {
+    /// The job was lent the core: the actor is no longer busy once it is back.
+    pub held_core: bool,
+    /// The core the job gives back; `None` from a job that never held it, or that ended it
+    /// (term) or was to make it (init, whose `Finish` installs it).
+    pub core: Option<Core>,
+    /// What the actor does with the job's result.
+    pub finish: Finish,
 }
 
 pub(crate) struct Actor {
@@ -150,7 +162,7 @@ impl Actor {
         // Gone: the messages still queued get the contract's answer, not a channel error.
         mailbox.close();
         while let Some(cmd) = mailbox.recv().await {
-            refuse(cmd, Error::InvalidInstance);
+            cmd.refuse(Error::InvalidInstance);
         }
         if let Some(core) = self.core.take() {
             // Every handle dropped without a term: leave the files for recovery. The core's
@@ -168,9 +180,13 @@ impl Actor {
                     core.pump();
                 }
             }
-            Completion::Job(job) => {
-                let (held, core, finish) = *job;
-                if held {
+            Completion::Job(done) => {
+                let JobDone {
+                    held_core,
+                    core,
+                    finish,
+                } = *done;
+                if held_core {
                     self.core = core;
                     self.busy = false;
                     if std::mem::take(&mut self.stop_backup_pending) {
@@ -204,85 +220,6 @@ impl Actor {
         }
     }
 
-    fn run_deferred(&mut self) {
-        while !self.busy && self.phase != Phase::Terminated {
-            let Some(cmd) = self.deferred.pop_front() else {
-                break;
-            };
-            self.serve(cmd);
-        }
-    }
-
-    /// The gate's view of this instance.
-    pub fn gate(&self) -> Result<()> {
-        gate::check(&self.gate_state())
-    }
-
-    fn gate_state(&self) -> GateState {
-        GateState {
-            phase: self.phase,
-            stop_service: self.stop_service,
-            unavailable: self.core.as_ref().and_then(|c| c.check_available().err()),
-            restoring: false,
-        }
-    }
-
-    /// The gate for a later slice of a scan (or closing it): the scan was being served when a
-    /// `stop_service` came, so that flag does not refuse it; term and the rest still do. An
-    /// unknown cursor is `InvalidTableId` once the gate passes.
-    fn gate_scan(&self, c: ScanCursor) -> Result<()> {
-        if !self.scans.contains_key(&c.0) {
-            return self.gate().and(Err(Error::InvalidTableId));
-        }
-        gate::check(&GateState {
-            stop_service: false,
-            ..self.gate_state()
-        })
-    }
-
-    fn on_command(&mut self, cmd: Command) {
-        // Flags are answered at once, even while a job holds the core; everything else keeps
-        // mailbox order behind what is already deferred.
-        let immediate = matches!(
-            cmd,
-            Command::StopService(..) | Command::StopBackup(..) | Command::Term(..)
-        );
-        if immediate || (!self.busy && self.deferred.is_empty()) {
-            self.serve(cmd);
-        } else if let Err(e) = self.gate_for(&cmd) {
-            refuse(cmd, e);
-        } else {
-            self.deferred.push_back(cmd);
-        }
-    }
-
-    /// The gate for a command that would wait for the core (init has its own checks).
-    fn gate_for(&self, cmd: &Command) -> Result<()> {
-        match cmd {
-            Command::Init(..) => Ok(()),
-            Command::ScanNext(m, _) => self.gate_scan(m.cursor),
-            Command::CloseScan(m, _) => self.gate_scan(m.cursor),
-            _ => self.gate(),
-        }
-    }
-
-    fn serve(&mut self, cmd: Command) {
-        if self.busy && needs_core(&cmd) {
-            match self.gate_for(&cmd) {
-                Err(e) => refuse(cmd, e),
-                Ok(()) => self.deferred.push_back(cmd),
-            }
-            return;
-        }
-        match cmd {
-            Command::Init(_, r) => self.on_init(r),
-            Command::Term(m, r) => self.on_term(m.grbit, r),
-            Command::StopService(_, r) => self.on_stop_service(r),
-            Command::StopBackup(_, r) => self.on_stop_backup(r),
-            other => self.serve_data(other),
-        }
-    }
-
     /// Lends the core (if `with_core`) to a blocking job; `Finish` runs on the actor after.
     pub fn job<F>(&mut self, with_core: bool, f: F)
     where
@@ -293,7 +230,12 @@ impl Actor {
         let tx = self.completions.clone();
         tokio::task::spawn_blocking(move || {
             let (core, finish) = f(core);
-            let _ = tx.send(Completion::Job(Box::new((with_core, core, finish))));
+            let done = JobDone {
+                held_core: with_core,
+                core,
+                finish,
+            };
+            let _ = tx.send(Completion::Job(Box::new(done)));
         });
     }
 
@@ -332,56 +274,4 @@ impl Actor {
             None => w(Err(Error::NotInitialized)),
         }
     }
-}
-
-/// Answers a command with an error, whatever its reply type.
-pub(crate) fn refuse(cmd: Command, e: Error) {
-    macro_rules! r {
-        ($($v:ident),*) => {
-            match cmd { $(Command::$v(_, r) => { let _ = r.send(Err(e)); })* }
-        };
-    }
-    r!(
-        Init,
-        Term,
-        StopService,
-        StopBackup,
-        CreateDatabase,
-        AttachDatabase,
-        DetachDatabase,
-        GetDatabaseInfo,
-        BeginSession,
-        EndSession,
-        CreateTable,
-        BeginTransaction,
-        Put,
-        Get,
-        Delete,
-        Scan,
-        ScanNext,
-        CloseScan,
-        CommitTransaction,
-        Rollback,
-        GetStats,
-        GetInstanceInfo,
-        BeginBackup,
-        GetAttachInfo,
-        OpenFile,
-        ReadFile,
-        CloseFile,
-        GetLogInfo,
-        GetTruncateLogInfo,
-        TruncateLog,
-        EndBackup,
-        BeginBackupWithId,
-        AbortBackupIf,
-        GetBackupRecord
-    );
-}
-
-fn needs_core(cmd: &Command) -> bool {
-    !matches!(
-        cmd,
-        Command::StopService(..) | Command::StopBackup(..) | Command::Term(..)
-    )
 }

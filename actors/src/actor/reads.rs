@@ -63,8 +63,55 @@ impl ReadCmd {
 }
 
 impl Actor {
+    /// `get`: from memory, or once its pages are fetched.
+    pub(super) fn on_get(&mut self, m: Get, r: Reply<Option<Bytes>>) {
+        self.serve_read(ReadCmd::Get(m, r), Fetched::default());
+    }
+
+    /// `delete`: its existence check is a read; the delete itself is a write.
+    pub(super) fn on_delete(&mut self, m: Delete, r: Reply<()>) {
+        self.serve_read(ReadCmd::Delete(m, r), Fetched::default());
+    }
+
+    /// The first slice of a scan.
+    pub(super) fn on_scan(&mut self, m: Scan, r: Reply<ScanSlice>) {
+        let cmd = ReadCmd::Slice {
+            spec: ScanSpec::from(&m),
+            cursor: None,
+            max_rows: m.max_rows,
+            reply: r,
+        };
+        self.serve_read(cmd, Fetched::default());
+    }
+
+    /// The next slice of an open scan (the gate checked that the cursor is open).
+    pub(super) fn on_scan_next(
+        &mut self,
+        cursor: ScanCursor,
+        max_rows: usize,
+        r: Reply<ScanSlice>,
+    ) {
+        let Some(spec) = self.scans.get(&cursor.0).cloned() else {
+            let _ = r.send(Err(Error::InvalidTableId));
+            return;
+        };
+        let cmd = ReadCmd::Slice {
+            spec,
+            cursor: Some(cursor.0),
+            max_rows,
+            reply: r,
+        };
+        self.serve_read(cmd, Fetched::default());
+    }
+
+    /// Closes a scan its caller stopped reading (the gate checked that the cursor is open).
+    pub(super) fn on_close_scan(&mut self, cursor: ScanCursor, r: Reply<()>) {
+        self.close_cursor(Some(cursor.0));
+        let _ = r.send(Ok(()));
+    }
+
     /// Serves a read from memory, or sends its fetch to disk.
-    pub(super) fn serve_read(&mut self, cmd: ReadCmd, mut fetched: Fetched) {
+    fn serve_read(&mut self, cmd: ReadCmd, mut fetched: Fetched) {
         match self.try_read(cmd, &mut fetched) {
             None => self.core_mut().end_read(fetched),
             Some((cmd, fetch)) => self.start_fetch(cmd, fetched, fetch),
@@ -165,7 +212,7 @@ impl Actor {
         Some(ScanCursor(id))
     }
 
-    pub(super) fn close_cursor(&mut self, cursor: Option<u64>) {
+    fn close_cursor(&mut self, cursor: Option<u64>) {
         if let Some(c) = cursor {
             self.scans.remove(&c);
         }
