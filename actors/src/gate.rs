@@ -3,9 +3,9 @@
 
 use ese::{Error, Result};
 
-/// Where an instance is in its life.
+/// Where an instance is in its life (a backup's progress is `ese::backup::Phase`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub(crate) enum Lifecycle {
     /// Created, not initialised.
     Created,
     /// Soft recovery running.
@@ -21,7 +21,7 @@ pub(crate) enum Phase {
 /// Everything the gate looks at.
 #[derive(Clone, Debug)]
 pub(crate) struct GateState {
-    pub phase: Phase,
+    pub lifecycle: Lifecycle,
     pub stop_service: bool,
     pub unavailable: Option<Error>,
     pub restoring: bool,
@@ -29,7 +29,7 @@ pub(crate) struct GateState {
 
 /// Checks a call against the gate, in the contract's order.
 pub(crate) fn check(s: &GateState) -> Result<()> {
-    if s.phase == Phase::Terminated {
+    if s.lifecycle == Lifecycle::Terminated {
         return Err(Error::InvalidInstance);
     }
     if s.stop_service {
@@ -38,10 +38,10 @@ pub(crate) fn check(s: &GateState) -> Result<()> {
     if let Some(e) = &s.unavailable {
         return Err(e.clone());
     }
-    match s.phase {
-        Phase::Terminating => Err(Error::TermInProgress),
+    match s.lifecycle {
+        Lifecycle::Terminating => Err(Error::TermInProgress),
         _ if s.restoring => Err(Error::RestoreInProgress),
-        Phase::Initialising | Phase::Created => Err(Error::NotInitialized),
+        Lifecycle::Initialising | Lifecycle::Created => Err(Error::NotInitialized),
         _ => Ok(()),
     }
 }
@@ -50,9 +50,9 @@ pub(crate) fn check(s: &GateState) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn st(phase: Phase) -> GateState {
+    fn st(lifecycle: Lifecycle) -> GateState {
         GateState {
-            phase,
+            lifecycle,
             stop_service: false,
             unavailable: None,
             restoring: false,
@@ -61,36 +61,42 @@ mod tests {
 
     #[test]
     fn order_of_the_gate() {
-        let mut s = st(Phase::Terminated);
+        let mut s = st(Lifecycle::Terminated);
         s.stop_service = true;
         assert_eq!(check(&s).unwrap_err().code(), -1115);
-        let mut s = st(Phase::Created);
+        let mut s = st(Lifecycle::Created);
         s.stop_service = true;
         assert_eq!(
             check(&s).unwrap_err().code(),
             -1329,
             "stop_service beats not-initialised"
         );
-        let mut s = st(Phase::Terminating);
+        let mut s = st(Lifecycle::Terminating);
         s.stop_service = true;
         assert_eq!(
             check(&s).unwrap_err().code(),
             -1329,
             "stop_service beats term-in-progress"
         );
-        let mut s = st(Phase::Terminating);
+        let mut s = st(Lifecycle::Terminating);
         s.unavailable = Some(Error::LogWriteFail);
         assert_eq!(
             check(&s).unwrap_err().code(),
             -510,
             "unavailable beats term-in-progress"
         );
-        assert_eq!(check(&st(Phase::Terminating)).unwrap_err().code(), -1000);
-        let mut s = st(Phase::Running);
+        assert_eq!(
+            check(&st(Lifecycle::Terminating)).unwrap_err().code(),
+            -1000
+        );
+        let mut s = st(Lifecycle::Running);
         s.restoring = true;
         assert_eq!(check(&s).unwrap_err().code(), -506);
-        assert_eq!(check(&st(Phase::Initialising)).unwrap_err().code(), -1029);
-        assert_eq!(check(&st(Phase::Created)).unwrap_err().code(), -1029);
-        assert!(check(&st(Phase::Running)).is_ok());
+        assert_eq!(
+            check(&st(Lifecycle::Initialising)).unwrap_err().code(),
+            -1029
+        );
+        assert_eq!(check(&st(Lifecycle::Created)).unwrap_err().code(), -1029);
+        assert!(check(&st(Lifecycle::Running)).is_ok());
     }
 }

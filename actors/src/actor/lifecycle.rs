@@ -3,18 +3,18 @@
 use ese::{Core, Error, Result, Term as TermBits};
 
 use super::Actor;
-use crate::gate::Phase;
+use crate::gate::Lifecycle;
 use crate::messages::{Command, Reply};
 
 impl Actor {
     pub(super) fn on_init(&mut self, r: Reply<()>) {
-        let early = match self.phase {
-            Phase::Terminated => Some(Error::InvalidInstance),
+        let early = match self.lifecycle {
+            Lifecycle::Terminated => Some(Error::InvalidInstance),
             _ if self.stop_service => Some(Error::ClientRequestToStopJetService),
-            Phase::Terminating => Some(Error::TermInProgress),
-            Phase::Initialising => Some(Error::NotInitialized),
-            Phase::Running => Some(Error::AlreadyInitialized),
-            Phase::Created => None,
+            Lifecycle::Terminating => Some(Error::TermInProgress),
+            Lifecycle::Initialising => Some(Error::NotInitialized),
+            Lifecycle::Running => Some(Error::AlreadyInitialized),
+            Lifecycle::Created => None,
         };
         if let Some(e) = early {
             let _ = r.send(Err(e));
@@ -26,7 +26,7 @@ impl Actor {
             let _ = r.send(Err(e));
             return;
         }
-        self.phase = Phase::Initialising;
+        self.lifecycle = Lifecycle::Initialising;
         tracing::info!(event_id = 102u32, "instance initialising (soft recovery)");
         let storage = self.storage.clone();
         let params = self.params.clone();
@@ -43,8 +43,8 @@ impl Actor {
                 core.set_notify(Some(self.notifier()));
                 self.log_shared = Some(core.log().shared().clone());
                 self.core = Some(core);
-                if self.phase == Phase::Initialising {
-                    self.phase = Phase::Running;
+                if self.lifecycle == Lifecycle::Initialising {
+                    self.lifecycle = Lifecycle::Running;
                 }
                 tracing::info!(event_id = 105u32, "instance running");
                 let _ = r.send(Ok(()));
@@ -53,8 +53,8 @@ impl Actor {
                 tracing::warn!(error = %e, "init failed");
                 // The core released its locks when `open` failed; the engine's claims follow.
                 self.release_all_paths();
-                if self.phase == Phase::Initialising {
-                    self.phase = Phase::Created;
+                if self.lifecycle == Lifecycle::Initialising {
+                    self.lifecycle = Lifecycle::Created;
                 }
                 let _ = r.send(Err(e));
             }
@@ -62,8 +62,8 @@ impl Actor {
     }
 
     pub(super) fn on_stop_service(&mut self, r: Reply<()>) {
-        let res = match self.phase {
-            Phase::Terminated => Err(Error::InvalidInstance),
+        let res = match self.lifecycle {
+            Lifecycle::Terminated => Err(Error::InvalidInstance),
             _ => {
                 if !self.stop_service {
                     tracing::info!(
@@ -78,8 +78,8 @@ impl Actor {
     }
 
     pub(super) fn on_stop_backup(&mut self, r: Reply<()>) {
-        let res = match self.phase {
-            Phase::Terminated => Err(Error::InvalidInstance),
+        let res = match self.lifecycle {
+            Lifecycle::Terminated => Err(Error::InvalidInstance),
             _ => self.stop_backup_flag(),
         };
         let _ = r.send(res);
@@ -96,25 +96,27 @@ impl Actor {
     }
 
     pub(super) fn on_term(&mut self, grbit: TermBits, r: Reply<()>) {
-        match self.phase {
-            Phase::Terminated => {
+        match self.lifecycle {
+            Lifecycle::Terminated => {
                 let _ = r.send(Err(Error::InvalidInstance));
             }
-            Phase::Terminating => {
+            Lifecycle::Terminating => {
                 let _ = r.send(Err(Error::TermInProgress));
             }
-            Phase::Created => {
+            Lifecycle::Created => {
                 self.terminated();
                 let _ = r.send(Ok(()));
             }
-            Phase::Initialising | Phase::Running if self.busy || self.reads_in_flight > 0 => {
+            Lifecycle::Initialising | Lifecycle::Running
+                if self.busy || self.reads_in_flight > 0 =>
+            {
                 // Term waits for the job in flight; meanwhile every other call gets
                 // TermInProgress. It runs first when the core comes back.
-                self.phase = Phase::Terminating;
+                self.lifecycle = Lifecycle::Terminating;
                 self.pending_term = Some((grbit, r));
                 self.refuse_deferred_after_term();
             }
-            Phase::Initialising | Phase::Running => self.term_now(grbit, r),
+            Lifecycle::Initialising | Lifecycle::Running => self.term_now(grbit, r),
         }
     }
 
@@ -142,12 +144,12 @@ impl Actor {
                 // The instance keeps running and its backup can still end, but no new backup
                 // may begin until it is terminated and created again.
                 core.forbid_new_backups();
-                self.phase = Phase::Running;
+                self.lifecycle = Lifecycle::Running;
                 let _ = r.send(Err(Error::BackupInProgress));
                 return;
             }
         }
-        self.phase = Phase::Terminating;
+        self.lifecycle = Lifecycle::Terminating;
         tracing::info!(grbit = grbit.bits(), dirty, "term");
         self.job(true, move |core| {
             if let Some(core) = core {
@@ -168,7 +170,7 @@ impl Actor {
 
     /// The instance is gone: waiters and deferred commands are answered, the engine forgets it.
     pub(super) fn terminated(&mut self) {
-        self.phase = Phase::Terminated;
+        self.lifecycle = Lifecycle::Terminated;
         // The core, and with it its locks, is gone by now: its paths are free.
         self.release_all_paths();
         for cmd in self.deferred.drain(..) {

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::engine::EngineInner;
-use crate::gate::Phase;
+use crate::gate::Lifecycle;
 use crate::messages::{Command, Reply};
 use reads::ScanSpec;
 
@@ -58,7 +58,8 @@ pub(crate) struct Actor {
     pub params: InstanceParams,
     pub storage: StorageRef,
     pub engine: Weak<EngineInner>,
-    pub phase: Phase,
+    /// Where the instance is in its life.
+    pub lifecycle: Lifecycle,
     pub stop_service: bool,
     pub core: Option<Core>,
     /// A job holds the core.
@@ -117,7 +118,7 @@ pub(crate) fn start(
         params,
         storage,
         engine,
-        phase: Phase::Created,
+        lifecycle: Lifecycle::Created,
         stop_service: false,
         core: None,
         busy: false,
@@ -142,7 +143,7 @@ impl Actor {
             mut mailbox,
             mut orphans,
         } = inbox;
-        while self.phase != Phase::Terminated {
+        while self.lifecycle != Lifecycle::Terminated {
             tokio::select! {
                 biased;
                 Some(c) = completions.recv() => self.on_completion(c),
@@ -212,7 +213,7 @@ impl Actor {
 
     /// Runs a term that waited for the job or the reads in flight, once none is left.
     pub fn maybe_run_pending_term(&mut self) {
-        if self.busy || self.reads_in_flight > 0 || self.phase == Phase::Terminated {
+        if self.busy || self.reads_in_flight > 0 || self.lifecycle == Lifecycle::Terminated {
             return;
         }
         if let Some((grbit, r)) = self.pending_term.take() {

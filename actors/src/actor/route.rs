@@ -33,7 +33,7 @@ impl Actor {
 
     /// Serves what waited for the core, until a job takes it again.
     pub(super) fn run_deferred(&mut self) {
-        while !self.busy && self.phase != gate::Phase::Terminated {
+        while !self.busy && self.lifecycle != gate::Lifecycle::Terminated {
             let Some(cmd) = self.deferred.pop_front() else {
                 break;
             };
@@ -110,7 +110,7 @@ impl Actor {
 
     fn gate_state(&self) -> GateState {
         GateState {
-            phase: self.phase,
+            lifecycle: self.lifecycle,
             stop_service: self.stop_service,
             unavailable: self.core.as_ref().and_then(|c| c.check_available().err()),
             restoring: false,
