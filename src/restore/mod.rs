@@ -13,7 +13,7 @@ use crate::io::{OpenMode, Storage};
 use crate::log::reader::{self, LogFile, Tail};
 use crate::log::{names, AttachEntry, Framed, Record};
 use crate::lsn::Lsn;
-use crate::recovery::{Replay, Resolve, Stop, Target};
+use crate::recovery::{Replay, ReplayStop, ReplayTarget, Resolve};
 use crate::{Error, Result};
 
 /// Most databases one restore maps (ESE's limit).
@@ -188,7 +188,7 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
     for m in &mapped {
         if !targets.iter().any(|t| t.file.path == m.target) {
             let (file, header) = DbFile::open(storage, &m.target)?;
-            targets.push(Target {
+            targets.push(ReplayTarget {
                 file,
                 header,
                 created: false,
@@ -258,12 +258,16 @@ fn later_logs(
 }
 
 /// Turns the stop point into replay's, refusing one before the end the databases need.
-fn stop_point(stop_at: Option<StopAt>, logs: &[&LogFile], needs_gen: u32) -> Result<Option<Stop>> {
+fn stop_point(
+    stop_at: Option<StopAt>,
+    logs: &[&LogFile],
+    needs_gen: u32,
+) -> Result<Option<ReplayStop>> {
     let Some(s) = stop_at else { return Ok(None) };
     let stop = match s {
-        StopAt::Generation(g) => Stop::AfterGeneration(g),
-        StopAt::LogPosition(p) => Stop::AtPosition(p),
-        StopAt::Time(t) => Stop::AfterTime(
+        StopAt::Generation(g) => ReplayStop::AfterGeneration(g),
+        StopAt::LogPosition(p) => ReplayStop::AtPosition(p),
+        StopAt::Time(t) => ReplayStop::AfterTime(
             t.duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         ),
@@ -273,9 +277,9 @@ fn stop_point(stop_at: Option<StopAt>, logs: &[&LogFile], needs_gen: u32) -> Res
         .flat_map(|f| f.records.iter())
         .find(|r| match r.record {
             Record::Commit { time_ms, .. } => match stop {
-                Stop::AfterGeneration(g) => r.start.gen() > g,
-                Stop::AtPosition(p) => r.start >= p,
-                Stop::AfterTime(t) => time_ms > t,
+                ReplayStop::AfterGeneration(g) => r.start.gen() > g,
+                ReplayStop::AtPosition(p) => r.start >= p,
+                ReplayStop::AfterTime(t) => time_ms > t,
             },
             _ => false,
         });
@@ -306,12 +310,12 @@ impl Resolve for MapResolver<'_> {
         entry: &AttachEntry,
         _created: bool,
         _page_size: u32,
-    ) -> Result<Option<Target>> {
+    ) -> Result<Option<ReplayTarget>> {
         let Some(m) = self.mapped.iter().find(|m| m.signature == entry.signature) else {
             return Ok(None);
         };
         let (file, header) = DbFile::open(self.storage, &m.target)?;
-        Ok(Some(Target {
+        Ok(Some(ReplayTarget {
             file,
             header,
             created: false,
@@ -320,7 +324,7 @@ impl Resolve for MapResolver<'_> {
 }
 
 /// Writes a clean header without the backup mark.
-fn finish_database(t: Target, last: Lsn) -> Result<()> {
+fn finish_database(t: ReplayTarget, last: Lsn) -> Result<()> {
     let mut h = t.header;
     h.state = STATE_CLEAN;
     h.backup_mark = None;

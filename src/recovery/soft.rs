@@ -1,298 +1,22 @@
-//! Layer 5: redo. Soft recovery (at init) replays the log from the checkpoint; hard
-//! recovery (restore) replays a backup's logs over streamed database copies. Both use
-//! [`Replay`]: page images of a transaction are held until its commit record, then each page
-//! takes the newest image whose position is past the page's own, so replay is idempotent,
-//! repairs torn pages (every change logs the whole page), and turns a fuzzy backup copy
-//! into a consistent database.
+//! Soft recovery, at init: the instance's log is replayed from the checkpoint (or from its
+//! first generation when there is none) to its end, into each database where it was attached.
+//! Every database replayed is locked before replay reads it (contract 1.3) and left clean and
+//! detached; the torn tail of `<base>.log` is zeroed, or a roll a crash interrupted is
+//! finished, and the log resumes there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::db::{BackupInfo, DbFile, DbHeader, Signature, STATE_CLEAN};
+use super::{Replay, ReplayStats, ReplayTarget, Resolve};
+use crate::db::{DbFile, DbHeader, STATE_CLEAN};
 use crate::io::{FileLock, OpenMode, Storage};
 use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
-use crate::log::{
-    names, AttachEntry, Framed, LogHeader, PageDelta, PageImage, Record, Resume, LOG_HEADER_SIZE,
-};
+use crate::log::{names, AttachEntry, LogHeader, Resume, LOG_HEADER_SIZE};
 use crate::lsn::{now_ms, Lsn};
 use crate::page;
 use crate::params::InstanceParams;
 use crate::{Error, Result};
-
-/// Page images held in memory before they are written in page order.
-const MAX_HELD_BYTES: usize = 64 << 20;
-
-/// One page change of a transaction, held until its commit record.
-enum Change {
-    Image(PageImage),
-    Delta(crate::log::PageDelta),
-}
-
-/// A database replay writes to.
-#[derive(Debug)]
-pub struct Target {
-    /// The file.
-    pub file: DbFile,
-    /// Its header as replay leaves it.
-    pub header: DbHeader,
-    /// Whether replay made the file (its creation was in the replayed log).
-    pub created: bool,
-}
-
-/// Decides which file, if any, a database named by the log is replayed into.
-pub trait Resolve {
-    /// `Ok(None)` skips the database.
-    fn resolve(
-        &mut self,
-        entry: &AttachEntry,
-        created: bool,
-        page_size: u32,
-    ) -> Result<Option<Target>>;
-}
-
-/// Where replay stops (point-in-time restore).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stop {
-    /// Stop before the first commit record in a generation above this one.
-    AfterGeneration(u32),
-    /// Stop before the first commit record at or past this position.
-    AtPosition(Lsn),
-    /// Stop before the first commit made after this time (ms since the epoch).
-    AfterTime(u64),
-}
-
-/// What a replay did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReplayStats {
-    /// Records read.
-    pub records: u64,
-    /// Commits applied.
-    pub commits: u64,
-    /// Page writes issued.
-    pub pages_written: u64,
-    /// Log bytes read.
-    pub log_bytes: u64,
-    /// Position of the last commit applied.
-    pub last_commit: Lsn,
-    /// Whether the stop point was reached.
-    pub stopped: bool,
-}
-
-/// The redo engine.
-pub struct Replay<R: Resolve> {
-    resolver: R,
-    dbs: HashMap<u32, Option<Target>>,
-    pending: Vec<(Lsn, Change)>,
-    held: BTreeMap<(u32, u32), Vec<u8>>,
-    held_bytes: usize,
-    stop: Option<Stop>,
-    /// What was done.
-    pub stats: ReplayStats,
-}
-
-impl<R: Resolve> Replay<R> {
-    /// A replay that resolves databases with `resolver`.
-    pub fn new(resolver: R, stop: Option<Stop>) -> Replay<R> {
-        Replay {
-            resolver,
-            dbs: HashMap::new(),
-            pending: Vec::new(),
-            held: BTreeMap::new(),
-            held_bytes: 0,
-            stop,
-            stats: ReplayStats::default(),
-        }
-    }
-
-    /// Makes a database known before the first record (from a checkpoint's attach list).
-    pub fn know(&mut self, entry: &AttachEntry, page_size: u32) -> Result<()> {
-        if !self.dbs.contains_key(&entry.dbid) {
-            let t = self.resolver.resolve(entry, false, page_size)?;
-            self.dbs.insert(entry.dbid, t);
-        }
-        Ok(())
-    }
-
-    /// Replays one record of the log stream whose signature is `stream` (the file's).
-    pub fn apply(&mut self, f: &Framed, page_size: u32, stream: &Signature) -> Result<()> {
-        if self.stats.stopped {
-            return Ok(());
-        }
-        self.stats.records += 1;
-        match &f.record {
-            Record::Attach {
-                entry,
-                created,
-                page_size,
-            } => {
-                self.flush_db(entry.dbid)?;
-                let t = self.resolver.resolve(entry, *created, *page_size)?;
-                self.dbs.insert(entry.dbid, t);
-            }
-            Record::AttachList(list) => {
-                for e in list {
-                    self.know(e, page_size)?;
-                }
-            }
-            Record::Detach { dbid } => {
-                self.flush_db(*dbid)?;
-            }
-            Record::Pages(images) => self
-                .pending
-                .extend(images.iter().map(|i| (f.end, Change::Image(i.clone())))),
-            Record::Deltas(deltas) => self
-                .pending
-                .extend(deltas.iter().map(|d| (f.end, Change::Delta(d.clone())))),
-            Record::Commit { time_ms, .. } => {
-                if self.should_stop(f.start, *time_ms) {
-                    self.stats.stopped = true;
-                    self.pending.clear();
-                    return Ok(());
-                }
-                self.commit()?;
-                self.stats.commits += 1;
-                self.stats.last_commit = f.end;
-            }
-            Record::BackupUpdate { dbid, field, info } => {
-                if let Some(Some(t)) = self.dbs.get_mut(dbid) {
-                    // The record was made on the stream being replayed (contract 2.5).
-                    let info = BackupInfo {
-                        stream: Some(stream.stream_tag()),
-                        ..*info
-                    };
-                    t.header.apply_backup(*field, info);
-                }
-            }
-            Record::BackupMark { .. } | Record::End | Record::Shutdown => {}
-        }
-        Ok(())
-    }
-
-    fn should_stop(&self, at: Lsn, time_ms: u64) -> bool {
-        match self.stop {
-            None => false,
-            Some(Stop::AfterGeneration(g)) => at.gen() > g,
-            Some(Stop::AtPosition(p)) => at >= p,
-            Some(Stop::AfterTime(t)) => time_ms > t,
-        }
-    }
-
-    fn commit(&mut self) -> Result<()> {
-        for (lsn, change) in std::mem::take(&mut self.pending) {
-            match change {
-                Change::Image(img) => self.hold_image(lsn, img)?,
-                Change::Delta(d) => self.apply_delta(lsn, d)?,
-            }
-        }
-        if self.held_bytes > MAX_HELD_BYTES {
-            self.write_held(None)?;
-        }
-        Ok(())
-    }
-
-    fn hold(&mut self, key: (u32, u32), page: Vec<u8>) {
-        self.held_bytes += page.len();
-        if let Some(old) = self.held.insert(key, page) {
-            self.held_bytes -= old.len();
-        }
-    }
-
-    fn hold_image(&mut self, lsn: Lsn, img: PageImage) -> Result<()> {
-        let Some(Some(t)) = self.dbs.get(&img.dbid) else {
-            return Ok(());
-        };
-        // A page image is a whole page of its database: anything else is a damaged log
-        // (and reading its header would run off a short one).
-        if img.image.len() != t.file.page_size as usize || page::lsn(&img.image) != lsn.0 {
-            return Err(Error::LogFileCorrupt);
-        }
-        self.hold((img.dbid, img.pgno), img.image);
-        Ok(())
-    }
-
-    /// A delta applies to the page as its previous change left it: the held copy, or the
-    /// page on disk. The first change after any checkpoint is a full image, so a page torn on
-    /// disk is always rebuilt from an image before a delta reaches it.
-    fn apply_delta(&mut self, lsn: Lsn, d: PageDelta) -> Result<()> {
-        let Some(Some(t)) = self.dbs.get(&d.dbid) else {
-            return Ok(());
-        };
-        let key = (d.dbid, d.pgno);
-        let mut base = match self.held.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = t.file.read_page_raw(d.pgno)?;
-                if page::is_zero(&p) || page::verify(&p, d.pgno).is_err() {
-                    return Err(Error::DatabaseCorrupted);
-                }
-                p
-            }
-        };
-        if page::lsn(&base) >= lsn.0 {
-            return Ok(());
-        }
-        if !crate::log::delta::apply(&mut base, &d.ranges) {
-            return Err(Error::LogFileCorrupt);
-        }
-        page::set_lsn(&mut base, lsn.0);
-        self.hold(key, base);
-        Ok(())
-    }
-
-    /// Writes held images (of one database, or all) in page order; a page already on disk
-    /// with a newer position keeps its bytes.
-    fn write_held(&mut self, only: Option<u32>) -> Result<()> {
-        let keys: Vec<(u32, u32)> = self
-            .held
-            .keys()
-            .filter(|k| only.is_none_or(|d| k.0 == d))
-            .copied()
-            .collect();
-        for key in keys {
-            let Some(mut img) = self.held.remove(&key) else {
-                continue;
-            };
-            self.held_bytes -= img.len();
-            let Some(Some(t)) = self.dbs.get(&key.0) else {
-                continue;
-            };
-            if img.len() != t.file.page_size as usize || page::pgno(&img) != key.1 {
-                return Err(Error::LogFileCorrupt);
-            }
-            let disk = t.file.read_page_raw(key.1)?;
-            let disk_ok = page::verify(&disk, key.1).is_ok() && !page::is_zero(&disk);
-            if disk_ok && page::lsn(&disk) >= page::lsn(&img) {
-                continue;
-            }
-            t.file.write_page(key.1, &mut img)?;
-            self.stats.pages_written += 1;
-        }
-        Ok(())
-    }
-
-    fn flush_db(&mut self, dbid: u32) -> Result<()> {
-        self.write_held(Some(dbid))?;
-        if let Some(Some(t)) = self.dbs.get(&dbid) {
-            t.file.sync()?;
-        }
-        Ok(())
-    }
-
-    /// Writes everything held, syncs every file, and hands back the databases replayed with
-    /// the final counts.
-    pub fn finish(mut self) -> Result<(Vec<Target>, ReplayStats)> {
-        self.write_held(None)?;
-        let mut out = Vec::new();
-        for (_, t) in self.dbs.drain() {
-            if let Some(t) = t {
-                t.file.sync()?;
-                out.push(t);
-            }
-        }
-        Ok((out, self.stats))
-    }
-}
 
 /// Soft recovery's resolver: a database is replayed where it was attached, if it is there
 /// and its signature matches; a database created in the replayed range is made again.
@@ -310,7 +34,7 @@ impl Resolve for InPlace<'_> {
         entry: &AttachEntry,
         created: bool,
         page_size: u32,
-    ) -> Result<Option<Target>> {
+    ) -> Result<Option<ReplayTarget>> {
         if !self.storage.exists(&entry.path) {
             if !created {
                 tracing::warn!(path = %entry.path.display(), "attached database missing during recovery; skipped");
@@ -320,7 +44,7 @@ impl Resolve for InPlace<'_> {
             header.db_signature = entry.signature;
             let (file, lock) = DbFile::create(self.storage, &entry.path, &header)?;
             self.locks.insert(entry.path.clone(), lock);
-            return Ok(Some(Target {
+            return Ok(Some(ReplayTarget {
                 file,
                 header,
                 created: true,
@@ -335,7 +59,7 @@ impl Resolve for InPlace<'_> {
             tracing::warn!(path = %entry.path.display(), "database signature differs from the log's; skipped");
             return Ok(None);
         }
-        Ok(Some(Target {
+        Ok(Some(ReplayTarget {
             file,
             header,
             created,
