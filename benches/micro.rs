@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of the storage core's hot paths, without the actor and
 //! without disk: B+tree put and get through `ese::Core` on the in-memory fault-injecting
 //! storage, log record framing, and page checksums.
+//!
+//! `cargo bench -p ese-bench --features micro --bench micro`.
 
 use std::sync::Arc;
 use std::time::Duration;

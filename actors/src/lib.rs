@@ -22,7 +22,6 @@
 
 mod actor;
 mod backup_set;
-pub mod bench;
 mod claims;
 mod engine;
 mod gate;

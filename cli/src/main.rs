@@ -265,10 +265,15 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
     }
 }
 
-/// `ese bench`: the engine-only figures of `ese_actors::bench`.
+/// `ese bench`: the run of `ese_bench` without peers, the figures of its table that need none.
 async fn bench(quick: bool, dir: Option<PathBuf>, out: Out) -> Result<(), Failure> {
     let tmp = tempfile::tempdir().map_err(|e| Failure::Other(e.to_string()))?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    let scale = if quick {
+        ese_bench::workloads::Scale::quick()
+    } else {
+        ese_bench::workloads::Scale::full()
+    };
     let step = progress::Step::start(
         out,
         if quick {
@@ -277,16 +282,26 @@ async fn bench(quick: bool, dir: Option<PathBuf>, out: Out) -> Result<(), Failur
             "benchmark"
         },
     );
-    let figures = ese_actors::bench::run_engine(quick, &dir).await?;
+    let report = ese_bench::run::run(&scale, &dir, None, &|m| step.note(m.trim())).await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            step.failed("benchmark failed");
+            return Err(match e.downcast::<ese_actors::Error>() {
+                Ok(e) => Failure::Ese(*e),
+                Err(e) => Failure::Other(e.to_string()),
+            });
+        }
+    };
     step.done("measured");
     if out.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&figures).unwrap_or_default()
+            serde_json::to_string_pretty(&report.rows).unwrap_or_default()
         );
     } else {
-        for f in &figures {
-            println!("{f}");
+        for row in &report.rows {
+            println!("{row}");
         }
     }
     Ok(())

@@ -1,35 +1,21 @@
-//! Engine-only benchmark workloads, shared by `benches/compare.rs` (which adds the peers:
-//! SQLite, redb) and the CLI's `ese bench`.
+//! The workloads: every figure's measurement of ours, and the baselines that need no peer
+//! engine. The run in [`crate::run`] calls them in the order of [`crate::figures::TABLE`].
 //!
 //! Everything goes through the public actor API (`Engine`, `Instance`, `Session`, the backup
 //! calls), on real files in the directory the caller gives, with real fsyncs. The baselines
 //! that need no peer engine live here too: a raw `std::fs` sequential read of the same file
 //! ([`raw_read`]) and a bare tokio mpsc + oneshot echo task ([`echo_roundtrips`]).
 //!
-//! The API:
-//!
-//! - [`run_engine`]`(quick, dir) -> Result<Vec<Figure>>`: every engine-only figure, with its
-//!   target and pass/fail where the target is a ratio against an engine-free baseline.
 //! - [`Scale`]: sizes and windows (`Scale::quick()`, `Scale::full()`, `Scale::from_env()`).
-//! - The building blocks, for hosts that want one figure: [`fill_database`],
-//!   [`stream_backup`], [`raw_read`], [`commit_run`], [`latency_under_backup`],
-//!   [`restore_run`], [`get_roundtrips`], [`echo_roundtrips`], [`stop_latency`],
-//!   [`backup_rss_growth`], [`idle_instance_rss`], plus [`median`], [`percentile`],
-//!   [`rss_bytes`].
+//! - The workloads: [`fill_database`], [`stream_backup`], [`raw_read`], [`commit_run`],
+//!   [`latency_under_backup`], [`restore_run`], [`get_roundtrips`], [`echo_roundtrips`],
+//!   [`stop_latency`], [`backup_rss_growth`], [`idle_instance_rss`], plus [`median`],
+//!   [`percentile`], [`rss_bytes`], [`mib`].
+//! - The rows and keys the peers write too, so both sides store the same data: [`row_key`],
+//!   [`row_value`], [`commit_key`], [`FILL_VALUE`], [`COMMIT_VALUE`].
 //!
 //! Every async function needs a multi-thread tokio runtime (durable commits wait on log
 //! writer threads; backup reads run on the blocking pool).
-//!
-//! ```no_run
-//! # async fn f() -> ese_actors::Result<()> {
-//! let dir = std::env::temp_dir().join("ese-bench");
-//! let figures = ese_actors::bench::run_engine(true, &dir).await?;
-//! for f in &figures {
-//!     println!("{f}");
-//! }
-//! println!("{}", serde_json::to_string_pretty(&figures).unwrap());
-//! # Ok(()) }
-//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,148 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{
+use ese_actors::{
     restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, DbId, Engine, Error,
-    Instance, InstanceParams, Result, Term,
+    Instance, InstanceParams, RestoreReport, Result, Term,
 };
-
-/// Which way a target goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cmp {
-    /// The value must be at least the bound.
-    AtLeast,
-    /// The value must be at most the bound.
-    AtMost,
-}
-
-/// A target for a figure.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Target {
-    /// Direction.
-    pub cmp: Cmp,
-    /// Bound.
-    pub bound: f64,
-}
-
-impl Target {
-    /// `value >= bound`.
-    pub fn at_least(bound: f64) -> Target {
-        Target {
-            cmp: Cmp::AtLeast,
-            bound,
-        }
-    }
-    /// `value <= bound`.
-    pub fn at_most(bound: f64) -> Target {
-        Target {
-            cmp: Cmp::AtMost,
-            bound,
-        }
-    }
-    /// Whether `value` meets the target.
-    pub fn met(&self, value: f64) -> bool {
-        match self.cmp {
-            Cmp::AtLeast => value >= self.bound,
-            Cmp::AtMost => value <= self.bound,
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let op = match self.cmp {
-            Cmp::AtLeast => ">=",
-            Cmp::AtMost => "<=",
-        };
-        write!(f, "{op} {}", fmt_num(self.bound))
-    }
-}
-
-/// One measured figure.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Figure {
-    /// Stable identifier, e.g. `backup.vs_raw_read`.
-    pub key: String,
-    /// Human name.
-    pub name: String,
-    /// The value.
-    pub value: f64,
-    /// Its unit (`MiB/s`, `commits/s`, `x`, `ms`, `KiB`, ...).
-    pub unit: String,
-    /// The target, if the figure has one.
-    pub target: Option<Target>,
-    /// Whether the target is met (`None` without a target).
-    pub pass: Option<bool>,
-    /// How it was measured (repetitions, sizes, the numbers behind a ratio).
-    pub detail: String,
-}
-
-impl Figure {
-    /// A figure without a target.
-    pub fn info(key: &str, name: &str, value: f64, unit: &str, detail: String) -> Figure {
-        Figure {
-            key: key.into(),
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            target: None,
-            pass: None,
-            detail,
-        }
-    }
-    /// A figure with a target; `pass` is computed.
-    pub fn checked(
-        key: &str,
-        name: &str,
-        value: f64,
-        unit: &str,
-        target: Target,
-        detail: String,
-    ) -> Figure {
-        Figure {
-            key: key.into(),
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            target: Some(target),
-            pass: Some(target.met(value)),
-            detail,
-        }
-    }
-}
-
-impl std::fmt::Display for Figure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} {}", self.name, fmt_num(self.value), self.unit)?;
-        if let (Some(t), Some(p)) = (self.target, self.pass) {
-            write!(f, " (target {t}: {})", if p { "PASS" } else { "FAIL" })?;
-        }
-        if !self.detail.is_empty() {
-            write!(f, " [{}]", self.detail)?;
-        }
-        Ok(())
-    }
-}
-
-/// Formats a number with about three significant digits.
-pub fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1000.0 {
-        format!("{v:.0}")
-    } else if a >= 100.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
 
 /// Sizes and windows of a run.
 #[derive(Clone, Debug)]
@@ -615,7 +465,7 @@ pub struct RestoreRun {
     /// Log bytes the workload's incremental backup holds (what it produced).
     pub workload_log_bytes: u64,
     /// The replay, as `restore_backup_chain` reports it.
-    pub replay: ese::restore::RestoreReport,
+    pub replay: RestoreReport,
     /// Wall time of the whole `restore_backup_chain` call (verify sets, copy, replay).
     pub chain_secs: f64,
 }
@@ -932,225 +782,7 @@ pub async fn idle_instance_rss(engine: &Engine, dir: &Path, n: usize) -> Result<
     Ok(grown as f64 / n as f64)
 }
 
-fn mib(b: u64) -> f64 {
+/// Bytes in MiB.
+pub fn mib(b: u64) -> f64 {
     b as f64 / (1 << 20) as f64
-}
-
-/// Every engine-only figure, in `dir` (created; left in place for the caller to remove).
-/// `quick` picks [`Scale::quick`], else [`Scale::full`]. Peer comparisons (SQLite, redb) are
-/// in `benches/compare.rs`; here ratios are against engine-free baselines only.
-pub async fn run_engine(quick: bool, dir: &Path) -> Result<Vec<Figure>> {
-    let scale = if quick { Scale::quick() } else { Scale::full() };
-    run_engine_with(&scale, dir).await
-}
-
-/// [`run_engine`] with an explicit scale.
-pub async fn run_engine_with(scale: &Scale, dir: &Path) -> Result<Vec<Figure>> {
-    std::fs::create_dir_all(dir).map_err(Error::from_io)?;
-    let engine = Engine::new();
-    let mut out = Vec::new();
-    let reps = scale.reps;
-
-    // 1. Backup throughput vs raw read.
-    let f = fill_database(
-        &engine,
-        "bench-backup",
-        &dir.join("backup"),
-        scale.backup_db_bytes,
-    )
-    .await?;
-    raw_read(&f.path, 1 << 20)?;
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
-    for _ in 0..reps {
-        let (n, s) = raw_read(&f.path, 1 << 20)?;
-        raw.push(mib(n) / s);
-        ours.push(
-            stream_backup(&f.inst, &f.path, 1 << 20, None)
-                .await?
-                .mib_per_sec(),
-        );
-    }
-    let (o, r) = (median(&ours), median(&raw));
-    out.push(Figure::info(
-        "backup.throughput",
-        &format!(
-            "full backup stream, {:.0} MiB db, 1 MiB chunks",
-            mib(f.file_bytes)
-        ),
-        o,
-        "MiB/s",
-        format!("median of {reps}"),
-    ));
-    out.push(Figure::checked(
-        "backup.vs_raw_read",
-        "backup / raw sequential read (warm)",
-        o / r,
-        "x",
-        Target::at_least(0.9),
-        format!("raw {} MiB/s", fmt_num(r)),
-    ));
-
-    // 8a. Memory growth while streaming.
-    let (growth, s) = if scale.memory_db_bytes == scale.backup_db_bytes {
-        backup_rss_growth(&f).await?
-    } else {
-        let m = fill_database(
-            &engine,
-            "bench-mem",
-            &dir.join("mem"),
-            scale.memory_db_bytes,
-        )
-        .await?;
-        let r = backup_rss_growth(&m).await?;
-        m.inst.term(Term::empty()).await?;
-        r
-    };
-    out.push(Figure::checked(
-        "memory.backup_rss_growth",
-        &format!("RSS growth streaming a {:.0} MiB db backup", mib(s.bytes)),
-        mib(growth),
-        "MiB",
-        Target::at_most(64.0),
-        String::new(),
-    ));
-
-    // 2/3. Durable commits: one session, then 64.
-    let (mut one, mut many, mut fpc) = (Vec::new(), Vec::new(), Vec::new());
-    {
-        let s = f.inst.begin_session().await?;
-        s.create_table(f.db, "c").await?;
-    }
-    for _ in 0..reps.min(3) {
-        one.push(
-            commit_run(&f.inst, f.db, "c", 1, scale.commit_window, Commit::Durable)
-                .await?
-                .rate(),
-        );
-        let m = commit_run(&f.inst, f.db, "c", 64, scale.commit_window, Commit::Durable).await?;
-        many.push(m.rate());
-        fpc.push(m.fsyncs_per_commit());
-    }
-    let (o1, o64) = (median(&one), median(&many));
-    out.push(Figure::info(
-        "commit.durable_1",
-        "durable commits, 1 session",
-        o1,
-        "commits/s",
-        String::new(),
-    ));
-    out.push(Figure::checked(
-        "commit.group_64_vs_1",
-        "group commit: 64 sessions / 1 session",
-        o64 / o1,
-        "x",
-        Target::at_least(20.0),
-        format!(
-            "64 sessions {} commits/s, {} fsyncs/commit",
-            fmt_num(o64),
-            fmt_num(median(&fpc))
-        ),
-    ));
-
-    // 4. p99 with a backup streaming.
-    let l = latency_under_backup(&f, "c", scale.latency_writers, scale.latency_window).await?;
-    let (q, w) = (
-        percentile(&l.quiet.latencies, 99.0),
-        percentile(&l.loaded.latencies, 99.0),
-    );
-    out.push(Figure::checked(
-        "commit.p99_under_backup",
-        "p99 durable commit latency: with backup / without",
-        w / q,
-        "x",
-        Target::at_most(1.25),
-        format!(
-            "{} writers, p99 {:.3} ms vs {:.3} ms",
-            scale.latency_writers,
-            w * 1e3,
-            q * 1e3
-        ),
-    ));
-
-    // 6. Actor overhead.
-    for clients in [1usize, 16] {
-        let n = scale.roundtrips / clients.max(1) * if clients == 1 { 1 } else { 4 };
-        let (mut e, mut g) = (Vec::new(), Vec::new());
-        for _ in 0..reps.min(3) {
-            e.push(echo_roundtrips(clients, n).await);
-            g.push(get_roundtrips(&f.inst, f.db, clients, n).await?);
-        }
-        let (e, g) = (median(&e), median(&g));
-        out.push(Figure::checked(
-            &format!("actor.get_cost_vs_echo_{clients}"),
-            &format!("Session::get round trip cost / echo, {clients} clients"),
-            e / g,
-            "x",
-            Target::at_most(3.0),
-            format!("get {} /s, echo {} /s", fmt_num(g), fmt_num(e)),
-        ));
-    }
-    f.inst.term(Term::empty()).await?;
-    let _ = std::fs::remove_dir_all(dir.join("backup"));
-
-    // 5. Restore.
-    let r = restore_run(&engine, &dir.join("restore"), scale.restore_txns).await?;
-    out.push(Figure::checked(
-        "restore.replay_vs_workload",
-        "restore replay speed / workload speed",
-        r.workload_secs / r.replay.seconds.max(1e-9),
-        "x",
-        Target::at_least(3.0),
-        format!(
-            "replay {:.1} MiB/s of log ({:.1} MiB in {:.2} s), workload {:.2} s",
-            r.replay.log_bytes_per_sec / (1 << 20) as f64,
-            mib(r.replay.log_bytes),
-            r.replay.seconds,
-            r.workload_secs
-        ),
-    ));
-    let _ = std::fs::remove_dir_all(dir.join("restore"));
-
-    // 7. Stop latency.
-    let mut ratios = Vec::new();
-    let mut detail = String::new();
-    for i in 0..3 {
-        let sf = fill_database(
-            &engine,
-            &format!("bench-stop-{i}"),
-            &dir.join(format!("stop{i}")),
-            scale.stop_db_bytes,
-        )
-        .await?;
-        let st = stop_latency(sf, 64, Duration::from_millis(500)).await?;
-        ratios.push(st.ratio());
-        detail = format!(
-            "last run: chunk {:.2} ms, answer {:.3} ms, all clients {:.2} ms, {}/64 got -1329",
-            st.median_chunk_secs * 1e3,
-            st.answer_secs * 1e3,
-            st.all_clients_secs * 1e3,
-            st.clients_1329
-        );
-        let _ = std::fs::remove_dir_all(dir.join(format!("stop{i}")));
-    }
-    out.push(Figure::checked(
-        "stop.latency_vs_chunk",
-        "stop_service + every client's -1329 / median chunk time",
-        median(&ratios),
-        "x",
-        Target::at_most(2.0),
-        detail,
-    ));
-
-    // 8b. Idle instances.
-    let per = idle_instance_rss(&engine, &dir.join("idle"), scale.idle_instances).await?;
-    out.push(Figure::checked(
-        "memory.idle_instance",
-        "RSS per idle initialised instance",
-        per / 1024.0,
-        "KiB",
-        Target::at_most(256.0),
-        format!("{} instances", scale.idle_instances),
-    ));
-    let _ = std::fs::remove_dir_all(dir.join("idle"));
-    Ok(out)
 }

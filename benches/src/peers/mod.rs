@@ -1,16 +1,66 @@
-//! The peers of `benches/compare.rs`: SQLite (rusqlite, bundled) and redb, driven with the
-//! same key and value sizes as ours, and a thread-per-client runner for peers that serialize
-//! writers.
+//! The peers of the compare run (feature `peers`): SQLite (rusqlite, bundled) and redb,
+//! driven with the same rows, keys and values as ours ([`crate::workloads`]), and a
+//! thread-per-client runner for peers that serialize writers. [`SqliteRedb`] is the
+//! [`crate::run::Peers`] the compare bench passes to the run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use ese_actors::bench::{commit_key, row_key, row_value, COMMIT_VALUE, FILL_VALUE};
 use rusqlite::{params, Connection, TransactionBehavior};
 
-pub type AnyResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub use crate::run::AnyResult;
+use crate::workloads::{commit_key, row_key, row_value, COMMIT_VALUE, FILL_VALUE};
+
+/// SQLite and redb, as the run drives them: the commit figures' databases stay open between
+/// [`crate::run::Peers::commit_open`] and [`crate::run::Peers::commit_close`].
+#[derive(Default)]
+pub struct SqliteRedb {
+    redb: Option<Arc<redb::Database>>,
+    sqlite_commits: Option<PathBuf>,
+}
+
+impl crate::run::Peers for SqliteRedb {
+    fn sqlite_fill(&mut self, path: &Path, bytes: u64) -> AnyResult<u64> {
+        sqlite_fill(path, bytes)
+    }
+
+    fn sqlite_backup(&mut self, path: &Path) -> AnyResult<(u64, f64)> {
+        sqlite_backup(path)
+    }
+
+    fn commit_open(&mut self, dir: &Path) -> AnyResult<()> {
+        self.redb = Some(redb_open(&dir.join("commits.redb"))?);
+        let path = dir.join("commits.sqlite");
+        drop(sqlite_conn(&path)?);
+        self.sqlite_commits = Some(path);
+        Ok(())
+    }
+
+    fn redb_commit_rate(&mut self, run: u32, threads: usize, window: Duration) -> AnyResult<f64> {
+        let db = self
+            .redb
+            .as_ref()
+            .ok_or("redb: commit_open was not called")?;
+        redb_commit_rate(db, run, threads, window)
+    }
+
+    fn sqlite_commit_rate(&mut self, run: u32, threads: usize, window: Duration) -> AnyResult<f64> {
+        let path = self
+            .sqlite_commits
+            .as_ref()
+            .ok_or("SQLite: commit_open was not called")?;
+        sqlite_commit_rate(path, run, threads, window)
+    }
+
+    fn commit_close(&mut self) {
+        self.redb = None;
+        if let Some(p) = self.sqlite_commits.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
 
 /// One commit step of a worker thread: commit number `j`.
 pub type Step = Box<dyn FnMut(u64) -> AnyResult<()> + Send>;
