@@ -52,6 +52,26 @@ impl Drop for Cleanup {
 /// A handle on one instance: cheap to clone, `Send + Sync`. Every method sends one message
 /// and awaits its answer; a message that entered the mailbox is answered even if the caller
 /// stops waiting.
+///
+/// # Errors
+///
+/// Every error is an ESE error; its [`Error::category`](crate::Error::category) says what a
+/// host should do about it. Every call but `init`, `term`, `stop_service` and `stop_backup`,
+/// and every [`Session`] call, first meets the instance's **gate** (contract 1.1), which
+/// answers the first of:
+///
+/// 1. `InvalidInstance` (-1115): the instance was terminated; the handle outlived it;
+/// 2. `ClientRequestToStopJetService` (-1329): `stop_service` was called;
+/// 3. the instance is unavailable after a fatal write failure: `InstanceUnavailable`
+///    (-1090), or the recorded cause, `InstanceUnavailableDueToFatalLogDiskFull` (-1092),
+///    `LogWriteFail` (-510) or `DiskFull` (-1808, the database volume filled during a flush).
+///    Every later call gets the same, whatever the error's category: `term` the instance
+///    (any grbit succeeds) and `init` it again, which recovers;
+/// 4. `TermInProgress` (-1000) while `term` runs; `NotInitialized` (-1029) while `init` runs;
+/// 5. `NotInitialized` (-1029) before `init`.
+///
+/// The contract's `RestoreInProgress` (-506) step never answers here: a restore runs on no
+/// instance. The methods' sections below call these "the gate's errors".
 #[derive(Clone)]
 pub struct Instance {
     h: Arc<Handle>,
@@ -130,6 +150,11 @@ impl Instance {
     }
 
     /// Sends any typed message and awaits its answer.
+    ///
+    /// # Errors
+    ///
+    /// The message's own (its table line in [`crate::messages`] says whether the gate
+    /// applies); `InvalidInstance` (-1115) if the instance is gone.
     pub async fn ask<M: Message>(&self, msg: M) -> Result<M::Reply> {
         let rx = self.post(msg).await?;
         // The actor answers every command it takes; a closed reply channel means the
@@ -168,12 +193,30 @@ impl Instance {
     }
 
     /// `JetInit`: soft recovery, then the instance runs.
+    ///
+    /// # Errors
+    ///
+    /// Its own checks, not the gate: `InvalidInstance` (-1115) after `term`;
+    /// `ClientRequestToStopJetService` (-1329) after `stop_service`; `TermInProgress` (-1000);
+    /// `AlreadyInitialized` (-1030) once it ran (a second `init` sent while one runs waits for
+    /// it). Paths another instance uses: `SystemPathInUse` (-1083) or `LogFilePathInUse`
+    /// (-1084) within the engine, `FileAccessDenied` (-1032) from another engine or process.
+    /// Soft recovery's errors (a damaged or missing log or checkpoint, e.g. `LogFileCorrupt`
+    /// -501). After a failure the instance is still created, and `init` may be called again.
     pub async fn init(&self) -> Result<()> {
         self.ask(Init {}).await
     }
     /// `JetTerm2` with `Term` bits. A term that would refuse a running backup (none of
     /// `ABRUPT`, `STOP_BACKUP`, `DIRTY`) first waits for the cleanup of any dropped
     /// `backup_to_dir` call, so that the backup it left is over before the term looks.
+    ///
+    /// # Errors
+    ///
+    /// Not the gate (a term works after `stop_service` and on an unavailable instance):
+    /// `InvalidInstance` (-1115) after a term; `TermInProgress` (-1000) while one runs;
+    /// `BackupInProgress` (-505) with a backup running and none of `ABRUPT`, `STOP_BACKUP`,
+    /// `DIRTY`: the instance keeps running, and no new backup may begin on it
+    /// (`BackupNotAllowedYet` -523) until it is terminated and created again.
     pub async fn term(&self, grbit: TermBits) -> Result<()> {
         if !grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP | TermBits::DIRTY) {
             self.settle_cleanups().await;
@@ -181,14 +224,32 @@ impl Instance {
         self.ask(Term { grbit }).await
     }
     /// `JetStopServiceInstance`: answers at once; every later call fails with -1329.
+    ///
+    /// # Errors
+    ///
+    /// Only `InvalidInstance` (-1115) after `term`; a second call succeeds.
     pub async fn stop_service(&self) -> Result<()> {
         self.ask(StopService {}).await
     }
-    /// `JetStopBackupInstance`.
+    /// `JetStopBackupInstance`: the running backup's later calls fail with
+    /// `BackupAbortByServer` (-801); Success with no backup running.
+    ///
+    /// # Errors
+    ///
+    /// Only `InvalidInstance` (-1115) after `term` (no gate: it works during `stop_service`
+    /// and `term`).
     pub async fn stop_backup(&self) -> Result<()> {
         self.ask(StopBackup {}).await
     }
-    /// `JetCreateDatabase`.
+    /// `JetCreateDatabase`: creates, attaches and locks the file; answers once its formatting
+    /// commit is durable.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `BackupInProgress` (-505) during a backup; `InvalidParameter`
+    /// (-1003) for an empty path; `DatabaseDuplicate` (-1201) if this instance has it
+    /// attached; `DatabaseSharingViolation` (-1215) if another instance of the engine has;
+    /// `FileAlreadyExists` (-1814) for an existing file; `DiskFull` (-1808), `DiskIO` (-1022).
     pub async fn create_database(&self, path: impl AsRef<Path>) -> Result<DbId> {
         self.ask(CreateDatabase {
             path: path.as_ref().to_path_buf(),
@@ -196,20 +257,43 @@ impl Instance {
         .await
     }
     /// `JetAttachDatabase`.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `BackupInProgress` (-505) during a backup; `InvalidParameter`
+    /// (-1003) for an empty path; `DatabaseDuplicate` (-1201) if already attached here;
+    /// `DatabaseSharingViolation` (-1215) if another instance of the engine has it;
+    /// `FileAccessDenied` (-1032) if another engine or process holds it; `FileNotFound`
+    /// (-1811); `DatabaseCorrupted` (-1206) for a file that is not a database or a damaged
+    /// one (`ReadVerifyFailure` -1018 for a damaged page); `PageSizeMismatch` (-1213);
+    /// `DatabaseDirtyShutdown` (-550) for a database not shut down cleanly (e.g. left dirty
+    /// by another log stream).
     pub async fn attach_database(&self, path: impl AsRef<Path>) -> Result<DbId> {
         self.ask(AttachDatabase {
             path: path.as_ref().to_path_buf(),
         })
         .await
     }
-    /// `JetDetachDatabase`.
+    /// `JetDetachDatabase`: flushes the database, marks it clean and unlocks it.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `BackupInProgress` (-505) during a backup; `InvalidParameter`
+    /// (-1003) for an empty path; `DatabaseNotFound` (-1203) if it is not attached;
+    /// `DatabaseInUse` (-1202) while an open transaction has written to it; `DiskIO` (-1022),
+    /// `DiskFull` (-1808).
     pub async fn detach_database(&self, path: impl AsRef<Path>) -> Result<()> {
         self.ask(DetachDatabase {
             path: path.as_ref().to_path_buf(),
         })
         .await
     }
-    /// The backup fields and shutdown state of a database's header.
+    /// The backup fields and shutdown state of a database's header (attached or not).
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; for a database not attached, `FileNotFound` (-1811) or
+    /// `DatabaseCorrupted` (-1206) for a file without a database header.
     pub async fn database_info(&self, path: impl AsRef<Path>) -> Result<DatabaseInfo> {
         self.ask(GetDatabaseInfo {
             path: path.as_ref().to_path_buf(),
@@ -217,30 +301,67 @@ impl Instance {
         .await
     }
     /// `JetBeginSession`.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors only.
     pub async fn begin_session(&self) -> Result<Session> {
         let key = self.ask(BeginSession {}).await?;
         Ok(Session::new(self.clone(), key))
     }
     /// The log stream and the attached databases.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors only.
     pub async fn instance_info(&self) -> Result<crate::types::InstanceInfo> {
         self.ask(GetInstanceInfo {}).await
     }
     /// Counters: commits, fsyncs, group commits, cache.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors only.
     pub async fn stats(&self) -> Result<CoreStats> {
         self.ask(GetStats {}).await
     }
 
     /// `JetBeginExternalBackupInstance`. Waits first for the cleanup of any dropped
     /// `backup_to_dir` call (its backup is ended by then).
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors, then in this order: `BackupNotAllowedYet` (-523) after a `term`
+    /// refused with `BackupInProgress`; `InvalidGrbit` (-900) for any bit but `INCREMENTAL`;
+    /// `InvalidBackup` (-526) for an incremental under circular logging; `BackupInProgress`
+    /// (-505) while a backup runs (it is not disturbed); `MissingFullBackup` (-560) for an
+    /// incremental when an attached database has no full backup on this log stream.
     pub async fn begin_external_backup(&self, grbit: BackupBegin) -> Result<()> {
         self.settle_cleanups().await;
         self.ask(BeginBackup { grbit }).await
     }
-    /// `JetGetAttachInfoInstance`.
+    /// `JetGetAttachInfoInstance`: the paths of the attached databases.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520) with no backup running; `BackupAbortByServer`
+    /// (-801) after `stop_backup`; `InvalidBackupSequence` (-521) in an incremental (the
+    /// backup goes on).
     pub async fn get_attach_info(&self) -> Result<Vec<PathBuf>> {
         self.ask(GetAttachInfo {}).await
     }
     /// `JetOpenFileInstance`: a handle and the file's size in bytes.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520); `BackupAbortByServer` (-801) after
+    /// `stop_backup`; `InvalidParameter` (-1003) for an empty path; `OutOfMemory` (-1011)
+    /// with `max_open_backup_files` files open. In the database phase, `DatabaseNotFound`
+    /// (-1203) for a path that is no attached database (the backup goes on). These end the
+    /// backup (the next call gets `NoBackup`): `InvalidBackupSequence` (-521) for a database
+    /// after the log phase began or in an incremental, or for a log before `get_log_info`;
+    /// `InvalidParameter` (-1003) in the log phase for anything but a log `get_log_info`
+    /// listed; `MissingFileToBackup` (-569) for a listed log that is gone.
     pub async fn open_file(&self, path: impl AsRef<Path>) -> Result<(BackupFile, u64)> {
         self.ask(OpenFile {
             path: path.as_ref().to_path_buf(),
@@ -248,26 +369,68 @@ impl Instance {
         .await
     }
     /// `JetReadFileInstance`: the next chunk; empty at the end of the file.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520), also for a read whose backup ended while it was
+    /// on disk; `BackupAbortByServer` (-801) after `stop_backup`; `InvalidParameter` (-1003)
+    /// for an unknown or closed handle or one with a read in flight, a `max_len` that is zero
+    /// or not a multiple of the page size, or a first read under 3 pages (a database) or 2 (a
+    /// log).
+    /// `ReadVerifyFailure` (-1018) for a database page that fails verification after retries:
+    /// that database's copy is cancelled, the backup goes on. `LogReadVerifyFailure` (-612)
+    /// (or `MissingFileToBackup` -569) for a damaged (or vanished) log ends the backup.
     pub async fn read_file(&self, file: BackupFile, max_len: usize) -> Result<Bytes> {
         self.ask(ReadFile { file, max_len }).await
     }
-    /// `JetCloseFileInstance`.
+    /// `JetCloseFileInstance`: a file read to its end counts as copied.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520); `InvalidParameter` (-1003) for an unknown
+    /// handle. Not `BackupAbortByServer`: it works after `stop_backup`.
     pub async fn close_file(&self, file: BackupFile) -> Result<()> {
         self.ask(CloseFile { file }).await
     }
-    /// `JetGetLogInfoInstance2`.
+    /// `JetGetLogInfoInstance2`: the first call (of this or `get_truncate_log_info`) rolls
+    /// the log and fixes the range of logs to copy.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520); `BackupAbortByServer` (-801) after
+    /// `stop_backup`; `InvalidBackupSequence` (-521) with a file open (the backup goes on);
+    /// `MissingFileToBackup` (-569) for an incremental whose logs since the previous backup
+    /// are gone (the backup ends).
     pub async fn get_log_info(&self) -> Result<LogInfo> {
         self.ask(GetLogInfo {}).await
     }
-    /// `JetGetTruncateLogInfoInstance`.
+    /// `JetGetTruncateLogInfoInstance`: the logs `truncate_log` would delete.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::get_log_info`].
     pub async fn get_truncate_log_info(&self) -> Result<Vec<PathBuf>> {
         self.ask(GetTruncateLogInfo {}).await
     }
-    /// `JetTruncateLogInstance`.
+    /// `JetTruncateLogInstance`: deletes the logs the backup made redundant.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `NoBackup` (-520); `BackupAbortByServer` (-801) after
+    /// `stop_backup`; `InvalidBackupSequence` (-521) with a file open or before
+    /// `get_log_info`; `LogFileNotCopied` (-616) while a listed log was not read to its end.
     pub async fn truncate_log(&self) -> Result<()> {
         self.ask(TruncateLog {}).await
     }
-    /// `JetEndExternalBackupInstance2`.
+    /// `JetEndExternalBackupInstance2`. Past the grbit check, a running backup ends whatever
+    /// the answer.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; `InvalidParameter` (-1003) for both or neither of `NORMAL` and
+    /// `ABORT` (nothing changes); `NoBackup` (-520). With `NORMAL`: `BackupAbortByServer`
+    /// (-801) after `stop_backup`; `BackupAbortByCaller` (-800) before the log phase or with a
+    /// listed log not read to its end. Neither updates the headers. (`ABORT` succeeds.)
     pub async fn end_external_backup(&self, grbit: BackupEnd) -> Result<()> {
         self.ask(EndBackup { grbit }).await
     }

@@ -39,8 +39,8 @@ pub use backup_set::{
 pub use engine::{Engine, Mode};
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
-    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Detail, Error, InstanceParams, IoError,
-    Result, Term,
+    BackupBegin, BackupEnd, Category, Commit, CoreStats, DbId, Detail, Error, InstanceParams,
+    IoError, Result, Term,
 };
 pub use ese::{SLICE_BYTES, SLICE_ROWS};
 pub use instance::Instance;

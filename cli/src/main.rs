@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             if out.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "error": e.name(), "code": e.code(), "message": e.to_string(), "detail": e.detail() })
+                    serde_json::json!({ "error": e.name(), "code": e.code(), "category": e.category().name(), "message": e.to_string(), "detail": e.detail() })
                 );
             }
             eprintln!("ese: error: {e}");
@@ -207,7 +207,7 @@ fn main() -> ExitCode {
             if out.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "error": e.name(), "code": e.code(), "message": e.to_string(), "hint": hint })
+                    serde_json::json!({ "error": e.name(), "code": e.code(), "category": e.category().name(), "message": e.to_string(), "hint": hint })
                 );
             }
             eprintln!("ese: error: {e}");

@@ -225,6 +225,7 @@ fn backup_of_a_running_instance_is_refused_and_says_how() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     assert_eq!(v["code"], -1032);
+    assert_eq!(v["category"], "IO");
     assert!(v["hint"].as_str().unwrap().contains("host"));
     // The running instance was not disturbed; once it is terminated the backup runs.
     rt.block_on(async {

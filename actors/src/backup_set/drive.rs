@@ -48,6 +48,20 @@ impl Instance {
     /// created is removed. A refusal (`BackupInProgress`, a target that is a file or not empty)
     /// creates nothing. Dropping the future ends the backup as aborted and removes the
     /// partial set, on a thread of its own; [`Instance::term`] and the next backup wait for it.
+    ///
+    /// # Errors
+    ///
+    /// Refusals, before anything is created: `InvalidPath` (-1023) for a target that is a
+    /// file; `BackupDirectoryNotEmpty` (-504) for one that is not empty; the gate's errors
+    /// ([`Instance`]); [`Instance::begin_external_backup`]'s (`BackupInProgress` -505,
+    /// `BackupNotAllowedYet` -523, `InvalidBackup` -526 for an incremental under circular
+    /// logging, `MissingFullBackup` -560). Failures, after which the backup has ended as
+    /// aborted and the partial set is removed: `DiskFull` (-1808) or `DiskIO` (-1022) writing
+    /// the set; the streaming calls' errors (`ReadVerifyFailure` -1018 for a damaged database
+    /// page, `LogReadVerifyFailure` -612, `MissingFileToBackup` -569); `BackupAbortByServer`
+    /// (-801) after [`Instance::stop_backup`]; the gate's errors if the instance stops
+    /// meanwhile. A failure once logs were truncated keeps the complete set, the only copy of
+    /// those logs, and its detail says so ("keep it").
     pub async fn backup_to_dir(
         &self,
         dir: impl AsRef<Path>,

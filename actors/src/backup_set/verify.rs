@@ -27,6 +27,19 @@ pub struct VerifyReport {
 /// contiguity and signatures, each database image's header, trailer and pages. Errors are
 /// the ones restore would give for the same damage, with the file and what is wrong with it
 /// ([`ese::Error::detail`]).
+///
+/// # Errors
+///
+/// The manifest: `FileNotFound` (-1811) if it is missing (the set is incomplete, or no set);
+/// `InvalidBackup` (-526) if it is empty, too large or not a manifest; `InvalidPath` (-1023)
+/// if it names a file outside the set. The logs: `MissingRestoreLogFiles` (-557) for a
+/// missing generation (`FileNotFound` -1811 for the first), `GivenLogFileHasBadSignature`
+/// (-555), `GivenLogFileIsNotContiguous` (-556), `LogFileCorrupt` (-501) for a damaged log
+/// or a size or checksum other than the manifest's. The databases: `DatabaseCorrupted`
+/// (-1206) for a damaged image or a size or checksum other than the manifest's,
+/// `DatabasePatchFileMismatch` (-552) for a trailer, size or signature that does not match,
+/// `RestoreOfNonBackupDatabase` (-615), `StartingRestoreLogTooHigh` (-554) and
+/// `EndingRestoreLogTooLow` (-553) for an image that needs logs outside the set's.
 pub fn verify_backup_set(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     verify_backup_set_on(&*ese::io::os(), dir)
 }

@@ -16,6 +16,19 @@ use crate::engine::{Engine, Mode};
 impl Engine {
     /// `JetExternalRestore2`: checks the spec, the backed-up logs and every mapped database
     /// image, then replays and leaves the databases clean. Runs on the blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// Contract 3's checks, in order, each a distinct error: `RunningInOneInstanceMode`
+    /// (-1080); `InvalidParameter` (-1003) for a bad spec, `InvalidPath` (-1023) for a target
+    /// that escapes through `..`; the backed-up logs'
+    /// (`MissingRestoreLogFiles` -557, or `FileNotFound` -1811 for the first;
+    /// `GivenLogFileHasBadSignature` -555; `GivenLogFileIsNotContiguous` -556;
+    /// `LogFileCorrupt` -501 or `LogCorruptDuringHardRestore` -573); each mapped database's
+    /// (`DatabaseCorrupted` -1206, `RestoreOfNonBackupDatabase` -615,
+    /// `DatabasePatchFileMismatch` -552, `StartingRestoreLogTooHigh` -554,
+    /// `EndingRestoreLogTooLow` -553, also for a stop point before the copies' last
+    /// generation); then replay's (`DiskFull` -1808, `DiskIO` -1022).
     pub async fn external_restore(&self, spec: RestoreSpec) -> Result<RestoreReport> {
         self.external_restore_on(ese::io::os(), spec).await
     }
@@ -51,6 +64,17 @@ pub struct ChainReport {
 /// its own: its original file name, or, when two databases share one, every database its
 /// image's name in the set (`00-db.edb`, `01-db.edb`); [`ChainReport::databases`] says which.
 /// A new instance can then attach the databases found in `target_dir`.
+///
+/// # Errors
+///
+/// Each set's [`verify_backup_set`](crate::verify_backup_set) errors. The chain:
+/// `InvalidParameter` (-1003) for no set; `MissingFullBackup` (-560) if the first is not a
+/// full or copy set with databases; `InvalidBackupSequence` (-521) for a later set that is not
+/// incremental or differential, or not the previous set's child; `GivenLogFileHasBadSignature`
+/// (-555) for a set of another log stream; `GivenLogFileIsNotContiguous` (-556) for a gap in
+/// the logs. Then laying out the files (`InvalidPath` -1023 for a symbolic link or a name
+/// outside `target_dir`, `DiskFull` -1808, `DiskIO` -1022) and [`Engine::external_restore`]'s
+/// errors.
 pub async fn restore_backup_chain(
     engine: &Engine,
     sets: &[impl AsRef<Path>],
