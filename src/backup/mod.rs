@@ -9,8 +9,8 @@ mod state;
 pub mod stream;
 
 pub use state::{
-    listed_log_gen, BackupState, BeginFacts, EndOutcome, Failure, Kind, LogRanges, OpenedFile,
-    Phase, ReadPlan, ReadTicket,
+    listed_log_gen, BackupState, BeginFacts, EndOutcome, Failure, LogRanges, OpenedFile, Phase,
+    ReadPlan, ReadTicket, StreamKind,
 };
 
 /// ESE's backup event ids, set as the `event_id` field of `tracing` events.

@@ -14,9 +14,10 @@ use crate::log::names;
 use crate::lsn::Lsn;
 use crate::{BackupEnd, Error};
 
-/// Full (database phase first) or incremental (logs only).
+/// The kind of one ESE streaming backup: full (database phase first) or incremental (logs
+/// only). Not `ese_actors::BackupKind`, which names the four kinds of a backup set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum StreamKind {
     /// Databases, then logs.
     Full,
     /// Logs only.
@@ -163,7 +164,7 @@ pub struct EndOutcome {
 pub struct BackupState {
     id: u64,
     /// Full or incremental.
-    pub kind: Kind,
+    pub kind: StreamKind,
     /// Databases or logs.
     pub phase: Phase,
     /// `stop_backup` was called: later calls get `BackupAbortByServer`.
@@ -234,11 +235,11 @@ impl BackupState {
             return Err(Error::InvalidGrbit);
         }
         let kind = if grbit.contains(B::INCREMENTAL) {
-            Kind::Incremental
+            StreamKind::Incremental
         } else {
-            Kind::Full
+            StreamKind::Full
         };
-        if kind == Kind::Incremental && f.circular {
+        if kind == StreamKind::Incremental && f.circular {
             return Err(Error::InvalidBackup);
         }
         if running {
@@ -247,19 +248,19 @@ impl BackupState {
         // A full backup made on another log stream is none here: its generations are not
         // this stream's (contract 2.5).
         let has_full = |h: &&DbHeader| h.last_full.is_some_and(|b| b.on_stream(&f.log_signature));
-        if kind == Kind::Incremental && !f.headers.iter().all(has_full) {
+        if kind == StreamKind::Incremental && !f.headers.iter().all(has_full) {
             tracing::warn!(
                 event_id = events::MISSING_FULL,
                 "incremental backup refused: a database has no full backup"
             );
             return Err(Error::MissingFullBackup);
         }
-        let phase = if kind == Kind::Full {
+        let phase = if kind == StreamKind::Full {
             Phase::Databases
         } else {
             Phase::Logs
         };
-        let event = if kind == Kind::Full {
+        let event = if kind == StreamKind::Full {
             events::FULL_START
         } else {
             events::INCREMENTAL_START
@@ -325,7 +326,7 @@ impl BackupState {
     /// `get_attach_info`: the attached databases' paths (full backups only).
     pub fn attach_info(&self, attached: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
         self.check_stop()?;
-        if self.kind != Kind::Full {
+        if self.kind != StreamKind::Full {
             return Err(Failure::keep(Error::InvalidBackupSequence));
         }
         Ok(attached.to_vec())
@@ -623,10 +624,10 @@ impl BackupState {
     ) -> Result<(), Failure> {
         let copy_high = new_gen - 1;
         let copy_low = match self.kind {
-            Kind::Full => self.gen_low,
-            Kind::Incremental => oldest,
+            StreamKind::Full => self.gen_low,
+            StreamKind::Incremental => oldest,
         };
-        if self.kind == Kind::Incremental {
+        if self.kind == StreamKind::Incremental {
             for (_, h) in dbs {
                 let gen_high = |r| self.of_this_stream(r).map_or(0, |b: BackupInfo| b.gen_high);
                 let prev = gen_high(h.last_full).max(gen_high(h.last_incremental));
@@ -642,7 +643,7 @@ impl BackupState {
             }
         }
         let mut delete_mac = checkpoint_gen.min(copy_high + 1);
-        if self.kind == Kind::Full {
+        if self.kind == StreamKind::Full {
             for (dbid, h) in dbs {
                 if !self.copied.contains(dbid) {
                     // A full backup of another stream keeps none of this stream's logs.
@@ -721,8 +722,8 @@ impl BackupState {
     pub fn end_record(&self) -> Option<BackupInfo> {
         let r = self.ranges.as_ref()?;
         let mark = match self.kind {
-            Kind::Full => (self.mark, self.mark_time),
-            Kind::Incremental => r.mark,
+            StreamKind::Full => (self.mark, self.mark_time),
+            StreamKind::Incremental => r.mark,
         };
         Some(self.record(mark, r.copy_low, r.copy_high))
     }
@@ -749,7 +750,7 @@ impl BackupState {
         }
         let truncated = self.truncated || grbit.contains(BackupEnd::TRUNCATE_DONE);
         let (field, dbs): (BackupField, Vec<u32>) = match self.kind {
-            Kind::Full => (
+            StreamKind::Full => (
                 if truncated {
                     BackupField::Full
                 } else {
@@ -757,7 +758,7 @@ impl BackupState {
                 },
                 self.copied.iter().copied().collect(),
             ),
-            Kind::Incremental => (
+            StreamKind::Incremental => (
                 if truncated {
                     BackupField::Incremental
                 } else {
@@ -936,7 +937,7 @@ mod tests {
         let b = BackupState::begin(BackupBegin::empty(), false, facts(vec![&h])).unwrap();
         assert_eq!(
             (b.kind, b.phase, b.gen_low),
-            (Kind::Full, Phase::Databases, 4)
+            (StreamKind::Full, Phase::Databases, 4)
         );
     }
 
