@@ -12,7 +12,7 @@ mod cache;
 mod core;
 pub mod db;
 mod error;
-mod flush;
+mod flusher;
 mod grbit;
 pub mod io;
 pub mod log;

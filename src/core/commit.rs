@@ -56,7 +56,7 @@ impl Core {
 
     /// Logs a commit's changed pages and installs them. A page whose full image was logged at
     /// or after the image horizon is logged as a delta against its cached version; any other
-    /// page as a full image (see `flushing` for why that keeps torn pages repairable). Every
+    /// page as a full image (see `checkpointing` for why that keeps torn pages repairable). Every
     /// page is stamped with the end of the record that carries it; the cache learns the
     /// commit's end so no page is written before its commit is durable.
     pub(crate) fn log_changes(&mut self, overlay: Overlay, sync: bool) -> Result<CommitTicket> {

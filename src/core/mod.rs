@@ -5,10 +5,10 @@
 //! the rare whole-instance steps that say so (`open`, database attach/detach, `term_clean`).
 
 mod backup;
+mod checkpointing;
 mod commit;
 mod databases;
 mod fetch;
-mod flushing;
 mod locks;
 mod reads;
 mod sessions;
@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::cache::Cache;
 use crate::db::{DbFile, DbHeader};
-use crate::flush::Flusher;
+use crate::flusher::Flusher;
 use crate::io::{FileLock, StorageRef};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::{Log, LogConfig, Notify};

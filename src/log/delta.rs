@@ -1,6 +1,6 @@
 //! Page deltas: the byte ranges a change altered in a page's body. A commit logs a delta
 //! instead of the whole page when the page's last full image is recent enough (see
-//! `core::flushing` for the horizon rule that keeps torn pages repairable).
+//! `core::checkpointing` for the horizon rule that keeps torn pages repairable).
 
 /// First byte a delta may cover: the checksum (0..4), page number (4..8) and log position
 /// (8..16) are the page's own; the kind byte at 16 is content (a leaf can become an interior

@@ -1,10 +1,11 @@
-//! Writing dirty pages back and advancing the checkpoint; clean and dirty termination.
+//! The core's side of write-back: handing dirty pages to the flusher thread (`crate::flusher`),
+//! taking in its completions and advancing the checkpoint; clean and dirty termination.
 
 use std::collections::HashMap;
 
 use super::Core;
 use crate::db::STATE_CLEAN;
-use crate::flush::{FlushDone, FlushJob};
+use crate::flusher::{FlushDone, FlushJob};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::Record;
 use crate::lsn::Lsn;
