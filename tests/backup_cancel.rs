@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use ese_actors::{verify_backup_set, BackupBegin, BackupEnd, BackupKind, Engine, Instance, Term};
-use support::*;
+use support::actor::*;
 
 /// How a test looks at an instance after the drop.
 #[derive(Clone, Copy, Debug, PartialEq)]

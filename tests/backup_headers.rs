@@ -6,7 +6,7 @@ mod support;
 
 use ese::log::checkpoint;
 use ese_actors::{BackupBegin, BackupEnd, BackupKind, Engine, Term};
-use support::*;
+use support::actor::*;
 
 #[tokio::test]
 async fn each_kind_writes_its_field() {

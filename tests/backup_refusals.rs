@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use ese_actors::{verify_backup_set, BackupKind, Engine, Term};
-use support::*;
+use support::actor::*;
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -5,7 +5,7 @@ mod support;
 
 use ese::page;
 use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Term};
-use support::*;
+use support::actor::*;
 
 #[tokio::test]
 async fn calls_without_a_backup_are_no_backup() {

@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use ese_actors::{verify_backup_set, BackupKind, Engine, Term};
-use support::*;
+use support::actor::*;
 
 /// Something done to a copy of a good set.
 type Damage = Box<dyn Fn(&Path)>;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese_actors::{verify_backup_set, verify_backup_set_on, BackupKind, Engine, Instance, Term};
-use support::*;
+use support::actor::*;
 
 /// Where the sets of the fault-layer tests go.
 const SETS: &str = "/f/sets";
-/// Log file size of the test instances (`support::params`).
+/// Log file size of the test instances (`support::actor::params`).
 const LOG: u64 = 128 * 1024;
 /// Chunk size `backup_to_dir` streams with.
 const CHUNK: u64 = 1 << 20;

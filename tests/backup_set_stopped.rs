@@ -6,7 +6,7 @@
 mod support;
 
 use ese_actors::{verify_backup_set, BackupKind, Engine, Term};
-use support::*;
+use support::actor::*;
 
 /// How a stopped call ended.
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use ese::db::{DbHeader, Trailer};
 use ese_actors::{
     BackupBegin, BackupEnd, BackupFile, DbId, Engine, Instance, LogInfo, RestoreSpec, Term,
 };
-use support::*;
+use support::actor::*;
 
 /// More than any image here: one read asks for the whole file.
 const WHOLE: usize = 1 << 20;
@@ -25,7 +25,8 @@ const ROWS: u32 = 100;
 /// An initialised instance on gated storage with `db.edb` holding `ROWS` rows.
 async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, DbId, PathBuf, GatedStorage) {
     let gated = GatedStorage::new(ese::io::os());
-    let (inst, db, path) = support::instance_on(engine, gated.storage(), "stale", dir, ROWS).await;
+    let (inst, db, path) =
+        support::actor::instance_on(engine, gated.storage(), "stale", dir, ROWS).await;
     (inst, db, path, gated)
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ese::page;
 use ese_actors::{BackupBegin, BackupEnd, Commit, Engine, Term};
-use support::*;
+use support::actor::*;
 
 async fn stream_under_load(circular: bool) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,14 +1,14 @@
 //! Damaged files give ESE's errors, never a panic: truncated and bit-flipped logs, damaged
 //! database headers, a checkpoint that points past the log, missing and foreign logs.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
 use ese::io::{os, StorageRef};
 use ese::log::{checkpoint, names, reader, FRAME};
 use ese::{Commit, Core, Error, InstanceParams};
+use support::core::*;
 
 fn params(dir: &Path) -> InstanceParams {
     small_params(dir).log_file_size(64 * 1024)

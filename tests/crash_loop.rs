@@ -4,7 +4,7 @@
 //! and the backup that was running is gone so a new one can begin. 20 iterations here;
 //! `ESE_CRASH_ITERATIONS=N` for long runs.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::ops::Bound;
@@ -76,7 +76,7 @@ fn check(dir: &Path, acked: &[u64], iteration: usize) -> u64 {
             "{what}: gaps in the committed transactions"
         );
     }
-    common::verify_all_pages(&mut core, db);
+    support::core::verify_all_pages(&mut core, db);
     // The backup the child was running is gone: a new one begins.
     core.backup_begin(BackupBegin::empty())
         .unwrap_or_else(|e| panic!("{what}: new backup refused: {e}"));

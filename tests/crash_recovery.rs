@@ -2,14 +2,14 @@
 //! workload, and with the last write torn. After recovery every acknowledged durable commit
 //! is present and whole, nothing uncommitted is visible, and every page verifies.
 
-mod common;
+mod support;
 
 use std::ops::Bound;
 use std::path::Path;
 
-use common::*;
 use ese::io::{Fault, StorageRef};
 use ese::{Commit, Core, DbId, InstanceParams};
+use support::core::*;
 
 const TXNS: u32 = 60;
 

@@ -4,18 +4,18 @@
 //! errors (or the instance becomes unavailable), no acknowledged commit is lost after reopening,
 //! and nothing panics. The test prints the matrix (`cargo test --test faults -- --nocapture`).
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::*;
 use ese::backup::stream;
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese::restore::{external_restore, RestoreSpec};
 use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
+use support::core::*;
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 

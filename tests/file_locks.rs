@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ese::io::{FaultStorage, StorageRef};
 use ese::Core;
 use ese_actors::{Commit, DbId, Engine, Instance, InstanceParams, Term};
-use support::{code, params};
+use support::actor::{code, params};
 
 /// An initialised instance with a database at `db` holding table "t".
 async fn holder(engine: &Engine, name: &str, p: InstanceParams, db: &Path) -> (Instance, DbId) {

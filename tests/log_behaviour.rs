@@ -1,13 +1,13 @@
 //! The log's own rules: names, rolls, circular reuse, and poisoning after a failed fsync.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::*;
 use ese::io::{Fault, Storage};
 use ese::log::names;
 use ese::{Commit, Core};
+use support::core::*;
 
 fn count_logs(storage: &dyn Storage, dir: &Path) -> usize {
     names::list_archived(storage, dir, "edb").unwrap().len()

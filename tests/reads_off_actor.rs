@@ -13,14 +13,14 @@ use std::ops::Bound;
 use ese_actors::messages::{CloseScan, Scan, ScanNext};
 use ese_actors::{Commit, DbId, Engine, Instance, InstanceParams, Term};
 use rand::{Rng, SeedableRng};
-use support::{GatedStorage, Latch};
+use support::actor::{GatedStorage, Latch};
 
 const ROWS: u32 = 3000;
 /// A value stored in overflow pages (more than a quarter of a 4 KiB page).
 const BIG: usize = 20_000;
 
 fn params(dir: &Path) -> InstanceParams {
-    support::params(dir).cache_pages(64)
+    support::actor::params(dir).cache_pages(64)
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -50,7 +50,7 @@ async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (In
     let db = first.create_database(&path).await.unwrap();
     let s = first.begin_session().await.unwrap();
     s.create_table(db, "t").await.unwrap();
-    support::put_rows(&first, db, 0..ROWS).await;
+    support::actor::put_rows(&first, db, 0..ROWS).await;
     s.put(db, "t", b"big", &vec![9u8; BIG]).await.unwrap();
     drop(s);
     first.term(Term::empty()).await.unwrap();
@@ -159,7 +159,7 @@ async fn a_commit_interleaves_with_a_long_warm_scan() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let inst = engine
-        .create_instance("warm", support::params(dir.path()).cache_pages(4096))
+        .create_instance("warm", support::actor::params(dir.path()).cache_pages(4096))
         .await
         .unwrap();
     inst.init().await.unwrap();
@@ -169,7 +169,7 @@ async fn a_commit_interleaves_with_a_long_warm_scan() {
         .unwrap();
     let s = inst.begin_session().await.unwrap();
     s.create_table(db, "t").await.unwrap();
-    support::put_rows(&inst, db, 0..N).await;
+    support::actor::put_rows(&inst, db, 0..N).await;
     let marker = [0xAAu8; 200];
     let base = inst.stats().await.unwrap().cache_hits;
     let scan = {
@@ -210,7 +210,7 @@ async fn cold_delete_in_a_transaction_does_not_block_stop_service() {
     .await;
 }
 
-/// The rows `support::put_rows` wrote, as a model.
+/// The rows `support::actor::put_rows` wrote, as a model.
 fn committed(n: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
     (0..n)
         .map(|i| (key(i), vec![(i % 251) as u8; 200]))
@@ -234,7 +234,7 @@ fn first<'a>(
 async fn scan_limit_returns_the_first_rows_in_key_order() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::instance_with_data(&engine, "lim", dir.path(), 1000).await;
+    let (inst, db, _) = support::actor::instance_with_data(&engine, "lim", dir.path(), 1000).await;
     let model = committed(1000);
     let s = inst.begin_session().await.unwrap();
     let ten = as_vecs(s.scan_limit(db, "t", .., 10).await.unwrap());
@@ -265,7 +265,7 @@ async fn a_scan_merges_the_sessions_own_writes_across_slices() {
     const N: u32 = 2000;
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::instance_with_data(&engine, "merge", dir.path(), N).await;
+    let (inst, db, _) = support::actor::instance_with_data(&engine, "merge", dir.path(), N).await;
     let mut model = committed(N);
     let s = inst.begin_session().await.unwrap();
     // Large values make the byte budget end slices early, between rows the session wrote.
@@ -332,7 +332,7 @@ async fn a_scan_merges_the_sessions_own_writes_across_slices() {
 async fn later_slices_of_a_scan_follow_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::instance_with_data(&engine, "gate", dir.path(), 1000).await;
+    let (inst, db, _) = support::actor::instance_with_data(&engine, "gate", dir.path(), 1000).await;
     let s = inst.begin_session().await.unwrap();
     let scan = Scan {
         session: s.key(),

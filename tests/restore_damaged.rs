@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use ese_actors::{BackupKind, BackupManifest, Engine, RestoreSpec, Term};
-use support::*;
+use support::actor::*;
 
 fn flip(path: &Path, at: usize) {
     let mut b = std::fs::read(path).unwrap();

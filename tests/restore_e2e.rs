@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ese_actors::{
     restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, DbId, Engine, Instance, Term,
 };
-use support::*;
+use support::actor::*;
 
 struct Writer {
     stop: Arc<AtomicBool>,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ese_actors::{BackupKind, Engine, RestoreSpec, StopAt, Term};
-use support::*;
+use support::actor::*;
 
 struct Commit {
     gen_before: u32,

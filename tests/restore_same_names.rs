@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use ese_actors::{restore_backup_chain, BackupKind, Commit, DbId, Engine, Instance, Term};
-use support::params;
+use support::actor::params;
 
 /// Rows of database `tag`: keys and values both name it, so two databases never match.
 fn rows(tag: &str) -> Vec<(Vec<u8>, Vec<u8>)> {

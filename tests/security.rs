@@ -9,7 +9,7 @@ use std::path::Path;
 use ese_actors::{
     restore_backup_chain, BackupBegin, BackupKind, Engine, Instance, RestoreSpec, Term,
 };
-use support::*;
+use support::actor::*;
 
 async fn in_log_phase(engine: &Engine, dir: &Path) -> (Instance, ese_actors::LogInfo) {
     let (inst, _, _) = instance_with_data(engine, "i", dir, 300).await;

@@ -6,13 +6,13 @@ mod support;
 use std::time::Duration;
 
 use ese_actors::{Commit, Engine, Term};
-use support::{params, put_rows, GatedStorage};
+use support::actor::{params, put_rows, GatedStorage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_session_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, path) = support::instance_with_data(&engine, "a", dir.path(), 10).await;
+    let (inst, db, path) = support::actor::instance_with_data(&engine, "a", dir.path(), 10).await;
     let s = inst.begin_session().await.unwrap();
     s.begin_transaction().await.unwrap();
     s.put(db, "t", b"rolled-back", b"x").await.unwrap();

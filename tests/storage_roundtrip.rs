@@ -1,16 +1,16 @@
 //! Put/get/delete/scan through the storage core, across clean and dirty restarts, checked
 //! against a model.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use ese::io::os;
 use ese::{Commit, Core, Error};
 use rand::{Rng, SeedableRng};
+use support::core::*;
 
 #[test]
 fn round_trip_across_clean_restart() {

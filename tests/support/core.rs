@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests.
+//! Helpers for tests that drive `ese::Core` directly.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

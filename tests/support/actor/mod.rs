@@ -1,0 +1,116 @@
+//! Helpers for tests that go through the actor runtime.
+#![allow(dead_code)]
+
+mod gated;
+mod sets;
+#[allow(unused_imports)]
+pub use gated::{GatedStorage, Latch};
+#[allow(unused_imports)]
+pub use sets::{archived_logs, assert_logs_kept, instance_on, tree, PauseAt};
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ese_actors::{BackupBegin, BackupEnd, DbId, Engine, Instance, InstanceParams};
+
+pub const PAGE: usize = 4096;
+
+pub fn params(dir: &Path) -> InstanceParams {
+    InstanceParams::new(dir)
+        .log_file_size(128 * 1024)
+        .page_size(PAGE as u32)
+        .cache_pages(256)
+}
+
+pub fn code<T: std::fmt::Debug>(r: ese::Result<T>) -> i32 {
+    r.expect_err("expected an error").code()
+}
+
+/// An initialised instance with database `db.edb` holding table "t" and `rows` rows.
+pub async fn instance_with_data(
+    engine: &Engine,
+    name: &str,
+    dir: &Path,
+    rows: u32,
+) -> (Instance, DbId, PathBuf) {
+    sets::instance_on(engine, ese::io::os(), name, dir, rows).await
+}
+
+pub async fn put_rows(inst: &Instance, db: DbId, range: std::ops::Range<u32>) {
+    let s = inst.begin_session().await.unwrap();
+    for chunk in range.collect::<Vec<_>>().chunks(20) {
+        s.begin_transaction().await.unwrap();
+        for i in chunk {
+            s.put(
+                db,
+                "t",
+                format!("k{i:06}").as_bytes(),
+                &[(*i % 251) as u8; 200],
+            )
+            .await
+            .unwrap();
+        }
+        s.commit(ese::Commit::Durable).await.unwrap();
+    }
+}
+
+/// Reads a whole open file in chunks of `chunk` bytes.
+pub async fn read_all(inst: &Instance, f: ese_actors::BackupFile, chunk: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let b: Bytes = inst.read_file(f, chunk).await.unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&b);
+    }
+}
+
+/// A whole backup sequence by hand. Returns the database images and the log files.
+pub async fn run_backup(
+    inst: &Instance,
+    incremental: bool,
+    truncate: bool,
+) -> (Vec<Vec<u8>>, Vec<(PathBuf, Vec<u8>)>) {
+    let grbit = if incremental {
+        BackupBegin::INCREMENTAL
+    } else {
+        BackupBegin::empty()
+    };
+    inst.begin_external_backup(grbit).await.unwrap();
+    let mut images = Vec::new();
+    if !incremental {
+        for p in inst.get_attach_info().await.unwrap() {
+            let (f, size) = inst.open_file(&p).await.unwrap();
+            let img = read_all(inst, f, 64 * 1024).await;
+            assert_eq!(img.len() as u64, size);
+            inst.close_file(f).await.unwrap();
+            images.push(img);
+        }
+    }
+    let info = inst.get_log_info().await.unwrap();
+    let mut logs = Vec::new();
+    for p in &info.files {
+        let (f, _) = inst.open_file(p).await.unwrap();
+        let bytes = read_all(inst, f, 256 * 1024).await;
+        inst.close_file(f).await.unwrap();
+        logs.push((p.clone(), bytes));
+    }
+    if truncate {
+        inst.truncate_log().await.unwrap();
+    }
+    inst.end_external_backup(BackupEnd::NORMAL).await.unwrap();
+    (images, logs)
+}
+
+/// Copies a backup set (`databases/`, `logs/`, `manifest.json`) to `to`.
+pub fn copy_set(from: &Path, to: &Path) {
+    for sub in ["databases", "logs"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(from.join("manifest.json"), to.join("manifest.json")).unwrap();
+}
