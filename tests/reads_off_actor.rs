@@ -365,3 +365,42 @@ async fn later_slices_of_a_scan_follow_the_gate() {
     inst.term(Term::empty()).await.unwrap();
     assert_eq!(inst.ask(next(cursor)).await.unwrap_err().code(), -1115);
 }
+
+/// The header read of `database_info` for a database no one attached runs off the actor; a
+/// term that comes while it is on disk waits for it, so its caller gets the header, not
+/// `InvalidInstance`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_waits_for_a_database_info_read_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = GatedStorage::new(ese::io::os());
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance_on("info", params(dir.path()), gated.storage())
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let other = dir.path().join("other.edb");
+    inst.create_database(&other).await.unwrap();
+    inst.detach_database(&other).await.unwrap();
+
+    let latch = ReleaseOnDrop(gated.latch_reads("other.edb"));
+    let info = {
+        let (inst, other) = (inst.clone(), other.clone());
+        tokio::spawn(async move { inst.database_info(&other).await })
+    };
+    latch.0.arrived_at_least(1).await;
+    let term = {
+        let inst = inst.clone();
+        tokio::spawn(async move { inst.term(Term::empty()).await })
+    };
+    // Give the term time to reach the actor while the read is held.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!term.is_finished(), "term waits for the read on disk");
+    latch.0.release();
+    let info = info
+        .await
+        .unwrap()
+        .expect("the header, not InvalidInstance");
+    assert!(info.clean_shutdown);
+    term.await.unwrap().unwrap();
+}

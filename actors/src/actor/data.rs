@@ -189,9 +189,12 @@ impl Actor {
             return;
         }
         let storage = self.storage.clone();
+        // A read on disk like any other: term waits for it instead of dropping its answer.
+        self.reads_in_flight += 1;
         self.job(false, move |_| {
             let res = DbFile::open(&*storage, &path).map(|(_, h)| DatabaseInfo::from_header(&h));
-            let finish: Finish = Box::new(move |_| {
+            let finish: Finish = Box::new(move |a: &mut Actor| {
+                a.reads_in_flight -= 1;
                 let _ = r.send(res);
             });
             (None, finish)
