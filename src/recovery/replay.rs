@@ -74,6 +74,18 @@ pub enum ReplayStop {
     AfterTime(u64),
 }
 
+impl ReplayStop {
+    /// Whether a commit record starting at `at`, made at `time_ms`, lies past the stop point.
+    /// Replay and restore's check of the stop point ask the same question through this.
+    pub fn stops(self, at: Lsn, time_ms: u64) -> bool {
+        match self {
+            ReplayStop::AfterGeneration(g) => at.gen() > g,
+            ReplayStop::AtPosition(p) => at >= p,
+            ReplayStop::AfterTime(t) => time_ms > t,
+        }
+    }
+}
+
 /// What a replay did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
@@ -182,12 +194,7 @@ impl<R: Resolve> Replay<R> {
     }
 
     fn should_stop(&self, at: Lsn, time_ms: u64) -> bool {
-        match self.stop {
-            None => false,
-            Some(ReplayStop::AfterGeneration(g)) => at.gen() > g,
-            Some(ReplayStop::AtPosition(p)) => at >= p,
-            Some(ReplayStop::AfterTime(t)) => time_ms > t,
-        }
+        self.stop.is_some_and(|s| s.stops(at, time_ms))
     }
 
     fn commit(&mut self) -> Result<()> {

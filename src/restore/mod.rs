@@ -276,11 +276,7 @@ fn stop_point(
         .iter()
         .flat_map(|f| f.records.iter())
         .find(|r| match r.record {
-            Record::Commit { time_ms, .. } => match stop {
-                ReplayStop::AfterGeneration(g) => r.start.gen() > g,
-                ReplayStop::AtPosition(p) => r.start >= p,
-                ReplayStop::AfterTime(t) => time_ms > t,
-            },
+            Record::Commit { time_ms, .. } => stop.stops(r.start, time_ms),
             _ => false,
         });
     if first_stopped.is_some_and(|r| r.start.gen() <= needs_gen) {
