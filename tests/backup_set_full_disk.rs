@@ -57,7 +57,7 @@ impl Rig {
         self.fs.disarm_all();
         let e = match res {
             Ok(_) => {
-                verify_backup_set_on(&*self.storage, &set).unwrap();
+                verify_backup_set_on(self.storage.clone(), &set).unwrap();
                 return false;
             }
             Err(e) => e,
@@ -82,7 +82,7 @@ impl Rig {
     async fn next_backup_works(&mut self, kind: BackupKind) {
         let ok = PathBuf::from(format!("{SETS}/ok-{}", self.tries));
         self.inst.backup_to_dir(&ok, kind).await.unwrap();
-        verify_backup_set_on(&*self.storage, &ok).unwrap();
+        verify_backup_set_on(self.storage.clone(), &ok).unwrap();
     }
 
     /// Runs `fault(n)` for n = 0, 1, ... until the backup succeeds; every run before must fail

@@ -5,6 +5,7 @@
 //! I/O thread, outside the actor) and produces the streamed images: a database's header twice,
 //! its verified pages and a trailer page, or a verified log file.
 
+pub mod set;
 mod state;
 pub mod stream;
 

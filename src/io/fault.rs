@@ -101,6 +101,16 @@ pub enum Fault {
         /// Which write the power fails at, counting from 1.
         nth: u64,
     },
+    /// The power fails at the nth watched [`Storage::sync_dir`]: the storage crashes as
+    /// [`FaultStorage::crash`] does instead of performing it, so the entries that sync would
+    /// have made durable are lost, and it stays dead as after [`Fault::CrashAtWrite`] until
+    /// [`FaultStorage::restart`]. For a crash between a rename and the sync of its folder.
+    CrashAtDirSync {
+        /// Which watched directory sync the power fails at, counting from 1.
+        nth: u64,
+        /// Watch only directories whose path contains this.
+        path_contains: Option<String>,
+    },
 }
 
 /// Counters since [`FaultStorage::new`]. Calls on live handles count even when a fault makes
@@ -574,7 +584,8 @@ impl Armed {
             Fault::FailWrite { path_contains, .. }
             | Fault::TornWrite { path_contains, .. }
             | Fault::FailSync { path_contains, .. }
-            | Fault::NoSpace { path_contains, .. } => path_contains.as_deref(),
+            | Fault::NoSpace { path_contains, .. }
+            | Fault::CrashAtDirSync { path_contains, .. } => path_contains.as_deref(),
             Fault::CrashAtWrite { .. } => None,
         };
         match filter {
@@ -605,7 +616,18 @@ impl Armed {
                 v.full |= grows && self.used.saturating_add(len) > after_bytes;
                 true
             }
-            Fault::FailSync { .. } => true,
+            Fault::FailSync { .. } | Fault::CrashAtDirSync { .. } => true,
+        }
+    }
+
+    /// Returns (the power fails at this directory sync, the fault stays armed).
+    fn on_dir_sync(&mut self) -> (bool, bool) {
+        match self.fault {
+            Fault::CrashAtDirSync { nth, .. } => {
+                let fired = self.tick(nth);
+                (fired, !fired)
+            }
+            _ => (false, true),
         }
     }
 
@@ -755,6 +777,11 @@ impl State {
         if !self.dirs.contains(dir) {
             return Err(not_found(dir));
         }
+        if self.dir_sync_crashes(dir) {
+            self.crash();
+            self.dead = true;
+            return Err(disk_io("power failed at this folder sync (CrashAtDirSync)"));
+        }
         self.durable_dir.retain(|p, _| p.parent() != Some(dir));
         for (p, &ino) in self.dir.iter().filter(|(p, _)| p.parent() == Some(dir)) {
             self.durable_dir.insert(p.clone(), ino);
@@ -834,6 +861,19 @@ impl State {
             self.gc();
         }
         Ok(())
+    }
+
+    fn dir_sync_crashes(&mut self, dir: &Path) -> bool {
+        let mut crashes = false;
+        self.armed.retain_mut(|a| {
+            if !a.watches(dir) {
+                return true;
+            }
+            let (fired, keep) = a.on_dir_sync();
+            crashes |= fired;
+            keep
+        });
+        crashes
     }
 
     fn sync_fails(&mut self, path: &Path) -> bool {
@@ -1080,6 +1120,30 @@ mod tests {
         assert_eq!(g.read_at(&mut buf, 0).unwrap(), 2);
         assert_eq!(&buf[..2], b"ab");
         assert_eq!(fs.stats().crashes, 1);
+    }
+
+    #[test]
+    fn crash_at_dir_sync_loses_the_rename_it_would_have_made_durable() {
+        let fs = FaultStorage::new();
+        fs.create_dir_all(p("d")).unwrap();
+        let f = open(&fs, "d/m.tmp");
+        f.write_at(b"m", 0).unwrap();
+        f.sync().unwrap();
+        fs.rename(p("d/m.tmp"), p("d/m")).unwrap();
+        fs.arm(Fault::CrashAtDirSync {
+            nth: 1,
+            path_contains: Some("d".into()),
+        });
+        assert!(is_disk_io(fs.sync_dir(p("d"))));
+        assert!(fs.is_dead());
+        fs.restart();
+        assert!(fs.exists(p("d/m.tmp")), "the durable name is the old one");
+        assert!(!fs.exists(p("d/m")), "the rename was never made durable");
+        // Disarmed by firing: the next sync makes a rename durable.
+        fs.rename(p("d/m.tmp"), p("d/m")).unwrap();
+        fs.sync_dir(p("d")).unwrap();
+        fs.crash();
+        assert!(fs.exists(p("d/m")));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! knows which one it has.
 
 mod fault;
+mod files;
 mod os;
 
 pub use fault::{Fault, FaultStats, FaultStorage};
+pub use files::Files;
 pub use os::OsStorage;
 
 use std::fmt::Debug;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::format::{read_record, Framed, LogHeader, Record, LOG_HEADER_SIZE};
-use crate::io::{OpenMode, Storage};
+use crate::io::{File, OpenMode, Storage};
 use crate::lsn::Lsn;
 use crate::{Error, Result};
 
@@ -35,6 +35,11 @@ pub struct LogFile {
 /// Reads a whole log file (the whole file is the best read-ahead for replay).
 pub fn read_file(storage: &dyn Storage, path: &Path) -> Result<LogFile> {
     let f = storage.open(path, OpenMode::ReadOnly)?;
+    read_from(&*f)
+}
+
+/// Reads and parses a log file from an open handle.
+pub fn read_from(f: &dyn File) -> Result<LogFile> {
     let len = f.len()? as usize;
     let mut bytes = vec![0u8; len];
     let mut done = 0;

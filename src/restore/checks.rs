@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::db::{DbHeader, Signature, Trailer};
-use crate::io::{OpenMode, Storage};
+use crate::io::Files;
 use crate::log::names;
 use crate::log::reader::{self, LogFile, Tail};
 use crate::page;
@@ -15,9 +15,9 @@ use crate::{Error, Result};
 /// generation is `MissingRestoreLogFiles` (`FileNotFound` for the first), a damaged one
 /// `LogFileCorrupt`, a signature that differs from the previous file's
 /// `GivenLogFileHasBadSignature`, a file whose recorded predecessor is not the previous file
-/// `GivenLogFileIsNotContiguous`.
-pub fn log_sequence(
-    storage: &dyn Storage,
+/// `GivenLogFileIsNotContiguous`. Errors name each file as `files` shows it.
+pub fn log_sequence<F: Files + ?Sized>(
+    files: &F,
     dir: &Path,
     base: &str,
     gen_low: u32,
@@ -28,8 +28,8 @@ pub fn log_sequence(
     for gen in gen_low..=gen_high {
         let path = names::archived(dir, base, gen);
         let prev = out.last().map(|(_, p)| p);
-        let f = one_log(storage, &path, gen, gen == gen_low, prev, expect_sig)
-            .map_err(|e| e.in_file(&path))?;
+        let f = one_log(files, &path, gen, gen == gen_low, prev, expect_sig)
+            .map_err(|e| e.in_file(&files.shown(&path)))?;
         out.push((path, f));
     }
     Ok(out)
@@ -37,26 +37,24 @@ pub fn log_sequence(
 
 /// One log of [`log_sequence`]: present, readable, of the stream, continuing `prev`, whole.
 /// Errors say what is wrong; the caller adds the file.
-fn one_log(
-    storage: &dyn Storage,
+fn one_log<F: Files + ?Sized>(
+    files: &F,
     path: &Path,
     gen: u32,
     first: bool,
     prev: Option<&LogFile>,
     expect_sig: Option<Signature>,
 ) -> Result<LogFile> {
-    if !storage.exists(path) {
-        let e = if first {
-            Error::FileNotFound
-        } else {
-            Error::MissingRestoreLogFiles
-        };
-        return Err(e.with_detail(format!("missing (generation {gen})")));
-    }
-    let f = reader::read_file(storage, path).map_err(|e| match e {
-        Error::FileNotFound => Error::MissingRestoreLogFiles,
-        other => other,
+    let file = files.open_read(path).map_err(|e| match e.clone().plain() {
+        Error::FileNotFound if first => {
+            Error::FileNotFound.with_detail(format!("missing (generation {gen})"))
+        }
+        Error::FileNotFound => {
+            Error::MissingRestoreLogFiles.with_detail(format!("missing (generation {gen})"))
+        }
+        _ => e,
     })?;
+    let f = reader::read_from(&*file)?;
     let want_sig = prev.map(|p| p.header.signature).or(expect_sig);
     if let Some(want) = want_sig.filter(|s| *s != f.header.signature) {
         return Err(Error::GivenLogFileHasBadSignature.with_detail(format!(
@@ -94,22 +92,22 @@ pub struct ImageInfo {
 /// (`DatabasePatchFileMismatch`), of the size the trailer implies
 /// (`DatabasePatchFileMismatch`), every page verifying (`DatabaseCorrupted`), and needing
 /// only logs in `gen_low..=gen_high` (`StartingRestoreLogTooHigh`, `EndingRestoreLogTooLow`).
-pub fn database_image(
-    storage: &dyn Storage,
+pub fn database_image<F: Files + ?Sized>(
+    files: &F,
     path: &Path,
     log_signature: Option<Signature>,
     range: Option<(u32, u32)>,
 ) -> Result<ImageInfo> {
-    image_checks(storage, path, log_signature, range).map_err(|e| e.in_file(path))
+    image_checks(files, path, log_signature, range).map_err(|e| e.in_file(&files.shown(path)))
 }
 
-fn image_checks(
-    storage: &dyn Storage,
+fn image_checks<F: Files + ?Sized>(
+    files: &F,
     path: &Path,
     log_signature: Option<Signature>,
     range: Option<(u32, u32)>,
 ) -> Result<ImageInfo> {
-    let f = storage.open(path, OpenMode::ReadOnly)?;
+    let f = files.open_read(path)?;
     let len = f.len()?;
     let mut head = vec![0u8; 4096.min(len as usize)];
     f.read_exact_at(&mut head, 0)

@@ -3,6 +3,7 @@
 //! restore's log directory) are replayed into the streamed database images, which are left
 //! clean, without their backup mark and trailer, attachable by any instance.
 
+pub mod chain;
 pub mod checks;
 
 use std::path::{Component, Path, PathBuf};

@@ -4,24 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use ese::db::DbHeader;
+use ese::backup::set::{backup_id, BackupKind, BackupManifest, SetDir, SetFacts, SetWriter};
 use ese::{BackupEnd, Error, Result};
 use tokio::task::JoinHandle;
 
 use super::guard::{SetGuard, SharedWriter};
-use super::manifest::{backup_id, image_name, BackupManifest, ManifestDatabase, ManifestLog};
-use super::write::{check_target, SetWriter};
-use super::BackupKind;
 use crate::instance::Instance;
 use crate::messages::GetBackupRecord;
-use crate::types::{InstanceInfo, LogInfo};
+use crate::types::InstanceInfo;
 
 /// Chunk size of the streaming reads.
 const CHUNK: usize = 1 << 20;
-
-/// Bytes kept of a database image's first chunk: enough for its header page at any size.
-const HEAD: usize = 64 * 1024;
 
 /// A set whose manifest is visible, before truncation and the end.
 struct Written {
@@ -31,11 +24,10 @@ struct Written {
     doomed: Vec<PathBuf>,
 }
 
-/// One file copied into the set.
-struct Copied {
-    size: u64,
-    crc: u32,
-    head: Bytes,
+/// Which file of the set a streamed file becomes.
+enum SetEntry {
+    Database,
+    Log(u32),
 }
 
 impl Instance {
@@ -69,9 +61,8 @@ impl Instance {
     ) -> Result<BackupManifest> {
         let dir = dir.as_ref().to_path_buf();
         self.settle_cleanups().await;
-        let storage = self.storage().clone();
-        let target = (storage.clone(), dir.clone());
-        blocking(move || check_target(&*target.0, &target.1)).await?;
+        let writer = SetWriter::new(Box::new(SetDir::new(self.storage().clone(), &dir)));
+        let writer = blocking(move || writer.check_new().map(|()| writer)).await?;
         let me = self.instance_info().await?;
         let parent = match kind.incremental() {
             true => self.parent_of_incremental(&me).await?,
@@ -79,7 +70,7 @@ impl Instance {
         };
         let mut guard = SetGuard::new(self.clone());
         guard.begin(kind.begin_grbit()).await?;
-        let w = guard.attach(SetWriter::new(storage, dir.clone()));
+        let w = guard.attach(writer);
         match self.write_set(&w, &dir, kind, parent, &me).await {
             Ok(written) => self.finish_set(&mut guard, written, kind).await,
             Err(e) => {
@@ -111,14 +102,17 @@ impl Instance {
         parent_id: Option<String>,
         me: &InstanceInfo,
     ) -> Result<Written> {
-        on_writer(w, SetWriter::create_dirs).await?;
-        let databases = match kind.incremental() {
-            true => Vec::new(),
-            false => self.copy_databases(w).await?,
-        };
+        on_writer(w, SetWriter::prepare).await?;
+        if !kind.incremental() {
+            for path in self.get_attach_info().await? {
+                self.copy_file(w, &path, SetEntry::Database).await?;
+            }
+        }
         let info = self.get_log_info().await?;
-        let logs = self.copy_logs(w, &info).await?;
-        on_writer(w, SetWriter::sync_folders).await?;
+        for (gen, path) in (info.gen_low..=info.gen_high).zip(info.files.iter()) {
+            self.copy_file(w, path, SetEntry::Log(gen)).await?;
+        }
+        on_writer(w, SetWriter::seal).await?;
         let doomed = match kind.truncates() {
             true => self.get_truncate_log_info().await?,
             false => Vec::new(),
@@ -126,24 +120,18 @@ impl Instance {
         // The id needs the record the headers will keep; ask for it before anything is
         // truncated, since the manifest must be durable first.
         let record = self.ask(GetBackupRecord {}).await?;
-        let manifest = BackupManifest {
-            format: 1,
+        let facts = SetFacts {
             kind,
-            id: backup_id(&me.log_signature, &record),
             parent_id,
             instance: self.name().to_string(),
             base_name: me.base_name.clone(),
             page_size: me.page_size,
-            log_signature: me.log_signature.to_hex(),
+            log_signature: me.log_signature,
             gen_low: info.gen_low,
             gen_high: info.gen_high,
-            mark: record.mark,
-            mark_time_ms: record.time_ms,
-            databases,
-            logs,
+            record,
         };
-        let text = manifest.to_json()?;
-        on_writer(w, move |w| w.commit_manifest(&text)).await?;
+        let manifest = on_writer(w, move |w| w.publish(facts)).await?;
         Ok(Written {
             dir: dir.to_path_buf(),
             manifest,
@@ -209,46 +197,16 @@ impl Instance {
         Err(kept(e, &done.dir, "truncating logs failed part way"))
     }
 
-    async fn copy_databases(&self, w: &SharedWriter) -> Result<Vec<ManifestDatabase>> {
-        let mut out = Vec::new();
-        for (i, path) in self.get_attach_info().await?.into_iter().enumerate() {
-            let rel = image_name(i, &path);
-            let c = self.copy_file(w, &path, &rel).await?;
-            let header = image_header(&c.head).map_err(|e| e.in_file(&path))?;
-            out.push(ManifestDatabase {
-                original_path: path,
-                file: rel,
-                size: c.size,
-                crc32c: format!("{:08x}", c.crc),
-                db_signature: header.db_signature.to_hex(),
-            });
-        }
-        Ok(out)
-    }
-
-    async fn copy_logs(&self, w: &SharedWriter, info: &LogInfo) -> Result<Vec<ManifestLog>> {
-        let mut out = Vec::new();
-        for (gen, path) in (info.gen_low..=info.gen_high).zip(info.files.iter()) {
-            let name = path.file_name().ok_or(Error::InvalidPath)?;
-            let rel = PathBuf::from("logs").join(name);
-            let c = self.copy_file(w, path, &rel).await?;
-            out.push(ManifestLog {
-                gen,
-                file: rel,
-                size: c.size,
-                crc32c: format!("{:08x}", c.crc),
-            });
-        }
-        Ok(out)
-    }
-
     /// Streams one file of the backup into the set: each chunk is written on a blocking
     /// thread while the next is read; the file is synced before it counts as copied.
-    async fn copy_file(&self, w: &SharedWriter, from: &Path, rel: &Path) -> Result<Copied> {
+    async fn copy_file(&self, w: &SharedWriter, from: &Path, entry: SetEntry) -> Result<()> {
         let (h, _) = self.open_file(from).await?;
-        let rel = rel.to_path_buf();
-        on_writer(w, move |w| w.start_file(&rel)).await?;
-        let mut head = Bytes::new();
+        let source = from.to_path_buf();
+        on_writer(w, move |w| match entry {
+            SetEntry::Database => w.start_database(&source),
+            SetEntry::Log(gen) => w.start_log(gen, &source),
+        })
+        .await?;
         let mut writing: Option<JoinHandle<Result<()>>> = None;
         loop {
             let chunk = self.read_file(h, CHUNK).await;
@@ -259,22 +217,12 @@ impl Instance {
             if chunk.is_empty() {
                 break;
             }
-            if head.is_empty() {
-                head = Bytes::copy_from_slice(&chunk[..chunk.len().min(HEAD)]);
-            }
             let w = w.clone();
             writing = Some(tokio::task::spawn_blocking(move || w.lock().append(&chunk)));
         }
-        let (size, crc) = on_writer(w, SetWriter::finish_file).await?;
-        self.close_file(h).await?;
-        Ok(Copied { size, crc, head })
+        on_writer(w, SetWriter::finish_file).await?;
+        self.close_file(h).await
     }
-}
-
-/// The header copy at the start of a streamed image.
-fn image_header(head: &[u8]) -> Result<DbHeader> {
-    let ps = DbHeader::peek_page_size(head).ok_or(Error::DatabaseCorrupted)? as usize;
-    DbHeader::decode(head.get(..ps).ok_or(Error::DatabaseCorrupted)?)
 }
 
 /// The error of a step after the set became complete and the source lost logs to it.

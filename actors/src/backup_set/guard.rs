@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use ese::backup::set::SetWriter;
 use ese::{BackupBegin, Error, Result};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::write::SetWriter;
 use crate::instance::{Cleanup, Instance};
 use crate::messages::{AbortBackupIf, BeginBackupWithId};
 use crate::types::BackupId;

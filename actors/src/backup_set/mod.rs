@@ -1,48 +1,35 @@
-//! Backup sets: `Instance::backup_to_dir` drives the whole streaming sequence into a
-//! directory with a `manifest.json`; `verify_backup_set` checks a set without restoring it.
-//!
-//! Layout: `manifest.json`, `databases/<i>-<file name>`, `logs/<base>XXXXXXXX.log`.
-//! One job per file: [`manifest`] (the format), [`write`] (writing a set, synchronous),
-//! [`verify`] (checking one, synchronous), [`guard`] (cancel safety), [`drive`] (the async
-//! sequence).
+//! Backup sets from a running instance: [`Instance::backup_to_dir`](crate::Instance) drives
+//! the streaming sequence into a set; [`verify_backup_set`] checks a set in a folder. The set
+//! format, its writer and its verification are the core's ([`ese::backup::set`]); here is
+//! only the async side: [`drive`] (the sequence of messages) and [`guard`] (cancel safety).
 
 mod drive;
 mod guard;
-mod manifest;
-mod verify;
-mod write;
 
-use ese::BackupBegin;
-use serde::{Deserialize, Serialize};
+use std::path::Path;
 
-pub use manifest::{BackupManifest, ManifestDatabase, ManifestLog};
-pub use verify::{verify_backup_set, verify_backup_set_on, VerifyReport};
+use ese::backup::set::{verify_set, SetDir};
+use ese::io::StorageRef;
+use ese::Result;
 
-/// Which backup `backup_to_dir` takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackupKind {
-    /// Databases and logs, then truncation (`last_full`).
-    Full,
-    /// Logs since the last full or incremental, then truncation (`last_incremental`).
-    Incremental,
-    /// A full backup without truncation (`last_copy`).
-    Copy,
-    /// An incremental without truncation (`last_differential`).
-    Differential,
+pub use ese::backup::set::{
+    BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
+};
+
+/// Checks the backup set in the folder `dir` without restoring it: every file's size and
+/// checksum, the logs' contiguity and signatures, each database image's header, trailer and
+/// pages ([`ese::backup::set::verify_set`] on a [`SetDir`]).
+///
+/// # Errors
+///
+/// Those of [`verify_set`]: the ones restore would give for the same damage, each with the
+/// file and what is wrong with it ([`ese::Error::detail`]); `FileNotFound` (-1811) when the
+/// set has no manifest (incomplete, or not a set).
+pub fn verify_backup_set(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify_backup_set_on(ese::io::os(), dir)
 }
 
-impl BackupKind {
-    fn incremental(self) -> bool {
-        matches!(self, BackupKind::Incremental | BackupKind::Differential)
-    }
-    fn truncates(self) -> bool {
-        matches!(self, BackupKind::Full | BackupKind::Incremental)
-    }
-    fn begin_grbit(self) -> BackupBegin {
-        match self.incremental() {
-            true => BackupBegin::INCREMENTAL,
-            false => BackupBegin::empty(),
-        }
-    }
+/// [`verify_backup_set`] through a given storage (the fault-injecting one in tests).
+pub fn verify_backup_set_on(storage: StorageRef, dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify_set(&SetDir::new(storage, dir.as_ref()))
 }

@@ -1,16 +1,18 @@
 //! Restore through the engine: `Engine::external_restore` (contract 3) and
-//! `restore_backup_chain`, which checks a chain of backup sets and restores it into a
-//! directory a new instance can attach from.
+//! `restore_backup_chain`, which restores a chain of backup sets into a directory a new
+//! instance can attach from (the chain's logic is the core's, [`ese::restore::chain`]; here
+//! it runs on the blocking pool).
 
-mod layout;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-
+use ese::backup::set::SetDir;
 use ese::io::StorageRef;
+use ese::restore::chain::restore_chain;
 use ese::restore::{self, RestoreReport, RestoreSpec};
 use ese::{Error, Result};
 
-use crate::backup_set::{verify_backup_set_on, BackupKind, BackupManifest};
+pub use ese::restore::chain::ChainReport;
+
 use crate::engine::{Engine, Mode};
 
 impl Engine {
@@ -47,18 +49,7 @@ impl Engine {
     }
 }
 
-/// What `restore_backup_chain` restored.
-#[derive(Clone, Debug)]
-pub struct ChainReport {
-    /// The sets, in order (their ids).
-    pub sets: Vec<String>,
-    /// The restored databases: each original path with its own restored file.
-    pub databases: Vec<(PathBuf, PathBuf)>,
-    /// The replay.
-    pub restore: RestoreReport,
-}
-
-/// Checks a chain of backup sets — a full (or copy) backup, then incrementals or
+/// Checks a chain of backup sets in folders — a full (or copy) backup, then incrementals or
 /// differentials each continuing the one before — lays its databases out in `target_dir`
 /// (logs in `target_dir/backup-logs`) and restores them there. Every database gets a file of
 /// its own: its original file name, or, when two databases share one, every database its
@@ -67,14 +58,11 @@ pub struct ChainReport {
 ///
 /// # Errors
 ///
-/// Each set's [`verify_backup_set`](crate::verify_backup_set) errors. The chain:
-/// `InvalidParameter` (-1003) for no set; `MissingFullBackup` (-560) if the first is not a
-/// full or copy set with databases; `InvalidBackupSequence` (-521) for a later set that is not
-/// incremental or differential, or not the previous set's child; `GivenLogFileHasBadSignature`
-/// (-555) for a set of another log stream; `GivenLogFileIsNotContiguous` (-556) for a gap in
-/// the logs. Then laying out the files (`InvalidPath` -1023 for a symbolic link or a name
-/// outside `target_dir`, `DiskFull` -1808, `DiskIO` -1022) and [`Engine::external_restore`]'s
-/// errors.
+/// `RunningInOneInstanceMode` (-1080); then those of [`ese::restore::chain::restore_chain`]:
+/// each set's [`verify_backup_set`](crate::verify_backup_set) errors, the chain's
+/// (`MissingFullBackup` -560, `InvalidBackupSequence` -521, `GivenLogFileHasBadSignature`
+/// -555, `GivenLogFileIsNotContiguous` -556), laying out the files and
+/// [`Engine::external_restore`]'s.
 pub async fn restore_backup_chain(
     engine: &Engine,
     sets: &[impl AsRef<Path>],
@@ -93,8 +81,8 @@ pub async fn restore_backup_chain_to(
     restore_backup_chain_on(engine, ese::io::os(), sets, target_dir, stop_at).await
 }
 
-/// [`restore_backup_chain_to`] through a given storage (the fault-injecting one in tests).
-/// Every file step runs on the blocking pool.
+/// [`restore_backup_chain_to`] through a given storage (the fault-injecting one in tests), on
+/// the blocking pool.
 pub async fn restore_backup_chain_on(
     engine: &Engine,
     storage: StorageRef,
@@ -102,71 +90,15 @@ pub async fn restore_backup_chain_on(
     target_dir: impl AsRef<Path>,
     stop_at: Option<restore::StopAt>,
 ) -> Result<ChainReport> {
+    if engine.mode() == Mode::OneInstance {
+        return Err(Error::RunningInOneInstanceMode);
+    }
     let target = target_dir.as_ref().to_path_buf();
-    let dirs: Vec<PathBuf> = sets.iter().map(|s| s.as_ref().to_path_buf()).collect();
-    let manifests = {
-        let storage = storage.clone();
-        blocking(move || {
-            dirs.into_iter()
-                .map(|d| verify_backup_set_on(&*storage, &d).map(|r| (d, r.manifest)))
-                .collect::<Result<Vec<(PathBuf, BackupManifest)>>>()
-        })
-        .await?
-    };
-    check_chain(&manifests)?;
-    let layout = {
-        let (storage, target, manifests) = (storage.clone(), target.clone(), manifests.clone());
-        blocking(move || layout::lay_out(&*storage, &manifests, &target)).await?
-    };
-    let (Some((_, first)), Some((_, last))) = (manifests.first(), manifests.last()) else {
-        return Err(Error::InvalidParameter);
-    };
-    let logs = target.join("backup-logs");
-    let spec = RestoreSpec {
-        checkpoint_dir: target.clone(),
-        log_dir: logs.clone(),
-        backup_log_dir: logs,
-        gen_low: first.gen_low,
-        gen_high: last.gen_high,
-        base_name: first.base_name.clone(),
-        restore_map: layout.clone(),
-        stop_at,
-    };
-    let restore = engine.external_restore_on(storage, spec).await?;
-    Ok(ChainReport {
-        sets: manifests.iter().map(|(_, m)| m.id.clone()).collect(),
-        databases: layout,
-        restore,
-    })
-}
-
-/// The chain rules: starts with a full or copy set; each later set is incremental or
-/// differential, from the same log stream, names the previous set as its parent, and its logs
-/// continue the previous set's without a gap.
-fn check_chain(sets: &[(PathBuf, BackupManifest)]) -> Result<()> {
-    let (_, first) = sets.first().ok_or(Error::InvalidParameter)?;
-    if !matches!(first.kind, BackupKind::Full | BackupKind::Copy) || first.databases.is_empty() {
-        return Err(Error::MissingFullBackup);
-    }
-    for w in sets.windows(2) {
-        let (prev, next) = (&w[0].1, &w[1].1);
-        if !matches!(
-            next.kind,
-            BackupKind::Incremental | BackupKind::Differential
-        ) {
-            return Err(Error::InvalidBackupSequence);
-        }
-        if next.log_signature != prev.log_signature {
-            return Err(Error::GivenLogFileHasBadSignature);
-        }
-        if next.parent_id.as_deref() != Some(prev.id.as_str()) && prev.kind != BackupKind::Copy {
-            return Err(Error::InvalidBackupSequence);
-        }
-        if next.gen_low > prev.gen_high + 1 || next.gen_high < prev.gen_high {
-            return Err(Error::GivenLogFileIsNotContiguous);
-        }
-    }
-    Ok(())
+    let sets: Vec<SetDir> = sets
+        .iter()
+        .map(|s| SetDir::new(storage.clone(), s.as_ref()))
+        .collect();
+    blocking(move || restore_chain(&*storage, &sets, &target, stop_at)).await
 }
 
 /// Runs file work on the blocking pool, never on the caller's async worker.

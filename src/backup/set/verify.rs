@@ -1,18 +1,19 @@
-//! `verify_backup_set`: checks a set without restoring it. Synchronous (callers on a runtime
-//! run it on a blocking thread). Every error names the file and what is wrong with it.
+//! [`verify_set`]: checks a set without restoring it, wherever it is kept. Synchronous
+//! (callers on a runtime run it on a blocking thread). Every error names the file and what
+//! is wrong with it.
 
 use std::path::Path;
 
-use ese::io::{OpenMode, Storage};
-use ese::restore::checks;
-use ese::{Error, Result};
-
 use super::manifest::BackupManifest;
+use super::MANIFEST;
+use crate::io::{File, Files};
+use crate::restore::checks;
+use crate::{Error, Result};
 
 /// Bytes read at a time when checksumming a file.
 const READ: usize = 1 << 20;
 
-/// What `verify_backup_set` found.
+/// What [`verify_set`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
     /// The set's manifest.
@@ -26,7 +27,7 @@ pub struct VerifyReport {
 /// Checks a backup set without restoring it: every file's size and checksum, the logs'
 /// contiguity and signatures, each database image's header, trailer and pages. Errors are
 /// the ones restore would give for the same damage, with the file and what is wrong with it
-/// ([`ese::Error::detail`]).
+/// ([`Error::detail`]).
 ///
 /// # Errors
 ///
@@ -40,20 +41,14 @@ pub struct VerifyReport {
 /// `DatabasePatchFileMismatch` (-552) for a trailer, size or signature that does not match,
 /// `RestoreOfNonBackupDatabase` (-615), `StartingRestoreLogTooHigh` (-554) and
 /// `EndingRestoreLogTooLow` (-553) for an image that needs logs outside the set's.
-pub fn verify_backup_set(dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    verify_backup_set_on(&*ese::io::os(), dir)
-}
-
-/// [`verify_backup_set`] through a given storage (the fault-injecting one in tests).
-pub fn verify_backup_set_on(storage: &dyn Storage, dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    let dir = dir.as_ref();
-    let m = BackupManifest::read_on(storage, dir)?;
+pub fn verify_set<F: Files + ?Sized>(set: &F) -> Result<VerifyReport> {
+    let m = BackupManifest::read_from(set)?;
     let sig = m.signature()?;
     let expected_logs = (m.gen_high as u64 + 1).saturating_sub(m.gen_low as u64);
     if m.logs.len() as u64 != expected_logs {
         return Err(Error::MissingRestoreLogFiles.with_detail(format!(
             "{}: lists {} log(s) for generations {}..={} ({expected_logs} expected)",
-            dir.join(super::manifest::MANIFEST).display(),
+            set.shown(Path::new(MANIFEST)).display(),
             m.logs.len(),
             m.gen_low,
             m.gen_high
@@ -62,8 +57,8 @@ pub fn verify_backup_set_on(storage: &dyn Storage, dir: impl AsRef<Path>) -> Res
     // Structure first, so each kind of damage gets its specific error; then the checksums,
     // which catch anything the structure checks cannot see.
     let logs = checks::log_sequence(
-        storage,
-        &dir.join("logs"),
+        set,
+        Path::new("logs"),
         &m.base_name,
         m.gen_low,
         m.gen_high,
@@ -71,8 +66,8 @@ pub fn verify_backup_set_on(storage: &dyn Storage, dir: impl AsRef<Path>) -> Res
     )?;
     let mut pages = 0;
     for d in &m.databases {
-        let path = dir.join(&d.file);
-        let img = checks::database_image(storage, &path, Some(sig), Some((m.gen_low, m.gen_high)))?;
+        let path = set.shown(&d.file);
+        let img = checks::database_image(set, &d.file, Some(sig), Some((m.gen_low, m.gen_high)))?;
         let found = img.header.db_signature.to_hex();
         if found != d.db_signature {
             return Err(Error::DatabasePatchFileMismatch.with_detail(format!(
@@ -84,22 +79,10 @@ pub fn verify_backup_set_on(storage: &dyn Storage, dir: impl AsRef<Path>) -> Res
         pages += img.trailer.last_page as u64;
     }
     for l in &m.logs {
-        check_file(
-            storage,
-            &dir.join(&l.file),
-            l.size,
-            &l.crc32c,
-            Error::LogFileCorrupt,
-        )?;
+        check_file(set, &l.file, l.size, &l.crc32c, Error::LogFileCorrupt)?;
     }
     for d in &m.databases {
-        check_file(
-            storage,
-            &dir.join(&d.file),
-            d.size,
-            &d.crc32c,
-            Error::DatabaseCorrupted,
-        )?;
+        check_file(set, &d.file, d.size, &d.crc32c, Error::DatabaseCorrupted)?;
     }
     Ok(VerifyReport {
         manifest: m,
@@ -109,14 +92,15 @@ pub fn verify_backup_set_on(storage: &dyn Storage, dir: impl AsRef<Path>) -> Res
 }
 
 /// The file's size and CRC-32C against the manifest's; `damaged` is the error for a mismatch.
-fn check_file(
-    storage: &dyn Storage,
-    path: &Path,
+fn check_file<F: Files + ?Sized>(
+    set: &F,
+    name: &Path,
     size: u64,
     crc_hex: &str,
     damaged: Error,
 ) -> Result<()> {
-    let f = storage.open(path, OpenMode::ReadOnly).map_err(|e| {
+    let path = &set.shown(name);
+    let f = set.open_read(name).map_err(|e| {
         let e = match e.clone().plain() {
             Error::FileNotFound if damaged == Error::LogFileCorrupt => {
                 Error::MissingRestoreLogFiles
@@ -144,7 +128,7 @@ fn check_file(
 }
 
 /// CRC-32C of the first `len` bytes, read a bounded chunk at a time.
-fn crc_of(f: &dyn ese::io::File, len: u64) -> Result<u32> {
+fn crc_of(f: &dyn File, len: u64) -> Result<u32> {
     let mut buf = vec![0u8; READ];
     let mut crc = 0u32;
     let mut at = 0u64;

@@ -2,15 +2,12 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use ese::db::{BackupInfo, Signature};
-use ese::io::{OpenMode, Storage};
-use ese::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use super::BackupKind;
-
-/// The manifest's file name inside a set.
-pub(crate) const MANIFEST: &str = "manifest.json";
+use super::{BackupKind, MANIFEST};
+use crate::db::{BackupInfo, Signature};
+use crate::io::Files;
+use crate::{Error, Result};
 
 /// A manifest larger than this is not one of ours (a set of 14 databases and thousands of
 /// logs stays far below); reading it whole would only cost memory.
@@ -81,14 +78,14 @@ pub struct BackupManifest {
 impl BackupManifest {
     /// Reads `dir/manifest.json` from the file system.
     pub fn read(dir: &Path) -> Result<BackupManifest> {
-        Self::read_on(&*ese::io::os(), dir)
+        Self::read_from(&super::SetDir::new(crate::io::os(), dir))
     }
 
-    /// Reads `dir/manifest.json` through `storage`. Errors say what is wrong with it: missing
-    /// (the set is incomplete), empty, not a manifest, or naming files outside the set.
-    pub fn read_on(storage: &dyn Storage, dir: &Path) -> Result<BackupManifest> {
-        let path = dir.join(MANIFEST);
-        let text = read_small(storage, &path)?;
+    /// Reads the manifest of the set `set`. Errors say what is wrong with it: missing (the
+    /// set is incomplete), empty, not a manifest, or naming files outside the set.
+    pub fn read_from<F: Files + ?Sized>(set: &F) -> Result<BackupManifest> {
+        let path = set.shown(Path::new(MANIFEST));
+        let text = read_small(set, Path::new(MANIFEST))?;
         if text.is_empty() {
             return Err(Error::InvalidBackup.with_detail(format!(
                 "{}: empty (0 bytes): not a backup manifest; the set is incomplete",
@@ -99,19 +96,19 @@ impl BackupManifest {
             Error::InvalidBackup
                 .with_detail(format!("{}: not a backup manifest: {e}", path.display()))
         })?;
-        m.check_names(storage, dir)?;
+        m.check_names(set)?;
         Ok(m)
     }
 
     /// The manifest as written into a set.
-    pub(crate) fn to_json(&self) -> Result<Vec<u8>> {
+    pub fn to_json(&self) -> Result<Vec<u8>> {
         serde_json::to_vec_pretty(self).map_err(|e| {
             Error::InternalError.with_detail(format!("the manifest could not be encoded: {e}"))
         })
     }
 
     /// The manifest's log signature.
-    pub(crate) fn signature(&self) -> Result<Signature> {
+    pub fn signature(&self) -> Result<Signature> {
         Signature::from_hex(&self.log_signature).ok_or_else(|| {
             Error::InvalidBackup.with_detail(format!(
                 "{MANIFEST}: log_signature {:?} is not 32 hex digits",
@@ -122,8 +119,8 @@ impl BackupManifest {
 
     /// Files named by a manifest stay inside the set: relative, no `..`, in their folder,
     /// not a link; the base name (it builds log paths) is three letters or digits.
-    fn check_names(&self, storage: &dyn Storage, dir: &Path) -> Result<()> {
-        ese::log::names::check_base_name(&self.base_name).map_err(|_| {
+    fn check_names<F: Files + ?Sized>(&self, set: &F) -> Result<()> {
+        crate::log::names::check_base_name(&self.base_name).map_err(|_| {
             Error::InvalidPath.with_detail(format!(
                 "{MANIFEST}: base_name {:?} is not three letters or digits",
                 self.base_name
@@ -133,7 +130,7 @@ impl BackupManifest {
         for (file, folder) in files.chain(self.logs.iter().map(|l| (&l.file, "logs"))) {
             let inside = file.starts_with(folder)
                 && file.components().all(|c| matches!(c, Component::Normal(_)))
-                && !storage.is_link(&dir.join(file));
+                && !set.is_link(file);
             if !inside {
                 return Err(Error::InvalidPath.with_detail(format!(
                     "{MANIFEST}: {} is not a file inside the set's {folder}/ folder",
@@ -145,8 +142,9 @@ impl BackupManifest {
     }
 }
 
-/// A small file read whole through `storage`.
-fn read_small(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
+/// A small file of a set read whole.
+fn read_small<F: Files + ?Sized>(set: &F, name: &Path) -> Result<Vec<u8>> {
+    let path = &set.shown(name);
     let missing = |e: Error| match e.clone().plain() {
         Error::FileNotFound => e.with_detail(format!(
             "{}: missing: the set is incomplete (its backup did not finish) or not a backup set",
@@ -154,7 +152,7 @@ fn read_small(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
         )),
         _ => e.in_file(path),
     };
-    let f = storage.open(path, OpenMode::ReadOnly).map_err(missing)?;
+    let f = set.open_read(name).map_err(missing)?;
     let len = f.len().map_err(|e| e.in_file(path))?;
     if len > MANIFEST_MAX {
         return Err(Error::InvalidBackup.with_detail(format!(
@@ -168,7 +166,7 @@ fn read_small(storage: &dyn Storage, path: &Path) -> Result<Vec<u8>> {
 }
 
 /// The id of a backup: its log signature and header record.
-pub(crate) fn backup_id(log_signature: &Signature, info: &BackupInfo) -> String {
+pub fn backup_id(log_signature: &Signature, info: &BackupInfo) -> String {
     let mut b = Vec::new();
     b.extend_from_slice(&log_signature.random.to_le_bytes());
     b.extend_from_slice(&log_signature.time_ms.to_le_bytes());
@@ -182,10 +180,15 @@ pub(crate) fn backup_id(log_signature: &Signature, info: &BackupInfo) -> String 
 
 /// Where the `i`th database's image goes in a set: `databases/<i>-<file name>`, unique even
 /// when two databases share a file name.
-pub(crate) fn image_name(i: usize, original: &Path) -> PathBuf {
+pub fn image_name(i: usize, original: &Path) -> PathBuf {
     let name = original
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("db{i}"));
     PathBuf::from("databases").join(format!("{i:02}-{name}"))
+}
+
+/// Where a log goes in a set: `logs/<its file name>`.
+pub fn log_name(source: &Path) -> Option<PathBuf> {
+    source.file_name().map(|n| PathBuf::from("logs").join(n))
 }

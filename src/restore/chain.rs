@@ -1,0 +1,211 @@
+//! Restoring a chain of backup sets: [`restore_chain`] checks the sets and the chain, lays
+//! them out in a restore target on a [`Storage`] (the databases of the first set, each in a
+//! file of its own, and every log once in `backup-logs/`) and restores there. The sets are
+//! read through [`Files`], wherever they are kept. Synchronous: callers on a runtime run it
+//! on a blocking thread.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::{external_restore, RestoreReport, RestoreSpec, StopAt};
+use crate::backup::set::{verify_set, BackupKind, BackupManifest};
+use crate::io::{Files, OpenMode, Storage};
+use crate::{restore, Error, Result};
+
+/// What [`restore_chain`] restored.
+#[derive(Clone, Debug)]
+pub struct ChainReport {
+    /// The sets, in order (their ids).
+    pub sets: Vec<String>,
+    /// The restored databases: each original path with its own restored file.
+    pub databases: Vec<(PathBuf, PathBuf)>,
+    /// The replay.
+    pub restore: RestoreReport,
+}
+
+/// Checks a chain of sets — a full (or copy) set, then incrementals or differentials each
+/// continuing the one before — lays it out in `target` and restores it there, stopping at
+/// `stop_at` if given. Each database gets a file of its own: its original file name, or,
+/// when two databases share one, every database its image's name in the set.
+///
+/// # Errors
+///
+/// Each set's [`verify_set`] errors. The chain: `InvalidParameter` (-1003) for no set;
+/// `MissingFullBackup` (-560) if the first is not a full or copy set with databases;
+/// `InvalidBackupSequence` (-521) for a later set that is not incremental or differential,
+/// or not the previous set's child; `GivenLogFileHasBadSignature` (-555) for a set of another
+/// log stream; `GivenLogFileIsNotContiguous` (-556) for a gap in the logs. Then laying out
+/// the files (`InvalidPath` -1023 for a symbolic link or a name outside `target`, `DiskFull`
+/// -1808, `DiskIO` -1022) and [`external_restore`]'s errors.
+pub fn restore_chain<S: Files>(
+    storage: &dyn Storage,
+    sets: &[S],
+    target: &Path,
+    stop_at: Option<StopAt>,
+) -> Result<ChainReport> {
+    let manifests = sets
+        .iter()
+        .map(|s| verify_set(s).map(|r| r.manifest))
+        .collect::<Result<Vec<BackupManifest>>>()?;
+    check_chain(&manifests)?;
+    let checked: Vec<(&S, &BackupManifest)> = sets.iter().zip(&manifests).collect();
+    let layout = lay_out(storage, &checked, target)?;
+    let (Some(first), Some(last)) = (manifests.first(), manifests.last()) else {
+        return Err(Error::InvalidParameter);
+    };
+    let logs = target.join("backup-logs");
+    let spec = RestoreSpec {
+        checkpoint_dir: target.to_path_buf(),
+        log_dir: logs.clone(),
+        backup_log_dir: logs,
+        gen_low: first.gen_low,
+        gen_high: last.gen_high,
+        base_name: first.base_name.clone(),
+        restore_map: layout.clone(),
+        stop_at,
+    };
+    let restore = external_restore(storage, &spec)?;
+    Ok(ChainReport {
+        sets: manifests.iter().map(|m| m.id.clone()).collect(),
+        databases: layout,
+        restore,
+    })
+}
+
+/// The chain rules: starts with a full or copy set; each later set is incremental or
+/// differential, from the same log stream, names the previous set as its parent, and its logs
+/// continue the previous set's without a gap.
+pub fn check_chain(sets: &[BackupManifest]) -> Result<()> {
+    let first = sets.first().ok_or(Error::InvalidParameter)?;
+    if !first.kind.starts_chain() || first.databases.is_empty() {
+        return Err(Error::MissingFullBackup);
+    }
+    for w in sets.windows(2) {
+        let (prev, next) = (&w[0], &w[1]);
+        if !next.kind.incremental() {
+            return Err(Error::InvalidBackupSequence);
+        }
+        if next.log_signature != prev.log_signature {
+            return Err(Error::GivenLogFileHasBadSignature);
+        }
+        if next.parent_id.as_deref() != Some(prev.id.as_str()) && prev.kind != BackupKind::Copy {
+            return Err(Error::InvalidBackupSequence);
+        }
+        if next.gen_low > prev.gen_high + 1 || next.gen_high < prev.gen_high {
+            return Err(Error::GivenLogFileIsNotContiguous);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes copied at a time.
+const COPY: usize = 1 << 20;
+
+/// Copies the images to `target` and every log once to `target/backup-logs`; returns each
+/// database's original path with its restored file. Refuses a target that is a link.
+fn lay_out<S: Files>(
+    storage: &dyn Storage,
+    sets: &[(&S, &BackupManifest)],
+    target: &Path,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let logs = target.join("backup-logs");
+    refuse_link(storage, &logs)?;
+    storage
+        .create_dir_all(&logs)
+        .map_err(|e| e.in_file(&logs))?;
+    let (set0, full) = sets.first().ok_or(Error::InvalidParameter)?;
+    let names = restored_names(full)?;
+    let mut map = Vec::new();
+    for (d, name) in full.databases.iter().zip(names) {
+        let to = target.join(name);
+        if !restore::inside(target, &to) {
+            return Err(Error::InvalidPath.in_file(&to));
+        }
+        refuse_link(storage, &to)?;
+        copy(*set0, &d.file, storage, &to)?;
+        map.push((d.original_path.clone(), to));
+    }
+    for (set, m) in sets {
+        for l in &m.logs {
+            let name = l.file.file_name().ok_or(Error::InvalidPath)?;
+            let to = logs.join(name);
+            refuse_link(storage, &to)?;
+            // Sets of one chain overlap by a log or so; the first copy serves all.
+            if !storage.exists(&to) {
+                copy(*set, &l.file, storage, &to)?;
+            }
+        }
+    }
+    for dir in [target, logs.as_path()] {
+        storage.sync_dir(dir).map_err(|e| e.in_file(dir))?;
+    }
+    Ok(map)
+}
+
+/// Each database's file name in the target: its original name, unless two databases share
+/// one; then every database takes its image's name in the set (`00-db.edb`, `01-db.edb`),
+/// which the set made unique. Either way no two databases restore into one file.
+fn restored_names(full: &BackupManifest) -> Result<Vec<OsString>> {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_os_string())
+            .ok_or_else(|| Error::InvalidPath.in_file(p))
+    };
+    let originals = full
+        .databases
+        .iter()
+        .map(|d| name(&d.original_path))
+        .collect::<Result<Vec<_>>>()?;
+    if distinct(&originals) {
+        return Ok(originals);
+    }
+    let images = full
+        .databases
+        .iter()
+        .map(|d| name(&d.file))
+        .collect::<Result<Vec<_>>>()?;
+    if !distinct(&images) {
+        return Err(Error::InvalidBackup.with_detail(
+            "the manifest names one database image twice: its databases cannot each get a file",
+        ));
+    }
+    Ok(images)
+}
+
+fn distinct(names: &[OsString]) -> bool {
+    names.iter().collect::<HashSet<_>>().len() == names.len()
+}
+
+/// Writing through a link would write outside the target.
+fn refuse_link(storage: &dyn Storage, p: &Path) -> Result<()> {
+    if storage.is_link(p) {
+        return Err(Error::InvalidPath.with_detail(format!(
+            "{}: a symbolic link; restore writes only plain files inside its target",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Copies the set's file `name` over `to` a bounded chunk at a time, then syncs `to`.
+fn copy<S: Files + ?Sized>(set: &S, name: &Path, storage: &dyn Storage, to: &Path) -> Result<()> {
+    let from = &set.shown(name);
+    let src = set.open_read(name).map_err(|e| e.in_file(from))?;
+    let dst = storage
+        .open(to, OpenMode::Create)
+        .map_err(|e| e.in_file(to))?;
+    let write = |e: Error| e.in_file(to);
+    dst.set_len(0).map_err(write)?;
+    let len = src.len().map_err(|e| e.in_file(from))?;
+    let mut buf = vec![0u8; COPY];
+    let mut at = 0u64;
+    while at < len {
+        let n = COPY.min((len - at) as usize);
+        src.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| e.in_file(from))?;
+        dst.write_at(&buf[..n], at).map_err(write)?;
+        at += n as u64;
+    }
+    dst.sync().map_err(write)
+}
