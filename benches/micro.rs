@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ese::internals::log::{PageImage, Record};
+use ese::internals::page::{self, PageKind};
 use ese::io::FaultStorage;
-use ese::log::{PageImage, Record};
-use ese::lsn::Lsn;
-use ese::page::{self, PageKind};
+use ese::Lsn;
 use ese::{Commit, Core, InstanceParams};
 
 fn core_with_rows(rows: u64) -> (Core, ese::SessionId, ese::DbId) {

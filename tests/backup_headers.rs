@@ -4,7 +4,7 @@
 
 mod support;
 
-use ese::log::checkpoint;
+use ese::internals::log::checkpoint;
 use ese_actors::{BackupBegin, BackupEnd, BackupKind, Engine, Term};
 use support::actor::*;
 
@@ -117,7 +117,7 @@ async fn header_update_is_replayed_after_a_dirty_restart() {
         .unwrap()
         .unwrap();
     chk.seq += 1;
-    chk.lsn = ese::lsn::Lsn::new(1, 4096);
+    chk.lsn = ese::Lsn::new(1, 4096);
     checkpoint::write(&*ese::io::os(), &chk_path, &chk).unwrap();
     let inst = engine
         .create_instance("i", params(dir.path()))

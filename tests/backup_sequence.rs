@@ -3,7 +3,7 @@
 
 mod support;
 
-use ese::page;
+use ese::internals::page;
 use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Term};
 use support::actor::*;
 
@@ -148,7 +148,7 @@ async fn database_phase() {
     assert_eq!(first.len(), PAGE * 3);
     // The header twice, carrying the backup mark.
     assert_eq!(&first[..PAGE], &first[PAGE..2 * PAGE]);
-    let h = ese::db::DbHeader::decode(&first[..PAGE]).unwrap();
+    let h = ese::internals::db::DbHeader::decode(&first[..PAGE]).unwrap();
     assert!(h.backup_mark.is_some());
     // Later reads may be one page.
     let one = inst.read_file(f, PAGE).await.unwrap();
@@ -164,7 +164,7 @@ async fn database_phase() {
         let off = (p as usize + 1) * PAGE;
         page::verify(&image[off..off + PAGE], p).unwrap();
     }
-    let t = ese::db::Trailer::decode(&image[image.len() - PAGE..]).unwrap();
+    let t = ese::internals::db::Trailer::decode(&image[image.len() - PAGE..]).unwrap();
     assert_eq!(t.db_signature, h.db_signature);
     assert_eq!(t.last_page, last_page);
     assert_eq!(t.backup.mark, h.backup_mark.unwrap().mark);

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ese::db::{DbHeader, Trailer};
+use ese::internals::db::{DbHeader, Trailer};
 use ese_actors::{
     BackupBegin, BackupEnd, BackupFile, DbId, Engine, Instance, LogInfo, RestoreSpec, Term,
 };

@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ese::page;
+use ese::internals::page;
 use ese_actors::{BackupBegin, BackupEnd, Commit, Engine, Term};
 use support::actor::*;
 

@@ -5,8 +5,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use ese::internals::log::{checkpoint, names, reader, FRAME};
 use ese::io::{os, StorageRef};
-use ese::log::{checkpoint, names, reader, FRAME};
 use ese::{Commit, Core, Error, InstanceParams};
 use support::core::*;
 
@@ -58,11 +58,9 @@ fn first_record_after_checkpoint(dir: &Path) -> (PathBuf, usize) {
     loop {
         let path = log_file(dir, gen);
         let f = reader::read_file(&*os(), &path).unwrap();
-        if let Some(r) = f
-            .records
-            .iter()
-            .find(|r| r.start >= chk.lsn && matches!(r.record, ese::log::Record::Pages(_)))
-        {
+        if let Some(r) = f.records.iter().find(|r| {
+            r.start >= chk.lsn && matches!(r.record, ese::internals::log::Record::Pages(_))
+        }) {
             return (path, r.start.offset() as usize);
         }
         gen += 1;
@@ -113,13 +111,13 @@ fn checkpoint_past_the_log_is_checkpoint_corrupt() {
     let path = dir.path().join("edb.chk");
     let mut chk = checkpoint::read(&*storage, &path).unwrap().unwrap();
     chk.seq += 1;
-    chk.lsn = ese::lsn::Lsn::new(chk.lsn.gen() + 50, 4096);
+    chk.lsn = ese::Lsn::new(chk.lsn.gen() + 50, 4096);
     checkpoint::write(&*storage, &path, &chk).unwrap();
     assert_eq!(open_err(&storage, &params).code(), -533);
     // Past the end of the current file's records, in the current generation.
     let cur = reader::read_file(&*storage, &names::current(dir.path(), "edb")).unwrap();
     chk.seq += 1;
-    chk.lsn = ese::lsn::Lsn::new(cur.header.gen, 60_000);
+    chk.lsn = ese::Lsn::new(cur.header.gen, 60_000);
     checkpoint::write(&*storage, &path, &chk).unwrap();
     assert_eq!(open_err(&storage, &params).code(), -533);
 }
@@ -140,7 +138,7 @@ fn rewind_checkpoint(storage: &StorageRef, dir: &Path) {
     let path = dir.join("edb.chk");
     let mut chk = checkpoint::read(&**storage, &path).unwrap().unwrap();
     chk.seq += 1;
-    chk.lsn = ese::lsn::Lsn::new(1, 4096);
+    chk.lsn = ese::Lsn::new(1, 4096);
     checkpoint::write(&**storage, &path, &chk).unwrap();
 }
 
@@ -240,9 +238,9 @@ fn a_log_full_of_record_magics_is_refused_not_scanned_forever() {
     // No valid record, then a record magic at every 8-byte offset, each claiming a 1 MiB body:
     // telling corruption from a torn tail would checksum ~2.5 TB without the scan's budget.
     let size = 4u64 << 20;
-    let header = ese::log::LogHeader {
+    let header = ese::internals::log::LogHeader {
         gen: 1,
-        signature: ese::db::Signature::generate(),
+        signature: ese::internals::db::Signature::generate(),
         created_ms: 1,
         prev_created_ms: 0,
         file_size: size,

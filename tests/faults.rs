@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ese::backup::stream;
+use ese::internals::backup::stream;
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese::restore::{external_restore, RestoreSpec};
 use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ese::backup::stream;
+use ese::internals::backup::stream;
+use ese::internals::log::{frame_payload, read_record, PageImage, Record, LOG_HEADER_SIZE};
 use ese::io::{FaultStorage, StorageRef};
-use ese::log::{frame_payload, read_record, PageImage, Record, LOG_HEADER_SIZE};
 use ese::restore::{external_restore, RestoreSpec};
 use ese::{BackupBegin, BackupEnd, Commit, Core, Error, InstanceParams};
 
@@ -85,7 +85,7 @@ fn restore(set: &Set) -> ese::Result<ese::restore::RestoreReport> {
     let dir = Path::new("/r");
     fs.write_file_raw(&dir.join("restored.edb"), &set.image);
     for (g, b) in &set.logs {
-        fs.write_file_raw(&ese::log::names::archived(dir, "edb", *g), b);
+        fs.write_file_raw(&ese::internals::log::names::archived(dir, "edb", *g), b);
     }
     let spec = RestoreSpec {
         checkpoint_dir: dir.to_path_buf(),

@@ -4,8 +4,8 @@ mod support;
 
 use std::path::Path;
 
+use ese::internals::log::names;
 use ese::io::{Fault, Storage};
-use ese::log::names;
 use ese::{Commit, Core};
 use support::core::*;
 

@@ -3,7 +3,7 @@
 
 use ese::{Error, Result};
 
-/// Where an instance is in its life (a backup's progress is `ese::backup::Phase`).
+/// Where an instance is in its life (a backup's progress is `ese::internals::backup::Phase`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lifecycle {
     /// Created, not initialised.

@@ -56,4 +56,4 @@ pub use types::{
 };
 
 /// The storage core, for hosts that need its lower layers (fault injection, formats).
-pub use ese as core;
+pub use ese;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-pub use ese::db::BackupInfo;
+pub use ese::internals::db::BackupInfo;
 
 /// A file opened by a backup (ESE's `JET_HANDLE` from `JetOpenFile`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,7 +79,7 @@ pub struct DatabaseInfo {
 }
 
 impl DatabaseInfo {
-    pub(crate) fn from_header(h: &ese::db::DbHeader) -> DatabaseInfo {
+    pub(crate) fn from_header(h: &ese::internals::db::DbHeader) -> DatabaseInfo {
         DatabaseInfo {
             clean_shutdown: h.is_clean(),
             last_full: h.last_full,
@@ -98,7 +98,7 @@ pub struct InstanceInfo {
     /// Database page size.
     pub page_size: u32,
     /// The log stream's signature.
-    pub log_signature: ese::db::Signature,
+    pub log_signature: ese::internals::db::Signature,
     /// The current log generation.
     pub current_gen: u32,
     /// The attached databases' paths.

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ese_actors::core::db::{BackupInfo, DbHeader, Trailer};
-use ese_actors::core::log::checkpoint;
-use ese_actors::core::log::reader::{self, Tail};
-use ese_actors::core::log::Record;
-use ese_actors::core::lsn::Lsn;
+use ese_actors::ese::internals::db::{BackupInfo, DbHeader, Trailer};
+use ese_actors::ese::internals::log::checkpoint;
+use ese_actors::ese::internals::log::reader::{self, Tail};
+use ese_actors::ese::internals::log::Record;
+use ese_actors::ese::Lsn;
 use serde_json::{json, Value};
 
 use crate::{Failure, Out};
@@ -75,7 +75,7 @@ pub fn header(path: &Path, out: Out) -> Result<(), Failure> {
 
 /// `ese dump log LOGFILE`: header, how the file ends, and records per type.
 pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
-    let f = reader::read_file(&*ese_actors::core::io::os(), path)?;
+    let f = reader::read_file(&*ese_actors::ese::io::os(), path)?;
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut pages = 0u64;
     let mut deltas = 0u64;
@@ -127,7 +127,7 @@ pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
 
 /// `ese dump checkpoint CHK`.
 pub fn checkpoint(path: &Path, out: Out) -> Result<(), Failure> {
-    let c = checkpoint::read(&*ese_actors::core::io::os(), path)?
+    let c = checkpoint::read(&*ese_actors::ese::io::os(), path)?
         .ok_or(ese_actors::Error::CheckpointFileNotFound)?;
     let v = json!({
         "file": path.display().to_string(),

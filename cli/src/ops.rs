@@ -17,7 +17,7 @@ fn params_for(dir: &Path, dbs: &[PathBuf], base: &str) -> Result<InstanceParams,
     if let Some(db) = dbs.first() {
         let head =
             std::fs::read(db).map_err(|e| Failure::Other(format!("{}: {e}", db.display())))?;
-        let ps = ese_actors::core::db::DbHeader::peek_page_size(&head)
+        let ps = ese_actors::ese::internals::db::DbHeader::peek_page_size(&head)
             .ok_or(ese_actors::Error::DatabaseCorrupted)?;
         p = p.page_size(ps);
     }

@@ -36,7 +36,7 @@ fn main() {
     let mut seen = std::collections::BTreeSet::new();
     for ((g, b), recs) in set.logs.iter().zip(&set.records) {
         for &(off, _) in recs {
-            let f = ese::log::read_record(b, *g, off).unwrap();
+            let f = ese::internals::log::read_record(b, *g, off).unwrap();
             let ty = f.record.type_byte();
             if seen.insert(ty) {
                 let mut v = vec![3u8, ty];
@@ -55,7 +55,7 @@ fn main() {
     );
     let mut kinds = std::collections::BTreeSet::new();
     for p in img.chunks(ps).skip(2) {
-        if let Some(k) = ese::page::kind(p) {
+        if let Some(k) = ese::internals::page::kind(p) {
             if kinds.insert(k as u8) {
                 put(
                     "db_header_page",

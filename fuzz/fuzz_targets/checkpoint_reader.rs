@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use ese::io::{FaultStorage, Storage};
-use ese::log::checkpoint;
+use ese::internals::log::checkpoint;
 use libfuzzer_sys::fuzz_target;
 
 const SLOT: usize = 32 * 1024;

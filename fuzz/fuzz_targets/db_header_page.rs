@@ -2,9 +2,9 @@
 //! `page::verify` and `Node::decode` on page-sized slices (4 or 8 KiB), raw and re-sealed.
 #![no_main]
 
-use ese::btree::Node;
-use ese::db::{DbHeader, Trailer};
-use ese::page;
+use ese::internals::btree::Node;
+use ese::internals::db::{DbHeader, Trailer};
+use ese::internals::page;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

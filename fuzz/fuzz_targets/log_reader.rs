@@ -2,8 +2,8 @@
 //! (header and record checksums recomputed so the decoders behind them are reached).
 #![no_main]
 
-use ese::log::{frame_payload, read_record, reader, Record};
-use ese::lsn::Lsn;
+use ese::internals::log::{frame_payload, read_record, reader, Record};
+use ese::Lsn;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use ese::lsn::Lsn;
+use ese::Lsn;
 use ese::restore::{external_restore, RestoreSpec, StopAt};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use ese::backup::stream;
+use ese::internals::backup::stream;
 use ese::io::{FaultStorage, OpenMode, Storage, StorageRef};
 use ese::{BackupBegin, BackupEnd, Commit, Core, InstanceParams};
 
@@ -142,7 +142,7 @@ fn read_all(core: &mut Core, h: u64) -> ese::Result<Vec<u8>> {
 pub fn record_offsets(bytes: &[u8], gen: u32) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut off = LOG_HEADER;
-    while let Some(f) = ese::log::read_record(bytes, gen, off) {
+    while let Some(f) = ese::internals::log::read_record(bytes, gen, off) {
         let end = f.end.offset() as usize;
         out.push((off, end - off));
         off = end;
@@ -190,7 +190,7 @@ pub fn reseal_log(b: &mut [u8]) {
         put_u32(&mut pos, 4, off as u32);
         let c = crc32c::crc32c_append(crc32c::crc32c(&pos), &b[off + 8..end]);
         put_u32(b, off + 4, c);
-        off += ese::log::framed_len(len).max(8);
+        off += ese::internals::log::framed_len(len).max(8);
     }
 }
 
@@ -266,7 +266,7 @@ pub fn mutate(set: &Set, input: &mut Input) -> Files {
     let mut files: Vec<(PathBuf, Option<Vec<u8>>)> =
         vec![(dir.join("restored.edb"), Some(set.image.clone()))];
     for (g, b) in &set.logs {
-        files.push((ese::log::names::archived(dir, "edb", *g), Some(b.clone())));
+        files.push((ese::internals::log::names::archived(dir, "edb", *g), Some(b.clone())));
     }
     let mut extra: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
     for _ in 0..8 {
@@ -336,9 +336,9 @@ pub fn mutate(set: &Set, input: &mut Input) -> Files {
             }
             5 => {
                 let path = if at % 2 == 1 {
-                    ese::log::names::current(dir, "edb")
+                    ese::internals::log::names::current(dir, "edb")
                 } else {
-                    ese::log::names::archived(dir, "edb", set.gen_high() + 1 + extra.len() as u32)
+                    ese::internals::log::names::archived(dir, "edb", set.gen_high() + 1 + extra.len() as u32)
                 };
                 extra.push((path, Some(b.clone())));
             }
@@ -385,7 +385,7 @@ pub fn fill_manifest(template: &[u8], set: &Set, files: &[(String, Vec<u8>)]) ->
         return template.to_vec();
     }
     let mut text = text.to_string();
-    if let Ok(h) = ese::db::DbHeader::decode(&set.image[..PAGE_SIZE]) {
+    if let Ok(h) = ese::internals::db::DbHeader::decode(&set.image[..PAGE_SIZE]) {
         text = text.replace("@LOGSIG@", &h.log_signature.to_hex());
         text = text.replace("@DBSIG@", &h.db_signature.to_hex());
     }

@@ -1,18 +1,17 @@
 //! Layer 6: ESE's online external (streaming) backup, contract section 2.
 //!
-//! [`BackupState`] is the state machine as plain data with `&mut self` methods: it decides
-//! every answer and every range, and says what to read; [`stream`] performs the reads (on an
+//! Public: [`set`] (backup sets) and [`events`] (ESE's event ids). Internal, shown through
+//! [`crate::internals::backup`]: `BackupState`, the state machine as plain data with
+//! `&mut self` methods, which decides every answer and every range and says what to read;
+//! and `stream`, which performs the reads (on an
 //! I/O thread, outside the actor) and produces the streamed images: a database's header twice,
 //! its verified pages and a trailer page, or a verified log file.
 
 pub mod set;
-mod state;
-pub mod stream;
+pub(crate) mod state;
+pub(crate) mod stream;
 
-pub use state::{
-    listed_log_gen, BackupState, BeginFacts, EndOutcome, Failure, LogRanges, OpenedFile, Phase,
-    ReadPlan, ReadTicket, StreamKind,
-};
+pub(crate) use state::{BackupState, BeginFacts, Failure, ReadPlan, ReadTicket};
 
 /// ESE's backup event ids, set as the `event_id` field of `tracing` events.
 pub mod events {

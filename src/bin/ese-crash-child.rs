@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ese::backup::stream;
+use ese::internals::backup::stream;
 use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
 
 fn params(dir: &Path) -> InstanceParams {

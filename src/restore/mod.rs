@@ -4,7 +4,7 @@
 //! clean, without their backup mark and trailer, attachable by any instance.
 
 pub mod chain;
-pub mod checks;
+pub(crate) mod checks;
 
 use std::path::{Component, Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -333,6 +333,6 @@ fn finish_database(t: ReplayTarget, last: Lsn) -> Result<()> {
 }
 
 /// Whether `p` stays inside `root` lexically (no `..` climbing above it).
-pub fn inside(root: &Path, p: &Path) -> bool {
+pub(crate) fn inside(root: &Path, p: &Path) -> bool {
     p.starts_with(root) && !p.components().any(|c| matches!(c, Component::ParentDir))
 }

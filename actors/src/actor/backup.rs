@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use ese::backup::{stream, ReadTicket};
+use ese::internals::backup::{stream, ReadTicket};
 use ese::{BackupBegin, BackupEnd, Error, Result};
 
 use super::{Actor, Finish};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ese::db::DbFile;
+use ese::internals::db::DbFile;
 use ese::{CommitTicket, Core, CoreStats, Error, Result};
 
 use super::{Actor, Finish};

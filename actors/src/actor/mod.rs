@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use ese::io::StorageRef;
-use ese::lsn::Lsn;
+use ese::Lsn;
 use ese::{Core, Error, InstanceParams, Result};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -67,7 +67,7 @@ pub(crate) struct Actor {
     /// Commands that need the core, queued while it is lent to a job (mailbox order kept).
     pub deferred: VecDeque<Command>,
     /// The log's durable position and poison, shared with its writer thread.
-    pub log_shared: Option<Arc<ese::log::LogShared>>,
+    pub log_shared: Option<Arc<ese::internals::log::LogShared>>,
     pub completions: mpsc::UnboundedSender<Completion>,
     pub wake_pending: Arc<AtomicBool>,
     /// A term that arrived while a job held the core; it runs when the job is done.
@@ -88,7 +88,7 @@ pub(crate) struct Actor {
 
 /// A finished read waiting for the core, with the ticket of the backup and file it read.
 pub(crate) type ParkedRead = (
-    ese::backup::ReadTicket,
+    ese::internals::backup::ReadTicket,
     Result<(bytes::Bytes, Option<bytes::Bytes>)>,
     Reply<bytes::Bytes>,
 );
@@ -257,7 +257,7 @@ impl Actor {
     }
 
     /// The callback the core's I/O threads call: one wake-up in flight at a time.
-    pub fn notifier(&self) -> ese::log::Notify {
+    pub fn notifier(&self) -> ese::internals::log::Notify {
         let tx = self.completions.clone();
         let pending = self.wake_pending.clone();
         Arc::new(move || {
@@ -269,7 +269,7 @@ impl Actor {
 
     /// Runs `w` once `lsn` is durable: the log writer answers it right after its fsync, so a
     /// durable commit's reply does not wait for this task to be scheduled.
-    pub fn when_durable(&self, lsn: Lsn, w: ese::log::Waiter) {
+    pub fn when_durable(&self, lsn: Lsn, w: ese::internals::log::Waiter) {
         match &self.log_shared {
             Some(shared) => shared.when_durable(lsn, w),
             None => w(Err(Error::NotInitialized)),
