@@ -104,7 +104,7 @@ struct Slot {
 
 /// Names one planned read: the backup it was issued in and the file it reads. Its completion
 /// is settled against exactly these, so a read still on disk when its backup ends can never
-/// touch a later backup (contract 2.2).
+/// touch a later backup (behaviour.md §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadTicket {
     /// The backup's id ([`BackupState::id`]).
@@ -246,7 +246,7 @@ impl BackupState {
             return Err(Error::BackupInProgress);
         }
         // A full backup made on another log stream is none here: its generations are not
-        // this stream's (contract 2.5).
+        // this stream's (behaviour.md §2.5).
         let has_full = |h: &&DbHeader| h.last_full.is_some_and(|b| b.on_stream(&f.log_signature));
         if kind == StreamKind::Incremental && !f.headers.iter().all(has_full) {
             tracing::warn!(

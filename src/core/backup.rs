@@ -31,7 +31,7 @@ impl Core {
         self.backup.as_ref().map(BackupState::id)
     }
 
-    /// After a failed term: no new backup may begin on this instance (contract 1.2).
+    /// After a failed term: no new backup may begin on this instance (behaviour.md §1.2).
     pub fn forbid_new_backups(&mut self) {
         self.backup_forbidden = true;
     }
@@ -53,7 +53,7 @@ impl Core {
 
     fn backup_clear(&mut self, mark: u8) {
         if let Some(b) = self.backup.take() {
-            // The next backup's handles start after this one's: never reused (contract 2.2).
+            // The next backup's handles start after this one's: never reused (behaviour.md §2.2).
             self.next_backup_handle = b.next_handle();
         }
         self.log.hold(None);
@@ -171,7 +171,7 @@ impl Core {
     }
 
     /// A read finished: settled against the backup and file of its ticket only. A read of a
-    /// backup that has ended is `NoBackup` (contract 2.2), whatever runs now.
+    /// backup that has ended is `NoBackup` (behaviour.md §2.2), whatever runs now.
     pub fn backup_read_done(
         &mut self,
         ticket: ReadTicket,

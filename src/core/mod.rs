@@ -90,7 +90,7 @@ pub(crate) struct Database {
     pub file: DbFile,
     pub header: DbHeader,
     pub tables: HashMap<String, u32>,
-    /// The lock on the file (contract 1.3), released when the database is detached.
+    /// The lock on the file (behaviour.md §1.3), released when the database is detached.
     pub _lock: FileLock,
 }
 

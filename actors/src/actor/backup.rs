@@ -1,4 +1,4 @@
-//! Backup calls (contract 2): the core's state machine decides; reads run on the blocking
+//! Backup calls (behaviour.md §2): the core's state machine decides; reads run on the blocking
 //! pool without the core, so `stop_service`, `stop_backup` and everything else are answered
 //! while a chunk is on disk, and the read's completion then sees the new state.
 

@@ -160,7 +160,8 @@ impl Actor {
                 },
             }
         }
-        // Gone: the messages still queued get the contract's answer, not a channel error.
+        // Gone: the messages still queued get `InvalidInstance` (behaviour.md §1.1), not a
+        // channel error.
         mailbox.close();
         while let Some(cmd) = mailbox.recv().await {
             cmd.refuse(Error::InvalidInstance);
