@@ -317,7 +317,9 @@ impl Instance {
     pub async fn instance_info(&self) -> Result<crate::types::InstanceInfo> {
         self.ask(GetInstanceInfo {}).await
     }
-    /// Counters: commits, fsyncs, group commits, cache.
+    /// Counters since `init` ([`CoreStats`]): commits, log fsyncs and batches, group commits
+    /// and their sizes, flushes, cache hits and misses, and the bytes backups streamed to
+    /// their clients and the database pages they verified.
     ///
     /// # Errors
     ///

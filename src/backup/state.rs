@@ -190,6 +190,8 @@ pub struct BackupState {
     log_dir: PathBuf,
     base: String,
     log_signature: Signature,
+    /// The `backup` span (its kind and id): every event of this backup is emitted inside it.
+    span: tracing::Span,
 }
 
 /// What `begin` needs to know about the instance.
@@ -265,7 +267,15 @@ impl BackupState {
         } else {
             events::INCREMENTAL_START
         };
-        tracing::info!(event_id = event, kind = ?kind, gen_low = f.checkpoint_gen, "backup started");
+        // A child of the span current at begin (the instance's, in the actor).
+        let span = tracing::info_span!("backup", kind = ?kind, id = f.id);
+        span.in_scope(|| {
+            tracing::info!(
+                event_id = event,
+                gen_low = f.checkpoint_gen,
+                "backup started"
+            );
+        });
         Ok(BackupState {
             id: f.id,
             kind,
@@ -285,12 +295,20 @@ impl BackupState {
             log_dir: f.log_dir,
             base: f.base,
             log_signature: f.log_signature,
+            span,
         })
     }
 
     /// This backup's id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The backup's `tracing` span, named `backup`, with the fields `kind` and `id`. Whoever
+    /// handles a call of this backup enters it (in synchronous code only), so the call's
+    /// events are the backup's; a read on an I/O thread carries it along.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The handle the next opened file would get: where the instance's next backup starts.
@@ -417,10 +435,14 @@ impl BackupState {
         Ok((self.insert(slot), 0))
     }
 
-    /// Sets a just-opened log's size (the caller stats the file: `MissingFileToBackup` if gone).
+    /// Sets a just-opened log's size (the caller stats the file: `MissingFileToBackup` if
+    /// gone): its copy starts.
     pub fn set_size(&mut self, handle: u64, size: u64) {
         if let Some(s) = self.files.get_mut(&handle) {
             s.size = size;
+            if let OpenedFile::Log { path, .. } = &s.file {
+                tracing::info!(event_id = events::FILE_START, path = %path.display(), size, "log copy started");
+            }
         }
     }
 
