@@ -902,7 +902,7 @@ mod tests {
                 -550,
                 "JET_errDatabaseDirtyShutdown",
             ),
-            // Contract 1.3: files another instance uses.
+            // behaviour.md §1.3: files another instance uses.
             (Error::FileAccessDenied, -1032, "JET_errFileAccessDenied"),
             (Error::SystemPathInUse, -1083, "JET_errSystemPathInUse"),
             (Error::LogFilePathInUse, -1084, "JET_errLogFilePathInUse"),

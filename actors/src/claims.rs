@@ -1,4 +1,4 @@
-//! Which paths the instances of one engine use (contract 1.3). The storage core's operating
+//! Which paths the instances of one engine use (behaviour.md §1.3). The storage core's operating
 //! system locks refuse every other user with `FileAccessDenied`; inside one engine the engine
 //! answers first, with ESE's errors for the case, as ESE compares the paths of the instances
 //! of its process: `SystemPathInUse` (-1083), `LogFilePathInUse` (-1084),

@@ -1,5 +1,5 @@
 //! The engine: a registry of instances (ESE keeps this process-global; here it is a value)
-//! and its mode (contract 1).
+//! and its mode (behaviour.md §1).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub(crate) struct EngineInner {
     mode: Mutex<Mode>,
     max_instances: usize,
     next_id: AtomicU64,
-    /// The paths the instances use, so a collision gets ESE's error for it (contract 1.3).
+    /// The paths the instances use, so a collision gets ESE's error for it (behaviour.md §1.3).
     pub(crate) claims: Claims,
 }
 
@@ -143,7 +143,7 @@ impl Engine {
         Ok(inst)
     }
 
-    /// The instance-less calls, mode-checked (contract 1).
+    /// The instance-less calls, mode-checked (behaviour.md §1).
     pub fn legacy(&self) -> crate::Legacy {
         crate::Legacy {
             engine: self.clone(),

@@ -1,4 +1,4 @@
-//! The gate of contract 1.1: which error wins when several states hold at once. A pure
+//! The gate of behaviour.md §1.1: which error wins when several states hold at once. A pure
 //! function of the instance's lifecycle flags, so its order is tested without a runtime.
 
 use ese::{Error, Result};
@@ -27,7 +27,7 @@ pub(crate) struct GateState {
     pub restoring: bool,
 }
 
-/// Checks a call against the gate, in the contract's order.
+/// Checks a call against the gate, in the order of behaviour.md §1.1.
 pub(crate) fn check(s: &GateState) -> Result<()> {
     if s.lifecycle == Lifecycle::Terminated {
         return Err(Error::InvalidInstance);

@@ -57,7 +57,7 @@ impl Drop for Cleanup {
 ///
 /// Every error is an ESE error; its [`Error::category`](crate::Error::category) says what a
 /// host should do about it. Every call but `init`, `term`, `stop_service` and `stop_backup`,
-/// and every [`Session`] call, first meets the instance's **gate** (contract 1.1), which
+/// and every [`Session`] call, first meets the instance's **gate** (behaviour.md §1.1), which
 /// answers the first of:
 ///
 /// 1. `InvalidInstance` (-1115): the instance was terminated; the handle outlived it;
@@ -70,7 +70,7 @@ impl Drop for Cleanup {
 /// 4. `TermInProgress` (-1000) while `term` runs; `NotInitialized` (-1029) while `init` runs;
 /// 5. `NotInitialized` (-1029) before `init`.
 ///
-/// The contract's `RestoreInProgress` (-506) step never answers here: a restore runs on no
+/// The gate's `RestoreInProgress` (-506) step never answers here: a restore runs on no
 /// instance. The methods' sections below call these "the gate's errors".
 #[derive(Clone)]
 pub struct Instance {
@@ -317,7 +317,9 @@ impl Instance {
     pub async fn instance_info(&self) -> Result<crate::types::InstanceInfo> {
         self.ask(GetInstanceInfo {}).await
     }
-    /// Counters: commits, fsyncs, group commits, cache.
+    /// Counters since `init` ([`CoreStats`]): commits, log fsyncs and batches, group commits
+    /// and their sizes, flushes, cache hits and misses, and the bytes backups streamed to
+    /// their clients and the database pages they verified.
     ///
     /// # Errors
     ///

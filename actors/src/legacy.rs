@@ -1,5 +1,5 @@
 //! The instance-less (legacy) calls: each checks the engine's mode, then goes to the
-//! implicit instance (contract 1).
+//! implicit instance (behaviour.md §1).
 
 use std::path::{Path, PathBuf};
 

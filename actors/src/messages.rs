@@ -59,7 +59,7 @@ pub(crate) enum Gate {
     /// The handler checks the lifecycle itself: `init` (its own order of errors) and the
     /// immediates.
     Own,
-    /// The instance gate of contract 1.1 (`gate::check`).
+    /// The instance gate of behaviour.md §1.1 (`gate::check`).
     Instance,
     /// A later slice of a scan, or closing it: the cursor must be open, and `stop_service`
     /// does not refuse it (the scan was being served when it came).

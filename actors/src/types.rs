@@ -63,7 +63,7 @@ pub struct LogInfo {
     pub files: Vec<PathBuf>,
 }
 
-/// The header fields of contract 2.5, plus the shutdown state.
+/// The header fields of behaviour.md §2.5, plus the shutdown state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatabaseInfo {
     /// Whether the header says clean shutdown (an attached database is dirty).

@@ -114,7 +114,8 @@ pub async fn backup(
     Ok(())
 }
 
-/// A refusal because another instance holds the files (contract 1.3) says what to do instead.
+/// A refusal because another instance holds the files (behaviour.md §1.3) says what to do
+/// instead.
 fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
     use ese_actors::Error as E;
     match e {

@@ -1,4 +1,4 @@
-//! Layer 6: ESE's online external (streaming) backup, contract section 2.
+//! Layer 6: ESE's online external (streaming) backup, behaviour.md §2.
 //!
 //! Public: [`set`] (backup sets) and [`events`] (ESE's event ids). Internal, shown through
 //! [`crate::internals::backup`]: `BackupState`, the state machine as plain data with

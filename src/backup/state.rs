@@ -104,7 +104,7 @@ struct Slot {
 
 /// Names one planned read: the backup it was issued in and the file it reads. Its completion
 /// is settled against exactly these, so a read still on disk when its backup ends can never
-/// touch a later backup (contract 2.2).
+/// touch a later backup (behaviour.md §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadTicket {
     /// The backup's id ([`BackupState::id`]).
@@ -190,6 +190,8 @@ pub struct BackupState {
     log_dir: PathBuf,
     base: String,
     log_signature: Signature,
+    /// The `backup` span (its kind and id): every event of this backup is emitted inside it.
+    span: tracing::Span,
 }
 
 /// What `begin` needs to know about the instance.
@@ -246,7 +248,7 @@ impl BackupState {
             return Err(Error::BackupInProgress);
         }
         // A full backup made on another log stream is none here: its generations are not
-        // this stream's (contract 2.5).
+        // this stream's (behaviour.md §2.5).
         let has_full = |h: &&DbHeader| h.last_full.is_some_and(|b| b.on_stream(&f.log_signature));
         if kind == StreamKind::Incremental && !f.headers.iter().all(has_full) {
             tracing::warn!(
@@ -265,7 +267,15 @@ impl BackupState {
         } else {
             events::INCREMENTAL_START
         };
-        tracing::info!(event_id = event, kind = ?kind, gen_low = f.checkpoint_gen, "backup started");
+        // A child of the span current at begin (the instance's, in the actor).
+        let span = tracing::info_span!("backup", kind = ?kind, id = f.id);
+        span.in_scope(|| {
+            tracing::info!(
+                event_id = event,
+                gen_low = f.checkpoint_gen,
+                "backup started"
+            );
+        });
         Ok(BackupState {
             id: f.id,
             kind,
@@ -285,12 +295,20 @@ impl BackupState {
             log_dir: f.log_dir,
             base: f.base,
             log_signature: f.log_signature,
+            span,
         })
     }
 
     /// This backup's id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The backup's `tracing` span, named `backup`, with the fields `kind` and `id`. Whoever
+    /// handles a call of this backup enters it (in synchronous code only), so the call's
+    /// events are the backup's; a read on an I/O thread carries it along.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The handle the next opened file would get: where the instance's next backup starts.
@@ -417,10 +435,14 @@ impl BackupState {
         Ok((self.insert(slot), 0))
     }
 
-    /// Sets a just-opened log's size (the caller stats the file: `MissingFileToBackup` if gone).
+    /// Sets a just-opened log's size (the caller stats the file: `MissingFileToBackup` if
+    /// gone): its copy starts.
     pub fn set_size(&mut self, handle: u64, size: u64) {
         if let Some(s) = self.files.get_mut(&handle) {
             s.size = size;
+            if let OpenedFile::Log { path, .. } = &s.file {
+                tracing::info!(event_id = events::FILE_START, path = %path.display(), size, "log copy started");
+            }
         }
     }
 

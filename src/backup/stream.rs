@@ -18,15 +18,27 @@ use crate::{Error, Result};
 /// write can see a torn page; a real defect fails every time.
 const RETRIES: u32 = 16;
 
+/// What one planned read produced.
+#[derive(Clone, Debug, Default)]
+pub struct Streamed {
+    /// The chunk for the client.
+    pub chunk: Bytes,
+    /// A log's whole verified file, on its first read (kept for the following reads).
+    pub whole_log: Option<Bytes>,
+    /// Database pages this read verified (checksum, page number, kind): the data pages of the
+    /// chunk; 0 for a log, a header copy or the trailer.
+    pub pages_verified: u64,
+}
+
 /// Performs a planned read: the chunk, and for a log's first read the whole verified file
 /// (kept for the following reads).
 pub fn execute(
     storage: &dyn Storage,
     plan: &ReadPlan,
     expect_sig: crate::db::Signature,
-) -> Result<(Bytes, Option<Bytes>)> {
+) -> Result<Streamed> {
     match plan {
-        ReadPlan::Eof => Ok((Bytes::new(), None)),
+        ReadPlan::Eof => Ok(Streamed::default()),
         ReadPlan::Db {
             file,
             pos,
@@ -34,10 +46,15 @@ pub fn execute(
             header,
             last_page,
             trailer,
-        } => Ok((
-            db_chunk(file, *pos, *len, header, *last_page, trailer.as_deref())?,
-            None,
-        )),
+        } => {
+            let (chunk, pages_verified) =
+                db_chunk(file, *pos, *len, header, *last_page, trailer.as_deref())?;
+            Ok(Streamed {
+                chunk,
+                whole_log: None,
+                pages_verified,
+            })
+        }
         ReadPlan::Log {
             path,
             gen,
@@ -52,13 +69,18 @@ pub fn execute(
             let start = (*pos as usize).min(whole.len());
             let end = (start + len).min(whole.len());
             let fresh = bytes.is_none().then(|| whole.clone());
-            Ok((whole.slice(start..end), fresh))
+            Ok(Streamed {
+                chunk: whole.slice(start..end),
+                whole_log: fresh,
+                pages_verified: 0,
+            })
         }
     }
 }
 
 /// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
-/// slot `p + 1` is data page `p`, the slot after the last page is the trailer.
+/// slot `p + 1` is data page `p`, the slot after the last page is the trailer. With the
+/// number of data pages verified.
 fn db_chunk(
     file: &DbFile,
     pos: u64,
@@ -66,17 +88,18 @@ fn db_chunk(
     header: &[u8],
     last_page: u32,
     trailer: Option<&[u8]>,
-) -> Result<Bytes> {
+) -> Result<(Bytes, u64)> {
     let ps = file.page_size as usize;
     let mut out = BytesMut::zeroed(len);
     let first_slot = (pos / ps as u64) as u32;
     let slots = (len / ps) as u32;
     let data_first = first_slot.max(2);
     let data_last = (first_slot + slots).min(last_page + 2); // exclusive slot bound
+    let mut verified = 0;
     if data_first < data_last {
         let at = (data_first - first_slot) as usize * ps;
         let n = (data_last - data_first) as usize * ps;
-        read_pages(file, data_first - 1, &mut out[at..at + n])?;
+        verified = read_pages(file, data_first - 1, &mut out[at..at + n])?;
     }
     for slot in first_slot..first_slot + slots {
         let at = (slot - first_slot) as usize * ps;
@@ -87,14 +110,16 @@ fn db_chunk(
             dst.copy_from_slice(trailer.ok_or(Error::InternalError)?);
         }
     }
-    Ok(out.freeze())
+    Ok((out.freeze(), verified))
 }
 
 /// Reads consecutive pages from `first` into `buf` with one read, then verifies each page,
-/// reading a failing page again up to [`RETRIES`] times.
-fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<()> {
+/// reading a failing page again up to [`RETRIES`] times. Returns how many pages verified:
+/// all of them, since the first page that never does fails the read.
+fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
     let ps = file.page_size as usize;
     fill(file, page::page_offset(first, file.page_size), buf)?;
+    let mut verified = 0;
     for (i, p) in buf.chunks_mut(ps).enumerate() {
         let pgno = first + i as u32;
         let mut tries = 0;
@@ -107,8 +132,9 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<()> {
             std::thread::sleep(Duration::from_millis(tries as u64));
             fill(file, page::page_offset(pgno, file.page_size), p)?;
         }
+        verified += 1;
     }
-    Ok(())
+    Ok(verified)
 }
 
 /// Reads as much as the file has; bytes past its end stay zero (pages never written).

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::Core;
+use crate::backup::stream::Streamed;
 use crate::backup::BeginFacts;
 use crate::backup::{BackupState, Failure, ReadPlan, ReadTicket};
 use crate::db::DbHeader;
@@ -31,7 +32,15 @@ impl Core {
         self.backup.as_ref().map(BackupState::id)
     }
 
-    /// After a failed term: no new backup may begin on this instance (contract 1.2).
+    /// The running backup's span ([`BackupState::span`]), or a disabled one with no backup.
+    /// Every backup call enters it; a caller that runs a read elsewhere carries it there.
+    pub fn backup_span(&self) -> tracing::Span {
+        self.backup
+            .as_ref()
+            .map_or_else(tracing::Span::none, |b| b.span().clone())
+    }
+
+    /// After a failed term: no new backup may begin on this instance (behaviour.md §1.2).
     pub fn forbid_new_backups(&mut self) {
         self.backup_forbidden = true;
     }
@@ -53,7 +62,7 @@ impl Core {
 
     fn backup_clear(&mut self, mark: u8) {
         if let Some(b) = self.backup.take() {
-            // The next backup's handles start after this one's: never reused (contract 2.2).
+            // The next backup's handles start after this one's: never reused (behaviour.md §2.2).
             self.next_backup_handle = b.next_handle();
         }
         self.log.hold(None);
@@ -97,6 +106,7 @@ impl Core {
 
     /// `get_attach_info`.
     pub fn backup_attach_info(&mut self) -> Result<Vec<PathBuf>> {
+        let _span = self.backup_span().entered();
         let attached: Vec<PathBuf> = self.dbs.values().map(|d| d.path.clone()).collect();
         let r = self.backup()?.attach_info(&attached);
         self.settle(r)
@@ -104,6 +114,7 @@ impl Core {
 
     /// `open_file`: a handle and the size of the stream it reads.
     pub fn backup_open(&mut self, path: &Path) -> Result<(u64, u64)> {
+        let _span = self.backup_span().entered();
         self.backup()?;
         let dbid = self
             .dbs
@@ -165,18 +176,30 @@ impl Core {
         handle: u64,
         max_len: usize,
     ) -> Result<(ReadTicket, ReadPlan)> {
+        let _span = self.backup_span().entered();
         let gen = self.log.gen();
         let r = self.backup()?.plan_read(handle, max_len, gen);
         self.settle(r)
     }
 
     /// A read finished: settled against the backup and file of its ticket only. A read of a
-    /// backup that has ended is `NoBackup` (contract 2.2), whatever runs now.
-    pub fn backup_read_done(
-        &mut self,
-        ticket: ReadTicket,
-        res: Result<(Bytes, Option<Bytes>)>,
-    ) -> Result<Bytes> {
+    /// backup that has ended is `NoBackup` (behaviour.md §2.2), whatever runs now. The pages
+    /// it verified count in [`CoreStats::backup_pages_verified`] whatever becomes of it; its
+    /// chunk counts in [`CoreStats::backup_bytes_streamed`] once it is handed out.
+    ///
+    /// [`CoreStats::backup_pages_verified`]: crate::CoreStats::backup_pages_verified
+    /// [`CoreStats::backup_bytes_streamed`]: crate::CoreStats::backup_bytes_streamed
+    pub fn backup_read_done(&mut self, ticket: ReadTicket, res: Result<Streamed>) -> Result<Bytes> {
+        // The span of the read's own backup, if that is still the one running.
+        let span = match &self.backup {
+            Some(b) if b.id() == ticket.backup => b.span().clone(),
+            _ => tracing::Span::none(),
+        };
+        let _span = span.entered();
+        if let Ok(s) = &res {
+            self.stats.backup_pages_verified += s.pages_verified;
+        }
+        let res = res.map(|s| (s.chunk, s.whole_log));
         let r = match self.backup.as_mut() {
             Some(b) => b.read_done(ticket, &res),
             None => Err(Failure {
@@ -185,11 +208,14 @@ impl Core {
             }),
         };
         self.settle(r)?;
-        res.map(|(c, _)| c)
+        let chunk = res.map(|(c, _)| c)?;
+        self.stats.backup_bytes_streamed += chunk.len() as u64;
+        Ok(chunk)
     }
 
     /// `close_file`.
     pub fn backup_close(&mut self, handle: u64) -> Result<()> {
+        let _span = self.backup_span().entered();
         let r = self.backup()?.close(handle);
         self.settle(r)
     }
@@ -197,12 +223,16 @@ impl Core {
     /// `stop_backup`: later backup calls get `BackupAbortByServer`.
     pub fn backup_stop(&mut self) {
         if let Some(b) = self.backup.as_mut() {
+            b.span().in_scope(|| {
+                tracing::info!("stop backup: later calls get BackupAbortByServer");
+            });
             b.stop = true;
         }
     }
 
     /// Ends a running backup as aborted by the server (`term` with `ABRUPT`/`STOP_BACKUP`).
     pub fn backup_abort_by_server(&mut self) {
+        let _span = self.backup_span().entered();
         if self.backup.is_some() {
             tracing::info!(
                 event_id = crate::backup::events::ABORT_BY_SERVER,
@@ -215,6 +245,7 @@ impl Core {
     /// The first `get_log_info` / `get_truncate_log_info`: rolls the log, waits for the new
     /// generation to exist, and fixes the ranges. Later calls only check. Blocks on the roll.
     pub fn backup_prepare_logs(&mut self) -> Result<()> {
+        let _span = self.backup_span().entered();
         let r = self.backup()?.log_info_needs_roll();
         if !self.settle(r)? {
             return Ok(());
@@ -261,6 +292,7 @@ impl Core {
 
     /// `truncate_log`: deletes the truncate range in increasing order. Blocks on the deletes.
     pub fn backup_truncate(&mut self) -> Result<()> {
+        let _span = self.backup_span().entered();
         let r = self.backup()?.truncate();
         let gens = self.settle(r)?;
         let storage = self.storage.clone();
@@ -270,6 +302,8 @@ impl Core {
     /// `end_external_backup`. On a normal end the header updates are logged, made durable,
     /// then applied and written: blocks on those writes.
     pub fn backup_end(&mut self, grbit: BackupEnd) -> Result<()> {
+        // Held to the end: the header updates of a normal end are the backup's too.
+        let _span = self.backup_span().entered();
         if grbit.contains(BackupEnd::NORMAL) == grbit.contains(BackupEnd::ABORT) {
             return Err(Error::InvalidParameter);
         }
@@ -299,5 +333,115 @@ impl Core {
             }
         }
         outcome.result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::backup::stream;
+    use crate::io::FaultStorage;
+    use crate::params::{Commit, InstanceParams};
+    use crate::{BackupBegin, BackupEnd, Core, Error};
+
+    const PAGE: usize = 4096;
+
+    /// A core on the in-memory storage with `/i/db.edb`, table "t", and `rows` rows.
+    fn core_with_rows(rows: u32) -> Core {
+        let params = InstanceParams::new("/i")
+            .page_size(PAGE as u32)
+            .log_file_size(128 * 1024)
+            .cache_pages(256);
+        let mut core = Core::open(Arc::new(FaultStorage::new()), params).unwrap();
+        let (db, t) = core.create_database(Path::new("/i/db.edb")).unwrap();
+        core.wait(t).unwrap();
+        let s = core.begin_session();
+        let t = core.create_table(s, db, "t").unwrap();
+        core.wait(t).unwrap();
+        core.begin_transaction(s).unwrap();
+        for i in 0..rows {
+            core.put(s, db, "t", format!("k{i:05}").as_bytes(), &[7u8; 200])
+                .unwrap();
+        }
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+        core
+    }
+
+    /// Streams one file as a client does, in chunks of 5 pages; the bytes received.
+    fn stream_file(core: &mut Core, path: &Path) -> u64 {
+        let (h, size) = core.backup_open(path).unwrap();
+        let sig = core.log().signature();
+        let mut got = 0;
+        loop {
+            let (ticket, plan) = core.backup_plan_read(h, 5 * PAGE).unwrap();
+            let res = stream::execute(&**core.storage(), &plan, sig);
+            let chunk = core.backup_read_done(ticket, res).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            got += chunk.len() as u64;
+        }
+        core.backup_close(h).unwrap();
+        assert_eq!(got, size, "{}", path.display());
+        got
+    }
+
+    /// A full backup of the databases and logs: the bytes received, and the data pages the
+    /// database images held (an image is its pages, two header copies and a trailer).
+    fn full_backup(core: &mut Core) -> (u64, u64) {
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let (mut bytes, mut pages) = (0, 0);
+        for db in core.backup_attach_info().unwrap() {
+            let n = stream_file(core, &db);
+            bytes += n;
+            pages += n / PAGE as u64 - 3;
+        }
+        core.backup_prepare_logs().unwrap();
+        let (_, _, logs) = core.backup_log_info().unwrap();
+        assert!(!logs.is_empty());
+        for log in logs {
+            bytes += stream_file(core, &log);
+        }
+        core.backup_end(BackupEnd::NORMAL).unwrap();
+        (bytes, pages)
+    }
+
+    #[test]
+    fn the_backup_counters_count_what_clients_received() {
+        let mut core = core_with_rows(400);
+        let s = core.stats();
+        assert_eq!((s.backup_bytes_streamed, s.backup_pages_verified), (0, 0));
+        let (bytes, pages) = full_backup(&mut core);
+        assert!(pages > 10, "a database of several pages: {pages}");
+        let s = core.stats();
+        assert_eq!(s.backup_bytes_streamed, bytes);
+        assert_eq!(s.backup_pages_verified, pages);
+        // A second backup adds to them.
+        let (b2, p2) = full_backup(&mut core);
+        let s = core.stats();
+        assert_eq!(s.backup_bytes_streamed, bytes + b2);
+        assert_eq!(s.backup_pages_verified, pages + p2);
+    }
+
+    #[test]
+    fn a_read_whose_backup_ended_verified_pages_but_streamed_nothing() {
+        let mut core = core_with_rows(400);
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let db = core.backup_attach_info().unwrap().remove(0);
+        let (h, size) = core.backup_open(&db).unwrap();
+        assert!(size > 16 * PAGE as u64, "the first chunk holds no trailer");
+        let (ticket, plan) = core.backup_plan_read(h, 16 * PAGE).unwrap();
+        let res = stream::execute(&**core.storage(), &plan, core.log().signature());
+        core.backup_end(BackupEnd::ABORT).unwrap();
+        assert_eq!(core.backup_read_done(ticket, res), Err(Error::NoBackup));
+        let s = core.stats();
+        assert_eq!(s.backup_bytes_streamed, 0, "nothing was handed out");
+        assert_eq!(
+            s.backup_pages_verified, 14,
+            "16 page slots read: two header copies and data pages 1..=14, verified"
+        );
     }
 }

@@ -195,3 +195,69 @@ fn chunk_by_size<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max: usize) -> Ve
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::io::FaultStorage;
+    use crate::params::{Commit, InstanceParams};
+    use crate::Core;
+
+    #[test]
+    fn group_counters_count_durable_writes_per_batch() {
+        let params = InstanceParams::new("/i")
+            .page_size(4096)
+            .log_file_size(1 << 20)
+            .cache_pages(256);
+        let mut core = Core::open(Arc::new(FaultStorage::new()), params).unwrap();
+        let (db, t) = core.create_database(Path::new("/i/db.edb")).unwrap();
+        core.wait(t).unwrap();
+        let s = core.begin_session();
+        let t = core.create_table(s, db, "t").unwrap();
+        core.wait(t).unwrap();
+        let before = core.stats();
+        assert!(before.log_groups >= 1 && before.log_group_writes >= before.log_groups);
+
+        // One durable commit, waited for: a group of one.
+        let t = core.put(s, db, "t", b"one", b"1").unwrap().unwrap();
+        core.wait(t).unwrap();
+        let one = core.stats();
+        assert_eq!(one.log_group_writes, before.log_group_writes + 1);
+        assert_eq!(one.log_groups, before.log_groups + 1);
+        assert!(one.log_largest_group >= 1);
+
+        // A lazy commit asks for no fsync: no durable write, even once it is flushed.
+        core.begin_transaction(s).unwrap();
+        core.put(s, db, "t", b"lazy", b"2").unwrap();
+        let t = core.commit(s, Commit::Lazy).unwrap();
+        core.wait(t).unwrap();
+        let lazy = core.stats();
+        assert_eq!(
+            (lazy.log_groups, lazy.log_group_writes),
+            (one.log_groups, one.log_group_writes)
+        );
+
+        // Eight durable commits queued before any is waited for share the batches they land in.
+        let mut tickets = Vec::new();
+        for i in 0..8u8 {
+            let s = core.begin_session();
+            core.begin_transaction(s).unwrap();
+            core.put(s, db, "t", &[b'k', i], b"3").unwrap();
+            tickets.push(core.commit(s, Commit::Durable).unwrap());
+        }
+        for t in tickets {
+            core.wait(t).unwrap();
+        }
+        let after = core.stats();
+        assert_eq!(after.log_group_writes, lazy.log_group_writes + 8);
+        let groups = after.log_groups - lazy.log_groups;
+        assert!((1..=8).contains(&groups), "{groups} groups");
+        assert!(
+            after.log_largest_group * groups >= 8,
+            "{groups} groups made 8 writes durable, the largest {}",
+            after.log_largest_group
+        );
+    }
+}

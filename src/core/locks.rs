@@ -1,6 +1,6 @@
-//! Exclusive use of an instance's directories (contract 1.3): one lock file per directory and
-//! role, locked through [`Storage::lock`] before recovery reads anything, held as long as the
-//! core lives. Databases are locked on their own file (`databases.rs`, `recovery/soft.rs`).
+//! Exclusive use of an instance's directories (behaviour.md §1.3): one lock file per directory
+//! and role, locked through [`Storage::lock`] before recovery reads anything, held as long as
+//! the core lives. Databases are locked on their own file (`databases.rs`, `recovery/soft.rs`).
 
 use std::path::{Path, PathBuf};
 

@@ -62,15 +62,34 @@ pub struct CommitTicket {
     pub durable: bool,
 }
 
-/// Counters readable from the instance.
+/// Counters readable from the instance (`Instance::stats`), counted since the core was opened
+/// (`init`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
     /// Commits that wrote something.
     pub commits: u64,
-    /// Log fsyncs.
+    /// Log fsyncs (a log roll counts its own two).
     pub log_fsyncs: u64,
-    /// Log write batches (group commits).
+    /// Batches the log writer wrote: each drains what is queued, with one write per file and
+    /// at most one fsync (group commit).
     pub log_batches: u64,
+    /// Batches that made at least one durable write durable: the group commits.
+    pub log_groups: u64,
+    /// Durable writes the group commits made durable: durable commits, and the records that
+    /// must be on disk before they are answered (attach, detach, shutdown, backup header
+    /// updates, the end record of a rolled log). Divided by `log_groups`, the mean group size.
+    pub log_group_writes: u64,
+    /// The most durable writes one group commit made durable.
+    pub log_largest_group: u64,
+    /// Bytes handed to backup clients by `read_file` of database images and log files: the
+    /// sum of the lengths of the chunks they received (a read whose backup ended, or whose
+    /// file was closed, while it was on disk hands out nothing).
+    pub backup_bytes_streamed: u64,
+    /// Database pages verified (checksum, page number, kind) by backup reads as they
+    /// streamed: every data page of every database chunk read, including a read whose answer
+    /// was then dropped; none of a chunk whose page failed, nor of the header copies, the
+    /// trailer or logs.
+    pub backup_pages_verified: u64,
     /// Flush jobs completed.
     pub flushes: u64,
     /// Pages in the cache.
@@ -90,7 +109,7 @@ pub(crate) struct Database {
     pub file: DbFile,
     pub header: DbHeader,
     pub tables: HashMap<String, u32>,
-    /// The lock on the file (contract 1.3), released when the database is detached.
+    /// The lock on the file (behaviour.md §1.3), released when the database is detached.
     pub _lock: FileLock,
 }
 
@@ -276,8 +295,10 @@ impl Core {
     /// Counters.
     pub fn stats(&self) -> CoreStats {
         let mut s = self.stats.clone();
-        s.log_fsyncs = self.log.shared().fsyncs();
-        s.log_batches = self.log.shared().batches();
+        let log = self.log.shared();
+        s.log_fsyncs = log.fsyncs();
+        s.log_batches = log.batches();
+        (s.log_groups, s.log_group_writes, s.log_largest_group) = log.groups();
         s.cached_pages = self.cache.len();
         s.cache_hits = self.cache.hits;
         s.cache_misses = self.cache.misses;

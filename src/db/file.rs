@@ -20,8 +20,8 @@ pub struct DbFile {
 }
 
 impl DbFile {
-    /// Creates a new file, locks it (contract 1.3) before writing a byte, and writes `header`
-    /// to both header slots (durably). The lock is the caller's to hold while it uses the file.
+    /// Creates a new file, locks it (behaviour.md §1.3) before writing a byte, and writes
+    /// `header` to both header slots (durably). The lock is the caller's to hold while it uses the file.
     pub fn create(
         storage: &dyn Storage,
         path: &Path,

@@ -75,7 +75,7 @@ fn random_u64() -> u64 {
 }
 
 /// One backup record of a header (ESE's `JET_BKINFO`), with the log stream it was made on:
-/// marks and generations only compare within one stream (contract 2.5).
+/// marks and generations only compare within one stream (behaviour.md §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct BackupInfo {
     /// Log position of the backup mark.
@@ -130,7 +130,7 @@ fn write_bkinfo(b: &mut [u8], at: usize, v: &Option<BackupInfo>) {
     }
 }
 
-/// Which backup field of the header an update names (contract 2.5).
+/// Which backup field of the header an update names (behaviour.md §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum BackupField {
@@ -261,7 +261,7 @@ impl DbHeader {
         })
     }
 
-    /// Applies a backup-field update (contract 2.5): a field only moves forward within one
+    /// Applies a backup-field update (behaviour.md §2.5): a field only moves forward within one
     /// log stream (a mark is a log position, meaningless in another stream), a record of
     /// another or an unknown stream is replaced, and a full backup with truncation clears
     /// the incremental and differential records.

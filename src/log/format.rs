@@ -148,7 +148,7 @@ pub enum Record {
     },
     /// The databases attached when this generation began (first record of each file).
     AttachList(Vec<AttachEntry>),
-    /// A backup header field update (contract 2.5), logged before it is applied.
+    /// A backup header field update (behaviour.md §2.5), logged before it is applied.
     BackupUpdate {
         /// Which database.
         dbid: u32,

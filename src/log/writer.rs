@@ -29,6 +29,10 @@ pub struct LogShared {
     notify: Mutex<Option<Notify>>,
     fsyncs: AtomicU64,
     batches: AtomicU64,
+    /// Batches that made durable writes durable, those writes, and the most in one batch.
+    groups: AtomicU64,
+    group_writes: AtomicU64,
+    largest_group: AtomicU64,
     waiters: Mutex<Vec<(Lsn, Waiter)>>,
 }
 
@@ -49,6 +53,9 @@ impl LogShared {
             notify: Mutex::new(None),
             fsyncs: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            groups: AtomicU64::new(0),
+            group_writes: AtomicU64::new(0),
+            largest_group: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
         })
     }
@@ -67,6 +74,23 @@ impl LogShared {
     /// Number of batches written so far.
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
+    }
+    /// Group commits so far: the batches that made durable writes (writes that asked for an
+    /// fsync) durable, the durable writes they made durable, and the most in one batch.
+    pub fn groups(&self) -> (u64, u64, u64) {
+        (
+            self.groups.load(Ordering::Relaxed),
+            self.group_writes.load(Ordering::Relaxed),
+            self.largest_group.load(Ordering::Relaxed),
+        )
+    }
+    /// Counts a batch that made `writes` durable writes durable.
+    fn count_group(&self, writes: u64) {
+        if writes > 0 {
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.group_writes.fetch_add(writes, Ordering::Relaxed);
+            self.largest_group.fetch_max(writes, Ordering::Relaxed);
+        }
     }
     /// Sets the callback run after every durable advance.
     pub fn set_notify(&self, n: Option<Notify>) {
@@ -187,10 +211,19 @@ impl Writer {
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
             let stop = batch.iter().any(|c| matches!(c, Cmd::Stop));
+            let durable_writes = batch
+                .iter()
+                .filter(|c| matches!(c, Cmd::Write { sync: true, .. }))
+                .count() as u64;
             if self.shared.poisoned().is_none() {
                 self.shared.batches.fetch_add(1, Ordering::Relaxed);
                 match self.run_batch(batch) {
-                    Ok(d) => self.shared.publish(d, None),
+                    Ok(d) => {
+                        // Counted before the waiters learn of it, so a caller that saw its
+                        // commit durable sees it counted.
+                        self.shared.count_group(durable_writes);
+                        self.shared.publish(d, None)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "log write failed; the log is poisoned");
                         self.shared.publish(None, Some(poison_error(&e)));

@@ -20,8 +20,8 @@
 //! needs no image: its pages were read whole and verified.
 //!
 //! A BackupUpdate record carries no stream of its own: replay stamps it with the stream of the
-//! log it is reading (contract 2.5). A [`ReplayStop`] ends replay before the first commit past
-//! a point in time, a position or a generation (point-in-time restore).
+//! log it is reading (behaviour.md §2.5). A [`ReplayStop`] ends replay before the first commit
+//! past a point in time, a position or a generation (point-in-time restore).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -180,7 +180,7 @@ impl<R: Resolve> Replay<R> {
             }
             Record::BackupUpdate { dbid, field, info } => {
                 if let Some(Some(t)) = self.dbs.get_mut(dbid) {
-                    // The record was made on the stream being replayed (contract 2.5).
+                    // The record was made on the stream being replayed (behaviour.md §2.5).
                     let info = BackupInfo {
                         stream: Some(stream.stream_tag()),
                         ..*info

@@ -1,7 +1,7 @@
 //! Soft recovery, at init: the instance's log is replayed from the checkpoint (or from its
 //! first generation when there is none) to its end, into each database where it was attached.
-//! Every database replayed is locked before replay reads it (contract 1.3) and left clean and
-//! detached; the torn tail of `<base>.log` is zeroed, or a roll a crash interrupted is
+//! Every database replayed is locked before replay reads it (behaviour.md §1.3) and left clean
+//! and detached; the torn tail of `<base>.log` is zeroed, or a roll a crash interrupted is
 //! finished, and the log resumes there.
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use crate::{Error, Result};
 
 /// Soft recovery's resolver: a database is replayed where it was attached, if it is there
 /// and its signature matches; a database created in the replayed range is made again.
-/// Every database it replays is locked first (contract 1.3), until recovery is done.
+/// Every database it replays is locked first (behaviour.md §1.3), until recovery is done.
 struct InPlace<'a> {
     storage: &'a dyn Storage,
     /// The locks taken, by path: a database attached again later in the log (under the same

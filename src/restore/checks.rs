@@ -1,4 +1,4 @@
-//! Checks of backed-up files, each with its own ESE error (contract 3): the log sequence
+//! Checks of backed-up files, each with its own ESE error (behaviour.md §3): the log sequence
 //! (presence, signatures, contiguity, checksums) and database images (header, backup mark,
 //! trailer, pages, required generations).
 

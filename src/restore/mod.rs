@@ -1,4 +1,4 @@
-//! Layer 6: hard recovery (ESE's `JetExternalRestore2`), contract section 3. Every check runs
+//! Layer 6: hard recovery (ESE's `JetExternalRestore2`), behaviour.md §3. Every check runs
 //! before anything is written; then the backed-up logs (and any later contiguous logs in the
 //! restore's log directory) are replayed into the streamed database images, which are left
 //! clean, without their backup mark and trailer, attachable by any instance.
@@ -20,7 +20,7 @@ use crate::{Error, Result};
 /// Most databases one restore maps (ESE's limit).
 pub const MAX_MAP: usize = 14;
 
-/// Where replay stops (contract 3.2).
+/// Where replay stops (behaviour.md §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopAt {
     /// Replay no commit of a later generation.
@@ -74,7 +74,7 @@ pub struct RestoreReport {
     pub stopped: bool,
 }
 
-/// Validates the spec (contract 3, check 1, after the mode check).
+/// Validates the spec (behaviour.md §3, check 1, after the mode check).
 fn check_spec(spec: &RestoreSpec) -> Result<()> {
     let bad = spec.gen_low == 0
         || spec.gen_low > spec.gen_high

@@ -1,4 +1,4 @@
-//! Backup calls (contract 2): the core's state machine decides; reads run on the blocking
+//! Backup calls (behaviour.md §2): the core's state machine decides; reads run on the blocking
 //! pool without the core, so `stop_service`, `stop_backup` and everything else are answered
 //! while a chunk is on disk, and the read's completion then sees the new state.
 
@@ -92,7 +92,8 @@ impl Actor {
     }
 
     /// `JetReadFileInstance`: the chunk is read without the core; its completion settles
-    /// against the state machine as it is by then.
+    /// against the state machine as it is by then. The read and its completion run in the
+    /// span of the backup it was issued in.
     pub(super) fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
         let core = self.core_mut();
         // The ticket names this backup and file: the completion settles against them only.
@@ -103,12 +104,15 @@ impl Actor {
                 return;
             }
         };
+        let span = core.backup_span();
         let sig = core.log().signature();
         let storage = self.storage.clone();
         self.reads_in_flight += 1;
         self.job(false, move |_| {
-            let res = stream::execute(&*storage, &plan, sig);
-            let finish: Finish = Box::new(move |a: &mut Actor| a.read_finished(ticket, res, r));
+            let res = span.in_scope(|| stream::execute(&*storage, &plan, sig));
+            let finish: Finish = Box::new(move |a: &mut Actor| {
+                span.in_scope(|| a.read_finished(ticket, res, r));
+            });
             (None, finish)
         });
     }
@@ -116,7 +120,7 @@ impl Actor {
     pub(super) fn read_finished(
         &mut self,
         ticket: ReadTicket,
-        res: Result<(bytes::Bytes, Option<bytes::Bytes>)>,
+        res: Result<stream::Streamed>,
         r: Reply<bytes::Bytes>,
     ) {
         match self.core.as_mut() {

@@ -1,4 +1,4 @@
-//! The actor's side of contract 1.3: it claims its paths in the engine before the core
+//! The actor's side of behaviour.md §1.3: it claims its paths in the engine before the core
 //! touches them, and gives them back when it stops using them. The core's own operating
 //! system locks then stop every other engine and process.
 

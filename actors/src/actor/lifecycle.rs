@@ -1,4 +1,4 @@
-//! Init, term, stop_service, stop_backup (contract 1.2).
+//! Init, term, stop_service, stop_backup (behaviour.md §1.2).
 
 use ese::{Core, Error, Result, Term as TermBits};
 

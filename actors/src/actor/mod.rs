@@ -13,6 +13,8 @@ mod backup;
 mod data;
 mod exclusive;
 mod lifecycle;
+#[cfg(test)]
+mod observability_tests;
 mod reads;
 mod route;
 
@@ -89,7 +91,7 @@ pub(crate) struct Actor {
 /// A finished read waiting for the core, with the ticket of the backup and file it read.
 pub(crate) type ParkedRead = (
     ese::internals::backup::ReadTicket,
-    Result<(bytes::Bytes, Option<bytes::Bytes>)>,
+    Result<ese::internals::backup::stream::Streamed>,
     Reply<bytes::Bytes>,
 );
 
@@ -160,7 +162,8 @@ impl Actor {
                 },
             }
         }
-        // Gone: the messages still queued get the contract's answer, not a channel error.
+        // Gone: the messages still queued get `InvalidInstance` (behaviour.md §1.1), not a
+        // channel error.
         mailbox.close();
         while let Some(cmd) = mailbox.recv().await {
             cmd.refuse(Error::InvalidInstance);
@@ -222,6 +225,8 @@ impl Actor {
     }
 
     /// Lends the core (if `with_core`) to a blocking job; `Finish` runs on the actor after.
+    /// The job runs in the span current when it is started (the instance's, or a backup's),
+    /// so its events stay the instance's.
     pub fn job<F>(&mut self, with_core: bool, f: F)
     where
         F: FnOnce(Option<Core>) -> (Option<Core>, Finish) + Send + 'static,
@@ -229,8 +234,9 @@ impl Actor {
         let core = if with_core { self.core.take() } else { None };
         self.busy |= with_core;
         let tx = self.completions.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            let (core, finish) = f(core);
+            let (core, finish) = span.in_scope(|| f(core));
             let done = JobDone {
                 held_core: with_core,
                 core,

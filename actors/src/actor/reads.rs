@@ -5,7 +5,7 @@
 //! actor serves everything else: commits, `stop_service`, backups.
 //!
 //! A read being re-served skips the gate: it was being served when a `stop_service` came, so
-//! it completes normally (contract 1.2). `term` waits for fetches in flight as it waits for
+//! it completes normally (behaviour.md §1.2). `term` waits for fetches in flight as it waits for
 //! backup reads (`reads_in_flight`).
 
 use std::ops::Bound;

@@ -103,7 +103,7 @@ impl Actor {
         }
     }
 
-    /// The instance gate of contract 1.1, on this instance's state.
+    /// The instance gate of behaviour.md §1.1, on this instance's state.
     fn instance_gate(&self) -> Result<()> {
         gate::check(&self.gate_state())
     }

@@ -1,4 +1,4 @@
-//! Restore through the engine: `Engine::external_restore` (contract 3) and
+//! Restore through the engine: `Engine::external_restore` (behaviour.md §3) and
 //! `restore_backup_chain`, which restores a chain of backup sets into a directory a new
 //! instance can attach from (the chain's logic is the core's, [`ese::restore::chain`]; here
 //! it runs on the blocking pool).
@@ -21,7 +21,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// Contract 3's checks, in order, each a distinct error: `RunningInOneInstanceMode`
+    /// The checks of behaviour.md §3, in order, each a distinct error: `RunningInOneInstanceMode`
     /// (-1080); `InvalidParameter` (-1003) for a bad spec, `InvalidPath` (-1023) for a target
     /// that escapes through `..`; the backed-up logs'
     /// (`MissingRestoreLogFiles` -557, or `FileNotFound` -1811 for the first;
