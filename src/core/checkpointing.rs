@@ -189,7 +189,8 @@ impl Core {
         )?;
         self.flusher.stop();
         self.log.close()?;
-        tracing::info!(event_id = 102u32, "instance terminated cleanly");
+        // The actor reports ESE's event 103 (instance stopped) once the term is done.
+        tracing::info!("instance core closed cleanly");
         Ok(())
     }
 
