@@ -339,34 +339,17 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use crate::backup::stream;
-    use crate::io::FaultStorage;
-    use crate::params::{Commit, InstanceParams};
+
     use crate::{BackupBegin, BackupEnd, Core, Error};
 
     const PAGE: usize = 4096;
 
-    /// A core on the in-memory storage with `/i/db.edb`, table "t", and `rows` rows.
+    /// A core with `/i/db.edb`, table "t", and `rows` rows.
     fn core_with_rows(rows: u32) -> Core {
-        let params = InstanceParams::new("/i")
-            .page_size(PAGE as u32)
-            .log_file_size(128 * 1024)
-            .cache_pages(256);
-        let mut core = Core::open(Arc::new(FaultStorage::new()), params).unwrap();
-        let (db, t) = core.create_database(Path::new("/i/db.edb")).unwrap();
-        core.wait(t).unwrap();
-        let s = core.begin_session();
-        let t = core.create_table(s, db, "t").unwrap();
-        core.wait(t).unwrap();
-        core.begin_transaction(s).unwrap();
-        for i in 0..rows {
-            core.put(s, db, "t", format!("k{i:05}").as_bytes(), &[7u8; 200])
-                .unwrap();
-        }
-        let t = core.commit(s, Commit::Durable).unwrap();
-        core.wait(t).unwrap();
+        let (mut core, s, db) = crate::core::testing::core_with_table(256);
+        crate::core::testing::put_rows(&mut core, s, db, rows, 7);
         core
     }
 

@@ -198,25 +198,12 @@ fn chunk_by_size<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max: usize) -> Ve
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::sync::Arc;
 
-    use crate::io::FaultStorage;
-    use crate::params::{Commit, InstanceParams};
-    use crate::Core;
+    use crate::params::Commit;
 
     #[test]
     fn group_counters_count_durable_writes_per_batch() {
-        let params = InstanceParams::new("/i")
-            .page_size(4096)
-            .log_file_size(1 << 20)
-            .cache_pages(256);
-        let mut core = Core::open(Arc::new(FaultStorage::new()), params).unwrap();
-        let (db, t) = core.create_database(Path::new("/i/db.edb")).unwrap();
-        core.wait(t).unwrap();
-        let s = core.begin_session();
-        let t = core.create_table(s, db, "t").unwrap();
-        core.wait(t).unwrap();
+        let (mut core, s, db) = crate::core::testing::core_with_table(256);
         let before = core.stats();
         assert!(before.log_groups >= 1 && before.log_group_writes >= before.log_groups);
 

@@ -354,29 +354,10 @@ impl Core {
 mod tests {
     use super::*;
     use crate::core::{DbId, SessionId};
-    use crate::io::FaultStorage;
-    use crate::params::{Commit, InstanceParams};
-    use std::sync::Arc;
 
     fn core_with_rows(n: u32) -> (Core, SessionId, DbId) {
-        let params = InstanceParams::new("/i")
-            .page_size(4096)
-            .log_file_size(128 * 1024)
-            .cache_pages(64);
-        let mut core = Core::open(Arc::new(FaultStorage::new()), params).unwrap();
-        let (db, t) = core
-            .create_database(std::path::Path::new("/i/db.edb"))
-            .unwrap();
-        core.wait(t).unwrap();
-        let s = core.begin_session();
-        core.create_table(s, db, "t").unwrap();
-        core.begin_transaction(s).unwrap();
-        for i in 0..n {
-            core.put(s, db, "t", format!("k{i:05}").as_bytes(), &[1u8; 200])
-                .unwrap();
-        }
-        let t = core.commit(s, Commit::Durable).unwrap();
-        core.wait(t).unwrap();
+        let (mut core, s, db) = crate::core::testing::core_with_table(64);
+        crate::core::testing::put_rows(&mut core, s, db, n, 1);
         // On disk and clean, so that a page may leave the cache.
         core.flush_all().unwrap();
         (core, s, db)

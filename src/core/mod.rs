@@ -13,6 +13,8 @@ mod locks;
 mod reads;
 mod sessions;
 mod slice;
+#[cfg(test)]
+mod testing;
 mod view;
 
 pub use fetch::{Fetch, FetchDone, Fetched, Read};
