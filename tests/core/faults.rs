@@ -2,9 +2,9 @@
 //! on the database volume, torn page write, torn log write} at each site {commit, checkpoint,
 //! page flush, backup read, log roll, restore}. The operation fails with one of the contract's
 //! errors (or the instance becomes unavailable), no acknowledged commit is lost after reopening,
-//! and nothing panics. The test prints the matrix (`cargo test --test faults -- --nocapture`).
+//! and nothing panics. The test prints the matrix (`cargo test --test core faults -- --nocapture`).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::ops::Bound;

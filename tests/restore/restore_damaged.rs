@@ -2,7 +2,7 @@
 //! nothing that a later attach would accept silently, and never panic. Also spec checks, mode
 //! checks, and map targets that escape.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

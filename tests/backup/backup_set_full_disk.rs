@@ -4,7 +4,7 @@
 //! failure nothing of the set is left, no source log is gone, and the next backup succeeds
 //! and verifies. Once more on a real 2 MiB tmpfs.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

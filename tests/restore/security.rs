@@ -1,7 +1,7 @@
 //! Backup and restore never reach outside the instance's files or the restore target: absolute
 //! paths, `..`, and symbolic links planted in the log directory or the target. One test a case.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;

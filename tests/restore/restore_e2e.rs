@@ -4,7 +4,7 @@
 //! acknowledged before `get_log_info` was called and below the first commit started after it
 //! returned. For full, full + two incrementals, copy, and copy + differential backups.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -2,7 +2,7 @@
 //! (issue 11 item 5). Every check is by order, not by time: a database read is held at a
 //! latch, and the instance must answer `stop_service` while it is held.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! both keep their rows (issue 11.2; contract 2.7: every database of a set restores to its
 //! own file).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! A dropped `Session` is always ended and its open transaction rolled back, whatever the
 //! mailbox holds (issue 11.6): the end is sent on a channel a full mailbox cannot refuse.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,20 +1,64 @@
-//! The child process the tests kill with SIGKILL.
+//! The child process the tests kill with SIGKILL: the test binary itself, started again by
+//! [`command`] to run only the test [`child_process`], which does the child's work when
+//! `ESE_TEST_CHILD` is set (and nothing otherwise). So the child is a real separate process,
+//! killed by a real SIGKILL, and the library ships no test binary. Not part of the `support`
+//! tree: the binaries that start a child (`crash`, `instance`) include it as their module
+//! `child`, the name [`command`]'s filter gives.
 //!
-//! `ese-crash-child DIR` (the crash loop, `tests/crash_loop.rs`): commits transactions forever
-//! on the instance in DIR, printing `ACK i` once transaction `i` is durable, and now and then
-//! runs a full backup step by step between transactions — until the parent kills it.
+//! `ESE_TEST_CHILD=run` (the crash loop, `tests/crash/crash_loop.rs`): commits transactions
+//! forever on the instance in `ESE_TEST_CHILD_DIR`, printing `ACK i` once transaction `i` is
+//! durable, and now and then runs a full backup step by step between transactions — until the
+//! parent kills it.
 //!
-//! `ese-crash-child --hold DIR` (`tests/file_locks.rs`): opens the instance in DIR, commits
-//! one durable transaction, prints `READY` and then holds the instance, idle, until killed, so
-//! the parent can check that another process is refused and that a kill releases the files.
+//! `ESE_TEST_CHILD=hold` (`tests/instance/file_locks.rs`): opens the instance in
+//! `ESE_TEST_CHILD_DIR`, commits one durable transaction, prints `READY` and then holds the
+//! instance, idle, until killed, so the parent can check that another process is refused and
+//! that a kill releases the files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use ese::backup::stream;
 use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
 
-fn params(dir: &Path) -> InstanceParams {
+/// What the child does: `run` or `hold`.
+const MODE: &str = "ESE_TEST_CHILD";
+/// The instance's directory.
+const DIR: &str = "ESE_TEST_CHILD_DIR";
+
+/// What the child does (see the module's documentation).
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    Run,
+    Hold,
+}
+
+/// The command that starts the child in `mode` on the instance in `dir`: this binary, running
+/// only [`child_process`], on one thread, its output not captured (the parent reads `ACK i` and
+/// `READY` from its stdout, and a panic from its stderr).
+pub fn command(mode: Mode, dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("the test binary's path"));
+    c.args([
+        "--exact",
+        "child::child_process",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ])
+    .env(
+        MODE,
+        match mode {
+            Mode::Run => "run",
+            Mode::Hold => "hold",
+        },
+    )
+    .env(DIR, dir);
+    c
+}
+
+/// The instance parameters of the child, and of the parents that open its files.
+pub fn params(dir: &Path) -> InstanceParams {
     InstanceParams::new(dir)
         .log_file_size(256 * 1024)
         .page_size(4096)
@@ -28,13 +72,18 @@ enum Backup {
     Logs { files: Vec<PathBuf> },
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let res = match args.as_slice() {
-        [dir] => run(Path::new(dir)),
-        [flag, dir] if flag == "--hold" => hold(Path::new(dir)),
+/// The child: does nothing unless started by [`command`].
+#[test]
+fn child_process() {
+    let Some(mode) = std::env::var_os(MODE) else {
+        return;
+    };
+    let dir = PathBuf::from(std::env::var_os(DIR).expect("ESE_TEST_CHILD_DIR"));
+    let res = match mode.to_str() {
+        Some("run") => run(&dir),
+        Some("hold") => hold(&dir),
         _ => {
-            eprintln!("usage: ese-crash-child [--hold] DIR");
+            eprintln!("usage: ESE_TEST_CHILD=run|hold ESE_TEST_CHILD_DIR=DIR");
             std::process::exit(2);
         }
     };

@@ -466,7 +466,14 @@ async fn run_case(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256), ..ProptestConfig::default() })]
+    // The regressions are kept beside this file, `model_backup.proptest-regressions`: proptest's
+    // default (`SourceParallel`) would look for them in `tests/proptest-regressions/`, as this
+    // file's directory holds the binary's `main.rs`.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_history_is_explained_by_the_model(

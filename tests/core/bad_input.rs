@@ -1,7 +1,7 @@
 //! Damaged files give ESE's errors, never a panic: truncated and bit-flipped logs, damaged
 //! database headers, a checkpoint that points past the log, missing and foreign logs.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! Every test holds the first read of the database at a latch, so "still on disk" is a matter
 //! of order, not of time.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! truncated) fails keeping its complete set, which verifies. Either way the instance takes the
 //! next backup and terminates normally (contract 2.7; the decision in docs/design.md).
 
-mod support;
+use crate::support;
 
 use ese_actors::{verify_backup_set, BackupKind, Engine, Term};
 use support::actor::*;

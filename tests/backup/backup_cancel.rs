@@ -3,7 +3,7 @@
 //! directory works, `term(Term::empty())` succeeds, and no source log is lost. A drop after
 //! the set is complete keeps it (it may hold logs the truncation deleted), and it verifies.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! `backup_to_dir` and `verify_backup_set`: a set with its manifest, chains of ids, and
 //! damage found without restoring.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

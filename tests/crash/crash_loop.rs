@@ -4,25 +4,19 @@
 //! and the backup that was running is gone so a new one can begin. 20 iterations here;
 //! `ESE_CRASH_ITERATIONS=N` for long runs.
 
-mod support;
+use crate::child::{self, params};
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::ops::Bound;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ese::io::os;
-use ese::{BackupBegin, BackupEnd, Core, InstanceParams};
+use ese::{BackupBegin, BackupEnd, Core};
 use rand::Rng;
-
-fn params(dir: &Path) -> InstanceParams {
-    InstanceParams::new(dir)
-        .log_file_size(256 * 1024)
-        .page_size(4096)
-        .cache_pages(512)
-}
 
 /// Checks the files after a kill; returns the number of transactions found.
 fn check(dir: &Path, acked: &[u64], iteration: usize) -> u64 {
@@ -96,8 +90,7 @@ fn kill_nine_loop() {
     let mut total_acked = 0usize;
     let mut last_found = 0;
     for it in 0..iterations {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ese-crash-child"))
-            .arg(dir.path())
+        let mut child = child::command(child::Mode::Run, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

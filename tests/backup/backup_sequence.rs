@@ -1,7 +1,7 @@
 //! Contract section 2 call by call: every refusal with ESE's exact code, and the sequence
 //! that works.
 
-mod support;
+use crate::support;
 
 use ese::page;
 use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Term};

@@ -1,7 +1,7 @@
 //! Put/get/delete/scan through the storage core, across clean and dirty restarts, checked
 //! against a model.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -3,7 +3,7 @@
 //! at a time in the middle. The restored database is always a prefix `0..=k` with a
 //! consistent checksum row, and `k` lies where the stop point says.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

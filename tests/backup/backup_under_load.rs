@@ -2,7 +2,7 @@
 //! verifies, writers keep committing, and no log the backup lists is deleted or recycled,
 //! with and without circular logging.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! the same directory works; a target that is a file or a folder that is not empty is refused
 //! with an error that says so, and is left as it was.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! within one log stream and are replaced by a record of another, and that the update is
 //! replayed from the log after a dirty restart.
 
-mod support;
+use crate::support;
 
 use ese::log::checkpoint;
 use ese_actors::{BackupBegin, BackupEnd, BackupKind, Engine, Term};

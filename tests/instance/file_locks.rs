@@ -5,12 +5,13 @@
 //! working. Locks go with term (every grbit), detach, the drop of every handle, a failed init
 //! and the death of the process.
 
-mod support;
+use crate::child;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -188,14 +189,6 @@ async fn two_engines_of_one_process_get_file_access_denied() {
     b.term(Term::empty()).await.unwrap();
 }
 
-/// Parameters of `ese-crash-child`.
-fn child_params(dir: &Path) -> InstanceParams {
-    InstanceParams::new(dir)
-        .log_file_size(256 * 1024)
-        .page_size(4096)
-        .cache_pages(512)
-}
-
 /// The child process; killed when dropped, so a failing test leaves no process behind.
 struct Holder(Child);
 
@@ -206,11 +199,9 @@ impl Drop for Holder {
     }
 }
 
-/// Starts `ese-crash-child --hold DIR` and waits for its `READY`.
+/// Starts the child holding the instance in `dir` and waits for its `READY`.
 fn spawn_holder(dir: &Path) -> Holder {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ese-crash-child"))
-        .arg("--hold")
-        .arg(dir)
+    let mut child = child::command(child::Mode::Hold, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -239,13 +230,16 @@ async fn an_instance_held_by_another_process_is_refused_untouched_until_the_proc
     let mut child = spawn_holder(&x);
     let before = snapshot(&x);
     // The core, the actor and a database attach from another instance: all refused.
-    let direct = Core::open(ese::io::os(), child_params(&x));
+    let direct = Core::open(ese::io::os(), child::params(&x));
     assert_eq!(direct.map(|_| ()).unwrap_err().code(), -1032);
     let engine = Engine::new();
-    let a = engine.create_instance("a", child_params(&x)).await.unwrap();
+    let a = engine
+        .create_instance("a", child::params(&x))
+        .await
+        .unwrap();
     assert_eq!(code(a.init().await), -1032);
     let b = engine
-        .create_instance("b", child_params(&dir.path().join("b")))
+        .create_instance("b", child::params(&dir.path().join("b")))
         .await
         .unwrap();
     b.init().await.unwrap();

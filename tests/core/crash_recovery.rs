@@ -2,7 +2,7 @@
 //! workload, and with the last write torn. After recovery every acknowledged durable commit
 //! is present and whole, nothing uncommitted is visible, and every page verifies.
 
-mod support;
+use crate::support;
 
 use std::ops::Bound;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The log's own rules: names, rolls, circular reuse, and poisoning after a failed fsync.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
