@@ -104,9 +104,41 @@ impl Storage for OsStorage {
     fn lock(&self, path: &Path) -> Result<FileLock> {
         let file = fs::File::open(path).map_err(Error::from_io)?;
         match file.try_lock() {
-            Ok(()) => Ok(FileLock::new(path, file)),
+            Ok(()) => Ok(FileLock::new(path, Held(file))),
             Err(fs::TryLockError::WouldBlock) => Err(Error::FileAccessDenied),
             Err(fs::TryLockError::Error(e)) => Err(Error::from_io(e)),
         }
+    }
+}
+
+/// A file this process holds a `flock` on. Dropping it unlocks explicitly before closing: a
+/// child process forked meanwhile holds a copy of the descriptor until it execs, and the lock
+/// belongs to the open file both copies share, so closing ours alone would leave it held.
+struct Held(fs::File);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_lock_is_released_even_while_a_copy_of_its_descriptor_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lck");
+        fs::write(&path, b"").unwrap();
+        let file = fs::File::open(&path).unwrap();
+        file.try_lock().unwrap();
+        // What a fork while the lock is held leaves: a second descriptor of the same open
+        // file, in the child, until it execs.
+        let child_copy = file.try_clone().unwrap();
+        drop(Held(file));
+        let again = OsStorage.lock(&path);
+        assert!(again.is_ok(), "the lock outlived its guard: {again:?}");
+        drop(child_copy);
     }
 }

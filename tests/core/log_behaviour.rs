@@ -1,0 +1,155 @@
+//! The log's own rules: names, rolls, circular reuse, and poisoning after a failed fsync.
+
+use crate::support;
+
+use std::path::Path;
+
+use ese::internals::log::names;
+use ese::io::{Fault, Storage};
+use ese::{Commit, Core};
+use support::core::*;
+
+fn count_logs(storage: &dyn Storage, dir: &Path) -> usize {
+    names::list_archived(storage, dir, "edb").unwrap().len()
+}
+
+#[test]
+fn archived_logs_use_eight_hex_digits_and_accumulate_without_circular_logging() {
+    let (_fs, storage) = fault_fs();
+    let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    for i in 0..200u32 {
+        let t = core
+            .put(s, db, "t", &i.to_be_bytes(), &[3u8; 400])
+            .unwrap()
+            .unwrap();
+        core.wait(t).unwrap();
+    }
+    core.checkpoint_now().unwrap();
+    let n = count_logs(&*storage, Path::new("/i"));
+    assert!(n >= 5, "only {n} archived logs");
+    assert!(storage.exists(Path::new("/i/edb00000001.log")));
+    assert!(storage.exists(Path::new("/i/edb.log")));
+    assert!(storage.exists(Path::new("/i/edb.chk")));
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn circular_logging_reuses_files_the_checkpoint_passed() {
+    let (fs, storage) = fault_fs();
+    let params = small_params(Path::new("/i"))
+        .log_file_size(64 * 1024)
+        .circular_logging(true);
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    let mut most = 0;
+    for i in 0..3000u32 {
+        let t = core
+            .put(s, db, "t", &(i % 50).to_be_bytes(), &[3u8; 400])
+            .unwrap()
+            .unwrap();
+        core.wait(t).unwrap();
+        if i % 50 == 0 {
+            core.checkpoint_now().unwrap();
+        }
+        most = most.max(count_logs(&*storage, Path::new("/i")));
+    }
+    let gens = core.log().gen();
+    assert!(
+        gens > 30,
+        "the workload should have rolled many times ({gens})"
+    );
+    assert!(
+        most <= 8,
+        "circular logging kept {most} archived logs of {gens} generations"
+    );
+    core.term_dirty();
+    fs.crash();
+    fs.restart();
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    assert_eq!(
+        core.get(s, db, "t", &49u32.to_be_bytes()).unwrap(),
+        Some(vec![3u8; 400])
+    );
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn failed_fsync_poisons_the_log_and_nothing_later_is_acknowledged() {
+    let (fs, storage) = fault_fs();
+    let params = small_params(Path::new("/i"));
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    let t = core.put(s, db, "t", b"before", b"1").unwrap().unwrap();
+    core.wait(t).unwrap();
+    fs.arm(Fault::FailSync {
+        nth: 1,
+        path_contains: Some("edb.log".into()),
+    });
+    core.begin_transaction(s).unwrap();
+    core.put(s, db, "t", b"lost", b"2").unwrap();
+    let t = core.commit(s, Commit::Durable).unwrap();
+    assert_eq!(core.wait(t).unwrap_err().code(), -510);
+    // Every later operation reports the poisoned log.
+    assert_eq!(core.begin_transaction(s).unwrap_err().code(), -510);
+    assert_eq!(core.put(s, db, "t", b"x", b"y").unwrap_err().code(), -510);
+    core.term_dirty();
+    fs.crash();
+    fs.restart();
+    fs.disarm_all();
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    assert_eq!(
+        core.get(s, db, "t", b"before").unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(core.get(s, db, "t", b"lost").unwrap(), None);
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn full_log_volume_makes_the_instance_unavailable_with_the_disk_full_cause() {
+    let (fs, storage) = fault_fs();
+    let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    fs.arm(Fault::NoSpace {
+        path_contains: Some(".log".into()),
+        after_bytes: 0,
+    });
+    let mut err = None;
+    for i in 0..400u32 {
+        match core
+            .put(s, db, "t", &i.to_be_bytes(), &[1u8; 500])
+            .and_then(|t| core.wait(t.unwrap()))
+        {
+            Ok(()) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    // A full log volume shows when a roll makes a new file: the instance then reports
+    // ESE's specific cause.
+    assert_eq!(err.expect("the log volume filled up").code(), -1092);
+    core.term_dirty();
+    fs.disarm_all();
+    let (core, _) = open_db(&storage, &params);
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn bad_parameters_are_invalid_parameter() {
+    let (_fs, storage) = fault_fs();
+    for p in [
+        small_params(Path::new("/i")).base_name("toolong"),
+        small_params(Path::new("/i")).log_file_size(1000),
+        small_params(Path::new("/i")).page_size(1000),
+        small_params(Path::new("/i")).max_open_backup_files(0),
+    ] {
+        assert_eq!(Core::open(storage.clone(), p).unwrap_err().code(), -1003);
+    }
+}

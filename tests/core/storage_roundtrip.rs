@@ -1,0 +1,222 @@
+//! Put/get/delete/scan through the storage core, across clean and dirty restarts, checked
+//! against a model.
+
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+use ese::io::os;
+use ese::{Commit, Core, Error};
+use rand::{Rng, SeedableRng};
+use support::core::*;
+
+#[test]
+fn round_trip_across_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = os();
+    let params = small_params(dir.path());
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    core.begin_transaction(s).unwrap();
+    for i in 0..500u32 {
+        core.put(
+            s,
+            db,
+            "t",
+            format!("key{i:04}").as_bytes(),
+            &i.to_le_bytes(),
+        )
+        .unwrap();
+    }
+    core.delete(s, db, "t", b"key0007").unwrap();
+    let t = core.commit(s, Commit::Durable).unwrap();
+    core.wait(t).unwrap();
+    assert_eq!(core.delete(s, db, "t", b"nope").unwrap_err().code(), -1601);
+    core.term_clean().unwrap();
+
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    assert_eq!(
+        core.get(s, db, "t", b"key0042").unwrap(),
+        Some(42u32.to_le_bytes().to_vec())
+    );
+    assert_eq!(core.get(s, db, "t", b"key0007").unwrap(), None);
+    let lo = b"key0100".to_vec();
+    let hi = b"key0110".to_vec();
+    let rows = core
+        .scan(s, db, "t", Bound::Included(&lo), Bound::Excluded(&hi))
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0].0, b"key0100");
+    assert_eq!(core.get(s, db, "missing", b"k").unwrap_err().code(), -1305);
+    assert!(matches!(
+        core.create_table(s, db, "t"),
+        Err(Error::TableDuplicate)
+    ));
+    assert!(matches!(
+        core.put(s, db, "t", &[1u8; 1025], b"v"),
+        Err(Error::KeyTooBig)
+    ));
+    verify_all_pages(&mut core, db);
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn large_values_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = os();
+    let params = small_params(dir.path()).log_file_size(1 << 20);
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    let big: Vec<u8> = (0..(1 << 20) + 17).map(|i| (i % 251) as u8).collect();
+    let t = core.put(s, db, "t", b"big", &big).unwrap().unwrap();
+    core.wait(t).unwrap();
+    core.term_dirty();
+    let (mut core, db) = open_db(&storage, &params);
+    let s = core.begin_session();
+    assert_eq!(core.get(s, db, "t", b"big").unwrap(), Some(big));
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn random_operations_match_a_model_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = os();
+    let params = small_params(dir.path());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let (mut core, mut db) = open_db(&storage, &params);
+    let mut s = core.begin_session();
+    for op in 0..10_000u32 {
+        if op % 50 == 0 {
+            core.begin_transaction(s).unwrap();
+        }
+        let key = format!("k{:04}", rng.gen_range(0..2000)).into_bytes();
+        if rng.gen_bool(0.3) && model.contains_key(&key) {
+            core.delete(s, db, "t", &key).unwrap();
+            model.remove(&key);
+        } else {
+            let len = if rng.gen_bool(0.01) {
+                rng.gen_range(3000..20000)
+            } else {
+                rng.gen_range(1..100)
+            };
+            let v: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            core.put(s, db, "t", &key, &v).unwrap();
+            model.insert(key, v);
+        }
+        if op % 50 == 49 {
+            let t = core.commit(s, Commit::Durable).unwrap();
+            core.wait(t).unwrap();
+        }
+        if op % 2500 == 2499 {
+            // Alternate clean and dirty restarts.
+            if (op / 2500) % 2 == 0 {
+                core.term_clean().unwrap();
+            } else {
+                core.term_dirty();
+            }
+            (core, db) = open_db(&storage, &params);
+            s = core.begin_session();
+            let all = core
+                .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+                .unwrap();
+            assert_eq!(
+                all,
+                model.clone().into_iter().collect::<Vec<_>>(),
+                "after restart at op {op}"
+            );
+        }
+    }
+    verify_all_pages(&mut core, db);
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn isolation_and_write_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = os();
+    let (mut core, db) = open_db(&storage, &small_params(dir.path()));
+    let a = core.begin_session();
+    let b = core.begin_session();
+    core.begin_transaction(a).unwrap();
+    core.begin_transaction(b).unwrap();
+    core.put(a, db, "t", b"k", b"from a").unwrap();
+    assert_eq!(
+        core.get(b, db, "t", b"k").unwrap(),
+        None,
+        "uncommitted writes are invisible"
+    );
+    core.put(b, db, "t", b"k", b"from b").unwrap();
+    core.put(b, db, "t", b"other", b"b").unwrap();
+    core.commit(a, Commit::Lazy).unwrap();
+    let err = core.commit(b, Commit::Durable).unwrap_err();
+    assert_eq!(err.code(), -1102);
+    assert_eq!(
+        core.get(b, db, "t", b"k").unwrap(),
+        Some(b"from a".to_vec())
+    );
+    assert_eq!(
+        core.get(b, db, "t", b"other").unwrap(),
+        None,
+        "nothing of the loser applied"
+    );
+    core.begin_transaction(b).unwrap();
+    core.put(b, db, "t", b"k", b"again").unwrap();
+    core.rollback(b).unwrap();
+    assert_eq!(
+        core.get(b, db, "t", b"k").unwrap(),
+        Some(b"from a".to_vec())
+    );
+    assert_eq!(core.rollback(b).unwrap_err().code(), -1054);
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn concurrent_durable_committers_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, storage) = fault_fs();
+    let params = small_params(dir.path()).log_file_size(4 << 20);
+    let (core, db) = open_db(&storage, &params);
+    let before = fs.stats().syncs_by_path_contains("edb.log");
+    let core = Arc::new(Mutex::new(core));
+    const THREADS: usize = 64;
+    const PER: usize = 20;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let core = core.clone();
+            std::thread::spawn(move || {
+                let s = core.lock().unwrap().begin_session();
+                for i in 0..PER {
+                    let ticket = {
+                        let mut c = core.lock().unwrap();
+                        c.begin_transaction(s).unwrap();
+                        c.put(s, db, "t", format!("t{t}-{i}").as_bytes(), b"v")
+                            .unwrap();
+                        c.commit(s, Commit::Durable).unwrap()
+                    };
+                    // Wait outside the lock, as the actor does: others commit meanwhile.
+                    let shared = core.lock().unwrap().log().shared().clone();
+                    shared.wait_durable(ticket.lsn).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let commits = (THREADS * PER) as u64;
+    let fsyncs = fs.stats().syncs_by_path_contains("edb.log") - before;
+    assert!(fsyncs < commits, "{fsyncs} fsyncs for {commits} commits");
+    let core = Arc::try_unwrap(core).unwrap().into_inner().unwrap();
+    let mut core: Core = core;
+    let s = core.begin_session();
+    let n = core
+        .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+        .unwrap()
+        .len();
+    assert_eq!(n as u64, commits);
+    core.term_clean().unwrap();
+}
