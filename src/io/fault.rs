@@ -864,29 +864,26 @@ impl State {
     }
 
     fn dir_sync_crashes(&mut self, dir: &Path) -> bool {
-        let mut crashes = false;
-        self.armed.retain_mut(|a| {
-            if !a.watches(dir) {
-                return true;
-            }
-            let (fired, keep) = a.on_dir_sync();
-            crashes |= fired;
-            keep
-        });
-        crashes
+        self.fires(dir, Armed::on_dir_sync)
     }
 
     fn sync_fails(&mut self, path: &Path) -> bool {
-        let mut fails = false;
+        self.fires(path, Armed::on_sync)
+    }
+
+    /// Asks every armed fault that watches `path` whether it fires (`on` answers fired, stays
+    /// armed); drops those used up. True if any fired.
+    fn fires(&mut self, path: &Path, on: fn(&mut Armed) -> (bool, bool)) -> bool {
+        let mut any = false;
         self.armed.retain_mut(|a| {
             if !a.watches(path) {
                 return true;
             }
-            let (fired, keep) = a.on_sync();
-            fails |= fired;
+            let (fired, keep) = on(a);
+            any |= fired;
             keep
         });
-        fails
+        any
     }
 
     fn crash(&mut self) {
