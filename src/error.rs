@@ -778,6 +778,68 @@ impl Error {
         }
     }
 
+    /// Whether the caller can fix this by changing the call: a bad key, value, parameter,
+    /// handle or path; a call out of order; a key or table that is missing or already there;
+    /// no backup running. Retrying the same call gives the same answer. An HTTP service
+    /// answers these with its client errors (400, 404, 409).
+    ///
+    /// ```
+    /// use ese::Error;
+    /// assert!(Error::KeyTooBig.is_caller_fault());
+    /// assert!(Error::RecordNotFound.is_caller_fault());
+    /// assert!(!Error::WriteConflict.is_caller_fault());
+    /// ```
+    pub fn is_caller_fault(&self) -> bool {
+        match self.category() {
+            Category::Usage => true,
+            Category::State => !self.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the same call may succeed when retried unchanged a little later: another
+    /// transaction wrote the same key (`WriteConflict`: roll back and run the whole
+    /// transaction again), the instance is still initialising, or a resource, pool or quota
+    /// ran short (sessions, version store). An HTTP service answers 409 or 503 with a retry.
+    ///
+    /// ```
+    /// use ese::Error;
+    /// assert!(Error::WriteConflict.is_retryable());
+    /// assert!(Error::OutOfSessions.is_retryable());
+    /// assert!(!Error::KeyDuplicate.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        let code = self.code();
+        code == Error::WriteConflict.code()
+            || code == Error::InitInProgress.code()
+            || matches!(
+                self.category(),
+                Category::Resource | Category::Memory | Category::Quota
+            )
+    }
+
+    /// Whether the instance is not serving: it was told to stop service, it is terminating,
+    /// or a failed log write or another fatal error made it unavailable. No call on it
+    /// succeeds again until the host terms it (and, after a failure, inits it again, which
+    /// recovers every acknowledged commit). An HTTP service answers 503.
+    ///
+    /// ```
+    /// use ese::Error;
+    /// assert!(Error::ClientRequestToStopJetService.is_unavailable());
+    /// assert!(Error::LogWriteFail.is_unavailable());
+    /// assert!(!Error::BackupAbortByServer.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        let code = self.code();
+        self.category() == Category::Fatal
+            || [
+                Error::TermInProgress.code(),
+                Error::ClientRequestToStopJetService.code(),
+                Error::LogWriteFail.code(),
+            ]
+            .contains(&code)
+    }
+
     /// The error without any detail, for matching on the variant.
     pub fn plain(self) -> Error {
         match self {
@@ -815,6 +877,61 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use std::error::Error as _;
+
+    #[test]
+    fn a_host_can_tell_whose_fault_whether_to_retry_and_whether_the_instance_serves() {
+        let caller = [
+            Error::KeyTooBig,
+            Error::InvalidParameter,
+            Error::RecordNotFound,
+            Error::ObjectNotFound,
+            Error::KeyDuplicate,
+            Error::TableDuplicate,
+            Error::NotInTransaction,
+            Error::NoBackup,
+        ];
+        let retry = [
+            Error::WriteConflict,
+            Error::OutOfSessions,
+            Error::VersionStoreOutOfMemory,
+            Error::InitInProgress,
+        ];
+        let unavailable = [
+            Error::ClientRequestToStopJetService,
+            Error::TermInProgress,
+            Error::LogWriteFail,
+            Error::InstanceUnavailable,
+            Error::InstanceUnavailableDueToFatalLogDiskFull,
+        ];
+        for e in caller {
+            assert!(
+                e.is_caller_fault() && !e.is_retryable() && !e.is_unavailable(),
+                "{e}"
+            );
+        }
+        for e in retry {
+            assert!(
+                e.is_retryable() && !e.is_caller_fault() && !e.is_unavailable(),
+                "{e}"
+            );
+        }
+        for e in unavailable {
+            assert!(
+                e.is_unavailable() && !e.is_caller_fault() && !e.is_retryable(),
+                "{e}"
+            );
+        }
+        // A detail changes nothing; no error is two of the three at once.
+        assert!(Error::RecordNotFound.with_detail("k1").is_caller_fault());
+        for code in Error::all_codes() {
+            let e = Error::from_code(*code).unwrap();
+            let n = [e.is_caller_fault(), e.is_retryable(), e.is_unavailable()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            assert!(n <= 1, "{e} answers {n} of the three");
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_negative() {
