@@ -34,10 +34,10 @@ mod txn;
 
 pub use crate::core::{
     CommitTicket, Core, CoreStats, DbId, Fetch, FetchDone, Fetched, Read, SessionId, Slice,
-    SLICE_BYTES, SLICE_ROWS,
+    TableId, SLICE_BYTES, SLICE_ROWS,
 };
 pub use db::{BackupInfo, Signature};
 pub use error::*;
 pub use grbit::*;
 pub use lsn::Lsn;
-pub use params::{Commit, InstanceParams};
+pub use params::{Commit, InstanceParams, DEFAULT_MAX_SESSIONS};

@@ -14,6 +14,10 @@ pub enum Commit {
     Lazy,
 }
 
+/// Sessions an instance allows open at once unless told otherwise. ESE's own default is
+/// lower; a host that opens a session per request needs more.
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+
 /// The settings of one instance.
 ///
 /// ```
@@ -30,11 +34,13 @@ pub struct InstanceParams {
     pub(crate) circular_logging: bool,
     pub(crate) max_open_backup_files: usize,
     pub(crate) cache_pages: usize,
+    pub(crate) max_sessions: usize,
 }
 
 impl InstanceParams {
     /// System path = log path = `dir`; base name "edb"; 5 MiB log files; 8 KiB pages; no
-    /// circular logging; one backup file open at a time; a 64 MiB cache.
+    /// circular logging; one backup file open at a time; a 64 MiB cache; at most
+    /// [`DEFAULT_MAX_SESSIONS`] sessions open at once.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         InstanceParams {
@@ -46,6 +52,7 @@ impl InstanceParams {
             circular_logging: false,
             max_open_backup_files: 1,
             cache_pages: 8192,
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
     }
     /// Where the log files go.
@@ -87,6 +94,18 @@ impl InstanceParams {
     pub fn cache_pages(mut self, n: usize) -> Self {
         self.cache_pages = n;
         self
+    }
+
+    /// How many sessions may be open at once (ESE's `JET_paramMaxSessions`, at least 1):
+    /// one more gets `OutOfSessions` (-1101). A session costs a few hundred bytes until it
+    /// writes; the cap bounds what a host that opens one per request can leak.
+    pub fn max_sessions(mut self, n: usize) -> Self {
+        self.max_sessions = n;
+        self
+    }
+    /// The session cap.
+    pub fn session_limit(&self) -> usize {
+        self.max_sessions
     }
 
     /// The log directory.
@@ -138,6 +157,9 @@ impl InstanceParams {
         }
         if self.max_open_backup_files == 0 || self.cache_pages < 64 {
             return bad("max_open_backup_files / cache_pages");
+        }
+        if self.max_sessions == 0 {
+            return bad("max_sessions");
         }
         if self.system_path.as_os_str().is_empty() || self.log_path.as_os_str().is_empty() {
             return bad("path");

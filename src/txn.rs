@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Identifies a row: database, table, key.
-pub(crate) type RowKey = (u32, String, Vec<u8>);
+/// Identifies a row: database, table root page, key.
+pub(crate) type RowKey = (u32, u32, Vec<u8>);
 
 /// A buffered write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn later_committer_of_same_key_conflicts() {
         let mut c = Conflicts::default();
-        let key: RowKey = (1, "t".into(), b"k".to_vec());
+        let key: RowKey = (1, 7, b"k".to_vec());
         let mut a = Txn {
             start_seq: 0,
             ..Default::default()

@@ -1,6 +1,5 @@
 //! The `Instance` handle: every call is a typed message to the instance's actor.
 
-use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -33,6 +32,18 @@ struct Handle {
     /// their partial set removed) on a thread of their own; `term` and new backups wait for
     /// zero, so a caller that drops a backup and then terminates never meets it.
     cleanups: watch::Sender<usize>,
+    /// The session `Instance::get`, `scan` and `stream` read through, opened by the first of
+    /// them. It never holds a transaction, so every reader may share it.
+    reader: tokio::sync::OnceCell<crate::types::SessionKey>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(&session) = self.reader.get() {
+            let (tx, _) = oneshot::channel();
+            let _ = self.orphans.send(EndSession { session }.into_command(tx));
+        }
+    }
 }
 
 /// One cleanup of a dropped backup in progress: counted from its creation to its drop.
@@ -117,8 +128,18 @@ impl Instance {
                 orphans,
                 storage,
                 cleanups: watch::Sender::new(0),
+                reader: tokio::sync::OnceCell::new(),
             }),
         })
+    }
+
+    /// The key of the shared reader session, opened on first use.
+    pub(crate) async fn reader(&self) -> Result<crate::types::SessionKey> {
+        self.h
+            .reader
+            .get_or_try_init(|| self.ask(BeginSession {}))
+            .await
+            .copied()
     }
 
     /// The storage the instance's files (and its backup sets) live on.
@@ -435,67 +456,5 @@ impl Instance {
     /// listed log not read to its end. Neither updates the headers. (`ABORT` succeeds.)
     pub async fn end_external_backup(&self, grbit: BackupEnd) -> Result<()> {
         self.ask(EndBackup { grbit }).await
-    }
-
-    /// A scan, slice by slice, each slice its own message (so other commands interleave), up
-    /// to `limit` rows; no slice asks for more rows than are still wanted.
-    pub(crate) async fn scan_range(
-        &self,
-        session: crate::types::SessionKey,
-        db: DbId,
-        table: &str,
-        range: impl RangeBounds<Vec<u8>>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>> {
-        let mut rows = Vec::new();
-        if limit == 0 {
-            return Ok(rows);
-        }
-        let mut slice = self
-            .ask(Scan {
-                session,
-                db,
-                table: table.to_string(),
-                lo: range.start_bound().cloned(),
-                hi: range.end_bound().cloned(),
-                max_rows: slice_rows(limit, 0),
-            })
-            .await?;
-        // A caller that stops waiting, or a limit reached, closes the cursor left open.
-        let mut open = CloseOnDrop {
-            instance: self,
-            cursor: None,
-        };
-        loop {
-            rows.extend(slice.rows);
-            open.cursor = slice.next;
-            let Some(cursor) = open.cursor else {
-                return Ok(rows);
-            };
-            if rows.len() >= limit {
-                return Ok(rows);
-            }
-            let max_rows = slice_rows(limit, rows.len());
-            slice = self.ask(ScanNext { cursor, max_rows }).await?;
-        }
-    }
-}
-
-/// Rows the next slice asks for: what is still wanted, at most one slice.
-fn slice_rows(limit: usize, got: usize) -> usize {
-    limit.saturating_sub(got).min(ese::SLICE_ROWS)
-}
-
-/// Closes an open scan cursor when dropped.
-struct CloseOnDrop<'a> {
-    instance: &'a Instance,
-    cursor: Option<crate::types::ScanCursor>,
-}
-
-impl Drop for CloseOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(cursor) = self.cursor.take() {
-            self.instance.tell(CloseScan { cursor });
-        }
     }
 }

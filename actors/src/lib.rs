@@ -4,24 +4,26 @@
 //! host needs only `ese_actors`.
 //!
 //! ```no_run
-//! use ese_actors::{Commit, Engine, InstanceParams, Term};
+//! use ese_actors::{Commit, Engine, InstanceParams, KeyRange, OpenOptions, Term};
 //!
 //! # async fn f() -> ese_actors::Result<()> {
 //! let engine = Engine::new();
 //! let inst = engine.create_instance("orders", InstanceParams::new("/tmp/orders")).await?;
 //! inst.init().await?;
-//! let db = inst.create_database("/tmp/orders/orders.edb").await?;
-//! let s = inst.begin_session().await?;
-//! s.create_table(db, "orders").await?;
-//! s.begin_transaction().await?;
-//! s.put(db, "orders", b"o-1", b"2 widgets").await?;
-//! s.commit(Commit::Durable).await?;
+//! let db = inst.open_database("/tmp/orders/orders.edb", OpenOptions { create: true }).await?;
+//! let orders = inst.ensure_table(db, "orders").await?;
+//! let mut tx = inst.transaction().await?;
+//! tx.put(orders, b"o-1", b"2 widgets").await?;
+//! tx.commit(Commit::Durable).await?;
+//! let first = inst.scan(orders, KeyRange::prefix(b"o-").limit(10)).await?;
+//! # let _ = first;
 //! inst.term(Term::empty()).await?;
 //! # Ok(()) }
 //! ```
 
 mod actor;
 mod backup_set;
+mod batch;
 mod claims;
 mod engine;
 mod gate;
@@ -29,18 +31,22 @@ mod instance;
 mod legacy;
 pub mod messages;
 mod restore;
+mod rows;
+mod scan;
 mod session;
+mod transaction;
 mod types;
 
 pub use backup_set::{
     verify_backup_set, verify_backup_set_on, BackupKind, BackupManifest, ManifestDatabase,
     ManifestLog, VerifyReport,
 };
+pub use batch::WriteBatch;
 pub use engine::{Engine, Mode};
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
     BackupBegin, BackupEnd, Category, Commit, CoreStats, DbId, Detail, Error, InstanceParams,
-    IoError, Result, Term,
+    IoError, Result, TableId, Term, DEFAULT_MAX_SESSIONS,
 };
 pub use ese::{SLICE_BYTES, SLICE_ROWS};
 pub use instance::Instance;
@@ -49,7 +55,10 @@ pub use messages::Message;
 pub use restore::{
     restore_backup_chain, restore_backup_chain_on, restore_backup_chain_to, ChainReport,
 };
+pub use rows::OpenOptions;
+pub use scan::{KeyRange, Row, RowStream};
 pub use session::Session;
+pub use transaction::Transaction;
 pub use types::{
     BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,
     SessionKey,

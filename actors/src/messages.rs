@@ -10,9 +10,12 @@ use std::ops::Bound;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use ese::{BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, Result, Term as TermBits};
+use ese::{
+    BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, Result, TableId, Term as TermBits,
+};
 use tokio::sync::oneshot;
 
+use crate::batch::WriteBatch;
 use crate::types::{
     BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,
     SessionKey,
@@ -145,19 +148,30 @@ messages! {
     [Inline, Instance] BeginSession {} -> SessionKey;
     /// `JetEndSession`: rolls back an open transaction.
     [Inline, Instance] EndSession { session: SessionKey } -> ();
-    /// `JetCreateTable` (committed at once).
-    [Inline, Instance] CreateTable { session: SessionKey, db: DbId, table: String } -> ();
+    /// `JetCreateTable` (committed at once): its handle once the commit is durable.
+    [Inline, Instance] CreateTable { db: DbId, table: String } -> TableId;
+    /// `JetOpenTable`: the handle of an existing table.
+    [Inline, Instance] OpenTable { db: DbId, table: String } -> TableId;
+    /// Opens a table, creating it first if it does not exist.
+    [Inline, Instance] EnsureTable { db: DbId, table: String } -> TableId;
+    /// Attaches a database, or creates it if the file does not exist and `create` is set.
+    [Job, Instance] OpenDatabase { path: PathBuf, create: bool } -> DbId;
     /// `JetBeginTransaction`.
     [Inline, Instance] BeginTransaction { session: SessionKey } -> ();
-    /// Insert or replace a row.
-    [Inline, Instance] Put { session: SessionKey, db: DbId, table: String, key: Vec<u8>, value: Vec<u8> } -> ();
+    /// Insert or replace a row. With `in_transaction`, the caller holds a transaction: if
+    /// none is open the put fails with `NotInTransaction` instead of committing on its own (a
+    /// put of a dropped transaction that arrives after its rollback).
+    [Inline, Instance] Put { session: SessionKey, table: TableId, key: Vec<u8>, value: Vec<u8>, in_transaction: bool } -> ();
     /// Read a row.
-    [Read, Instance] Get { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> Option<Bytes>;
-    /// Delete a row.
-    [Read, Instance] Delete { session: SessionKey, db: DbId, table: String, key: Vec<u8> } -> ();
+    [Read, Instance] Get { session: SessionKey, table: TableId, key: Vec<u8> } -> Option<Bytes>;
+    /// Delete a row; `in_transaction` as for `Put`.
+    [Read, Instance] Delete { session: SessionKey, table: TableId, key: Vec<u8>, in_transaction: bool } -> ();
+    /// Puts and deletes over one or more tables, committed as one transaction of its own.
+    [Inline, Instance] ApplyBatch { batch: WriteBatch, durability: Commit } -> ();
     /// The first slice of a scan of a key range: at most `max_rows` rows (at least one, at
-    /// most `SLICE_ROWS`), and a cursor for the next slice if the range goes on.
-    [Read, Instance] Scan { session: SessionKey, db: DbId, table: String, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize } -> ScanSlice;
+    /// most `SLICE_ROWS`), in descending key order if `reverse`, and a cursor for the next
+    /// slice if the range goes on.
+    [Read, Instance] Scan { session: SessionKey, table: TableId, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, max_rows: usize, reverse: bool } -> ScanSlice;
     /// The next slice of a scan. A scan that began before `stop_service` goes on after it
     /// (the call was being served); after `term` began its slices are refused.
     [Read, Scan] ScanNext { cursor: ScanCursor, max_rows: usize } -> ScanSlice;

@@ -1,23 +1,32 @@
-//! The `Session` handle: a transaction context inside one instance.
-
-use std::ops::RangeBounds;
+//! The `Session` handle: a context inside one instance that runs one transaction at a time.
 
 use bytes::Bytes;
-use ese::{Commit, DbId, Result};
+use ese::{Result, TableId};
 
 use crate::instance::Instance;
 use crate::messages::*;
+use crate::scan::{KeyRange, Row, RowStream};
+use crate::transaction::Transaction;
 use crate::types::SessionKey;
 
-/// A session (ESE's `JET_SESID`): one transaction at a time. Dropping it ends the session
-/// and rolls back an open transaction.
+/// A session (ESE's `JET_SESID`). Its transaction is a value, [`Transaction`], taken from the
+/// session borrowed mutably ([`Session::transaction`]) or owned
+/// ([`Session::into_transaction`]), so two tasks cannot share one transaction: while it
+/// lives, nothing else can use the session. Outside a transaction, the session's reads see
+/// what is committed, and each of its writes is a durable transaction of its own. Dropping
+/// the session ends it.
+///
+/// Sessions are cheap (a few hundred bytes in the instance until they write), but capped by
+/// [`InstanceParams::max_sessions`](ese::InstanceParams::max_sessions). A host that needs a
+/// transaction per request can skip sessions altogether: [`Instance::transaction`] opens one
+/// and ends it with the transaction.
 ///
 /// # Errors
 ///
 /// Every call first meets its instance's gate ([`Instance`]'s `# Errors`), then its own
-/// checks. Common to the calls that name a table: `InvalidDatabaseId` (-1010) for a `db` not
-/// attached, `ObjectNotFound` (-1305) for a table that does not exist. A read that meets a
-/// damaged page fails with a corruption error (`ReadVerifyFailure` -1018,
+/// checks. Common to the calls that name a table: `InvalidDatabaseId` (-1010) for a handle
+/// whose database was detached, `InvalidTableId` (-1310) for one that names no table. A read
+/// that meets a damaged page fails with a corruption error (`ReadVerifyFailure` -1018,
 /// `ReadPgnoVerifyFailure` -1118, `DatabaseCorrupted` -1206).
 #[derive(Debug)]
 pub struct Session {
@@ -40,148 +49,68 @@ impl Session {
         &self.instance
     }
 
-    /// `JetCreateTable` (committed at once, durably).
+    /// `JetBeginTransaction`: a transaction on this session, which it borrows until the
+    /// transaction commits, rolls back or is dropped (a drop rolls it back).
     ///
     /// # Errors
     ///
-    /// The gate's errors; `InvalidName` (-1002) for an empty name or one over 255 bytes;
-    /// `InvalidDatabaseId` (-1010); `TableDuplicate` (-1303); a failed log write, as
-    /// [`Session::commit`].
-    pub async fn create_table(&self, db: DbId, table: &str) -> Result<()> {
-        self.instance
-            .ask(CreateTable {
-                session: self.key,
-                db,
-                table: table.to_string(),
-            })
-            .await
+    /// The gate's errors.
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>> {
+        Transaction::begin_borrowed(self).await
     }
-    /// `JetBeginTransaction`.
+
+    /// [`Session::transaction`] that keeps the session: it ends with the transaction.
     ///
     /// # Errors
     ///
-    /// The gate's errors; `TransTooDeep` (-1103) with a transaction already open (one level
-    /// only).
-    pub async fn begin_transaction(&self) -> Result<()> {
-        self.instance
-            .ask(BeginTransaction { session: self.key })
-            .await
+    /// The gate's errors.
+    pub async fn into_transaction(self) -> Result<Transaction<'static>> {
+        Transaction::begin_owned(self).await
     }
-    /// Inserts or replaces a row (outside a transaction: its own durable commit).
+
+    /// Inserts or replaces a row, as a durable transaction of its own.
     ///
     /// # Errors
     ///
-    /// The gate's errors; `RecordTooBig` (-1026) for a value over the limit; `KeyTooBig`
-    /// (-408) for a key over 1024 bytes; `InvalidDatabaseId` (-1010); `ObjectNotFound`
-    /// (-1305). Outside a transaction, a failed log write as [`Session::commit`].
-    pub async fn put(&self, db: DbId, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        let m = Put {
-            session: self.key,
-            db,
-            table: table.to_string(),
-            key: key.to_vec(),
-            value: value.to_vec(),
-        };
-        self.instance.ask(m).await
+    /// The gate's errors; `KeyTooBig` (-408) for a key over 1,024 bytes; `RecordTooBig`
+    /// (-1026) for a value over 64 MiB; the table handle's errors; a failed log write, as
+    /// [`Transaction::commit`].
+    pub async fn put(&self, table: TableId, key: &[u8], value: &[u8]) -> Result<()> {
+        put(&self.instance, self.key, table, key, value, false).await
     }
-    /// Reads a row: `None` if the session sees none under `key`.
+
+    /// Reads a row: `None` if there is none under `key`.
     ///
     /// # Errors
     ///
-    /// The gate's errors; `KeyTooBig` (-408); `InvalidDatabaseId` (-1010); `ObjectNotFound`
-    /// (-1305); a damaged page's corruption error.
-    pub async fn get(&self, db: DbId, table: &str, key: &[u8]) -> Result<Option<Bytes>> {
-        self.instance
-            .ask(Get {
-                session: self.key,
-                db,
-                table: table.to_string(),
-                key: key.to_vec(),
-            })
-            .await
+    /// The gate's errors; `KeyTooBig` (-408); the table handle's errors; a damaged page's
+    /// corruption error.
+    pub async fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Bytes>> {
+        get(&self.instance, self.key, table, key).await
     }
-    /// Deletes a row (outside a transaction: its own durable commit).
+
+    /// Deletes a row, as a durable transaction of its own.
     ///
     /// # Errors
     ///
-    /// As [`Session::put`], and `RecordNotFound` (-1601) if the session sees no row under
-    /// `key`.
-    pub async fn delete(&self, db: DbId, table: &str, key: &[u8]) -> Result<()> {
-        self.instance
-            .ask(Delete {
-                session: self.key,
-                db,
-                table: table.to_string(),
-                key: key.to_vec(),
-            })
-            .await
+    /// As [`Session::put`], and `RecordNotFound` (-1601) if there is no row under `key`.
+    pub async fn delete(&self, table: TableId, key: &[u8]) -> Result<()> {
+        delete(&self.instance, self.key, table, key, false).await
     }
-    /// Rows with keys in `range`, in key order, with the session's own uncommitted writes
-    /// merged in.
-    ///
-    /// The instance serves a scan in slices ([`SLICE_ROWS`](ese::SLICE_ROWS) rows or about
-    /// [`SLICE_BYTES`](ese::SLICE_BYTES) bytes each), each slice its own message, so other
-    /// sessions' commits are served between the slices of a long scan. Each slice is
-    /// consistent on its own; a later slice sees what committed meanwhile (read committed),
-    /// so the result is not one snapshot of the whole range. A scan that began before
-    /// `stop_service` runs to its end; once `term` began, its next slice gets
-    /// `TermInProgress`.
+
+    /// The rows of a range, collected (use [`Session::stream`] for a range of unknown size).
     ///
     /// # Errors
     ///
-    /// The gate's errors (a later slice's gate skips `stop_service`, as above);
-    /// `InvalidDatabaseId` (-1010); `ObjectNotFound` (-1305); a damaged page's corruption
-    /// error.
-    pub async fn scan(
-        &self,
-        db: DbId,
-        table: &str,
-        range: impl RangeBounds<Vec<u8>>,
-    ) -> Result<Vec<(Bytes, Bytes)>> {
-        self.scan_limit(db, table, range, usize::MAX).await
+    /// As [`RowStream`]: the gate's errors, the table handle's errors, a damaged page's
+    /// corruption error.
+    pub async fn scan(&self, table: TableId, range: KeyRange<'_>) -> Result<Vec<Row>> {
+        self.stream(table, range).collect().await
     }
-    /// [`Session::scan`] that stops after `limit` rows (the first ones, in key order). The
-    /// instance builds no more than that: each slice asks only for the rows still wanted.
-    /// `limit` 0 returns nothing without asking.
-    ///
-    /// # Errors
-    ///
-    /// As [`Session::scan`]; none for `limit` 0.
-    pub async fn scan_limit(
-        &self,
-        db: DbId,
-        table: &str,
-        range: impl RangeBounds<Vec<u8>>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>> {
-        self.instance
-            .scan_range(self.key, db, table, range, limit)
-            .await
-    }
-    /// `JetCommitTransaction`: a durable commit answers once its log records are on disk.
-    ///
-    /// # Errors
-    ///
-    /// The gate's errors; `NotInTransaction` (-1054) with none open; `WriteConflict` (-1102)
-    /// if another transaction committed one of its keys after it began: nothing of it is
-    /// applied and it is over (begin again to retry). A durable commit whose log write fails
-    /// gets the cause (`LogWriteFail` -510, `InstanceUnavailableDueToFatalLogDiskFull`
-    /// -1092), and the instance is unavailable from then on.
-    pub async fn commit(&self, durability: Commit) -> Result<()> {
-        self.instance
-            .ask(CommitTransaction {
-                session: self.key,
-                durability,
-            })
-            .await
-    }
-    /// `JetRollback`.
-    ///
-    /// # Errors
-    ///
-    /// The gate's errors; `NotInTransaction` (-1054) with none open.
-    pub async fn rollback(&self) -> Result<()> {
-        self.instance.ask(Rollback { session: self.key }).await
+
+    /// The rows of a range as a stream, one bounded slice in memory at a time.
+    pub fn stream(&self, table: TableId, range: KeyRange<'_>) -> RowStream<'_> {
+        RowStream::new(&self.instance, self.key, table, &range)
     }
 }
 
@@ -189,4 +118,55 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.instance.tell(EndSession { session: self.key });
     }
+}
+
+/// A put by `session`; `in_transaction` says the caller holds a transaction.
+pub(crate) async fn put(
+    instance: &Instance,
+    session: SessionKey,
+    table: TableId,
+    key: &[u8],
+    value: &[u8],
+    in_transaction: bool,
+) -> Result<()> {
+    let m = Put {
+        session,
+        table,
+        key: key.to_vec(),
+        value: value.to_vec(),
+        in_transaction,
+    };
+    instance.ask(m).await
+}
+
+/// A delete by `session`; `in_transaction` as for [`put`].
+pub(crate) async fn delete(
+    instance: &Instance,
+    session: SessionKey,
+    table: TableId,
+    key: &[u8],
+    in_transaction: bool,
+) -> Result<()> {
+    let m = Delete {
+        session,
+        table,
+        key: key.to_vec(),
+        in_transaction,
+    };
+    instance.ask(m).await
+}
+
+/// A read by `session`.
+pub(crate) async fn get(
+    instance: &Instance,
+    session: SessionKey,
+    table: TableId,
+    key: &[u8],
+) -> Result<Option<Bytes>> {
+    let m = Get {
+        session,
+        table,
+        key: key.to_vec(),
+    };
+    instance.ask(m).await
 }

@@ -348,8 +348,8 @@ mod tests {
 
     /// A core with `/i/db.edb`, table "t", and `rows` rows.
     fn core_with_rows(rows: u32) -> Core {
-        let (mut core, s, db) = crate::core::testing::core_with_table(256);
-        crate::core::testing::put_rows(&mut core, s, db, rows, 7);
+        let (mut core, s, tbl) = crate::core::testing::core_with_table(256);
+        crate::core::testing::put_rows(&mut core, s, tbl, rows, 7);
         core
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CommitTicket, Core, View};
+use super::{CommitTicket, Core, TableId, View};
 use crate::btree::{self, PageIo};
 use crate::log::{delta, framed_len, PageDelta, PageImage, Record};
 use crate::lsn::{now_ms, Lsn};
@@ -38,12 +38,21 @@ impl Core {
         db.tables.get(table).copied().ok_or(Error::ObjectNotFound)
     }
 
+    /// Checks that a handle names a table of an attached database.
+    pub(crate) fn check_table(&self, t: TableId) -> Result<()> {
+        let db = self.dbs.get(&t.db).ok_or(Error::InvalidDatabaseId)?;
+        match db.roots.contains(&t.root) {
+            true => Ok(()),
+            false => Err(Error::InvalidTableId),
+        }
+    }
+
     /// Applies a transaction's writes and logs them.
     pub(crate) fn commit_txn(&mut self, txn: &Txn, durability: Commit) -> Result<CommitTicket> {
         let mut overlay = Overlay::new();
-        for ((dbid, table, key), op) in &txn.writes {
-            let root = self.table_root(*dbid, table)?;
-            let mut v = self.view(*dbid, Some(&mut overlay))?;
+        for (&(dbid, root, ref key), op) in &txn.writes {
+            self.check_table(TableId { db: dbid, root })?;
+            let mut v = self.view(dbid, Some(&mut overlay))?;
             match op {
                 Op::Put(value) => btree::put(&mut v, root, key, value)?,
                 Op::Delete => {
@@ -149,7 +158,11 @@ impl Core {
     }
 
     /// Creates a table in its own durable mini-transaction.
-    pub(crate) fn create_table_now(&mut self, dbid: u32, name: &str) -> Result<CommitTicket> {
+    pub(crate) fn create_table_now(
+        &mut self,
+        dbid: u32,
+        name: &str,
+    ) -> Result<(TableId, CommitTicket)> {
         if name.is_empty() || name.len() > 255 {
             return Err(Error::InvalidName);
         }
@@ -171,8 +184,9 @@ impl Core {
         let t = self.log_changes(overlay, true)?;
         if let Some(db) = self.dbs.get_mut(&dbid) {
             db.tables.insert(name.to_string(), root);
+            db.roots.insert(root);
         }
-        Ok(t)
+        Ok((TableId { db: dbid, root }, t))
     }
 }
 
@@ -203,12 +217,12 @@ mod tests {
 
     #[test]
     fn group_counters_count_durable_writes_per_batch() {
-        let (mut core, s, db) = crate::core::testing::core_with_table(256);
+        let (mut core, s, tbl) = crate::core::testing::core_with_table(256);
         let before = core.stats();
         assert!(before.log_groups >= 1 && before.log_group_writes >= before.log_groups);
 
         // One durable commit, waited for: a group of one.
-        let t = core.put(s, db, "t", b"one", b"1").unwrap().unwrap();
+        let t = core.put(s, tbl, b"one", b"1").unwrap().unwrap();
         core.wait(t).unwrap();
         let one = core.stats();
         assert_eq!(one.log_group_writes, before.log_group_writes + 1);
@@ -217,7 +231,7 @@ mod tests {
 
         // A lazy commit asks for no fsync: no durable write, even once it is flushed.
         core.begin_transaction(s).unwrap();
-        core.put(s, db, "t", b"lazy", b"2").unwrap();
+        core.put(s, tbl, b"lazy", b"2").unwrap();
         let t = core.commit(s, Commit::Lazy).unwrap();
         core.wait(t).unwrap();
         let lazy = core.stats();
@@ -231,7 +245,7 @@ mod tests {
         for i in 0..8u8 {
             let s = core.begin_session();
             core.begin_transaction(s).unwrap();
-            core.put(s, db, "t", &[b'k', i], b"3").unwrap();
+            core.put(s, tbl, &[b'k', i], b"3").unwrap();
             tickets.push(core.commit(s, Commit::Durable).unwrap());
         }
         for t in tickets {

@@ -1,6 +1,6 @@
 //! Creating, attaching and detaching database files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -115,6 +115,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
+                roots: HashSet::new(),
                 _lock: lock,
             },
         );
@@ -157,6 +158,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
+                roots: HashSet::new(),
                 _lock: lock,
             },
         );
@@ -183,6 +185,7 @@ impl Core {
             tables.insert(name, u64::from_le_bytes(bytes) as u32);
         }
         if let Some(db) = self.dbs.get_mut(&dbid) {
+            db.roots = tables.values().copied().collect();
             db.tables = tables;
         }
         Ok(())

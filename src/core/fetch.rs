@@ -353,21 +353,21 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{DbId, SessionId};
+    use crate::core::{SessionId, TableId};
 
-    fn core_with_rows(n: u32) -> (Core, SessionId, DbId) {
-        let (mut core, s, db) = crate::core::testing::core_with_table(64);
-        crate::core::testing::put_rows(&mut core, s, db, n, 1);
+    fn core_with_rows(n: u32) -> (Core, SessionId, TableId) {
+        let (mut core, s, tbl) = crate::core::testing::core_with_table(64);
+        crate::core::testing::put_rows(&mut core, s, tbl, n, 1);
         // On disk and clean, so that a page may leave the cache.
         core.flush_all().unwrap();
-        (core, s, db)
+        (core, s, tbl)
     }
 
     /// The leaf `key` lives in, walking cached pages from the table's root.
-    fn leaf_of(core: &mut Core, db: DbId, key: &[u8]) -> u32 {
-        let mut pgno = core.table_root(db.0, "t").unwrap();
+    fn leaf_of(core: &mut Core, tbl: TableId, key: &[u8]) -> u32 {
+        let mut pgno = tbl.root;
         loop {
-            let page = core.cache.get((db.0, pgno)).unwrap();
+            let page = core.cache.get((tbl.db, pgno)).unwrap();
             match btree::search(page, key).unwrap() {
                 btree::Found::Child(c) => pgno = c,
                 _ => return pgno,
@@ -377,28 +377,31 @@ mod tests {
 
     #[test]
     fn a_page_a_commit_installed_while_it_was_fetched_is_not_used() {
-        let (mut core, s, db) = core_with_rows(400);
+        let (mut core, s, tbl) = core_with_rows(400);
         let key = b"k00200";
-        assert_eq!(core.get(s, db, "t", key).unwrap(), Some(vec![1u8; 200]));
-        let leaf = leaf_of(&mut core, db, key);
-        core.cache.forget((db.0, leaf));
+        assert_eq!(core.get(s, tbl, key).unwrap(), Some(vec![1u8; 200]));
+        let leaf = leaf_of(&mut core, tbl, key);
+        core.cache.forget((tbl.db, leaf));
         let mut fetched = Fetched::default();
-        let Read::Miss(fetch) = core.try_get(s, db, "t", key, &mut fetched).unwrap() else {
+        let Read::Miss(fetch) = core.try_get(s, tbl, key, &mut fetched).unwrap() else {
             panic!("the leaf is not in memory");
         };
         assert_eq!(fetch.pages, vec![leaf]);
         let stale = fetch.run(); // the image before the commit below
                                  // A commit replaces the row; its page is flushed and evicted before the fetch is back.
-        let t = core.put(s, db, "t", key, &[2u8; 200]).unwrap().unwrap();
+        let t = core.put(s, tbl, key, &[2u8; 200]).unwrap().unwrap();
         core.wait(t).unwrap();
         core.flush_all().unwrap();
-        core.cache.forget((db.0, leaf));
+        core.cache.forget((tbl.db, leaf));
         core.fetched(stale, &mut fetched).unwrap();
-        assert!(core.cache.peek((db.0, leaf)).is_none(), "stale page cached");
-        assert!(fetched.get((db.0, leaf)).is_none(), "stale page kept");
+        assert!(
+            core.cache.peek((tbl.db, leaf)).is_none(),
+            "stale page cached"
+        );
+        assert!(fetched.get((tbl.db, leaf)).is_none(), "stale page kept");
         // The read misses again and then sees the commit.
         let got = loop {
-            match core.try_get(s, db, "t", key, &mut fetched).unwrap() {
+            match core.try_get(s, tbl, key, &mut fetched).unwrap() {
                 Read::Done(v) => break v,
                 Read::Miss(f) => core.fetched(f.run(), &mut fetched).unwrap(),
             }
@@ -410,19 +413,19 @@ mod tests {
 
     #[test]
     fn a_fetched_page_never_overwrites_a_cached_one() {
-        let (mut core, s, db) = core_with_rows(400);
+        let (mut core, s, tbl) = core_with_rows(400);
         let key = b"k00100";
-        core.get(s, db, "t", key).unwrap();
-        let leaf = leaf_of(&mut core, db, key);
-        core.cache.forget((db.0, leaf));
+        core.get(s, tbl, key).unwrap();
+        let leaf = leaf_of(&mut core, tbl, key);
+        core.cache.forget((tbl.db, leaf));
         let mut fetched = Fetched::default();
-        let Read::Miss(fetch) = core.try_get(s, db, "t", key, &mut fetched).unwrap() else {
+        let Read::Miss(fetch) = core.try_get(s, tbl, key, &mut fetched).unwrap() else {
             panic!("the leaf is not in memory");
         };
         let stale = fetch.run();
-        core.put(s, db, "t", key, &[3u8; 200]).unwrap();
+        core.put(s, tbl, key, &[3u8; 200]).unwrap();
         core.fetched(stale, &mut fetched).unwrap();
-        let Read::Done(got) = core.try_get(s, db, "t", key, &mut fetched).unwrap() else {
+        let Read::Done(got) = core.try_get(s, tbl, key, &mut fetched).unwrap() else {
             panic!("the committed page is cached");
         };
         assert_eq!(got, Some(vec![3u8; 200]));

@@ -21,7 +21,7 @@ pub use fetch::{Fetch, FetchDone, Fetched, Read};
 pub use slice::{Slice, SLICE_BYTES, SLICE_ROWS};
 pub use view::View;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,6 +47,24 @@ impl DbId {
     /// The instance's number for the database (also used in log records).
     pub fn raw(self) -> u32 {
         self.0
+    }
+}
+
+/// A table of an attached database, opened once by name ([`Core::open_table`]) and then
+/// passed by value, so the hot path names a table without a string. It is the table's root
+/// page, which never moves, together with its database; a handle whose database was detached
+/// is refused with `InvalidDatabaseId` (-1010), one that names no table with `InvalidTableId`
+/// (-1310).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    pub(crate) db: u32,
+    pub(crate) root: u32,
+}
+
+impl TableId {
+    /// The database the table is in.
+    pub fn db(self) -> DbId {
+        DbId(self.db)
     }
 }
 
@@ -111,6 +129,8 @@ pub(crate) struct Database {
     pub file: DbFile,
     pub header: DbHeader,
     pub tables: HashMap<String, u32>,
+    /// The tables' root pages: what a [`TableId`] of this database may name.
+    pub roots: HashSet<u32>,
     /// The lock on the file (behaviour.md §1.3), released when the database is detached.
     pub _lock: FileLock,
 }

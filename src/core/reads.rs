@@ -11,7 +11,7 @@ use std::ops::Bound;
 use super::fetch::{Fetched, Read};
 use super::slice::{self, Slice, SLICE_ROWS};
 use super::view::{Misses, Probe, View};
-use super::{CommitTicket, Core, DbId, SessionId};
+use super::{CommitTicket, Core, SessionId, TableId};
 use crate::btree::{self, Found};
 use crate::txn::Op;
 use crate::{Error, Result};
@@ -21,14 +21,8 @@ const MAX_DEPTH: usize = 32;
 
 impl Core {
     /// Reads a row as the session sees it (fetching missed pages inline).
-    pub fn get(
-        &mut self,
-        s: SessionId,
-        db: DbId,
-        table: &str,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>> {
-        self.read_inline(|c, f| c.try_get(s, db, table, key, f))
+    pub fn get(&mut self, s: SessionId, t: TableId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read_inline(|c, f| c.try_get(s, t, key, f))
     }
 
     /// Rows with keys in `[lo, hi]` bounds, as the session sees them, in key order (slice by
@@ -36,8 +30,7 @@ impl Core {
     pub fn scan(
         &mut self,
         s: SessionId,
-        db: DbId,
-        table: &str,
+        t: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -45,8 +38,7 @@ impl Core {
         let mut after: Option<Vec<u8>> = None;
         loop {
             let from = after.as_deref().map_or(lo, Bound::Excluded);
-            let slice =
-                self.read_inline(|c, f| c.try_scan(s, db, table, from, hi, SLICE_ROWS, f))?;
+            let slice = self.read_inline(|c, f| c.try_scan(s, t, from, hi, SLICE_ROWS, f))?;
             rows.extend(slice.rows);
             match slice.resume {
                 Some(k) => after = Some(k),
@@ -57,34 +49,27 @@ impl Core {
 
     /// Deletes a row (`RecordNotFound` if the session cannot see it), checking that it exists
     /// with pages fetched inline.
-    pub fn delete(
-        &mut self,
-        s: SessionId,
-        db: DbId,
-        table: &str,
-        key: &[u8],
-    ) -> Result<Option<CommitTicket>> {
-        self.read_inline(|c, f| c.try_delete(s, db, table, key, f))
+    pub fn delete(&mut self, s: SessionId, t: TableId, key: &[u8]) -> Result<Option<CommitTicket>> {
+        self.read_inline(|c, f| c.try_delete(s, t, key, f))
     }
 
     /// [`Core::get`] from memory only.
     pub fn try_get(
         &mut self,
         s: SessionId,
-        db: DbId,
-        table: &str,
+        t: TableId,
         key: &[u8],
         fetched: &mut Fetched,
     ) -> Result<Read<Option<Vec<u8>>>> {
         self.check_available()?;
         btree::check_key_len(key)?;
-        if let Some(own) = self.own_write(s, db, table, key)? {
+        self.check_table(t)?;
+        if let Some(own) = self.own_write(s, t, key)? {
             return Ok(Read::Done(own));
         }
-        let root = self.table_root(db.0, table)?;
         let mut misses = Misses::default();
-        let found = self.lookup(db.0, root, key, fetched, &mut misses);
-        self.answer_from_memory(db.0, found, &misses, fetched, false)
+        let found = self.lookup(t.db, t.root, key, fetched, &mut misses);
+        self.answer_from_memory(t.db, found, &misses, fetched, false)
     }
 
     /// [`Core::delete`] with its existence check from memory only. The delete itself is a
@@ -92,16 +77,15 @@ impl Core {
     pub fn try_delete(
         &mut self,
         s: SessionId,
-        db: DbId,
-        table: &str,
+        t: TableId,
         key: &[u8],
         fetched: &mut Fetched,
     ) -> Result<Read<Option<CommitTicket>>> {
-        match self.try_get(s, db, table, key, fetched)? {
+        match self.try_get(s, t, key, fetched)? {
             Read::Miss(f) => Ok(Read::Miss(f)),
             Read::Done(None) => Err(Error::RecordNotFound),
             Read::Done(Some(_)) => self
-                .write(s, (db.0, table.to_string(), key.to_vec()), Op::Delete)
+                .write(s, (t.db, t.root, key.to_vec()), Op::Delete)
                 .map(Read::Done),
         }
     }
@@ -112,29 +96,29 @@ impl Core {
     pub fn try_scan(
         &mut self,
         s: SessionId,
-        db: DbId,
-        table: &str,
+        t: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
         max_rows: usize,
         fetched: &mut Fetched,
     ) -> Result<Read<Slice>> {
         self.check_available()?;
-        let root = self.table_root(db.0, table)?;
+        self.check_table(t)?;
+        let (dbid, root) = (t.db, t.root);
         if !self.sessions.contains_key(&s.0) {
             return Err(Error::InvalidSesid);
         }
         let budget = slice::budget(max_rows);
         let mut misses = Misses::default();
         let part = {
-            let mut v = self.probe_view(db.0, fetched, &mut misses)?;
+            let mut v = self.probe_view(dbid, fetched, &mut misses)?;
             btree::scan_part(&mut v, root, lo, hi, budget)
         };
-        let part = match self.answer_from_memory(db.0, part, &misses, fetched, true)? {
+        let part = match self.answer_from_memory(dbid, part, &misses, fetched, true)? {
             Read::Done(p) => p,
             Read::Miss(f) => return Ok(Read::Miss(f)),
         };
-        let writes = self.own_writes(s, db.0, table, lo, hi);
+        let writes = self.own_writes(s, t, lo, hi);
         Ok(Read::Done(slice::merge(part, writes, budget)))
     }
 
@@ -170,44 +154,36 @@ impl Core {
 
     /// The session's own buffered write of a key: `Some(Some(v))` put, `Some(None)` deleted,
     /// `None` untouched.
-    fn own_write(
-        &self,
-        s: SessionId,
-        db: DbId,
-        table: &str,
-        key: &[u8],
-    ) -> Result<Option<Option<Vec<u8>>>> {
+    fn own_write(&self, s: SessionId, t: TableId, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
         let slot = self.sessions.get(&s.0).ok_or(Error::InvalidSesid)?;
-        let Some(t) = slot.as_ref().filter(|t| !t.writes.is_empty()) else {
+        let Some(txn) = slot.as_ref().filter(|txn| !txn.writes.is_empty()) else {
             return Ok(None);
         };
-        Ok(
-            match t.writes.get(&(db.0, table.to_string(), key.to_vec())) {
-                Some(Op::Put(v)) => Some(Some(v.clone())),
-                Some(Op::Delete) => Some(None),
-                None => None,
-            },
-        )
+        Ok(match txn.writes.get(&(t.db, t.root, key.to_vec())) {
+            Some(Op::Put(v)) => Some(Some(v.clone())),
+            Some(Op::Delete) => Some(None),
+            None => None,
+        })
     }
 
     /// The session's buffered writes to `table` with keys in the bounds, in key order.
     fn own_writes<'a>(
         &'a self,
         s: SessionId,
-        dbid: u32,
-        table: &'a str,
+        t: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&'a [u8]>,
     ) -> impl Iterator<Item = (&'a [u8], &'a Op)> + 'a {
+        let (dbid, root) = (t.db, t.root);
         let start = match lo {
-            Bound::Included(l) => Bound::Included((dbid, table.to_string(), l.to_vec())),
-            Bound::Excluded(l) => Bound::Excluded((dbid, table.to_string(), l.to_vec())),
-            Bound::Unbounded => Bound::Included((dbid, table.to_string(), Vec::new())),
+            Bound::Included(l) => Bound::Included((dbid, root, l.to_vec())),
+            Bound::Excluded(l) => Bound::Excluded((dbid, root, l.to_vec())),
+            Bound::Unbounded => Bound::Included((dbid, root, Vec::new())),
         };
         let txn = self.sessions.get(&s.0).and_then(|t| t.as_ref());
         txn.into_iter()
             .flat_map(move |t| t.writes.range((start.clone(), Bound::Unbounded)))
-            .take_while(move |((d, tb, _), _)| *d == dbid && tb == table)
+            .take_while(move |((d, r, _), _)| *d == dbid && *r == root)
             .take_while(move |((_, _, k), _)| below(k, hi))
             .map(|((_, _, k), op)| (k.as_slice(), op))
     }

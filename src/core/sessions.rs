@@ -1,19 +1,22 @@
 //! Sessions and their transactions: writes are buffered per session until commit (reads are
 //! in `reads.rs`).
 
-use super::{CommitTicket, Core, DbId, SessionId};
+use super::{CommitTicket, Core, DbId, SessionId, TableId};
 use crate::btree;
 use crate::params::Commit;
 use crate::txn::{Op, RowKey, Txn};
 use crate::{Error, Result};
 
 impl Core {
-    /// Opens a session.
-    pub fn begin_session(&mut self) -> SessionId {
+    /// Opens a session: `OutOfSessions` (-1101) with `max_sessions` open already.
+    pub fn begin_session(&mut self) -> Result<SessionId> {
+        if self.sessions.len() >= self.params.max_sessions {
+            return Err(Error::OutOfSessions);
+        }
         let id = self.next_session;
         self.next_session += 1;
         self.sessions.insert(id, None);
-        SessionId(id)
+        Ok(SessionId(id))
     }
 
     /// Ends a session, rolling back its open transaction.
@@ -76,11 +79,19 @@ impl Core {
         Ok(ticket)
     }
 
-    /// Creates a table (committed at once, durably).
-    pub fn create_table(&mut self, s: SessionId, db: DbId, name: &str) -> Result<CommitTicket> {
+    /// Creates a table (committed at once, durably): `InvalidName` (-1002), `TableDuplicate`
+    /// (-1303).
+    pub fn create_table(&mut self, db: DbId, name: &str) -> Result<(TableId, CommitTicket)> {
         self.check_available()?;
-        self.txn_slot(s)?;
         self.create_table_now(db.0, name)
+    }
+
+    /// The handle of a table by name (ESE's `JetOpenTable`): `InvalidDatabaseId` (-1010),
+    /// `ObjectNotFound` (-1305).
+    pub fn open_table(&self, db: DbId, name: &str) -> Result<TableId> {
+        self.check_available()?;
+        let root = self.table_root(db.0, name)?;
+        Ok(TableId { db: db.0, root })
     }
 
     /// Whether a table exists.
@@ -96,7 +107,10 @@ impl Core {
     ) -> Result<Option<CommitTicket>> {
         self.check_available()?;
         btree::check_key_len(&row.2)?;
-        self.table_root(row.0, &row.1)?;
+        self.check_table(TableId {
+            db: row.0,
+            root: row.1,
+        })?;
         let seq = self.commit_seq;
         let slot = self.txn_slot(s)?;
         match slot {
@@ -121,18 +135,41 @@ impl Core {
     pub fn put(
         &mut self,
         s: SessionId,
-        db: DbId,
-        table: &str,
+        t: TableId,
         key: &[u8],
         value: &[u8],
     ) -> Result<Option<CommitTicket>> {
         if value.len() > btree::MAX_VALUE {
             return Err(Error::RecordTooBig);
         }
-        self.write(
-            s,
-            (db.0, table.to_string(), key.to_vec()),
-            Op::Put(value.to_vec()),
-        )
+        self.write(s, (t.db, t.root, key.to_vec()), Op::Put(value.to_vec()))
+    }
+
+    /// Applies a batch of puts and deletes as one transaction of its own, outside any
+    /// session, with one durability choice. Every row is checked first (`KeyTooBig` -408,
+    /// `RecordTooBig` -1026, a bad table handle), so a refused batch changes nothing. A delete
+    /// of a row that does not exist is no error. The batch cannot conflict: it begins and
+    /// commits in one step.
+    pub fn write_batch(
+        &mut self,
+        rows: Vec<(TableId, Vec<u8>, Option<Vec<u8>>)>,
+        durability: Commit,
+    ) -> Result<CommitTicket> {
+        self.check_available()?;
+        let mut txn = Txn {
+            start_seq: self.commit_seq,
+            ..Default::default()
+        };
+        for (t, key, value) in rows {
+            self.check_table(t)?;
+            btree::check_key_len(&key)?;
+            let op = match value {
+                Some(v) if v.len() > btree::MAX_VALUE => return Err(Error::RecordTooBig),
+                Some(v) => Op::Put(v),
+                None => Op::Delete,
+            };
+            txn.writes.insert((t.db, t.root, key), op);
+        }
+        self.commit_owned(txn, durability)
     }
 }

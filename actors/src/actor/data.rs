@@ -1,20 +1,22 @@
 //! Databases, sessions and transactions: each message maps onto one storage-core call
 //! (reads go through `reads.rs`: served from memory, fetched off the actor).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ese::internals::db::DbFile;
-use ese::{CommitTicket, Core, CoreStats, Error, Result};
+use ese::{CommitTicket, Core, CoreStats, Error, Result, TableId};
 
 use super::{Actor, Finish};
-use crate::messages::{CommitTransaction, CreateTable, Put, Reply};
+use crate::messages::{
+    ApplyBatch, CommitTransaction, CreateTable, EnsureTable, OpenTable, Put, Reply,
+};
 use crate::types::{DatabaseInfo, InstanceInfo, SessionKey};
 
 impl Actor {
     /// `JetBeginSession`: a session is memory only.
     pub(super) fn on_begin_session(&mut self, r: Reply<SessionKey>) {
         let s = self.core_mut().begin_session();
-        let _ = r.send(Ok(SessionKey(s)));
+        let _ = r.send(s.map(SessionKey));
     }
 
     /// Ends a session; its open scans go with it.
@@ -24,10 +26,28 @@ impl Actor {
         let _ = r.send(Ok(()));
     }
 
-    /// Creates a table, committed at once: answered when its commit is durable.
-    pub(super) fn on_create_table(&mut self, m: CreateTable, r: Reply<()>) {
-        let t = self.core_mut().create_table(m.session.0, m.db, &m.table);
-        self.answer_after(t.map(Some), r);
+    /// Creates a table, committed at once: answered with its handle once the commit is
+    /// durable.
+    pub(super) fn on_create_table(&mut self, m: CreateTable, r: Reply<TableId>) {
+        let made = self.core_mut().create_table(m.db, &m.table);
+        self.answer_with_after(made.map(|(t, c)| (t, Some(c))), r);
+    }
+
+    /// `JetOpenTable`.
+    pub(super) fn on_open_table(&mut self, m: OpenTable, r: Reply<TableId>) {
+        let _ = r.send(self.core_mut().open_table(m.db, &m.table));
+    }
+
+    /// Opens the table, or creates it: one message, so no other command comes in between.
+    pub(super) fn on_ensure_table(&mut self, m: EnsureTable, r: Reply<TableId>) {
+        let core = self.core_mut();
+        let res = match core.open_table(m.db, &m.table) {
+            Err(Error::ObjectNotFound) => {
+                core.create_table(m.db, &m.table).map(|(t, c)| (t, Some(c)))
+            }
+            other => other.map(|t| (t, None)),
+        };
+        self.answer_with_after(res, r);
     }
 
     /// `JetBeginTransaction`.
@@ -35,12 +55,24 @@ impl Actor {
         let _ = r.send(self.core_mut().begin_transaction(session.0));
     }
 
-    /// A write goes into the session's write set (or commits at once outside a transaction).
+    /// A write goes into the session's write set (or commits at once outside a transaction,
+    /// unless the caller holds one that is gone).
     pub(super) fn on_put(&mut self, m: Put, r: Reply<()>) {
+        let core = self.core_mut();
+        if m.in_transaction && !core.in_transaction(m.session.0) {
+            let _ = r.send(Err(Error::NotInTransaction));
+            return;
+        }
+        let t = core.put(m.session.0, m.table, &m.key, &m.value);
+        self.answer_after(t, r);
+    }
+
+    /// A batch is one commit of its own: checked whole, applied whole or not at all.
+    pub(super) fn on_apply_batch(&mut self, m: ApplyBatch, r: Reply<()>) {
         let t = self
             .core_mut()
-            .put(m.session.0, m.db, &m.table, &m.key, &m.value);
-        self.answer_after(t, r);
+            .write_batch(m.batch.into_rows(), m.durability);
+        self.answer_after(t.map(Some), r);
     }
 
     /// Applies the write set in memory and queues it to the log; a durable commit is answered
@@ -82,62 +114,38 @@ impl Actor {
 
     /// Answers at once for a lazy commit or none, or once the commit is durable.
     pub(super) fn answer_after(&mut self, t: Result<Option<CommitTicket>>, r: Reply<()>) {
+        self.answer_with_after(t.map(|t| ((), t)), r);
+    }
+
+    /// [`Actor::answer_after`] for a call that also answers a value.
+    pub(super) fn answer_with_after<T: Send + 'static>(
+        &mut self,
+        t: Result<(T, Option<CommitTicket>)>,
+        r: Reply<T>,
+    ) {
         match t {
             Err(e) => {
                 let _ = r.send(Err(e));
             }
-            Ok(Some(t)) if t.durable => {
+            Ok((v, Some(t))) if t.durable => {
                 self.when_durable(
                     t.lsn,
                     Box::new(move |res| {
-                        let _ = r.send(res);
+                        let _ = r.send(res.map(|()| v));
                     }),
                 );
             }
-            Ok(_) => {
-                let _ = r.send(Ok(()));
+            Ok((v, _)) => {
+                let _ = r.send(Ok(v));
             }
         }
     }
 
-    pub(super) fn on_create_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
-        let claimed = match self.claim_database(&path) {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                let _ = r.send(Err(e));
-                return;
-            }
-        };
-        self.job(true, move |core| {
-            let mut core = core;
-            let res = match core.as_mut() {
-                Some(c) => c.create_database(&path),
-                None => Err(Error::NotInitialized),
-            };
-            let finish: Finish = Box::new(move |a: &mut Actor| match res {
-                Err(e) => {
-                    if claimed {
-                        a.release_database(&path);
-                    }
-                    let _ = r.send(Err(e));
-                }
-                Ok((db, ticket)) => {
-                    // Answer once the formatting commit is durable.
-                    a.when_durable(
-                        ticket.lsn,
-                        Box::new(move |res| {
-                            let _ = r.send(res.map(|()| db));
-                        }),
-                    );
-                }
-            });
-            (core, finish)
-        });
-    }
-
-    /// Attaches after claiming the path in the engine (`DatabaseSharingViolation` if another
-    /// instance of it holds the database); a failed attach gives the claim back.
-    pub(super) fn on_attach_database(&mut self, path: PathBuf, r: Reply<ese::DbId>) {
+    /// Creates, attaches, or attaches-or-creates a database, after claiming the path in the
+    /// engine (`DatabaseSharingViolation` if another instance of it holds the database); a
+    /// failure gives the claim back. A created database is answered once its formatting
+    /// commit is durable.
+    pub(super) fn on_open_database(&mut self, path: PathBuf, how: Open, r: Reply<ese::DbId>) {
         let claimed = match self.claim_database(&path) {
             Ok(claimed) => claimed,
             Err(e) => {
@@ -148,12 +156,12 @@ impl Actor {
         self.job(true, move |mut core| {
             let res = core
                 .as_mut()
-                .map_or(Err(Error::NotInitialized), |c| c.attach_database(&path));
+                .map_or(Err(Error::NotInitialized), |c| how.run(c, &path));
             let finish: Finish = Box::new(move |a: &mut Actor| {
                 if res.is_err() && claimed {
                     a.release_database(&path);
                 }
-                let _ = r.send(res);
+                a.answer_with_after(res, r);
             });
             (core, finish)
         });
@@ -199,5 +207,30 @@ impl Actor {
             });
             (None, finish)
         });
+    }
+}
+
+/// What opening a database may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Open {
+    /// `JetCreateDatabase`: the file must not exist.
+    Create,
+    /// `JetAttachDatabase`: the file must exist.
+    Attach,
+    /// Attach, or create when there is no file.
+    AttachOrCreate,
+}
+
+impl Open {
+    fn run(self, core: &mut Core, path: &Path) -> Result<(ese::DbId, Option<CommitTicket>)> {
+        let create = |core: &mut Core| core.create_database(path).map(|(db, t)| (db, Some(t)));
+        match self {
+            Open::Create => create(core),
+            Open::Attach => core.attach_database(path).map(|db| (db, None)),
+            Open::AttachOrCreate => match core.attach_database(path) {
+                Err(Error::FileNotFound) => create(core),
+                other => other.map(|db| (db, None)),
+            },
+        }
     }
 }

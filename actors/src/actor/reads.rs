@@ -11,7 +11,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use ese::{DbId, Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice};
+use ese::{Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice, TableId};
 
 use super::{Actor, Finish};
 use crate::messages::{Delete, Get, Reply, Scan};
@@ -21,8 +21,7 @@ use crate::types::{ScanCursor, ScanSlice};
 #[derive(Clone, Debug)]
 pub(crate) struct ScanSpec {
     pub session: SessionId,
-    pub db: DbId,
-    pub table: String,
+    pub table: TableId,
     pub lo: Bound<Vec<u8>>,
     pub hi: Bound<Vec<u8>>,
 }
@@ -31,8 +30,7 @@ impl From<&Scan> for ScanSpec {
     fn from(m: &Scan) -> ScanSpec {
         ScanSpec {
             session: m.session.0,
-            db: m.db,
-            table: m.table.clone(),
+            table: m.table,
             lo: m.lo.clone(),
             hi: m.hi.clone(),
         }
@@ -122,20 +120,21 @@ impl Actor {
     fn try_read(&mut self, cmd: ReadCmd, fetched: &mut Fetched) -> Option<(ReadCmd, Fetch)> {
         let core = self.core_mut();
         match cmd {
-            ReadCmd::Get(m, r) => {
-                match core.try_get(m.session.0, m.db, &m.table, &m.key, fetched) {
-                    Ok(Read::Miss(f)) => return Some((ReadCmd::Get(m, r), f)),
-                    Ok(Read::Done(v)) => drop(r.send(Ok(v.map(Bytes::from)))),
-                    Err(e) => drop(r.send(Err(e))),
-                }
+            ReadCmd::Get(m, r) => match core.try_get(m.session.0, m.table, &m.key, fetched) {
+                Ok(Read::Miss(f)) => return Some((ReadCmd::Get(m, r), f)),
+                Ok(Read::Done(v)) => drop(r.send(Ok(v.map(Bytes::from)))),
+                Err(e) => drop(r.send(Err(e))),
+            },
+            // Checked on every try, as the transaction may have been rolled back while the
+            // delete's pages were fetched: the delete must not then commit on its own.
+            ReadCmd::Delete(m, r) if m.in_transaction && !core.in_transaction(m.session.0) => {
+                drop(r.send(Err(Error::NotInTransaction)))
             }
-            ReadCmd::Delete(m, r) => {
-                match core.try_delete(m.session.0, m.db, &m.table, &m.key, fetched) {
-                    Ok(Read::Miss(f)) => return Some((ReadCmd::Delete(m, r), f)),
-                    Ok(Read::Done(t)) => self.answer_after(Ok(t), r),
-                    Err(e) => drop(r.send(Err(e))),
-                }
-            }
+            ReadCmd::Delete(m, r) => match core.try_delete(m.session.0, m.table, &m.key, fetched) {
+                Ok(Read::Miss(f)) => return Some((ReadCmd::Delete(m, r), f)),
+                Ok(Read::Done(t)) => self.answer_after(Ok(t), r),
+                Err(e) => drop(r.send(Err(e))),
+            },
             ReadCmd::Slice {
                 spec,
                 cursor,
@@ -145,7 +144,7 @@ impl Actor {
                 let lo = as_ref(&spec.lo);
                 let hi = as_ref(&spec.hi);
                 let s = spec.session;
-                match core.try_scan(s, spec.db, &spec.table, lo, hi, max_rows, fetched) {
+                match core.try_scan(s, spec.table, lo, hi, max_rows, fetched) {
                     Ok(Read::Miss(f)) => {
                         let cmd = ReadCmd::Slice {
                             spec,

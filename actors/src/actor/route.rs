@@ -5,6 +5,7 @@
 
 use ese::{Error, Result};
 
+use super::data::Open;
 use super::Actor;
 use crate::gate::{self, GateState};
 use crate::messages::{Command, Gate};
@@ -59,13 +60,23 @@ impl Actor {
             Command::StopService(_, r) => self.on_stop_service(r),
             Command::StopBackup(_, r) => self.on_stop_backup(r),
             // data.rs
-            Command::CreateDatabase(m, r) => self.on_create_database(m.path, r),
-            Command::AttachDatabase(m, r) => self.on_attach_database(m.path, r),
+            Command::CreateDatabase(m, r) => self.on_open_database(m.path, Open::Create, r),
+            Command::AttachDatabase(m, r) => self.on_open_database(m.path, Open::Attach, r),
+            Command::OpenDatabase(m, r) => {
+                let how = match m.create {
+                    true => Open::AttachOrCreate,
+                    false => Open::Attach,
+                };
+                self.on_open_database(m.path, how, r)
+            }
             Command::DetachDatabase(m, r) => self.on_detach_database(m.path, r),
             Command::GetDatabaseInfo(m, r) => self.on_database_info(m.path, r),
             Command::BeginSession(_, r) => self.on_begin_session(r),
             Command::EndSession(m, r) => self.on_end_session(m.session, r),
             Command::CreateTable(m, r) => self.on_create_table(m, r),
+            Command::OpenTable(m, r) => self.on_open_table(m, r),
+            Command::EnsureTable(m, r) => self.on_ensure_table(m, r),
+            Command::ApplyBatch(m, r) => self.on_apply_batch(m, r),
             Command::BeginTransaction(m, r) => self.on_begin_transaction(m.session, r),
             Command::Put(m, r) => self.on_put(m, r),
             Command::CommitTransaction(m, r) => self.on_commit(m, r),
