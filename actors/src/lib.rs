@@ -33,8 +33,8 @@ mod session;
 mod types;
 
 pub use backup_set::{
-    verify_backup_set, verify_backup_set_on, BackupKind, BackupManifest, ManifestDatabase,
-    ManifestLog, VerifyReport,
+    verify_backup_set, verify_backup_set_on, BackupHandle, BackupKind, BackupManifest,
+    BackupOptions, BackupPhase, BackupProgress, ManifestDatabase, ManifestLog, VerifyReport,
 };
 pub use engine::{Engine, Mode};
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
