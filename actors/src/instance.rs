@@ -32,6 +32,8 @@ struct Handle {
     /// their partial set removed) on a thread of their own; `term` and new backups wait for
     /// zero, so a caller that drops a backup and then terminates never meets it.
     cleanups: watch::Sender<usize>,
+    /// The backup-set runs (`start_backup`, `backup_to_dir`), for `shutdown`.
+    backup_runs: crate::backup_set::BackupRuns,
     /// The session `Instance::get`, `scan` and `stream` read through, opened by the first of
     /// them. It never holds a transaction, so every reader may share it.
     reader: tokio::sync::OnceCell<crate::types::SessionKey>,
@@ -129,6 +131,7 @@ impl Instance {
                 storage,
                 cleanups: watch::Sender::new(0),
                 reader: tokio::sync::OnceCell::new(),
+                backup_runs: crate::backup_set::BackupRuns::new(),
             }),
         })
     }
@@ -159,6 +162,10 @@ impl Instance {
         let mut rx = self.h.cleanups.subscribe();
         // The sender lives in the handle we hold, so the wait cannot fail for want of it.
         let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    pub(crate) fn backup_runs(&self) -> &crate::backup_set::BackupRuns {
+        &self.h.backup_runs
     }
 
     /// The instance's name.
@@ -229,7 +236,9 @@ impl Instance {
     }
     /// `JetTerm2` with `Term` bits. A term that would refuse a running backup (none of
     /// `ABRUPT`, `STOP_BACKUP`, `DIRTY`) first waits for the cleanup of any dropped
-    /// `backup_to_dir` call, so that the backup it left is over before the term looks.
+    /// `backup_to_dir` call or cancelled (or dropped) [`crate::BackupHandle`], so that the
+    /// backup it left is over before the term looks. A host that is stopping and may have a
+    /// backup running calls [`Instance::shutdown`] instead.
     ///
     /// # Errors
     ///
@@ -237,7 +246,10 @@ impl Instance {
     /// `InvalidInstance` (-1115) after a term; `TermInProgress` (-1000) while one runs;
     /// `BackupInProgress` (-505) with a backup running and none of `ABRUPT`, `STOP_BACKUP`,
     /// `DIRTY`: the instance keeps running, and no new backup may begin on it
-    /// (`BackupNotAllowedYet` -523) until it is terminated and created again.
+    /// (`BackupNotAllowedYet` -523) until it is terminated and created again. Its detail
+    /// says what to do: stop the backup first ([`Instance::stop_backup`], then wait for
+    /// the backup to end), or term with `Term::STOP_BACKUP`, which ends it as aborted by the
+    /// server; [`Instance::shutdown`] does the first.
     pub async fn term(&self, grbit: TermBits) -> Result<()> {
         if !grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP | TermBits::DIRTY) {
             self.settle_cleanups().await;
@@ -253,14 +265,17 @@ impl Instance {
         self.ask(StopService {}).await
     }
     /// `JetStopBackupInstance`: the running backup's later calls fail with
-    /// `BackupAbortByServer` (-801); Success with no backup running.
+    /// `BackupAbortByServer` (-801); Success with no backup running. A backup-set run
+    /// waiting out its rate limit ([`crate::BackupOptions`]) wakes and meets -801 at once.
     ///
     /// # Errors
     ///
     /// Only `InvalidInstance` (-1115) after `term` (no gate: it works during `stop_service`
     /// and `term`).
     pub async fn stop_backup(&self) -> Result<()> {
-        self.ask(StopBackup {}).await
+        self.ask(StopBackup {}).await?;
+        self.h.backup_runs.stopped();
+        Ok(())
     }
     /// `JetCreateDatabase`: creates, attaches and locks the file; answers once its formatting
     /// commit is durable.

@@ -38,8 +38,8 @@ mod transaction;
 mod types;
 
 pub use backup_set::{
-    verify_backup_set, verify_backup_set_on, BackupKind, BackupManifest, ManifestDatabase,
-    ManifestLog, VerifyReport,
+    verify_backup_set, verify_backup_set_on, BackupHandle, BackupKind, BackupManifest,
+    BackupOptions, BackupPhase, BackupProgress, ManifestDatabase, ManifestLog, VerifyReport,
 };
 pub use batch::WriteBatch;
 pub use engine::{Engine, Mode};

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ese_actors::{
-    restore_backup_chain_to, verify_backup_set, BackupKind, Engine, InstanceParams, StopAt, Term,
+    restore_backup_chain_to, verify_backup_set, BackupHandle, BackupKind, BackupOptions, Engine,
+    InstanceParams, StopAt, Term,
 };
 
 use crate::progress::Step;
@@ -77,7 +78,10 @@ pub async fn backup(
     step.done("instance opened");
     let step = Step::start(out, &format!("{kind:?} backup to {}", to.display()));
     let t = Instant::now();
-    let res = inst.backup_to_dir(to, kind).await;
+    let res = match inst.start_backup(to, kind, BackupOptions::default()).await {
+        Ok(h) => follow(h, &step, &format!("{kind:?} backup")).await,
+        Err(e) => Err(e),
+    };
     let _ = inst.term(Term::empty()).await;
     let m = match res {
         Ok(m) => m,
@@ -114,6 +118,32 @@ pub async fn backup(
     Ok(())
 }
 
+/// Awaits a backup, showing its phase and bytes on the step as they change.
+async fn follow(
+    mut h: BackupHandle,
+    step: &Step,
+    what: &str,
+) -> ese_actors::Result<ese_actors::BackupManifest> {
+    loop {
+        let p = h.changed().await;
+        if p.phase.is_finished() {
+            return h.wait().await;
+        }
+        let of = match p.total_known {
+            true => "",
+            false => "at least ",
+        };
+        step.note(&format!(
+            "{what}: {:?}, {:.1} of {of}{:.1} MiB, {}/{} files",
+            p.phase,
+            p.bytes_done as f64 / 1048576.0,
+            p.bytes_total as f64 / 1048576.0,
+            p.files_done,
+            p.files_total
+        ));
+    }
+}
+
 /// A refusal because another instance holds the files (behaviour.md §1.3) says what to do
 /// instead.
 fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
@@ -128,8 +158,8 @@ fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
                 "{} is in use by a running instance (or cannot be accessed); nothing was \
                      changed. `ese backup` opens an instance's files itself, so it only backs up \
                      an instance that is not running: back a running instance up through its \
-                     host, with the instance's own backup API (Instance::backup_to_dir or the \
-                     external-backup calls).",
+                     host, with the instance's own backup API (Instance::start_backup or \
+                     backup_to_dir, or the external-backup calls).",
                 path.display()
             ),
         ),

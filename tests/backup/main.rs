@@ -1,11 +1,13 @@
 //! Integration tests of online backup through the actor runtime (`ese_actors`): the sequence,
 //! headers, refusals, cancel, stale reads, backup sets, backups under load, the host stopping
-//! a backup, and the model-based races. One module per scenario family.
+//! a backup, the backup handle (progress, rate limit, cancel, shutdown), and the model-based
+//! races. One module per scenario family.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod backup_cancel;
+mod backup_handle;
 mod backup_headers;
 mod backup_refusals;
 mod backup_sequence;

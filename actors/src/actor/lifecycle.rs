@@ -145,7 +145,11 @@ impl Actor {
                 // may begin until it is terminated and created again.
                 core.forbid_new_backups();
                 self.lifecycle = Lifecycle::Running;
-                let _ = r.send(Err(Error::BackupInProgress));
+                let _ = r.send(Err(Error::BackupInProgress.with_detail(
+                    "a backup is running: stop it first (stop_backup, then let the backup end), \
+                     or term with Term::STOP_BACKUP to end it as aborted by the server; \
+                     Instance::shutdown does the first, then terms",
+                )));
                 return;
             }
         }

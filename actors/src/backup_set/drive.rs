@@ -1,24 +1,29 @@
-//! `Instance::backup_to_dir`: drives the streaming sequence into a set. The async side only
-//! sends messages; every file step runs on the blocking pool through the set's writer, and a
-//! chunk is written while the next one is read (two chunks in memory at most).
+//! The backup-set run behind `Instance::backup_to_dir` and `Instance::start_backup`: drives
+//! the streaming sequence into a set. The async side only sends messages; every file step
+//! runs on the blocking pool through the set's writer, and a chunk is written while the next
+//! one is read (two chunks in memory at most). `backup_to_dir` runs it in the caller's
+//! future, `start_backup` on a task of its own (`handle.rs`): one sequence either way.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use ese::backup::set::{backup_id, BackupKind, BackupManifest, SetDir, SetFacts, SetWriter};
 use ese::{BackupEnd, Error, Result};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::guard::{SetGuard, SharedWriter};
+use super::handle::Cancel;
+use super::options::BackupOptions;
+use super::progress::{BackupPhase, BackupProgress, Tracker};
+use super::rate::Pacer;
+use super::shutdown::{shutting_down, Running};
 use crate::instance::Instance;
 use crate::messages::GetBackupRecord;
 use crate::types::InstanceInfo;
 
-/// Chunk size of the streaming reads.
-const CHUNK: usize = 1 << 20;
-
 /// A set whose manifest is visible, before truncation and the end.
 struct Written {
-    dir: PathBuf,
     manifest: BackupManifest,
     /// The logs `truncate_log` will delete: they live only in this set afterwards.
     doomed: Vec<PathBuf>,
@@ -30,9 +35,27 @@ enum SetEntry {
     Log(u32),
 }
 
+/// A backup begun for a set: everything the rest of the sequence needs.
+pub(crate) struct SetRun {
+    inst: Instance,
+    guard: SetGuard,
+    w: SharedWriter,
+    dir: PathBuf,
+    kind: BackupKind,
+    parent_id: Option<String>,
+    me: InstanceInfo,
+    chunk: usize,
+    pacer: Option<Pacer>,
+    stops: watch::Receiver<u64>,
+    progress: Tracker,
+    _running: Running,
+}
+
 impl Instance {
     /// Runs the whole streaming sequence into `dir` (which must be empty or absent) and
-    /// writes `manifest.json` last: a set without a manifest is incomplete.
+    /// writes `manifest.json` last: a set without a manifest is incomplete. The sequence is
+    /// [`Instance::start_backup`]'s, run in this future, unthrottled
+    /// ([`BackupOptions::default`]).
     ///
     /// Every file is written and synced, then the folders, then the manifest and the set's
     /// folder, and only then are logs truncated, so a failure (`DiskFull` -1808, `DiskIO`
@@ -47,7 +70,8 @@ impl Instance {
     /// file; `BackupDirectoryNotEmpty` (-504) for one that is not empty; the gate's errors
     /// ([`Instance`]); [`Instance::begin_external_backup`]'s (`BackupInProgress` -505,
     /// `BackupNotAllowedYet` -523, `InvalidBackup` -526 for an incremental under circular
-    /// logging, `MissingFullBackup` -560). Failures, after which the backup has ended as
+    /// logging, `MissingFullBackup` -560); `TermInProgress` (-1000) once
+    /// [`Instance::shutdown`] began. Failures, after which the backup has ended as
     /// aborted and the partial set is removed: `DiskFull` (-1808) or `DiskIO` (-1022) writing
     /// the set; the streaming calls' errors (`ReadVerifyFailure` -1018 for a damaged database
     /// page, `LogReadVerifyFailure` -612, `MissingFileToBackup` -569); `BackupAbortByServer`
@@ -59,25 +83,54 @@ impl Instance {
         dir: impl AsRef<Path>,
         kind: BackupKind,
     ) -> Result<BackupManifest> {
-        let dir = dir.as_ref().to_path_buf();
+        let run = self
+            .begin_set(dir.as_ref(), kind, &BackupOptions::default())
+            .await?;
+        run.run(Cancel::never()).await
+    }
+
+    /// The refusals, then the begin: nothing is created before the backup runs.
+    pub(crate) async fn begin_set(
+        &self,
+        dir: &Path,
+        kind: BackupKind,
+        options: &BackupOptions,
+    ) -> Result<SetRun> {
+        let running = self.run_started()?;
+        // Before the begin, so that no stop of this backup goes unseen.
+        let stops = self.backup_stops();
+        let dir = dir.to_path_buf();
         self.settle_cleanups().await;
         let writer = SetWriter::new(Box::new(SetDir::new(self.storage().clone(), &dir)));
         let writer = blocking(move || writer.check_new().map(|()| writer)).await?;
         let me = self.instance_info().await?;
-        let parent = match kind.incremental() {
+        let (chunk, pacer) = options.plan(me.page_size)?;
+        let parent_id = match kind.incremental() {
             true => self.parent_of_incremental(&me).await?,
             false => None,
         };
         let mut guard = SetGuard::new(self.clone());
         guard.begin(kind.begin_grbit()).await?;
         let w = guard.attach(writer);
-        match self.write_set(&w, &dir, kind, parent, &me).await {
-            Ok(written) => self.finish_set(&mut guard, written, kind).await,
-            Err(e) => {
-                guard.fail().await;
-                Err(e)
-            }
+        // A shutdown that began meanwhile may have sent its stop before this backup began.
+        if self.closing() {
+            guard.fail().await;
+            return Err(shutting_down());
         }
+        Ok(SetRun {
+            inst: self.clone(),
+            guard,
+            w,
+            dir,
+            kind,
+            parent_id,
+            me,
+            chunk,
+            pacer,
+            stops,
+            progress: Tracker::new(),
+            _running: running,
+        })
     }
 
     /// The last full or incremental backup recorded in the first database's header.
@@ -92,136 +145,199 @@ impl Instance {
             .max_by_key(|b| b.mark);
         Ok(prev.map(|b| backup_id(&me.log_signature, &b)))
     }
+}
+
+impl SetRun {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<BackupProgress> {
+        self.progress.subscribe()
+    }
+
+    /// The rest of the sequence. A cancel is honoured until the run commits to finishing,
+    /// just before truncation (or, for the kinds that do not truncate, the normal end) is
+    /// asked for: past that the set may be the only copy of deleted logs, so the run
+    /// finishes instead.
+    pub(crate) async fn run(mut self, mut cancel: Cancel) -> Result<BackupManifest> {
+        let written = tokio::select! {
+            biased;
+            () = cancel.requested() => None,
+            r = self.write_set() => Some(r),
+        };
+        let (result, phase) = match written {
+            None => (Err(self.cancelled().await), BackupPhase::Cancelled),
+            // The point of no return: either a cancel came first, or none will count.
+            Some(Ok(_)) if !cancel.commit() => {
+                (Err(self.cancelled().await), BackupPhase::Cancelled)
+            }
+            Some(Ok(written)) => {
+                let r = self.finish_set(written).await;
+                let phase = match r {
+                    Ok(_) => BackupPhase::Done,
+                    Err(_) => BackupPhase::Failed,
+                };
+                (r, phase)
+            }
+            Some(Err(e)) => {
+                self.guard.fail().await;
+                (Err(e), BackupPhase::Failed)
+            }
+        };
+        self.progress.phase(phase);
+        result
+    }
+
+    async fn cancelled(&mut self) -> Error {
+        self.guard.fail().await;
+        Error::BackupAbortByCaller.with_detail(format!(
+            "cancelled through its BackupHandle: the backup ended as aborted and the partial \
+             set {} was removed",
+            self.dir.display()
+        ))
+    }
 
     /// Everything up to a visible manifest; nothing is truncated yet.
-    async fn write_set(
-        &self,
-        w: &SharedWriter,
-        dir: &Path,
-        kind: BackupKind,
-        parent_id: Option<String>,
-        me: &InstanceInfo,
-    ) -> Result<Written> {
-        on_writer(w, SetWriter::prepare).await?;
-        if !kind.incremental() {
-            for path in self.get_attach_info().await? {
-                self.copy_file(w, &path, SetEntry::Database).await?;
+    async fn write_set(&mut self) -> Result<Written> {
+        on_writer(&self.w, SetWriter::prepare).await?;
+        if !self.kind.incremental() {
+            self.progress.phase(BackupPhase::Databases);
+            let databases = self.inst.get_attach_info().await?;
+            self.progress.databases_listed(databases.len());
+            for path in databases {
+                self.copy_file(&path, SetEntry::Database).await?;
             }
         }
-        let info = self.get_log_info().await?;
-        for (gen, path) in (info.gen_low..=info.gen_high).zip(info.files.iter()) {
-            self.copy_file(w, path, SetEntry::Log(gen)).await?;
+        let info = self.inst.get_log_info().await?;
+        self.progress.phase(BackupPhase::Logs);
+        let logs: Vec<_> = (info.gen_low..=info.gen_high).zip(info.files).collect();
+        self.progress.logs_listed(logs.len());
+        for (gen, path) in logs {
+            self.copy_file(&path, SetEntry::Log(gen)).await?;
         }
-        on_writer(w, SetWriter::seal).await?;
-        let doomed = match kind.truncates() {
-            true => self.get_truncate_log_info().await?,
+        self.progress.phase(BackupPhase::Publishing);
+        on_writer(&self.w, SetWriter::seal).await?;
+        let doomed = match self.kind.truncates() {
+            true => self.inst.get_truncate_log_info().await?,
             false => Vec::new(),
         };
         // The id needs the record the headers will keep; ask for it before anything is
         // truncated, since the manifest must be durable first.
-        let record = self.ask(GetBackupRecord {}).await?;
+        let record = self.inst.ask(GetBackupRecord {}).await?;
         let facts = SetFacts {
-            kind,
-            parent_id,
-            instance: self.name().to_string(),
-            base_name: me.base_name.clone(),
-            page_size: me.page_size,
-            log_signature: me.log_signature,
+            kind: self.kind,
+            parent_id: self.parent_id.clone(),
+            instance: self.inst.name().to_string(),
+            base_name: self.me.base_name.clone(),
+            page_size: self.me.page_size,
+            log_signature: self.me.log_signature,
             gen_low: info.gen_low,
             gen_high: info.gen_high,
             record,
         };
-        let manifest = on_writer(w, move |w| w.publish(facts)).await?;
-        Ok(Written {
-            dir: dir.to_path_buf(),
-            manifest,
-            doomed,
-        })
+        let manifest = on_writer(&self.w, move |w| w.publish(facts)).await?;
+        Ok(Written { manifest, doomed })
     }
 
     /// Truncation and the end, once the set is complete. A failure that cost the source no
     /// log removes the set like any earlier failure; once logs are gone the set is their only
     /// copy, so it stays (and the error says so).
-    async fn finish_set(
-        &self,
-        guard: &mut SetGuard,
-        done: Written,
-        kind: BackupKind,
-    ) -> Result<BackupManifest> {
-        guard.keep_set();
-        if kind.truncates() {
-            if let Err(e) = self.truncate_log().await {
-                return self.after_failed_truncate(guard, &done, e).await;
+    async fn finish_set(&mut self, done: Written) -> Result<BackupManifest> {
+        self.guard.keep_set();
+        self.progress.phase(BackupPhase::Finishing);
+        if self.kind.truncates() {
+            if let Err(e) = self.inst.truncate_log().await {
+                return self.after_failed_truncate(&done, e).await;
             }
         }
-        match self.end_external_backup(BackupEnd::NORMAL).await {
+        match self.inst.end_external_backup(BackupEnd::NORMAL).await {
             Ok(()) => {
-                guard.disarm();
+                self.guard.disarm();
                 Ok(done.manifest)
             }
             Err(e) if done.doomed.is_empty() => {
-                guard.fail().await;
+                self.guard.fail().await;
                 Err(e)
             }
             Err(e) => {
-                guard.disarm();
+                self.guard.disarm();
                 Err(kept(
                     e,
-                    &done.dir,
+                    &self.dir,
                     "ending the backup failed after its logs were truncated",
                 ))
             }
         }
     }
 
-    async fn after_failed_truncate(
-        &self,
-        guard: &mut SetGuard,
-        done: &Written,
-        e: Error,
-    ) -> Result<BackupManifest> {
-        let storage = self.storage().clone();
+    async fn after_failed_truncate(&mut self, done: &Written, e: Error) -> Result<BackupManifest> {
+        let storage = self.inst.storage().clone();
         let doomed = done.doomed.clone();
         let deleted = blocking(move || Ok(doomed.iter().any(|p| !storage.exists(p))))
             .await
             .unwrap_or(true);
         if !deleted {
-            guard.fail().await;
+            self.guard.fail().await;
             return Err(e);
         }
         // Some logs are gone and live only in this set: record it in the headers and keep it.
-        if let Err(end) = self.end_external_backup(BackupEnd::NORMAL).await {
+        if let Err(end) = self.inst.end_external_backup(BackupEnd::NORMAL).await {
             tracing::warn!(error = %end, "backup set kept, but not recorded in the headers");
         }
-        guard.disarm();
-        Err(kept(e, &done.dir, "truncating logs failed part way"))
+        self.guard.disarm();
+        Err(kept(e, &self.dir, "truncating logs failed part way"))
     }
 
     /// Streams one file of the backup into the set: each chunk is written on a blocking
     /// thread while the next is read; the file is synced before it counts as copied.
-    async fn copy_file(&self, w: &SharedWriter, from: &Path, entry: SetEntry) -> Result<()> {
-        let (h, _) = self.open_file(from).await?;
+    async fn copy_file(&mut self, from: &Path, entry: SetEntry) -> Result<()> {
+        let (h, size) = self.inst.open_file(from).await?;
+        match entry {
+            SetEntry::Database => self.progress.database_opened(size),
+            SetEntry::Log(_) => self.progress.log_opened(size),
+        }
         let source = from.to_path_buf();
-        on_writer(w, move |w| match entry {
+        on_writer(&self.w, move |w| match entry {
             SetEntry::Database => w.start_database(&source),
             SetEntry::Log(gen) => w.start_log(gen, &source),
         })
         .await?;
-        let mut writing: Option<JoinHandle<Result<()>>> = None;
+        let mut writing: Option<(JoinHandle<Result<()>>, u64)> = None;
         loop {
-            let chunk = self.read_file(h, CHUNK).await;
-            if let Some(job) = writing.take() {
+            let chunk = self.inst.read_file(h, self.chunk).await;
+            if let Some((job, n)) = writing.take() {
                 joined(job).await?;
+                self.progress.written(n);
             }
             let chunk = chunk?;
             if chunk.is_empty() {
                 break;
             }
-            let w = w.clone();
-            writing = Some(tokio::task::spawn_blocking(move || w.lock().append(&chunk)));
+            let n = chunk.len() as u64;
+            let w = self.w.clone();
+            writing = Some((
+                tokio::task::spawn_blocking(move || w.lock().append(&chunk)),
+                n,
+            ));
+            // The chunk is written while the run waits out its rate.
+            self.pace(n).await;
         }
-        on_writer(w, SetWriter::finish_file).await?;
-        self.close_file(h).await
+        on_writer(&self.w, SetWriter::finish_file).await?;
+        self.progress.file_done();
+        self.inst.close_file(h).await
+    }
+
+    /// Waits as long as the rate limit asks; a `stop_backup` cuts the wait short, so the
+    /// next call meets `BackupAbortByServer` at once.
+    async fn pace(&mut self, bytes: u64) {
+        let Some(pacer) = self.pacer.as_mut() else {
+            return;
+        };
+        let wait = pacer.take(bytes, Instant::now());
+        if wait.is_zero() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            Ok(()) = self.stops.changed() => {}
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! Cancel safety of `backup_to_dir`: the guard its future owns. Dropped before it is
-//! disarmed, it ends the backup as aborted (`AbortBackupIf`: `ABORT`, event 215) and removes
-//! the partial set; the file work and the waiting happen on a thread of their own, never in
-//! `drop` on an async worker. `Instance::term` and the next backup wait for that thread.
+//! Cancel safety of a backup-set run (`backup_to_dir`, `start_backup`): the guard the run
+//! owns. Dropped before it is disarmed, it ends the backup as aborted (`AbortBackupIf`:
+//! `ABORT`, event 215) and removes the partial set; the file work and the waiting happen on a
+//! thread of their own, never in `drop` on an async worker. `Instance::term` and the next
+//! backup wait for that thread.
 
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ enum SetFate {
     Keep,
 }
 
-/// Owned by `backup_to_dir`'s future; see the module documentation.
+/// Owned by a backup-set run; see the module documentation.
 pub(crate) struct SetGuard {
     inst: Instance,
     begun: Begun,

@@ -1,10 +1,18 @@
 //! Backup sets from a running instance: [`Instance::backup_to_dir`](crate::Instance) drives
-//! the streaming sequence into a set; [`verify_backup_set`] checks a set in a folder. The set
-//! format, its writer and its verification are the core's ([`ese::backup::set`]); here is
-//! only the async side: [`drive`] (the sequence of messages) and [`guard`] (cancel safety).
+//! the streaming sequence into a set, [`Instance::start_backup`](crate::Instance) runs it on a
+//! task of its own behind a [`BackupHandle`]; [`verify_backup_set`] checks a set in a folder.
+//! The set format, its writer and its verification are the core's ([`ese::backup::set`]);
+//! here is only the async side: [`drive`] (the sequence of messages), [`guard`] (cancel
+//! safety), [`handle`] (the task, its cancel and its result), [`progress`], [`rate`] (the
+//! pacer), [`options`], and [`shutdown`] (the instance's runs, `Instance::shutdown`).
 
 mod drive;
 mod guard;
+mod handle;
+mod options;
+mod progress;
+mod rate;
+mod shutdown;
 
 use std::path::Path;
 
@@ -15,6 +23,10 @@ use ese::Result;
 pub use ese::backup::set::{
     BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
 };
+pub use handle::BackupHandle;
+pub use options::BackupOptions;
+pub use progress::{BackupPhase, BackupProgress};
+pub(crate) use shutdown::BackupRuns;
 
 /// Checks the backup set in the folder `dir` without restoring it: every file's size and
 /// checksum, the logs' contiguity and signatures, each database image's header, trailer and
