@@ -14,7 +14,7 @@ use ese::io::FaultStorage;
 use ese::Lsn;
 use ese::{Commit, Core, InstanceParams};
 
-fn core_with_rows(rows: u64) -> (Core, ese::SessionId, ese::DbId) {
+fn core_with_rows(rows: u64) -> (Core, ese::SessionId, ese::TableId) {
     let storage: ese::io::StorageRef = Arc::new(FaultStorage::new());
     let params = InstanceParams::new("/mem/inst").page_size(8192);
     let mut core = Core::open(storage, params).expect("open");
@@ -22,19 +22,19 @@ fn core_with_rows(rows: u64) -> (Core, ese::SessionId, ese::DbId) {
         .create_database("/mem/inst/m.edb".as_ref())
         .expect("db");
     core.wait(t).expect("durable");
-    let s = core.begin_session();
-    let t = core.create_table(s, db, "t").expect("table");
+    let s = core.begin_session().expect("session");
+    let (tbl, t) = core.create_table(db, "t").expect("table");
     core.wait(t).expect("durable");
     let mut i = 0;
     while i < rows {
         core.begin_transaction(s).expect("begin");
         for _ in 0..1000.min(rows - i) {
-            core.put(s, db, "t", &key(i), &[7u8; 100]).expect("put");
+            core.put(s, tbl, &key(i), &[7u8; 100]).expect("put");
             i += 1;
         }
         core.commit(s, Commit::Lazy).expect("commit");
     }
-    (core, s, db)
+    (core, s, tbl)
 }
 
 fn key(i: u64) -> [u8; 16] {
@@ -47,19 +47,19 @@ fn btree(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
     g.measurement_time(Duration::from_secs(2));
     g.warm_up_time(Duration::from_millis(500));
-    let (mut core, s, db) = core_with_rows(10_000);
+    let (mut core, s, tbl) = core_with_rows(10_000);
     let mut i = 0u64;
     g.bench_function("get cached key (10k rows)", |b| {
         b.iter(|| {
             i = (i + 7919) % 10_000;
-            black_box(core.get(s, db, "t", &key(i)).expect("get"))
+            black_box(core.get(s, tbl, &key(i)).expect("get"))
         })
     });
     let mut n = 1_000_000u64;
     g.bench_function("put + lazy commit (1 row)", |b| {
         b.iter(|| {
             core.begin_transaction(s).expect("begin");
-            core.put(s, db, "t", &key(n), &[9u8; 100]).expect("put");
+            core.put(s, tbl, &key(n), &[9u8; 100]).expect("put");
             n += 1;
             black_box(core.commit(s, Commit::Lazy).expect("commit"))
         })

@@ -13,11 +13,10 @@ async fn main() -> ese_actors::Result<()> {
     let db = inst
         .create_database(dir.path().join("inst/orders.edb"))
         .await?;
-    let s = inst.begin_session().await?;
-    s.create_table(db, "orders").await?;
-    s.begin_transaction().await?;
-    s.put(db, "orders", b"order-1", b"2 widgets").await?;
-    s.commit(Commit::Durable).await?; // answered once the log record is fsync'd
+    let orders = inst.create_table(db, "orders").await?;
+    let mut tx = inst.transaction().await?;
+    tx.put(orders, b"order-1", b"2 widgets").await?;
+    tx.commit(Commit::Durable).await?; // answered once the log record is fsync'd
     let set = inst
         .backup_to_dir(dir.path().join("backup"), BackupKind::Full)
         .await?;

@@ -23,8 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut core = Core::open(os(), params.clone())?;
     let (db, t) = core.create_database(&db_path)?;
     core.wait(t)?;
-    let s = core.begin_session();
-    let t = core.create_table(s, db, "accounts")?;
+    let s = core.begin_session()?;
+    let (table, t) = core.create_table(db, "accounts")?;
     core.wait(t)?;
 
     const TXNS: u32 = 3000;
@@ -33,12 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         core.begin_transaction(s)?;
         core.put(
             s,
-            db,
-            "accounts",
+            table,
             format!("acct{i:06}").as_bytes(),
             format!("balance={}", i * 10).as_bytes(),
         )?;
-        core.put(s, db, "accounts", b"~last", &i.to_le_bytes())?;
+        core.put(s, table, b"~last", &i.to_le_bytes())?;
         let durability = if i % 10 == 9 {
             Commit::Durable
         } else {
@@ -69,11 +68,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         start.elapsed().as_secs_f64()
     );
     let db = core.attach_database(&db_path)?;
-    let s = core.begin_session();
-    let rows = core.scan(s, db, "accounts", Bound::Unbounded, Bound::Unbounded)?;
-    let last = core
-        .get(s, db, "accounts", b"~last")?
-        .ok_or("running row missing")?;
+    let table = core.open_table(db, "accounts")?;
+    let s = core.begin_session()?;
+    let rows = core.scan(s, table, Bound::Unbounded, Bound::Unbounded)?;
+    let last = core.get(s, table, b"~last")?.ok_or("running row missing")?;
     let last = u32::from_le_bytes(last.as_slice().try_into()?);
     // Every durable commit (each 10th) is acknowledged; lazy ones after the last durable one
     // may be lost, but never partly.

@@ -73,8 +73,13 @@ impl<'a> KeyRange<'a> {
 
     /// Keys that start with `prefix` (the upper bound is [`prefix_end`](ese::prefix_end)).
     pub fn prefix(prefix: &'a [u8]) -> KeyRange<'a> {
+        // Every key starts with the empty prefix: the same range as `all`, the same bounds.
+        let lo = match prefix.is_empty() {
+            true => Bound::Unbounded,
+            false => Bound::Included(Cow::Borrowed(prefix)),
+        };
         KeyRange {
-            lo: Bound::Included(Cow::Borrowed(prefix)),
+            lo,
             hi: prefix_end(prefix).map_or(Bound::Unbounded, |e| Bound::Excluded(e.into())),
             ..KeyRange::all()
         }

@@ -158,10 +158,7 @@ pub async fn run(
     } else {
         "durable commits: 1 session, 64 sessions"
     });
-    {
-        let s = f.inst.begin_session().await?;
-        s.create_table(f.db, "c").await?;
-    }
+    let c = f.inst.create_table(f.db, "c").await?;
     if let Some(p) = peers.as_deref_mut() {
         p.commit_open(dir)?;
     }
@@ -171,17 +168,13 @@ pub async fn run(
     let mut run_id = 1000u32;
     let creps = reps.min(5);
     for _ in 0..creps {
-        o1.push(
-            commit_run(&f.inst, f.db, "c", 1, w, Commit::Durable)
-                .await?
-                .rate(),
-        );
+        o1.push(commit_run(&f.inst, c, 1, w, Commit::Durable).await?.rate());
         run_id += 1;
         if let Some(p) = peers.as_deref_mut() {
             rd1.push(blocking(|| p.redb_commit_rate(run_id, 1, w))?);
             sq1.push(blocking(|| p.sqlite_commit_rate(run_id, 1, w))?);
         }
-        let m = commit_run(&f.inst, f.db, "c", 64, w, Commit::Durable).await?;
+        let m = commit_run(&f.inst, c, 64, w, Commit::Durable).await?;
         o64.push(m.rate());
         fpc.push(m.fsyncs_per_commit());
         bpc.push(m.commits as f64 / m.batches.max(1) as f64);
@@ -226,7 +219,7 @@ pub async fn run(
             ("SQLite (WAL, sync=FULL, threads)".to_string(), vec![]),
         ];
         for n in SWEEP {
-            let o = commit_run(&f.inst, f.db, "c", n, sweep_w, Commit::Durable)
+            let o = commit_run(&f.inst, c, n, sweep_w, Commit::Durable)
                 .await?
                 .rate();
             run_id += 1;
@@ -256,7 +249,7 @@ pub async fn run(
     let pairs = 4;
     let lw = scale.latency_window / 2;
     for _ in 0..pairs {
-        let l = latency_under_backup(&f, "c", scale.latency_writers, lw).await?;
+        let l = latency_under_backup(&f, c, scale.latency_writers, lw).await?;
         qs.extend(l.quiet.latencies);
         ls.extend(l.loaded.latencies);
         bytes += l.backup_bytes;
@@ -290,7 +283,7 @@ pub async fn run(
         let (mut e, mut g) = (Vec::new(), Vec::new());
         for _ in 0..reps {
             e.push(echo_roundtrips(clients, n).await);
-            g.push(get_roundtrips(&f.inst, f.db, clients, n).await?);
+            g.push(get_roundtrips(&f.inst, f.table, clients, n).await?);
         }
         let (e, g) = (median(&e), median(&g));
         rows.push(spec.row(&[], g).baseline(e).detail(format!(

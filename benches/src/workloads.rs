@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use ese_actors::{
     restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, DbId, Engine, Error,
-    Instance, InstanceParams, RestoreReport, Result, Term,
+    Instance, InstanceParams, RestoreReport, Result, TableId, Term,
 };
 
 /// Sizes and windows of a run.
@@ -157,6 +157,8 @@ pub struct Filled {
     pub inst: Instance,
     /// The database.
     pub db: DbId,
+    /// Its table `t`.
+    pub table: TableId,
     /// Its file.
     pub path: PathBuf,
     /// Rows in table `t`.
@@ -187,15 +189,14 @@ pub async fn fill_database(engine: &Engine, name: &str, dir: &Path, bytes: u64) 
     let db = inst.create_database(&path).await?;
     let rows = bytes / FILL_ROW_FOOTPRINT;
     {
-        let s = inst.begin_session().await?;
-        s.create_table(db, "t").await?;
+        let t = inst.create_table(db, "t").await?;
+        let mut s = inst.begin_session().await?;
         let mut i = 0;
         while i < rows {
-            s.begin_transaction().await?;
+            let mut tx = s.transaction().await?;
             let end = (i + 1000).min(rows);
             while i < end {
-                s.put(db, "t", &row_key(i), &row_value(i, FILL_VALUE))
-                    .await?;
+                tx.put(t, &row_key(i), &row_value(i, FILL_VALUE)).await?;
                 i += 1;
             }
             let d = if i == rows {
@@ -203,17 +204,19 @@ pub async fn fill_database(engine: &Engine, name: &str, dir: &Path, bytes: u64) 
             } else {
                 Commit::Lazy
             };
-            s.commit(d).await?;
+            tx.commit(d).await?;
         }
     }
     inst.term(Term::empty()).await?;
     let inst = engine.create_instance(name, bench_params(dir)).await?;
     inst.init().await?;
     let db = inst.attach_database(&path).await?;
+    let table = inst.open_table(db, "t").await?;
     let file_bytes = std::fs::metadata(&path).map_err(Error::from_io)?.len();
     Ok(Filled {
         inst,
         db,
+        table,
         path,
         rows,
         file_bytes,
@@ -312,7 +315,7 @@ pub struct CommitRun {
     pub commits: u64,
     /// Window length in seconds.
     pub seconds: f64,
-    /// Latency of each commit (begin_transaction + put + commit), seconds.
+    /// Latency of each commit (transaction + put + commit), seconds.
     pub latencies: Vec<f64>,
     /// Log fsyncs and log batches during the window (from `Instance::stats`).
     pub fsyncs: u64,
@@ -348,12 +351,11 @@ pub fn commit_key(run: u32, w: u32, j: u64) -> [u8; 16] {
 static RUN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// `sessions` tokio tasks, each with its own session, commit in a loop for `window`: one
-/// transaction = `begin_transaction`, one put (16-byte key, 100-byte value), `commit(d)`.
+/// transaction = `Session::transaction`, one put (16-byte key, 100-byte value), `commit(d)`.
 /// Every task starts together (barrier); commits acknowledged inside the window count.
 pub async fn commit_run(
     inst: &Instance,
-    db: DbId,
-    table: &str,
+    table: TableId,
     sessions: usize,
     window: Duration,
     durability: Commit,
@@ -363,24 +365,18 @@ pub async fn commit_run(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for w in 0..sessions {
-        let (inst, barrier, stop, table) = (
-            inst.clone(),
-            barrier.clone(),
-            stop.clone(),
-            table.to_string(),
-        );
+        let (inst, barrier, stop) = (inst.clone(), barrier.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let s = inst.begin_session().await?;
+            let mut s = inst.begin_session().await?;
             let value = row_value(w as u64, COMMIT_VALUE);
             let mut lat = Vec::with_capacity(4096);
             barrier.wait().await;
             let mut j = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                s.begin_transaction().await?;
-                s.put(db, &table, &commit_key(run, w as u32, j), &value)
-                    .await?;
-                s.commit(durability).await?;
+                let mut tx = s.transaction().await?;
+                tx.put(table, &commit_key(run, w as u32, j), &value).await?;
+                tx.commit(durability).await?;
                 if !stop.load(Ordering::Relaxed) {
                     lat.push(t.elapsed().as_secs_f64());
                 }
@@ -425,11 +421,11 @@ pub struct LatencyRun {
 /// Runs the quiet window, then the loaded window (see [`LatencyRun`]).
 pub async fn latency_under_backup(
     f: &Filled,
-    table: &str,
+    table: TableId,
     writers: usize,
     window: Duration,
 ) -> Result<LatencyRun> {
-    let quiet = commit_run(&f.inst, f.db, table, writers, window, Commit::Durable).await?;
+    let quiet = commit_run(&f.inst, table, writers, window, Commit::Durable).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let backup = {
         let (inst, path, stop) = (f.inst.clone(), f.path.clone(), stop.clone());
@@ -445,7 +441,7 @@ pub async fn latency_under_backup(
     };
     // Let the first stream start before the window opens.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let loaded = commit_run(&f.inst, f.db, table, writers, window, Commit::Durable).await;
+    let loaded = commit_run(&f.inst, table, writers, window, Commit::Durable).await;
     stop.store(true, Ordering::Relaxed);
     let backup_bytes = backup.await.map_err(|_| Error::InternalError)??;
     Ok(LatencyRun {
@@ -481,10 +477,7 @@ pub async fn restore_run(engine: &Engine, dir: &Path, txns: usize) -> Result<Res
         .await?;
     inst.init().await?;
     let db = inst.create_database(src.join("restore.edb")).await?;
-    {
-        let s = inst.begin_session().await?;
-        s.create_table(db, "t").await?;
-    }
+    let t = inst.create_table(db, "t").await?;
     let full = dir.join("full");
     inst.backup_to_dir(&full, BackupKind::Full).await?;
     let sessions = 8;
@@ -494,20 +487,20 @@ pub async fn restore_run(engine: &Engine, dir: &Path, txns: usize) -> Result<Res
     for w in 0..sessions {
         let inst = inst.clone();
         tasks.push(tokio::spawn(async move {
-            let s = inst.begin_session().await?;
+            let mut s = inst.begin_session().await?;
             for j in 0..per as u64 {
-                s.begin_transaction().await?;
+                let mut tx = s.transaction().await?;
                 for r in 0..4u64 {
                     let i = j * 4 + r;
-                    s.put(db, "t", &commit_key(0, w as u32, i), &row_value(i, 100))
+                    tx.put(t, &commit_key(0, w as u32, i), &row_value(i, 100))
                         .await?;
                 }
-                s.commit(Commit::Lazy).await?;
+                tx.commit(Commit::Lazy).await?;
             }
-            s.begin_transaction().await?;
+            let mut tx = s.transaction().await?;
             // Each session its own key: concurrent writers of one key conflict (-1102).
-            s.put(db, "t", &commit_key(1, w as u32, 0), b"x").await?;
-            s.commit(Commit::Durable).await?;
+            tx.put(t, &commit_key(1, w as u32, 0), b"x").await?;
+            tx.commit(Commit::Durable).await?;
             Ok::<_, Error>(())
         }));
     }
@@ -531,16 +524,19 @@ pub async fn restore_run(engine: &Engine, dir: &Path, txns: usize) -> Result<Res
 }
 
 /// `clients` tasks, each with its own session, call `Session::get` of one cached key `n`
-/// times each: round trips per second (all clients together). The key is put into table
-/// `t` (which [`fill_database`] creates) first.
-pub async fn get_roundtrips(inst: &Instance, db: DbId, clients: usize, n: usize) -> Result<f64> {
+/// times each: round trips per second (all clients together). The key is put into `table`
+/// (table `t`, which [`fill_database`] creates) first.
+pub async fn get_roundtrips(
+    inst: &Instance,
+    table: TableId,
+    clients: usize,
+    n: usize,
+) -> Result<f64> {
     {
         let s = inst.begin_session().await?;
-        s.begin_transaction().await?;
-        s.put(db, "t", b"cached-key-00001", &row_value(7, COMMIT_VALUE))
+        s.put(table, b"cached-key-00001", &row_value(7, COMMIT_VALUE))
             .await?;
-        s.commit(Commit::Durable).await?;
-        s.get(db, "t", b"cached-key-00001").await?;
+        s.get(table, b"cached-key-00001").await?;
     }
     let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut tasks = Vec::new();
@@ -550,7 +546,7 @@ pub async fn get_roundtrips(inst: &Instance, db: DbId, clients: usize, n: usize)
             let s = inst.begin_session().await?;
             barrier.wait().await;
             for _ in 0..n {
-                let v = s.get(db, "t", b"cached-key-00001").await?;
+                let v = s.get(table, b"cached-key-00001").await?;
                 std::hint::black_box(v);
             }
             Ok::<_, Error>(())
@@ -647,9 +643,9 @@ pub async fn stop_latency(f: Filled, clients: usize, warmup: Duration) -> Result
     }
     let run = RUN_ID.fetch_add(1, Ordering::Relaxed) as u32;
     for w in 0..committers {
-        let (inst, db) = (f.inst.clone(), f.db);
+        let (inst, table) = (f.inst.clone(), f.table);
         tasks.push(tokio::spawn(async move {
-            let s = match inst.begin_session().await {
+            let mut s = match inst.begin_session().await {
                 Ok(s) => s,
                 Err(e) => return (Some((Instant::now(), e.code())), vec![]),
             };
@@ -657,10 +653,9 @@ pub async fn stop_latency(f: Filled, clients: usize, warmup: Duration) -> Result
             let mut j = 0u64;
             loop {
                 let r = async {
-                    s.begin_transaction().await?;
-                    s.put(db, "t", &commit_key(run, w as u32, j), &value)
-                        .await?;
-                    s.commit(Commit::Durable).await
+                    let mut tx = s.transaction().await?;
+                    tx.put(table, &commit_key(run, w as u32, j), &value).await?;
+                    tx.commit(Commit::Durable).await
                 }
                 .await;
                 if let Err(e) = r {

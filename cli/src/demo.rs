@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ese_actors::{
     restore_backup_chain, BackupKind, BackupManifest, Commit, DbId, Engine, Instance,
-    InstanceParams, Term,
+    InstanceParams, KeyRange, TableId, Term,
 };
 use serde::Serialize;
 
@@ -69,7 +69,7 @@ struct Writers {
     tasks: Vec<tokio::task::JoinHandle<Result<(), ese_actors::Error>>>,
 }
 
-fn start_writers(inst: &Instance, db: DbId, n: usize) -> Writers {
+fn start_writers(inst: &Instance, orders: TableId, n: usize) -> Writers {
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
     let durable = Arc::new(AtomicU64::new(0));
@@ -78,32 +78,26 @@ fn start_writers(inst: &Instance, db: DbId, n: usize) -> Writers {
             let (inst, stop, commits, durable) =
                 (inst.clone(), stop.clone(), commits.clone(), durable.clone());
             tokio::spawn(async move {
-                let s = inst.begin_session().await?;
+                let mut s = inst.begin_session().await?;
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    s.begin_transaction().await?;
+                    let mut tx = s.transaction().await?;
                     let order = format!("order-{w:02}-{n:08}");
-                    s.put(
-                        db,
-                        "orders",
+                    tx.put(
+                        orders,
                         order.as_bytes(),
                         format!("customer={} amount={}", n % 97, n * 3 + w as u64).as_bytes(),
                     )
                     .await?;
-                    s.put(
-                        db,
-                        "orders",
-                        format!("~last-{w:02}").as_bytes(),
-                        order.as_bytes(),
-                    )
-                    .await?;
+                    tx.put(orders, format!("~last-{w:02}").as_bytes(), order.as_bytes())
+                        .await?;
                     // Half the writers ask for durable commits, half for lazy ones.
                     let d = if w % 2 == 0 {
                         Commit::Durable
                     } else {
                         Commit::Lazy
                     };
-                    s.commit(d).await?;
+                    tx.commit(d).await?;
                     commits.fetch_add(1, Ordering::Relaxed);
                     if d == Commit::Durable {
                         durable.fetch_add(1, Ordering::Relaxed);
@@ -177,14 +171,11 @@ async fn demo(dir: &Path, seconds: u64, writers: usize, out: Out) -> Result<Repo
     inst.init().await?;
     let db_path = src.join("orders.edb");
     let db = inst.create_database(&db_path).await?;
-    inst.begin_session()
-        .await?
-        .create_table(db, "orders")
-        .await?;
+    let orders = inst.create_table(db, "orders").await?;
 
     let step = Step::start(out, &format!("{writers} writers committing"));
     let t0 = Instant::now();
-    let w = start_writers(&inst, db, writers);
+    let w = start_writers(&inst, orders, writers);
     let third = Duration::from_millis(seconds * 1000 / 3);
     tokio::time::sleep(third).await;
     step.note("online full backup while the writers commit");
@@ -278,9 +269,10 @@ async fn demo(dir: &Path, seconds: u64, writers: usize, out: Out) -> Result<Repo
     })
 }
 
+/// Every row of "orders", opened by name: the restored database is another instance's.
 async fn scan(inst: &Instance, db: DbId) -> Result<Vec<(bytes::Bytes, bytes::Bytes)>, Failure> {
-    let s = inst.begin_session().await?;
-    Ok(s.scan(db, "orders", ..).await?)
+    let orders = inst.open_table(db, "orders").await?;
+    Ok(inst.scan(orders, KeyRange::all()).await?)
 }
 
 fn print_report(r: &Report) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ese_actors::{Commit, Engine, InstanceParams, Term};
+use ese_actors::{Commit, Engine, InstanceParams, KeyRange, Term};
 
 fn ese(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ese"))
@@ -59,22 +59,21 @@ fn make_instance(dir: &Path, n: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
             .unwrap();
         inst.init().await.unwrap();
         let db = inst.create_database(dir.join("data.edb")).await.unwrap();
-        let s = inst.begin_session().await.unwrap();
-        s.create_table(db, "t").await.unwrap();
-        s.begin_transaction().await.unwrap();
+        let t = inst.create_table(db, "t").await.unwrap();
+        let mut s = inst.begin_session().await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
         for i in 0..n {
-            s.put(
-                db,
-                "t",
+            tx.put(
+                t,
                 format!("k{i:05}").as_bytes(),
                 format!("value {i}").as_bytes(),
             )
             .await
             .unwrap();
         }
-        s.commit(Commit::Durable).await.unwrap();
+        tx.commit(Commit::Durable).await.unwrap();
         let rows = s
-            .scan(db, "t", ..)
+            .scan(t, KeyRange::all())
             .await
             .unwrap()
             .into_iter()
@@ -96,9 +95,10 @@ fn read_rows(db: &Path, scratch: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
             .unwrap();
         inst.init().await.unwrap();
         let id = inst.attach_database(db).await.unwrap();
+        let t = inst.open_table(id, "t").await.unwrap();
         let s = inst.begin_session().await.unwrap();
         let rows = s
-            .scan(id, "t", ..)
+            .scan(t, KeyRange::all())
             .await
             .unwrap()
             .into_iter()
@@ -202,7 +202,7 @@ fn backup_of_a_running_instance_is_refused_and_says_how() {
     // This process runs the instance; the `ese` process is another one.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let engine = Engine::new();
-    let (running, db) = rt.block_on(async {
+    let (running, t) = rt.block_on(async {
         let i = engine
             .create_instance(
                 "running",
@@ -212,7 +212,8 @@ fn backup_of_a_running_instance_is_refused_and_says_how() {
             .unwrap();
         i.init().await.unwrap();
         let db = i.attach_database(inst_dir.join("data.edb")).await.unwrap();
-        (i, db)
+        let t = i.open_table(db, "t").await.unwrap();
+        (i, t)
     });
     let out = backup(false);
     assert_eq!(out.status.code(), Some(1));
@@ -229,13 +230,9 @@ fn backup_of_a_running_instance_is_refused_and_says_how() {
     assert!(v["hint"].as_str().unwrap().contains("host"));
     // The running instance was not disturbed; once it is terminated the backup runs.
     rt.block_on(async {
-        let s = running.begin_session().await.unwrap();
-        s.begin_transaction().await.unwrap();
-        s.put(db, "t", b"after", b"the refused backup")
-            .await
-            .unwrap();
-        s.commit(Commit::Durable).await.unwrap();
-        drop(s);
+        let mut tx = running.transaction().await.unwrap();
+        tx.put(t, b"after", b"the refused backup").await.unwrap();
+        tx.commit(Commit::Durable).await.unwrap();
         running.term(Term::empty()).await.unwrap();
     });
     let out = backup(false);

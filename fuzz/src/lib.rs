@@ -64,8 +64,8 @@ fn build_set() -> ese::Result<Set> {
     let original = PathBuf::from("/f/test.edb");
     let (db, t) = core.create_database(&original)?;
     core.wait(t)?;
-    let s = core.begin_session();
-    let t = core.create_table(s, db, "t")?;
+    let s = core.begin_session()?;
+    let (tbl, t) = core.create_table(db, "t")?;
     core.wait(t)?;
     let mut n = 0u32;
     let mut commit = |core: &mut Core, rows: u32| -> ese::Result<()> {
@@ -79,15 +79,9 @@ fn build_set() -> ese::Result<Set> {
             } else {
                 40 + (i as usize % 50)
             };
-            core.put(
-                s,
-                db,
-                "t",
-                format!("k{i:05}").as_bytes(),
-                &vec![i as u8; len],
-            )?;
+            core.put(s, tbl, format!("k{i:05}").as_bytes(), &vec![i as u8; len])?;
             if i % 5 == 4 {
-                core.delete(s, db, "t", format!("k{:05}", i - 2).as_bytes())?;
+                core.delete(s, tbl, format!("k{:05}", i - 2).as_bytes())?;
             }
             let t = core.commit(s, Commit::Durable)?;
             core.wait(t)?;

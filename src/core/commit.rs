@@ -243,7 +243,7 @@ mod tests {
         // Eight durable commits queued before any is waited for share the batches they land in.
         let mut tickets = Vec::new();
         for i in 0..8u8 {
-            let s = core.begin_session();
+            let s = core.begin_session().unwrap();
             core.begin_transaction(s).unwrap();
             core.put(s, tbl, &[b'k', i], b"3").unwrap();
             tickets.push(core.commit(s, Commit::Durable).unwrap());

@@ -12,7 +12,7 @@ use support::actor::*;
 async fn each_kind_writes_its_field() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, path) = instance_with_data(&engine, "i", dir.path(), 100).await;
+    let (inst, t, path) = instance_with_data(&engine, "i", dir.path(), 100).await;
 
     // Full without truncation: a copy backup.
     run_backup(&inst, false, false).await;
@@ -31,7 +31,7 @@ async fn each_kind_writes_its_field() {
     );
 
     // Full with truncation.
-    put_rows(&inst, db, 100..200).await;
+    put_rows(&inst, t, 100..200).await;
     run_backup(&inst, false, true).await;
     let i = inst.database_info(&path).await.unwrap();
     let full = i.last_full.expect("last_full");
@@ -39,7 +39,7 @@ async fn each_kind_writes_its_field() {
     assert_eq!(i.last_copy, Some(copy), "other fields stay");
 
     // Incremental without truncation: differential.
-    put_rows(&inst, db, 200..300).await;
+    put_rows(&inst, t, 200..300).await;
     run_backup(&inst, true, false).await;
     let diff = inst
         .database_info(&path)
@@ -50,7 +50,7 @@ async fn each_kind_writes_its_field() {
     assert!(diff.gen_high > full.gen_high);
 
     // Incremental with truncation (TRUNCATE_DONE counts as truncated).
-    put_rows(&inst, db, 300..400).await;
+    put_rows(&inst, t, 300..400).await;
     inst.begin_external_backup(BackupBegin::INCREMENTAL)
         .await
         .unwrap();
@@ -137,12 +137,12 @@ async fn header_update_is_replayed_after_a_dirty_restart() {
 async fn a_new_log_stream_replaces_the_old_streams_records() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (a, db, path) = instance_with_data(&engine, "a", &dir.path().join("a"), 100).await;
+    let (a, t, path) = instance_with_data(&engine, "a", &dir.path().join("a"), 100).await;
     // Two full backups move A's log past generation 1.
     a.backup_to_dir(dir.path().join("a-full-1"), BackupKind::Full)
         .await
         .unwrap();
-    put_rows(&a, db, 100..200).await;
+    put_rows(&a, t, 100..200).await;
     a.backup_to_dir(dir.path().join("a-full-2"), BackupKind::Full)
         .await
         .unwrap();
@@ -157,6 +157,7 @@ async fn a_new_log_stream_replaces_the_old_streams_records() {
         .unwrap();
     b.init().await.unwrap();
     let db = b.attach_database(&path).await.unwrap();
+    let t = b.open_table(db, "t").await.unwrap();
     assert_eq!(
         b.database_info(&path).await.unwrap().last_full,
         Some(on_a),
@@ -181,7 +182,7 @@ async fn a_new_log_stream_replaces_the_old_streams_records() {
     );
     assert_eq!(info.last_incremental, None);
 
-    put_rows(&b, db, 200..300).await;
+    put_rows(&b, t, 200..300).await;
     let inc = b
         .backup_to_dir(dir.path().join("b-inc"), BackupKind::Incremental)
         .await

@@ -409,9 +409,9 @@ async fn term_during_a_backup() {
 async fn incremental_backup_phase_rules() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, dbid, db) = instance_with_data(&engine, "i", dir.path(), 200).await;
+    let (inst, t, db) = instance_with_data(&engine, "i", dir.path(), 200).await;
     run_backup(&inst, false, true).await;
-    put_rows(&inst, dbid, 200..400).await;
+    put_rows(&inst, t, 200..400).await;
     inst.begin_external_backup(BackupBegin::INCREMENTAL)
         .await
         .unwrap();

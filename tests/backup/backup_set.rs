@@ -22,7 +22,7 @@ async fn full_then_incremental_sets_chain_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let sets = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = instance_with_data(&engine, "i", &dir.path().join("inst"), 400).await;
+    let (inst, t, _) = instance_with_data(&engine, "i", &dir.path().join("inst"), 400).await;
     let full = inst
         .backup_to_dir(sets.path().join("full"), BackupKind::Full)
         .await
@@ -34,7 +34,7 @@ async fn full_then_incremental_sets_chain_and_verify() {
     let r = verify_backup_set(sets.path().join("full")).unwrap();
     assert!(r.pages > 10 && r.logs == full.logs.len());
 
-    put_rows(&inst, db, 400..800).await;
+    put_rows(&inst, t, 400..800).await;
     let inc = inst
         .backup_to_dir(sets.path().join("inc"), BackupKind::Incremental)
         .await
@@ -44,7 +44,7 @@ async fn full_then_incremental_sets_chain_and_verify() {
     assert!(inc.gen_low <= full.gen_high + 1 && inc.gen_high > full.gen_high);
     verify_backup_set(sets.path().join("inc")).unwrap();
 
-    put_rows(&inst, db, 800..900).await;
+    put_rows(&inst, t, 800..900).await;
     let inc2 = inst
         .backup_to_dir(sets.path().join("inc2"), BackupKind::Incremental)
         .await

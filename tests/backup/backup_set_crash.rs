@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ese::io::{Fault, FaultStorage, StorageRef};
-use ese_actors::{verify_backup_set_on, BackupKind, DbId, Engine, Instance, Term};
+use ese_actors::{verify_backup_set_on, BackupKind, Engine, Instance, TableId, Term};
 use support::actor::*;
 
 const HOME: &str = "/c/home";
 const SETS: &str = "/c/sets";
 const ROWS: u32 = 300;
 
-/// The instance of `HOME` after soft recovery, with its database attached.
-async fn reopen(storage: &StorageRef) -> (Engine, Instance, DbId) {
+/// The instance of `HOME` after soft recovery, with its database attached: its table "t".
+async fn reopen(storage: &StorageRef) -> (Engine, Instance, TableId) {
     let engine = Engine::new();
     let inst = engine
         .create_instance_on("c", params(Path::new(HOME)), storage.clone())
@@ -29,14 +29,15 @@ async fn reopen(storage: &StorageRef) -> (Engine, Instance, DbId) {
         .attach_database(Path::new(HOME).join("db.edb"))
         .await
         .unwrap();
-    (engine, inst, db)
+    let t = inst.open_table(db, "t").await.unwrap();
+    (engine, inst, t)
 }
 
 /// Every row `put_rows` wrote is there.
-async fn assert_rows(inst: &Instance, db: DbId, what: &str) {
+async fn assert_rows(inst: &Instance, t: TableId, what: &str) {
     let s = inst.begin_session().await.unwrap();
     for i in [0, ROWS / 2, ROWS - 1] {
-        let got = s.get(db, "t", format!("k{i:06}").as_bytes()).await.unwrap();
+        let got = s.get(t, format!("k{i:06}").as_bytes()).await.unwrap();
         assert_eq!(
             got.as_deref(),
             Some(&[(i % 251) as u8; 200][..]),
@@ -73,8 +74,8 @@ async fn a_crash_at_every_folder_sync_of_a_set_leaves_no_set_and_every_log() {
             fs.crash();
             let report = verify_backup_set_on(storage.clone(), &set).unwrap();
             assert_eq!(report.manifest, manifest);
-            let (_engine, inst, db) = reopen(&storage).await;
-            assert_rows(&inst, db, "after the finished backup").await;
+            let (_engine, inst, t) = reopen(&storage).await;
+            assert_rows(&inst, t, "after the finished backup").await;
             inst.term(Term::empty()).await.unwrap();
             // Five folder syncs: the set's folder once databases/ and once logs/ are made, both
             // at the seal, the set's folder after the manifest's rename.
@@ -92,8 +93,8 @@ async fn a_crash_at_every_folder_sync_of_a_set_leaves_no_set_and_every_log() {
         if left.contains(&set.join("manifest.json.tmp")) {
             between_rename_and_sync += 1;
         }
-        let (_engine, inst, db) = reopen(&storage).await;
-        assert_rows(&inst, db, &what).await;
+        let (_engine, inst, t) = reopen(&storage).await;
+        assert_rows(&inst, t, &what).await;
         inst.term(Term::empty()).await.unwrap();
     }
     assert_eq!(

@@ -201,17 +201,15 @@ async fn a_real_full_tmpfs_fails_the_backup_and_keeps_every_log() {
     };
     let engine = Engine::new();
     let home = dir.path().join("inst");
-    let (inst, db, _) = instance_with_data(&engine, "i", &home, 0).await;
-    let s = inst.begin_session().await.unwrap();
+    let (inst, tbl, _) = instance_with_data(&engine, "i", &home, 0).await;
+    let mut s = inst.begin_session().await.unwrap();
     for t in 0..60u32 {
-        s.begin_transaction().await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
         for i in 0..50u32 {
             let key = format!("k{t:03}-{i:03}");
-            s.put(db, "t", key.as_bytes(), &[t as u8; 1000])
-                .await
-                .unwrap();
+            tx.put(tbl, key.as_bytes(), &[t as u8; 1000]).await.unwrap();
         }
-        s.commit(ese::Commit::Durable).await.unwrap();
+        tx.commit(ese::Commit::Durable).await.unwrap();
     }
     let os = ese::io::os();
     let before = archived_logs(&*os, &home);

@@ -98,12 +98,12 @@ async fn stopped_after_logs_were_truncated_keeps_the_complete_set() {
     let engine = Engine::new();
     let gated = GatedStorage::new(ese::io::os());
     let home = dir.path().join("inst");
-    let (inst, db, _) = instance_on(&engine, gated.storage(), "i", &home, 400).await;
+    let (inst, t, _) = instance_on(&engine, gated.storage(), "i", &home, 400).await;
     let full = dir.path().join("full");
     inst.backup_to_dir(&full, BackupKind::Full).await.unwrap();
     let mut more = 400;
     while !truncation_due(&inst).await {
-        put_rows(&inst, db, more..more + 400).await;
+        put_rows(&inst, t, more..more + 400).await;
         more += 400;
         assert!(more < 20_000, "the checkpoint never moves past a log");
     }

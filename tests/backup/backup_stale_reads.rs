@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ese::internals::db::{DbHeader, Trailer};
 use ese_actors::{
-    BackupBegin, BackupEnd, BackupFile, DbId, Engine, Instance, LogInfo, RestoreSpec, Term,
+    BackupBegin, BackupEnd, BackupFile, Engine, Instance, LogInfo, RestoreSpec, TableId, Term,
 };
 use support::actor::*;
 
@@ -23,11 +23,11 @@ const FIRST: usize = 3 * PAGE;
 const ROWS: u32 = 100;
 
 /// An initialised instance on gated storage with `db.edb` holding `ROWS` rows.
-async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, DbId, PathBuf, GatedStorage) {
+async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, TableId, PathBuf, GatedStorage) {
     let gated = GatedStorage::new(ese::io::os());
-    let (inst, db, path) =
+    let (inst, t, path) =
         support::actor::instance_on(engine, gated.storage(), "stale", dir, ROWS).await;
-    (inst, db, path, gated)
+    (inst, t, path, gated)
 }
 
 /// The error code of a read's answer, `None` for a chunk (not printed: it is a whole image).
@@ -147,13 +147,11 @@ async fn assert_restores(
         .unwrap();
     r.init().await.unwrap();
     let db = r.attach_database(&target).await.unwrap();
+    let t = r.open_table(db, "t").await.unwrap();
     let s = r.begin_session().await.unwrap();
     for i in [0, ROWS / 2, ROWS - 1] {
         let key = format!("k{i:06}");
-        assert!(
-            s.get(db, "t", key.as_bytes()).await.unwrap().is_some(),
-            "{key}"
-        );
+        assert!(s.get(t, key.as_bytes()).await.unwrap().is_some(), "{key}");
     }
     drop(s);
     r.term(Term::empty()).await.unwrap();

@@ -21,13 +21,8 @@ async fn stream_under_load(circular: bool) {
     inst.init().await.unwrap();
     let path = dir.path().join("db.edb");
     let db = inst.create_database(&path).await.unwrap();
-    inst.begin_session()
-        .await
-        .unwrap()
-        .create_table(db, "t")
-        .await
-        .unwrap();
-    put_rows(&inst, db, 0..2000).await;
+    let t = inst.create_table(db, "t").await.unwrap();
+    put_rows(&inst, t, 0..2000).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
@@ -35,16 +30,16 @@ async fn stream_under_load(circular: bool) {
         .map(|w| {
             let (inst, stop, commits) = (inst.clone(), stop.clone(), commits.clone());
             tokio::spawn(async move {
-                let s = inst.begin_session().await.unwrap();
+                let mut s = inst.begin_session().await.unwrap();
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    s.begin_transaction().await.unwrap();
-                    s.put(db, "t", format!("w{w}-{n}").as_bytes(), &[w as u8; 300])
+                    let mut tx = s.transaction().await.unwrap();
+                    tx.put(t, format!("w{w}-{n}").as_bytes(), &[w as u8; 300])
                         .await
                         .unwrap();
                     // Disjoint keys per writer: the test is about the backup, not about conflicts.
                     let k = (n as usize * 8 + w) % 2000;
-                    s.put(db, "t", format!("k{k:06}").as_bytes(), &[n as u8; 200])
+                    tx.put(t, format!("k{k:06}").as_bytes(), &[n as u8; 200])
                         .await
                         .unwrap();
                     let d = if n.is_multiple_of(2) {
@@ -52,7 +47,7 @@ async fn stream_under_load(circular: bool) {
                     } else {
                         Commit::Lazy
                     };
-                    s.commit(d).await.unwrap();
+                    tx.commit(d).await.unwrap();
                     commits.fetch_add(1, Ordering::Relaxed);
                     n += 1;
                 }
@@ -77,7 +72,7 @@ async fn stream_under_load(circular: bool) {
     }
     let info = inst.get_log_info().await.unwrap();
     // Writers go on; the listed logs must all stay on disk until the end.
-    put_rows(&inst, db, 2000..2600).await;
+    put_rows(&inst, t, 2000..2600).await;
     for p in &info.files {
         assert!(
             p.exists(),

@@ -405,10 +405,10 @@ async fn run_case(
     inst.init().await.unwrap();
     let db = std::path::PathBuf::from(format!("{dir}/db.edb"));
     let id = inst.create_database(&db).await.unwrap();
+    let t = inst.create_table(id, "t").await.unwrap();
     let s = inst.begin_session().await.unwrap();
-    s.create_table(id, "t").await.unwrap();
     for i in 0..40u32 {
-        s.put(id, "t", &i.to_be_bytes(), &[1u8; 200]).await.unwrap();
+        s.put(t, &i.to_be_bytes(), &[1u8; 200]).await.unwrap();
     }
     drop(s);
     let mut tasks = Vec::new();

@@ -73,10 +73,10 @@ async fn round(host: Host, engine: &Engine, storage: &StorageRef, first: bool) -
         inst.attach_database(&db).await.unwrap()
     };
     if first {
+        let t = inst.create_table(id, "t").await.unwrap();
         let s = inst.begin_session().await.unwrap();
-        s.create_table(id, "t").await.unwrap();
         for i in 0..400u32 {
-            s.put(id, "t", &i.to_be_bytes(), &[7u8; 300]).await.unwrap();
+            s.put(t, &i.to_be_bytes(), &[7u8; 300]).await.unwrap();
         }
     }
     let c = tokio::spawn(client(inst.clone(), db.clone()));

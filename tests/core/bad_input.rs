@@ -19,11 +19,11 @@ fn params(dir: &Path) -> InstanceParams {
 fn build(dir: &Path) -> (StorageRef, InstanceParams) {
     let storage = os();
     let params = params(dir);
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     for i in 0..150u32 {
         core.begin_transaction(s).unwrap();
-        core.put(s, db, "t", format!("k{i}").as_bytes(), &[7u8; 500])
+        core.put(s, tbl, format!("k{i}").as_bytes(), &[7u8; 500])
             .unwrap();
         let t = core.commit(s, Commit::Durable).unwrap();
         core.wait(t).unwrap();
@@ -31,7 +31,7 @@ fn build(dir: &Path) -> (StorageRef, InstanceParams) {
     core.checkpoint_now().unwrap();
     for i in 0..3u32 {
         let t = core
-            .put(s, db, "t", format!("late{i}").as_bytes(), b"v")
+            .put(s, tbl, format!("late{i}").as_bytes(), b"v")
             .unwrap()
             .unwrap();
         core.wait(t).unwrap();
@@ -151,10 +151,10 @@ fn rewound_checkpoint_replays_everything_again() {
         "workload too small"
     );
     rewind_checkpoint(&storage, dir.path());
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
-    assert_eq!(core.get(s, db, "t", b"k149").unwrap(), Some(vec![7u8; 500]));
-    assert_eq!(core.get(s, db, "t", b"late2").unwrap(), Some(b"v".to_vec()));
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    assert_eq!(core.get(s, tbl, b"k149").unwrap(), Some(vec![7u8; 500]));
+    assert_eq!(core.get(s, tbl, b"late2").unwrap(), Some(b"v".to_vec()));
     core.term_clean().unwrap();
 }
 
@@ -217,10 +217,10 @@ fn damaged_data_page_is_reported_not_panicked() {
     let dir = tempfile::tempdir().unwrap();
     let storage = os();
     let params = params(dir.path());
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     for i in 0..200u32 {
-        core.put(s, db, "t", format!("k{i:03}").as_bytes(), &[1u8; 100])
+        core.put(s, tbl, format!("k{i:03}").as_bytes(), &[1u8; 100])
             .unwrap();
     }
     core.term_clean().unwrap();

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use ese::io::{Fault, StorageRef};
-use ese::{Commit, Core, DbId, InstanceParams};
+use ese::{Commit, Core, InstanceParams, TableId};
 use support::core::*;
 
 const TXNS: u32 = 60;
@@ -24,16 +24,18 @@ fn workload(storage: &StorageRef, params: &InstanceParams) -> Vec<u32> {
     let Ok((db, t)) = core.create_database(&path) else {
         return acked;
     };
-    let s = core.begin_session();
+    let Ok(s) = core.begin_session() else {
+        return acked;
+    };
     if core.wait(t).is_err() {
         return acked;
     }
-    match core.create_table(s, db, "t") {
-        Ok(t) if core.wait(t).is_ok() => {}
+    let tbl = match core.create_table(db, "t") {
+        Ok((tbl, t)) if core.wait(t).is_ok() => tbl,
         _ => return acked,
-    }
+    };
     for i in 0..TXNS {
-        if run_txn(&mut core, s, db, i).is_err() {
+        if run_txn(&mut core, s, tbl, i).is_err() {
             break;
         }
         acked.push(i);
@@ -45,19 +47,18 @@ fn workload(storage: &StorageRef, params: &InstanceParams) -> Vec<u32> {
     acked
 }
 
-fn run_txn(core: &mut Core, s: ese::SessionId, db: DbId, i: u32) -> ese::Result<()> {
+fn run_txn(core: &mut Core, s: ese::SessionId, tbl: TableId, i: u32) -> ese::Result<()> {
     core.begin_transaction(s)?;
     for part in ["a", "b", "c"] {
         // Values of a few hundred bytes so pages fill, split and get flushed.
         core.put(
             s,
-            db,
-            "t",
+            tbl,
             format!("t{i:03}-{part}").as_bytes(),
             &vec![i as u8; 300],
         )?;
     }
-    core.put(s, db, "t", b"last", &i.to_le_bytes())?;
+    core.put(s, tbl, b"last", &i.to_le_bytes())?;
     let t = core.commit(s, Commit::Durable)?;
     core.wait(t)
 }
@@ -78,9 +79,8 @@ fn check(storage: &StorageRef, params: &InstanceParams, acked: &[u32], what: &st
         Ok(db) => db,
         Err(e) => panic!("{what}: attach after recovery failed: {e}"),
     };
-    let s = core.begin_session();
-    let rows = match core.scan(s, db, "t", Bound::Unbounded, Bound::Unbounded) {
-        Ok(r) => r,
+    let tbl = match core.open_table(db, "t") {
+        Ok(tbl) => tbl,
         Err(ese::Error::ObjectNotFound) => {
             assert!(
                 acked.is_empty(),
@@ -88,6 +88,11 @@ fn check(storage: &StorageRef, params: &InstanceParams, acked: &[u32], what: &st
             );
             return 0;
         }
+        Err(e) => panic!("{what}: opening the table failed: {e}"),
+    };
+    let s = core.begin_session().unwrap();
+    let rows = match core.scan(s, tbl, Bound::Unbounded, Bound::Unbounded) {
+        Ok(r) => r,
         Err(e) => panic!("{what}: scan failed: {e}"),
     };
     let mut visible = Vec::new();
@@ -224,22 +229,21 @@ fn lazy_commits_are_all_or_nothing_after_crash() {
     let mut core = Core::open(storage.clone(), params.clone()).unwrap();
     let (db, t) = core.create_database(&db_path(Path::new("/inst"))).unwrap();
     core.wait(t).unwrap();
-    let s = core.begin_session();
-    let t = core.create_table(s, db, "t").unwrap();
+    let s = core.begin_session().unwrap();
+    let (tbl, t) = core.create_table(db, "t").unwrap();
     core.wait(t).unwrap();
     for i in 0..30u32 {
         core.begin_transaction(s).unwrap();
         for p in ["a", "b", "c"] {
             core.put(
                 s,
-                db,
-                "t",
+                tbl,
                 format!("t{i:03}-{p}").as_bytes(),
                 &vec![i as u8; 300],
             )
             .unwrap();
         }
-        core.put(s, db, "t", b"last", &i.to_le_bytes()).unwrap();
+        core.put(s, tbl, b"last", &i.to_le_bytes()).unwrap();
         core.commit(s, Commit::Lazy).unwrap();
     }
     fs.crash();

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ese::internals::backup::stream;
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese::restore::{external_restore, RestoreSpec};
-use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
+use ese::{BackupBegin, BackupEnd, Commit, Core, InstanceParams, SessionId, TableId};
 use support::core::*;
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -109,7 +109,7 @@ fn arm(fs: &FaultStorage, f: F, site: Site) {
 struct Work {
     core: Core,
     s: SessionId,
-    db: DbId,
+    tbl: TableId,
     acked: BTreeSet<u32>,
     next: u32,
 }
@@ -122,8 +122,7 @@ impl Work {
             self.core.begin_transaction(self.s)?;
             self.core.put(
                 self.s,
-                self.db,
-                "t",
+                self.tbl,
                 format!("k{i:06}").as_bytes(),
                 &[i as u8; 300],
             )?;
@@ -184,13 +183,13 @@ fn write(st: &dyn ese::io::Storage, p: &Path, b: &[u8]) -> ese::Result<()> {
 }
 
 fn setup(storage: &StorageRef) -> Work {
-    let (core, db) = open_db(storage, &params());
+    let (core, tbl) = open_db(storage, &params());
     let mut core = core;
-    let s = core.begin_session();
+    let s = core.begin_session().unwrap();
     let mut w = Work {
         core,
         s,
-        db,
+        tbl,
         acked: BTreeSet::new(),
         next: 0,
     };
@@ -232,10 +231,10 @@ fn act(w: &mut Work, fs: &FaultStorage, f: F, site: Site) -> Option<ese::Error> 
 
 /// Reopens after a crash and checks every acknowledged commit.
 fn check(storage: &StorageRef, acked: &BTreeSet<u32>) -> usize {
-    let (mut core, db) = open_db(storage, &params());
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(storage, &params());
+    let s = core.begin_session().unwrap();
     let rows = core
-        .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+        .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
         .unwrap();
     for i in acked {
         let k = format!("k{i:06}").into_bytes();
@@ -246,7 +245,7 @@ fn check(storage: &StorageRef, acked: &BTreeSet<u32>) -> usize {
             "acknowledged commit {i} lost"
         );
     }
-    verify_all_pages(&mut core, db);
+    verify_all_pages(&mut core, tbl.db());
     core.term_clean().unwrap();
     acked.len()
 }

@@ -43,13 +43,13 @@ fn build_set() -> Set {
     let original = PathBuf::from("/f/test.edb");
     let (db, t) = core.create_database(&original).unwrap();
     core.wait(t).unwrap();
-    let s = core.begin_session();
-    let t = core.create_table(s, db, "t").unwrap();
+    let s = core.begin_session().unwrap();
+    let (tbl, t) = core.create_table(db, "t").unwrap();
     core.wait(t).unwrap();
     let commit = |core: &mut Core, from: u32, n: u32| {
         for i in from..from + n {
             core.begin_transaction(s).unwrap();
-            core.put(s, db, "t", format!("k{i:05}").as_bytes(), &[i as u8; 60])
+            core.put(s, tbl, format!("k{i:05}").as_bytes(), &[i as u8; 60])
                 .unwrap();
             let t = core.commit(s, Commit::Durable).unwrap();
             core.wait(t).unwrap();

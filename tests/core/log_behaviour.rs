@@ -17,11 +17,11 @@ fn count_logs(storage: &dyn Storage, dir: &Path) -> usize {
 fn archived_logs_use_eight_hex_digits_and_accumulate_without_circular_logging() {
     let (_fs, storage) = fault_fs();
     let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     for i in 0..200u32 {
         let t = core
-            .put(s, db, "t", &i.to_be_bytes(), &[3u8; 400])
+            .put(s, tbl, &i.to_be_bytes(), &[3u8; 400])
             .unwrap()
             .unwrap();
         core.wait(t).unwrap();
@@ -41,12 +41,12 @@ fn circular_logging_reuses_files_the_checkpoint_passed() {
     let params = small_params(Path::new("/i"))
         .log_file_size(64 * 1024)
         .circular_logging(true);
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     let mut most = 0;
     for i in 0..3000u32 {
         let t = core
-            .put(s, db, "t", &(i % 50).to_be_bytes(), &[3u8; 400])
+            .put(s, tbl, &(i % 50).to_be_bytes(), &[3u8; 400])
             .unwrap()
             .unwrap();
         core.wait(t).unwrap();
@@ -67,10 +67,10 @@ fn circular_logging_reuses_files_the_checkpoint_passed() {
     core.term_dirty();
     fs.crash();
     fs.restart();
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     assert_eq!(
-        core.get(s, db, "t", &49u32.to_be_bytes()).unwrap(),
+        core.get(s, tbl, &49u32.to_be_bytes()).unwrap(),
         Some(vec![3u8; 400])
     );
     core.term_clean().unwrap();
@@ -80,32 +80,29 @@ fn circular_logging_reuses_files_the_checkpoint_passed() {
 fn failed_fsync_poisons_the_log_and_nothing_later_is_acknowledged() {
     let (fs, storage) = fault_fs();
     let params = small_params(Path::new("/i"));
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
-    let t = core.put(s, db, "t", b"before", b"1").unwrap().unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    let t = core.put(s, tbl, b"before", b"1").unwrap().unwrap();
     core.wait(t).unwrap();
     fs.arm(Fault::FailSync {
         nth: 1,
         path_contains: Some("edb.log".into()),
     });
     core.begin_transaction(s).unwrap();
-    core.put(s, db, "t", b"lost", b"2").unwrap();
+    core.put(s, tbl, b"lost", b"2").unwrap();
     let t = core.commit(s, Commit::Durable).unwrap();
     assert_eq!(core.wait(t).unwrap_err().code(), -510);
     // Every later operation reports the poisoned log.
     assert_eq!(core.begin_transaction(s).unwrap_err().code(), -510);
-    assert_eq!(core.put(s, db, "t", b"x", b"y").unwrap_err().code(), -510);
+    assert_eq!(core.put(s, tbl, b"x", b"y").unwrap_err().code(), -510);
     core.term_dirty();
     fs.crash();
     fs.restart();
     fs.disarm_all();
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
-    assert_eq!(
-        core.get(s, db, "t", b"before").unwrap(),
-        Some(b"1".to_vec())
-    );
-    assert_eq!(core.get(s, db, "t", b"lost").unwrap(), None);
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    assert_eq!(core.get(s, tbl, b"before").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(core.get(s, tbl, b"lost").unwrap(), None);
     core.term_clean().unwrap();
 }
 
@@ -113,8 +110,8 @@ fn failed_fsync_poisons_the_log_and_nothing_later_is_acknowledged() {
 fn full_log_volume_makes_the_instance_unavailable_with_the_disk_full_cause() {
     let (fs, storage) = fault_fs();
     let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     fs.arm(Fault::NoSpace {
         path_contains: Some(".log".into()),
         after_bytes: 0,
@@ -122,7 +119,7 @@ fn full_log_volume_makes_the_instance_unavailable_with_the_disk_full_cause() {
     let mut err = None;
     for i in 0..400u32 {
         match core
-            .put(s, db, "t", &i.to_be_bytes(), &[1u8; 500])
+            .put(s, tbl, &i.to_be_bytes(), &[1u8; 500])
             .and_then(|t| core.wait(t.unwrap()))
         {
             Ok(()) => {}

@@ -17,49 +17,47 @@ fn round_trip_across_clean_restart() {
     let dir = tempfile::tempdir().unwrap();
     let storage = os();
     let params = small_params(dir.path());
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     core.begin_transaction(s).unwrap();
     for i in 0..500u32 {
-        core.put(
-            s,
-            db,
-            "t",
-            format!("key{i:04}").as_bytes(),
-            &i.to_le_bytes(),
-        )
-        .unwrap();
+        core.put(s, tbl, format!("key{i:04}").as_bytes(), &i.to_le_bytes())
+            .unwrap();
     }
-    core.delete(s, db, "t", b"key0007").unwrap();
+    core.delete(s, tbl, b"key0007").unwrap();
     let t = core.commit(s, Commit::Durable).unwrap();
     core.wait(t).unwrap();
-    assert_eq!(core.delete(s, db, "t", b"nope").unwrap_err().code(), -1601);
+    assert_eq!(core.delete(s, tbl, b"nope").unwrap_err().code(), -1601);
     core.term_clean().unwrap();
 
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     assert_eq!(
-        core.get(s, db, "t", b"key0042").unwrap(),
+        core.get(s, tbl, b"key0042").unwrap(),
         Some(42u32.to_le_bytes().to_vec())
     );
-    assert_eq!(core.get(s, db, "t", b"key0007").unwrap(), None);
+    assert_eq!(core.get(s, tbl, b"key0007").unwrap(), None);
     let lo = b"key0100".to_vec();
     let hi = b"key0110".to_vec();
     let rows = core
-        .scan(s, db, "t", Bound::Included(&lo), Bound::Excluded(&hi))
+        .scan(s, tbl, Bound::Included(&lo), Bound::Excluded(&hi))
         .unwrap();
     assert_eq!(rows.len(), 10);
     assert_eq!(rows[0].0, b"key0100");
-    assert_eq!(core.get(s, db, "missing", b"k").unwrap_err().code(), -1305);
+    // A table that does not exist is refused when its handle is asked for.
+    assert_eq!(
+        core.open_table(tbl.db(), "missing").unwrap_err().code(),
+        -1305
+    );
     assert!(matches!(
-        core.create_table(s, db, "t"),
+        core.create_table(tbl.db(), "t"),
         Err(Error::TableDuplicate)
     ));
     assert!(matches!(
-        core.put(s, db, "t", &[1u8; 1025], b"v"),
+        core.put(s, tbl, &[1u8; 1025], b"v"),
         Err(Error::KeyTooBig)
     ));
-    verify_all_pages(&mut core, db);
+    verify_all_pages(&mut core, tbl.db());
     core.term_clean().unwrap();
 }
 
@@ -68,15 +66,15 @@ fn large_values_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let storage = os();
     let params = small_params(dir.path()).log_file_size(1 << 20);
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
     let big: Vec<u8> = (0..(1 << 20) + 17).map(|i| (i % 251) as u8).collect();
-    let t = core.put(s, db, "t", b"big", &big).unwrap().unwrap();
+    let t = core.put(s, tbl, b"big", &big).unwrap().unwrap();
     core.wait(t).unwrap();
     core.term_dirty();
-    let (mut core, db) = open_db(&storage, &params);
-    let s = core.begin_session();
-    assert_eq!(core.get(s, db, "t", b"big").unwrap(), Some(big));
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    assert_eq!(core.get(s, tbl, b"big").unwrap(), Some(big));
     core.term_clean().unwrap();
 }
 
@@ -87,15 +85,15 @@ fn random_operations_match_a_model_across_restarts() {
     let params = small_params(dir.path());
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-    let (mut core, mut db) = open_db(&storage, &params);
-    let mut s = core.begin_session();
+    let (mut core, mut tbl) = open_db(&storage, &params);
+    let mut s = core.begin_session().unwrap();
     for op in 0..10_000u32 {
         if op % 50 == 0 {
             core.begin_transaction(s).unwrap();
         }
         let key = format!("k{:04}", rng.gen_range(0..2000)).into_bytes();
         if rng.gen_bool(0.3) && model.contains_key(&key) {
-            core.delete(s, db, "t", &key).unwrap();
+            core.delete(s, tbl, &key).unwrap();
             model.remove(&key);
         } else {
             let len = if rng.gen_bool(0.01) {
@@ -104,7 +102,7 @@ fn random_operations_match_a_model_across_restarts() {
                 rng.gen_range(1..100)
             };
             let v: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
-            core.put(s, db, "t", &key, &v).unwrap();
+            core.put(s, tbl, &key, &v).unwrap();
             model.insert(key, v);
         }
         if op % 50 == 49 {
@@ -118,10 +116,10 @@ fn random_operations_match_a_model_across_restarts() {
             } else {
                 core.term_dirty();
             }
-            (core, db) = open_db(&storage, &params);
-            s = core.begin_session();
+            (core, tbl) = open_db(&storage, &params);
+            s = core.begin_session().unwrap();
             let all = core
-                .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+                .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
                 .unwrap();
             assert_eq!(
                 all,
@@ -130,7 +128,7 @@ fn random_operations_match_a_model_across_restarts() {
             );
         }
     }
-    verify_all_pages(&mut core, db);
+    verify_all_pages(&mut core, tbl.db());
     core.term_clean().unwrap();
 }
 
@@ -138,38 +136,32 @@ fn random_operations_match_a_model_across_restarts() {
 fn isolation_and_write_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let storage = os();
-    let (mut core, db) = open_db(&storage, &small_params(dir.path()));
-    let a = core.begin_session();
-    let b = core.begin_session();
+    let (mut core, tbl) = open_db(&storage, &small_params(dir.path()));
+    let a = core.begin_session().unwrap();
+    let b = core.begin_session().unwrap();
     core.begin_transaction(a).unwrap();
     core.begin_transaction(b).unwrap();
-    core.put(a, db, "t", b"k", b"from a").unwrap();
+    core.put(a, tbl, b"k", b"from a").unwrap();
     assert_eq!(
-        core.get(b, db, "t", b"k").unwrap(),
+        core.get(b, tbl, b"k").unwrap(),
         None,
         "uncommitted writes are invisible"
     );
-    core.put(b, db, "t", b"k", b"from b").unwrap();
-    core.put(b, db, "t", b"other", b"b").unwrap();
+    core.put(b, tbl, b"k", b"from b").unwrap();
+    core.put(b, tbl, b"other", b"b").unwrap();
     core.commit(a, Commit::Lazy).unwrap();
     let err = core.commit(b, Commit::Durable).unwrap_err();
     assert_eq!(err.code(), -1102);
+    assert_eq!(core.get(b, tbl, b"k").unwrap(), Some(b"from a".to_vec()));
     assert_eq!(
-        core.get(b, db, "t", b"k").unwrap(),
-        Some(b"from a".to_vec())
-    );
-    assert_eq!(
-        core.get(b, db, "t", b"other").unwrap(),
+        core.get(b, tbl, b"other").unwrap(),
         None,
         "nothing of the loser applied"
     );
     core.begin_transaction(b).unwrap();
-    core.put(b, db, "t", b"k", b"again").unwrap();
+    core.put(b, tbl, b"k", b"again").unwrap();
     core.rollback(b).unwrap();
-    assert_eq!(
-        core.get(b, db, "t", b"k").unwrap(),
-        Some(b"from a".to_vec())
-    );
+    assert_eq!(core.get(b, tbl, b"k").unwrap(), Some(b"from a".to_vec()));
     assert_eq!(core.rollback(b).unwrap_err().code(), -1054);
     core.term_clean().unwrap();
 }
@@ -179,7 +171,7 @@ fn concurrent_durable_committers_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let (fs, storage) = fault_fs();
     let params = small_params(dir.path()).log_file_size(4 << 20);
-    let (core, db) = open_db(&storage, &params);
+    let (core, tbl) = open_db(&storage, &params);
     let before = fs.stats().syncs_by_path_contains("edb.log");
     let core = Arc::new(Mutex::new(core));
     const THREADS: usize = 64;
@@ -188,13 +180,12 @@ fn concurrent_durable_committers_share_fsyncs() {
         .map(|t| {
             let core = core.clone();
             std::thread::spawn(move || {
-                let s = core.lock().unwrap().begin_session();
+                let s = core.lock().unwrap().begin_session().unwrap();
                 for i in 0..PER {
                     let ticket = {
                         let mut c = core.lock().unwrap();
                         c.begin_transaction(s).unwrap();
-                        c.put(s, db, "t", format!("t{t}-{i}").as_bytes(), b"v")
-                            .unwrap();
+                        c.put(s, tbl, format!("t{t}-{i}").as_bytes(), b"v").unwrap();
                         c.commit(s, Commit::Durable).unwrap()
                     };
                     // Wait outside the lock, as the actor does: others commit meanwhile.
@@ -212,9 +203,9 @@ fn concurrent_durable_committers_share_fsyncs() {
     assert!(fsyncs < commits, "{fsyncs} fsyncs for {commits} commits");
     let core = Arc::try_unwrap(core).unwrap().into_inner().unwrap();
     let mut core: Core = core;
-    let s = core.begin_session();
+    let s = core.begin_session().unwrap();
     let n = core
-        .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+        .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
         .unwrap()
         .len();
     assert_eq!(n as u64, commits);

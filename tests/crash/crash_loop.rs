@@ -34,10 +34,14 @@ fn check(dir: &Path, acked: &[u64], iteration: usize) -> u64 {
     let db = core
         .attach_database(&path)
         .unwrap_or_else(|e| panic!("{what}: attach failed: {e}"));
-    let s = core.begin_session();
-    let rows = match core.scan(s, db, "t", Bound::Unbounded, Bound::Unbounded) {
-        Ok(r) => r,
+    let tbl = match core.open_table(db, "t") {
+        Ok(tbl) => tbl,
         Err(ese::Error::ObjectNotFound) if acked.is_empty() => return 0,
+        Err(e) => panic!("{what}: opening the table failed: {e}"),
+    };
+    let s = core.begin_session().unwrap();
+    let rows = match core.scan(s, tbl, Bound::Unbounded, Bound::Unbounded) {
+        Ok(r) => r,
         Err(e) => panic!("{what}: scan failed: {e}"),
     };
     let mut parts = std::collections::BTreeMap::<u64, usize>::new();

@@ -21,6 +21,12 @@ async fn handles_and_futures() {
     debug::<RestoreReport>();
     debug::<BackupFile>();
     debug::<DbId>();
+    debug::<TableId>();
+    debug::<Transaction<'static>>();
+    debug::<KeyRange<'static>>();
+    debug::<RowStream<'static>>();
+    debug::<WriteBatch>();
+    debug::<OpenOptions>();
     let engine = Engine::new();
     let dir = tempfile::tempdir().unwrap();
     let inst = engine
@@ -51,10 +57,22 @@ async fn handles_and_futures() {
         .create_database(dir.path().join("shape.edb"))
         .await
         .unwrap();
-    let s = inst.begin_session().await.unwrap();
-    send(&s.put(db, "t", b"k", b"v"));
-    send(&s.scan(db, "t", ..));
-    send(&s.commit(Commit::Durable));
+    let t = inst.create_table(db, "t").await.unwrap();
+    send(&inst.open_database(dir.path().join("shape.edb"), OpenOptions::default()));
+    send(&inst.ensure_table(db, "t"));
+    send(&inst.get(t, b"k"));
+    send(&inst.scan(t, KeyRange::all()));
+    send(&inst.transaction());
+    send(&inst.write(WriteBatch::new(), Commit::Durable));
+    let mut s = inst.begin_session().await.unwrap();
+    send(&s.put(t, b"k", b"v"));
+    send(&s.scan(t, KeyRange::all()));
+    send(&s.stream(t, KeyRange::all()).next());
+    send(&s.transaction());
+    let mut tx = s.transaction().await.unwrap();
+    send(&tx.put(t, b"k", b"v"));
+    send(&tx.scan(t, KeyRange::prefix(b"k")));
+    send(&tx.commit(Commit::Durable));
     send(&inst.ask(messages::StopService {}));
     drop(s);
     inst.term(Term::empty()).await.unwrap();

@@ -17,27 +17,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ese::io::{FaultStorage, StorageRef};
 use ese::Core;
-use ese_actors::{Commit, DbId, Engine, Instance, InstanceParams, Term};
+use ese_actors::{Commit, Engine, Instance, InstanceParams, TableId, Term};
 use support::actor::{code, params};
 
-/// An initialised instance with a database at `db` holding table "t".
-async fn holder(engine: &Engine, name: &str, p: InstanceParams, db: &Path) -> (Instance, DbId) {
+/// An initialised instance with a database at `db` holding table "t": the table.
+async fn holder(engine: &Engine, name: &str, p: InstanceParams, db: &Path) -> (Instance, TableId) {
     let inst = engine.create_instance(name, p).await.unwrap();
     inst.init().await.unwrap();
     let id = inst.create_database(db).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(id, "t").await.unwrap();
-    (inst, id)
+    let t = inst.create_table(id, "t").await.unwrap();
+    (inst, t)
 }
 
 /// The holder still commits durably and reads its commit back.
-async fn still_works(inst: &Instance, db: DbId, key: &[u8]) {
-    let s = inst.begin_session().await.unwrap();
-    s.begin_transaction().await.unwrap();
-    s.put(db, "t", key, b"after the refusal").await.unwrap();
-    s.commit(Commit::Durable).await.unwrap();
+async fn still_works(inst: &Instance, t: TableId, key: &[u8]) {
+    let mut s = inst.begin_session().await.unwrap();
+    let mut tx = s.transaction().await.unwrap();
+    tx.put(t, key, b"after the refusal").await.unwrap();
+    tx.commit(Commit::Durable).await.unwrap();
     assert_eq!(
-        s.get(db, "t", key).await.unwrap().as_deref(),
+        s.get(t, key).await.unwrap().as_deref(),
         Some(&b"after the refusal"[..])
     );
 }
@@ -65,7 +64,7 @@ async fn a_second_instance_on_the_same_directory_gets_system_path_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let x = dir.path().join("x");
     let engine = Engine::new();
-    let (a, db) = holder(&engine, "a", params(&x), &x.join("a.edb")).await;
+    let (a, t) = holder(&engine, "a", params(&x), &x.join("a.edb")).await;
     let b = engine.create_instance("b", params(&x)).await.unwrap();
     assert_eq!(code(b.init().await), -1083);
     // The system path alone collides too, whatever the log path.
@@ -78,7 +77,7 @@ async fn a_second_instance_on_the_same_directory_gets_system_path_in_use() {
         !dir.path().join("c-logs").exists(),
         "the refused instance created its log directory"
     );
-    still_works(&a, db, b"k").await;
+    still_works(&a, t, b"k").await;
     // A refused init leaves the instance created: it can be terminated.
     b.term(Term::empty()).await.unwrap();
     c.term(Term::empty()).await.unwrap();
@@ -91,7 +90,7 @@ async fn a_shared_log_path_with_another_system_path_gets_log_file_path_in_use() 
     let logs = dir.path().join("logs");
     let engine = Engine::new();
     let pa = params(&dir.path().join("a-sys")).log_path(&logs);
-    let (a, db) = holder(&engine, "a", pa, &dir.path().join("a.edb")).await;
+    let (a, t) = holder(&engine, "a", pa, &dir.path().join("a.edb")).await;
     let pb = params(&dir.path().join("b-sys")).log_path(&logs);
     let b = engine.create_instance("b", pb).await.unwrap();
     assert_eq!(code(b.init().await), -1084);
@@ -104,7 +103,7 @@ async fn a_shared_log_path_with_another_system_path_gets_log_file_path_in_use() 
     std::fs::create_dir_all(dir.path().join("x")).unwrap();
     let c = engine.create_instance("c", pc).await.unwrap();
     assert_eq!(code(c.init().await), -1084);
-    still_works(&a, db, b"k").await;
+    still_works(&a, t, b"k").await;
     a.term(Term::empty()).await.unwrap();
 }
 
@@ -115,7 +114,7 @@ async fn a_path_used_in_another_role_is_no_collision() {
     let dir = tempfile::tempdir().unwrap();
     let (p, q) = (dir.path().join("p"), dir.path().join("q"));
     let engine = Engine::new();
-    let (a, db) = holder(
+    let (a, t) = holder(
         &engine,
         "a",
         params(&p).log_path(&q),
@@ -127,7 +126,7 @@ async fn a_path_used_in_another_role_is_no_collision() {
         .await
         .unwrap();
     b.init().await.unwrap();
-    still_works(&a, db, b"k").await;
+    still_works(&a, t, b"k").await;
     b.term(Term::empty()).await.unwrap();
     a.term(Term::empty()).await.unwrap();
 }
@@ -137,7 +136,7 @@ async fn a_database_attached_by_another_instance_gets_database_sharing_violation
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared.edb");
     let engine = Engine::new();
-    let (a, db) = holder(&engine, "a", params(&dir.path().join("a")), &shared).await;
+    let (a, t) = holder(&engine, "a", params(&dir.path().join("a")), &shared).await;
     let b = engine
         .create_instance("b", params(&dir.path().join("b")))
         .await
@@ -153,7 +152,7 @@ async fn a_database_attached_by_another_instance_gets_database_sharing_violation
         before,
         "the refused attach wrote to the database"
     );
-    still_works(&a, db, b"k").await;
+    still_works(&a, t, b"k").await;
     // The holder itself gets its own answer for a second attach.
     assert_eq!(code(a.attach_database(&shared).await), -1201);
     b.term(Term::empty()).await.unwrap();
@@ -166,7 +165,7 @@ async fn two_engines_of_one_process_get_file_access_denied() {
     let x = dir.path().join("x");
     let shared = dir.path().join("shared.edb");
     let (e1, e2) = (Engine::new(), Engine::new());
-    let (a, db) = holder(&e1, "a", params(&x), &shared).await;
+    let (a, t) = holder(&e1, "a", params(&x), &shared).await;
     let b = e2.create_instance("b", params(&x)).await.unwrap();
     assert_eq!(code(b.init().await), -1032);
     let lp = params(&dir.path().join("c")).log_path(&x);
@@ -181,7 +180,7 @@ async fn two_engines_of_one_process_get_file_access_denied() {
     // The core, opened directly, meets the same lock.
     let direct = Core::open(ese::io::os(), params(&x));
     assert_eq!(direct.map(|_| ()).unwrap_err().code(), -1032);
-    still_works(&a, db, b"k").await;
+    still_works(&a, t, b"k").await;
     a.term(Term::empty()).await.unwrap();
     d.attach_database(&shared).await.unwrap();
     d.term(Term::empty()).await.unwrap();
@@ -254,9 +253,10 @@ async fn an_instance_held_by_another_process_is_refused_untouched_until_the_proc
     child.0.wait().unwrap();
     a.init().await.unwrap();
     let db = a.attach_database(x.join("crash.edb")).await.unwrap();
+    let t = a.open_table(db, "t").await.unwrap();
     let s = a.begin_session().await.unwrap();
     assert_eq!(
-        s.get(db, "t", b"held").await.unwrap().as_deref(),
+        s.get(t, b"held").await.unwrap().as_deref(),
         Some(&b"by the child"[..])
     );
     drop(s);
@@ -422,11 +422,11 @@ fn recovery_skips_a_database_another_instance_holds() {
     let mut a = Core::open(storage.clone(), pa.clone()).unwrap();
     let (db, t) = a.create_database(shared).unwrap();
     a.wait(t).unwrap();
-    let s = a.begin_session();
-    let t = a.create_table(s, db, "t").unwrap();
+    let s = a.begin_session().unwrap();
+    let (tbl, t) = a.create_table(db, "t").unwrap();
     a.wait(t).unwrap();
     a.begin_transaction(s).unwrap();
-    a.put(s, db, "t", b"k", b"from a").unwrap();
+    a.put(s, tbl, b"k", b"from a").unwrap();
     let t = a.commit(s, Commit::Durable).unwrap();
     a.wait(t).unwrap();
     a.detach_database(shared).unwrap();
@@ -434,16 +434,17 @@ fn recovery_skips_a_database_another_instance_holds() {
     // b attaches it; a's recovery must leave it alone.
     let mut b = Core::open(storage.clone(), pb).unwrap();
     let db = b.attach_database(shared).unwrap();
+    let tbl = b.open_table(db, "t").unwrap();
     let writes = fs.stats().writes_by_path_contains("shared.edb");
     let a = Core::open(storage.clone(), pa).unwrap();
     assert_eq!(fs.stats().writes_by_path_contains("shared.edb"), writes);
-    let s = b.begin_session();
+    let s = b.begin_session().unwrap();
     b.begin_transaction(s).unwrap();
-    b.put(s, db, "t", b"k2", b"from b").unwrap();
+    b.put(s, tbl, b"k2", b"from b").unwrap();
     let t = b.commit(s, Commit::Durable).unwrap();
     b.wait(t).unwrap();
     assert_eq!(
-        b.get(s, db, "t", b"k").unwrap().as_deref(),
+        b.get(s, tbl, b"k").unwrap().as_deref(),
         Some(&b"from a"[..])
     );
     b.term_clean().unwrap();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ese::io::{Fault, FaultStorage, StorageRef};
-use ese_actors::{Commit, Engine, InstanceParams, Mode, Term};
+use ese_actors::{Commit, Engine, InstanceParams, KeyRange, Mode, Term};
 
 fn params(dir: &Path) -> InstanceParams {
     InstanceParams::new(dir)
@@ -169,11 +169,11 @@ async fn stop_service_beats_every_later_check() {
         .unwrap();
     j.init().await.unwrap();
     let db = j.create_database(dir.path().join("j.edb")).await.unwrap();
+    let t = j.create_table(db, "t").await.unwrap();
     let s = j.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
     j.stop_service().await.unwrap();
-    assert_eq!(code(s.put(db, "t", b"k", b"v").await), -1329);
-    assert_eq!(code(s.get(db, "t", b"k").await), -1329);
+    assert_eq!(code(s.put(t, b"k", b"v").await), -1329);
+    assert_eq!(code(s.get(t, b"k").await), -1329);
     assert_eq!(
         code(j.end_external_backup(ese::BackupEnd::NORMAL).await),
         -1329
@@ -188,7 +188,7 @@ async fn stop_service_beats_every_later_check() {
     );
     j.stop_backup().await.unwrap();
     j.term(Term::empty()).await.unwrap();
-    assert_eq!(code(s.get(db, "t", b"k").await), -1115);
+    assert_eq!(code(s.get(t, b"k").await), -1115);
 }
 
 #[tokio::test]
@@ -202,12 +202,12 @@ async fn dirty_term_leaves_files_the_next_init_recovers() {
         .unwrap();
     i.init().await.unwrap();
     let db = i.create_database(&path).await.unwrap();
-    let s = i.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
+    let t = i.create_table(db, "t").await.unwrap();
+    let mut s = i.begin_session().await.unwrap();
     for n in 0..50u32 {
-        s.begin_transaction().await.unwrap();
-        s.put(db, "t", &n.to_be_bytes(), b"value").await.unwrap();
-        s.commit(Commit::Durable).await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
+        tx.put(t, &n.to_be_bytes(), b"value").await.unwrap();
+        tx.commit(Commit::Durable).await.unwrap();
     }
     i.term(Term::DIRTY).await.unwrap();
     drop(s);
@@ -232,8 +232,9 @@ async fn dirty_term_leaves_files_the_next_init_recovers() {
         "recovery leaves it clean"
     );
     let db = i.attach_database(&path).await.unwrap();
+    let t = i.open_table(db, "t").await.unwrap();
     let s = i.begin_session().await.unwrap();
-    assert_eq!(s.scan(db, "t", ..).await.unwrap().len(), 50);
+    assert_eq!(s.scan(t, KeyRange::all()).await.unwrap().len(), 50);
     assert_eq!(code(i.attach_database(&path).await), -1201);
     i.detach_database(&path).await.unwrap();
     assert_eq!(code(i.detach_database(&path).await), -1203);
@@ -273,19 +274,19 @@ async fn fatal_fsync_failure_makes_the_instance_unavailable_and_term_still_works
         .unwrap();
     i.init().await.unwrap();
     let db = i.create_database(dir.join("f.edb")).await.unwrap();
+    let t = i.create_table(db, "t").await.unwrap();
     let s = i.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    s.put(db, "t", b"acked", b"1").await.unwrap();
+    s.put(t, b"acked", b"1").await.unwrap();
     fs.arm(Fault::FailSync {
         nth: 1,
         path_contains: Some("edb.log".into()),
     });
-    assert_eq!(code(s.put(db, "t", b"lost", b"2").await), -510);
-    assert_eq!(code(s.get(db, "t", b"acked").await), -510);
+    assert_eq!(code(s.put(t, b"lost", b"2").await), -510);
+    assert_eq!(code(s.get(t, b"acked").await), -510);
     assert_eq!(code(i.begin_session().await), -510);
     i.stop_service().await.unwrap();
     assert_eq!(
-        code(s.get(db, "t", b"acked").await),
+        code(s.get(t, b"acked").await),
         -1329,
         "stop_service beats unavailable"
     );
@@ -300,12 +301,13 @@ async fn fatal_fsync_failure_makes_the_instance_unavailable_and_term_still_works
         .unwrap();
     i.init().await.unwrap();
     let db = i.attach_database(dir.join("f.edb")).await.unwrap();
+    let t = i.open_table(db, "t").await.unwrap();
     let s = i.begin_session().await.unwrap();
     assert_eq!(
-        s.get(db, "t", b"acked").await.unwrap().as_deref(),
+        s.get(t, b"acked").await.unwrap().as_deref(),
         Some(&b"1"[..])
     );
-    assert_eq!(s.get(db, "t", b"lost").await.unwrap(), None);
+    assert_eq!(s.get(t, b"lost").await.unwrap(), None);
     drop(s);
     i.term(Term::empty()).await.unwrap();
 }
@@ -320,12 +322,12 @@ async fn commands_whose_callers_went_away_are_still_handled() {
         .unwrap();
     i.init().await.unwrap();
     let db = i.create_database(dir.path().join("c.edb")).await.unwrap();
+    let t = i.create_table(db, "t").await.unwrap();
     let s = i.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
     // Start durable puts and drop their futures once the message is in the mailbox.
     for n in 0..20u32 {
         let key = n.to_be_bytes();
-        let fut = s.put(db, "t", &key, b"v");
+        let fut = s.put(t, &key, b"v");
         tokio::pin!(fut);
         // One poll sends the message (the mailbox has room), then the caller goes away.
         let _ = futures_poll_once(fut.as_mut()).await;
@@ -337,7 +339,7 @@ async fn commands_whose_callers_went_away_are_still_handled() {
         let _ = futures_poll_once(fut.as_mut()).await;
     }
     // Every put was served before the stop: after a term and re-init they are all there.
-    assert_eq!(code(s.get(db, "t", b"x").await), -1329);
+    assert_eq!(code(s.get(t, b"x").await), -1329);
     drop(s);
     i.term(Term::empty()).await.unwrap();
     let i = engine
@@ -346,8 +348,9 @@ async fn commands_whose_callers_went_away_are_still_handled() {
         .unwrap();
     i.init().await.unwrap();
     let db = i.attach_database(dir.path().join("c.edb")).await.unwrap();
+    let t = i.open_table(db, "t").await.unwrap();
     let s = i.begin_session().await.unwrap();
-    assert_eq!(s.scan(db, "t", ..).await.unwrap().len(), 20);
+    assert_eq!(s.scan(t, KeyRange::all()).await.unwrap().len(), 20);
     drop(s);
     i.term(Term::empty()).await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ese::io::{FaultStorage, StorageRef};
-use ese_actors::{Engine, Instance, InstanceParams, Term};
+use ese_actors::{Engine, Instance, InstanceParams, TableId, Term};
 use rand::Rng;
 use tokio::sync::Mutex;
 
@@ -28,31 +28,26 @@ enum Host {
     Term(Term),
 }
 
-async fn setup(engine: &Engine, storage: &StorageRef) -> (Instance, ese::DbId) {
+async fn setup(engine: &Engine, storage: &StorageRef) -> (Instance, TableId) {
     let i = engine
         .create_instance_on("r", params(), storage.clone())
         .await
         .unwrap();
     i.init().await.unwrap();
     let path = Path::new("/r/r.edb");
-    let db = if storage.exists(path) {
-        i.attach_database(path).await.unwrap()
+    let t = if storage.exists(path) {
+        let db = i.attach_database(path).await.unwrap();
+        i.open_table(db, "t").await.unwrap()
     } else {
         let db = i.create_database(path).await.unwrap();
-        i.begin_session()
-            .await
-            .unwrap()
-            .create_table(db, "t")
-            .await
-            .unwrap();
-        db
+        i.create_table(db, "t").await.unwrap()
     };
-    (i, db)
+    (i, t)
 }
 
 /// One race; returns the acknowledged keys.
 async fn race(host: Host, round: usize, engine: &Engine, storage: &StorageRef) -> Vec<Vec<u8>> {
-    let (inst, db) = setup(engine, storage).await;
+    let (inst, t) = setup(engine, storage).await;
     let acked = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
@@ -65,7 +60,7 @@ async fn race(host: Host, round: usize, engine: &Engine, storage: &StorageRef) -
             };
             for n in 0.. {
                 let key = format!("r{round}-w{w}-{n}").into_bytes();
-                match s.put(db, "t", &key, b"v").await {
+                match s.put(t, &key, b"v").await {
                     Ok(()) => acked.lock().await.push(key),
                     Err(e) => return assert_allowed("put", e.code(), host),
                 }
@@ -128,11 +123,11 @@ fn assert_allowed(what: &str, code: i32, host: Host) {
 }
 
 async fn verify(engine: &Engine, storage: &StorageRef, acked: &[Vec<u8>]) {
-    let (inst, db) = setup(engine, storage).await;
+    let (inst, t) = setup(engine, storage).await;
     let s = inst.begin_session().await.unwrap();
     for k in acked {
         assert!(
-            s.get(db, "t", k).await.unwrap().is_some(),
+            s.get(t, k).await.unwrap().is_some(),
             "acknowledged {:?} lost",
             String::from_utf8_lossy(k)
         );

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use ese_actors::messages::{CloseScan, Scan, ScanNext};
-use ese_actors::{Commit, DbId, Engine, Instance, InstanceParams, Term};
+use ese_actors::{Commit, Engine, Instance, InstanceParams, KeyRange, TableId, Term};
 use rand::{Rng, SeedableRng};
 use support::actor::{GatedStorage, Latch};
 
@@ -40,7 +40,7 @@ impl Drop for ReleaseOnDrop {
 /// Fills `db.edb` (table "t": `ROWS` rows of 200 bytes and one big value under "big") with
 /// a first instance, terminates it, and attaches the database with a second one: every page
 /// but the header, the meta page and the catalog is then on disk only.
-async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (Instance, DbId) {
+async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (Instance, TableId) {
     let path: PathBuf = dir.join("db.edb");
     let first = engine
         .create_instance_on("fill", params(dir), gated.storage())
@@ -48,10 +48,10 @@ async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (In
         .unwrap();
     first.init().await.unwrap();
     let db = first.create_database(&path).await.unwrap();
+    let t = first.create_table(db, "t").await.unwrap();
+    support::actor::put_rows(&first, t, 0..ROWS).await;
     let s = first.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    support::actor::put_rows(&first, db, 0..ROWS).await;
-    s.put(db, "t", b"big", &vec![9u8; BIG]).await.unwrap();
+    s.put(t, b"big", &vec![9u8; BIG]).await.unwrap();
     drop(s);
     first.term(Term::empty()).await.unwrap();
 
@@ -61,7 +61,8 @@ async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (In
         .unwrap();
     inst.init().await.unwrap();
     let db = inst.attach_database(&path).await.unwrap();
-    (inst, db)
+    let t = inst.open_table(db, "t").await.unwrap();
+    (inst, t)
 }
 
 /// `stop_service` is answered while the read `op` started is held at the latch; then `op`
@@ -69,15 +70,15 @@ async fn cold_instance(engine: &Engine, gated: &GatedStorage, dir: &Path) -> (In
 async fn stop_service_while_held<T, F>(op: F, check: impl FnOnce(T))
 where
     T: Send + 'static,
-    F: FnOnce(Instance, DbId) -> tokio::task::JoinHandle<ese::Result<T>>,
+    F: FnOnce(Instance, TableId) -> tokio::task::JoinHandle<ese::Result<T>>,
 {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let gated = GatedStorage::new(ese::io::os());
-    let (inst, db) = cold_instance(&engine, &gated, dir.path()).await;
+    let (inst, t) = cold_instance(&engine, &gated, dir.path()).await;
     let latch = gated.latch_reads("db.edb");
     let _guard = ReleaseOnDrop(latch.clone());
-    let task = op(inst.clone(), db);
+    let task = op(inst.clone(), t);
     latch.arrived_at_least(1).await;
     // The timeout only turns a hang (the actor blocked in the read) into a failure.
     let stopped = tokio::time::timeout(Duration::from_secs(20), inst.stop_service()).await;
@@ -104,10 +105,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_scan_does_not_block_stop_service() {
     stop_service_while_held(
-        |inst, db| {
+        |inst, t| {
             tokio::spawn(async move {
                 let s = inst.begin_session().await?;
-                s.scan(db, "t", ..).await
+                s.scan(t, KeyRange::all()).await
             })
         },
         |rows| {
@@ -126,10 +127,10 @@ async fn cold_scan_does_not_block_stop_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_get_of_an_overflow_value_does_not_block_stop_service() {
     stop_service_while_held(
-        |inst, db| {
+        |inst, t| {
             tokio::spawn(async move {
                 let s = inst.begin_session().await?;
-                s.get(db, "t", b"big").await
+                s.get(t, b"big").await
             })
         },
         |v| assert_eq!(v.as_deref(), Some(&vec![9u8; BIG][..])),
@@ -140,10 +141,10 @@ async fn cold_get_of_an_overflow_value_does_not_block_stop_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_get_does_not_block_stop_service() {
     stop_service_while_held(
-        |inst, db| {
+        |inst, t| {
             tokio::spawn(async move {
                 let s = inst.begin_session().await?;
-                s.get(db, "t", &key(1234)).await
+                s.get(t, &key(1234)).await
             })
         },
         |v| assert_eq!(v.as_deref(), Some(&[(1234 % 251) as u8; 200][..])),
@@ -167,42 +168,44 @@ async fn a_commit_interleaves_with_a_long_warm_scan() {
         .create_database(dir.path().join("db.edb"))
         .await
         .unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    support::actor::put_rows(&inst, db, 0..N).await;
+    let t = inst.create_table(db, "t").await.unwrap();
+    let mut s = inst.begin_session().await.unwrap();
+    support::actor::put_rows(&inst, t, 0..N).await;
     let marker = [0xAAu8; 200];
     let base = inst.stats().await.unwrap().cache_hits;
     let scan = {
         let inst = inst.clone();
         tokio::spawn(async move {
             let s = inst.begin_session().await?;
-            s.scan(db, "t", ..).await
+            s.scan(t, KeyRange::all()).await
         })
     };
     // The scan has read pages once the stats say so: its first slice is served.
     while inst.stats().await.unwrap().cache_hits == base {
         tokio::task::yield_now().await;
     }
-    s.put(db, "t", &key(N - 1), &marker).await.unwrap();
+    s.put(t, &key(N - 1), &marker).await.unwrap();
     let rows = scan.await.unwrap().unwrap();
     assert_eq!(rows.len(), N as usize);
     assert!(
         rows[N as usize - 1].1.as_ref() == marker,
         "the commit was served before the scan's last slice"
     );
-    s.begin_transaction().await.unwrap();
-    s.commit(Commit::Lazy).await.unwrap();
+    let tx = s.transaction().await.unwrap();
+    tx.commit(Commit::Lazy).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_delete_in_a_transaction_does_not_block_stop_service() {
     stop_service_while_held(
-        |inst, db| {
+        |inst, t| {
             tokio::spawn(async move {
-                let s = inst.begin_session().await?;
-                s.begin_transaction().await?;
-                s.delete(db, "t", &key(2345)).await
+                let mut s = inst.begin_session().await?;
+                let mut tx = s.transaction().await?;
+                tx.delete(t, &key(2345)).await?;
+                // Dropped, not rolled back: a rollback would meet the stopped gate.
+                Ok(())
             })
         },
         |()| {},
@@ -234,25 +237,34 @@ fn first<'a>(
 async fn scan_limit_returns_the_first_rows_in_key_order() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::actor::instance_with_data(&engine, "lim", dir.path(), 1000).await;
+    let (inst, t, _) = support::actor::instance_with_data(&engine, "lim", dir.path(), 1000).await;
     let model = committed(1000);
     let s = inst.begin_session().await.unwrap();
-    let ten = as_vecs(s.scan_limit(db, "t", .., 10).await.unwrap());
+    let ten = as_vecs(s.scan(t, KeyRange::all().limit(10)).await.unwrap());
     assert_eq!(ten, first(model.iter(), 10));
     let from = key(500);
-    let more = as_vecs(s.scan_limit(db, "t", from.clone().., 300).await.unwrap());
+    let more = as_vecs(
+        s.scan(t, KeyRange::from_key(&from).limit(300))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         more,
         first(model.range(from..), 300),
         "a limit across two slices"
     );
-    assert!(s.scan_limit(db, "t", .., 0).await.unwrap().is_empty());
-    assert_eq!(s.scan_limit(db, "t", .., 5000).await.unwrap().len(), 1000);
+    assert!(s
+        .scan(t, KeyRange::all().limit(0))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        s.scan_limit(db, "missing", .., 10)
-            .await
-            .unwrap_err()
-            .code(),
+        s.scan(t, KeyRange::all().limit(5000)).await.unwrap().len(),
+        1000
+    );
+    // A table that does not exist is refused when its handle is asked for.
+    assert_eq!(
+        inst.open_table(t.db(), "missing").await.unwrap_err().code(),
         -1305
     );
     inst.term(Term::empty()).await.unwrap();
@@ -265,31 +277,31 @@ async fn a_scan_merges_the_sessions_own_writes_across_slices() {
     const N: u32 = 2000;
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::actor::instance_with_data(&engine, "merge", dir.path(), N).await;
+    let (inst, t, _) = support::actor::instance_with_data(&engine, "merge", dir.path(), N).await;
     let mut model = committed(N);
-    let s = inst.begin_session().await.unwrap();
+    let mut s = inst.begin_session().await.unwrap();
     // Large values make the byte budget end slices early, between rows the session wrote.
     for i in (500..700).step_by(10) {
-        s.put(db, "t", &key(i), &[7u8; 40_000]).await.unwrap();
+        s.put(t, &key(i), &[7u8; 40_000]).await.unwrap();
         model.insert(key(i), vec![7u8; 40_000]);
     }
     let committed_now = model.clone();
-    s.begin_transaction().await.unwrap();
+    let mut tx = s.transaction().await.unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     for _ in 0..600 {
         let i = rng.gen_range(0..N);
         match rng.gen_range(0..3) {
             0 => {
                 let k = format!("k{i:06}x").into_bytes(); // between two tree keys
-                s.put(db, "t", &k, b"new").await.unwrap();
+                tx.put(t, &k, b"new").await.unwrap();
                 model.insert(k, b"new".to_vec());
             }
             1 => {
-                s.put(db, "t", &key(i), b"changed").await.unwrap();
+                tx.put(t, &key(i), b"changed").await.unwrap();
                 model.insert(key(i), b"changed".to_vec());
             }
             _ if model.contains_key(&key(i)) => {
-                s.delete(db, "t", &key(i)).await.unwrap();
+                tx.delete(t, &key(i)).await.unwrap();
                 model.remove(&key(i));
             }
             _ => {}
@@ -298,31 +310,36 @@ async fn a_scan_merges_the_sessions_own_writes_across_slices() {
     // A run longer than a slice hidden by deletes, and writes past both ends of the tree.
     for i in 1000..1400 {
         if model.remove(&key(i)).is_some() {
-            s.delete(db, "t", &key(i)).await.unwrap();
+            tx.delete(t, &key(i)).await.unwrap();
         }
     }
     for k in [&b"a-first"[..], b"z-last-1", b"z-last-2"] {
-        s.put(db, "t", k, b"edge").await.unwrap();
+        tx.put(t, k, b"edge").await.unwrap();
         model.insert(k.to_vec(), b"edge".to_vec());
     }
-    let all = as_vecs(s.scan(db, "t", ..).await.unwrap());
+    let all = as_vecs(tx.scan(t, KeyRange::all()).await.unwrap());
     assert_eq!(all, first(model.iter(), usize::MAX));
     let (lo, hi) = (key(100), key(1500));
-    let part = as_vecs(s.scan(db, "t", lo.clone()..=hi.clone()).await.unwrap());
+    let both = KeyRange::new(Bound::Included(&lo), Bound::Included(&hi));
+    let part = as_vecs(tx.scan(t, both).await.unwrap());
     assert_eq!(
         part,
         first(model.range(lo.clone()..=hi.clone()), usize::MAX)
     );
-    let limited = as_vecs(s.scan_limit(db, "t", lo.clone().., 700).await.unwrap());
+    let limited = as_vecs(
+        tx.scan(t, KeyRange::from_key(&lo).limit(700))
+            .await
+            .unwrap(),
+    );
     assert_eq!(limited, first(model.range(lo..), 700));
     let other = inst.begin_session().await.unwrap();
     assert_eq!(
-        as_vecs(other.scan(db, "t", ..).await.unwrap()),
+        as_vecs(other.scan(t, KeyRange::all()).await.unwrap()),
         first(committed_now.iter(), usize::MAX),
         "another session sees none of it"
     );
-    s.rollback().await.unwrap();
-    assert_eq!(s.scan(db, "t", ..).await.unwrap().len(), N as usize);
+    tx.rollback().await.unwrap();
+    assert_eq!(s.scan(t, KeyRange::all()).await.unwrap().len(), N as usize);
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -332,15 +349,15 @@ async fn a_scan_merges_the_sessions_own_writes_across_slices() {
 async fn later_slices_of_a_scan_follow_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, _) = support::actor::instance_with_data(&engine, "gate", dir.path(), 1000).await;
+    let (inst, t, _) = support::actor::instance_with_data(&engine, "gate", dir.path(), 1000).await;
     let s = inst.begin_session().await.unwrap();
     let scan = Scan {
         session: s.key(),
-        db,
-        table: "t".into(),
+        table: t,
         lo: Bound::Unbounded,
         hi: Bound::Unbounded,
         max_rows: 10,
+        reverse: false,
     };
     let closed = inst.ask(scan.clone()).await.unwrap().next.unwrap();
     inst.ask(CloseScan { cursor: closed }).await.unwrap();

@@ -25,13 +25,13 @@ async fn a_thousand_and_twenty_four_instances() {
                 .unwrap();
             inst.init().await.unwrap();
             let db = inst.create_database(format!("{dir}/db.edb")).await.unwrap();
-            let s = inst.begin_session().await.unwrap();
-            s.create_table(db, "t").await.unwrap();
-            s.begin_transaction().await.unwrap();
-            s.put(db, "t", b"who", format!("instance {n}").as_bytes())
+            let t = inst.create_table(db, "t").await.unwrap();
+            let mut s = inst.begin_session().await.unwrap();
+            let mut tx = s.transaction().await.unwrap();
+            tx.put(t, b"who", format!("instance {n}").as_bytes())
                 .await
                 .unwrap();
-            s.commit(Commit::Durable).await.unwrap();
+            tx.commit(Commit::Durable).await.unwrap();
             inst
         }));
     }

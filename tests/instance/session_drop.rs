@@ -1,5 +1,7 @@
 //! A dropped `Session` is always ended and its open transaction rolled back, whatever the
-//! mailbox holds (issue 11.6): the end is sent on a channel a full mailbox cannot refuse.
+//! mailbox holds (issue 11.6): the end is sent on a channel a full mailbox cannot refuse. A
+//! session dropped with its transaction open is one whose transaction owns it
+//! (`Session::into_transaction`): dropping the transaction drops the session.
 
 use crate::support;
 
@@ -12,15 +14,16 @@ use support::actor::{params, put_rows, GatedStorage};
 async fn dropped_session_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db, path) = support::actor::instance_with_data(&engine, "a", dir.path(), 10).await;
+    let (inst, t, path) = support::actor::instance_with_data(&engine, "a", dir.path(), 10).await;
     let s = inst.begin_session().await.unwrap();
-    s.begin_transaction().await.unwrap();
-    s.put(db, "t", b"rolled-back", b"x").await.unwrap();
-    drop(s);
+    let mut tx = s.into_transaction().await.unwrap();
+    tx.put(t, b"rolled-back", b"x").await.unwrap();
+    drop(tx);
     inst.detach_database(&path).await.unwrap();
     let db = inst.attach_database(&path).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
     let r = inst.begin_session().await.unwrap();
-    assert_eq!(r.get(db, "t", b"rolled-back").await.unwrap(), None);
+    assert_eq!(r.get(t, b"rolled-back").await.unwrap(), None);
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -40,10 +43,8 @@ async fn dropped_session_ends_with_full_mailbox() {
             .unwrap();
         inst.init().await.unwrap();
         let db = inst.create_database(&path).await.unwrap();
-        let s = inst.begin_session().await.unwrap();
-        s.create_table(db, "t").await.unwrap();
-        put_rows(&inst, db, 0..3000).await;
-        drop(s);
+        let t = inst.create_table(db, "t").await.unwrap();
+        put_rows(&inst, t, 0..3000).await;
         inst.term(Term::empty()).await.unwrap();
     }
     // A fresh instance: its cache is cold.
@@ -54,20 +55,22 @@ async fn dropped_session_ends_with_full_mailbox() {
         .unwrap();
     inst.init().await.unwrap();
     let db = inst.attach_database(&path).await.unwrap();
-    let held = inst.begin_session().await.unwrap();
-    held.begin_transaction().await.unwrap();
-    held.put(db, "t", b"rolled-back", b"x").await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    let mut held = inst
+        .begin_session()
+        .await
+        .unwrap()
+        .into_transaction()
+        .await
+        .unwrap();
+    held.put(t, b"rolled-back", b"x").await.unwrap();
 
     // A commit that touches cold pages reads them inside its handler: hold it at the latch,
     // so the actor serves nothing while the mailbox fills.
     let latch = gated.latch_reads("db.edb");
     let writer = inst.begin_session().await.unwrap();
-    let blocked = tokio::spawn(async move {
-        writer
-            .put(db, "t", b"k001500", b"new")
-            .await
-            .map(|()| writer)
-    });
+    let blocked =
+        tokio::spawn(async move { writer.put(t, b"k001500", b"new").await.map(|()| writer) });
     latch.arrived_at_least(1).await;
     let callers: Vec<_> = (0..1100)
         .map(|_| {
@@ -90,14 +93,15 @@ async fn dropped_session_ends_with_full_mailbox() {
         .await
         .expect("the dropped session's transaction was rolled back");
     let db = inst.attach_database(&path).await.unwrap();
-    let r = inst.begin_session().await.unwrap();
-    assert_eq!(r.get(db, "t", b"rolled-back").await.unwrap(), None);
+    let t = inst.open_table(db, "t").await.unwrap();
+    let mut r = inst.begin_session().await.unwrap();
+    assert_eq!(r.get(t, b"rolled-back").await.unwrap(), None);
     assert_eq!(
-        r.get(db, "t", b"k001500").await.unwrap().as_deref(),
+        r.get(t, b"k001500").await.unwrap().as_deref(),
         Some(&b"new"[..])
     );
-    r.begin_transaction().await.unwrap();
-    r.put(db, "t", b"after", b"y").await.unwrap();
-    r.commit(Commit::Durable).await.unwrap();
+    let mut tx = r.transaction().await.unwrap();
+    tx.put(t, b"after", b"y").await.unwrap();
+    tx.commit(Commit::Durable).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use ese_actors::{
-    restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, DbId, Engine, Instance, Term,
+    restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, Engine, Instance, KeyRange,
+    TableId, Term,
 };
 use support::actor::*;
 
@@ -24,22 +25,21 @@ struct Writer {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn spawn_writer(inst: &Instance, db: DbId) -> Writer {
+fn spawn_writer(inst: &Instance, t: TableId) -> Writer {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicI64::new(-1));
     let next = Arc::new(AtomicI64::new(0));
     let task = {
         let (inst, stop, acked, next) = (inst.clone(), stop.clone(), acked.clone(), next.clone());
         tokio::spawn(async move {
-            let s = inst.begin_session().await.unwrap();
+            let mut s = inst.begin_session().await.unwrap();
             let mut i: i64 = 0;
             let mut sum: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 next.store(i, Ordering::SeqCst);
-                s.begin_transaction().await.unwrap();
-                s.put(
-                    db,
-                    "t",
+                let mut tx = s.transaction().await.unwrap();
+                tx.put(
+                    t,
                     format!("key{i:08}").as_bytes(),
                     &(i as u64 * 7).to_le_bytes(),
                 )
@@ -48,13 +48,13 @@ fn spawn_writer(inst: &Instance, db: DbId) -> Writer {
                 sum += i as u64 * 7;
                 let mut row = (i as u64).to_le_bytes().to_vec();
                 row.extend_from_slice(&sum.to_le_bytes());
-                s.put(db, "t", b"~sum", &row).await.unwrap();
+                tx.put(t, b"~sum", &row).await.unwrap();
                 let d = if i % 3 == 0 {
                     Commit::Lazy
                 } else {
                     Commit::Durable
                 };
-                s.commit(d).await.unwrap();
+                tx.commit(d).await.unwrap();
                 acked.store(i, Ordering::SeqCst);
                 i += 1;
                 if i % 64 == 0 {
@@ -96,8 +96,9 @@ async fn check_restored(
         .unwrap();
     inst.init().await.unwrap();
     let db = inst.attach_database(&report.databases[0].1).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
     let s = inst.begin_session().await.unwrap();
-    let rows = s.scan(db, "t", ..).await.unwrap();
+    let rows = s.scan(t, KeyRange::all()).await.unwrap();
     let (sum_row, keys) = rows.split_last().expect("rows");
     assert_eq!(&sum_row.0[..], b"~sum");
     let k = keys.len() as i64 - 1;
@@ -136,25 +137,20 @@ async fn check_restored(
     k
 }
 
-async fn setup(engine: &Engine, dir: &Path) -> (Instance, DbId) {
+async fn setup(engine: &Engine, dir: &Path) -> (Instance, TableId) {
     let inst = engine.create_instance("src", params(dir)).await.unwrap();
     inst.init().await.unwrap();
     let db = inst.create_database(dir.join("src.edb")).await.unwrap();
-    inst.begin_session()
-        .await
-        .unwrap()
-        .create_table(db, "t")
-        .await
-        .unwrap();
-    (inst, db)
+    let t = inst.create_table(db, "t").await.unwrap();
+    (inst, t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_backup_under_load_restores_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = setup(&engine, &dir.path().join("src")).await;
-    let w = spawn_writer(&inst, db);
+    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let b = backup(&inst, &w, &dir.path().join("full"), BackupKind::Full).await;
     w.stop.store(true, Ordering::Relaxed);
@@ -174,8 +170,8 @@ async fn full_backup_under_load_restores_a_prefix() {
 async fn tight_bounds_around_get_log_info() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = setup(&engine, &dir.path().join("src")).await;
-    let w = spawn_writer(&inst, db);
+    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // The sequence by hand, so the bounds are read right around get_log_info.
     let set = dir.path().join("manual");
@@ -223,8 +219,9 @@ async fn tight_bounds_around_get_log_info() {
         .unwrap();
     chk.init().await.unwrap();
     let id = chk.attach_database(&img_path).await.unwrap();
+    let t = chk.open_table(id, "t").await.unwrap();
     let s = chk.begin_session().await.unwrap();
-    let keys = s.scan(id, "t", ..).await.unwrap().len() as i64 - 1;
+    let keys = s.scan(t, KeyRange::all()).await.unwrap().len() as i64 - 1;
     let k = keys - 1;
     // `next` names the transaction being sent; the roll may take transaction `after` itself
     // when its commit was served before the writer advanced `next`, so `after` is inclusive.
@@ -240,8 +237,8 @@ async fn tight_bounds_around_get_log_info() {
 async fn full_plus_two_incrementals() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = setup(&engine, &dir.path().join("src")).await;
-    let w = spawn_writer(&inst, db);
+    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     backup(&inst, &w, &dir.path().join("full"), BackupKind::Full).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -268,8 +265,8 @@ async fn full_plus_two_incrementals() {
 async fn copy_and_differential() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = setup(&engine, &dir.path().join("src")).await;
-    let w = spawn_writer(&inst, db);
+    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let b = backup(&inst, &w, &dir.path().join("copy"), BackupKind::Copy).await;
     check_restored(

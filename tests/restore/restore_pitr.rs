@@ -8,7 +8,7 @@ use crate::support;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ese_actors::{BackupKind, Engine, RestoreSpec, StopAt, Term};
+use ese_actors::{BackupKind, Engine, KeyRange, RestoreSpec, StopAt, Term};
 use support::actor::*;
 
 struct Commit {
@@ -29,8 +29,9 @@ async fn restored_k(engine: &Engine, db: &Path, scratch: &Path) -> i64 {
         .unwrap();
     inst.init().await.unwrap();
     let id = inst.attach_database(db).await.unwrap();
+    let t = inst.open_table(id, "t").await.unwrap();
     let s = inst.begin_session().await.unwrap();
-    let rows = s.scan(id, "t", ..).await.unwrap();
+    let rows = s.scan(t, KeyRange::all()).await.unwrap();
     let (sum_row, keys) = rows.split_last().unwrap();
     let mut sum = 0u64;
     for (i, (k, _)) in keys.iter().enumerate() {
@@ -56,8 +57,8 @@ async fn stop_at_a_generation_and_at_a_time() {
     let inst = engine.create_instance("src", params(&src)).await.unwrap();
     inst.init().await.unwrap();
     let db = inst.create_database(src.join("db.edb")).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    let mut s = inst.begin_session().await.unwrap();
     let set = dir.path().join("full");
     let m = inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
 
@@ -66,20 +67,15 @@ async fn stop_at_a_generation_and_at_a_time() {
     for i in 0..700u64 {
         let gen_before = inst.instance_info().await.unwrap().current_gen;
         let begin_ms = ms(SystemTime::now());
-        s.begin_transaction().await.unwrap();
-        s.put(db, "t", format!("key{i:08}").as_bytes(), &[9u8; 150])
+        let mut tx = s.transaction().await.unwrap();
+        tx.put(t, format!("key{i:08}").as_bytes(), &[9u8; 150])
             .await
             .unwrap();
         sum += i;
-        s.put(
-            db,
-            "t",
-            b"~sum",
-            &[i.to_le_bytes(), sum.to_le_bytes()].concat(),
-        )
-        .await
-        .unwrap();
-        s.commit(ese::Commit::Durable).await.unwrap();
+        tx.put(t, b"~sum", &[i.to_le_bytes(), sum.to_le_bytes()].concat())
+            .await
+            .unwrap();
+        tx.commit(ese::Commit::Durable).await.unwrap();
         let acked_at = SystemTime::now();
         let gen_after = inst.instance_info().await.unwrap().current_gen;
         commits.push(Commit {

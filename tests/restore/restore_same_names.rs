@@ -7,7 +7,9 @@ use crate::support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ese_actors::{restore_backup_chain, BackupKind, Commit, DbId, Engine, Instance, Term};
+use ese_actors::{
+    restore_backup_chain, BackupKind, Commit, DbId, Engine, Instance, KeyRange, Term,
+};
 use support::actor::params;
 
 /// Rows of database `tag`: keys and values both name it, so two databases never match.
@@ -22,19 +24,19 @@ fn rows(tag: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 async fn fill(inst: &Instance, db: DbId, tag: &str) {
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    s.begin_transaction().await.unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    let mut tx = inst.transaction().await.unwrap();
     for (k, v) in rows(tag) {
-        s.put(db, "t", &k, &v).await.unwrap();
+        tx.put(t, &k, &v).await.unwrap();
     }
-    s.commit(Commit::Durable).await.unwrap();
+    tx.commit(Commit::Durable).await.unwrap();
 }
 
 async fn read(inst: &Instance, path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let db = inst.attach_database(path).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
     let s = inst.begin_session().await.unwrap();
-    let got = s.scan(db, "t", ..).await.unwrap();
+    let got = s.scan(t, KeyRange::all()).await.unwrap();
     got.into_iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect()

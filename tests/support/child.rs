@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ese::internals::backup::stream;
-use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
+use ese::{BackupBegin, BackupEnd, Commit, Core, InstanceParams, SessionId, TableId};
 
 /// What the child does: `run` or `hold`.
 const MODE: &str = "ESE_TEST_CHILD";
@@ -94,28 +94,28 @@ fn child_process() {
 }
 
 /// Opens the instance and its database (creating them the first time) with table "t".
-fn open(dir: &Path) -> ese::Result<(Core, DbId, PathBuf)> {
+fn open(dir: &Path) -> ese::Result<(Core, TableId, PathBuf)> {
     let mut core = Core::open(ese::io::os(), params(dir))?;
     let path = dir.join("crash.edb");
-    let db = if path.exists() {
-        core.attach_database(&path)?
+    let tbl = if path.exists() {
+        let db = core.attach_database(&path)?;
+        core.open_table(db, "t")?
     } else {
         let (db, t) = core.create_database(&path)?;
         core.wait(t)?;
-        let s = core.begin_session();
-        let t = core.create_table(s, db, "t")?;
+        let (tbl, t) = core.create_table(db, "t")?;
         core.wait(t)?;
-        db
+        tbl
     };
-    Ok((core, db, path))
+    Ok((core, tbl, path))
 }
 
 /// Commits key `held`, says `READY`, then keeps the instance open and idle until killed.
 fn hold(dir: &Path) -> ese::Result<()> {
-    let (mut core, db, _) = open(dir)?;
-    let s = core.begin_session();
+    let (mut core, tbl, _) = open(dir)?;
+    let s = core.begin_session()?;
     core.begin_transaction(s)?;
-    core.put(s, db, "t", b"held", b"by the child")?;
+    core.put(s, tbl, b"held", b"by the child")?;
     let t = core.commit(s, Commit::Durable)?;
     core.wait(t)?;
     let out = std::io::stdout();
@@ -127,9 +127,9 @@ fn hold(dir: &Path) -> ese::Result<()> {
 }
 
 fn run(dir: &Path) -> ese::Result<()> {
-    let (mut core, db, path) = open(dir)?;
-    let s = core.begin_session();
-    let mut i = match core.get(s, db, "t", b"~next")? {
+    let (mut core, tbl, path) = open(dir)?;
+    let s = core.begin_session()?;
+    let mut i = match core.get(s, tbl, b"~next")? {
         Some(v) => u64::from_le_bytes(v.try_into().map_err(|_| ese::Error::DatabaseCorrupted)?),
         None => 0,
     };
@@ -137,7 +137,7 @@ fn run(dir: &Path) -> ese::Result<()> {
     let out = std::io::stdout();
     loop {
         // Only durable commits are reported: a lazy one may be lost in a crash (as a suffix).
-        if txn(&mut core, s, db, i)? {
+        if txn(&mut core, s, tbl, i)? {
             writeln!(out.lock(), "ACK {i}").map_err(ese::Error::from_io)?;
             out.lock().flush().map_err(ese::Error::from_io)?;
         }
@@ -147,18 +147,17 @@ fn run(dir: &Path) -> ese::Result<()> {
 }
 
 /// Commits transaction `i`; true if it was durable and is now acknowledged.
-fn txn(core: &mut Core, s: SessionId, db: DbId, i: u64) -> ese::Result<bool> {
+fn txn(core: &mut Core, s: SessionId, tbl: TableId, i: u64) -> ese::Result<bool> {
     core.begin_transaction(s)?;
     for part in ["a", "b", "c"] {
         core.put(
             s,
-            db,
-            "t",
+            tbl,
             format!("c{i:08}-{part}").as_bytes(),
             &vec![(i % 251) as u8; 100 + (i % 300) as usize],
         )?;
     }
-    core.put(s, db, "t", b"~next", &(i + 1).to_le_bytes())?;
+    core.put(s, tbl, b"~next", &(i + 1).to_le_bytes())?;
     let d = if i % 4 == 3 {
         Commit::Lazy
     } else {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ese::io::{FaultStorage, StorageRef};
-use ese::{Core, DbId, InstanceParams};
+use ese::{Core, DbId, InstanceParams, TableId};
 
 /// Small parameters so tests roll logs and flush pages often.
 pub fn small_params(dir: &Path) -> InstanceParams {
@@ -25,22 +25,22 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("test.edb")
 }
 
-/// Opens (recovering) and attaches or creates the test database with table "t".
-pub fn open_db(storage: &StorageRef, params: &InstanceParams) -> (Core, DbId) {
+/// Opens (recovering) and attaches or creates the test database with table "t"; the table's
+/// handle (its database is `tbl.db()`).
+pub fn open_db(storage: &StorageRef, params: &InstanceParams) -> (Core, TableId) {
     let mut core = Core::open(storage.clone(), params.clone()).expect("open");
     let path = db_path(params.system_dir());
-    let db = if storage.exists(&path) {
-        core.attach_database(&path).expect("attach")
+    let tbl = if storage.exists(&path) {
+        let db = core.attach_database(&path).expect("attach");
+        core.open_table(db, "t").expect("open table")
     } else {
         let (db, t) = core.create_database(&path).expect("create");
         core.wait(t).unwrap();
-        let s = core.begin_session();
-        let t = core.create_table(s, db, "t").unwrap();
+        let (tbl, t) = core.create_table(db, "t").unwrap();
         core.wait(t).unwrap();
-        core.end_session(s);
-        db
+        tbl
     };
-    (core, db)
+    (core, tbl)
 }
 
 /// Verifies the checksum of every page of a database file up to its last page.

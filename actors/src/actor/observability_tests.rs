@@ -13,12 +13,12 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::{BackupBegin, BackupEnd, Commit, DbId, Engine, Instance, InstanceParams};
+use crate::{BackupBegin, BackupEnd, Commit, Engine, Instance, InstanceParams, TableId};
 
 const PAGE: usize = 4096;
 
 /// An initialised instance with `db.edb`, its table "t" and `rows` rows.
-async fn instance(engine: &Engine, name: &str, dir: &Path, rows: u32) -> (Instance, DbId) {
+async fn instance(engine: &Engine, name: &str, dir: &Path, rows: u32) -> (Instance, TableId) {
     let params = InstanceParams::new(dir)
         .page_size(PAGE as u32)
         .log_file_size(128 * 1024)
@@ -27,28 +27,22 @@ async fn instance(engine: &Engine, name: &str, dir: &Path, rows: u32) -> (Instan
     inst.init().await.unwrap();
     let path = dir.join("db.edb");
     let db = inst.create_database(&path).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    put_rows(&inst, db, 0..rows).await;
-    (inst, db)
+    let t = inst.create_table(db, "t").await.unwrap();
+    put_rows(&inst, t, 0..rows).await;
+    (inst, t)
 }
 
-/// Rows `range` of table "t", 20 to a durable commit.
-async fn put_rows(inst: &Instance, db: DbId, range: std::ops::Range<u32>) {
-    let s = inst.begin_session().await.unwrap();
+/// Rows `range` of table `t`, 20 to a durable commit.
+async fn put_rows(inst: &Instance, t: TableId, range: std::ops::Range<u32>) {
+    let mut s = inst.begin_session().await.unwrap();
     for chunk in range.collect::<Vec<_>>().chunks(20) {
-        s.begin_transaction().await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
         for i in chunk {
-            s.put(
-                db,
-                "t",
-                format!("k{i:06}").as_bytes(),
-                &[(*i % 251) as u8; 200],
-            )
-            .await
-            .unwrap();
+            tx.put(t, format!("k{i:06}").as_bytes(), &[(*i % 251) as u8; 200])
+                .await
+                .unwrap();
         }
-        s.commit(Commit::Durable).await.unwrap();
+        tx.commit(Commit::Durable).await.unwrap();
     }
 }
 
@@ -94,7 +88,7 @@ async fn backup(inst: &Instance, grbit: BackupBegin) -> (u64, u64) {
 async fn stats_count_the_bytes_streamed_and_the_pages_verified() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = instance(&engine, "stats", dir.path(), 300).await;
+    let (inst, t) = instance(&engine, "stats", dir.path(), 300).await;
     let s = inst.stats().await.unwrap();
     assert_eq!((s.backup_bytes_streamed, s.backup_pages_verified), (0, 0));
     // 15 durable commits of rows, the table's, the database's: each made durable by a group.
@@ -112,12 +106,12 @@ async fn stats_count_the_bytes_streamed_and_the_pages_verified() {
     assert_eq!(s.backup_pages_verified, pages);
 
     // A second full backup adds to both; an incremental streams logs only.
-    put_rows(&inst, db, 300..600).await;
+    put_rows(&inst, t, 300..600).await;
     let (b2, p2) = backup(&inst, BackupBegin::empty()).await;
     let s = inst.stats().await.unwrap();
     assert_eq!(s.backup_bytes_streamed, bytes + b2);
     assert_eq!(s.backup_pages_verified, pages + p2);
-    put_rows(&inst, db, 600..700).await;
+    put_rows(&inst, t, 600..700).await;
     let (b3, p3) = backup(&inst, BackupBegin::INCREMENTAL).await;
     assert_eq!(p3, 0);
     let s = inst.stats().await.unwrap();
@@ -203,9 +197,9 @@ async fn every_backup_event_runs_in_the_span_of_its_backup() {
     let seen = captured();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, db) = instance(&engine, "span-test", dir.path(), 300).await;
+    let (inst, t) = instance(&engine, "span-test", dir.path(), 300).await;
     backup(&inst, BackupBegin::empty()).await;
-    put_rows(&inst, db, 300..400).await;
+    put_rows(&inst, t, 300..400).await;
     backup(&inst, BackupBegin::INCREMENTAL).await;
     inst.term(crate::Term::empty()).await.unwrap();
 

@@ -11,7 +11,7 @@ pub use sets::{archived_logs, assert_logs_kept, instance_on, tree, PauseAt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use ese_actors::{BackupBegin, BackupEnd, DbId, Engine, Instance, InstanceParams};
+use ese_actors::{BackupBegin, BackupEnd, Engine, Instance, InstanceParams, TableId};
 
 pub const PAGE: usize = 4096;
 
@@ -26,31 +26,29 @@ pub fn code<T: std::fmt::Debug>(r: ese::Result<T>) -> i32 {
     r.expect_err("expected an error").code()
 }
 
-/// An initialised instance with database `db.edb` holding table "t" and `rows` rows.
+/// An initialised instance with database `db.edb` holding table "t" and `rows` rows: the
+/// instance, the table (its database is `t.db()`) and the database's path.
 pub async fn instance_with_data(
     engine: &Engine,
     name: &str,
     dir: &Path,
     rows: u32,
-) -> (Instance, DbId, PathBuf) {
+) -> (Instance, TableId, PathBuf) {
     sets::instance_on(engine, ese::io::os(), name, dir, rows).await
 }
 
-pub async fn put_rows(inst: &Instance, db: DbId, range: std::ops::Range<u32>) {
-    let s = inst.begin_session().await.unwrap();
+/// Rows `k{i:06}` of `range` (200 bytes of `i % 251`) into table `t`, 20 to a durable
+/// transaction.
+pub async fn put_rows(inst: &Instance, t: TableId, range: std::ops::Range<u32>) {
+    let mut s = inst.begin_session().await.unwrap();
     for chunk in range.collect::<Vec<_>>().chunks(20) {
-        s.begin_transaction().await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
         for i in chunk {
-            s.put(
-                db,
-                "t",
-                format!("k{i:06}").as_bytes(),
-                &[(*i % 251) as u8; 200],
-            )
-            .await
-            .unwrap();
+            tx.put(t, format!("k{i:06}").as_bytes(), &[(*i % 251) as u8; 200])
+                .await
+                .unwrap();
         }
-        s.commit(ese::Commit::Durable).await.unwrap();
+        tx.commit(ese::Commit::Durable).await.unwrap();
     }
 }
 

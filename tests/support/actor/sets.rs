@@ -8,19 +8,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ese::io::{Storage, StorageRef};
-use ese_actors::{DbId, Engine, Instance};
+use ese_actors::{Engine, Instance, TableId};
 
 use super::{params, put_rows};
 
 /// An initialised instance on `storage` with database `dir/db.edb` holding table "t" and
-/// `rows` rows.
+/// `rows` rows: the instance, the table and the database's path.
 pub async fn instance_on(
     engine: &Engine,
     storage: StorageRef,
     name: &str,
     dir: &Path,
     rows: u32,
-) -> (Instance, DbId, PathBuf) {
+) -> (Instance, TableId, PathBuf) {
     storage.create_dir_all(dir).unwrap();
     let inst = engine
         .create_instance_on(name, params(dir), storage)
@@ -29,10 +29,9 @@ pub async fn instance_on(
     inst.init().await.unwrap();
     let path = dir.join("db.edb");
     let db = inst.create_database(&path).await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.create_table(db, "t").await.unwrap();
-    put_rows(&inst, db, 0..rows).await;
-    (inst, db, path)
+    let t = inst.create_table(db, "t").await.unwrap();
+    put_rows(&inst, t, 0..rows).await;
+    (inst, t, path)
 }
 
 /// The archived logs (`edbXXXXXXXX.log`) in an instance's directory.
