@@ -133,11 +133,7 @@ impl Instance {
     /// # Errors
     ///
     /// `OutOfSessions` (-1101) as [`Instance::get`]; the stream's own as [`RowStream`].
-    pub async fn stream(
-        &self,
-        table: TableId,
-        range: KeyRange<'_>,
-    ) -> Result<RowStream<'static>> {
+    pub async fn stream(&self, table: TableId, range: KeyRange<'_>) -> Result<RowStream<'static>> {
         Ok(RowStream::new(self, self.reader().await?, table, &range))
     }
 }

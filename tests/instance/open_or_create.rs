@@ -10,7 +10,10 @@ async fn open_database_creates_once_then_attaches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.edb");
     let engine = Engine::new();
-    let inst = engine.create_instance("open", params(dir.path())).await.unwrap();
+    let inst = engine
+        .create_instance("open", params(dir.path()))
+        .await
+        .unwrap();
     inst.init().await.unwrap();
     let strict = OpenOptions::default();
     assert_eq!(
@@ -43,7 +46,10 @@ async fn the_strict_calls_keep_their_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.edb");
     let engine = Engine::new();
-    let inst = engine.create_instance("strict", params(dir.path())).await.unwrap();
+    let inst = engine
+        .create_instance("strict", params(dir.path()))
+        .await
+        .unwrap();
     inst.init().await.unwrap();
     let db = inst.create_database(&path).await.unwrap();
     inst.create_table(db, "t").await.unwrap();
@@ -55,7 +61,10 @@ async fn the_strict_calls_keep_their_errors() {
         code(inst.open_table(db, "missing").await),
         Error::ObjectNotFound.code()
     );
-    assert_eq!(code(inst.ensure_table(db, "").await), Error::InvalidName.code());
+    assert_eq!(
+        code(inst.ensure_table(db, "").await),
+        Error::InvalidName.code()
+    );
     inst.detach_database(&path).await.unwrap();
     assert_eq!(
         code(inst.create_database(&path).await),

@@ -44,7 +44,11 @@ async fn a_limit_returns_the_first_rows_only() {
     assert_eq!(keys(&ten), all[..10]);
     let past_slices = inst.scan(t, KeyRange::all().limit(700)).await.unwrap();
     assert_eq!(keys(&past_slices), all[..700]);
-    assert!(inst.scan(t, KeyRange::all().limit(0)).await.unwrap().is_empty());
+    assert!(inst
+        .scan(t, KeyRange::all().limit(0))
+        .await
+        .unwrap()
+        .is_empty());
     let from = inst
         .scan(t, KeyRange::between(b"k01000", b"k01005"))
         .await
@@ -62,9 +66,16 @@ async fn a_prefix_scan_stays_within_its_prefix() {
     let (_e, inst, t) = table_with(dir.path(), &all).await;
     let b = inst.scan(t, KeyRange::prefix(b"b:")).await.unwrap();
     assert_eq!(keys(&b), all[300..1000]);
-    let first = inst.scan(t, KeyRange::prefix(b"c:").limit(3)).await.unwrap();
+    let first = inst
+        .scan(t, KeyRange::prefix(b"c:").limit(3))
+        .await
+        .unwrap();
     assert_eq!(keys(&first), all[1000..1003]);
-    assert!(inst.scan(t, KeyRange::prefix(b"d:")).await.unwrap().is_empty());
+    assert!(inst
+        .scan(t, KeyRange::prefix(b"d:"))
+        .await
+        .unwrap()
+        .is_empty());
     inst.term(Term::empty()).await.unwrap();
 }
 

@@ -55,7 +55,10 @@ async fn a_dropped_transaction_rolls_back_and_frees_its_session() {
     let mut tx = s.transaction().await.unwrap();
     tx.put(t, b"kept", b"changed").await.unwrap();
     tx.rollback().await.unwrap();
-    assert_eq!(inst.get(t, b"kept").await.unwrap().as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        inst.get(t, b"kept").await.unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -87,7 +90,10 @@ async fn a_cancelled_request_leaves_nothing_open_or_applied() {
     for _ in 0..15 {
         held.push(inst.begin_session().await.unwrap());
     }
-    assert_eq!(code(inst.begin_session().await), Error::OutOfSessions.code());
+    assert_eq!(
+        code(inst.begin_session().await),
+        Error::OutOfSessions.code()
+    );
     drop(held);
     inst.term(Term::empty()).await.unwrap();
 }
@@ -110,7 +116,10 @@ async fn a_transactions_put_after_its_rollback_is_refused() {
     assert_eq!(inst.get(t, b"late").await.unwrap(), None);
     // The session's own put, outside a transaction, is its own durable commit.
     s.put(t, b"now", b"y").await.unwrap();
-    assert_eq!(inst.get(t, b"now").await.unwrap().as_deref(), Some(&b"y"[..]));
+    assert_eq!(
+        inst.get(t, b"now").await.unwrap().as_deref(),
+        Some(&b"y"[..])
+    );
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -131,7 +140,10 @@ async fn a_write_conflict_ends_the_transaction_and_the_session_goes_on() {
     let mut retry = s.transaction().await.unwrap();
     retry.put(t, b"k", b"second").await.unwrap();
     retry.commit(Commit::Durable).await.unwrap();
-    assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(
+        inst.get(t, b"k").await.unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -170,10 +182,7 @@ async fn sessions_past_the_cap_get_out_of_sessions() {
     let e = inst.begin_session().await.unwrap_err();
     assert_eq!(e.code(), Error::OutOfSessions.code());
     assert!(e.is_retryable());
-    assert_eq!(
-        code(inst.transaction().await),
-        Error::OutOfSessions.code()
-    );
+    assert_eq!(code(inst.transaction().await), Error::OutOfSessions.code());
     // A transaction's own session ends with it; a dropped session frees its place.
     c.commit(Commit::Durable).await.unwrap();
     let d = inst.begin_session().await.unwrap();

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ese_actors::{
-    BackupKind, Commit, Engine, Error, Instance, InstanceParams, KeyRange, OpenOptions, TableId,
-    Term, WriteBatch,
+    BackupHandle, BackupKind, BackupOptions, Commit, Engine, Error, Instance, InstanceParams,
+    KeyRange, OpenOptions, TableId, WriteBatch,
 };
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -36,10 +36,11 @@ pub struct Service {
     backup: Arc<Mutex<Option<RunningBackup>>>,
 }
 
-/// The backup the service started last.
+/// The backup the service started last: its folder, its handle while it runs, how it ended.
 struct RunningBackup {
     dir: PathBuf,
-    task: tokio::task::JoinHandle<ese_actors::Result<ese_actors::BackupManifest>>,
+    handle: Option<BackupHandle>,
+    ended: Option<serde_json::Value>,
 }
 
 impl Service {
@@ -50,7 +51,9 @@ impl Service {
             .await?;
         inst.init().await?;
         let path = dir.join("instance/kv.edb");
-        let db = inst.open_database(path, OpenOptions { create: true }).await?;
+        let db = inst
+            .open_database(path, OpenOptions { create: true })
+            .await?;
         let table = inst.ensure_table(db, "kv").await?;
         Ok(Service {
             inst,
@@ -73,11 +76,7 @@ impl Service {
     /// Stops a running backup (its partial set is removed), then terms the instance cleanly:
     /// everything is flushed and the next start needs no recovery.
     pub async fn shutdown(&self) -> ese_actors::Result<()> {
-        self.inst.stop_backup().await?;
-        if let Some(b) = self.backup.lock().await.take() {
-            let _ = b.task.await;
-        }
-        self.inst.term(Term::empty()).await
+        self.inst.shutdown().await
     }
 }
 
@@ -108,7 +107,11 @@ impl IntoResponse for ApiError {
 
 type Answer<T> = Result<T, ApiError>;
 
-async fn put_row(State(s): State<Service>, UrlPath(key): UrlPath<String>, body: Bytes) -> Answer<StatusCode> {
+async fn put_row(
+    State(s): State<Service>,
+    UrlPath(key): UrlPath<String>,
+    body: Bytes,
+) -> Answer<StatusCode> {
     let mut b = WriteBatch::new();
     b.put(s.table, key.as_bytes(), &body);
     s.inst.write(b, Commit::Durable).await?;
@@ -136,7 +139,9 @@ async fn incr(State(s): State<Service>, UrlPath(key): UrlPath<String>) -> Answer
     loop {
         let mut tx = s.inst.transaction().await?;
         let now = match tx.get(s.table, key.as_bytes()).await? {
-            Some(v) => std::str::from_utf8(&v).ok().and_then(|v| v.parse::<u64>().ok()),
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok()),
             None => Some(0),
         };
         let Some(now) = now else {
@@ -189,41 +194,54 @@ async fn scan(State(s): State<Service>, Query(q): Query<ScanQuery>) -> Answer<Re
 
 #[derive(Deserialize)]
 struct BackupQuery {
-    #[allow(dead_code)]
     max_rate: Option<u64>,
 }
 
-async fn start_backup(State(s): State<Service>, Query(_q): Query<BackupQuery>) -> Answer<Response> {
-    let mut running = s.backup.lock().await;
-    if running.as_ref().is_some_and(|b| !b.task.is_finished()) {
+async fn start_backup(State(s): State<Service>, Query(q): Query<BackupQuery>) -> Answer<Response> {
+    let mut last = s.backup.lock().await;
+    if last
+        .as_ref()
+        .is_some_and(|b| b.handle.as_ref().is_some_and(|h| !h.is_finished()))
+    {
         return Err(Error::BackupInProgress.into());
     }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let dir = s.backups.join(format!("full-{stamp}"));
-    let inst = s.inst.clone();
-    let target = dir.clone();
-    let task = tokio::spawn(async move { inst.backup_to_dir(target, BackupKind::Full).await });
-    *running = Some(RunningBackup { dir: dir.clone(), task });
+    let opts = BackupOptions {
+        max_rate: q.max_rate,
+        ..BackupOptions::default()
+    };
+    let handle = s.inst.start_backup(&dir, BackupKind::Full, opts).await?;
+    *last = Some(RunningBackup {
+        dir: dir.clone(),
+        handle: Some(handle),
+        ended: None,
+    });
     let body = serde_json::json!({ "dir": dir });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// The last backup: its phase and bytes while it runs, its set's id (or its error) once over.
 async fn backup_status(State(s): State<Service>) -> Answer<Response> {
-    let mut running = s.backup.lock().await;
-    let Some(b) = running.as_mut() else {
+    let mut last = s.backup.lock().await;
+    let Some(b) = last.as_mut() else {
         return Err(Error::NoBackup.into());
     };
-    if !b.task.is_finished() {
-        let body = serde_json::json!({ "dir": b.dir, "state": "running" });
+    if let Some(h) = b.handle.as_ref().filter(|h| !h.is_finished()) {
+        let p = h.progress();
+        let body = serde_json::json!({
+            "dir": b.dir, "state": "running", "phase": format!("{:?}", p.phase),
+            "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+        });
         return Ok(Json(body).into_response());
     }
-    let body = match (&mut b.task).await {
-        Ok(Ok(m)) => serde_json::json!({ "dir": b.dir, "state": "done", "id": m.id }),
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => return Err(Error::InternalError.into()),
-    };
-    running.take();
-    Ok(Json(body).into_response())
+    if let Some(h) = b.handle.take() {
+        b.ended = Some(match h.wait().await {
+            Ok(m) => serde_json::json!({ "dir": b.dir, "state": "done", "id": m.id }),
+            Err(e) => serde_json::json!({ "dir": b.dir, "state": "failed", "code": e.code() }),
+        });
+    }
+    Ok(Json(b.ended.clone().unwrap_or_default()).into_response())
 }

@@ -83,27 +83,54 @@ async fn rows_transactions_scans_and_errors_over_http() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], -1601);
     let long = "x".repeat(1025);
-    let r = c.put(svc.url(&format!("/kv/{long}"))).body("v").send().await.unwrap();
+    let r = c
+        .put(svc.url(&format!("/kv/{long}")))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], -408);
     // Scans: a prefix with a limit, reversed, and resumed after a key.
     let lines = |t: String| -> Vec<String> {
         t.lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["key"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     };
-    let first = c.get(svc.url("/scan?prefix=user:&limit=3")).send().await.unwrap();
-    assert_eq!(lines(first.text().await.unwrap()), ["user:000", "user:001", "user:002"]);
-    let last = c.get(svc.url("/scan?prefix=user:&limit=2&reverse=true")).send().await.unwrap();
+    let first = c
+        .get(svc.url("/scan?prefix=user:&limit=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lines(first.text().await.unwrap()),
+        ["user:000", "user:001", "user:002"]
+    );
+    let last = c
+        .get(svc.url("/scan?prefix=user:&limit=2&reverse=true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(lines(last.text().await.unwrap()), ["user:049", "user:048"]);
-    let next = c.get(svc.url("/scan?prefix=user:&limit=2&after=user:002")).send().await.unwrap();
+    let next = c
+        .get(svc.url("/scan?prefix=user:&limit=2&after=user:002"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(lines(next.text().await.unwrap()), ["user:003", "user:004"]);
     // 40 concurrent increments of one counter: conflicts are retried, none is lost.
     let mut tasks = Vec::new();
     for _ in 0..40 {
         let (c, url) = (c.clone(), svc.url("/incr/counter"));
-        tasks.push(tokio::spawn(async move { c.post(url).send().await.unwrap().status() }));
+        tasks.push(tokio::spawn(async move {
+            c.post(url).send().await.unwrap().status()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
@@ -138,7 +165,14 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_holds_them() {
         let url = svc.url(&format!("/kv/during:{writes:05}"));
         assert_eq!(c.put(url).body("d").send().await.unwrap().status(), 204);
         writes += 1;
-        let s: serde_json::Value = c.get(svc.url("/backup")).send().await.unwrap().json().await.unwrap();
+        let s: serde_json::Value = c
+            .get(svc.url("/backup"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if s["state"] == "done" {
             break s;
         }
@@ -180,12 +214,23 @@ async fn sigterm_during_a_backup_stops_it_and_terms_cleanly() {
         c.put(url).body(vec![b'r'; 4000]).send().await.unwrap();
     }
     // Throttled so that it is still running when the signal comes.
-    let r = c.post(svc.url("/backup?max_rate=65536")).send().await.unwrap();
+    let r = c
+        .post(svc.url("/backup?max_rate=65536"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let started: serde_json::Value = r.json().await.unwrap();
     let set = std::path::PathBuf::from(started["dir"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let s: serde_json::Value = c.get(svc.url("/backup")).send().await.unwrap().json().await.unwrap();
+    let s: serde_json::Value = c
+        .get(svc.url("/backup"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["state"], "running", "{s}");
     let (status, out) = svc.terminate();
     assert!(status.success(), "exit {status:?}: {out}");
@@ -200,7 +245,11 @@ async fn sigterm_during_a_backup_stops_it_and_terms_cleanly() {
         .await
         .unwrap();
     inst.init().await.unwrap();
-    assert_eq!(inst.stats().await.unwrap().recovery.commits, 0, "a clean term");
+    assert_eq!(
+        inst.stats().await.unwrap().recovery.commits,
+        0,
+        "a clean term"
+    );
     let db = inst
         .open_database(dir.path().join("instance/kv.edb"), OpenOptions::default())
         .await
