@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::time::Instant;
 
 use ese::io::os;
-use ese::{Commit, Core, InstanceParams};
+use ese::{Commit, Core, Direction, InstanceParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
@@ -70,7 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let db = core.attach_database(&db_path)?;
     let s = core.begin_session();
-    let rows = core.scan(s, db, "accounts", Bound::Unbounded, Bound::Unbounded)?;
+    let rows = core.scan(
+        s,
+        db,
+        "accounts",
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    )?;
     let last = core
         .get(s, db, "accounts", b"~last")?
         .ok_or("running row missing")?;

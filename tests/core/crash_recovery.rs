@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use ese::io::{Fault, StorageRef};
-use ese::{Commit, Core, DbId, InstanceParams};
+use ese::{Commit, Core, DbId, Direction, InstanceParams};
 use support::core::*;
 
 const TXNS: u32 = 60;
@@ -79,7 +79,14 @@ fn check(storage: &StorageRef, params: &InstanceParams, acked: &[u32], what: &st
         Err(e) => panic!("{what}: attach after recovery failed: {e}"),
     };
     let s = core.begin_session();
-    let rows = match core.scan(s, db, "t", Bound::Unbounded, Bound::Unbounded) {
+    let rows = match core.scan(
+        s,
+        db,
+        "t",
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    ) {
         Ok(r) => r,
         Err(ese::Error::ObjectNotFound) => {
             assert!(

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ese::internals::backup::stream;
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese::restore::{external_restore, RestoreSpec};
-use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, InstanceParams, SessionId};
+use ese::{BackupBegin, BackupEnd, Commit, Core, DbId, Direction, InstanceParams, SessionId};
 use support::core::*;
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -235,7 +235,14 @@ fn check(storage: &StorageRef, acked: &BTreeSet<u32>) -> usize {
     let (mut core, db) = open_db(storage, &params());
     let s = core.begin_session();
     let rows = core
-        .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+        .scan(
+            s,
+            db,
+            "t",
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        )
         .unwrap();
     for i in acked {
         let k = format!("k{i:06}").into_bytes();

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use ese::io::os;
-use ese::{Commit, Core, Error};
+use ese::{Commit, Core, Direction, Error};
 use rand::{Rng, SeedableRng};
 use support::core::*;
 
@@ -46,7 +46,14 @@ fn round_trip_across_clean_restart() {
     let lo = b"key0100".to_vec();
     let hi = b"key0110".to_vec();
     let rows = core
-        .scan(s, db, "t", Bound::Included(&lo), Bound::Excluded(&hi))
+        .scan(
+            s,
+            db,
+            "t",
+            Bound::Included(&lo),
+            Bound::Excluded(&hi),
+            Direction::Forward,
+        )
         .unwrap();
     assert_eq!(rows.len(), 10);
     assert_eq!(rows[0].0, b"key0100");
@@ -121,7 +128,14 @@ fn random_operations_match_a_model_across_restarts() {
             (core, db) = open_db(&storage, &params);
             s = core.begin_session();
             let all = core
-                .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+                .scan(
+                    s,
+                    db,
+                    "t",
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    Direction::Forward,
+                )
                 .unwrap();
             assert_eq!(
                 all,
@@ -214,7 +228,14 @@ fn concurrent_durable_committers_share_fsyncs() {
     let mut core: Core = core;
     let s = core.begin_session();
     let n = core
-        .scan(s, db, "t", Bound::Unbounded, Bound::Unbounded)
+        .scan(
+            s,
+            db,
+            "t",
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        )
         .unwrap()
         .len();
     assert_eq!(n as u64, commits);

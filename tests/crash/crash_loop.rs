@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ese::io::os;
-use ese::{BackupBegin, BackupEnd, Core};
+use ese::{BackupBegin, BackupEnd, Core, Direction};
 use rand::Rng;
 
 /// Checks the files after a kill; returns the number of transactions found.
@@ -35,7 +35,14 @@ fn check(dir: &Path, acked: &[u64], iteration: usize) -> u64 {
         .attach_database(&path)
         .unwrap_or_else(|e| panic!("{what}: attach failed: {e}"));
     let s = core.begin_session();
-    let rows = match core.scan(s, db, "t", Bound::Unbounded, Bound::Unbounded) {
+    let rows = match core.scan(
+        s,
+        db,
+        "t",
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    ) {
         Ok(r) => r,
         Err(ese::Error::ObjectNotFound) if acked.is_empty() => return 0,
         Err(e) => panic!("{what}: scan failed: {e}"),

@@ -11,7 +11,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use ese::{DbId, Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice};
+use ese::{DbId, Direction, Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice};
 
 use super::{Actor, Finish};
 use crate::messages::{Delete, Get, Reply, Scan};
@@ -145,7 +145,16 @@ impl Actor {
                 let lo = as_ref(&spec.lo);
                 let hi = as_ref(&spec.hi);
                 let s = spec.session;
-                match core.try_scan(s, spec.db, &spec.table, lo, hi, max_rows, fetched) {
+                match core.try_scan(
+                    s,
+                    spec.db,
+                    &spec.table,
+                    lo,
+                    hi,
+                    max_rows,
+                    Direction::Forward,
+                    fetched,
+                ) {
                     Ok(Read::Miss(f)) => {
                         let cmd = ReadCmd::Slice {
                             spec,
