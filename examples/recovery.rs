@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::time::Instant;
 
 use ese::io::os;
-use ese::{Commit, Core, InstanceParams};
+use ese::{Commit, Core, Direction, InstanceParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
@@ -70,7 +70,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = core.attach_database(&db_path)?;
     let table = core.open_table(db, "accounts")?;
     let s = core.begin_session()?;
-    let rows = core.scan(s, table, Bound::Unbounded, Bound::Unbounded)?;
+    let rows = core.scan(
+        s,
+        table,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    )?;
     let last = core.get(s, table, b"~last")?.ok_or("running row missing")?;
     let last = u32::from_le_bytes(last.as_slice().try_into()?);
     // Every durable commit (each 10th) is acknowledged; lazy ones after the last durable one

@@ -33,8 +33,8 @@ pub mod restore;
 mod txn;
 
 pub use crate::core::{
-    CommitTicket, Core, CoreStats, DbId, Fetch, FetchDone, Fetched, Read, SessionId, Slice,
-    TableId, SLICE_BYTES, SLICE_ROWS,
+    prefix_end, CommitTicket, Core, CoreStats, DbId, Direction, Fetch, FetchDone, Fetched, Read,
+    SessionId, Slice, TableId, SLICE_BYTES, SLICE_ROWS,
 };
 pub use db::{BackupInfo, Signature};
 pub use error::*;

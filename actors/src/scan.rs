@@ -80,7 +80,7 @@ impl<'a> KeyRange<'a> {
         };
         KeyRange {
             lo,
-            hi: prefix_end(prefix).map_or(Bound::Unbounded, |e| Bound::Excluded(e.into())),
+            hi: ese::prefix_end(prefix).map_or(Bound::Unbounded, |e| Bound::Excluded(e.into())),
             ..KeyRange::all()
         }
     }
@@ -281,16 +281,6 @@ impl Drop for RowStream<'_> {
             self.instance.tell(CloseScan { cursor });
         }
     }
-}
-
-// MERGE: replaced by `ese::prefix_end` from the core once fix1 lands.
-fn prefix_end(p: &[u8]) -> Option<Vec<u8>> {
-    let mut e = p.to_vec();
-    while e.last() == Some(&0xff) {
-        e.pop();
-    }
-    *e.last_mut()? += 1;
-    Some(e)
 }
 
 /// Rows the next slice asks for: what is still wanted, at most one slice.

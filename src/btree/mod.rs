@@ -14,8 +14,8 @@ pub use node::{Node, Stored};
 pub use search::{search, Found};
 pub use space::{alloc, format, free, read_meta, Meta, CATALOG_ROOT, META_PGNO};
 pub use tree::{
-    check_key as check_key_len, create_tree, delete, get, put, scan, scan_part, Budget, ScanPart,
-    MAX_KEY, MAX_VALUE,
+    check_key as check_key_len, create_tree, delete, get, put, scan, scan_part, scan_part_rev,
+    Budget, ScanPart, MAX_KEY, MAX_VALUE,
 };
 
 use crate::Result;

@@ -254,9 +254,11 @@ impl Budget {
 /// What a bounded scan found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanPart {
-    /// Rows in key order.
+    /// Rows in the scan's order: ascending keys for [`scan_part`], descending for
+    /// [`scan_part_rev`].
     pub rows: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The budget ran out with rows of the range left: the rest starts after the last row.
+    /// The budget ran out with rows of the range left: the rest lies past the last row (above
+    /// it for a forward scan, below it for a reverse one).
     pub more: bool,
 }
 
@@ -286,6 +288,25 @@ pub fn scan_part(
         budget,
     };
     scan_node(io, root, lo, hi, &mut acc, 0)?;
+    Ok(acc.part)
+}
+
+/// The last rows of the range, in descending key order, within `budget`: [`scan_part`] run
+/// from the high end. `more` means the same (a row below the last one was left out), so a
+/// reverse scan resumes with `hi = Excluded(last key)`.
+pub fn scan_part_rev(
+    io: &mut dyn PageIo,
+    root: u32,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    budget: Budget,
+) -> Result<ScanPart> {
+    let mut acc = Acc {
+        part: ScanPart::default(),
+        bytes: 0,
+        budget,
+    };
+    scan_node_rev(io, root, lo, hi, &mut acc, 0)?;
     Ok(acc.part)
 }
 
@@ -355,6 +376,62 @@ fn scan_node(
                     break;
                 }
                 scan_node(io, child_at(first, &entries, i), lo, hi, acc, depth + 1)?;
+                if acc.part.more {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`scan_node`] from the high end. Nodes have no sibling links, so the walk goes down by
+/// `hi` and back through the parents' earlier children, as the forward walk goes by `lo`.
+fn scan_node_rev(
+    io: &mut dyn PageIo,
+    pgno: u32,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    acc: &mut Acc,
+    depth: usize,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::DatabaseCorrupted);
+    }
+    match load(io, pgno)?.1 {
+        Node::Leaf(mut entries) => {
+            // Both tests are monotone over sorted keys, so the range is one run of entries.
+            // A damaged leaf may be unsorted: an inverted run is then read as empty.
+            let start = entries.partition_point(|(k, _)| !above_lo(k, lo));
+            let end = entries.partition_point(|(k, _)| below_hi(k, hi));
+            if start >= end {
+                return Ok(());
+            }
+            entries.truncate(end);
+            for (k, v) in entries.drain(start..).rev() {
+                if acc.full() {
+                    acc.part.more = true;
+                    return Ok(());
+                }
+                let v = read_value(io, &v)?;
+                acc.bytes += k.len() + v.len();
+                acc.part.rows.push((k, v));
+            }
+        }
+        Node::Internal { first, entries } => {
+            // Child `i` holds keys from separator `i - 1` on: an excluded `hi` equal to a
+            // separator leaves nothing of the range in that separator's child.
+            let end = match hi {
+                Bound::Unbounded => entries.len(),
+                Bound::Included(h) => child_index(&entries, h),
+                Bound::Excluded(h) => entries.partition_point(|(k, _)| k.as_slice() < h),
+            };
+            let start = match lo {
+                Bound::Unbounded => 0,
+                Bound::Included(l) | Bound::Excluded(l) => child_index(&entries, l),
+            };
+            for i in (start..=end).rev() {
+                scan_node_rev(io, child_at(first, &entries, i), lo, hi, acc, depth + 1)?;
                 if acc.part.more {
                     break;
                 }
@@ -507,7 +584,180 @@ mod tests {
             assert_eq!(part, want);
             assert_eq!(scan_in_parts(&mut m, root, 7, 3000), all);
             assert_eq!(scan_in_parts(&mut m, root, 1, usize::MAX), all);
+            let desc: Vec<_> = all.iter().rev().cloned().collect();
+            let whole = (Bound::Unbounded, Bound::Unbounded);
+            assert_eq!(scan_in_parts_rev(&mut m, root, whole, 7, 3000), desc);
         }
+    }
+
+    /// A whole reverse scan of `[lo, hi]` made of bounded parts, each resumed just below the
+    /// last row.
+    fn scan_in_parts_rev(
+        m: &mut Mem,
+        root: u32,
+        (lo, hi): (Bound<&[u8]>, Bound<&[u8]>),
+        rows: usize,
+        bytes: usize,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        loop {
+            let below = out.last().map(|(k, _)| k.clone());
+            let hi = below.as_deref().map_or(hi, Bound::Excluded);
+            let part = scan_part_rev(m, root, lo, hi, Budget { rows, bytes }).unwrap();
+            assert!(part.rows.len() <= rows);
+            assert!(
+                !part.more || !part.rows.is_empty(),
+                "an early stop has rows"
+            );
+            out.extend(part.rows);
+            if !part.more {
+                return out;
+            }
+        }
+    }
+
+    /// Levels from the root to the leftmost leaf.
+    fn levels(m: &mut Mem, root: u32) -> usize {
+        let mut pgno = root;
+        for depth in 1..=MAX_DEPTH {
+            match load(m, pgno).unwrap().1 {
+                Node::Leaf(_) => return depth,
+                Node::Internal { first, .. } => pgno = first,
+            }
+        }
+        panic!("no leaf under {root}");
+    }
+
+    /// 3000 rows with long keys (so interior nodes fan out little) and every seventh row
+    /// deleted: a tree of at least three levels whose leaves have gaps.
+    fn deep_tree() -> (Mem, u32, Vec<Vec<u8>>) {
+        let mut m = mem(4096);
+        let root = create_tree(&mut m).unwrap();
+        let key = |i: u32| format!("k{i:05}{}", "p".repeat(90)).into_bytes();
+        for i in 0..3000u32 {
+            put(&mut m, root, &key(i), &i.to_be_bytes().repeat(25)).unwrap();
+        }
+        for i in (0..3000u32).step_by(7) {
+            assert!(delete(&mut m, root, &key(i)).unwrap());
+        }
+        assert!(levels(&mut m, root) >= 3, "the tree is too shallow");
+        // Present keys, deleted ones, and keys before, between and after all of them.
+        let mut probes: Vec<Vec<u8>> = [0, 1, 7, 8, 17, 500, 1001, 1498, 1500, 2999]
+            .into_iter()
+            .map(key)
+            .collect();
+        probes.extend([
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"k01000".to_vec(),
+            b"z".to_vec(),
+        ]);
+        (m, root, probes)
+    }
+
+    fn bounds(probes: &[Vec<u8>]) -> Vec<Bound<&[u8]>> {
+        let mut out = vec![Bound::Unbounded];
+        for p in probes {
+            out.push(Bound::Included(p.as_slice()));
+            out.push(Bound::Excluded(p.as_slice()));
+        }
+        out
+    }
+
+    #[test]
+    fn a_reverse_scan_is_the_forward_scan_reversed() {
+        let (mut m, root, probes) = deep_tree();
+        let bounds = bounds(&probes);
+        let mut nonempty = 0;
+        for &lo in &bounds {
+            for &hi in &bounds {
+                let mut want = scan(&mut m, root, lo, hi).unwrap();
+                want.reverse();
+                let got = scan_part_rev(&mut m, root, lo, hi, Budget::UNBOUNDED).unwrap();
+                assert_eq!(got.rows, want, "{lo:?}..{hi:?}");
+                assert!(!got.more);
+                nonempty += usize::from(!want.is_empty());
+            }
+        }
+        // The assortment has empty ranges (lo > hi, lo == hi excluded) and real ones.
+        assert!(nonempty > 100 && nonempty < bounds.len() * bounds.len());
+    }
+
+    #[test]
+    fn reverse_parts_cover_the_range_once() {
+        let (mut m, root, probes) = deep_tree();
+        let bounds = bounds(&probes);
+        for (i, &lo) in bounds.iter().enumerate() {
+            // Every third high bound is plenty; budgets alternate so parts end anywhere.
+            for &hi in bounds.iter().skip(i % 3).step_by(3) {
+                let mut want = scan(&mut m, root, lo, hi).unwrap();
+                want.reverse();
+                for (rows, bytes) in [(7, 3000), (1, usize::MAX), (usize::MAX, 1), (250, 20_000)] {
+                    let got = scan_in_parts_rev(&mut m, root, (lo, hi), rows, bytes);
+                    assert_eq!(got, want, "{lo:?}..{hi:?} by ({rows}, {bytes})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_budget_that_ends_with_the_range_is_not_more() {
+        let (mut m, root, _) = deep_tree();
+        let all = scan(&mut m, root, Bound::Unbounded, Bound::Unbounded).unwrap();
+        let rows = all.len();
+        let exact = Budget {
+            rows,
+            bytes: usize::MAX,
+        };
+        let part = scan_part_rev(&mut m, root, Bound::Unbounded, Bound::Unbounded, exact).unwrap();
+        assert_eq!((part.rows.len(), part.more), (rows, false));
+        let short = Budget {
+            rows: rows - 1,
+            ..exact
+        };
+        let part = scan_part_rev(&mut m, root, Bound::Unbounded, Bound::Unbounded, short).unwrap();
+        assert_eq!((part.rows.len(), part.more), (rows - 1, true));
+        assert_eq!(part.rows.last(), all.get(1), "stopped above the lowest row");
+    }
+
+    #[test]
+    fn a_damaged_tree_is_an_error_in_both_directions() {
+        let whole = (Bound::Unbounded, Bound::Unbounded);
+        // An interior node that is its own child: a cycle.
+        let mut m = mem(4096);
+        let root = create_tree(&mut m).unwrap();
+        let mut p = m.read(root).unwrap();
+        let cycle = Node::Internal {
+            first: root,
+            entries: vec![(b"m".to_vec(), root)],
+        };
+        cycle.encode_into(&mut p);
+        m.write(root, p);
+        let fwd = scan_part(&mut m, root, whole.0, whole.1, Budget::UNBOUNDED);
+        let rev = scan_part_rev(&mut m, root, whole.0, whole.1, Budget::UNBOUNDED);
+        assert!(matches!(fwd, Err(Error::DatabaseCorrupted)), "{fwd:?}");
+        assert!(matches!(rev, Err(Error::DatabaseCorrupted)), "{rev:?}");
+        // A page under the root with an unsorted leaf body, then with a garbage one.
+        let (mut m, root, _) = deep_tree();
+        let child = match load(&mut m, root).unwrap().1 {
+            Node::Internal { entries, .. } => entries[0].1,
+            Node::Leaf(_) => unreachable!("deep_tree has levels"),
+        };
+        let mut p = m.read(child).unwrap();
+        let unsorted = Node::Leaf(vec![
+            (b"z".to_vec(), Stored::Inline(b"1".to_vec())),
+            (b"a".to_vec(), Stored::Inline(b"2".to_vec())),
+        ]);
+        unsorted.encode_into(&mut p);
+        m.write(child, p.clone());
+        let lo = Bound::Included(&b"b"[..]);
+        assert!(scan_part_rev(&mut m, root, lo, Bound::Excluded(b"y"), Budget::UNBOUNDED).is_ok());
+        for b in &mut p[PAGE_HEADER..] {
+            *b = 0xff;
+        }
+        m.write(child, p);
+        let rev = scan_part_rev(&mut m, root, whole.0, whole.1, Budget::UNBOUNDED);
+        assert!(rev.is_err(), "{rev:?}");
     }
 
     /// A whole scan made of bounded parts, each resumed just after the last row.

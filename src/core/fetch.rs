@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::slice::Direction;
 use super::view::Misses;
 use super::Core;
 use crate::btree::{self, Node};
@@ -225,13 +226,14 @@ impl Installs {
 
 impl Core {
     /// The fetch for a cache-only read that stopped at `misses.page`. With `read_ahead`, the
-    /// following children of the interior node the page hangs from come along.
+    /// children of the interior node the page hangs from that a scan in that direction
+    /// reads next come along (nearest first: read-ahead stops at its first failure).
     pub(crate) fn plan_fetch(
         &mut self,
         dbid: u32,
         misses: &Misses,
         fetched: &mut Fetched,
-        read_ahead: bool,
+        read_ahead: Option<Direction>,
     ) -> Result<Fetch> {
         let missed = misses.page.ok_or(Error::OutOfBuffers)?;
         let file = self
@@ -241,8 +243,8 @@ impl Core {
             .file
             .clone();
         let mut pages = vec![missed];
-        if read_ahead {
-            pages.extend(self.siblings_after(dbid, missed, &misses.interiors, fetched));
+        if let Some(dir) = read_ahead {
+            pages.extend(self.siblings_next(dbid, missed, &misses.interiors, fetched, dir));
         }
         let ticket = self.installs.open();
         fetched.tickets.push(ticket);
@@ -254,14 +256,15 @@ impl Core {
         })
     }
 
-    /// Children after `pgno` in the nearest remembered interior node holding it, that are in
-    /// memory neither in the cache nor in `fetched`.
-    fn siblings_after(
+    /// Children after `pgno` (before it, in reverse) in the nearest remembered interior node
+    /// holding it, nearest first, that are in memory neither in the cache nor in `fetched`.
+    fn siblings_next(
         &self,
         dbid: u32,
         pgno: u32,
         interiors: &[u32],
         fetched: &Fetched,
+        dir: Direction,
     ) -> Vec<u32> {
         for &parent in interiors.iter().rev() {
             let key = (dbid, parent);
@@ -277,8 +280,11 @@ impl Core {
             let Some(at) = children.iter().position(|&c| c == pgno) else {
                 continue;
             };
-            return children[at + 1..]
-                .iter()
+            let next: Box<dyn Iterator<Item = &u32>> = match dir {
+                Direction::Forward => Box::new(children[at + 1..].iter()),
+                Direction::Reverse => Box::new(children[..at].iter().rev()),
+            };
+            return next
                 .copied()
                 .filter(|&c| {
                     let k = (dbid, c);
@@ -429,6 +435,60 @@ mod tests {
             panic!("the committed page is cached");
         };
         assert_eq!(got, Some(vec![3u8; 200]));
+        core.end_read(fetched);
+    }
+
+    #[test]
+    fn a_reverse_scan_reads_ahead_downwards() {
+        let (mut core, s, tbl) = core_with_rows(2000);
+        let last = b"k01999";
+        core.get(s, tbl, last).unwrap();
+        let leaf = leaf_of(&mut core, tbl, last);
+        let parent = {
+            let mut pgno = tbl.root;
+            loop {
+                let page = core.cache.get((tbl.db, pgno)).unwrap();
+                match btree::search(page, last).unwrap() {
+                    btree::Found::Child(c) if c == leaf => break pgno,
+                    btree::Found::Child(c) => pgno = c,
+                    _ => panic!("no parent above the leaf"),
+                }
+            }
+        };
+        let Node::Internal { first, entries } =
+            Node::decode(core.cache.get((tbl.db, parent)).unwrap()).unwrap()
+        else {
+            panic!("the parent is an interior node");
+        };
+        let children: Vec<u32> = std::iter::once(first)
+            .chain(entries.iter().map(|(_, c)| *c))
+            .collect();
+        assert_eq!(
+            children.last(),
+            Some(&leaf),
+            "the last key is in the last leaf"
+        );
+        let before: Vec<u32> = children.iter().rev().skip(1).take(5).copied().collect();
+        assert_eq!(before.len(), 5, "the parent has enough children");
+        for &pgno in std::iter::once(&leaf).chain(&before) {
+            core.cache.forget((tbl.db, pgno));
+        }
+        let mut fetched = Fetched::default();
+        let from_the_top = |core: &mut Core, fetched: &mut Fetched| {
+            let all = std::ops::Bound::Unbounded;
+            core.try_scan(s, tbl, all, all, 10, Direction::Reverse, fetched)
+                .unwrap()
+        };
+        let Read::Miss(fetch) = from_the_top(&mut core, &mut fetched) else {
+            panic!("the last leaf is not in memory");
+        };
+        assert_eq!(fetch.pages[0], leaf);
+        assert_eq!(fetch.pages[1..6], before[..], "nearest first, going down");
+        core.fetched(fetch.run(), &mut fetched).unwrap();
+        let Read::Done(slice) = from_the_top(&mut core, &mut fetched) else {
+            panic!("the fetch brought the pages");
+        };
+        assert_eq!(slice.rows.first().map(|(k, _)| &k[..]), Some(&last[..]));
         core.end_read(fetched);
     }
 

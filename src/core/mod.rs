@@ -18,7 +18,7 @@ mod testing;
 mod view;
 
 pub use fetch::{Fetch, FetchDone, Fetched, Read};
-pub use slice::{Slice, SLICE_BYTES, SLICE_ROWS};
+pub use slice::{prefix_end, Direction, Slice, SLICE_BYTES, SLICE_ROWS};
 pub use view::View;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -9,7 +9,7 @@
 use std::ops::Bound;
 
 use super::fetch::{Fetched, Read};
-use super::slice::{self, Slice, SLICE_ROWS};
+use super::slice::{self, Direction, Slice, SLICE_ROWS};
 use super::view::{Misses, Probe, View};
 use super::{CommitTicket, Core, SessionId, TableId};
 use crate::btree::{self, Found};
@@ -25,23 +25,28 @@ impl Core {
         self.read_inline(|c, f| c.try_get(s, t, key, f))
     }
 
-    /// Rows with keys in `[lo, hi]` bounds, as the session sees them, in key order (slice by
-    /// slice, fetching missed pages inline; nothing can commit in between).
+    /// Rows with keys in `[lo, hi]` bounds, as the session sees them, in `dir`'s key order
+    /// (slice by slice, fetching missed pages inline; nothing can commit in between).
     pub fn scan(
         &mut self,
         s: SessionId,
         t: TableId,
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
+        dir: Direction,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut rows = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
+        let mut resume: Option<Vec<u8>> = None;
         loop {
-            let from = after.as_deref().map_or(lo, Bound::Excluded);
-            let slice = self.read_inline(|c, f| c.try_scan(s, t, from, hi, SLICE_ROWS, f))?;
+            let past = resume.as_deref().map(Bound::Excluded);
+            let (from, to) = match dir {
+                Direction::Forward => (past.unwrap_or(lo), hi),
+                Direction::Reverse => (lo, past.unwrap_or(hi)),
+            };
+            let slice = self.read_inline(|c, f| c.try_scan(s, t, from, to, SLICE_ROWS, dir, f))?;
             rows.extend(slice.rows);
             match slice.resume {
-                Some(k) => after = Some(k),
+                Some(k) => resume = Some(k),
                 None => return Ok(rows),
             }
         }
@@ -69,7 +74,7 @@ impl Core {
         }
         let mut misses = Misses::default();
         let found = self.lookup(t.db, t.root, key, fetched, &mut misses);
-        self.answer_from_memory(t.db, found, &misses, fetched, false)
+        self.answer_from_memory(t.db, found, &misses, fetched, None)
     }
 
     /// [`Core::delete`] with its existence check from memory only. The delete itself is a
@@ -91,7 +96,9 @@ impl Core {
     }
 
     /// One slice of a scan from memory only: at most `max_rows` (and `SLICE_ROWS`) rows of
-    /// the range, about `SLICE_BYTES` bytes, and where the next slice resumes.
+    /// the range in `dir`'s order, about `SLICE_BYTES` bytes, and where the next slice
+    /// resumes ([`Slice::resume`]: a forward scan's next low bound, a reverse scan's next
+    /// high bound).
     #[allow(clippy::too_many_arguments)]
     pub fn try_scan(
         &mut self,
@@ -100,6 +107,7 @@ impl Core {
         lo: Bound<&[u8]>,
         hi: Bound<&[u8]>,
         max_rows: usize,
+        dir: Direction,
         fetched: &mut Fetched,
     ) -> Result<Read<Slice>> {
         self.check_available()?;
@@ -112,14 +120,26 @@ impl Core {
         let mut misses = Misses::default();
         let part = {
             let mut v = self.probe_view(dbid, fetched, &mut misses)?;
-            btree::scan_part(&mut v, root, lo, hi, budget)
+            match dir {
+                Direction::Forward => btree::scan_part(&mut v, root, lo, hi, budget),
+                Direction::Reverse => btree::scan_part_rev(&mut v, root, lo, hi, budget),
+            }
         };
-        let part = match self.answer_from_memory(dbid, part, &misses, fetched, true)? {
+        let part = match self.answer_from_memory(dbid, part, &misses, fetched, Some(dir))? {
             Read::Done(p) => p,
             Read::Miss(f) => return Ok(Read::Miss(f)),
         };
-        let writes = self.own_writes(s, t, lo, hi);
-        Ok(Read::Done(slice::merge(part, writes, budget)))
+        let slice = match dir {
+            Direction::Forward => {
+                let writes = self.own_writes(s, t, lo, hi);
+                slice::merge(part, writes, budget, dir)
+            }
+            Direction::Reverse => {
+                let writes = self.own_writes_rev(s, t, lo, hi);
+                slice::merge(part, writes, budget, dir)
+            }
+        };
+        Ok(Read::Done(slice))
     }
 
     /// A cache-only view of database `dbid` that may also use `fetched`.
@@ -136,13 +156,14 @@ impl Core {
 
     /// A cache-only read's answer: the fetch to run if it missed (whatever the tree
     /// operation returned then: the `OutOfBuffers` sentinel stays inside), else its result.
+    /// A scan's fetch reads ahead in its direction.
     fn answer_from_memory<T>(
         &mut self,
         dbid: u32,
         r: Result<T>,
         misses: &Misses,
         fetched: &mut Fetched,
-        read_ahead: bool,
+        read_ahead: Option<Direction>,
     ) -> Result<Read<T>> {
         if misses.page.is_some() {
             return self
@@ -188,6 +209,32 @@ impl Core {
             .map(|((_, _, k), op)| (k.as_slice(), op))
     }
 
+    /// [`Core::own_writes`] in descending key order.
+    fn own_writes_rev<'a>(
+        &'a self,
+        s: SessionId,
+        t: TableId,
+        lo: Bound<&'a [u8]>,
+        hi: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], &'a Op)> + 'a {
+        let (dbid, root) = (t.db, t.root);
+        // Neither bound of the map's range can pass the other (the start is the table's
+        // least key, the end is at or past it), so `range` cannot panic; `lo` is applied
+        // while walking down, and later tables' writes are skipped.
+        let start = Bound::Included((dbid, root, Vec::new()));
+        let end = match hi {
+            Bound::Included(h) => Bound::Included((dbid, root, h.to_vec())),
+            Bound::Excluded(h) => Bound::Excluded((dbid, root, h.to_vec())),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let txn = self.sessions.get(&s.0).and_then(|t| t.as_ref());
+        txn.into_iter()
+            .flat_map(move |t| t.writes.range((start.clone(), end.clone())).rev())
+            .skip_while(move |((d, r, _), _)| (*d, *r) != (dbid, root))
+            .take_while(move |((_, _, k), _)| above(k, lo))
+            .map(|((_, _, k), op)| (k.as_slice(), op))
+    }
+
     /// The read path of `get`: each node is searched in place, without copying or decoding
     /// it; only a value in overflow pages takes the general path.
     fn lookup(
@@ -219,10 +266,197 @@ impl Core {
     }
 }
 
+fn above(k: &[u8], lo: Bound<&[u8]>) -> bool {
+    match lo {
+        Bound::Included(l) => k >= l,
+        Bound::Excluded(l) => k > l,
+        Bound::Unbounded => true,
+    }
+}
+
 fn below(k: &[u8], hi: Bound<&[u8]>) -> bool {
     match hi {
         Bound::Included(h) => k <= h,
         Bound::Excluded(h) => k < h,
         Bound::Unbounded => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::core::testing::{core_with_table, put_rows};
+
+    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("k{i:05}").into_bytes()
+    }
+
+    /// A bound from `(kind, key index)`: 0 unbounded, 1 included, 2 excluded.
+    fn bound((kind, i): (u8, u32)) -> Bound<Vec<u8>> {
+        match kind {
+            0 => Bound::Unbounded,
+            1 => Bound::Included(key(i)),
+            _ => Bound::Excluded(key(i)),
+        }
+    }
+
+    fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+        b.as_ref().map(Vec::as_slice)
+    }
+
+    /// A whole reverse scan of `[lo, hi]` by `try_scan` slices of at most `max_rows` rows,
+    /// each resumed below the last one's `resume`.
+    fn reverse_slices(
+        core: &mut Core,
+        s: SessionId,
+        tbl: TableId,
+        (lo, hi): (Bound<&[u8]>, Bound<&[u8]>),
+        max_rows: usize,
+    ) -> Rows {
+        let mut out = Vec::new();
+        let mut resume: Option<Vec<u8>> = None;
+        for _ in 0..10_000 {
+            let to = resume.as_deref().map_or(hi, Bound::Excluded);
+            let slice = core
+                .read_inline(|c, f| c.try_scan(s, tbl, lo, to, max_rows, Direction::Reverse, f))
+                .unwrap();
+            assert!(slice.rows.len() <= max_rows, "{} rows", slice.rows.len());
+            if let (Some(r), Some((last, _))) = (&slice.resume, slice.rows.last()) {
+                assert!(r <= last, "resumes at or below the last row it gave");
+            }
+            out.extend(slice.rows);
+            match slice.resume {
+                Some(k) => resume = Some(k),
+                None => return out,
+            }
+        }
+        panic!("a reverse scan that does not end");
+    }
+
+    /// Committed rows `k00000..` and then, in an open transaction, the session's writes
+    /// `(table, key, Some(fill) put / None delete)`; table 0 is "t", the others are tables
+    /// named around it ("s" and "ta"), whose writes no scan of "t" may show. The model is what
+    /// the session should see of "t".
+    fn setup(
+        committed: u32,
+        writes: &[(u8, u32, Option<u8>)],
+    ) -> (Core, SessionId, TableId, BTreeMap<Vec<u8>, Vec<u8>>) {
+        let (mut core, s, tbl) = core_with_table(64);
+        let mut tables = vec![tbl];
+        for name in ["s", "ta"] {
+            let (other, t) = core.create_table(tbl.db(), name).unwrap();
+            core.wait(t).unwrap();
+            tables.push(other);
+        }
+        put_rows(&mut core, s, tbl, committed, 1);
+        // On disk and clean, so the scans below miss and fetch (reading ahead downwards).
+        core.flush_all().unwrap();
+        let mut model: BTreeMap<_, _> = (0..committed).map(|i| (key(i), vec![1; 200])).collect();
+        core.begin_transaction(s).unwrap();
+        for &(table, i, op) in writes {
+            let k = key(i);
+            let table = tables[usize::from(table)];
+            match op {
+                Some(fill) => {
+                    let v = vec![fill; 1 + usize::from(fill)];
+                    core.put(s, table, &k, &v).unwrap();
+                    if table == tbl {
+                        model.insert(k, v);
+                    }
+                }
+                None if table == tbl => match core.delete(s, table, &k) {
+                    Ok(_) => assert!(model.remove(&k).is_some(), "deleted a missing row"),
+                    Err(Error::RecordNotFound) => assert!(!model.contains_key(&k)),
+                    Err(e) => panic!("{e:?}"),
+                },
+                None => {}
+            }
+        }
+        (core, s, tbl, model)
+    }
+
+    #[test]
+    fn a_reverse_scan_sees_the_sessions_writes_descending() {
+        let writes = [
+            (0, 999, Some(5)), // above every committed row
+            (0, 10, None),
+            (0, 11, Some(6)),
+            (0, 299, None), // the highest committed row
+            (1, 500, Some(7)),
+            (2, 998, Some(8)),
+        ];
+        let (mut core, s, tbl, model) = setup(300, &writes);
+        let want: Rows = model.into_iter().rev().collect();
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let got = core.scan(s, tbl, all.0, all.1, Direction::Reverse).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(reverse_slices(&mut core, s, tbl, all, 7), want);
+        // Another session sees only what was committed.
+        let other = core.begin_session().unwrap();
+        let theirs = core
+            .scan(other, tbl, all.0, all.1, Direction::Reverse)
+            .unwrap();
+        let committed: Vec<Vec<u8>> = (0..300).rev().map(key).collect();
+        assert_eq!(
+            theirs.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            committed
+        );
+        core.rollback(s).unwrap();
+        let mine = core.scan(s, tbl, all.0, all.1, Direction::Reverse).unwrap();
+        assert_eq!(
+            mine.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            committed
+        );
+    }
+
+    fn write() -> impl Strategy<Value = (u8, u32, Option<u8>)> {
+        (
+            prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+            0u32..700,
+            prop::option::of(any::<u8>()),
+        )
+    }
+
+    fn a_bound() -> impl Strategy<Value = (u8, u32)> {
+        (0u8..3, 0u32..720)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn scans_both_ways_match_a_model_with_own_writes(
+            committed in 0u32..600,
+            writes in prop::collection::vec(write(), 0..120),
+            ranges in prop::collection::vec((a_bound(), a_bound(), 1usize..40), 1..6),
+        ) {
+            let (mut core, s, tbl, model) = setup(committed, &writes);
+            for (lo, hi, max_rows) in ranges {
+                let (lo, hi) = (bound(lo), bound(hi));
+                let (lo, hi) = (as_ref(&lo), as_ref(&hi));
+                let fwd: Rows = model
+                    .iter()
+                    .filter(|(k, _)| above(k, lo) && below(k, hi))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let rev: Rows = fwd.iter().rev().cloned().collect();
+                let got = core.scan(s, tbl, lo, hi, Direction::Forward).unwrap();
+                prop_assert_eq!(&got, &fwd, "forward {:?}..{:?}", lo, hi);
+                let got = core.scan(s, tbl, lo, hi, Direction::Reverse).unwrap();
+                prop_assert_eq!(&got, &rev, "reverse {:?}..{:?}", lo, hi);
+                let got = reverse_slices(&mut core, s, tbl, (lo, hi), max_rows);
+                prop_assert_eq!(&got, &rev, "reverse by {} {:?}..{:?}", max_rows, lo, hi);
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ese_actors::{
     verify_backup_set, BackupBegin, BackupEnd, BackupHandle, BackupKind, BackupManifest,
-    BackupOptions, BackupPhase, BackupProgress, Commit, DbId, Engine, Error, Instance, Term,
+    BackupOptions, BackupPhase, BackupProgress, Commit, Engine, Error, Instance, TableId, Term,
 };
 use parking_lot::Mutex;
 use support::actor::*;
@@ -34,7 +34,7 @@ struct Case {
     dir: tempfile::TempDir,
     engine: Engine,
     inst: Instance,
-    db: DbId,
+    table: TableId,
     home: PathBuf,
     path: PathBuf,
     set: PathBuf,
@@ -48,13 +48,13 @@ async fn case_on(rows: u32, storage: ese::io::StorageRef) -> Case {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let home = dir.path().join("inst");
-    let (inst, db, path) = instance_on(&engine, storage, "i", &home, rows).await;
+    let (inst, table, path) = instance_on(&engine, storage, "i", &home, rows).await;
     let set = dir.path().join("set");
     Case {
         dir,
         engine,
         inst,
-        db,
+        table,
         home,
         path,
         set,
@@ -70,23 +70,23 @@ struct Writers {
 }
 
 impl Writers {
-    fn start(inst: &Instance, db: DbId, n: usize) -> Writers {
+    fn start(inst: &Instance, table: TableId, n: usize) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..n)
             .map(|w| {
                 let (inst, stop, committed) = (inst.clone(), stop.clone(), committed.clone());
                 tokio::spawn(async move {
-                    let Ok(s) = inst.begin_session().await else {
+                    let Ok(mut s) = inst.begin_session().await else {
                         return;
                     };
                     let mut i = 0u32;
                     while !stop.load(Ordering::Relaxed) {
                         let key = format!("w{w}-{i:06}").into_bytes();
                         let ok = async {
-                            s.begin_transaction().await?;
-                            s.put(db, "t", &key, &[w as u8; 300]).await?;
-                            s.commit(Commit::Durable).await
+                            let mut tx = s.transaction().await?;
+                            tx.put(table, &key, &[w as u8; 300]).await?;
+                            tx.commit(Commit::Durable).await
                         }
                         .await;
                         if ok.is_err() {
@@ -165,7 +165,7 @@ async fn next_backup_works(c: &Case, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_goes_through_the_phases_in_order_and_adds_up_to_the_manifest() {
     let c = case(400).await;
-    let writers = Writers::start(&c.inst, c.db, 2);
+    let writers = Writers::start(&c.inst, c.table, 2);
     let h = c
         .inst
         .start_backup(&c.set, BackupKind::Full, throttled(2 * SLOW))
@@ -220,7 +220,7 @@ async fn progress_goes_through_the_phases_in_order_and_adds_up_to_the_manifest()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_makes_the_backup_take_at_least_its_size_over_the_rate() {
     let c = case(400).await;
-    let writers = Writers::start(&c.inst, c.db, 2);
+    let writers = Writers::start(&c.inst, c.table, 2);
     let t = Instant::now();
     let mut h = c
         .inst
@@ -250,7 +250,7 @@ async fn a_rate_limit_makes_the_backup_take_at_least_its_size_over_the_rate() {
 /// Cancels a run once `when` holds; checks the clean-up and that the next backup works.
 async fn cancel_when(when: fn(&BackupProgress) -> bool, what: &str) {
     let c = case(400).await;
-    let writers = Writers::start(&c.inst, c.db, 2);
+    let writers = Writers::start(&c.inst, c.table, 2);
     let os = ese::io::os();
     let before = archived_logs(&*os, &c.home);
     let mut h = c
@@ -289,7 +289,7 @@ async fn cancel_mid_stream_aborts_and_removes_the_partial_set() {
 async fn dropping_the_handle_mid_stream_cleans_up_before_term_and_the_next_backup() {
     for then_term in [true, false] {
         let c = case(400).await;
-        let writers = Writers::start(&c.inst, c.db, 2);
+        let writers = Writers::start(&c.inst, c.table, 2);
         let os = ese::io::os();
         let before = archived_logs(&*os, &c.home);
         let mut h = c
@@ -347,7 +347,7 @@ async fn a_cancel_once_truncation_began_lets_the_backup_finish() {
     c.inst.backup_to_dir(&full, BackupKind::Full).await.unwrap();
     let mut more = 400;
     while !truncation_due(&c.inst).await {
-        put_rows(&c.inst, c.db, more..more + 400).await;
+        put_rows(&c.inst, c.table, more..more + 400).await;
         more += 400;
         assert!(more < 20_000, "the checkpoint never moves past a log");
     }
@@ -399,7 +399,7 @@ async fn term_during_a_handles_backup_is_refused_and_says_what_to_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_a_backup_stops_it_removes_its_set_and_terms_cleanly() {
     let c = case(400).await;
-    let writers = Writers::start(&c.inst, c.db, 2);
+    let writers = Writers::start(&c.inst, c.table, 2);
     let os = ese::io::os();
     let mut h = c
         .inst
@@ -443,10 +443,11 @@ async fn shutdown_during_a_backup_stops_it_removes_its_set_and_terms_cleanly() {
         .unwrap();
     again.init().await.unwrap();
     let db = again.attach_database(&c.path).await.unwrap();
+    let t = again.open_table(db, "t").await.unwrap();
     let s = again.begin_session().await.unwrap();
     for key in &committed {
         assert!(
-            s.get(db, "t", key).await.unwrap().is_some(),
+            s.get(t, key).await.unwrap().is_some(),
             "committed row {} lost",
             String::from_utf8_lossy(key)
         );

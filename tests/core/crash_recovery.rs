@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use ese::io::{Fault, StorageRef};
-use ese::{Commit, Core, InstanceParams, TableId};
+use ese::{Commit, Core, Direction, InstanceParams, TableId};
 use support::core::*;
 
 const TXNS: u32 = 60;
@@ -91,7 +91,13 @@ fn check(storage: &StorageRef, params: &InstanceParams, acked: &[u32], what: &st
         Err(e) => panic!("{what}: opening the table failed: {e}"),
     };
     let s = core.begin_session().unwrap();
-    let rows = match core.scan(s, tbl, Bound::Unbounded, Bound::Unbounded) {
+    let rows = match core.scan(
+        s,
+        tbl,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    ) {
         Ok(r) => r,
         Err(e) => panic!("{what}: scan failed: {e}"),
     };

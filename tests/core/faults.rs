@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ese::internals::backup::stream;
 use ese::io::{Fault, FaultStorage, StorageRef};
 use ese::restore::{external_restore, RestoreSpec};
-use ese::{BackupBegin, BackupEnd, Commit, Core, InstanceParams, SessionId, TableId};
+use ese::{BackupBegin, BackupEnd, Commit, Core, Direction, InstanceParams, SessionId, TableId};
 use support::core::*;
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -234,7 +234,13 @@ fn check(storage: &StorageRef, acked: &BTreeSet<u32>) -> usize {
     let (mut core, tbl) = open_db(storage, &params());
     let s = core.begin_session().unwrap();
     let rows = core
-        .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
+        .scan(
+            s,
+            tbl,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        )
         .unwrap();
     for i in acked {
         let k = format!("k{i:06}").into_bytes();

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use ese::io::os;
-use ese::{Commit, Core, Error};
+use ese::{Commit, Core, Direction, Error};
 use rand::{Rng, SeedableRng};
 use support::core::*;
 
@@ -40,7 +40,13 @@ fn round_trip_across_clean_restart() {
     let lo = b"key0100".to_vec();
     let hi = b"key0110".to_vec();
     let rows = core
-        .scan(s, tbl, Bound::Included(&lo), Bound::Excluded(&hi))
+        .scan(
+            s,
+            tbl,
+            Bound::Included(&lo),
+            Bound::Excluded(&hi),
+            Direction::Forward,
+        )
         .unwrap();
     assert_eq!(rows.len(), 10);
     assert_eq!(rows[0].0, b"key0100");
@@ -119,7 +125,13 @@ fn random_operations_match_a_model_across_restarts() {
             (core, tbl) = open_db(&storage, &params);
             s = core.begin_session().unwrap();
             let all = core
-                .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
+                .scan(
+                    s,
+                    tbl,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    Direction::Forward,
+                )
                 .unwrap();
             assert_eq!(
                 all,
@@ -205,7 +217,13 @@ fn concurrent_durable_committers_share_fsyncs() {
     let mut core: Core = core;
     let s = core.begin_session().unwrap();
     let n = core
-        .scan(s, tbl, Bound::Unbounded, Bound::Unbounded)
+        .scan(
+            s,
+            tbl,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        )
         .unwrap()
         .len();
     assert_eq!(n as u64, commits);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ese::io::os;
-use ese::{BackupBegin, BackupEnd, Core};
+use ese::{BackupBegin, BackupEnd, Core, Direction};
 use rand::Rng;
 
 /// Checks the files after a kill; returns the number of transactions found.
@@ -40,7 +40,13 @@ fn check(dir: &Path, acked: &[u64], iteration: usize) -> u64 {
         Err(e) => panic!("{what}: opening the table failed: {e}"),
     };
     let s = core.begin_session().unwrap();
-    let rows = match core.scan(s, tbl, Bound::Unbounded, Bound::Unbounded) {
+    let rows = match core.scan(
+        s,
+        tbl,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Direction::Forward,
+    ) {
         Ok(r) => r,
         Err(e) => panic!("{what}: scan failed: {e}"),
     };

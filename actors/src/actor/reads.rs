@@ -11,7 +11,7 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
-use ese::{Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice, TableId};
+use ese::{Direction, Error, Fetch, FetchDone, Fetched, Read, SessionId, Slice, TableId};
 
 use super::{Actor, Finish};
 use crate::messages::{Delete, Get, Reply, Scan};
@@ -24,6 +24,7 @@ pub(crate) struct ScanSpec {
     pub table: TableId,
     pub lo: Bound<Vec<u8>>,
     pub hi: Bound<Vec<u8>>,
+    pub direction: Direction,
 }
 
 impl From<&Scan> for ScanSpec {
@@ -33,6 +34,10 @@ impl From<&Scan> for ScanSpec {
             table: m.table,
             lo: m.lo.clone(),
             hi: m.hi.clone(),
+            direction: match m.reverse {
+                true => Direction::Reverse,
+                false => Direction::Forward,
+            },
         }
     }
 }
@@ -144,7 +149,7 @@ impl Actor {
                 let lo = as_ref(&spec.lo);
                 let hi = as_ref(&spec.hi);
                 let s = spec.session;
-                match core.try_scan(s, spec.table, lo, hi, max_rows, fetched) {
+                match core.try_scan(s, spec.table, lo, hi, max_rows, spec.direction, fetched) {
                     Ok(Read::Miss(f)) => {
                         let cmd = ReadCmd::Slice {
                             spec,
@@ -190,7 +195,7 @@ impl Actor {
         let _ = reply.send(Ok(ScanSlice { rows, next }));
     }
 
-    /// The cursor of a scan's next slice, resuming after `last`. A cursor closed while its
+    /// The cursor of a scan's next slice, resuming past `last` in the scan's direction. A cursor closed while its
     /// slice was being fetched stays closed (its caller stopped reading).
     fn keep_cursor(
         &mut self,
@@ -206,7 +211,10 @@ impl Actor {
                 self.next_scan
             }
         };
-        spec.lo = Bound::Excluded(last);
+        match spec.direction {
+            Direction::Forward => spec.lo = Bound::Excluded(last),
+            Direction::Reverse => spec.hi = Bound::Excluded(last),
+        }
         self.scans.insert(id, spec);
         Some(ScanCursor(id))
     }
