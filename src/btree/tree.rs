@@ -282,13 +282,7 @@ pub fn scan_part(
     hi: Bound<&[u8]>,
     budget: Budget,
 ) -> Result<ScanPart> {
-    let mut acc = Acc {
-        part: ScanPart::default(),
-        bytes: 0,
-        budget,
-    };
-    scan_node(io, root, lo, hi, &mut acc, 0)?;
-    Ok(acc.part)
+    bounded(scan_node, io, root, (lo, hi), budget)
 }
 
 /// The last rows of the range, in descending key order, within `budget`: [`scan_part`] run
@@ -301,12 +295,25 @@ pub fn scan_part_rev(
     hi: Bound<&[u8]>,
     budget: Budget,
 ) -> Result<ScanPart> {
+    bounded(scan_node_rev, io, root, (lo, hi), budget)
+}
+
+/// A walk of the tree in one direction, from the root, into a fresh accumulator.
+type Walk = fn(&mut dyn PageIo, u32, Bound<&[u8]>, Bound<&[u8]>, &mut Acc, usize) -> Result<()>;
+
+fn bounded(
+    walk: Walk,
+    io: &mut dyn PageIo,
+    root: u32,
+    (lo, hi): (Bound<&[u8]>, Bound<&[u8]>),
+    budget: Budget,
+) -> Result<ScanPart> {
     let mut acc = Acc {
         part: ScanPart::default(),
         bytes: 0,
         budget,
     };
-    scan_node_rev(io, root, lo, hi, &mut acc, 0)?;
+    walk(io, root, lo, hi, &mut acc, 0)?;
     Ok(acc.part)
 }
 
