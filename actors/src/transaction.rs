@@ -10,7 +10,8 @@ use crate::session::{self, Session};
 /// A transaction (between ESE's `JetBeginTransaction` and `JetCommitTransaction` or
 /// `JetRollback`). It holds its session, borrowed mutably or owned, so nothing else can use
 /// the session while it is open, and a transaction cannot be used from two tasks at once:
-/// its writes take `&mut self`, and it is not `Clone`. [`Transaction::commit`] and
+/// every call takes `&mut self` (reads too: what a transaction reads depends on what it
+/// wrote) or `self`, and it is not `Clone`. [`Transaction::commit`] and
 /// [`Transaction::rollback`] consume it; dropping it without either rolls it back, so a
 /// request cancelled mid-transaction leaves nothing open and nothing applied.
 ///
@@ -45,7 +46,7 @@ use crate::session::{self, Session};
 /// # async fn f(inst: ese_actors::Instance, t: ese_actors::TableId) -> ese_actors::Result<()> {
 /// let tx = std::sync::Arc::new(inst.transaction().await?);
 /// let other = tx.clone();
-/// tokio::spawn(async move { other.put(t, b"a", b"1").await }); // needs `&mut`
+/// tokio::spawn(async move { other.get(t, b"a").await }); // every call needs `&mut`
 /// # Ok(()) }
 /// ```
 ///
@@ -134,7 +135,7 @@ impl<'s> Transaction<'s> {
     /// # Errors
     ///
     /// As [`Session::get`].
-    pub async fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Bytes>> {
+    pub async fn get(&mut self, table: TableId, key: &[u8]) -> Result<Option<Bytes>> {
         let s = self.session();
         session::get(s.instance(), s.key(), table, key).await
     }
@@ -144,12 +145,12 @@ impl<'s> Transaction<'s> {
     /// # Errors
     ///
     /// As [`Session::scan`].
-    pub async fn scan(&self, table: TableId, range: KeyRange<'_>) -> Result<Vec<Row>> {
+    pub async fn scan(&mut self, table: TableId, range: KeyRange<'_>) -> Result<Vec<Row>> {
         self.stream(table, range).collect().await
     }
 
     /// The rows of a range as the transaction sees them, as a stream.
-    pub fn stream(&self, table: TableId, range: KeyRange<'_>) -> RowStream<'_> {
+    pub fn stream(&mut self, table: TableId, range: KeyRange<'_>) -> RowStream<'_> {
         let s = self.session();
         RowStream::new(s.instance(), s.key(), table, &range)
     }
