@@ -314,9 +314,31 @@ pub static IDLE_INSTANCE: Spec = Spec {
     target: Some(Target::at_most(256.0)),
     peer: false,
 };
+/// One `WriteBatch` against the same rows put one call at a time in a transaction.
+pub static BATCH_VS_PUTS: Spec = Spec {
+    key: "write.batch_vs_puts",
+    label: "9",
+    name: "durable write of 1,000 rows (16 B key + 100 B value): 1 WriteBatch vs 1,000 tx.put",
+    unit: "rows/s",
+    baseline: "1,000 tx.put + commit, 1 transaction",
+    ratio: Ratio::OursOverBaseline,
+    target: Some(Target::at_least(1.0)),
+    peer: false,
+};
+/// Resident memory growth while `Instance::stream` reads a table far larger than the cache.
+pub static MEMORY_STREAM: Spec = Spec {
+    key: "memory.stream_rss_growth",
+    label: "10",
+    name: "RSS growth streaming a {} MiB table ({} rows of 64 KiB) with Instance::stream{}",
+    unit: "MiB",
+    baseline: "",
+    ratio: Ratio::None,
+    target: Some(Target::at_most(4.0)),
+    peer: false,
+};
 
 /// Every figure, in the order the run measures and prints them.
-pub static TABLE: [&Spec; 15] = [
+pub static TABLE: [&Spec; 17] = [
     &BACKUP_VS_RAW,
     &BACKUP_VS_SQLITE,
     &MEMORY_BACKUP,
@@ -332,6 +354,8 @@ pub static TABLE: [&Spec; 15] = [
     &RESTORE_REPLAY,
     &STOP_LATENCY,
     &IDLE_INSTANCE,
+    &BATCH_VS_PUTS,
+    &MEMORY_STREAM,
 ];
 
 /// One measured figure: a row of the table.
@@ -518,6 +542,18 @@ mod tests {
         assert_eq!((r.ratio, r.pass), (None, None));
         assert_eq!(r.ratio(4.0).pass, Some(true));
         assert_eq!(FSYNCS_PER_COMMIT.row(&[], 0.25).verdict(), "info");
+        let r = BATCH_VS_PUTS.row(&[], 300_000.0).baseline(100_000.0);
+        assert_eq!((r.ratio, r.pass), (Some(3.0), Some(true)));
+        let r = MEMORY_STREAM.row(&[&128, &2048, &" (quick: not 1 GiB)"], 1.5);
+        assert_eq!(
+            r.figure,
+            "10 RSS growth streaming a 128 MiB table (2048 rows of 64 KiB) with \
+             Instance::stream (quick: not 1 GiB)"
+        );
+        assert_eq!(
+            (r.pass, r.target_text().as_str()),
+            (Some(true), "<= 4.00 MiB")
+        );
         assert_eq!(
             GROUP_COMMIT.row(&[], 20000.0).baseline(5000.0).to_string(),
             "3  group commit: 64 sessions vs 1 session (ours): 20000 commits/s; \

@@ -3,6 +3,8 @@
 //!
 //! - [`workloads`]: every figure's measurement of ours through the public actor API, and
 //!   the engine-free baselines (a raw `std::fs` read, a bare tokio echo task).
+//! - [`host_api`]: the workloads of the host API's figures (a `WriteBatch` against single
+//!   puts, the memory of a streaming scan).
 //! - [`figures`]: the table of figures (key, label, name, unit, baseline, how the ratio is
 //!   formed, target) and the measured [`figures::Row`].
 //! - [`run`]: the one run of every figure in the table's order, with or without peers.
@@ -27,6 +29,7 @@
 //! ```
 
 pub mod figures;
+pub mod host_api;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod run;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ese_actors::{Commit, Engine, Term};
 
 use crate::figures::{self, Row};
+use crate::host_api::{batch_vs_puts, stream_memory, BATCH_ROWS, STREAM_CACHE_PAGES};
 use crate::workloads::{
     backup_rss_growth, commit_run, echo_roundtrips, fill_database, get_roundtrips,
     idle_instance_rss, latency_under_backup, median, mib, percentile, raw_read, restore_run,
@@ -358,6 +359,70 @@ pub async fn run(
     let per = idle_instance_rss(&engine, &dir.join("idle"), scale.idle_instances).await?;
     rows.push(figures::IDLE_INSTANCE.row(&[&scale.idle_instances], per / 1024.0));
     let _ = std::fs::remove_dir_all(dir.join("idle"));
+
+    // ---- 9. A WriteBatch against single puts.
+    phase("write batch vs single puts");
+    let b = batch_vs_puts(&engine, &dir.join("batch"), scale.batch_reps).await?;
+    rows.push(
+        figures::BATCH_VS_PUTS
+            .row(&[], b.batch_rate())
+            .baseline(b.puts_rate())
+            .detail(format!(
+                "median of {} interleaved pairs, {BATCH_ROWS} fresh rows each, Commit::Durable; \
+                 {:.2} ms vs {:.2} ms per 1,000 rows; median of the pairs' ratios {:.2}x",
+                b.batch.len(),
+                1e3 * BATCH_ROWS as f64 / b.batch_rate(),
+                1e3 * BATCH_ROWS as f64 / b.puts_rate(),
+                b.pair_ratio()
+            )),
+    );
+    let _ = std::fs::remove_dir_all(dir.join("batch"));
+
+    // ---- 10. Memory of a streaming scan.
+    phase("streaming scan memory");
+    let m = stream_memory(&engine, &dir.join("stream"), scale.stream_table_bytes).await?;
+    log(&format!(
+        "         loaded {} rows, {:.1} MiB file, {:.1} s",
+        m.rows,
+        mib(m.file_bytes),
+        m.load_secs
+    ));
+    let note = if scale.quick {
+        " (quick: not 1 GiB)"
+    } else {
+        ""
+    };
+    rows.push(
+        figures::MEMORY_STREAM
+            .row(
+                &[&format!("{:.0}", mib(m.warm.bytes)), &m.warm.rows, &note],
+                mib(m.warm.rss_growth),
+            )
+            .detail(format!(
+                "peak RSS growth of the process over its value just before the pass (statm \
+                 sampled every 1 ms, and VmHWM reset through clear_refs; heap trimmed \
+                 first: {}); second of two \
+                 passes, {} rows, {:.1} MiB of values, {:.0} MiB/s, instance cache \
+                 cache_pages({STREAM_CACHE_PAGES}) = {:.0} MiB already full after the first; \
+                 the first, cold pass (the cache filling included): {:.2} MiB, {:.0} MiB/s; \
+                 for contrast, Instance::scan(limit {}) collecting {:.0} MiB: {:.1} MiB",
+                if crate::host_api::HEAP_TRIM {
+                    "malloc_trim"
+                } else {
+                    "no"
+                },
+                m.warm.rows,
+                mib(m.warm.bytes),
+                m.warm.mib_per_sec(),
+                mib(STREAM_CACHE_PAGES as u64 * 8192),
+                mib(m.cold.rss_growth),
+                m.cold.mib_per_sec(),
+                crate::host_api::SCAN_PREFIX_ROWS,
+                mib(m.scan_prefix_bytes),
+                mib(m.scan_prefix_growth)
+            )),
+    );
+    let _ = std::fs::remove_dir_all(dir.join("stream"));
     phase("done");
     debug_assert!(with_peers || rows.iter().all(|r| !r.spec().peer));
     Ok(Report { rows, sweep })

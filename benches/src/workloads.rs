@@ -55,6 +55,11 @@ pub struct Scale {
     pub stop_db_bytes: u64,
     /// Instances in the idle-memory figure.
     pub idle_instances: usize,
+    /// Interleaved pairs (one `WriteBatch`, one transaction of single puts) of the write-batch
+    /// figure.
+    pub batch_reps: usize,
+    /// Size of the table the streaming-scan memory figure streams (1 GiB in full mode).
+    pub stream_table_bytes: u64,
 }
 
 impl Scale {
@@ -72,6 +77,8 @@ impl Scale {
             roundtrips: 20_000,
             stop_db_bytes: 16 << 20,
             idle_instances: 100,
+            batch_reps: 21,
+            stream_table_bytes: 128 << 20,
         }
     }
     /// Full mode.
@@ -88,6 +95,8 @@ impl Scale {
             roundtrips: 40_000,
             stop_db_bytes: 32 << 20,
             idle_instances: 100,
+            batch_reps: 41,
+            stream_table_bytes: 1 << 30,
         }
     }
     /// `Scale::quick()` when `ESE_BENCH_QUICK` is set to anything but `0` or empty.
