@@ -18,6 +18,9 @@ use std::time::Duration;
 use ese::io::{File, FileLock, FileRef, OpenMode, Storage, StorageRef};
 use parking_lot::{Condvar, Mutex};
 
+/// Longest a read waits at a latch that is never released.
+const MAX_HOLD: Duration = Duration::from_secs(60);
+
 /// A gate that reads wait at until it is released. Cheap to clone; clones share the gate.
 #[derive(Clone, Default)]
 pub struct Latch {
@@ -68,12 +71,19 @@ impl Latch {
             .expect("latch waiter");
     }
 
+    /// Holds the read until the latch is released, or for at most `MAX_HOLD`: a test that
+    /// panicked before releasing would otherwise leave the read on a blocking thread forever,
+    /// and the runtime's shutdown would wait for it, hiding the panic behind a hang.
     fn pass(&self) {
         let mut s = self.inner.state.lock();
         s.arrived += 1;
         self.inner.cv.notify_all();
+        let deadline = std::time::Instant::now() + MAX_HOLD;
         while !s.released {
-            self.inner.cv.wait(&mut s);
+            if self.inner.cv.wait_until(&mut s, deadline).timed_out() {
+                eprintln!("a read held at a latch for {MAX_HOLD:?} was let go: never released");
+                return;
+            }
         }
     }
 }
