@@ -136,6 +136,11 @@ fn plot(
     Ok(())
 }
 
+/// Counts the heap's live bytes for the memory rows (figure 10); a relaxed atomic per
+/// allocation, noise next to what the other rows measure.
+#[global_allocator]
+static ALLOC: ese_bench::heap::CountingAlloc = ese_bench::heap::CountingAlloc;
+
 fn main() -> AnyResult<()> {
     // `cargo bench` passes --bench; there are no other options.
     let scale = Scale::from_env();

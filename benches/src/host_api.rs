@@ -132,6 +132,9 @@ pub struct StreamPass {
     pub seconds: f64,
     /// Peak resident memory growth over the value just before the pass, bytes.
     pub rss_growth: u64,
+    /// Peak growth of the bytes live on the heap over the value just before the pass;
+    /// `None` in a binary without the counting allocator ([`crate::heap`]).
+    pub heap_growth: Option<u64>,
 }
 
 impl StreamPass {
@@ -242,6 +245,7 @@ pub async fn stream_memory(engine: &Engine, dir: &Path, bytes: u64) -> Result<St
 /// Streams every row of `t`, consuming each (its value's length counted, the row dropped),
 /// with the resident memory sampled.
 async fn stream_pass(inst: &Instance, t: TableId) -> Result<StreamPass> {
+    let heap_base = crate::heap::reset_peak();
     let sampler = Sampler::start();
     let t0 = Instant::now();
     let mut pass = StreamPass::default();
@@ -258,6 +262,7 @@ async fn stream_pass(inst: &Instance, t: TableId) -> Result<StreamPass> {
     .await;
     pass.seconds = t0.elapsed().as_secs_f64();
     pass.rss_growth = sampler.stop();
+    pass.heap_growth = heap_base.and_then(|b| Some(crate::heap::peak()?.saturating_sub(b)));
     res?;
     Ok(pass)
 }

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod figures;
+pub mod heap;
 pub mod host_api;
 #[cfg(feature = "peers")]
 pub mod peers;

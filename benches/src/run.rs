@@ -392,29 +392,44 @@ pub async fn run(
     } else {
         ""
     };
+    let (what, held) = match m.warm.heap_growth {
+        Some(h) => ("live heap", h),
+        None => ("RSS", m.warm.rss_growth),
+    };
+    let heap =
+        |h: Option<u64>| h.map_or("not counted".to_string(), |h| format!("{:.2} MiB", mib(h)));
     rows.push(
         figures::MEMORY_STREAM
             .row(
-                &[&format!("{:.0}", mib(m.warm.bytes)), &m.warm.rows, &note],
-                mib(m.warm.rss_growth),
+                &[
+                    &what,
+                    &format!("{:.0}", mib(m.warm.bytes)),
+                    &m.warm.rows,
+                    &note,
+                ],
+                mib(held),
             )
             .detail(format!(
-                "peak RSS growth of the process over its value just before the pass (statm \
-                 sampled every 1 ms, and VmHWM reset through clear_refs; heap trimmed \
-                 first: {}); second of two \
-                 passes, {} rows, {:.1} MiB of values, {:.0} MiB/s, instance cache \
-                 cache_pages({STREAM_CACHE_PAGES}) = {:.0} MiB already full after the first; \
-                 the first, cold pass (the cache filling included): {:.2} MiB, {:.0} MiB/s; \
-                 for contrast, Instance::scan(limit {}) collecting {:.0} MiB: {:.1} MiB",
+                "second of two passes, {} rows, {:.1} MiB of values, {:.0} MiB/s, instance \
+                 cache cache_pages({STREAM_CACHE_PAGES}) = {:.0} MiB already full after the \
+                 first. Live heap growth (counting allocator): {}; peak RSS growth of the \
+                 process over its value just before the pass (statm sampled every 1 ms, VmHWM \
+                 reset through clear_refs, heap trimmed first: {}): {:.2} MiB, which includes \
+                 the allocator's arenas refilling. The first, cold pass (the cache filling \
+                 included): heap {}, RSS {:.2} MiB, {:.0} MiB/s; for contrast, \
+                 Instance::scan(limit {}) collecting {:.0} MiB: RSS {:.1} MiB",
+                m.warm.rows,
+                mib(m.warm.bytes),
+                m.warm.mib_per_sec(),
+                mib(STREAM_CACHE_PAGES as u64 * 8192),
+                heap(m.warm.heap_growth),
                 if crate::host_api::HEAP_TRIM {
                     "malloc_trim"
                 } else {
                     "no"
                 },
-                m.warm.rows,
-                mib(m.warm.bytes),
-                m.warm.mib_per_sec(),
-                mib(STREAM_CACHE_PAGES as u64 * 8192),
+                mib(m.warm.rss_growth),
+                heap(m.cold.heap_growth),
                 mib(m.cold.rss_growth),
                 m.cold.mib_per_sec(),
                 crate::host_api::SCAN_PREFIX_ROWS,
