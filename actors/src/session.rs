@@ -109,6 +109,11 @@ impl Session {
     }
 
     /// The rows of a range as a stream, one bounded slice in memory at a time.
+    ///
+    /// # Errors
+    ///
+    /// None here; the stream's items carry them, as [`RowStream`] says (the gate's errors, the
+    /// table handle's, a damaged page's).
     pub fn stream(&self, table: TableId, range: KeyRange<'_>) -> RowStream<'_> {
         RowStream::new(&self.instance, self.key, table, &range)
     }

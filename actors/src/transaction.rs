@@ -150,6 +150,11 @@ impl<'s> Transaction<'s> {
     }
 
     /// The rows of a range as the transaction sees them, as a stream.
+    ///
+    /// # Errors
+    ///
+    /// None here; the stream's items carry them, as [`RowStream`] says (the gate's errors, the
+    /// table handle's, a damaged page's).
     pub fn stream(&mut self, table: TableId, range: KeyRange<'_>) -> RowStream<'_> {
         let s = self.session();
         RowStream::new(s.instance(), s.key(), table, &range)

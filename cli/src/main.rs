@@ -163,6 +163,11 @@ pub struct Out {
     pub json: bool,
 }
 
+/// Counts the heap's live bytes, for `ese bench`'s memory row (figure 10); a relaxed atomic
+/// per allocation, nothing any command would notice.
+#[global_allocator]
+static ALLOC: ese_bench::heap::CountingAlloc = ese_bench::heap::CountingAlloc;
+
 fn main() -> ExitCode {
     // A bug must not greet the user with a backtrace: one sentence, and a distinct code.
     std::panic::set_hook(Box::new(|info| {
