@@ -133,7 +133,7 @@ pub async fn run(
 
     // ---- 8a. Memory growth while streaming.
     phase("memory growth while streaming");
-    let (growth, stream) = if scale.memory_db_bytes == scale.backup_db_bytes {
+    let (growth, heap, stream) = if scale.memory_db_bytes == scale.backup_db_bytes {
         backup_rss_growth(&f).await?
     } else {
         let m = fill_database(&engine, "mem", &dir.join("mem"), scale.memory_db_bytes).await?;
@@ -150,7 +150,11 @@ pub async fn run(
     rows.push(
         figures::MEMORY_BACKUP
             .row(&[&format!("{:.0}", mib(stream.bytes)), &note], mib(growth))
-            .detail(format!("stream {:.0} MiB/s", stream.mib_per_sec())),
+            .detail(format!(
+                "stream {:.0} MiB/s; live heap growth (counting allocator): {}",
+                stream.mib_per_sec(),
+                heap.map_or("not counted".to_string(), |h| format!("{:.2} MiB", mib(h)))
+            )),
     );
 
     // ---- 2/3. Durable commits.

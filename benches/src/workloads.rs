@@ -743,8 +743,10 @@ async fn reader_loop(
 }
 
 /// Peak growth of resident memory (sampled every 2 ms from `/proc/self/statm`) while one
-/// full backup of `f` streams (1 MiB chunks): (growth in bytes, the stream).
-pub async fn backup_rss_growth(f: &Filled) -> Result<(u64, Stream)> {
+/// full backup of `f` streams (1 MiB chunks): (growth in bytes, the peak growth of live heap
+/// bytes where the binary counts them ([`crate::heap`]), the stream).
+pub async fn backup_rss_growth(f: &Filled) -> Result<(u64, Option<u64>, Stream)> {
+    let heap_base = crate::heap::reset_peak();
     let base = rss_bytes();
     let peak = Arc::new(AtomicU64::new(base));
     let done = Arc::new(AtomicBool::new(false));
@@ -761,7 +763,8 @@ pub async fn backup_rss_growth(f: &Filled) -> Result<(u64, Stream)> {
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     peak.fetch_max(rss_bytes(), Ordering::Relaxed);
-    Ok((peak.load(Ordering::Relaxed).saturating_sub(base), s?))
+    let heap = heap_base.and_then(|b| Some(crate::heap::peak()?.saturating_sub(b)));
+    Ok((peak.load(Ordering::Relaxed).saturating_sub(base), heap, s?))
 }
 
 /// Resident memory per idle initialised instance: `n` instances (4 KiB pages, 64-page cache,
