@@ -328,6 +328,19 @@ impl Acc {
     fn full(&self) -> bool {
         self.part.rows.len() >= self.budget.rows || self.bytes >= self.budget.bytes
     }
+
+    /// Takes a row of the range, in either direction; `false` (and `more` set) once the
+    /// budget is spent, leaving the row for the next slice.
+    fn take(&mut self, io: &mut dyn PageIo, k: Vec<u8>, v: &Stored) -> Result<bool> {
+        if self.full() {
+            self.part.more = true;
+            return Ok(false);
+        }
+        let v = read_value(io, v)?;
+        self.bytes += k.len() + v.len();
+        self.part.rows.push((k, v));
+        Ok(true)
+    }
 }
 
 fn above_lo(k: &[u8], lo: Bound<&[u8]>) -> bool {
@@ -364,13 +377,9 @@ fn scan_node(
                 if !above_lo(&k, lo) || !below_hi(&k, hi) {
                     continue;
                 }
-                if acc.full() {
-                    acc.part.more = true;
+                if !acc.take(io, k, &v)? {
                     return Ok(());
                 }
-                let v = read_value(io, &v)?;
-                acc.bytes += k.len() + v.len();
-                acc.part.rows.push((k, v));
             }
         }
         Node::Internal { first, entries } => {
@@ -416,13 +425,9 @@ fn scan_node_rev(
             }
             entries.truncate(end);
             for (k, v) in entries.drain(start..).rev() {
-                if acc.full() {
-                    acc.part.more = true;
+                if !acc.take(io, k, &v)? {
                     return Ok(());
                 }
-                let v = read_value(io, &v)?;
-                acc.bytes += k.len() + v.len();
-                acc.part.rows.push((k, v));
             }
         }
         Node::Internal { first, entries } => {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ese_actors::{Engine, InstanceParams, KeyRange, OpenOptions, Term};
+use ese_actors::{Engine, Instance, InstanceParams, KeyRange, OpenOptions, TableId, Term};
 
 /// The service running as a child process on a free loopback port.
 struct Running {
@@ -51,6 +51,43 @@ impl Running {
         std::io::Read::read_to_string(&mut self.stdout, &mut rest).unwrap();
         (status, rest)
     }
+}
+
+/// Opens the service's database in `inst_dir` on a new instance (soft recovery first): the
+/// instance and the `kv` table.
+async fn open_kv(engine: &Engine, name: &str, inst_dir: &Path) -> (Instance, TableId) {
+    let inst = engine
+        .create_instance(name, InstanceParams::new(inst_dir))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .open_database(inst_dir.join("kv.edb"), OpenOptions::default())
+        .await
+        .unwrap();
+    let t = inst.open_table(db, "kv").await.unwrap();
+    (inst, t)
+}
+
+/// `n` rows `{prefix}{i:04}` of `size` bytes, each PUT answered 204.
+async fn put_rows(c: &reqwest::Client, svc: &Running, prefix: &str, n: usize, size: usize) {
+    for i in 0..n {
+        let url = svc.url(&format!("/kv/{prefix}{i:04}"));
+        let r = c.put(url).body(vec![b'v'; size]).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+    }
+}
+
+/// Starts a backup (`POST /backup{query}`, answered 202): its set's folder.
+async fn start_backup(c: &reqwest::Client, svc: &Running, query: &str) -> std::path::PathBuf {
+    let r = c
+        .post(svc.url(&format!("/backup{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let started: serde_json::Value = r.json().await.unwrap();
+    std::path::PathBuf::from(started["dir"].as_str().unwrap())
 }
 
 fn client() -> reqwest::Client {
@@ -151,14 +188,8 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_holds_them() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Running::start(dir.path());
     let c = client();
-    for i in 0..200 {
-        let url = svc.url(&format!("/kv/before:{i:04}"));
-        c.put(url).body(vec![b'b'; 2000]).send().await.unwrap();
-    }
-    let r = c.post(svc.url("/backup")).send().await.unwrap();
-    assert_eq!(r.status(), 202);
-    let started: serde_json::Value = r.json().await.unwrap();
-    let set = std::path::PathBuf::from(started["dir"].as_str().unwrap());
+    put_rows(&c, &svc, "before:", 200, 2000).await;
+    let set = start_backup(&c, &svc, "").await;
     // Writes keep coming while the backup runs; every one succeeds.
     let mut writes = 0;
     let done = loop {
@@ -189,16 +220,7 @@ async fn a_backup_taken_while_writes_go_on_verifies_and_holds_them() {
     ese_actors::restore_backup_chain_to(&engine, &[set], &restored, None)
         .await
         .unwrap();
-    let inst = engine
-        .create_instance("check", InstanceParams::new(&restored))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let db = inst
-        .open_database(restored.join("kv.edb"), OpenOptions::default())
-        .await
-        .unwrap();
-    let t = inst.open_table(db, "kv").await.unwrap();
+    let (inst, t) = open_kv(&engine, "check", &restored).await;
     let before = inst.scan(t, KeyRange::prefix(b"before:")).await.unwrap();
     assert_eq!(before.len(), 200);
     inst.term(Term::empty()).await.unwrap();
@@ -209,19 +231,9 @@ async fn sigterm_during_a_backup_stops_it_and_terms_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Running::start(dir.path());
     let c = client();
-    for i in 0..300 {
-        let url = svc.url(&format!("/kv/row:{i:04}"));
-        c.put(url).body(vec![b'r'; 4000]).send().await.unwrap();
-    }
+    put_rows(&c, &svc, "row:", 300, 4000).await;
     // Throttled so that it is still running when the signal comes.
-    let r = c
-        .post(svc.url("/backup?max_rate=65536"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let started: serde_json::Value = r.json().await.unwrap();
-    let set = std::path::PathBuf::from(started["dir"].as_str().unwrap());
+    let set = start_backup(&c, &svc, "?max_rate=65536").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s: serde_json::Value = c
         .get(svc.url("/backup"))
@@ -240,21 +252,12 @@ async fn sigterm_during_a_backup_stops_it_and_terms_cleanly() {
     assert!(!set.join("manifest.json").exists());
     assert!(!set.exists(), "partial set left at {}", set.display());
     let engine = Engine::new();
-    let inst = engine
-        .create_instance("again", InstanceParams::new(dir.path().join("instance")))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
+    let (inst, t) = open_kv(&engine, "again", &dir.path().join("instance")).await;
     assert_eq!(
         inst.stats().await.unwrap().recovery.commits,
         0,
         "a clean term"
     );
-    let db = inst
-        .open_database(dir.path().join("instance/kv.edb"), OpenOptions::default())
-        .await
-        .unwrap();
-    let t = inst.open_table(db, "kv").await.unwrap();
     assert_eq!(inst.scan(t, KeyRange::all()).await.unwrap().len(), 300);
     inst.term(Term::empty()).await.unwrap();
 }
