@@ -169,9 +169,18 @@ fn crash_at_every_write() {
         let (fs, storage) = fault_fs();
         fs.arm(Fault::CrashAtWrite { nth });
         let acked = workload(&storage, &params);
-        // Group commit makes the write count vary a little from run to run: the last few
-        // crash points may fall after the end of a shorter run, which is then checked as is.
-        fired += fs.is_dead() as u64;
+        // Group commit makes the write count vary from run to run (more under load): a crash
+        // point may fall after the end of a shorter run, which is then checked as is. Only
+        // then may it not fire.
+        if fs.is_dead() {
+            fired += 1;
+        } else {
+            let made = fs.stats().writes;
+            assert!(
+                nth > made,
+                "crash at write {nth} did not fire in a run of {made} writes"
+            );
+        }
         fs.disarm_all();
         fs.restart();
         check(
@@ -181,8 +190,10 @@ fn crash_at_every_write() {
             &format!("crash at write {nth}/{total}"),
         );
     }
+    // Every point within its run fired (above); the runs are not much shorter than the
+    // counting run, even on a loaded machine (135 of 158 is the lowest seen).
     assert!(
-        fired * 10 >= total * 9,
+        fired * 4 >= total * 3,
         "only {fired} of {total} crash points fired"
     );
 }
