@@ -34,6 +34,7 @@ mod restore;
 mod rows;
 mod scan;
 mod session;
+pub mod target;
 mod transaction;
 mod types;
 
@@ -58,6 +59,10 @@ pub use restore::{
 pub use rows::OpenOptions;
 pub use scan::{KeyRange, Row, RowStream};
 pub use session::Session;
+pub use target::{
+    list_sets, prune_sets, restore_from, restore_sets, verify_at, BackupTarget, Listed,
+    ObjectOptions, PrunePlan, ReadProgress, Retention, SetChoice, SetState, VerifyDepth,
+};
 pub use transaction::Transaction;
 pub use types::{
     BackupFile, BackupId, BackupInfo, DatabaseInfo, InstanceInfo, LogInfo, ScanCursor, ScanSlice,

@@ -5,6 +5,7 @@ mod demo;
 mod dump;
 mod ops;
 mod progress;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,15 +41,18 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         writers: usize,
     },
-    /// Opens the files of an instance that is not running (soft recovery) and writes a
-    /// backup set. A running instance is backed up through its host.
+    /// Opens the files of an instance that is not running (soft recovery) and writes a new
+    /// backup set into a target. A running instance is backed up through its host.
     Backup {
         /// The instance's directory (logs, checkpoint, databases).
         #[arg(long)]
         instance_dir: PathBuf,
-        /// The backup set's directory (must be empty or absent).
+        /// Where the set goes: `s3://BUCKET/PREFIX` (endpoint and credentials from the AWS
+        /// environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        /// AWS_REGION, AWS_ALLOW_HTTP), `file:///PATH` or a folder. The set is a new
+        /// folder or prefix inside, named for its time and kind.
         #[arg(long)]
-        to: PathBuf,
+        to: String,
         /// What kind of backup.
         #[arg(long, value_enum, default_value_t = Kind::Full)]
         kind: Kind,
@@ -58,17 +62,39 @@ enum Cmd {
         /// Log base name.
         #[arg(long, default_value = "edb")]
         base: String,
+        /// Compress every file: `zstd` (level 3) or `zstd:LEVEL` (1 to 22).
+        #[arg(long)]
+        compress: Option<String>,
+        /// Stream at most this many MiB per second (like pg_basebackup's --max-rate).
+        #[arg(long)]
+        max_rate_mib: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
-    /// Checks a backup set without restoring it.
+    /// Checks a backup set without restoring it: `TARGET/SET`, or a set's folder.
     Verify {
-        /// The backup set's directory.
-        set: PathBuf,
+        /// The set: `s3://BUCKET/PREFIX/SET`, or the set's folder.
+        set: String,
+        /// Only that every file is there with its size (LIST and HEAD; no download).
+        #[arg(long, conflicts_with = "sample")]
+        quick: bool,
+        /// Reads back about PERCENT of the files (sizes and checksums), the rest quick.
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<f64>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
-    /// Restores a chain of backup sets (full first, then incrementals) into a directory.
+    /// Restores a chain of backup sets (full first, then incrementals) into a directory:
+    /// `ese restore TARGET --set SET|latest --to DIR`, or the sets named one by one.
     Restore {
-        /// The sets, oldest first.
+        /// With `--set`, the target holding the sets; without, each set of the chain
+        /// (`TARGET/SET` or a set's folder), oldest first.
         #[arg(required = true)]
-        sets: Vec<PathBuf>,
+        sources: Vec<String>,
+        /// The set to restore with the chain it continues, or `latest`: the newest set
+        /// whose chain is complete.
+        #[arg(long)]
+        set: Option<String>,
         /// Where the databases go.
         #[arg(long)]
         to: PathBuf,
@@ -78,6 +104,35 @@ enum Cmd {
         /// Replay no commit made after this time (RFC 3339, e.g. 2026-11-25T14:00:00Z).
         #[arg(long)]
         stop_at_time: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Lists the backup sets of a target: name, kind, parent, log range, size, time.
+    Sets {
+        /// The target: `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
+        target: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Removes whole backup sets that no kept chain needs, and old orphans (sets whose
+    /// backup never finished).
+    Prune {
+        /// The target.
+        target: String,
+        /// Keep the newest N full sets and every set that continues them.
+        #[arg(long)]
+        keep_full: Option<usize>,
+        /// Keep every set begun within this long (e.g. 7d, 36h).
+        #[arg(long)]
+        keep_within: Option<humantime::Duration>,
+        /// Remove orphans older than this (default 24h).
+        #[arg(long, default_value = "24h")]
+        orphan_grace: humantime::Duration,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Measures the engine on this machine (no peers): backup throughput, durable and group
     /// commits, latency under backup, restore speed, actor round trips, stop latency, memory.
@@ -113,6 +168,47 @@ enum DumpWhat {
         /// The file.
         file: PathBuf,
     },
+}
+
+/// How an object-store target uploads and reads (ignored for folders).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct StoreArgs {
+    /// Multipart part size in MiB (at least 5).
+    #[arg(long, default_value_t = 16)]
+    part_size_mib: usize,
+    /// Parts uploading at once per file (memory: this times the part size).
+    #[arg(long, default_value_t = 8)]
+    parts_in_flight: usize,
+    /// Retries of a failed request.
+    #[arg(long, default_value_t = 3)]
+    retries: usize,
+    /// How long one request may keep retrying, in seconds.
+    #[arg(long, default_value_t = 30)]
+    retry_timeout_secs: u64,
+}
+
+impl StoreArgs {
+    /// The target `s` with these settings.
+    pub fn target(&self, s: &str) -> Result<ese_actors::BackupTarget, Failure> {
+        let t = ese_actors::BackupTarget::parse(s)?;
+        Ok(t.with_options(self.options()))
+    }
+
+    /// The set location `s` (`TARGET/SET`) with these settings.
+    pub fn set(&self, s: &str) -> Result<(ese_actors::BackupTarget, String), Failure> {
+        let (t, name) = ese_actors::BackupTarget::parse_set(s)?;
+        Ok((t.with_options(self.options()), name))
+    }
+
+    fn options(&self) -> ese_actors::ObjectOptions {
+        ese_actors::ObjectOptions {
+            part_size: self.part_size_mib.saturating_mul(1 << 20),
+            parts_in_flight: self.parts_in_flight,
+            max_retries: self.retries,
+            retry_timeout: std::time::Duration::from_secs(self.retry_timeout_secs),
+            ..ese_actors::ObjectOptions::default()
+        }
+    }
 }
 
 /// Backup kinds on the command line.
@@ -180,6 +276,8 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let out = Out {
         quiet: cli.quiet,
@@ -243,13 +341,55 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             kind,
             dbs,
             base,
-        } => ops::backup(&instance_dir, &to, kind.into(), dbs, &base, out).await,
-        Cmd::Verify { set } => ops::verify(&set, out).await,
+            compress,
+            max_rate_mib,
+            store,
+        } => {
+            let options = ese_actors::BackupOptions {
+                compress: compress.as_deref().map(parse_compress).transpose()?,
+                max_rate: max_rate_mib.map(|m| m.saturating_mul(1 << 20)),
+                ..ese_actors::BackupOptions::default()
+            };
+            let target = store.target(&to)?;
+            ops::backup(
+                &instance_dir,
+                &target,
+                kind.into(),
+                dbs,
+                &base,
+                options,
+                out,
+            )
+            .await
+        }
+        Cmd::Verify {
+            set,
+            quick,
+            sample,
+            store,
+        } => {
+            let depth = match (quick, sample) {
+                (true, _) => ese_actors::VerifyDepth::Quick,
+                (_, Some(p)) if (0.0..=100.0).contains(&p) => ese_actors::VerifyDepth::Sample {
+                    percent: p,
+                    seed: ese_actors::ese::backup::repo::name::now_ms(),
+                },
+                (_, Some(p)) => {
+                    return Err(Failure::Other(format!(
+                        "--sample {p}: give 0 to 100 (percent)"
+                    )))
+                }
+                (false, None) => ese_actors::VerifyDepth::Full,
+            };
+            ops::verify(store.set(&set)?, depth, out).await
+        }
         Cmd::Restore {
-            sets,
+            sources,
+            set,
             to,
             stop_at_gen,
             stop_at_time,
+            store,
         } => {
             let stop = match (stop_at_gen, stop_at_time) {
                 (Some(g), _) => Some(ese_actors::StopAt::Generation(g)),
@@ -259,7 +399,40 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                 )),
                 (None, None) => None,
             };
-            ops::restore(&sets, &to, stop, out).await
+            let from = match set {
+                Some(choice) => {
+                    let [target] = &sources[..] else {
+                        return Err(Failure::Other(
+                            "with --set, give exactly one target (the place that holds the sets)"
+                                .into(),
+                        ));
+                    };
+                    ops::From::Target(store.target(target)?, ese_actors::SetChoice::parse(&choice))
+                }
+                None => ops::From::Sets(
+                    sources
+                        .iter()
+                        .map(|s| store.set(s))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
+            ops::restore(from, &to, stop, out).await
+        }
+        Cmd::Sets { target, store } => targets::sets(&store.target(&target)?, out).await,
+        Cmd::Prune {
+            target,
+            keep_full,
+            keep_within,
+            orphan_grace,
+            dry_run,
+            store,
+        } => {
+            let r = ese_actors::Retention {
+                keep_full,
+                keep_within_ms: keep_within.map(|d| d.as_millis() as u64),
+                orphan_grace_ms: orphan_grace.as_millis() as u64,
+            };
+            targets::prune(&store.target(&target)?, r, dry_run, out).await
         }
         Cmd::Bench { quick, dir } => bench(quick, dir, out).await,
         Cmd::Dump { what } => match what {
@@ -267,6 +440,21 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             DumpWhat::Log { file } => dump::log(&file, out),
             DumpWhat::Checkpoint { file } => dump::checkpoint(&file, out),
         },
+    }
+}
+
+/// `zstd` or `zstd:LEVEL`.
+fn parse_compress(s: &str) -> Result<i32, Failure> {
+    match s.split_once(':') {
+        None if s == "zstd" => Ok(3),
+        Some(("zstd", level)) => level
+            .parse()
+            .ok()
+            .filter(|l| (1..=22).contains(l))
+            .ok_or_else(|| Failure::Other(format!("--compress {s}: the level is 1 to 22"))),
+        _ => Err(Failure::Other(format!(
+            "--compress {s}: give zstd or zstd:LEVEL"
+        ))),
     }
 }
 

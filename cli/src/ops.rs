@@ -1,11 +1,14 @@
-//! `ese backup`, `ese verify`, `ese restore`.
+//! `ese backup`, `ese verify`, `ese restore`: a target is a folder of sets or an object
+//! store (`s3://BUCKET/PREFIX`), the same code for both.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use ese_actors::{
-    restore_backup_chain_to, verify_backup_set, BackupHandle, BackupKind, BackupOptions, Engine,
-    InstanceParams, StopAt, Term,
+    restore_from, restore_sets, verify_at, BackupHandle, BackupKind, BackupOptions, BackupTarget,
+    Engine, InstanceParams, ReadProgress, SetChoice, StopAt, Term, VerifyDepth,
 };
 
 use crate::progress::Step;
@@ -46,10 +49,11 @@ fn find_databases(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
 /// `ese backup`.
 pub async fn backup(
     dir: &Path,
-    to: &Path,
+    to: &BackupTarget,
     kind: BackupKind,
     dbs: Vec<PathBuf>,
     base: &str,
+    options: BackupOptions,
     out: Out,
 ) -> Result<(), Failure> {
     let dbs = if dbs.is_empty() {
@@ -76,9 +80,9 @@ pub async fn backup(
         }
     }
     step.done("instance opened");
-    let step = Step::start(out, &format!("{kind:?} backup to {}", to.display()));
+    let step = Step::start(out, &format!("{kind:?} backup to {to}"));
     let t = Instant::now();
-    let res = match inst.start_backup(to, kind, BackupOptions::default()).await {
+    let res = match inst.start_backup_to(to, kind, options).await {
         Ok(h) => follow(h, &step, &format!("{kind:?} backup")).await,
         Err(e) => Err(e),
     };
@@ -90,12 +94,7 @@ pub async fn backup(
             return Err(e.into());
         }
     };
-    let bytes: u64 = m
-        .databases
-        .iter()
-        .map(|d| d.size)
-        .chain(m.logs.iter().map(|l| l.size))
-        .sum();
+    let bytes = m.content_bytes();
     let secs = t.elapsed().as_secs_f64();
     step.done(&format!(
         "backed up {:.1} MiB in {secs:.2}s",
@@ -105,14 +104,20 @@ pub async fn backup(
         println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
     } else {
         println!(
-            "backup {} ({:?}): {} database(s), logs {}..={}, {:.1} MiB, {:.1} MB/s",
+            "backup {} ({:?}): {} database(s), logs {}..={}, {:.1} MiB ({:.1} MiB stored), {:.1} MB/s",
             m.id,
             m.kind,
             m.databases.len(),
             m.gen_low,
             m.gen_high,
             bytes as f64 / 1048576.0,
+            m.stored_bytes() as f64 / 1048576.0,
             bytes as f64 / 1e6 / secs.max(1e-9)
+        );
+        println!(
+            "set {}/{}",
+            to.location().trim_end_matches('/'),
+            m.name.as_deref().unwrap_or_default()
         );
     }
     Ok(())
@@ -168,14 +173,15 @@ fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
 }
 
 /// `ese verify`.
-pub async fn verify(set: &Path, out: Out) -> Result<(), Failure> {
-    let step = Step::start(out, &format!("verifying {}", set.display()));
-    let set = set.to_path_buf();
-    let r = tokio::task::spawn_blocking(move || verify_backup_set(&set))
-        .await
-        .map_err(|e| Failure::Other(e.to_string()))?;
-    // The error names the file and what is wrong with it; the caller prints it.
-    let r = match r {
+pub async fn verify(
+    (target, set): (BackupTarget, String),
+    depth: VerifyDepth,
+    out: Out,
+) -> Result<(), Failure> {
+    let step = Step::start(out, &format!("verifying {}/{set}", target.location()));
+    let progress = ReadProgress::new();
+    let work = verify_at(&target, &set, depth, Some(progress.clone()));
+    let r = match watch(work, &step, &progress).await {
         Ok(r) => r,
         Err(e) => {
             step.failed("verification failed");
@@ -183,40 +189,86 @@ pub async fn verify(set: &Path, out: Out) -> Result<(), Failure> {
         }
     };
     step.done("verified");
+    let what = match depth {
+        VerifyDepth::Quick => "every file present with its size (quick: nothing read)".to_string(),
+        VerifyDepth::Sample { percent, .. } => {
+            format!(
+                "{} file(s) read back ({percent}% sample), the rest present with their sizes",
+                r.logs
+            )
+        }
+        VerifyDepth::Full => format!("{} page(s) and {} log file(s) verified", r.pages, r.logs),
+    };
     if out.json {
         println!(
             "{}",
-            serde_json::json!({ "ok": true, "id": r.manifest.id, "kind": r.manifest.kind, "pages": r.pages, "logs": r.logs,
-                "gen_low": r.manifest.gen_low, "gen_high": r.manifest.gen_high })
+            serde_json::json!({ "ok": true, "id": r.manifest.id, "name": r.manifest.name, "kind": r.manifest.kind, "pages": r.pages, "logs": r.logs,
+                "gen_low": r.manifest.gen_low, "gen_high": r.manifest.gen_high, "depth": format!("{depth:?}") })
         );
     } else {
         println!(
-            "OK: {:?} backup {}, {} page(s) and {} log file(s) verified, logs {}..={}",
-            r.manifest.kind,
-            r.manifest.id,
-            r.pages,
-            r.logs,
-            r.manifest.gen_low,
-            r.manifest.gen_high
+            "OK: {:?} backup {}, {what}, logs {}..={}",
+            r.manifest.kind, r.manifest.id, r.manifest.gen_low, r.manifest.gen_high
         );
     }
     Ok(())
 }
 
+/// Awaits `work`, showing `progress` on the step as it reads.
+async fn watch<T>(
+    work: impl std::future::Future<Output = ese_actors::Result<T>>,
+    step: &Step,
+    progress: &ReadProgress,
+) -> ese_actors::Result<T> {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => step.bytes(progress.done(), progress.total()),
+        }
+    }
+}
+
+/// Where `ese restore` takes its chain from.
+pub enum From {
+    /// A target and a set in it (with its chain), or the latest.
+    Target(BackupTarget, SetChoice),
+    /// The sets, one by one, oldest first.
+    Sets(Vec<(BackupTarget, String)>),
+}
+
 /// `ese restore`.
-pub async fn restore(
-    sets: &[PathBuf],
-    to: &Path,
-    stop: Option<StopAt>,
-    out: Out,
-) -> Result<(), Failure> {
-    std::fs::create_dir_all(to).map_err(|e| Failure::Other(format!("{}: {e}", to.display())))?;
+pub async fn restore(from: From, to: &Path, stop: Option<StopAt>, out: Out) -> Result<(), Failure> {
     let engine = Engine::new();
-    let step = Step::start(
-        out,
-        &format!("restoring {} set(s) into {}", sets.len(), to.display()),
-    );
-    let r = restore_backup_chain_to(&engine, sets, to, stop).await?;
+    let what = match &from {
+        From::Target(t, SetChoice::Latest) => format!("the latest chain of {t}"),
+        From::Target(t, SetChoice::Named(n)) => format!("{t}/{n} and its chain"),
+        From::Sets(s) => format!("{} set(s)", s.len()),
+    };
+    let step = Step::start(out, &format!("restoring {what} into {}", to.display()));
+    let progress = ReadProgress::new();
+    let p = Some(Arc::clone(&progress));
+    let r = match from {
+        From::Target(t, choice) => {
+            watch(
+                restore_from(&engine, &t, choice, to, stop, p),
+                &step,
+                &progress,
+            )
+            .await
+        }
+        From::Sets(sets) => {
+            watch(restore_sets(&engine, &sets, to, stop, p), &step, &progress).await
+        }
+    };
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => {
+            step.failed("restore failed");
+            return Err(e.into());
+        }
+    };
     step.done("restored");
     let rep = &r.restore;
     if out.json {

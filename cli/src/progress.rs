@@ -39,6 +39,25 @@ impl Step {
         }
     }
 
+    /// Shows `done` of `total` bytes as a bar (once `total` is known).
+    pub fn bytes(&self, done: u64, total: u64) {
+        let Some(b) = &self.bar else { return };
+        if total == 0 {
+            return;
+        }
+        if b.length() != Some(total) {
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} [{elapsed}]",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_length(total);
+        }
+        b.set_position(done.min(total));
+    }
+
     /// Updates the message.
     pub fn note(&self, msg: &str) {
         if let Some(b) = &self.bar {

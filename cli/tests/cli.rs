@@ -1,21 +1,13 @@
 //! The `ese` binary, run as a user would: the demo, backup -> verify -> restore, damaged
 //! sets, dumps, and bad arguments.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use ese_actors::{Commit, Engine, InstanceParams, KeyRange, Term};
-
-fn ese(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ese"))
-        .args(args)
-        .output()
-        .expect("run ese")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::*;
+use ese_actors::{Commit, Engine, InstanceParams, Term};
 
 #[test]
 fn demo_succeeds_and_its_report_parses() {
@@ -48,86 +40,30 @@ fn demo_succeeds_and_its_report_parses() {
     );
 }
 
-/// Makes an instance directory with a database holding `n` rows; returns the rows.
-fn make_instance(dir: &Path, n: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let engine = Engine::new();
-        let inst = engine
-            .create_instance("t", InstanceParams::new(dir).log_file_size(256 * 1024))
-            .await
-            .unwrap();
-        inst.init().await.unwrap();
-        let db = inst.create_database(dir.join("data.edb")).await.unwrap();
-        let t = inst.create_table(db, "t").await.unwrap();
-        let mut s = inst.begin_session().await.unwrap();
-        let mut tx = s.transaction().await.unwrap();
-        for i in 0..n {
-            tx.put(
-                t,
-                format!("k{i:05}").as_bytes(),
-                format!("value {i}").as_bytes(),
-            )
-            .await
-            .unwrap();
-        }
-        tx.commit(Commit::Durable).await.unwrap();
-        let rows = s
-            .scan(t, KeyRange::all())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
-        drop(s);
-        inst.term(Term::DIRTY).await.unwrap();
-        rows
-    })
-}
-
-fn read_rows(db: &Path, scratch: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let engine = Engine::new();
-        let inst = engine
-            .create_instance("r", InstanceParams::new(scratch))
-            .await
-            .unwrap();
-        inst.init().await.unwrap();
-        let id = inst.attach_database(db).await.unwrap();
-        let t = inst.open_table(id, "t").await.unwrap();
-        let s = inst.begin_session().await.unwrap();
-        let rows = s
-            .scan(t, KeyRange::all())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
-        drop(s);
-        inst.term(Term::empty()).await.unwrap();
-        rows
-    })
-}
-
 #[test]
 fn backup_verify_restore_round_trip_and_damage() {
     let dir = tempfile::tempdir().unwrap();
     let inst = dir.path().join("inst");
     let rows = make_instance(&inst, 3000);
-    let set = dir.path().join("set");
+    let repo = dir.path().join("backups");
     let out = ese(&[
         "backup",
         "--instance-dir",
         inst.to_str().unwrap(),
         "--to",
-        set.to_str().unwrap(),
+        repo.to_str().unwrap(),
         "--kind",
         "full",
         "-q",
     ]);
     assert!(out.status.success(), "backup: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("backup "));
+    let set = only_set(&repo);
+    assert!(
+        text(&out.stdout).contains(&format!("set {}", set.display())),
+        "{}",
+        text(&out.stdout)
+    );
     let out = ese(&["verify", set.to_str().unwrap()]);
     assert!(out.status.success(), "verify: {}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("OK"));
@@ -340,8 +276,9 @@ fn backup_and_verify_failures_print_the_reason() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 
-    let set = dir.path().join("set");
-    assert!(backup(&set).status.success());
+    let repo = dir.path().join("backups");
+    assert!(backup(&repo).status.success());
+    let set = only_set(&repo);
     std::fs::write(set.join("manifest.json"), b"").unwrap();
     let out = ese(&["verify", set.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -381,7 +318,7 @@ fn backup_to_a_full_tmpfs_fails_with_disk_full() {
     let _unmount = Unmount(&tiny);
     let inst = dir.path().join("inst");
     make_instance(&inst, 60_000);
-    let set = tiny.join("set");
+    let set = tiny.join("backups");
     let out = ese(&[
         "backup",
         "--instance-dir",

@@ -18,6 +18,11 @@ pub trait Files {
         let _ = name;
         false
     }
+    /// The bytes `name` takes where it is stored, found without reading its content (a
+    /// file's length; an object's size from a `HEAD`). `FileNotFound` if there is none.
+    fn stored_len(&self, name: &Path) -> Result<u64> {
+        self.open_read(name)?.len()
+    }
 }
 
 /// The files of a storage are named by their paths.

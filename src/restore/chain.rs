@@ -4,13 +4,15 @@
 //! read through [`Files`], wherever they are kept. Synchronous: callers on a runtime run it
 //! on a blocking thread.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::{external_restore, RestoreReport, RestoreSpec, StopAt};
-use crate::backup::set::{verify_set, BackupKind, BackupManifest};
-use crate::io::{Files, OpenMode, Storage};
+use crate::backup::set::{
+    check_structure, compare_sums, read_manifest, BackupKind, BackupManifest, Content,
+};
+use crate::io::{FileRef, Files, OpenMode, Storage};
 use crate::{restore, Error, Result};
 
 /// What [`restore_chain`] restored.
@@ -31,7 +33,7 @@ pub struct ChainReport {
 ///
 /// # Errors
 ///
-/// Each set's [`verify_set`] errors. The chain: `InvalidParameter` (-1003) for no set;
+/// Each set's [`verify_set`](crate::backup::set::verify_set) errors. The chain: `InvalidParameter` (-1003) for no set;
 /// `MissingFullBackup` (-560) if the first is not a full or copy set with databases;
 /// `InvalidBackupSequence` (-521) for a later set that is not incremental or differential,
 /// or not the previous set's child; `GivenLogFileHasBadSignature` (-555) for a set of another
@@ -46,11 +48,24 @@ pub fn restore_chain<S: Files>(
 ) -> Result<ChainReport> {
     let manifests = sets
         .iter()
-        .map(|s| verify_set(s).map(|r| r.manifest))
+        .map(|s| read_manifest(s))
         .collect::<Result<Vec<BackupManifest>>>()?;
     check_chain(&manifests)?;
     let checked: Vec<(&S, &BackupManifest)> = sets.iter().zip(&manifests).collect();
-    let layout = lay_out(storage, &checked, target)?;
+    // Each file is read from its set once, straight into its place in the target, and
+    // checked there: a set on an object store is not downloaded twice.
+    let mut copies = Copies::default();
+    let layout = match lay_out(storage, &checked, target, &mut copies) {
+        Ok(layout) => layout,
+        Err(e) => {
+            copies.remove(storage);
+            return Err(e);
+        }
+    };
+    if let Err(e) = check_copies(storage, &checked, &copies) {
+        copies.remove(storage);
+        return Err(e);
+    }
     let (Some(first), Some(last)) = (manifests.first(), manifests.last()) else {
         return Err(Error::InvalidParameter);
     };
@@ -71,6 +86,89 @@ pub fn restore_chain<S: Files>(
         databases: layout,
         restore,
     })
+}
+
+/// The files a restore copied into its target: where each went and what was read.
+#[derive(Default)]
+struct Copies {
+    /// Each target file, with the length and CRC-32C of what was copied into it.
+    made: Vec<(PathBuf, Content)>,
+    /// Set index and name in that set, to the target file.
+    placed: HashMap<(usize, PathBuf), usize>,
+}
+
+impl Copies {
+    fn add(&mut self, set: usize, name: &Path, to: PathBuf, content: Content) {
+        self.placed
+            .insert((set, name.to_path_buf()), self.made.len());
+        self.made.push((to, content));
+    }
+
+    fn find(&self, set: usize, name: &Path) -> Option<&(PathBuf, Content)> {
+        self.placed
+            .get(&(set, name.to_path_buf()))
+            .map(|&i| &self.made[i])
+    }
+
+    /// Takes back what a refused restore copied: it must not look restored.
+    fn remove(&self, storage: &dyn Storage) {
+        for (to, _) in &self.made {
+            if let Err(e) = storage.remove(to) {
+                tracing::warn!(file = %to.display(), error = %e, "refused restore: copy not removed");
+            }
+        }
+    }
+}
+
+/// A set's files as laid out in the restore target, named as in the set (errors name the
+/// set's file, not the copy).
+struct LaidOut<'a, S: Files> {
+    storage: &'a dyn Storage,
+    set: &'a S,
+    index: usize,
+    copies: &'a Copies,
+}
+
+impl<S: Files> Files for LaidOut<'_, S> {
+    fn open_read(&self, name: &Path) -> Result<FileRef> {
+        match self.copies.find(self.index, name) {
+            Some((to, _)) => self.storage.open(to, OpenMode::ReadOnly),
+            None => Err(Error::FileNotFound),
+        }
+    }
+    fn shown(&self, name: &Path) -> PathBuf {
+        self.set.shown(name)
+    }
+}
+
+/// Each set's structure on the copies, then each file's size and checksum: the order and
+/// the errors of [`verify_set`](crate::backup::set::verify_set).
+fn check_copies<S: Files>(
+    storage: &dyn Storage,
+    sets: &[(&S, &BackupManifest)],
+    copies: &Copies,
+) -> Result<()> {
+    for (index, (set, m)) in sets.iter().enumerate() {
+        let view = LaidOut {
+            storage,
+            set: *set,
+            index,
+            copies,
+        };
+        check_structure(&view, m)?;
+    }
+    for (index, (set, m)) in sets.iter().enumerate() {
+        let mut files: Vec<_> = m.files().collect();
+        files.sort_by_key(|f| !f.log);
+        for f in files {
+            // Only the first set's images are restored; a later set's are never read.
+            let Some((_, found)) = copies.find(index, f.file) else {
+                continue;
+            };
+            compare_sums(&set.shown(f.file), f.size, f.crc32c, *found, f.log)?;
+        }
+    }
+    Ok(())
 }
 
 /// The chain rules: starts with a full or copy set; each later set is incremental or
@@ -108,6 +206,7 @@ fn lay_out<S: Files>(
     storage: &dyn Storage,
     sets: &[(&S, &BackupManifest)],
     target: &Path,
+    copies: &mut Copies,
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
     let logs = target.join("backup-logs");
     refuse_link(storage, &logs)?;
@@ -123,17 +222,33 @@ fn lay_out<S: Files>(
             return Err(Error::InvalidPath.in_file(&to));
         }
         refuse_link(storage, &to)?;
-        copy(*set0, &d.file, storage, &to)?;
+        let content = copy(*set0, &d.file, storage, &to)?;
+        copies.add(0, &d.file, to.clone(), content);
         map.push((d.original_path.clone(), to));
     }
-    for (set, m) in sets {
+    let mut copied: HashMap<OsString, usize> = HashMap::new();
+    for (index, (set, m)) in sets.iter().enumerate() {
         for l in &m.logs {
             let name = l.file.file_name().ok_or(Error::InvalidPath)?;
             let to = logs.join(name);
             refuse_link(storage, &to)?;
             // Sets of one chain overlap by a log or so; the first copy serves all.
-            if !storage.exists(&to) {
-                copy(*set, &l.file, storage, &to)?;
+            match copied.get(name) {
+                Some(&first) => {
+                    let content = copies.made[first].1;
+                    copies.add(index, &l.file, to, content);
+                }
+                None => {
+                    let content = match copy(*set, &l.file, storage, &to) {
+                        Ok(c) => c,
+                        // Left out: the log checks then name the gap with its own error
+                        // (`FileNotFound` for a chain's first log, a missing log later).
+                        Err(e) if e.clone().plain() == Error::FileNotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    copied.insert(name.to_os_string(), copies.made.len());
+                    copies.add(index, &l.file, to, content);
+                }
             }
         }
     }
@@ -188,24 +303,48 @@ fn refuse_link(storage: &dyn Storage, p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the set's file `name` over `to` a bounded chunk at a time, then syncs `to`.
-fn copy<S: Files + ?Sized>(set: &S, name: &Path, storage: &dyn Storage, to: &Path) -> Result<()> {
+/// Copies the set's file `name` over `to` a bounded chunk at a time, then syncs `to`;
+/// returns the length and CRC-32C of what it copied.
+fn copy<S: Files + ?Sized>(
+    set: &S,
+    name: &Path,
+    storage: &dyn Storage,
+    to: &Path,
+) -> Result<Content> {
     let from = &set.shown(name);
     let src = set.open_read(name).map_err(|e| e.in_file(from))?;
     let dst = storage
         .open(to, OpenMode::Create)
         .map_err(|e| e.in_file(to))?;
+    let copied = copy_into(&*src, from, &*dst, to);
+    if copied.is_err() {
+        // Not a restored file: a refused restore leaves nothing that looks like one.
+        let _ = storage.remove(to);
+    }
+    copied
+}
+
+/// The copy loop of [`copy`].
+fn copy_into(
+    src: &dyn crate::io::File,
+    from: &Path,
+    dst: &dyn crate::io::File,
+    to: &Path,
+) -> Result<Content> {
     let write = |e: Error| e.in_file(to);
     dst.set_len(0).map_err(write)?;
     let len = src.len().map_err(|e| e.in_file(from))?;
     let mut buf = vec![0u8; COPY];
     let mut at = 0u64;
+    let mut crc = 0u32;
     while at < len {
         let n = COPY.min((len - at) as usize);
         src.read_exact_at(&mut buf[..n], at)
             .map_err(|e| e.in_file(from))?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
         dst.write_at(&buf[..n], at).map_err(write)?;
         at += n as u64;
     }
-    dst.sync().map_err(write)
+    dst.sync().map_err(write)?;
+    Ok(Content { len, crc32c: crc })
 }

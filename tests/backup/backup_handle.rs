@@ -525,14 +525,17 @@ async fn options_that_do_not_fit_are_refused_before_anything_is_created() {
         BackupOptions {
             max_rate: Some(0),
             chunk_size: None,
+            compress: None,
         },
         BackupOptions {
             max_rate: None,
             chunk_size: Some(PAGE * 3 + 1),
+            compress: None,
         },
         BackupOptions {
             max_rate: None,
             chunk_size: Some(PAGE * 2),
+            compress: None,
         },
     ] {
         let r = c
@@ -546,6 +549,7 @@ async fn options_that_do_not_fit_are_refused_before_anything_is_created() {
     let options = BackupOptions {
         max_rate: None,
         chunk_size: Some(PAGE * 3),
+        compress: None,
     };
     let m = c
         .inst

@@ -256,12 +256,10 @@ async fn verify_errors_name_the_file_and_what_is_wrong() {
         (
             "size in the manifest",
             Box::new(|d: &Path| {
-                let p = d.join("manifest.json");
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                let size = v["logs"][0]["size"].as_u64().unwrap();
-                v["logs"][0]["size"] = (size + 1).into();
-                std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+                edit_manifest(&d.join("manifest.json"), |v| {
+                    let size = v["logs"][0]["size"].as_u64().unwrap();
+                    v["logs"][0]["size"] = (size + 1).into();
+                })
             }),
             -501,
             vec![

@@ -7,69 +7,12 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use ese_actors::{
-    restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Commit, Engine, Instance, KeyRange,
-    TableId, Term,
+    restore_backup_chain, BackupBegin, BackupEnd, BackupKind, Engine, Instance, KeyRange, Term,
 };
 use support::actor::*;
-
-struct Writer {
-    stop: Arc<AtomicBool>,
-    /// Last transaction acknowledged (-1: none).
-    acked: Arc<AtomicI64>,
-    /// Next transaction to start.
-    next: Arc<AtomicI64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-fn spawn_writer(inst: &Instance, t: TableId) -> Writer {
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(AtomicI64::new(-1));
-    let next = Arc::new(AtomicI64::new(0));
-    let task = {
-        let (inst, stop, acked, next) = (inst.clone(), stop.clone(), acked.clone(), next.clone());
-        tokio::spawn(async move {
-            let mut s = inst.begin_session().await.unwrap();
-            let mut i: i64 = 0;
-            let mut sum: u64 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                next.store(i, Ordering::SeqCst);
-                let mut tx = s.transaction().await.unwrap();
-                tx.put(
-                    t,
-                    format!("key{i:08}").as_bytes(),
-                    &(i as u64 * 7).to_le_bytes(),
-                )
-                .await
-                .unwrap();
-                sum += i as u64 * 7;
-                let mut row = (i as u64).to_le_bytes().to_vec();
-                row.extend_from_slice(&sum.to_le_bytes());
-                tx.put(t, b"~sum", &row).await.unwrap();
-                let d = if i % 3 == 0 {
-                    Commit::Lazy
-                } else {
-                    Commit::Durable
-                };
-                tx.commit(d).await.unwrap();
-                acked.store(i, Ordering::SeqCst);
-                i += 1;
-                if i % 64 == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        })
-    };
-    Writer {
-        stop,
-        acked,
-        next,
-        task,
-    }
-}
 
 /// Streams a backup by hand into `dir` in the layout of `backup_to_dir`... through
 /// `backup_to_dir` itself, recording the bounds around `get_log_info`.
@@ -90,66 +33,14 @@ async fn check_restored(
 ) -> i64 {
     let report = restore_backup_chain(engine, sets, target).await.unwrap();
     assert!(report.restore.commits > 0);
-    let inst = engine
-        .create_instance("check", params(&target.join("inst")))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let db = inst.attach_database(&report.databases[0].1).await.unwrap();
-    let t = inst.open_table(db, "t").await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    let rows = s.scan(t, KeyRange::all()).await.unwrap();
-    let (sum_row, keys) = rows.split_last().expect("rows");
-    assert_eq!(&sum_row.0[..], b"~sum");
-    let k = keys.len() as i64 - 1;
-    let mut sum = 0u64;
-    for (i, (key, v)) in keys.iter().enumerate() {
-        assert_eq!(
-            &key[..],
-            format!("key{i:08}").as_bytes(),
-            "keys must be exactly 0..=k"
-        );
-        assert_eq!(&v[..], &(i as u64 * 7).to_le_bytes());
-        sum += i as u64 * 7;
-    }
-    assert_eq!(
-        &sum_row.1[..8],
-        &(k as u64).to_le_bytes(),
-        "checksum row names the last transaction"
-    );
-    assert_eq!(
-        &sum_row.1[8..],
-        &sum.to_le_bytes(),
-        "checksum row is consistent"
-    );
-    assert!(
-        k >= bounds.0,
-        "k = {k} but commit {} was acknowledged before the backup",
-        bounds.0
-    );
-    assert!(
-        k < bounds.1,
-        "k = {k} but commit {} started after the backup",
-        bounds.1
-    );
-    drop(s);
-    inst.term(Term::empty()).await.unwrap();
-    k
-}
-
-async fn setup(engine: &Engine, dir: &Path) -> (Instance, TableId) {
-    let inst = engine.create_instance("src", params(dir)).await.unwrap();
-    inst.init().await.unwrap();
-    let db = inst.create_database(dir.join("src.edb")).await.unwrap();
-    let t = inst.create_table(db, "t").await.unwrap();
-    (inst, t)
+    check_prefix(engine, &report.databases[0].1, &target.join("inst"), bounds).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_backup_under_load_restores_a_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
     let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let b = backup(&inst, &w, &dir.path().join("full"), BackupKind::Full).await;
@@ -170,7 +61,7 @@ async fn full_backup_under_load_restores_a_prefix() {
 async fn tight_bounds_around_get_log_info() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
     let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // The sequence by hand, so the bounds are read right around get_log_info.
@@ -237,7 +128,7 @@ async fn tight_bounds_around_get_log_info() {
 async fn full_plus_two_incrementals() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
     let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     backup(&inst, &w, &dir.path().join("full"), BackupKind::Full).await;
@@ -265,7 +156,7 @@ async fn full_plus_two_incrementals() {
 async fn copy_and_differential() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = setup(&engine, &dir.path().join("src")).await;
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
     let w = spawn_writer(&inst, t);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let b = backup(&inst, &w, &dir.path().join("copy"), BackupKind::Copy).await;

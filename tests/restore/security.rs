@@ -129,16 +129,11 @@ async fn manifest_naming_files_outside_the_set_is_invalid_path() {
     inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
     for evil in ["../../../etc/passwd", "/etc/passwd", "logs/../../outside"] {
-        let text = std::fs::read_to_string(set.join("manifest.json")).unwrap();
-        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v["databases"][0]["file"] = serde_json::Value::String(evil.into());
         let bad = dir.path().join(format!("bad{}", evil.len()));
         copy_set(&set, &bad);
-        std::fs::write(
-            bad.join("manifest.json"),
-            serde_json::to_string(&v).unwrap(),
-        )
-        .unwrap();
+        edit_manifest(&bad.join("manifest.json"), |v| {
+            v["databases"][0]["file"] = serde_json::Value::String(evil.into());
+        });
         assert_eq!(
             ese_actors::verify_backup_set(&bad).unwrap_err().code(),
             -1023,
@@ -163,14 +158,9 @@ async fn manifest_base_name_cannot_climb_out_of_the_set() {
     let set = dir.path().join("set");
     inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
-    let text = std::fs::read_to_string(set.join("manifest.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["base_name"] = serde_json::Value::String("../../x".into());
-    std::fs::write(
-        set.join("manifest.json"),
-        serde_json::to_string(&v).unwrap(),
-    )
-    .unwrap();
+    edit_manifest(&set.join("manifest.json"), |v| {
+        v["base_name"] = serde_json::Value::String("../../x".into());
+    });
     assert_eq!(
         ese_actors::verify_backup_set(&set).unwrap_err().code(),
         -1023

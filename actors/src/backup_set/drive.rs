@@ -5,9 +5,13 @@
 //! future, `start_backup` on a task of its own (`handle.rs`): one sequence either way.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use ese::backup::set::{backup_id, BackupKind, BackupManifest, SetDir, SetFacts, SetWriter};
+use ese::backup::repo::{catalog, name, Repository};
+use ese::backup::set::{
+    backup_id, BackupKind, BackupManifest, Reusable, SetDir, SetFacts, SetStore, SetWriter,
+};
 use ese::{BackupEnd, Error, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,7 +44,8 @@ pub(crate) struct SetRun {
     inst: Instance,
     guard: SetGuard,
     w: SharedWriter,
-    dir: PathBuf,
+    /// Where the set goes, as a person reads it.
+    location: String,
     kind: BackupKind,
     parent_id: Option<String>,
     me: InstanceInfo,
@@ -84,31 +89,50 @@ impl Instance {
         kind: BackupKind,
     ) -> Result<BackupManifest> {
         let run = self
-            .begin_set(dir.as_ref(), kind, &BackupOptions::default())
+            .begin_set(self.folder(dir.as_ref()), kind, &BackupOptions::default())
             .await?;
         run.run(Cancel::never()).await
+    }
+
+    /// A set written into the folder `dir` of its own.
+    pub(crate) fn folder(&self, dir: &Path) -> Destination {
+        Destination::Store(Box::new(SetDir::new(self.storage().clone(), dir)))
     }
 
     /// The refusals, then the begin: nothing is created before the backup runs.
     pub(crate) async fn begin_set(
         &self,
-        dir: &Path,
+        to: Destination,
         kind: BackupKind,
         options: &BackupOptions,
     ) -> Result<SetRun> {
         let running = self.run_started()?;
         // Before the begin, so that no stop of this backup goes unseen.
         let stops = self.backup_stops();
-        let dir = dir.to_path_buf();
         self.settle_cleanups().await;
-        let writer = SetWriter::new(Box::new(SetDir::new(self.storage().clone(), &dir)));
-        let writer = blocking(move || writer.check_new().map(|()| writer)).await?;
+        let (store, repo) = match to {
+            Destination::Store(store) => (store, None),
+            Destination::Repo(repo) => {
+                let set = name::new_name(kind, name::now_ms());
+                let r = repo.clone();
+                (blocking(move || r.new_set(&set)).await?, Some(repo))
+            }
+        };
+        let mut writer = SetWriter::new(store);
+        if let Some(level) = options.compress {
+            writer.compress(level);
+        }
+        let mut writer = blocking(move || writer.check_new().map(|()| writer)).await?;
+        let location = writer.location();
         let me = self.instance_info().await?;
         let (chunk, pacer) = options.plan(me.page_size)?;
         let parent_id = match kind.incremental() {
             true => self.parent_of_incremental(&me).await?,
             false => None,
         };
+        if let (Some(repo), Some(parent)) = (repo, parent_id.clone()) {
+            writer.reuse(blocking(move || reusable_logs(&*repo, &parent)).await?);
+        }
         let mut guard = SetGuard::new(self.clone());
         guard.begin(kind.begin_grbit()).await?;
         let w = guard.attach(writer);
@@ -121,7 +145,7 @@ impl Instance {
             inst: self.clone(),
             guard,
             w,
-            dir,
+            location,
             kind,
             parent_id,
             me,
@@ -190,7 +214,7 @@ impl SetRun {
         Error::BackupAbortByCaller.with_detail(format!(
             "cancelled through its BackupHandle: the backup ended as aborted and the partial \
              set {} was removed",
-            self.dir.display()
+            self.location
         ))
     }
 
@@ -260,7 +284,7 @@ impl SetRun {
                 self.guard.disarm();
                 Err(kept(
                     e,
-                    &self.dir,
+                    &self.location,
                     "ending the backup failed after its logs were truncated",
                 ))
             }
@@ -282,7 +306,7 @@ impl SetRun {
             tracing::warn!(error = %end, "backup set kept, but not recorded in the headers");
         }
         self.guard.disarm();
-        Err(kept(e, &self.dir, "truncating logs failed part way"))
+        Err(kept(e, &self.location, "truncating logs failed part way"))
     }
 
     /// Streams one file of the backup into the set: each chunk is written on a blocking
@@ -342,12 +366,55 @@ impl SetRun {
 }
 
 /// The error of a step after the set became complete and the source lost logs to it.
-fn kept(e: Error, dir: &Path, what: &str) -> Error {
+fn kept(e: Error, location: &str, what: &str) -> Error {
     let why = e.detail_or_message();
     e.with_detail(format!(
-        "{what} ({why}); the set {} is complete and holds logs the source no longer has: keep it",
-        dir.display()
+        "{what} ({why}); the set {location} is complete and holds logs the source no longer has: keep it"
     ))
+}
+
+/// Where a backup-set run writes.
+pub(crate) enum Destination {
+    /// A set store of its own (a folder).
+    Store(Box<dyn SetStore>),
+    /// A new set of a repository, named when the run begins.
+    Repo(Arc<dyn Repository>),
+}
+
+/// The logs an incremental into `repo` may reference instead of uploading again: those of
+/// every complete set of the same chain as its parent (the parent's chain and the sets
+/// that continue the same full), each with the set that holds its object.
+fn reusable_logs(repo: &dyn Repository, parent_id: &str) -> Result<Vec<Reusable>> {
+    let sets = catalog::list(repo)?;
+    let root_of = |name: &str| {
+        catalog::chain_of(&sets, name)
+            .ok()
+            .and_then(|c| c.first().map(|s| s.name.clone()))
+    };
+    let Some(parent) = sets
+        .iter()
+        .find(|s| s.manifest().is_some_and(|m| m.id == parent_id))
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(root) = root_of(&parent.name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for s in &sets {
+        let Some(m) = s.manifest() else { continue };
+        if root_of(&s.name).as_deref() != Some(root.as_str()) {
+            continue;
+        }
+        for log in &m.logs {
+            let holder = log.stored.as_ref().and_then(|st| st.set.clone());
+            out.push(Reusable {
+                log: log.clone(),
+                set: holder.unwrap_or_else(|| s.name.clone()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Runs one step of the set's writer on the blocking pool.

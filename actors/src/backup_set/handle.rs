@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::drive::SetRun;
+use super::drive::{Destination, SetRun};
 use super::options::BackupOptions;
 use super::progress::BackupProgress;
 use crate::instance::{Cleanup, Instance};
@@ -39,10 +39,21 @@ impl Instance {
         kind: BackupKind,
         options: BackupOptions,
     ) -> Result<BackupHandle> {
+        self.start_backup_in(self.folder(dir.as_ref()), kind, options)
+            .await
+    }
+
+    /// [`Instance::start_backup`] into any destination.
+    pub(crate) async fn start_backup_in(
+        &self,
+        to: Destination,
+        kind: BackupKind,
+        options: BackupOptions,
+    ) -> Result<BackupHandle> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidParameter.with_detail("start_backup runs its backup on a tokio runtime")
         })?;
-        let run = self.begin_set(dir.as_ref(), kind, &options).await?;
+        let run = self.begin_set(to, kind, &options).await?;
         Ok(BackupHandle::spawn(&runtime, self.clone(), run))
     }
 }

@@ -20,6 +20,7 @@ use ese::backup::set::{verify_set, SetDir};
 use ese::io::StorageRef;
 use ese::Result;
 
+pub(crate) use drive::Destination;
 pub use ese::backup::set::{
     BackupKind, BackupManifest, ManifestDatabase, ManifestLog, VerifyReport,
 };

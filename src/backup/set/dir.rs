@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::store::{SetFile, SetStore};
-use super::{FOLDERS, MANIFEST};
+use super::store::{Content, SetFile, SetStore};
+use super::{Stored, FOLDERS, MANIFEST};
 use crate::io::{FileRef, Files, OpenMode, StorageRef};
 use crate::{Error, Result};
 
@@ -27,6 +27,8 @@ pub struct SetDir {
     created_dirs: Vec<PathBuf>,
     /// Files this store created, in order (the manifest last once it is visible).
     written: Vec<PathBuf>,
+    /// The set's name in its repository, if it is in one.
+    name: Option<String>,
 }
 
 impl SetDir {
@@ -37,7 +39,14 @@ impl SetDir {
             root: root.into(),
             created_dirs: Vec::new(),
             written: Vec::new(),
+            name: None,
         }
+    }
+
+    /// The same store for the set `name` of a repository (its manifest records the name).
+    pub fn named(mut self, name: &str) -> SetDir {
+        self.name = Some(name.to_string());
+        self
     }
 
     /// The set's folder.
@@ -85,6 +94,10 @@ impl Files for SetDir {
 impl SetStore for SetDir {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn name(&self) -> Option<String> {
+        self.name.clone()
     }
 
     fn check_new(&self) -> Result<()> {
@@ -159,7 +172,10 @@ impl SetStore for SetDir {
     fn publish(&mut self, manifest: &[u8]) -> Result<()> {
         let mut tmp = self.create(Path::new(MANIFEST_TMP))?;
         tmp.append(manifest)?;
-        tmp.finish()?;
+        tmp.finish(Content {
+            len: manifest.len() as u64,
+            crc32c: crc32c::crc32c(manifest),
+        })?;
         let (tmp, path) = (self.root.join(MANIFEST_TMP), self.root.join(MANIFEST));
         self.storage
             .rename(&tmp, &path)
@@ -212,10 +228,11 @@ impl SetFile for DirFile {
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> Result<()> {
+    fn finish(self: Box<Self>, _: Content) -> Result<Option<Stored>> {
         self.file
             .sync()
-            .map_err(|e| failed(e, "syncing", &self.path))
+            .map_err(|e| failed(e, "syncing", &self.path))?;
+        Ok(None)
     }
 }
 

@@ -13,6 +13,31 @@ use crate::{Error, Result};
 /// logs stays far below); reading it whole would only cost memory.
 const MANIFEST_MAX: u64 = 64 << 20;
 
+/// The manifest format this engine writes: 2 adds the digest, the set's name and
+/// [`Stored`]. Format 1 (no digest) is still read.
+pub const FORMAT: u32 = 2;
+
+/// How a file's bytes are kept when they are not a plain copy in the set's own folder: a
+/// compressed object, or an object an earlier set of the chain already holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Bytes as stored (compressed, when `compression` is set).
+    pub size: u64,
+    /// `"zstd"` when the object is a series of zstd frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// For a compressed object: where each frame starts in the stored bytes. Frame `i`
+    /// holds the content bytes from `i * FRAME` ([`crate::backup::set::FRAME`]), so a
+    /// reader can fetch and decompress any part of the file on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<u64>,
+    /// The name of the set (in the same repository) whose folder holds the object, when it
+    /// is not this set: a log an earlier set of the chain uploaded, referenced instead of
+    /// uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+}
+
 /// One database image in a set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestDatabase {
@@ -26,6 +51,9 @@ pub struct ManifestDatabase {
     pub crc32c: String,
     /// The database's signature, hex.
     pub db_signature: String,
+    /// How the bytes are kept, if not as a plain copy in the set's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Stored>,
 }
 
 /// One log file in a set.
@@ -39,13 +67,21 @@ pub struct ManifestLog {
     pub size: u64,
     /// CRC-32C of the whole file, hex.
     pub crc32c: String,
+    /// How the bytes are kept, if not as a plain copy in the set's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Stored>,
 }
 
 /// `manifest.json` of a backup set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupManifest {
-    /// Manifest format version (1).
+    /// Manifest format version ([`FORMAT`]).
     pub format: u32,
+    /// The set's name in its repository (its folder or key prefix there); `None` for a set
+    /// written into a folder of its own. A manifest whose name is not its folder's belongs
+    /// to another set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// What kind of backup.
     pub kind: BackupKind,
     /// This backup's id: derived from the log signature and the backup record the headers
@@ -73,6 +109,10 @@ pub struct BackupManifest {
     pub databases: Vec<ManifestDatabase>,
     /// Log files, in generation order.
     pub logs: Vec<ManifestLog>,
+    /// SHA-256 of this manifest as written with this field empty, hex. A manifest cut
+    /// short, damaged or edited does not match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl BackupManifest {
@@ -96,6 +136,7 @@ impl BackupManifest {
             Error::InvalidBackup
                 .with_detail(format!("{}: not a backup manifest: {e}", path.display()))
         })?;
+        m.check_digest(&path)?;
         m.check_names(set)?;
         Ok(m)
     }
@@ -105,6 +146,79 @@ impl BackupManifest {
         serde_json::to_vec_pretty(self).map_err(|e| {
             Error::InternalError.with_detail(format!("the manifest could not be encoded: {e}"))
         })
+    }
+
+    /// Sets [`BackupManifest::digest`] to the digest of the rest.
+    pub fn seal(&mut self) -> Result<()> {
+        self.digest = Some(self.own_digest()?);
+        Ok(())
+    }
+
+    /// The digest of the manifest with its digest field empty.
+    fn own_digest(&self) -> Result<String> {
+        use sha2::Digest;
+        let mut bare = self.clone();
+        bare.digest = None;
+        let hash = sha2::Sha256::digest(bare.to_json()?);
+        Ok(hash.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A format-2 manifest must carry its digest and match it.
+    fn check_digest(&self, path: &Path) -> Result<()> {
+        if self.format > FORMAT {
+            return Err(Error::InvalidBackup.with_detail(format!(
+                "{}: manifest format {} is newer than this engine's ({FORMAT})",
+                path.display(),
+                self.format
+            )));
+        }
+        if self.format < 2 && self.digest.is_none() {
+            return Ok(());
+        }
+        let found = self.own_digest()?;
+        match &self.digest {
+            Some(d) if *d == found => Ok(()),
+            Some(d) => Err(Error::InvalidBackup.with_detail(format!(
+                "{}: the manifest's digest is {d}, its content's is {found}: damaged, or \
+                 edited after it was written",
+                path.display()
+            ))),
+            None => Err(Error::InvalidBackup.with_detail(format!(
+                "{}: the manifest carries no digest",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Every file of the set with its entry: databases first, then logs.
+    pub fn files(&self) -> impl Iterator<Item = SetEntryRef<'_>> {
+        let dbs = self.databases.iter().map(|d| SetEntryRef {
+            file: &d.file,
+            size: d.size,
+            crc32c: &d.crc32c,
+            stored: d.stored.as_ref(),
+            log: false,
+        });
+        dbs.chain(self.logs.iter().map(|l| SetEntryRef {
+            file: &l.file,
+            size: l.size,
+            crc32c: &l.crc32c,
+            stored: l.stored.as_ref(),
+            log: true,
+        }))
+    }
+
+    /// Bytes as stored, over every file the set holds itself (not the ones it references).
+    pub fn stored_bytes(&self) -> u64 {
+        self.files()
+            .filter(|f| f.stored.is_none_or(|s| s.set.is_none()))
+            .map(|f| f.stored_size())
+            .sum()
+    }
+
+    /// Bytes of content over every file (what a restore writes).
+    pub fn content_bytes(&self) -> u64 {
+        self.files().map(|f| f.size).sum()
     }
 
     /// The manifest's log signature.
@@ -139,6 +253,28 @@ impl BackupManifest {
             }
         }
         Ok(())
+    }
+}
+
+/// One file of a manifest, database or log alike.
+#[derive(Clone, Copy, Debug)]
+pub struct SetEntryRef<'a> {
+    /// Its name in the set.
+    pub file: &'a Path,
+    /// Bytes of content.
+    pub size: u64,
+    /// CRC-32C of the content, hex.
+    pub crc32c: &'a str,
+    /// How it is kept, if not plainly.
+    pub stored: Option<&'a Stored>,
+    /// A log (else a database image).
+    pub log: bool,
+}
+
+impl SetEntryRef<'_> {
+    /// Bytes as stored.
+    pub fn stored_size(&self) -> u64 {
+        self.stored.map_or(self.size, |s| s.size)
     }
 }
 

@@ -12,6 +12,7 @@
 //! chain of sets is [`crate::restore::chain`].
 
 mod dir;
+pub mod frames;
 mod manifest;
 mod store;
 mod verify;
@@ -23,14 +24,22 @@ use crate::BackupBegin;
 
 pub use dir::SetDir;
 pub use manifest::{
-    backup_id, image_name, log_name, BackupManifest, ManifestDatabase, ManifestLog,
+    backup_id, image_name, log_name, BackupManifest, ManifestDatabase, ManifestLog, SetEntryRef,
+    Stored, FORMAT,
 };
-pub use store::{SetFile, SetStore};
-pub use verify::{verify_set, VerifyReport};
-pub use writer::{SetFacts, SetWriter};
+pub use store::{Content, SetFile, SetStore};
+pub use verify::{
+    check_structure, compare_sums, read_manifest, verify_set, verify_set_with, VerifyDepth,
+    VerifyReport,
+};
+pub use writer::{Reusable, SetFacts, SetWriter};
 
 /// The manifest's name inside a set.
 pub const MANIFEST: &str = "manifest.json";
+
+/// Content bytes per compressed frame: a compressed file is a series of independent zstd
+/// frames of this much content each, so any part of it can be read without the rest.
+pub const FRAME: u64 = 8 << 20;
 
 /// The folders inside a set.
 const FOLDERS: [&str; 2] = ["databases", "logs"];

@@ -10,6 +10,7 @@
 use std::fmt::Debug;
 use std::path::Path;
 
+use super::Stored;
 use crate::io::Files;
 use crate::Result;
 
@@ -20,6 +21,11 @@ use crate::Result;
 pub trait SetStore: Files + Send + Sync + Debug {
     /// The set's location as a person reads it (a path, a URL without credentials).
     fn location(&self) -> String;
+    /// The set's name in its repository, which its manifest records; `None` for a set in
+    /// a folder of its own.
+    fn name(&self) -> Option<String> {
+        None
+    }
     /// Refuses a location that cannot take a new set, creating nothing: a file where the set
     /// would go (`InvalidPath`), a location that already holds something
     /// (`BackupDirectoryNotEmpty`).
@@ -44,6 +50,18 @@ pub trait SetStore: Files + Send + Sync + Debug {
 pub trait SetFile: Send {
     /// Appends bytes to the file.
     fn append(&mut self, chunk: &[u8]) -> Result<()>;
-    /// Makes the whole file durable; the last call on it.
-    fn finish(self: Box<Self>) -> Result<()>;
+    /// Makes the whole file durable; the last call on it. `content` is what was appended
+    /// (its length and CRC-32C), which a store may use to reference an identical object it
+    /// already holds instead of storing it again. Returns how the bytes are kept, `None` for
+    /// a plain copy in the set's own folder.
+    fn finish(self: Box<Self>, content: Content) -> Result<Option<Stored>>;
+}
+
+/// What was appended to a set file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Content {
+    /// Bytes.
+    pub len: u64,
+    /// CRC-32C of the bytes.
+    pub crc32c: u32,
 }

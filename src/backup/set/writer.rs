@@ -9,16 +9,32 @@
 
 use std::path::{Path, PathBuf};
 
+use super::frames::Compressing;
 use super::manifest::{
     backup_id, image_name, log_name, BackupManifest, ManifestDatabase, ManifestLog,
 };
-use super::store::{SetFile, SetStore};
-use super::BackupKind;
+use super::store::{Content, SetFile, SetStore};
+use super::{BackupKind, Stored, FORMAT};
 use crate::db::{BackupInfo, DbHeader, Signature};
 use crate::{Error, Result};
 
 /// Bytes kept of a database image's first chunk: enough for its header page at any size.
 const HEAD: usize = 64 * 1024;
+
+/// A log larger than this is stored as it streams, never held to be compared with an
+/// earlier set's copy (logs are 5 MiB by default).
+const REUSE_MAX: usize = 64 << 20;
+
+/// A log an earlier set of the same chain already holds: a set that backs up the same log
+/// (same name, so the same generation of the same stream, with the same size and
+/// checksum) references that object instead of storing it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reusable {
+    /// Its entry in the earlier set's manifest.
+    pub log: ManifestLog,
+    /// The set whose folder holds the object.
+    pub set: String,
+}
 
 /// What the manifest says besides the files: the facts of the instance and of the backup.
 #[derive(Clone, Debug)]
@@ -52,7 +68,9 @@ enum Entry {
 /// The file being written.
 struct Open {
     name: PathBuf,
-    file: Box<dyn SetFile>,
+    /// `None` while the file is held in `held`, to be compared with a reusable copy.
+    file: Option<Box<dyn SetFile>>,
+    held: Option<Vec<u8>>,
     entry: Entry,
     len: u64,
     crc: u32,
@@ -66,6 +84,9 @@ struct Open {
 pub struct SetWriter {
     store: Box<dyn SetStore>,
     open: Option<Open>,
+    /// zstd level for every file, `None` for plain copies.
+    compress: Option<i32>,
+    reusable: Vec<Reusable>,
     databases: Vec<ManifestDatabase>,
     logs: Vec<ManifestLog>,
     removed: bool,
@@ -77,10 +98,22 @@ impl SetWriter {
         SetWriter {
             store,
             open: None,
+            compress: None,
+            reusable: Vec::new(),
             databases: Vec::new(),
             logs: Vec::new(),
             removed: false,
         }
+    }
+
+    /// Compresses every file at zstd `level` ([`super::frames`]).
+    pub fn compress(&mut self, level: i32) {
+        self.compress = Some(level);
+    }
+
+    /// Logs earlier sets hold that this set may reference instead of storing again.
+    pub fn reuse(&mut self, logs: Vec<Reusable>) {
+        self.reusable = logs;
     }
 
     /// Where the set goes, as a person reads it.
@@ -123,10 +156,15 @@ impl SetWriter {
                 Error::InternalError.with_detail("a set file started before the last one finished")
             );
         }
-        let file = self.store.create(&name)?;
+        let reusable = matches!(entry, Entry::Log { .. }) && self.reusable_for(&name).is_some();
+        let (file, held) = match reusable {
+            true => (None, Some(Vec::new())),
+            false => (Some(self.create(&name)?), None),
+        };
         self.open = Some(Open {
             name,
             file,
+            held,
             entry,
             len: 0,
             crc: 0,
@@ -138,8 +176,28 @@ impl SetWriter {
     /// Appends a chunk to the file being written.
     pub fn append(&mut self, chunk: &[u8]) -> Result<()> {
         self.check_live()?;
-        let f = self.open.as_mut().ok_or(Error::InternalError)?;
-        f.file.append(chunk)?;
+        let mut f = self.open.take().ok_or(Error::InternalError)?;
+        let r = self.append_to(&mut f, chunk);
+        self.open = Some(f);
+        r
+    }
+
+    fn append_to(&mut self, f: &mut Open, chunk: &[u8]) -> Result<()> {
+        match (&mut f.file, &mut f.held) {
+            (Some(file), _) => file.append(chunk)?,
+            (None, Some(held)) if held.len() + chunk.len() <= REUSE_MAX => {
+                held.extend_from_slice(chunk)
+            }
+            (None, held) => {
+                // Too large to hold: stored as it streams, like any file.
+                let mut file = self.create(&f.name)?;
+                if let Some(held) = held.take() {
+                    file.append(&held)?;
+                }
+                file.append(chunk)?;
+                f.file = Some(file);
+            }
+        }
         f.len += chunk.len() as u64;
         f.crc = crc32c::crc32c_append(f.crc, chunk);
         if matches!(f.entry, Entry::Database { .. }) && f.head.len() < HEAD {
@@ -152,9 +210,31 @@ impl SetWriter {
     /// Makes the file being written durable and enters it into the manifest.
     pub fn finish_file(&mut self) -> Result<()> {
         self.check_live()?;
-        let f = self.open.take().ok_or(Error::InternalError)?;
-        f.file.finish()?;
+        let mut f = self.open.take().ok_or(Error::InternalError)?;
         let crc32c = format!("{:08x}", f.crc);
+        let content = Content {
+            len: f.len,
+            crc32c: f.crc,
+        };
+        let stored = match (f.file.take(), f.held.take()) {
+            (Some(file), _) => file.finish(content)?,
+            (None, held) => match self.reusable_for(&f.name) {
+                Some(r) if r.log.size == f.len && r.log.crc32c == crc32c => {
+                    tracing::debug!(file = %f.name.display(), set = %r.set, "log already stored: referenced");
+                    let mut stored = r.log.stored.clone().unwrap_or(Stored {
+                        size: r.log.size,
+                        ..Stored::default()
+                    });
+                    stored.set = Some(stored.set.take().unwrap_or_else(|| r.set.clone()));
+                    Some(stored)
+                }
+                _ => {
+                    let mut file = self.create(&f.name)?;
+                    file.append(held.as_deref().unwrap_or_default())?;
+                    file.finish(content)?
+                }
+            },
+        };
         match f.entry {
             Entry::Database { original } => {
                 let header = image_header(&f.head).map_err(|e| e.in_file(&original))?;
@@ -164,6 +244,7 @@ impl SetWriter {
                     size: f.len,
                     crc32c,
                     db_signature: header.db_signature.to_hex(),
+                    stored,
                 });
             }
             Entry::Log { gen } => self.logs.push(ManifestLog {
@@ -171,6 +252,7 @@ impl SetWriter {
                 file: f.name.clone(),
                 size: f.len,
                 crc32c,
+                stored,
             }),
         }
         tracing::info!(set = %self.store.location(), file = %f.name.display(), size = f.len, "backed up");
@@ -190,8 +272,9 @@ impl SetWriter {
             return Err(Error::InternalError
                 .with_detail("the manifest was written before the last file finished"));
         }
-        let manifest = BackupManifest {
-            format: 1,
+        let mut manifest = BackupManifest {
+            format: FORMAT,
+            name: self.store.name(),
             kind: facts.kind,
             id: backup_id(&facts.log_signature, &facts.record),
             parent_id: facts.parent_id,
@@ -205,7 +288,9 @@ impl SetWriter {
             mark_time_ms: facts.record.time_ms,
             databases: self.databases.clone(),
             logs: self.logs.clone(),
+            digest: None,
         };
+        manifest.seal()?;
         self.store.publish(&manifest.to_json()?)?;
         Ok(manifest)
     }
@@ -220,6 +305,19 @@ impl SetWriter {
         self.open = None;
         self.store.discard();
         tracing::info!(set = %self.store.location(), "partial backup set removed");
+    }
+
+    /// The store's file `name`, compressing if asked to.
+    fn create(&mut self, name: &Path) -> Result<Box<dyn SetFile>> {
+        let file = self.store.create(name)?;
+        Ok(match self.compress {
+            Some(level) => Box::new(Compressing::new(file, level)?),
+            None => file,
+        })
+    }
+
+    fn reusable_for(&self, name: &Path) -> Option<&Reusable> {
+        self.reusable.iter().find(|r| r.log.file == name)
     }
 
     fn check_live(&self) -> Result<()> {

@@ -2,11 +2,15 @@
 #![allow(dead_code)]
 
 mod gated;
+pub mod remote;
 mod sets;
+mod writer;
 #[allow(unused_imports)]
 pub use gated::{GatedStorage, Latch};
 #[allow(unused_imports)]
 pub use sets::{archived_logs, assert_logs_kept, instance_on, tree, PauseAt};
+#[allow(unused_imports)]
+pub use writer::{check_prefix, spawn_writer, writer_source, Writer};
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +103,17 @@ pub async fn run_backup(
     }
     inst.end_external_backup(BackupEnd::NORMAL).await.unwrap();
     (images, logs)
+}
+
+/// Rewrites the manifest at `path` with `edit` applied to its JSON, sealed again with a
+/// digest that matches: what a hostile or buggy writer can produce, so the checks behind
+/// the digest are still tested.
+pub fn edit_manifest(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut v);
+    let mut m: ese_actors::BackupManifest = serde_json::from_value(v).unwrap();
+    m.seal().unwrap();
+    std::fs::write(path, m.to_json().unwrap()).unwrap();
 }
 
 /// Copies a backup set (`databases/`, `logs/`, `manifest.json`) to `to`.

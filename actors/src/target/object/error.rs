@@ -1,0 +1,55 @@
+//! object_store's errors as ESE errors, each naming the store and the object. The
+//! credentials are never in them: object_store's messages carry the request's URL and the
+//! server's answer, not the signing key.
+
+use ese::Error;
+
+/// `e`, met doing `what` on `object` (a URL without credentials), as an ESE error: a
+/// missing object is `FileNotFound`, a refusal of the credentials `FileAccessDenied`,
+/// anything else (endpoint down, unknown bucket, quorum lost, timeouts) `DiskIO`.
+pub(crate) fn store_error(e: object_store::Error, what: &str, object: &str) -> Error {
+    let text = plain(&e);
+    let code = match &e {
+        object_store::Error::NotFound { .. } => Error::FileNotFound,
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => Error::FileAccessDenied,
+        // object_store reports most S3 refusals as a generic error whose text carries the
+        // HTTP status and S3's error code; its status type is not public.
+        _ if refused_credentials(&text) => Error::FileAccessDenied,
+        _ => Error::DiskIO(ese::IoError::new(std::io::Error::other(text.clone()))),
+    };
+    let hint = match () {
+        _ if text.contains("NoSuchBucket") => " (the bucket does not exist)",
+        _ if code == Error::FileAccessDenied => " (the credentials were refused)",
+        _ => "",
+    };
+    code.with_detail(format!("object store: {what} {object}{hint}: {text}"))
+}
+
+/// Whether S3 refused the request's credentials or signature.
+fn refused_credentials(text: &str) -> bool {
+    [
+        "403 Forbidden",
+        "401 Unauthorized",
+        "<Code>AccessDenied",
+        "<Code>InvalidAccessKeyId",
+        "<Code>SignatureDoesNotMatch",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+/// The error and its sources in one line.
+fn plain(e: &object_store::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}

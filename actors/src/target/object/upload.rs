@@ -1,0 +1,310 @@
+//! Writing one set to an object store: [`ObjectSet`] (the [`SetStore`]) and
+//! [`ObjectUpload`] (one file). A file smaller than a part is one PUT when it finishes; a
+//! larger one a multipart upload whose parts all have the part size but the last, with up
+//! to `parts_in_flight` of them uploading while the next fills, so memory stays within
+//! parts in flight times part size. Nothing is staged on local disk.
+//!
+//! Visibility: the manifest is a single PUT after every file completed, so a set is
+//! complete exactly when its manifest exists. A failed or dropped upload is aborted (its
+//! parts freed) where the process lives to do it; [`SetStore::discard`] deletes what the set
+//! wrote, manifest first. A killed process leaves an orphan without a manifest, which no
+//! reader takes for a set and which `prune` removes after its grace period; the parts of a
+//! multipart upload it never completed are freed by the bucket's lifecycle rule for
+//! incomplete uploads (object_store has no call to list them).
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use bytes::Bytes;
+use ese::backup::set::{Content, SetFile, SetStore, Stored};
+use ese::io::{FileRef, Files};
+use ese::{Error, Result};
+use futures::TryStreamExt;
+use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
+use tokio::task::JoinHandle;
+
+use super::bridge::count;
+use super::error::store_error;
+use super::read::ObjectFiles;
+
+/// The set `name` of an object-store repository, being written.
+#[derive(Debug)]
+pub(crate) struct ObjectSet {
+    /// The repository's objects.
+    files: ObjectFiles,
+    name: String,
+    /// Names (relative to the repository) this store wrote, the manifest last.
+    written: Vec<String>,
+    manifest_written: bool,
+}
+
+impl ObjectSet {
+    pub(crate) fn new(files: ObjectFiles, name: &str) -> ObjectSet {
+        ObjectSet {
+            files,
+            name: name.to_string(),
+            written: Vec::new(),
+            manifest_written: false,
+        }
+    }
+
+    fn inside(&self, name: &Path) -> String {
+        format!("{}/{}", self.name, name.to_string_lossy())
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let (store, key) = (self.files.store.clone(), self.files.key(Path::new(name)));
+        count(&self.files.bridge.counts.deletes);
+        match self
+            .files
+            .bridge
+            .wait(async move { store.delete(&key).await })?
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error(
+                e,
+                "deleting",
+                &self.files.url_of(Path::new(name)),
+            )),
+        }
+    }
+}
+
+impl Files for ObjectSet {
+    fn open_read(&self, name: &Path) -> Result<FileRef> {
+        self.files.open_read(Path::new(&self.inside(name)))
+    }
+    fn shown(&self, name: &Path) -> std::path::PathBuf {
+        self.files.shown(Path::new(&self.inside(name)))
+    }
+}
+
+impl SetStore for ObjectSet {
+    fn location(&self) -> String {
+        self.files.url_of(Path::new(&self.name))
+    }
+
+    fn name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    /// One LIST: the set's prefix must hold nothing. It is also the first request, so wrong
+    /// credentials, an unknown bucket or a dead endpoint refuse the backup before it
+    /// begins.
+    fn check_new(&self) -> Result<()> {
+        let store = self.files.store.clone();
+        let prefix = self.files.key(Path::new(&self.name));
+        count(&self.files.bridge.counts.lists);
+        let first = self.files.bridge.wait(async move {
+            let mut list = store.list(Some(&prefix));
+            list.try_next().await
+        })?;
+        match first {
+            Ok(None) => Ok(()),
+            Ok(Some(o)) => Err(Error::BackupDirectoryNotEmpty.with_detail(format!(
+                "backup target {} already holds {}",
+                self.location(),
+                o.location
+            ))),
+            Err(e) => Err(store_error(e, "listing", &self.location())),
+        }
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn create(&mut self, name: &Path) -> Result<Box<dyn SetFile>> {
+        let inside = self.inside(name);
+        self.written.push(inside.clone());
+        Ok(Box::new(ObjectUpload::new(
+            self.files.clone(),
+            Path::new(&inside),
+        )))
+    }
+
+    /// Nothing to do: an object is durable once its PUT or completion returned.
+    fn seal(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn publish(&mut self, manifest: &[u8]) -> Result<()> {
+        let name = self.inside(Path::new(ese::backup::set::MANIFEST));
+        let (store, key) = (self.files.store.clone(), self.files.key(Path::new(&name)));
+        let body = PutPayload::from(Bytes::copy_from_slice(manifest));
+        count(&self.files.bridge.counts.puts);
+        self.manifest_written = true;
+        self.files
+            .bridge
+            .wait(async move { store.put(&key, body).await })?
+            .map_err(|e| {
+                store_error(
+                    e,
+                    "writing the manifest",
+                    &self.files.url_of(Path::new(&name)),
+                )
+            })?;
+        Ok(())
+    }
+
+    fn discard(&mut self) {
+        if self.manifest_written {
+            let m = self.inside(Path::new(ese::backup::set::MANIFEST));
+            if let Err(e) = self.delete(&m) {
+                tracing::warn!(set = %self.location(), error = %e, "partial backup set: manifest not removed");
+            }
+        }
+        for name in std::mem::take(&mut self.written).iter().rev() {
+            if let Err(e) = self.delete(name) {
+                tracing::warn!(object = %name, error = %e, "partial backup set: object not removed");
+            }
+        }
+    }
+}
+
+/// One file of a set being uploaded.
+pub(crate) struct ObjectUpload {
+    files: ObjectFiles,
+    name: String,
+    key: object_store::path::Path,
+    /// The part being filled.
+    part: Vec<u8>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: VecDeque<JoinHandle<object_store::Result<()>>>,
+    stored: u64,
+    done: bool,
+}
+
+impl ObjectUpload {
+    fn new(files: ObjectFiles, name: &Path) -> ObjectUpload {
+        ObjectUpload {
+            key: files.key(name),
+            name: files.url_of(name),
+            files,
+            part: Vec::new(),
+            upload: None,
+            in_flight: VecDeque::new(),
+            stored: 0,
+            done: false,
+        }
+    }
+
+    fn part_size(&self) -> usize {
+        self.files.options.part_size
+    }
+
+    fn failed(&self, e: object_store::Error, what: &str) -> Error {
+        store_error(e, what, &self.name)
+    }
+
+    /// Sends the part that is full (or the last one), waiting first for room if as many
+    /// parts as allowed are in flight.
+    fn send_part(&mut self) -> Result<()> {
+        if self.upload.is_none() {
+            let (store, key) = (self.files.store.clone(), self.key.clone());
+            count(&self.files.bridge.counts.uploads);
+            let up = self
+                .files
+                .bridge
+                .wait(async move { store.put_multipart(&key).await })?
+                .map_err(|e| self.failed(e, "starting the upload of"))?;
+            self.upload = Some(up);
+        }
+        let bytes = std::mem::take(&mut self.part);
+        self.stored += bytes.len() as u64;
+        let upload = self.upload.as_mut().ok_or(Error::InternalError)?;
+        let part = upload.put_part(PutPayload::from(Bytes::from(bytes)));
+        count(&self.files.bridge.counts.parts);
+        self.in_flight.push_back(self.files.bridge.spawn(part));
+        // The next part fills while these upload: at most `parts_in_flight` parts in memory.
+        while self.in_flight.len() >= self.files.options.parts_in_flight.max(1) {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
+
+    fn wait_one(&mut self) -> Result<()> {
+        let Some(job) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        self.files
+            .bridge
+            .join(job)?
+            .map_err(|e| self.failed(e, "uploading a part of"))
+    }
+}
+
+impl SetFile for ObjectUpload {
+    fn append(&mut self, mut chunk: &[u8]) -> Result<()> {
+        let size = self.part_size();
+        while !chunk.is_empty() {
+            if self.part.capacity() == 0 {
+                self.part.reserve_exact(size);
+            }
+            let take = (size - self.part.len()).min(chunk.len());
+            self.part.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.part.len() == size {
+                self.send_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, _: Content) -> Result<Option<Stored>> {
+        if self.upload.is_none() {
+            // Smaller than a part: one PUT.
+            let bytes = std::mem::take(&mut self.part);
+            let len = bytes.len() as u64;
+            let (store, key) = (self.files.store.clone(), self.key.clone());
+            count(&self.files.bridge.counts.puts);
+            self.files
+                .bridge
+                .wait(async move { store.put(&key, PutPayload::from(Bytes::from(bytes))).await })?
+                .map_err(|e| self.failed(e, "writing"))?;
+            self.stored = len;
+        } else {
+            if !self.part.is_empty() {
+                self.send_part()?;
+            }
+            while !self.in_flight.is_empty() {
+                self.wait_one()?;
+            }
+            let mut up = self.upload.take().ok_or(Error::InternalError)?;
+            count(&self.files.bridge.counts.completes);
+            let r = self.files.bridge.wait(async move {
+                let r = up.complete().await;
+                (r, up)
+            })?;
+            match r {
+                (Ok(_), _) => {}
+                (Err(e), up) => {
+                    self.upload = Some(up);
+                    return Err(self.failed(e, "completing the upload of"));
+                }
+            }
+        }
+        self.done = true;
+        // A plain object in the set's own folder: nothing for the manifest to add.
+        Ok(None)
+    }
+}
+
+impl Drop for ObjectUpload {
+    /// An upload that did not complete is aborted, so its parts do not linger as storage
+    /// nobody sees; on a runtime task, never blocking the dropping thread.
+    fn drop(&mut self) {
+        for job in self.in_flight.drain(..) {
+            job.abort();
+        }
+        if let Some(mut up) = self.upload.take().filter(|_| !self.done) {
+            count(&self.files.bridge.counts.deletes);
+            let name = self.name.clone();
+            drop(self.files.bridge.spawn(async move {
+                if let Err(e) = up.abort().await {
+                    tracing::warn!(object = %name, error = %e, "multipart upload not aborted");
+                }
+            }));
+        }
+    }
+}

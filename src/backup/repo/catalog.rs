@@ -1,0 +1,144 @@
+//! What a repository holds: its complete sets (a valid manifest), its orphans (no manifest:
+//! a backup that failed or was killed) and its damaged sets (a manifest that does not check
+//! out), and the chains the complete sets form. Readers use only complete sets.
+
+use super::set::RepoSet;
+use super::Repository;
+use crate::backup::set::BackupManifest;
+use crate::{Error, Result};
+
+/// One name found in a repository.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// The set's name.
+    pub name: String,
+    /// What was found under it.
+    pub state: SetState,
+}
+
+/// What a name in a repository holds.
+#[derive(Clone, Debug)]
+pub enum SetState {
+    /// A set with a valid manifest.
+    Complete(Box<BackupManifest>),
+    /// No manifest: never visible as a set, removed by prune after its grace period.
+    Orphan,
+    /// A manifest that cannot be used, with the reason; prune leaves it for a person.
+    Damaged(Error),
+}
+
+impl Listed {
+    /// The manifest of a complete set.
+    pub fn manifest(&self) -> Option<&BackupManifest> {
+        match &self.state {
+            SetState::Complete(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Every name in `repo` with what it holds, in name order (which is time order for names
+/// the engine made). Reads one manifest per set.
+///
+/// # Errors
+///
+/// The store's errors listing the repository (wrong credentials, unknown bucket, endpoint
+/// down), each naming the store.
+pub fn list(repo: &dyn Repository) -> Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    for name in repo.set_names()? {
+        let state = match RepoSet::open(repo, &name).and_then(|s| s.manifest().cloned()) {
+            Ok(m) => SetState::Complete(Box::new(m)),
+            Err(e) if e.clone().plain() == Error::FileNotFound => SetState::Orphan,
+            Err(e) => SetState::Damaged(e),
+        };
+        out.push(Listed { name, state });
+    }
+    Ok(out)
+}
+
+/// The chain that restores the set `name`: its full (or copy) set first, then each
+/// incremental or differential up to it, found through the parents the manifests name.
+///
+/// # Errors
+///
+/// `InvalidParameter` (-1003) if no set is named `name`; `FileNotFound` (-1811) if it has
+/// no manifest (an orphan); its manifest's error if that is damaged; `MissingFullBackup`
+/// (-560) if a parent is not among the complete sets.
+pub fn chain_of<'a>(sets: &'a [Listed], name: &str) -> Result<Vec<&'a Listed>> {
+    let mut at = match sets.iter().find(|s| s.name == name) {
+        Some(s) if s.manifest().is_some() => s,
+        // The reason it cannot be used is the answer: its manifest's own error.
+        Some(Listed {
+            state: SetState::Damaged(e),
+            ..
+        }) => return Err(e.clone()),
+        Some(_) => {
+            return Err(Error::FileNotFound.with_detail(format!(
+                "{name}: no manifest: the set is incomplete (its backup did not finish)"
+            )))
+        }
+        None => {
+            return Err(Error::InvalidParameter.with_detail(format!("no backup set named {name}")))
+        }
+    };
+    let mut chain = vec![at];
+    // Each step goes to an older set, so the walk ends; the bound guards a hostile cycle.
+    while let Some(m) = at.manifest().filter(|m| m.kind.incremental()) {
+        if chain.len() > sets.len() {
+            return Err(Error::InvalidBackupSequence
+                .with_detail(format!("the parents of {name} form a cycle")));
+        }
+        at = parent(sets, m).ok_or_else(|| {
+            Error::MissingFullBackup.with_detail(format!(
+                "{}: its parent backup {} is not a complete set of this repository",
+                at.name,
+                m.parent_id.as_deref().unwrap_or("(none recorded)")
+            ))
+        })?;
+        chain.push(at);
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// The complete set an incremental or differential continues.
+fn parent<'a>(sets: &'a [Listed], m: &BackupManifest) -> Option<&'a Listed> {
+    let id = m.parent_id.as_deref()?;
+    sets.iter().find(|s| {
+        s.manifest()
+            .is_some_and(|p| p.id == id && p.log_signature == m.log_signature)
+    })
+}
+
+/// The complete sets, newest first (by the time each backup began, then by name).
+pub fn newest_first(sets: &[Listed]) -> Vec<&Listed> {
+    let mut complete: Vec<&Listed> = sets.iter().filter(|s| s.manifest().is_some()).collect();
+    complete.sort_by_key(|s| {
+        let t = s.manifest().map_or(0, |m| m.mark_time_ms);
+        std::cmp::Reverse((t, s.name.clone()))
+    });
+    complete
+}
+
+/// The newest chain whose every set is complete: what `latest` restores.
+///
+/// # Errors
+///
+/// `MissingFullBackup` (-560) if no complete set has a complete chain.
+pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
+    newest_first(sets)
+        .into_iter()
+        .find_map(|s| chain_of(sets, &s.name).ok())
+        .ok_or_else(|| {
+            Error::MissingFullBackup.with_detail(
+                "the repository holds no complete chain (a full set and its incrementals)",
+            )
+        })
+}
+
+/// The names of the sets whose objects the set `m` references (logs an earlier set holds).
+pub fn references(m: &BackupManifest) -> impl Iterator<Item = &str> {
+    m.files()
+        .filter_map(|f| f.stored.and_then(|s| s.set.as_deref()))
+}

@@ -1,0 +1,329 @@
+//! Retention: which sets of a repository may go. A set goes only if no kept chain needs
+//! it: kept are the newest `keep_full` full sets with every set that continues them, and
+//! every set begun within `keep_within`; needed are the kept sets, every set of their
+//! chains, and every set whose objects a needed set references (a log stored once and
+//! referenced by later sets), with that set's chain in turn. Orphans (names without a
+//! manifest) go once older than the grace period; damaged sets are never removed
+//! automatically.
+
+use std::collections::BTreeSet;
+
+use super::catalog::{self, Listed, SetState};
+use super::name::name_time_ms;
+use super::Repository;
+use crate::backup::set::BackupKind;
+use crate::{Error, Result};
+
+/// How long an orphan is left alone by default: a backup still running has no manifest
+/// yet, and a day is longer than any backup.
+pub const ORPHAN_GRACE_MS: u64 = 24 * 3600 * 1000;
+
+/// What to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the newest N full sets and everything that continues them.
+    pub keep_full: Option<usize>,
+    /// Keep every set begun within this many ms of now.
+    pub keep_within_ms: Option<u64>,
+    /// Remove orphans older than this.
+    pub orphan_grace_ms: u64,
+}
+
+/// What [`plan`] decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrunePlan {
+    /// Complete sets that stay.
+    pub keep: Vec<String>,
+    /// Complete sets to remove.
+    pub remove: Vec<String>,
+    /// Orphans to remove (older than the grace period).
+    pub orphans: Vec<String>,
+    /// Names left alone: damaged sets, and orphans still within their grace period.
+    pub left: Vec<String>,
+}
+
+/// Decides what a prune removes from `sets` at `now_ms`.
+///
+/// # Errors
+///
+/// `InvalidParameter` (-1003) when neither `keep_full` nor `keep_within_ms` is given, or
+/// `keep_full` is 0: a prune must say what to keep.
+pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
+    if r.keep_full.is_none() && r.keep_within_ms.is_none() || r.keep_full == Some(0) {
+        return Err(Error::InvalidParameter.with_detail(
+            "prune needs --keep-full N (N >= 1) or --keep-within DURATION: it never removes every set",
+        ));
+    }
+    let newest = catalog::newest_first(sets);
+    let roots: BTreeSet<&str> = newest
+        .iter()
+        .filter(|s| s.manifest().is_some_and(|m| m.kind == BackupKind::Full))
+        .take(r.keep_full.unwrap_or(0))
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<String> = Vec::new();
+    for s in &newest {
+        let m = s.manifest().ok_or(Error::InternalError)?;
+        let recent = r
+            .keep_within_ms
+            .is_some_and(|w| m.mark_time_ms.saturating_add(w) >= now_ms);
+        let continues_root = catalog::chain_of(sets, &s.name)
+            .is_ok_and(|c| c.iter().any(|x| roots.contains(x.name.as_str())));
+        if recent || continues_root {
+            todo.push(s.name.clone());
+        }
+    }
+    while let Some(name) = todo.pop() {
+        if !needed.insert(name.clone()) {
+            continue;
+        }
+        // A kept set whose chain is broken still keeps what it has.
+        let chain = catalog::chain_of(sets, &name).unwrap_or_default();
+        for link in chain {
+            todo.push(link.name.clone());
+            if let Some(m) = link.manifest() {
+                todo.extend(catalog::references(m).map(str::to_string));
+            }
+        }
+        if let Some(m) = sets
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(Listed::manifest)
+        {
+            todo.extend(catalog::references(m).map(str::to_string));
+        }
+    }
+    let mut out = PrunePlan::default();
+    for s in sets {
+        match &s.state {
+            SetState::Complete(_) if needed.contains(&s.name) => out.keep.push(s.name.clone()),
+            SetState::Complete(_) => out.remove.push(s.name.clone()),
+            SetState::Orphan if orphan_expired(&s.name, r.orphan_grace_ms, now_ms) => {
+                out.orphans.push(s.name.clone())
+            }
+            SetState::Orphan | SetState::Damaged(_) => out.left.push(s.name.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// An orphan whose name carries no time is never old enough: it may not be ours.
+fn orphan_expired(name: &str, grace_ms: u64, now_ms: u64) -> bool {
+    name_time_ms(name).is_some_and(|t| t.saturating_add(grace_ms) <= now_ms)
+}
+
+/// Plans a prune of `repo` and carries it out: complete sets first, newest needed last,
+/// each set's manifest before its other files. Returns the plan with the objects removed.
+///
+/// # Errors
+///
+/// [`plan`]'s, and the store's errors listing or removing; a removal that fails stops the
+/// prune (what was removed stays removed; what was left is still whole or an orphan).
+pub fn prune(repo: &dyn Repository, r: &Retention, now_ms: u64) -> Result<(PrunePlan, u64)> {
+    let sets = catalog::list(repo)?;
+    let p = plan(&sets, r, now_ms)?;
+    let mut removed = 0;
+    for name in p.remove.iter().chain(&p.orphans) {
+        removed += repo.remove_set(name)?;
+        tracing::info!(repository = %repo.location(), set = %name, "backup set pruned");
+    }
+    Ok((p, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::backup::set::{BackupManifest, ManifestLog, Stored};
+
+    /// A made-up history: sets with the kinds, parents and references a real engine gives.
+    struct History {
+        sets: Vec<Listed>,
+        /// The id of the last full or incremental (what the headers record).
+        last: Option<String>,
+        next: u64,
+    }
+
+    impl History {
+        fn new() -> History {
+            History {
+                sets: Vec::new(),
+                last: None,
+                next: 0,
+            }
+        }
+
+        fn add(&mut self, kind: BackupKind, reference: bool) {
+            if kind.incremental() && self.last.is_none() {
+                return;
+            }
+            self.next += 1;
+            let n = self.next;
+            let name = format!("{n:05}");
+            let parent_id = kind.incremental().then(|| self.last.clone()).flatten();
+            let mut logs = vec![log(n, None)];
+            if reference {
+                // A log the newest set of the same chain holds (a sibling differential, say,
+                // which is not in this set's own chain), referenced by name.
+                if let Some(holder) = parent_id.as_ref().and_then(|p| self.newest_of_chain(p)) {
+                    logs.push(log(n + 1000, Some(holder)));
+                }
+            }
+            let m = BackupManifest {
+                format: 2,
+                name: Some(name.clone()),
+                kind,
+                id: format!("id{n}"),
+                parent_id,
+                instance: "i".into(),
+                base_name: "edb".into(),
+                page_size: 8192,
+                log_signature: "00".repeat(16),
+                gen_low: 1,
+                gen_high: 1,
+                mark: n,
+                mark_time_ms: n * 1000,
+                databases: Vec::new(),
+                logs,
+                digest: None,
+            };
+            if matches!(kind, BackupKind::Full | BackupKind::Incremental) {
+                self.last = Some(m.id.clone());
+            }
+            self.sets.push(Listed {
+                name,
+                state: SetState::Complete(Box::new(m)),
+            });
+        }
+
+        /// The newest set whose chain starts where the chain of the set `id` starts.
+        fn newest_of_chain(&self, id: &str) -> Option<String> {
+            let root = |name: &str| {
+                catalog::chain_of(&self.sets, name)
+                    .ok()
+                    .and_then(|c| c.first().map(|s| s.name.clone()))
+            };
+            let parent = self
+                .sets
+                .iter()
+                .find(|s| s.manifest().is_some_and(|m| m.id == id))?;
+            let want = root(&parent.name)?;
+            catalog::newest_first(&self.sets)
+                .into_iter()
+                .find(|s| root(&s.name).as_deref() == Some(want.as_str()))
+                .map(|s| s.name.clone())
+        }
+    }
+
+    fn log(gen: u64, set: Option<String>) -> ManifestLog {
+        ManifestLog {
+            gen: gen as u32,
+            file: format!("logs/edb{gen:08X}.log").into(),
+            size: 1,
+            crc32c: "00000000".into(),
+            stored: set.map(|set| Stored {
+                size: 1,
+                set: Some(set),
+                ..Stored::default()
+            }),
+        }
+    }
+
+    fn kind(k: u8) -> BackupKind {
+        match k % 6 {
+            0 | 1 => BackupKind::Incremental,
+            2 => BackupKind::Differential,
+            3 => BackupKind::Copy,
+            _ => BackupKind::Full,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// After every prune, every set still there restores (its whole chain is there) and
+        /// everything a remaining set references is there; the newest `keep_full` fulls and
+        /// the sets of the window stay.
+        #[test]
+        fn prunes_never_break_a_kept_chain(
+            steps in proptest::collection::vec((any::<u8>(), any::<bool>(), 0u8..8), 1..60)
+        ) {
+            let mut h = History::new();
+            for (k, reference, prune_now) in steps {
+                h.add(kind(k), reference);
+                if prune_now >= 5 {
+                    let keep_full = (prune_now % 3) as usize;
+                    let r = Retention {
+                        keep_full: (keep_full > 0).then_some(keep_full),
+                        keep_within_ms: (prune_now == 7).then_some(3500),
+                        orphan_grace_ms: ORPHAN_GRACE_MS,
+                    };
+                    let now = h.next * 1000;
+                    let Ok(p) = plan(&h.sets, &r, now) else {
+                        prop_assert!(r.keep_full.is_none() && r.keep_within_ms.is_none());
+                        continue;
+                    };
+                    let fulls: Vec<String> = catalog::newest_first(&h.sets)
+                        .iter()
+                        .filter(|s| s.manifest().is_some_and(|m| m.kind == BackupKind::Full))
+                        .take(keep_full)
+                        .map(|s| s.name.clone())
+                        .collect();
+                    h.sets.retain(|s| !p.remove.contains(&s.name));
+                    for f in &fulls {
+                        prop_assert!(h.sets.iter().any(|s| &s.name == f), "full {f} pruned");
+                    }
+                    for s in &h.sets {
+                        let m = s.manifest().unwrap();
+                        let chain = catalog::chain_of(&h.sets, &s.name);
+                        prop_assert!(chain.is_ok(), "{} lost its chain", s.name);
+                        for r in catalog::references(m) {
+                            prop_assert!(h.sets.iter().any(|x| x.name == r), "{} lost {r}", s.name);
+                        }
+                    }
+                    if let Some(w) = r.keep_within_ms {
+                        for s in &p.remove {
+                            let t = s.parse::<u64>().unwrap() * 1000;
+                            prop_assert!(t + w < now, "{s} was within the window");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_prune_must_keep_something() {
+        let r = Retention {
+            keep_full: None,
+            keep_within_ms: None,
+            orphan_grace_ms: 0,
+        };
+        assert_eq!(plan(&[], &r, 0).unwrap_err().code(), -1003);
+    }
+
+    #[test]
+    fn orphans_go_after_their_grace_only() {
+        let sets = vec![
+            Listed {
+                name: "20261201T000000.000Z-full-0000".into(),
+                state: SetState::Orphan,
+            },
+            Listed {
+                name: "not-ours".into(),
+                state: SetState::Orphan,
+            },
+        ];
+        let t = name_time_ms(&sets[0].name).unwrap();
+        let r = Retention {
+            keep_full: Some(1),
+            keep_within_ms: None,
+            orphan_grace_ms: 1000,
+        };
+        assert!(plan(&sets, &r, t + 999).unwrap().orphans.is_empty());
+        let p = plan(&sets, &r, t + 1000).unwrap();
+        assert_eq!(p.orphans, vec![sets[0].name.clone()]);
+        assert_eq!(p.left, vec!["not-ours".to_string()]);
+    }
+}

@@ -1,0 +1,133 @@
+//! Garage nodes dying under a backup, on a cluster of the test's own. One node SIGKILLed in
+//! the middle of an upload: the writes still reach a quorum (2 of 3) and the backup completes
+//! and restores. Two nodes down: the backup fails in bounded time with an error naming the
+//! store, leaves no visible set, and the instance is unharmed.
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use ese_actors::{
+    list_sets, restore_from, BackupKind, BackupOptions, BackupPhase, Engine, SetChoice, SetState,
+    Term, VerifyDepth,
+};
+use ese_garage::Cluster;
+use support::actor::remote::*;
+use support::actor::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_killed_mid_upload_the_backup_completes_and_restores() {
+    let mut c = Cluster::start().unwrap();
+    c.create_bucket("nodes").unwrap();
+    let target = s3_target(&c, 1, "nodes", "one", Retries::Normal);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 30_000).await;
+    let w = spawn_writer(&inst, t);
+    // Throttled so that the kill lands while parts are in flight.
+    let options = BackupOptions {
+        max_rate: Some(20 << 20),
+        ..BackupOptions::default()
+    };
+    let before = w.acked.load(std::sync::atomic::Ordering::SeqCst);
+    let mut h = inst
+        .start_backup_to(&target, BackupKind::Full, options)
+        .await
+        .unwrap();
+    loop {
+        let p = h.changed().await;
+        if p.phase == BackupPhase::Databases && p.bytes_done > 8 << 20 || p.phase.is_finished() {
+            assert!(!p.phase.is_finished(), "the backup ended before the kill");
+            break;
+        }
+    }
+    c.kill(3).unwrap();
+    let m = h.wait().await.unwrap();
+    let after = w.next.load(std::sync::atomic::Ordering::SeqCst);
+    w.stop().await;
+    inst.term(Term::empty()).await.unwrap();
+    assert!(m.content_bytes() > 25 << 20);
+    ese_actors::verify_at(&target, m.name.as_deref().unwrap(), VerifyDepth::Full, None)
+        .await
+        .unwrap();
+    let r = restore_from(
+        &engine,
+        &target,
+        SetChoice::Latest,
+        dir.path().join("r"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    check_prefix(
+        &engine,
+        &r.databases[0].1,
+        &dir.path().join("chk"),
+        (before, after),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_down_the_backup_fails_clearly_and_leaves_no_set() {
+    let mut c = Cluster::start().unwrap();
+    c.create_bucket("nodes").unwrap();
+    let target = s3_target(&c, 1, "nodes", "two", Retries::Fast);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 20_000).await;
+    let options = BackupOptions {
+        max_rate: Some(20 << 20),
+        ..BackupOptions::default()
+    };
+    let mut h = inst
+        .start_backup_to(&target, BackupKind::Full, options)
+        .await
+        .unwrap();
+    loop {
+        let p = h.changed().await;
+        assert!(!p.phase.is_finished(), "the backup ended before the kills");
+        if p.phase == BackupPhase::Databases && p.bytes_done > 6 << 20 {
+            break;
+        }
+    }
+    c.kill(2).unwrap();
+    c.kill(3).unwrap();
+    let t0 = Instant::now();
+    let e = h.wait().await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    assert_eq!(e.code(), -1022, "{e}");
+    let detail = e.detail().unwrap_or_default();
+    assert!(
+        detail.contains("object store") && detail.contains("s3://nodes/two"),
+        "{detail}"
+    );
+    // The instance is unharmed: writes commit, and a backup works once the nodes are back.
+    put_rows(&inst, t, 0..50).await;
+    c.restart(2).unwrap();
+    c.restart(3).unwrap();
+    let sets = list_sets(&target).await.unwrap();
+    assert!(
+        sets.iter()
+            .all(|s| !matches!(s.state, SetState::Complete(_))),
+        "a set is visible after the failed backup: {sets:?}"
+    );
+    let m = inst
+        .backup_to(&target, BackupKind::Full, BackupOptions::default())
+        .await
+        .unwrap();
+    inst.term(Term::empty()).await.unwrap();
+    let complete: Vec<_> = list_sets(&target)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| matches!(s.state, SetState::Complete(_)))
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(complete, vec![m.name.unwrap()]);
+}
