@@ -138,6 +138,9 @@ async fn follow(
             true => "",
             false => "at least ",
         };
+        if p.total_known {
+            step.bytes(p.bytes_done, p.bytes_total);
+        }
         step.note(&format!(
             "{what}: {:?}, {:.1} of {of}{:.1} MiB, {}/{} files",
             p.phase,

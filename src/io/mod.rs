@@ -98,6 +98,11 @@ pub trait Storage: Send + Sync + Debug {
     }
     /// Makes creations, renames and removals inside `dir` durable.
     fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// When `path` was last modified, ms since the epoch; `None` if unknown.
+    fn modified_ms(&self, path: &Path) -> Option<u64> {
+        let _ = path;
+        None
+    }
     /// Whether `path` is a symbolic link (backup and restore refuse to follow one).
     fn is_link(&self, _path: &Path) -> bool {
         false

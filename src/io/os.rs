@@ -93,6 +93,11 @@ impl Storage for OsStorage {
     fn is_link(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
     }
+    fn modified_ms(&self, path: &Path) -> Option<u64> {
+        let t = fs::symlink_metadata(path).ok()?.modified().ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        u64::try_from(d.as_millis()).ok()
+    }
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         let d = fs::File::open(dir).map_err(Error::from_io)?;
         d.sync_all().map_err(Error::from_io)

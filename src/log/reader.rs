@@ -40,7 +40,15 @@ pub fn read_file(storage: &dyn Storage, path: &Path) -> Result<LogFile> {
 
 /// Reads and parses a log file from an open handle.
 pub fn read_from(f: &dyn File) -> Result<LogFile> {
-    let len = f.len()? as usize;
+    let len = f.len()?;
+    // No log is larger (`InstanceParams::log_file_size` refuses more): a file that
+    // claims to be is damaged, and is not read into memory whole.
+    if len > MAX_LOG_FILE {
+        return Err(Error::LogFileCorrupt.with_detail(format!(
+            "{len} bytes: larger than any log file ({MAX_LOG_FILE})"
+        )));
+    }
+    let len = len as usize;
     let mut bytes = vec![0u8; len];
     let mut done = 0;
     while done < len {
@@ -53,6 +61,9 @@ pub fn read_from(f: &dyn File) -> Result<LogFile> {
     bytes.truncate(done);
     parse(&bytes)
 }
+
+/// The largest log file a reader takes: the largest `InstanceParams::log_file_size` allows.
+pub const MAX_LOG_FILE: u64 = 1 << 31;
 
 /// Parses a log file's bytes. A damaged record that is followed by a record proving it had
 /// been made durable is `LogFileCorrupt`; otherwise the file simply ends there.

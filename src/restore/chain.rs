@@ -38,7 +38,8 @@ pub struct ChainReport {
 /// `InvalidBackupSequence` (-521) for a later set that is not incremental or differential,
 /// or not the previous set's child; `GivenLogFileHasBadSignature` (-555) for a set of another
 /// log stream; `GivenLogFileIsNotContiguous` (-556) for a gap in the logs. Then laying out
-/// the files (`InvalidPath` -1023 for a symbolic link or a name outside `target`, `DiskFull`
+/// the files (`InvalidParameter` -1003 for a target that already holds a restore's logs or
+/// one of the databases, `InvalidPath` -1023 for a symbolic link or a name outside `target`, `DiskFull`
 /// -1808, `DiskIO` -1022) and [`external_restore`]'s errors.
 pub fn restore_chain<S: Files>(
     storage: &dyn Storage,
@@ -210,11 +211,12 @@ fn lay_out<S: Files>(
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
     let logs = target.join("backup-logs");
     refuse_link(storage, &logs)?;
+    let (set0, full) = sets.first().ok_or(Error::InvalidParameter)?;
+    let names = restored_names(full)?;
+    refuse_used(storage, target, &logs, &names)?;
     storage
         .create_dir_all(&logs)
         .map_err(|e| e.in_file(&logs))?;
-    let (set0, full) = sets.first().ok_or(Error::InvalidParameter)?;
-    let names = restored_names(full)?;
     let mut map = Vec::new();
     for (d, name) in full.databases.iter().zip(names) {
         let to = target.join(name);
@@ -290,6 +292,43 @@ fn restored_names(full: &BackupManifest) -> Result<Vec<OsString>> {
 
 fn distinct(names: &[OsString]) -> bool {
     names.iter().collect::<HashSet<_>>().len() == names.len()
+}
+
+/// A target that already holds a restore's logs or one of the databases is refused: replay
+/// continues through every later log it finds in `backup-logs/` (so an older set restored
+/// over a newer restore would come back with the newer commits), and a refused restore must
+/// not remove files it did not make.
+fn refuse_used(
+    storage: &dyn Storage,
+    target: &Path,
+    logs: &Path,
+    names: &[OsString],
+) -> Result<()> {
+    let used = |what: String| {
+        Err(Error::InvalidParameter.with_detail(format!(
+            "restore target {} already holds {what}: restore into an empty or new folder",
+            target.display()
+        )))
+    };
+    if storage.is_dir(logs)
+        && !storage
+            .list_entries(logs)
+            .map_err(|e| e.in_file(logs))?
+            .is_empty()
+    {
+        return used(format!(
+            "{} (the logs of an earlier restore)",
+            logs.display()
+        ));
+    }
+    for name in names {
+        let db = target.join(name);
+        refuse_link(storage, &db)?;
+        if storage.exists(&db) {
+            return used(db.display().to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Writing through a link would write outside the target.

@@ -15,6 +15,26 @@ use ese_garage::Cluster;
 use support::actor::remote::*;
 use support::actor::*;
 
+/// A writer's source with `rows` KiB of bulk rows beside its table.
+async fn loaded_source(
+    engine: &Engine,
+    dir: &std::path::Path,
+    rows: u32,
+) -> (ese_actors::Instance, ese_actors::TableId) {
+    let (inst, t) = writer_source(engine, dir).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, rows).await;
+    (inst, t)
+}
+
+/// Throttled so that a kill lands while parts are in flight.
+fn throttled() -> BackupOptions {
+    BackupOptions {
+        max_rate: Some(20 << 20),
+        ..BackupOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_killed_mid_upload_the_backup_completes_and_restores() {
     let mut c = Cluster::start().unwrap();
@@ -22,18 +42,11 @@ async fn one_node_killed_mid_upload_the_backup_completes_and_restores() {
     let target = s3_target(&c, 1, "nodes", "one", Retries::Normal);
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
-    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
-    bulk_load(&inst, bulk, 30_000).await;
+    let (inst, t) = loaded_source(&engine, &dir.path().join("src"), 30_000).await;
     let w = spawn_writer(&inst, t);
-    // Throttled so that the kill lands while parts are in flight.
-    let options = BackupOptions {
-        max_rate: Some(20 << 20),
-        ..BackupOptions::default()
-    };
     let before = w.acked.load(std::sync::atomic::Ordering::SeqCst);
     let mut h = inst
-        .start_backup_to(&target, BackupKind::Full, options)
+        .start_backup_to(&target, BackupKind::Full, throttled())
         .await
         .unwrap();
     loop {
@@ -78,15 +91,9 @@ async fn two_nodes_down_the_backup_fails_clearly_and_leaves_no_set() {
     let target = s3_target(&c, 1, "nodes", "two", Retries::Fast);
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t) = writer_source(&engine, &dir.path().join("src")).await;
-    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
-    bulk_load(&inst, bulk, 20_000).await;
-    let options = BackupOptions {
-        max_rate: Some(20 << 20),
-        ..BackupOptions::default()
-    };
+    let (inst, t) = loaded_source(&engine, &dir.path().join("src"), 20_000).await;
     let mut h = inst
-        .start_backup_to(&target, BackupKind::Full, options)
+        .start_backup_to(&target, BackupKind::Full, throttled())
         .await
         .unwrap();
     loop {

@@ -25,6 +25,9 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut rows = 100;
     let mut restores = 0;
+    let mut have_full = false;
+    // Each set made and still there: name, kind, when.
+    let mut made: Vec<(String, BackupKind, std::time::Instant)> = Vec::new();
     for step in 0..24 {
         put_rows(&inst, t, rows..rows + 30).await;
         rows += 30;
@@ -37,19 +40,38 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
         let r = inst
             .backup_to(&target, kind, BackupOptions::default())
             .await;
-        if step == 0 && kind.incremental() {
+        if !have_full && kind.incremental() {
+            // Nothing to continue yet (a copy is not recorded as a full).
             assert_eq!(r.unwrap_err().code(), -560);
             continue;
         }
-        r.unwrap();
+        let m = r.unwrap();
+        have_full |= kind == BackupKind::Full;
+        made.push((m.name.clone().unwrap(), kind, std::time::Instant::now()));
         if rng.gen_bool(0.3) {
+            let keep_full = rng.gen_range(1..3);
+            let window = rng.gen_bool(0.3).then_some(200);
             let keep = Retention {
-                keep_full: Some(rng.gen_range(1..3)),
-                keep_within_ms: rng.gen_bool(0.3).then_some(200),
+                keep_full: Some(keep_full),
+                keep_within_ms: window,
                 orphan_grace_ms: 0,
             };
             prune_sets(&target, keep).await.unwrap();
             let sets = list_sets(&target).await.unwrap();
+            let left = |n: &str| sets.iter().any(|s| s.name == n);
+            // What must stay: the newest fulls, and every set of the window.
+            let fulls = made.iter().rev().filter(|(_, k, _)| *k == BackupKind::Full);
+            for (n, _, _) in fulls.take(keep_full) {
+                assert!(left(n), "seed {seed}: full {n} pruned");
+            }
+            if let Some(w) = window {
+                for (n, _, at) in &made {
+                    if at.elapsed().as_millis() < w as u128 / 2 {
+                        assert!(left(n), "seed {seed}: {n} of the window pruned");
+                    }
+                }
+            }
+            made.retain(|(n, _, _)| left(n));
             for s in &sets {
                 let SetState::Complete(m) = &s.state else {
                     panic!("{}: {:?}", s.name, s.state)
@@ -72,6 +94,7 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
     }
     inst.term(Term::empty()).await.unwrap();
     eprintln!("{restores} restores after prunes");
+    assert!(restores > 0, "seed {seed}: no prune ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,8 @@ mod shutdown;
 
 use std::path::Path;
 
-use ese::backup::set::{verify_set, SetDir};
+use ese::backup::repo::{folder_set, RepoSet};
+use ese::backup::set::verify_set;
 use ese::io::StorageRef;
 use ese::Result;
 
@@ -31,7 +32,8 @@ pub(crate) use shutdown::BackupRuns;
 
 /// Checks the backup set in the folder `dir` without restoring it: every file's size and
 /// checksum, the logs' contiguity and signatures, each database image's header, trailer and
-/// pages ([`ese::backup::set::verify_set`] on a [`SetDir`]).
+/// pages ([`ese::backup::set::verify_set`] on the folder's set, read as its manifest says:
+/// compressed files decompressed, referenced logs found in their sibling set).
 ///
 /// # Errors
 ///
@@ -44,5 +46,6 @@ pub fn verify_backup_set(dir: impl AsRef<Path>) -> Result<VerifyReport> {
 
 /// [`verify_backup_set`] through a given storage (the fault-injecting one in tests).
 pub fn verify_backup_set_on(storage: StorageRef, dir: impl AsRef<Path>) -> Result<VerifyReport> {
-    verify_set(&SetDir::new(storage, dir.as_ref()))
+    let (repo, name) = folder_set(storage, dir.as_ref())?;
+    verify_set(&RepoSet::open(&repo, &name)?)
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ese::backup::set::SetDir;
+use ese::backup::repo::{folder_set, RepoSet};
 use ese::io::StorageRef;
 use ese::restore::chain::restore_chain;
 use ese::restore::{self, RestoreReport, RestoreSpec};
@@ -94,11 +94,18 @@ pub async fn restore_backup_chain_on(
         return Err(Error::RunningInOneInstanceMode);
     }
     let target = target_dir.as_ref().to_path_buf();
-    let sets: Vec<SetDir> = sets
+    let folders = sets
         .iter()
-        .map(|s| SetDir::new(storage.clone(), s.as_ref()))
-        .collect();
-    blocking(move || restore_chain(&*storage, &sets, &target, stop_at)).await
+        .map(|s| folder_set(storage.clone(), s.as_ref()))
+        .collect::<Result<Vec<_>>>()?;
+    blocking(move || {
+        let sets = folders
+            .iter()
+            .map(|(repo, name)| RepoSet::open(repo, name))
+            .collect::<Result<Vec<_>>>()?;
+        restore_chain(&*storage, &sets, &target, stop_at)
+    })
+    .await
 }
 
 /// Runs file work on the blocking pool, never on the caller's async worker.

@@ -118,6 +118,10 @@ impl BackupTarget {
     /// name.
     pub fn parse_set(s: &str) -> Result<(BackupTarget, String)> {
         let trimmed = s.trim_end_matches('/');
+        if !trimmed.contains("://") && !trimmed.contains('/') && !trimmed.is_empty() {
+            // A set folder named relative to the current one.
+            return Ok((BackupTarget::parse(".")?, trimmed.to_string()));
+        }
         let (repo, set) = trimmed.rsplit_once('/').ok_or_else(|| {
             Error::InvalidParameter.with_detail(format!("{s}: name a set (TARGET/SET)"))
         })?;
@@ -202,15 +206,24 @@ impl BackupTarget {
             Place::Dir { storage, path } => Arc::new(DirRepo::new(storage.clone(), path)),
             Place::S3 { bucket, prefix } => {
                 let store = self.s3(bucket)?;
-                Arc::new(ObjectRepo::new(
+                let (url, counts) = (self.location(), self.counts.clone());
+                Arc::new(ObjectRepo::counted(
                     store,
                     prefix,
-                    &self.location(),
+                    &url,
                     self.options,
+                    counts,
                 )?)
             }
             Place::Store { store, prefix, url } => {
-                Arc::new(ObjectRepo::new(store.clone(), prefix, url, self.options)?)
+                let (store, counts) = (store.clone(), self.counts.clone());
+                Arc::new(ObjectRepo::counted(
+                    store,
+                    prefix,
+                    url,
+                    self.options,
+                    counts,
+                )?)
             }
         })
     }

@@ -2,6 +2,7 @@
 //! a backup that failed or was killed) and its damaged sets (a manifest that does not check
 //! out), and the chains the complete sets form. Readers use only complete sets.
 
+use super::name::name_time_ms;
 use super::set::RepoSet;
 use super::Repository;
 use crate::backup::set::BackupManifest;
@@ -14,6 +15,9 @@ pub struct Listed {
     pub name: String,
     /// What was found under it.
     pub state: SetState,
+    /// When its newest file was written (ms since the epoch), for orphans that prune
+    /// judges; `None` when not asked or the store cannot say.
+    pub modified_ms: Option<u64>,
 }
 
 /// What a name in a repository holds.
@@ -42,17 +46,28 @@ impl Listed {
 ///
 /// # Errors
 ///
-/// The store's errors listing the repository (wrong credentials, unknown bucket, endpoint
-/// down), each naming the store.
+/// The store's errors listing the repository or reading a manifest (wrong credentials,
+/// unknown bucket, endpoint down, a timeout), each naming the store. A manifest that could
+/// not be read is not taken for a damaged one: a set read as missing or damaged because the
+/// store failed once would let prune remove the chains it anchors and `latest` pick an
+/// older chain.
 pub fn list(repo: &dyn Repository) -> Result<Vec<Listed>> {
     let mut out = Vec::new();
     for name in repo.set_names()? {
         let state = match RepoSet::open(repo, &name).and_then(|s| s.manifest().cloned()) {
             Ok(m) => SetState::Complete(Box::new(m)),
-            Err(e) if e.clone().plain() == Error::FileNotFound => SetState::Orphan,
-            Err(e) => SetState::Damaged(e),
+            Err(e) => match e.clone().plain() {
+                Error::FileNotFound => SetState::Orphan,
+                // What the manifest's own checks answer: it was read, and it is bad.
+                Error::InvalidBackup | Error::InvalidPath => SetState::Damaged(e),
+                _ => return Err(e),
+            },
         };
-        out.push(Listed { name, state });
+        out.push(Listed {
+            name,
+            state,
+            modified_ms: None,
+        });
     }
     Ok(out)
 }
@@ -125,16 +140,41 @@ pub fn newest_first(sets: &[Listed]) -> Vec<&Listed> {
 ///
 /// # Errors
 ///
-/// `MissingFullBackup` (-560) if no complete set has a complete chain.
+/// `MissingFullBackup` (-560) if no complete set has a complete chain; the damaged set's
+/// error if a damaged set may be newer than that chain (its manifest cannot say when it
+/// was made, so `latest` would not be the latest).
 pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
-    newest_first(sets)
+    let chain = newest_first(sets)
         .into_iter()
         .find_map(|s| chain_of(sets, &s.name).ok())
         .ok_or_else(|| {
             Error::MissingFullBackup.with_detail(
                 "the repository holds no complete chain (a full set and its incrementals)",
             )
-        })
+        })?;
+    let newest = chain
+        .last()
+        .and_then(|s| s.manifest())
+        .map_or(0, |m| m.mark_time_ms);
+    if let Some((s, e)) =
+        damaged(sets).find(|(s, _)| name_time_ms(&s.name).is_none_or(|t| t >= newest))
+    {
+        return Err(e.clone().with_detail(format!(
+            "{}: a damaged set that may be newer than the latest complete chain, so `latest` \
+             is not known ({}); name the set to restore, or remove the damaged one",
+            s.name,
+            e.detail_or_message()
+        )));
+    }
+    Ok(chain)
+}
+
+/// The damaged sets with their errors.
+pub fn damaged(sets: &[Listed]) -> impl Iterator<Item = (&Listed, &Error)> {
+    sets.iter().filter_map(|s| match &s.state {
+        SetState::Damaged(e) => Some((s, e)),
+        _ => None,
+    })
 }
 
 /// The names of the sets whose objects the set `m` references (logs an earlier set holds).

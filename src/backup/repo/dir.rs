@@ -52,6 +52,21 @@ impl DirRepo {
     }
 }
 
+impl DirRepo {
+    /// The newest modification time under `dir`.
+    fn newest(&self, dir: &Path) -> Option<u64> {
+        let mut newest = self.storage.modified_ms(dir);
+        for entry in self.storage.list_entries(dir).ok()? {
+            let t = match self.storage.is_dir(&entry) && !self.storage.is_link(&entry) {
+                true => self.newest(&entry),
+                false => self.storage.modified_ms(&entry),
+            };
+            newest = newest.max(t);
+        }
+        newest
+    }
+}
+
 impl Repository for DirRepo {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -78,6 +93,8 @@ impl Repository for DirRepo {
             .into_iter()
             .filter(|p| self.storage.is_dir(p) && !self.storage.is_link(p))
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            // Hidden folders are not sets the engine made.
+            .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
         Ok(names)
@@ -94,6 +111,11 @@ impl Repository for DirRepo {
         Ok(Box::new(
             SetDir::new(self.storage.clone(), self.root.join(name)).named(name),
         ))
+    }
+
+    fn modified_ms(&self, name: &str) -> Result<Option<u64>> {
+        super::set::check_name(name)?;
+        Ok(self.newest(&self.root.join(name)))
     }
 
     fn remove_set(&self, name: &str) -> Result<u64> {

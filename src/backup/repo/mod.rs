@@ -22,7 +22,7 @@ use crate::io::Files;
 use crate::Result;
 
 pub use dir::DirRepo;
-pub use set::RepoSet;
+pub use set::{folder_set, RepoSet};
 
 /// A place that holds backup sets. Synchronous, like the set writer: callers on a runtime
 /// call it from a blocking thread.
@@ -40,4 +40,7 @@ pub trait Repository: Send + Sync + Debug {
     /// removal cut short leaves an orphan and never a set that looks complete. Returns the
     /// number of files or objects removed.
     fn remove_set(&self, name: &str) -> Result<u64>;
+    /// When the newest file of the set `name` was written, ms since the epoch; `None` if
+    /// the store cannot say.
+    fn modified_ms(&self, name: &str) -> Result<Option<u64>>;
 }

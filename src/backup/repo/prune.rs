@@ -42,7 +42,9 @@ pub struct PrunePlan {
     pub left: Vec<String>,
 }
 
-/// Decides what a prune removes from `sets` at `now_ms`.
+/// Decides what a prune removes from `sets` at `now_ms`. While a damaged set is there, it
+/// removes orphans only: the damaged set's chain cannot be read, and it may need any older
+/// set.
 ///
 /// # Errors
 ///
@@ -54,6 +56,9 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
             "prune needs --keep-full N (N >= 1) or --keep-within DURATION: it never removes every set",
         ));
     }
+    // A damaged set's chain and references cannot be read, and it may depend on any older
+    // set: while one is there, no complete set is removed (orphans still are).
+    let blocked = catalog::damaged(sets).next();
     let newest = catalog::newest_first(sets);
     let roots: BTreeSet<&str> = newest
         .iter()
@@ -97,9 +102,11 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
     let mut out = PrunePlan::default();
     for s in sets {
         match &s.state {
-            SetState::Complete(_) if needed.contains(&s.name) => out.keep.push(s.name.clone()),
+            SetState::Complete(_) if needed.contains(&s.name) || blocked.is_some() => {
+                out.keep.push(s.name.clone())
+            }
             SetState::Complete(_) => out.remove.push(s.name.clone()),
-            SetState::Orphan if orphan_expired(&s.name, r.orphan_grace_ms, now_ms) => {
+            SetState::Orphan if orphan_expired(s, r.orphan_grace_ms, now_ms) => {
                 out.orphans.push(s.name.clone())
             }
             SetState::Orphan | SetState::Damaged(_) => out.left.push(s.name.clone()),
@@ -108,9 +115,15 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
     Ok(out)
 }
 
-/// An orphan whose name carries no time is never old enough: it may not be ours.
-fn orphan_expired(name: &str, grace_ms: u64, now_ms: u64) -> bool {
-    name_time_ms(name).is_some_and(|t| t.saturating_add(grace_ms) <= now_ms)
+/// An orphan whose name carries no time is never old enough: it may not be ours. Its age
+/// is from its newest file, when the store says (a backup still uploading keeps writing),
+/// else from its name (when its backup began).
+fn orphan_expired(s: &Listed, grace_ms: u64, now_ms: u64) -> bool {
+    let Some(began) = name_time_ms(&s.name) else {
+        return false;
+    };
+    let last = s.modified_ms.map_or(began, |m| m.max(began));
+    last.saturating_add(grace_ms) <= now_ms
 }
 
 /// Plans a prune of `repo` and carries it out: complete sets first, newest needed last,
@@ -121,7 +134,13 @@ fn orphan_expired(name: &str, grace_ms: u64, now_ms: u64) -> bool {
 /// [`plan`]'s, and the store's errors listing or removing; a removal that fails stops the
 /// prune (what was removed stays removed; what was left is still whole or an orphan).
 pub fn prune(repo: &dyn Repository, r: &Retention, now_ms: u64) -> Result<(PrunePlan, u64)> {
-    let sets = catalog::list(repo)?;
+    let mut sets = catalog::list(repo)?;
+    for s in sets
+        .iter_mut()
+        .filter(|s| matches!(s.state, SetState::Orphan))
+    {
+        s.modified_ms = repo.modified_ms(&s.name)?;
+    }
     let p = plan(&sets, r, now_ms)?;
     let mut removed = 0;
     for name in p.remove.iter().chain(&p.orphans) {
@@ -195,6 +214,7 @@ mod tests {
             self.sets.push(Listed {
                 name,
                 state: SetState::Complete(Box::new(m)),
+                modified_ms: None,
             });
         }
 
@@ -309,10 +329,12 @@ mod tests {
             Listed {
                 name: "20261201T000000.000Z-full-0000".into(),
                 state: SetState::Orphan,
+                modified_ms: None,
             },
             Listed {
                 name: "not-ours".into(),
                 state: SetState::Orphan,
+                modified_ms: None,
             },
         ];
         let t = name_time_ms(&sets[0].name).unwrap();
@@ -325,5 +347,34 @@ mod tests {
         let p = plan(&sets, &r, t + 1000).unwrap();
         assert_eq!(p.orphans, vec![sets[0].name.clone()]);
         assert_eq!(p.left, vec!["not-ours".to_string()]);
+        // A backup still writing: its newest file is recent, whatever its name says.
+        let mut running = sets.clone();
+        running[0].modified_ms = Some(t + 5000);
+        assert!(plan(&running, &r, t + 5999).unwrap().orphans.is_empty());
+        assert_eq!(plan(&running, &r, t + 6000).unwrap().orphans.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_set_stops_the_removal_of_complete_sets() {
+        let mut h = History::new();
+        for k in [4, 0, 4, 0] {
+            h.add(kind(k), false);
+        }
+        let r = Retention {
+            keep_full: Some(1),
+            keep_within_ms: None,
+            orphan_grace_ms: 0,
+        };
+        assert_eq!(plan(&h.sets, &r, 10_000).unwrap().remove.len(), 2);
+        h.sets.push(Listed {
+            name: "00009".into(),
+            state: SetState::Damaged(Error::InvalidBackup),
+            modified_ms: None,
+        });
+        let p = plan(&h.sets, &r, 10_000).unwrap();
+        assert!(p.remove.is_empty(), "{p:?}");
+        assert_eq!(p.left, vec!["00009".to_string()]);
+        // Nor is `latest` known while a damaged set may be newer.
+        assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -526);
     }
 }

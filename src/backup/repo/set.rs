@@ -22,6 +22,23 @@ struct Place {
     log: bool,
 }
 
+/// A set in a folder of its own (`backup_to_dir`) read as the set of its parent folder's
+/// repository: the same reader, so compressed files and references resolve there too.
+///
+/// # Errors
+///
+/// `InvalidPath` (-1023) for a path that names no folder (`/`, `..`).
+pub fn folder_set(storage: crate::io::StorageRef, dir: &Path) -> Result<(super::DirRepo, String)> {
+    let name = dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::InvalidPath.with_detail(format!("{}: not a backup set's folder", dir.display()))
+    })?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((super::DirRepo::new(storage, parent), name.to_string()))
+}
+
 /// The set `name` of a repository.
 #[derive(Debug)]
 pub struct RepoSet<'r> {
@@ -124,13 +141,10 @@ impl Files for RepoSet<'_> {
                     true => Error::LogFileCorrupt,
                     false => Error::DatabaseCorrupted,
                 };
+                let shown = self.shown(name);
                 Ok(Arc::new(Decompressing::new(
-                    file,
-                    s,
-                    *size,
-                    damaged,
-                    self.shown(name),
-                )))
+                    file, s, *size, damaged, shown,
+                )?))
             }
             _ => Ok(file),
         }
@@ -152,11 +166,8 @@ impl Files for RepoSet<'_> {
 /// A set name is one plain path segment: nothing a name read from a manifest or a listing
 /// can use to reach outside the repository.
 pub(crate) fn check_name(name: &str) -> Result<()> {
-    let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && !name.starts_with('.');
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     match plain {
         true => Ok(()),
         false => Err(Error::InvalidPath.with_detail(format!(

@@ -159,6 +159,22 @@ impl SetStore for SetDir {
         Ok(Box::new(DirFile { path, file, len: 0 }))
     }
 
+    fn stored_len_in(&self, set: Option<&str>, name: &Path) -> Result<u64> {
+        let path = match set {
+            None => self.root.join(name),
+            Some(s) => self
+                .root
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(s)
+                .join(name),
+        };
+        self.storage
+            .open(&path, OpenMode::ReadOnly)
+            .and_then(|f| f.len())
+            .map_err(|e| e.in_file(&path))
+    }
+
     fn seal(&mut self) -> Result<()> {
         for folder in FOLDERS {
             let dir = self.root.join(folder);

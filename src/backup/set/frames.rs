@@ -113,14 +113,59 @@ pub struct Decompressing {
 impl Decompressing {
     /// The content (`len` bytes) of the compressed file `file`, kept as `stored` says.
     /// `damaged` is the error for a frame that is not what the manifest says.
+    ///
+    /// # Errors
+    ///
+    /// `damaged` when the manifest's frames cannot describe `len` bytes of content (not
+    /// starting at 0, not increasing, not one per [`FRAME`], one larger than zstd can make
+    /// of a frame) or the stored object is not the size the manifest gives: nothing is
+    /// allocated from a hostile manifest's numbers.
     pub fn new(
         file: FileRef,
         stored: &Stored,
         len: u64,
         damaged: Error,
         shown: PathBuf,
-    ) -> Decompressing {
-        Decompressing {
+    ) -> Result<Decompressing> {
+        let bad = |what: String| {
+            damaged
+                .clone()
+                .with_detail(format!("{}: {what}", shown.display()))
+        };
+        let frames = &stored.frames;
+        if frames.len() as u64 != len.div_ceil(FRAME) {
+            return Err(bad(format!(
+                "{} compressed frames for {len} bytes ({} expected)",
+                frames.len(),
+                len.div_ceil(FRAME)
+            )));
+        }
+        let bound = zstd::zstd_safe::compress_bound(FRAME as usize) as u64;
+        let mut ends = frames.iter().skip(1).copied().chain([stored.size]);
+        let mut at = 0;
+        for (i, &start) in frames.iter().enumerate() {
+            let end = ends.next().unwrap_or(stored.size);
+            if start != at || end <= start || end - start > bound {
+                return Err(bad(format!(
+                    "compressed frame {i} is not where a frame can be"
+                )));
+            }
+            at = end;
+        }
+        if at != stored.size {
+            return Err(bad(format!(
+                "the frames end at {at}, the object is {} bytes",
+                stored.size
+            )));
+        }
+        let found = file.len()?;
+        if found != stored.size {
+            return Err(bad(format!(
+                "{found} bytes stored, {} expected",
+                stored.size
+            )));
+        }
+        Ok(Decompressing {
             stored: file,
             stored_len: stored.size,
             len,
@@ -128,7 +173,7 @@ impl Decompressing {
             damaged,
             shown,
             cache: Mutex::new(None),
-        }
+        })
     }
 
     fn bad(&self, what: String) -> Error {
@@ -254,7 +299,8 @@ mod tests {
             stored.size < len as u64 / 4,
             "compressible content compresses"
         );
-        let r = Decompressing::new(f, &stored, len as u64, Error::LogFileCorrupt, "z".into());
+        let r =
+            Decompressing::new(f, &stored, len as u64, Error::LogFileCorrupt, "z".into()).unwrap();
         for at in [0, 1, FRAME - 3, FRAME, 2 * FRAME + 12_000] {
             let mut buf = vec![0u8; 5000.min(len - at as usize)];
             r.read_exact_at(&mut buf, at).unwrap();
@@ -279,11 +325,45 @@ mod tests {
             len as u64,
             Error::LogFileCorrupt,
             "z".into(),
-        );
+        )
+        .unwrap();
         let mut buf = vec![0u8; 10];
         let e = r.read_exact_at(&mut buf, FRAME).unwrap_err();
         assert_eq!(e.code(), Error::LogFileCorrupt.code(), "{e}");
         let mut head = vec![0u8; 10];
         r.read_exact_at(&mut head, 0).unwrap();
+    }
+
+    #[test]
+    fn hostile_frames_are_refused_before_anything_is_allocated() {
+        let len = FRAME as usize + 10;
+        let (_, stored, f) = round_trip(len);
+        let open = |s: &Stored, len: u64| {
+            Decompressing::new(f.clone(), s, len, Error::LogFileCorrupt, "z".into())
+                .map(|_| ())
+                .unwrap_err()
+                .code()
+        };
+        let huge = Stored {
+            size: 1 << 46,
+            frames: vec![0],
+            ..stored.clone()
+        };
+        assert_eq!(open(&huge, 10), -501);
+        let backwards = Stored {
+            frames: vec![stored.frames[1], 0],
+            ..stored.clone()
+        };
+        assert_eq!(open(&backwards, len as u64), -501);
+        assert_eq!(open(&stored, 1 << 40), -501, "more content than frames");
+        let short = Stored {
+            size: stored.size - 1,
+            ..stored.clone()
+        };
+        assert_eq!(
+            open(&short, len as u64),
+            -501,
+            "object larger than the manifest says"
+        );
     }
 }

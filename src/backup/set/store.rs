@@ -37,6 +37,10 @@ pub trait SetStore: Files + Send + Sync + Debug {
     /// Makes the names of every finished file durable, so that nothing written so far can
     /// vanish once the manifest is visible.
     fn seal(&mut self) -> Result<()>;
+    /// The bytes stored for `name` in this set (`set` = `None`) or in the set `set` of the
+    /// same repository (a file this set references), found without reading it; what
+    /// [`SetWriter`](super::SetWriter) checks every file against before the manifest.
+    fn stored_len_in(&self, set: Option<&str>, name: &Path) -> Result<u64>;
     /// Writes the manifest, the set's last write: once this returns, the set is complete,
     /// visible and durable; before, a reader finds no manifest and so no set.
     fn publish(&mut self, manifest: &[u8]) -> Result<()>;

@@ -22,8 +22,9 @@ use crate::{Error, Result};
 const HEAD: usize = 64 * 1024;
 
 /// A log larger than this is stored as it streams, never held to be compared with an
-/// earlier set's copy (logs are 5 MiB by default).
-const REUSE_MAX: usize = 64 << 20;
+/// earlier set's copy (logs are 5 MiB by default): what a backup holds for this stays within
+/// one part of an object store's upload.
+const REUSE_MAX: usize = 16 << 20;
 
 /// A log an earlier set of the same chain already holds: a set that backs up the same log
 /// (same name, so the same generation of the same stream, with the same size and
@@ -290,6 +291,7 @@ impl SetWriter {
             logs: self.logs.clone(),
             digest: None,
         };
+        self.check_stored(&manifest)?;
         manifest.seal()?;
         self.store.publish(&manifest.to_json()?)?;
         Ok(manifest)
@@ -305,6 +307,45 @@ impl SetWriter {
         self.open = None;
         self.store.discard();
         tracing::info!(set = %self.store.location(), "partial backup set removed");
+    }
+
+    /// Every file the manifest will name is where it says, with its stored size: a file of
+    /// this set lost since it was written (a prune of what looked like an orphan, a hand
+    /// clean-up) or a referenced log another set no longer holds fails the backup here,
+    /// before the set is visible and before any log is truncated.
+    fn check_stored(&self, m: &BackupManifest) -> Result<()> {
+        for f in m.files() {
+            let holder = f.stored.and_then(|s| s.set.as_deref());
+            let want = f.stored_size();
+            let found = self.store.stored_len_in(holder, f.file);
+            match found {
+                Ok(n) if n == want => {}
+                Ok(n) => {
+                    return Err(Error::DiskIO(crate::IoError::new(std::io::Error::other(
+                        "a set file changed after it was written",
+                    )))
+                    .with_detail(format!(
+                        "{}: {n} bytes stored, {want} written: the set is not published",
+                        self.shown(holder, f.file)
+                    )))
+                }
+                Err(e) => {
+                    let why = e.detail_or_message();
+                    return Err(e.with_detail(format!(
+                        "{}: not found where it was stored ({why}): the set is not published",
+                        self.shown(holder, f.file)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn shown(&self, holder: Option<&str>, file: &Path) -> String {
+        match holder {
+            Some(set) => format!("{} (held by set {set})", file.display()),
+            None => format!("{}/{}", self.store.location(), file.display()),
+        }
     }
 
     /// The store's file `name`, compressing if asked to.

@@ -8,7 +8,7 @@ use ese::Error;
 /// missing object is `FileNotFound`, a refusal of the credentials `FileAccessDenied`,
 /// anything else (endpoint down, unknown bucket, quorum lost, timeouts) `DiskIO`.
 pub(crate) fn store_error(e: object_store::Error, what: &str, object: &str) -> Error {
-    let text = plain(&e);
+    let text = without_signing(&plain(&e));
     let code = match &e {
         object_store::Error::NotFound { .. } => Error::FileNotFound,
         object_store::Error::PermissionDenied { .. }
@@ -24,6 +24,31 @@ pub(crate) fn store_error(e: object_store::Error, what: &str, object: &str) -> E
         _ => "",
     };
     code.with_detail(format!("object store: {what} {object}{hint}: {text}"))
+}
+
+/// `text` without the parts of an S3 error body that echo the signed request
+/// (`SignatureDoesNotMatch` answers carry the canonical request, whose headers may include a
+/// session token).
+fn without_signing(text: &str) -> String {
+    let mut out = text.to_string();
+    for tag in [
+        "CanonicalRequest",
+        "CanonicalRequestBytes",
+        "StringToSign",
+        "StringToSignBytes",
+    ] {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        while let Some(a) = out.find(&open) {
+            let end = out[a..]
+                .find(&close)
+                .map_or(out.len(), |b| a + b + close.len());
+            out.replace_range(a..end, &format!("<{tag}>(removed)</{tag}>"));
+            if !out[a..].contains(&open) {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Whether S3 refused the request's credentials or signature.
@@ -52,4 +77,21 @@ fn plain(e: &object_store::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_requests_are_cut_out_of_error_bodies() {
+        let body = "403 Forbidden: <Error><Code>SignatureDoesNotMatch</Code><CanonicalRequest>GET\n/\nx-amz-security-token:SECRET-TOKEN</CanonicalRequest><StringToSign>AWS4 SECRET-TOKEN</StringToSign></Error>";
+        let clean = without_signing(body);
+        assert!(!clean.contains("SECRET-TOKEN"), "{clean}");
+        assert!(
+            clean.contains("SignatureDoesNotMatch") && clean.contains("(removed)"),
+            "{clean}"
+        );
+        assert!(refused_credentials(&clean));
+    }
 }

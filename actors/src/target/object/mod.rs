@@ -1,11 +1,13 @@
 //! A backup repository on any [`ObjectStore`] (S3 and its kin through object_store's `aws`
 //! feature): the sets of [`ese::backup::repo`] as objects under a prefix,
 //! `<prefix>/<set>/manifest.json`, `<prefix>/<set>/databases/…`, `<prefix>/<set>/logs/…`.
-//! One job per file: [`bridge`] (sync set code to async requests), [`read`] (ranged GETs
-//! with read-ahead), [`upload`] (multipart PUTs, the set store), [`error`].
+//! One job per file: [`bridge`] (sync set code to async requests), [`files`] (the
+//! repository's objects by name), [`read`] (ranged GETs with read-ahead), [`upload`]
+//! (multipart PUTs, the set store), [`error`].
 
 pub(crate) mod bridge;
 mod error;
+mod files;
 mod read;
 mod upload;
 
@@ -18,17 +20,20 @@ use ese::backup::set::{SetStore, MANIFEST};
 use ese::io::Files;
 use ese::{Error, Result};
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 
 pub use bridge::Requests;
 use bridge::{count, Bridge, RequestCounts};
 use error::store_error;
-use read::ObjectFiles;
+use files::ObjectFiles;
 use upload::ObjectSet;
 
 /// The least part size: AWS S3 refuses smaller parts (all but the last), even where a
 /// server such as Garage accepts them, so the engine never sends one.
 pub const MIN_PART: usize = 5 << 20;
+
+/// The largest part S3 takes.
+pub const MAX_PART: usize = 5 << 30;
 
 /// How a repository on an object store uploads and reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +73,15 @@ impl ObjectOptions {
     ///
     /// # Errors
     ///
-    /// `InvalidParameter` (-1003) for a part under [`MIN_PART`], or zero parts in flight,
-    /// read block or read-ahead.
+    /// `InvalidParameter` (-1003) for a part under [`MIN_PART`] or over [`MAX_PART`], or
+    /// zero parts in flight, read block or read-ahead.
     pub fn check(&self) -> Result<()> {
+        if self.part_size > MAX_PART {
+            return Err(Error::InvalidParameter.with_detail(format!(
+                "part size {} bytes: S3 takes at most {MAX_PART} (5 GiB)",
+                self.part_size
+            )));
+        }
         if self.part_size < MIN_PART {
             return Err(Error::InvalidParameter.with_detail(format!(
                 "part size {} bytes: S3 needs at least {MIN_PART} (5 MiB)",
@@ -149,20 +160,6 @@ impl ObjectRepo {
             })?
             .map_err(|e| store_error(e, "listing", &self.files.url_of(Path::new(dir))))
     }
-
-    fn delete_key(&self, key: object_store::path::Path) -> Result<()> {
-        let store = self.files.store.clone();
-        let shown = format!("{}/{key}", self.files.url);
-        count(&self.files.bridge.counts.deletes);
-        match self
-            .files
-            .bridge
-            .wait(async move { store.delete(&key).await })?
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_error(e, "deleting", &shown)),
-        }
-    }
 }
 
 impl Repository for ObjectRepo {
@@ -198,6 +195,26 @@ impl Repository for ObjectRepo {
         Ok(Box::new(ObjectSet::new(self.files.clone(), name)))
     }
 
+    fn modified_ms(&self, name: &str) -> Result<Option<u64>> {
+        check_name(name)?;
+        let store = self.files.store.clone();
+        let prefix = self.files.key(Path::new(name));
+        count(&self.files.bridge.counts.lists);
+        let newest = self
+            .files
+            .bridge
+            .wait(async move {
+                store
+                    .list(Some(&prefix))
+                    .try_fold(None, |n: Option<i64>, o| async move {
+                        Ok(n.max(Some(o.last_modified.timestamp_millis())))
+                    })
+                    .await
+            })?
+            .map_err(|e| store_error(e, "listing", &self.files.url_of(Path::new(name))))?;
+        Ok(newest.and_then(|t| u64::try_from(t).ok()))
+    }
+
     fn remove_set(&self, name: &str) -> Result<u64> {
         check_name(name)?;
         let manifest = self.files.key(&Path::new(name).join(MANIFEST));
@@ -205,11 +222,11 @@ impl Repository for ObjectRepo {
         let mut removed = 0;
         // The manifest first: a prune cut short leaves an orphan, never a set with holes.
         if keys.contains(&manifest) {
-            self.delete_key(manifest.clone())?;
+            self.files.delete_key(manifest.clone())?;
             removed += 1;
         }
         for key in keys.into_iter().filter(|k| *k != manifest) {
-            self.delete_key(key)?;
+            self.files.delete_key(key)?;
             removed += 1;
         }
         Ok(removed)

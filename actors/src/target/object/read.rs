@@ -1,85 +1,20 @@
-//! Reading a repository's objects: [`ObjectFiles`] (a HEAD for the size, then an
-//! [`ObjectReader`] per file) and [`ObjectReader`], a read-only [`File`] that serves reads
-//! from ranged GETs of fixed blocks. A read starts the GETs of the next blocks too, so a
+//! Reading an object: [`ObjectReader`], a read-only [`File`] that serves reads from ranged
+//! GETs of fixed blocks. A read starts the GETs of the next blocks too, so a
 //! file read from start to end (a restore's copy, a checksum) has several blocks in flight
 //! at once: the restore is as parallel as the store allows without a local copy of the set.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use ese::io::{File, FileRef, Files};
+use ese::io::File;
 use ese::{Error, Result};
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-use super::bridge::{count, Bridge};
+use super::bridge::count;
 use super::error::store_error;
-use super::ObjectOptions;
-
-/// A repository's objects named relative to its prefix.
-#[derive(Debug, Clone)]
-pub(crate) struct ObjectFiles {
-    pub(crate) store: Arc<dyn ObjectStore>,
-    /// The repository's prefix, without a trailing `/` (empty for a bucket's root).
-    pub(crate) prefix: String,
-    /// The repository's URL, for messages.
-    pub(crate) url: String,
-    pub(crate) bridge: Bridge,
-    pub(crate) options: ObjectOptions,
-}
-
-impl ObjectFiles {
-    /// The object key of `name`.
-    pub(crate) fn key(&self, name: &Path) -> object_store::path::Path {
-        let name = name.to_string_lossy();
-        match self.prefix.is_empty() {
-            true => object_store::path::Path::from(name.as_ref()),
-            false => object_store::path::Path::from(format!("{}/{name}", self.prefix)),
-        }
-    }
-
-    /// `name` as a URL.
-    pub(crate) fn url_of(&self, name: &Path) -> String {
-        format!(
-            "{}/{}",
-            self.url.trim_end_matches('/'),
-            name.to_string_lossy()
-        )
-    }
-
-    /// The object's size (a HEAD).
-    fn head(&self, name: &Path) -> Result<u64> {
-        let (store, key) = (self.store.clone(), self.key(name));
-        count(&self.bridge.counts.heads);
-        let r = self.bridge.wait(async move { store.head(&key).await })?;
-        r.map(|m| m.size)
-            .map_err(|e| store_error(e, "reading the size of", &self.url_of(name)))
-    }
-}
-
-impl Files for ObjectFiles {
-    fn open_read(&self, name: &Path) -> Result<FileRef> {
-        let len = self.head(name)?;
-        Ok(Arc::new(ObjectReader {
-            files: self.clone(),
-            key: self.key(name),
-            url: self.url_of(name),
-            len,
-            blocks: Mutex::new(BTreeMap::new()),
-        }))
-    }
-
-    fn shown(&self, name: &Path) -> PathBuf {
-        PathBuf::from(self.url_of(name))
-    }
-
-    fn stored_len(&self, name: &Path) -> Result<u64> {
-        self.head(name)
-    }
-}
+use super::files::ObjectFiles;
 
 /// A block being fetched or fetched.
 enum Block {
@@ -94,6 +29,24 @@ pub(crate) struct ObjectReader {
     url: String,
     len: u64,
     blocks: Mutex<BTreeMap<u64, Block>>,
+}
+
+impl ObjectReader {
+    /// The object `key` (shown as `url`) of `len` bytes.
+    pub(crate) fn new(
+        files: ObjectFiles,
+        key: object_store::path::Path,
+        url: String,
+        len: u64,
+    ) -> ObjectReader {
+        ObjectReader {
+            files,
+            key,
+            url,
+            len,
+            blocks: Mutex::new(BTreeMap::new()),
+        }
+    }
 }
 
 impl std::fmt::Debug for ObjectReader {

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use super::bridge::count;
 use super::error::store_error;
-use super::read::ObjectFiles;
+use super::files::ObjectFiles;
 
 /// The set `name` of an object-store repository, being written.
 #[derive(Debug)]
@@ -53,20 +53,7 @@ impl ObjectSet {
     }
 
     fn delete(&self, name: &str) -> Result<()> {
-        let (store, key) = (self.files.store.clone(), self.files.key(Path::new(name)));
-        count(&self.files.bridge.counts.deletes);
-        match self
-            .files
-            .bridge
-            .wait(async move { store.delete(&key).await })?
-        {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_error(
-                e,
-                "deleting",
-                &self.files.url_of(Path::new(name)),
-            )),
-        }
+        self.files.delete_key(self.files.key(Path::new(name)))
     }
 }
 
@@ -123,6 +110,12 @@ impl SetStore for ObjectSet {
         )))
     }
 
+    fn stored_len_in(&self, set: Option<&str>, name: &Path) -> Result<u64> {
+        let set = set.unwrap_or(&self.name);
+        self.files
+            .stored_len(Path::new(&format!("{set}/{}", name.to_string_lossy())))
+    }
+
     /// Nothing to do: an object is durable once its PUT or completion returned.
     fn seal(&mut self) -> Result<()> {
         Ok(())
@@ -156,7 +149,11 @@ impl SetStore for ObjectSet {
         }
         for name in std::mem::take(&mut self.written).iter().rev() {
             if let Err(e) = self.delete(name) {
-                tracing::warn!(object = %name, error = %e, "partial backup set: object not removed");
+                // The store is failing (the likely reason the backup failed): each further
+                // delete would spend its whole retry budget. What is left is an orphan
+                // without a manifest, which prune removes.
+                tracing::warn!(object = %name, error = %e, "partial backup set left as an orphan for prune");
+                break;
             }
         }
     }
@@ -171,9 +168,14 @@ pub(crate) struct ObjectUpload {
     part: Vec<u8>,
     upload: Option<Box<dyn MultipartUpload>>,
     in_flight: VecDeque<JoinHandle<object_store::Result<()>>>,
+    /// Parts sent.
+    parts: usize,
     stored: u64,
     done: bool,
 }
+
+/// S3's most parts in one multipart upload.
+const MAX_PARTS: usize = 10_000;
 
 impl ObjectUpload {
     fn new(files: ObjectFiles, name: &Path) -> ObjectUpload {
@@ -184,6 +186,7 @@ impl ObjectUpload {
             part: Vec::new(),
             upload: None,
             in_flight: VecDeque::new(),
+            parts: 0,
             stored: 0,
             done: false,
         }
@@ -210,6 +213,15 @@ impl ObjectUpload {
                 .map_err(|e| self.failed(e, "starting the upload of"))?;
             self.upload = Some(up);
         }
+        if self.parts == MAX_PARTS {
+            return Err(Error::InvalidParameter.with_detail(format!(
+                "{}: more than {MAX_PARTS} parts of {} MiB, S3's limit for one object: give a \
+                 larger part size",
+                self.name,
+                self.part_size() >> 20
+            )));
+        }
+        self.parts += 1;
         let bytes = std::mem::take(&mut self.part);
         self.stored += bytes.len() as u64;
         let upload = self.upload.as_mut().ok_or(Error::InternalError)?;
