@@ -38,15 +38,18 @@ fn without_signing(text: &str) -> String {
         "StringToSignBytes",
     ] {
         let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        while let Some(a) = out.find(&open) {
-            let end = out[a..]
-                .find(&close)
-                .map_or(out.len(), |b| a + b + close.len());
-            out.replace_range(a..end, &format!("<{tag}>(removed)</{tag}>"));
-            if !out[a..].contains(&open) {
-                break;
-            }
+        let mut rest = out.as_str();
+        let mut kept = String::with_capacity(out.len());
+        while let Some(a) = rest.find(&open) {
+            kept.push_str(&rest[..a]);
+            kept.push_str(&format!("<{tag}>(removed)</{tag}>"));
+            rest = match rest[a..].find(&close) {
+                Some(b) => &rest[a + b + close.len()..],
+                None => "",
+            };
         }
+        kept.push_str(rest);
+        out = kept;
     }
     out
 }
