@@ -51,6 +51,26 @@ pub fn restore_chain<S: Files>(
         .iter()
         .map(|s| read_manifest(s))
         .collect::<Result<Vec<BackupManifest>>>()?;
+    restore_chain_read(storage, sets, manifests, target, stop_at)
+}
+
+/// [`restore_chain`] for sets whose manifests were read and checked already
+/// ([`read_manifest`], or [`check_log_count`](crate::backup::set::check_log_count) on a
+/// manifest a catalog read), in the order of `sets`: no manifest is read again.
+///
+/// # Errors
+///
+/// [`restore_chain`]'s but those of reading the manifests.
+pub fn restore_chain_read<S: Files>(
+    storage: &dyn Storage,
+    sets: &[S],
+    manifests: Vec<BackupManifest>,
+    target: &Path,
+    stop_at: Option<StopAt>,
+) -> Result<ChainReport> {
+    if manifests.len() != sets.len() {
+        return Err(Error::InternalError.with_detail("a manifest for each set"));
+    }
     check_chain(&manifests)?;
     let checked: Vec<(&S, &BackupManifest)> = sets.iter().zip(&manifests).collect();
     // Each file is read from its set once, straight into its place in the target, and

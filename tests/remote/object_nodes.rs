@@ -27,6 +27,18 @@ async fn loaded_source(
     (inst, t)
 }
 
+/// Waits until the backup has streamed more than `bytes` of its database image; it must
+/// still be running then, so that what follows lands mid-upload.
+async fn into_the_image(h: &mut ese_actors::BackupHandle, bytes: u64) {
+    loop {
+        let p = h.changed().await;
+        assert!(!p.phase.is_finished(), "the backup ended before the kill");
+        if p.phase == BackupPhase::Databases && p.bytes_done > bytes {
+            return;
+        }
+    }
+}
+
 /// Throttled so that a kill lands while parts are in flight.
 fn throttled() -> BackupOptions {
     BackupOptions {
@@ -49,13 +61,7 @@ async fn one_node_killed_mid_upload_the_backup_completes_and_restores() {
         .start_backup_to(&target, BackupKind::Full, throttled())
         .await
         .unwrap();
-    loop {
-        let p = h.changed().await;
-        if p.phase == BackupPhase::Databases && p.bytes_done > 8 << 20 || p.phase.is_finished() {
-            assert!(!p.phase.is_finished(), "the backup ended before the kill");
-            break;
-        }
-    }
+    into_the_image(&mut h, 8 << 20).await;
     c.kill(3).unwrap();
     let m = h.wait().await.unwrap();
     let after = w.next.load(std::sync::atomic::Ordering::SeqCst);
@@ -96,13 +102,7 @@ async fn two_nodes_down_the_backup_fails_clearly_and_leaves_no_set() {
         .start_backup_to(&target, BackupKind::Full, throttled())
         .await
         .unwrap();
-    loop {
-        let p = h.changed().await;
-        assert!(!p.phase.is_finished(), "the backup ended before the kills");
-        if p.phase == BackupPhase::Databases && p.bytes_done > 6 << 20 {
-            break;
-        }
-    }
+    into_the_image(&mut h, 6 << 20).await;
     c.kill(2).unwrap();
     c.kill(3).unwrap();
     let t0 = Instant::now();

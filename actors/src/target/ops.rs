@@ -5,9 +5,11 @@
 
 use std::path::Path;
 
-use ese::backup::repo::{catalog, prune, RepoSet, Repository};
-use ese::backup::set::{verify_set_with, BackupKind, BackupManifest, VerifyDepth, VerifyReport};
-use ese::restore::chain::{restore_chain, ChainReport};
+use ese::backup::repo::{catalog, prune, RepoSet};
+use ese::backup::set::{
+    check_log_count, verify_set_with, BackupKind, BackupManifest, VerifyDepth, VerifyReport,
+};
+use ese::restore::chain::{restore_chain_read, ChainReport};
 use ese::restore::StopAt;
 use ese::{Error, Result};
 
@@ -133,7 +135,7 @@ pub async fn verify_at(
 ///
 /// `RunningInOneInstanceMode` (-1080); `MissingFullBackup` (-560) when no complete chain
 /// leads to the set (or, for `latest`, none at all); `InvalidParameter` (-1003) for a name
-/// that is not a complete set; then [`restore_chain`]'s.
+/// that is not a complete set; then [`restore_chain`](ese::restore::chain::restore_chain)'s.
 pub async fn restore_from(
     engine: &Engine,
     target: &BackupTarget,
@@ -149,30 +151,39 @@ pub async fn restore_from(
     let to = to.as_ref().to_path_buf();
     let progress = progress.unwrap_or_default();
     blocking(move || {
-        let names = chain_names(&*repo, &choice)?;
-        let sets = names.iter().map(|n| (&*repo, n.as_str())).collect();
-        restore_opened(sets, &to, stop_at, progress)
+        let sets = catalog::list(&*repo)?;
+        let chain = match &choice {
+            SetChoice::Latest => catalog::latest_chain(&sets)?,
+            SetChoice::Named(n) => catalog::chain_of(&sets, n)?,
+        };
+        // The catalog read every manifest: the sets are opened on them, not read again.
+        let opened = chain
+            .into_iter()
+            .map(|s| {
+                let m = s.manifest().cloned().ok_or(Error::InternalError)?;
+                RepoSet::with_manifest(&*repo, &s.name, m)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        restore_opened(opened, &to, stop_at, progress)
     })
     .await
 }
 
-/// Opens each set, counts what the restore will read, and restores the chain.
+/// Counts what the restore will read, and restores the chain of the opened sets.
 fn restore_opened(
-    sets: Vec<(&dyn Repository, &str)>,
+    sets: Vec<RepoSet<'_>>,
     to: &Path,
     stop_at: Option<StopAt>,
     progress: Arc<ReadProgress>,
 ) -> Result<ChainReport> {
-    let sets = sets
-        .into_iter()
-        .map(|(r, n)| RepoSet::open(r, n))
-        .collect::<Result<Vec<_>>>()?;
+    let mut manifests = Vec::new();
     for (i, s) in sets.iter().enumerate() {
-        if let Ok(m) = s.manifest() {
-            let logs: u64 = m.logs.iter().map(|l| l.size).sum();
-            let dbs: u64 = m.databases.iter().map(|d| d.size).sum();
-            progress.add_total(logs + if i == 0 { dbs } else { 0 });
-        }
+        let m = s.manifest()?.clone();
+        check_log_count(s, &m)?;
+        let logs: u64 = m.logs.iter().map(|l| l.size).sum();
+        let dbs: u64 = m.databases.iter().map(|d| d.size).sum();
+        progress.add_total(logs + if i == 0 { dbs } else { 0 });
+        manifests.push(m);
     }
     let sets: Vec<_> = sets
         .into_iter()
@@ -183,7 +194,7 @@ fn restore_opened(
         .collect();
     let storage = ese::io::os();
     storage.create_dir_all(to).map_err(|e| e.in_file(to))?;
-    restore_chain(&*storage, &sets, to, stop_at)
+    restore_chain_read(&*storage, &sets, manifests, to, stop_at)
 }
 
 /// Restores the chain of the sets `sets` (each a target and a set's name in it, oldest
@@ -192,7 +203,7 @@ fn restore_opened(
 /// # Errors
 ///
 /// `RunningInOneInstanceMode` (-1080), `InvalidParameter` (-1003) for no set, then
-/// [`restore_chain`]'s.
+/// [`restore_chain`](ese::restore::chain::restore_chain)'s.
 pub async fn restore_sets(
     engine: &Engine,
     sets: &[(BackupTarget, String)],
@@ -213,20 +224,13 @@ pub async fn restore_sets(
     let to = to.as_ref().to_path_buf();
     let progress = progress.unwrap_or_default();
     blocking(move || {
-        let sets = repos.iter().map(|(r, n)| (&**r, n.as_str())).collect();
+        let sets = repos
+            .iter()
+            .map(|(r, n)| RepoSet::open(&**r, n))
+            .collect::<Result<Vec<_>>>()?;
         restore_opened(sets, &to, stop_at, progress)
     })
     .await
-}
-
-/// The names of the chain `choice` restores, oldest first.
-pub(crate) fn chain_names(repo: &dyn Repository, choice: &SetChoice) -> Result<Vec<String>> {
-    let sets = catalog::list(repo)?;
-    let chain = match choice {
-        SetChoice::Latest => catalog::latest_chain(&sets)?,
-        SetChoice::Named(n) => catalog::chain_of(&sets, n)?,
-    };
-    Ok(chain.into_iter().map(|s| s.name.clone()).collect())
 }
 
 /// Applies `retention` to `target`: removes whole sets that no kept chain needs and orphans

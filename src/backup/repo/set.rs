@@ -65,12 +65,32 @@ impl<'r> RepoSet<'r> {
             places: HashMap::new(),
             manifest: Err(Error::FileNotFound),
         };
-        let m = match BackupManifest::read_from(&set) {
-            Ok(m) => m,
+        match BackupManifest::read_from(&set) {
+            Ok(m) => Self::with_manifest(repo, name, m),
             Err(e) => {
                 set.manifest = Err(e);
-                return Ok(set);
+                Ok(set)
             }
+        }
+    }
+
+    /// The set `name` of `repo` whose manifest `m` was read already (by
+    /// [`super::catalog::list`]): nothing is read again.
+    ///
+    /// # Errors
+    ///
+    /// [`RepoSet::open`]'s.
+    pub fn with_manifest(
+        repo: &'r dyn Repository,
+        name: &str,
+        m: BackupManifest,
+    ) -> Result<RepoSet<'r>> {
+        check_name(name)?;
+        let mut set = RepoSet {
+            repo,
+            name: name.to_string(),
+            places: HashMap::new(),
+            manifest: Err(Error::FileNotFound),
         };
         if let Some(other) = m.name.as_deref().filter(|n| *n != name) {
             return Err(Error::InvalidBackup.with_detail(format!(

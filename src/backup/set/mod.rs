@@ -29,8 +29,8 @@ pub use manifest::{
 };
 pub use store::{Content, SetFile, SetStore};
 pub use verify::{
-    check_structure, compare_sums, read_manifest, verify_set, verify_set_with, VerifyDepth,
-    VerifyReport,
+    check_log_count, check_structure, compare_sums, read_manifest, verify_set, verify_set_with,
+    VerifyDepth, VerifyReport,
 };
 pub use writer::{Reusable, SetFacts, SetWriter};
 

@@ -102,6 +102,13 @@ pub fn verify_set_with<F: Files + ?Sized>(set: &F, depth: VerifyDepth) -> Result
 /// The set's manifest, read and checked (digest, names), with as many logs as its range.
 pub fn read_manifest<F: Files + ?Sized>(set: &F) -> Result<BackupManifest> {
     let m = BackupManifest::read_from(set)?;
+    check_log_count(set, &m)?;
+    Ok(m)
+}
+
+/// The manifest lists one log per generation of its range (`MissingRestoreLogFiles`
+/// otherwise): the check [`read_manifest`] adds to reading, for a manifest read already.
+pub fn check_log_count<F: Files + ?Sized>(set: &F, m: &BackupManifest) -> Result<()> {
     let expected_logs = (m.gen_high as u64 + 1).saturating_sub(m.gen_low as u64);
     if m.logs.len() as u64 != expected_logs {
         return Err(Error::MissingRestoreLogFiles.with_detail(format!(
@@ -112,7 +119,7 @@ pub fn read_manifest<F: Files + ?Sized>(set: &F) -> Result<BackupManifest> {
             m.gen_high
         )));
     }
-    Ok(m)
+    Ok(())
 }
 
 /// The structure of the set's files, each kind of damage with its specific error: the log
