@@ -23,6 +23,32 @@ pub trait Files {
     fn stored_len(&self, name: &Path) -> Result<u64> {
         self.open_read(name)?.len()
     }
+    /// Opens `name`, whose stored length a manifest gives as `stored_len`, to be read from
+    /// start to end: a store may take the length from the caller instead of asking for it
+    /// (an object store saves a request per file). The file may not be what the manifest
+    /// says: `len()` may answer `stored_len` while reads end (0 bytes) where the file
+    /// really ends, so a reader of such a file reads until a read gives 0.
+    fn open_read_sized(&self, name: &Path, stored_len: u64) -> Result<FileRef> {
+        let _ = stored_len;
+        self.open_read(name)
+    }
+    /// The whole of the small file `name`, or `None` if it holds more than `limit` bytes
+    /// (an object store reads it with one request, not a size look-up and a read).
+    fn read_whole(&self, name: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+        read_whole_of(&*self.open_read(name)?, limit)
+    }
+}
+
+/// The whole of an open file, or `None` if it holds more than `limit` bytes: what
+/// [`Files::read_whole`] does for a store with nothing faster.
+pub fn read_whole_of(f: &dyn super::File, limit: u64) -> Result<Option<Vec<u8>>> {
+    let len = f.len()?;
+    if len > limit {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(Some(buf))
 }
 
 /// The files of a storage are named by their paths.

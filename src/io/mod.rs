@@ -11,7 +11,7 @@ mod files;
 mod os;
 
 pub use fault::{Fault, FaultStats, FaultStorage};
-pub use files::Files;
+pub use files::{read_whole_of, Files};
 pub use os::OsStorage;
 
 use std::fmt::Debug;
@@ -49,6 +49,11 @@ pub trait File: Send + Sync + Debug {
     }
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> Result<()>;
+    /// A hint that the file is about to be read from its start, as `posix_fadvise`'s
+    /// `WILLNEED`: a file whose first read has a latency of its own (an object's first
+    /// ranged GET) starts it now, so a reader of many files in turn waits once, not once per
+    /// file. Local files do nothing.
+    fn will_read(&self) {}
 
     /// Reads exactly `buf.len()` bytes or fails with `FileIOBeyondEOF`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {

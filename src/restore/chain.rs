@@ -237,6 +237,7 @@ fn lay_out<S: Files>(
     storage
         .create_dir_all(&logs)
         .map_err(|e| e.in_file(&logs))?;
+    let mut ahead = ReadAhead::new(sets);
     let mut map = Vec::new();
     for (d, name) in full.databases.iter().zip(names) {
         let to = target.join(name);
@@ -244,7 +245,7 @@ fn lay_out<S: Files>(
             return Err(Error::InvalidPath.in_file(&to));
         }
         refuse_link(storage, &to)?;
-        let content = copy(*set0, &d.file, storage, &to)?;
+        let content = copy(ahead.open(0, &d.file), *set0, &d.file, storage, &to)?;
         copies.add(0, &d.file, to.clone(), content);
         map.push((d.original_path.clone(), to));
     }
@@ -261,7 +262,8 @@ fn lay_out<S: Files>(
                     copies.add(index, &l.file, to, content);
                 }
                 None => {
-                    let content = match copy(*set, &l.file, storage, &to) {
+                    let source = ahead.open(index, &l.file);
+                    let content = match copy(source, *set, &l.file, storage, &to) {
                         Ok(c) => c,
                         // Left out: the log checks then name the gap with its own error
                         // (`FileNotFound` for a chain's first log, a missing log later).
@@ -362,16 +364,106 @@ fn refuse_link(storage: &dyn Storage, p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the set's file `name` over `to` a bounded chunk at a time, then syncs `to`;
-/// returns the length and CRC-32C of what it copied.
+/// Files read ahead of the one being copied: each the next [`FILES_AHEAD`] files a restore
+/// will copy opened and told to start reading ([`crate::io::File::will_read`]). On an
+/// object store every file's first GET has a latency of its own; started ahead, a chain of
+/// many small logs waits for it about once instead of once per log.
+struct ReadAhead<'a, S: Files> {
+    sets: &'a [(&'a S, &'a BackupManifest)],
+    /// What a restore copies, in its order: the first set's images, then each log name the
+    /// first time a set of the chain has it. Set index, name, bytes as stored.
+    plan: Vec<(usize, &'a Path, u64)>,
+    /// Plan entries before this one were opened.
+    opened: usize,
+    ready: HashMap<(usize, PathBuf), Result<FileRef>>,
+}
+
+/// Files opened ahead of the one being copied.
+const FILES_AHEAD: usize = 4;
+
+impl<'a, S: Files> ReadAhead<'a, S> {
+    fn new(sets: &'a [(&'a S, &'a BackupManifest)]) -> Self {
+        let mut plan = Vec::new();
+        if let Some((_, full)) = sets.first() {
+            for d in &full.databases {
+                plan.push((
+                    0,
+                    d.file.as_path(),
+                    d.stored.as_ref().map_or(d.size, |s| s.size),
+                ));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (index, (_, m)) in sets.iter().enumerate() {
+            for l in &m.logs {
+                if seen.insert(l.file.file_name()) {
+                    let stored = l.stored.as_ref().map_or(l.size, |s| s.size);
+                    plan.push((index, l.file.as_path(), stored));
+                }
+            }
+        }
+        ReadAhead {
+            sets,
+            plan,
+            opened: 0,
+            ready: HashMap::new(),
+        }
+    }
+
+    /// Opens plan entry `at` and starts its first read.
+    fn start(&self, at: usize) -> ((usize, PathBuf), Result<FileRef>) {
+        let (index, name, stored) = self.plan[at];
+        let file = self.sets[index].0.open_read_sized(name, stored);
+        if let Ok(f) = &file {
+            f.will_read();
+        }
+        ((index, name.to_path_buf()), file)
+    }
+
+    /// The file `name` of set `index`, opened (ahead, or now), with the next files started.
+    fn open(&mut self, index: usize, name: &Path) -> Result<FileRef> {
+        let key = (index, name.to_path_buf());
+        let file = match self.ready.remove(&key) {
+            Some(file) => file,
+            None => {
+                let stored = self
+                    .plan
+                    .iter()
+                    .find(|(i, n, _)| *i == index && *n == name)
+                    .map(|p| p.2);
+                match stored {
+                    Some(stored) => self.sets[index].0.open_read_sized(name, stored),
+                    None => self.sets[index].0.open_read(name),
+                }
+            }
+        };
+        if let Some(at) = self
+            .plan
+            .iter()
+            .position(|(i, n, _)| *i == index && *n == name)
+        {
+            self.opened = self.opened.max(at + 1);
+            while self.opened < self.plan.len() && self.opened <= at + FILES_AHEAD {
+                let (k, f) = self.start(self.opened);
+                self.ready.insert(k, f);
+                self.opened += 1;
+            }
+        }
+        file
+    }
+}
+
+/// Copies `source`, the set's file `name` opened for reading, over `to` a bounded chunk at
+/// a time, then syncs `to`; returns the length and CRC-32C of what it copied.
 fn copy<S: Files + ?Sized>(
+    source: Result<FileRef>,
     set: &S,
     name: &Path,
     storage: &dyn Storage,
     to: &Path,
 ) -> Result<Content> {
     let from = &set.shown(name);
-    let src = set.open_read(name).map_err(|e| e.in_file(from))?;
+    let src = source.map_err(|e| e.in_file(from))?;
     let dst = storage
         .open(to, OpenMode::Create)
         .map_err(|e| e.in_file(to))?;
@@ -383,7 +475,9 @@ fn copy<S: Files + ?Sized>(
     copied
 }
 
-/// The copy loop of [`copy`].
+/// The copy loop of [`copy`]: up to the source's length, or to where its reads end if
+/// that comes first (a file shorter than its manifest says is copied as it is, and the
+/// checks on the copy name what is wrong with it).
 fn copy_into(
     src: &dyn crate::io::File,
     from: &Path,
@@ -397,13 +491,20 @@ fn copy_into(
     let mut at = 0u64;
     let mut crc = 0u32;
     while at < len {
-        let n = COPY.min((len - at) as usize);
-        src.read_exact_at(&mut buf[..n], at)
+        let want = COPY.min((len - at) as usize);
+        let n = src
+            .read_at(&mut buf[..want], at)
             .map_err(|e| e.in_file(from))?;
+        if n == 0 {
+            break;
+        }
         crc = crc32c::crc32c_append(crc, &buf[..n]);
         dst.write_at(&buf[..n], at).map_err(write)?;
         at += n as u64;
     }
     dst.sync().map_err(write)?;
-    Ok(Content { len, crc32c: crc })
+    Ok(Content {
+        len: at,
+        crc32c: crc,
+    })
 }

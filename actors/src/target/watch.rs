@@ -42,13 +42,21 @@ pub(crate) struct Counted<F> {
     pub(crate) progress: Arc<ReadProgress>,
 }
 
-impl<F: Files> Files for Counted<F> {
-    fn open_read(&self, name: &Path) -> Result<FileRef> {
-        let inner = self.inner.open_read(name)?;
-        Ok(Arc::new(CountedFile {
+impl<F> Counted<F> {
+    fn counted(&self, inner: FileRef) -> FileRef {
+        Arc::new(CountedFile {
             inner,
             progress: self.progress.clone(),
-        }))
+        })
+    }
+}
+
+impl<F: Files> Files for Counted<F> {
+    fn open_read(&self, name: &Path) -> Result<FileRef> {
+        Ok(self.counted(self.inner.open_read(name)?))
+    }
+    fn open_read_sized(&self, name: &Path, stored_len: u64) -> Result<FileRef> {
+        Ok(self.counted(self.inner.open_read_sized(name, stored_len)?))
     }
     fn shown(&self, name: &Path) -> PathBuf {
         self.inner.shown(name)
@@ -58,6 +66,15 @@ impl<F: Files> Files for Counted<F> {
     }
     fn stored_len(&self, name: &Path) -> Result<u64> {
         self.inner.stored_len(name)
+    }
+    fn read_whole(&self, name: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+        let r = self.inner.read_whole(name, limit)?;
+        if let Some(b) = &r {
+            self.progress
+                .done
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+        }
+        Ok(r)
     }
 }
 
@@ -75,6 +92,9 @@ impl File for CountedFile {
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.inner.write_at(buf, offset)
+    }
+    fn will_read(&self) {
+        self.inner.will_read()
     }
     fn sync(&self) -> Result<()> {
         self.inner.sync()

@@ -42,7 +42,7 @@ impl Listed {
 }
 
 /// Every name in `repo` with what it holds, in name order (which is time order for names
-/// the engine made). Reads one manifest per set.
+/// the engine made). Reads one manifest per set, several at once.
 ///
 /// # Errors
 ///
@@ -52,9 +52,11 @@ impl Listed {
 /// store failed once would let prune remove the chains it anchors and `latest` pick an
 /// older chain.
 pub fn list(repo: &dyn Repository) -> Result<Vec<Listed>> {
-    let mut out = Vec::new();
-    for name in repo.set_names()? {
-        let state = match RepoSet::open(repo, &name).and_then(|s| s.manifest().cloned()) {
+    let names = repo.set_names()?;
+    let read = read_manifests(repo, &names)?;
+    let mut out = Vec::with_capacity(names.len());
+    for (name, read) in names.into_iter().zip(read) {
+        let state = match read {
             Ok(m) => SetState::Complete(Box::new(m)),
             Err(e) => match e.clone().plain() {
                 Error::FileNotFound => SetState::Orphan,
@@ -70,6 +72,49 @@ pub fn list(repo: &dyn Repository) -> Result<Vec<Listed>> {
         });
     }
     Ok(out)
+}
+
+/// Manifests read at once: on an object store each read is a request or two of fixed
+/// latency, so a repository of many sets is listed in a fraction of the serial time.
+const READERS: usize = 8;
+
+/// The manifest of each set of `names`, in their order, read by up to [`READERS`] threads
+/// (`InternalError` if one of them panicked).
+fn read_manifests(repo: &dyn Repository, names: &[String]) -> Result<Vec<Result<BackupManifest>>> {
+    let read = |name: &String| RepoSet::open(repo, name).and_then(|s| s.manifest().cloned());
+    let threads = READERS.min(names.len());
+    if threads <= 1 {
+        return Ok(names.iter().map(read).collect());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut found: Vec<(usize, Result<BackupManifest>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, read(name)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                // A reader that panicked gave nothing: the count below tells.
+                w.join().unwrap_or_default()
+            })
+            .collect()
+    });
+    if found.len() != names.len() {
+        return Err(Error::InternalError.with_detail("a manifest reader panicked"));
+    }
+    found.sort_by_key(|(i, _)| *i);
+    Ok(found.into_iter().map(|(_, r)| r).collect())
 }
 
 /// The chain that restores the set `name`: its full (or copy) set first, then each

@@ -181,6 +181,29 @@ impl Files for RepoSet<'_> {
     fn stored_len(&self, name: &Path) -> Result<u64> {
         self.repo.files().stored_len(&self.key(name))
     }
+
+    /// A plain file is opened at the size its manifest gives; a compressed one as
+    /// [`Files::open_read`] does, since its frames are checked against the stored size.
+    fn open_read_sized(&self, name: &Path, stored_len: u64) -> Result<FileRef> {
+        match self.places.get(name) {
+            Some(Place {
+                stored: Some(s), ..
+            }) if s.compression.is_some() => self.open_read(name),
+            _ => self
+                .repo
+                .files()
+                .open_read_sized(&self.key(name), stored_len),
+        }
+    }
+
+    fn read_whole(&self, name: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.places.get(name).and_then(|p| p.stored.as_ref()) {
+            Some(s) if s.compression.is_some() => {
+                crate::io::read_whole_of(&*self.open_read(name)?, limit)
+            }
+            _ => self.repo.files().read_whole(&self.key(name), limit),
+        }
+    }
 }
 
 /// A set name is one plain path segment: nothing a name read from a manifest or a listing

@@ -233,6 +233,10 @@ impl File for Decompressing {
         Err(Error::FileAccessDenied.with_detail("a compressed backup file is read-only"))
     }
 
+    fn will_read(&self) {
+        self.stored.will_read();
+    }
+
     fn sync(&self) -> Result<()> {
         Ok(())
     }

@@ -288,17 +288,14 @@ fn read_small<F: Files + ?Sized>(set: &F, name: &Path) -> Result<Vec<u8>> {
         )),
         _ => e.in_file(path),
     };
-    let f = set.open_read(name).map_err(missing)?;
-    let len = f.len().map_err(|e| e.in_file(path))?;
-    if len > MANIFEST_MAX {
-        return Err(Error::InvalidBackup.with_detail(format!(
-            "{}: {len} bytes: too large for a backup manifest",
-            path.display()
-        )));
-    }
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact_at(&mut buf, 0).map_err(|e| e.in_file(path))?;
-    Ok(buf)
+    set.read_whole(name, MANIFEST_MAX)
+        .map_err(missing)?
+        .ok_or_else(|| {
+            Error::InvalidBackup.with_detail(format!(
+                "{}: more than {MANIFEST_MAX} bytes: too large for a backup manifest",
+                path.display()
+            ))
+        })
 }
 
 /// The id of a backup: its log signature and header record.

@@ -1,5 +1,5 @@
 //! [`ObjectFiles`]: a repository's objects named relative to its prefix, as [`Files`] (a
-//! HEAD for the size, then an [`ObjectReader`] per file), with the keys and URLs of names
+//! HEAD for the size, or the size a manifest gives, then an [`ObjectReader`] per file), with the keys and URLs of names
 //! and deletion.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::bridge::{count, Bridge};
 use super::error::store_error;
+use super::pool::PartPool;
 use super::read::ObjectReader;
 use super::ObjectOptions;
 
@@ -24,6 +25,8 @@ pub(crate) struct ObjectFiles {
     pub(crate) url: String,
     pub(crate) bridge: Bridge,
     pub(crate) options: ObjectOptions,
+    /// Part buffers of this repository's uploads.
+    pub(crate) parts: Arc<PartPool>,
 }
 
 impl ObjectFiles {
@@ -77,11 +80,39 @@ impl Files for ObjectFiles {
         )))
     }
 
+    /// No HEAD: the reader finds out on its own if the object is shorter.
+    fn open_read_sized(&self, name: &Path, stored_len: u64) -> Result<FileRef> {
+        Ok(Arc::new(ObjectReader::new(
+            self.clone(),
+            self.key(name),
+            self.url_of(name),
+            stored_len,
+        )))
+    }
+
     fn shown(&self, name: &Path) -> PathBuf {
         PathBuf::from(self.url_of(name))
     }
 
     fn stored_len(&self, name: &Path) -> Result<u64> {
         self.head(name)
+    }
+
+    /// One GET: its response's length says whether to read the body at all.
+    fn read_whole(&self, name: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+        let (store, key) = (self.store.clone(), self.key(name));
+        count(&self.bridge.counts.gets);
+        let r = self.bridge.wait(async move {
+            let got = store.get(&key).await?;
+            match got.meta.size > limit {
+                true => Ok(None),
+                false => got.bytes().await.map(Some),
+            }
+        })?;
+        let shown = self.url_of(name);
+        match r.map_err(|e| store_error(e, "reading", &shown))? {
+            Some(b) if b.len() as u64 > limit => Ok(None),
+            b => Ok(b.map(|b| b.to_vec())),
+        }
     }
 }

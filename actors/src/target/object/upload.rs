@@ -224,8 +224,9 @@ impl ObjectUpload {
         self.parts += 1;
         let bytes = std::mem::take(&mut self.part);
         self.stored += bytes.len() as u64;
+        let body = self.files.parts.share(bytes);
         let upload = self.upload.as_mut().ok_or(Error::InternalError)?;
-        let part = upload.put_part(PutPayload::from(Bytes::from(bytes)));
+        let part = upload.put_part(PutPayload::from(body));
         count(&self.files.bridge.counts.parts);
         self.in_flight.push_back(self.files.bridge.spawn(part));
         // The next part fills while these upload: at most `parts_in_flight` parts in memory.
@@ -251,7 +252,7 @@ impl SetFile for ObjectUpload {
         let size = self.part_size();
         while !chunk.is_empty() {
             if self.part.capacity() == 0 {
-                self.part.reserve_exact(size);
+                self.part = self.files.parts.take(size);
             }
             let take = (size - self.part.len()).min(chunk.len());
             self.part.extend_from_slice(&chunk[..take]);
@@ -268,11 +269,12 @@ impl SetFile for ObjectUpload {
             // Smaller than a part: one PUT.
             let bytes = std::mem::take(&mut self.part);
             let len = bytes.len() as u64;
+            let body = self.files.parts.share(bytes);
             let (store, key) = (self.files.store.clone(), self.key.clone());
             count(&self.files.bridge.counts.puts);
             self.files
                 .bridge
-                .wait(async move { store.put(&key, PutPayload::from(Bytes::from(bytes))).await })?
+                .wait(async move { store.put(&key, PutPayload::from(body)).await })?
                 .map_err(|e| self.failed(e, "writing"))?;
             self.stored = len;
         } else {
