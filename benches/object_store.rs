@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p ese-bench --bench object_store --features object`; `ESE_BENCH_QUICK=1`
 //! runs the short form (64 MiB instead of 256 MiB, 256 MiB instead of 1 GiB for memory, 2
-//! repetitions instead of 3).
+//! repetitions instead of 3); `ESE_BENCH_ONLY=memory` runs figure 3 alone.
 //!
 //! The figures, each with [`ObjectOptions::default`] (16 MiB parts, 8 in flight, 8 MiB
 //! read blocks, 8 read ahead) and [`BackupOptions::default`] (1 MiB chunks, no
@@ -146,23 +146,29 @@ struct Scale {
     /// The database of figure 3.
     mem_db_bytes: u64,
     reps: usize,
+    /// `ESE_BENCH_ONLY=memory`: figure 3 alone (for looking into memory without waiting
+    /// for the rates).
+    memory_only: bool,
 }
 
 impl Scale {
     fn from_env() -> Scale {
         let quick = matches!(std::env::var("ESE_BENCH_QUICK"), Ok(v) if !v.is_empty() && v != "0");
+        let memory_only = matches!(std::env::var("ESE_BENCH_ONLY"), Ok(v) if v == "memory");
         match quick {
             true => Scale {
                 quick,
                 db_bytes: 64 << 20,
                 mem_db_bytes: 256 << 20,
                 reps: 2,
+                memory_only,
             },
             false => Scale {
                 quick,
                 db_bytes: 256 << 20,
                 mem_db_bytes: 1 << 30,
                 reps: 3,
+                memory_only,
             },
         }
     }
@@ -881,6 +887,16 @@ async fn run(
                 mib(g_ours.anon)
             )),
     );
+
+    if scale.memory_only {
+        let raw = json!({ "memory": {
+            "db_bytes": mem.file_bytes, "bound_bytes": mem_bound,
+            "ours_heap_bytes": g_ours.heap, "ours_rss_bytes": g_ours.rss,
+            "ours_rss_anon_bytes": g_ours.anon,
+            "raw_heap_bytes": g_raw.heap, "raw_rss_bytes": g_raw.rss,
+        }});
+        return Ok(Report { rows, raw });
+    }
 
     // Figures 1, 2 and 4.
     eprintln!("rates: loading a {} MiB database", scale.db_bytes >> 20);

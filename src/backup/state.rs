@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::events;
 use crate::db::{BackupField, BackupInfo, DbFile, DbHeader, Signature};
+use crate::io::BufferPool;
 use crate::log::names;
 use crate::lsn::Lsn;
 use crate::{BackupEnd, Error};
@@ -132,6 +133,8 @@ pub enum ReadPlan {
         last_page: u32,
         /// The trailer page, when this chunk reaches it.
         trailer: Option<Vec<u8>>,
+        /// Where the chunk's buffer comes from (and goes back to once the client drops it).
+        buffers: Arc<BufferPool>,
     },
     /// Bytes of a log file (the whole file is read and verified on the first read).
     Log {
@@ -192,6 +195,9 @@ pub struct BackupState {
     log_signature: Signature,
     /// The `backup` span (its kind and id): every event of this backup is emitted inside it.
     span: tracing::Span,
+    /// Chunk buffers of database reads, reused: a client that drops each chunk before it
+    /// asks for the next keeps the backup at a few buffers, whatever the size of the files.
+    buffers: Arc<BufferPool>,
 }
 
 /// What `begin` needs to know about the instance.
@@ -296,6 +302,9 @@ impl BackupState {
             base: f.base,
             log_signature: f.log_signature,
             span,
+            // One chunk on disk per open file, and two held by the client (the one it writes
+            // while it asks for the next).
+            buffers: BufferPool::new(f.max_open + 2),
         })
     }
 
@@ -528,6 +537,7 @@ impl BackupState {
                     header: header.clone(),
                     last_page: *last_page,
                     trailer,
+                    buffers: self.buffers.clone(),
                 }
             }
             OpenedFile::Log { path, gen, bytes } => ReadPlan::Log {

@@ -2,13 +2,14 @@
 //! verified pages, trailer) and verified log files.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::ReadPlan;
 use crate::db::DbFile;
-use crate::io::{OpenMode, Storage};
+use crate::io::{BufferPool, OpenMode, Storage};
 use crate::log::reader::{self, Tail};
 use crate::log::LogHeader;
 use crate::page;
@@ -46,9 +47,15 @@ pub fn execute(
             header,
             last_page,
             trailer,
+            buffers,
         } => {
-            let (chunk, pages_verified) =
-                db_chunk(file, *pos, *len, header, *last_page, trailer.as_deref())?;
+            let image = Image {
+                file,
+                header,
+                last_page: *last_page,
+                trailer: trailer.as_deref(),
+            };
+            let (chunk, pages_verified) = db_chunk(&image, *pos, *len, buffers)?;
             Ok(Streamed {
                 chunk,
                 whole_log: None,
@@ -78,39 +85,50 @@ pub fn execute(
     }
 }
 
+/// The parts of a database image a chunk is made of.
+struct Image<'a> {
+    file: &'a DbFile,
+    header: &'a [u8],
+    last_page: u32,
+    trailer: Option<&'a [u8]>,
+}
+
 /// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
 /// slot `p + 1` is data page `p`, the slot after the last page is the trailer. With the
-/// number of data pages verified.
+/// number of data pages verified. The chunk's buffer comes from `buffers` and every byte of
+/// it is written here, so a reused buffer needs no zero fill.
 fn db_chunk(
-    file: &DbFile,
+    image: &Image,
     pos: u64,
     len: usize,
-    header: &[u8],
-    last_page: u32,
-    trailer: Option<&[u8]>,
+    buffers: &Arc<BufferPool>,
 ) -> Result<(Bytes, u64)> {
-    let ps = file.page_size as usize;
-    let mut out = BytesMut::zeroed(len);
+    let ps = image.file.page_size as usize;
+    let mut out = buffers.take_len(len);
     let first_slot = (pos / ps as u64) as u32;
     let slots = (len / ps) as u32;
     let data_first = first_slot.max(2);
-    let data_last = (first_slot + slots).min(last_page + 2); // exclusive slot bound
+    let data_last = (first_slot + slots).min(image.last_page + 2); // exclusive slot bound
     let mut verified = 0;
     if data_first < data_last {
         let at = (data_first - first_slot) as usize * ps;
         let n = (data_last - data_first) as usize * ps;
-        verified = read_pages(file, data_first - 1, &mut out[at..at + n])?;
+        verified = read_pages(image.file, data_first - 1, &mut out[at..at + n])?;
     }
     for slot in first_slot..first_slot + slots {
         let at = (slot - first_slot) as usize * ps;
         let dst = &mut out[at..at + ps];
         if slot < 2 {
-            dst.copy_from_slice(header);
-        } else if slot == last_page + 2 {
-            dst.copy_from_slice(trailer.ok_or(Error::InternalError)?);
+            dst.copy_from_slice(image.header);
+        } else if slot == image.last_page + 2 {
+            dst.copy_from_slice(image.trailer.ok_or(Error::InternalError)?);
+        } else if slot >= data_last {
+            // Past the trailer: never in a planned read, but a stale byte must not leak.
+            dst.fill(0);
         }
     }
-    Ok((out.freeze(), verified))
+    out[slots as usize * ps..].fill(0);
+    Ok((buffers.share(out), verified))
 }
 
 /// Reads consecutive pages from `first` into `buf` with one read, then verifies each page,

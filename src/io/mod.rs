@@ -6,10 +6,12 @@
 //! releases every lock). Every durability test goes through the fault layer; the engine never
 //! knows which one it has.
 
+mod buffers;
 mod fault;
 mod files;
 mod os;
 
+pub use buffers::BufferPool;
 pub use fault::{Fault, FaultStats, FaultStorage};
 pub use files::{read_whole_of, Files};
 pub use os::OsStorage;

@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ese::io::{FileRef, Files};
+use ese::io::{BufferPool, FileRef, Files};
 use ese::Result;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::bridge::{count, Bridge};
 use super::error::store_error;
-use super::pool::PartPool;
 use super::read::ObjectReader;
 use super::ObjectOptions;
 
@@ -26,7 +25,7 @@ pub(crate) struct ObjectFiles {
     pub(crate) bridge: Bridge,
     pub(crate) options: ObjectOptions,
     /// Part buffers of this repository's uploads.
-    pub(crate) parts: Arc<PartPool>,
+    pub(crate) parts: Arc<BufferPool>,
 }
 
 impl ObjectFiles {

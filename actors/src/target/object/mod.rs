@@ -3,12 +3,12 @@
 //! `<prefix>/<set>/manifest.json`, `<prefix>/<set>/databases/…`, `<prefix>/<set>/logs/…`.
 //! One job per file: [`bridge`] (sync set code to async requests), [`files`] (the
 //! repository's objects by name), [`read`] (ranged GETs with read-ahead), [`upload`]
-//! (multipart PUTs, the set store), [`pool`] (part buffers reused), [`error`].
+//! (multipart PUTs, the set store; part buffers reused through
+//! [`ese::io::BufferPool`]), [`error`].
 
 pub(crate) mod bridge;
 mod error;
 mod files;
-mod pool;
 mod read;
 mod upload;
 
@@ -136,7 +136,7 @@ impl ObjectRepo {
                 url: url.trim_end_matches('/').to_string(),
                 bridge: Bridge::here(counts)?,
                 // One upload at a time has at most parts in flight buffers out.
-                parts: pool::PartPool::new(options.parts_in_flight),
+                parts: ese::io::BufferPool::new(options.parts_in_flight),
                 options,
             },
         })
