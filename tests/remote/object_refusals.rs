@@ -1,13 +1,17 @@
 //! A store the backup cannot use: wrong credentials, an unknown bucket, an endpoint that is
 //! down. Each fails with a clear error naming the store, in bounded time, before the backup
-//! begins; nothing is written and the instance goes on.
+//! begins; nothing is written and the instance goes on. Listing, verifying and restoring
+//! from the same store fail with the same code.
 
 use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ese_actors::{BackupKind, BackupOptions, BackupTarget, Engine, Term};
+use ese_actors::{
+    list_sets, restore_from, restore_sets, verify_at, BackupKind, BackupOptions, BackupTarget,
+    Engine, SetChoice, Term, VerifyDepth,
+};
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig};
 use support::actor::remote::*;
@@ -93,6 +97,7 @@ async fn stores_that_cannot_be_used_refuse_the_backup_before_it_begins() {
         );
         // The instance goes on: no backup is left running, a write and another backup work.
         put_rows(&inst, t, 0..5).await;
+        reads_refused_alike(&engine, &target, what, code, &dir.path().join("restored")).await;
     }
     let raw = store(c, 1, &b, Retries::Normal);
     let listed: Vec<_> = futures_list(&*raw).await;
@@ -102,6 +107,48 @@ async fn stores_that_cannot_be_used_refuse_the_backup_before_it_begins() {
         .await
         .unwrap();
     inst.term(Term::empty()).await.unwrap();
+}
+
+/// The commands that read a target give the backup's code for the same store: an unknown
+/// bucket is the store's failure (-1022), not a missing set (-1811).
+async fn reads_refused_alike(
+    engine: &Engine,
+    target: &BackupTarget,
+    what: &str,
+    code: i32,
+    to: &std::path::Path,
+) {
+    let set = ese_actors::ese::backup::repo::name::new_name(BackupKind::Full, 0);
+    let got = [
+        ("sets", list_sets(target).await.map(|_| ())),
+        (
+            "verify --quick",
+            verify_at(target, &set, VerifyDepth::Quick, None)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "restore latest",
+            restore_from(engine, target, SetChoice::Latest, to, None, None)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "restore by name",
+            restore_sets(engine, &[(target.clone(), set.clone())], to, None, None)
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    for (cmd, r) in got {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), code, "{what}, {cmd}: {e}");
+        assert!(
+            e.detail().unwrap_or_default().contains("object store"),
+            "{what}, {cmd}: {e}"
+        );
+    }
+    assert!(!to.join("backup-logs").exists(), "{what}: a restore began");
 }
 
 async fn futures_list(store: &dyn ObjectStore) -> Vec<String> {

@@ -6,11 +6,14 @@ use ese::Error;
 
 /// `e`, met doing `what` on `object` (a URL without credentials), as an ESE error: a
 /// missing object is `FileNotFound`, a refusal of the credentials `FileAccessDenied`,
-/// anything else (endpoint down, unknown bucket, quorum lost, timeouts) `DiskIO`.
+/// anything else (endpoint down, unknown bucket, quorum lost, timeouts) `DiskIO`. S3 answers
+/// a request into a bucket that does not exist with 404 too, which object_store reports as
+/// not found: that is the store's failure, not a missing set or file.
 pub(crate) fn store_error(e: object_store::Error, what: &str, object: &str) -> Error {
     let text = without_signing(&plain(&e));
+    let no_bucket = text.contains("NoSuchBucket");
     let code = match &e {
-        object_store::Error::NotFound { .. } => Error::FileNotFound,
+        object_store::Error::NotFound { .. } if !no_bucket => Error::FileNotFound,
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => Error::FileAccessDenied,
         // object_store reports most S3 refusals as a generic error whose text carries the
@@ -19,7 +22,7 @@ pub(crate) fn store_error(e: object_store::Error, what: &str, object: &str) -> E
         _ => Error::DiskIO(ese::IoError::new(std::io::Error::other(text.clone()))),
     };
     let hint = match () {
-        _ if text.contains("NoSuchBucket") => " (the bucket does not exist)",
+        _ if no_bucket => " (the bucket does not exist)",
         _ if code == Error::FileAccessDenied => " (the credentials were refused)",
         _ => "",
     };
@@ -96,5 +99,26 @@ mod tests {
             "{clean}"
         );
         assert!(refused_credentials(&clean));
+    }
+
+    #[test]
+    fn a_missing_bucket_is_the_stores_failure_a_missing_object_is_not_found() {
+        let not_found = |body: &str| object_store::Error::NotFound {
+            path: "p/set/manifest.json".into(),
+            source: body.to_string().into(),
+        };
+        let e = store_error(
+            not_found("404 Not Found: <Error><Code>NoSuchBucket</Code></Error>"),
+            "reading",
+            "s3://gone/p/set/manifest.json",
+        );
+        assert_eq!(e.code(), -1022, "{e}");
+        assert!(e.to_string().contains("the bucket does not exist"), "{e}");
+        let e = store_error(
+            not_found("404 Not Found: <Error><Code>NoSuchKey</Code></Error>"),
+            "reading",
+            "s3://b/p/set/manifest.json",
+        );
+        assert_eq!(e.code(), -1811, "{e}");
     }
 }
