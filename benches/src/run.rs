@@ -11,9 +11,9 @@ use ese_actors::{Commit, Engine, Term};
 use crate::figures::{self, Row};
 use crate::host_api::{batch_vs_puts, stream_memory, BATCH_ROWS, STREAM_CACHE_PAGES};
 use crate::workloads::{
-    backup_rss_growth, commit_run, echo_roundtrips, fill_database, get_roundtrips,
-    idle_instance_rss, latency_under_backup, median, mib, percentile, raw_read, restore_run,
-    stop_latency, stream_backup, Scale,
+    backup_rss_growth, bulk_load, commit_run, echo_roundtrips, fill_database, get_roundtrips,
+    idle_instance_rss, latency_under_backup, median, mib, percentile, raw_append_rate, raw_read,
+    restore_run, stop_latency, stream_backup, BulkRun, Scale, BENCH_LOG_FILE,
 };
 
 /// An error of ours or of a peer.
@@ -35,8 +35,15 @@ pub trait Peers {
     fn redb_commit_rate(&mut self, run: u32, threads: usize, window: Duration) -> AnyResult<f64>;
     /// SQLite: as [`Peers::redb_commit_rate`], one connection per thread.
     fn sqlite_commit_rate(&mut self, run: u32, threads: usize, window: Duration) -> AnyResult<f64>;
+    /// redb: lazy commits (`Durability::None`) per second of one writer for `window`.
+    fn redb_lazy_commit_rate(&mut self, run: u32, window: Duration) -> AnyResult<f64>;
     /// Closes and removes the databases of the commit figures.
     fn commit_close(&mut self);
+    /// redb: the bulk load of [`crate::workloads::bulk_load`] into a new database at `path`
+    /// (`Durability::None` per transaction).
+    fn redb_bulk_load(&mut self, path: &Path, keys: u64) -> AnyResult<BulkRun>;
+    /// SQLite: the same bulk load (WAL, `synchronous=NORMAL`).
+    fn sqlite_bulk_load(&mut self, path: &Path, keys: u64) -> AnyResult<BulkRun>;
 }
 
 /// What a run measured.
@@ -170,10 +177,18 @@ pub async fn run(
     let w = scale.commit_window;
     let (mut o1, mut rd1, mut sq1, mut o64, mut fpc, mut bpc) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut raw1, mut per_commit, mut lazy64, mut rdlazy) = (vec![], vec![], vec![], vec![]);
     let mut run_id = 1000u32;
     let creps = reps.min(5);
     for _ in 0..creps {
-        o1.push(commit_run(&f.inst, c, 1, w, Commit::Durable).await?.rate());
+        let one = commit_run(&f.inst, c, 1, w, Commit::Durable).await?;
+        o1.push(one.rate());
+        // The raw baseline appends what our log appended per commit in that window.
+        let bytes = (one.log_bytes / one.commits.max(1)) as usize;
+        per_commit.push(bytes as f64);
+        raw1.push(blocking(|| {
+            raw_append_rate(&dir.join("raw.log"), bytes, BENCH_LOG_FILE, w)
+        })?);
         run_id += 1;
         if let Some(p) = peers.as_deref_mut() {
             rd1.push(blocking(|| p.redb_commit_rate(run_id, 1, w))?);
@@ -183,6 +198,11 @@ pub async fn run(
         o64.push(m.rate());
         fpc.push(m.fsyncs_per_commit());
         bpc.push(m.commits as f64 / m.batches.max(1) as f64);
+        if let Some(p) = peers.as_deref_mut() {
+            lazy64.push(commit_run(&f.inst, c, 64, w, Commit::Lazy).await?.rate());
+            run_id += 1;
+            rdlazy.push(blocking(|| p.redb_lazy_commit_rate(run_id, w))?);
+        }
     }
     let (o1, o64) = (median(&o1), median(&o64));
     if with_peers {
@@ -196,6 +216,27 @@ pub async fn run(
                     .detail(format!("median of {creps}")),
             );
         }
+    }
+    let bytes = median(&per_commit);
+    rows.push(
+        figures::COMMIT_1_VS_RAW
+            .row(&[&format!("{bytes:.0}")], o1)
+            .baseline(median(&raw1))
+            .detail(format!(
+                "median of {creps}; raw runs: {}",
+                raw1.iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+    );
+    if with_peers {
+        rows.push(
+            figures::LAZY_64_VS_REDB
+                .row(&[], median(&lazy64))
+                .baseline(median(&rdlazy))
+                .detail(format!("median of {creps}")),
+        );
     }
     rows.push(
         figures::GROUP_COMMIT
@@ -211,7 +252,7 @@ pub async fn run(
 
     // Sweep for the plot, with the peers only.
     let mut sweep = Vec::new();
-    if let Some(p) = peers {
+    if let Some(p) = peers.as_deref_mut() {
         phase("commit sweep 1..64 (ours, redb, SQLite)");
         let sweep_w = if scale.quick {
             Duration::from_millis(500)
@@ -442,6 +483,47 @@ pub async fn run(
             )),
     );
     let _ = std::fs::remove_dir_all(dir.join("stream"));
+
+    // ---- 11. Bulk load.
+    phase("bulk load (ours, then the peers)");
+    let bulk_dir = dir.join("bulk");
+    std::fs::create_dir_all(&bulk_dir)?;
+    let ours = bulk_load(&engine, &bulk_dir, scale.bulk_keys).await?;
+    log(&format!(
+        "         ours {:.0} puts/s (first tenth {:.0}, last tenth {:.0})",
+        ours.rate(),
+        ours.first_tenth,
+        ours.last_tenth
+    ));
+    let _ = std::fs::remove_dir_all(&bulk_dir);
+    let keys = scale.bulk_keys;
+    if let Some(p) = peers {
+        let redb = blocking(|| p.redb_bulk_load(&dir.join("bulk.redb"), keys))?;
+        let sqlite = blocking(|| p.sqlite_bulk_load(&dir.join("bulk.sqlite"), keys))?;
+        for (spec, peer) in [
+            (&figures::BULK_VS_REDB, &redb),
+            (&figures::BULK_VS_SQLITE, &sqlite),
+        ] {
+            rows.push(
+                spec.row(&[&keys], ours.rate())
+                    .baseline(peer.rate())
+                    .detail(format!(
+                        "one run each; peer's first tenth {:.0}, last tenth {:.0} puts/s",
+                        peer.first_tenth, peer.last_tenth
+                    )),
+            );
+        }
+    }
+    rows.push(
+        figures::BULK_TAIL
+            .row(&[&keys], ours.last_tenth)
+            .baseline(ours.first_tenth)
+            .detail(format!(
+                "whole load {:.0} puts/s in {:.1} s, 64 MiB cache",
+                ours.rate(),
+                ours.seconds
+            )),
+    );
     phase("done");
     debug_assert!(with_peers || rows.iter().all(|r| !r.spec().peer));
     Ok(Report { rows, sweep })

@@ -60,6 +60,8 @@ pub struct Scale {
     pub batch_reps: usize,
     /// Size of the table the streaming-scan memory figure streams (1 GiB in full mode).
     pub stream_table_bytes: u64,
+    /// Keys of the bulk-load figure.
+    pub bulk_keys: u64,
 }
 
 impl Scale {
@@ -79,6 +81,7 @@ impl Scale {
             idle_instances: 100,
             batch_reps: 21,
             stream_table_bytes: 128 << 20,
+            bulk_keys: 200_000,
         }
     }
     /// Full mode.
@@ -97,6 +100,7 @@ impl Scale {
             idle_instances: 100,
             batch_reps: 41,
             stream_table_bytes: 1 << 30,
+            bulk_keys: 1_000_000,
         }
     }
     /// `Scale::quick()` when `ESE_BENCH_QUICK` is set to anything but `0` or empty.
@@ -152,6 +156,9 @@ pub fn row_value(i: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The log file size of [`bench_params`] (`InstanceParams::new`'s default).
+pub const BENCH_LOG_FILE: u64 = 5 << 20;
 
 /// Instance parameters the benchmarks use: the defaults of `InstanceParams::new` (8 KiB
 /// pages, 5 MiB log files, 64 MiB cache).
@@ -330,6 +337,8 @@ pub struct CommitRun {
     pub fsyncs: u64,
     /// Log write batches during the window.
     pub batches: u64,
+    /// Log bytes appended during the window (from `Instance::stats`).
+    pub log_bytes: u64,
 }
 
 impl CommitRun {
@@ -412,7 +421,159 @@ pub async fn commit_run(
         latencies,
         fsyncs: after.log_fsyncs - before.log_fsyncs,
         batches: after.log_batches - before.log_batches,
+        log_bytes: after.log_bytes - before.log_bytes,
     })
+}
+
+/// The raw baseline of a durable commit: `bytes` written at the next offset of a
+/// preallocated file (zeros to `file_size`, synced, as the engine's log files are; wrapping
+/// to the start at its end) with one `write_at` and one `fdatasync` per commit, for
+/// `window`, on a thread of its own (the engine's log writer is a thread too): commits per
+/// second. Preallocated, the fdatasync writes no file metadata, as the engine's does not.
+pub fn raw_append_rate(path: &Path, bytes: usize, file_size: u64, window: Duration) -> Result<f64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path).map_err(Error::from_io)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < file_size {
+        let n = (file_size - at).min(zeros.len() as u64) as usize;
+        f.write_all_at(&zeros[..n], at).map_err(Error::from_io)?;
+        at += n as u64;
+    }
+    f.sync_all().map_err(Error::from_io)?;
+    let rec = row_value(7, bytes.max(1));
+    let t0 = Instant::now();
+    let (mut at, mut n) = (0u64, 0u64);
+    while t0.elapsed() < window {
+        if at + rec.len() as u64 > file_size {
+            at = 0;
+        }
+        f.write_all_at(&rec, at).map_err(Error::from_io)?;
+        f.sync_data().map_err(Error::from_io)?;
+        at += rec.len() as u64;
+        n += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(path);
+    Ok(n as f64 / secs)
+}
+
+/// Key `i` of the bulk load: 16 bytes in a random order (SplitMix64 of `i`, twice), so
+/// inserts land all over the tree as they do in the peers' bulk-load benchmarks.
+pub fn random_key(i: u64) -> [u8; 16] {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&mix(i).to_be_bytes());
+    k[8..].copy_from_slice(&mix(i ^ 0xA5A5_A5A5).to_be_bytes());
+    k
+}
+
+/// Value length of the bulk load.
+pub const BULK_VALUE: usize = 200;
+/// Puts per transaction of the bulk load.
+pub const BULK_TXN: u64 = 100;
+
+/// A bulk load: how long it took, and its first and last tenth.
+#[derive(Clone, Debug, Default)]
+pub struct BulkRun {
+    /// Keys put.
+    pub keys: u64,
+    /// Seconds of the whole load.
+    pub seconds: f64,
+    /// Puts per second over the first tenth of the keys.
+    pub first_tenth: f64,
+    /// Puts per second over the last tenth of the keys.
+    pub last_tenth: f64,
+}
+
+impl BulkRun {
+    /// Puts per second over the whole load.
+    pub fn rate(&self) -> f64 {
+        self.keys as f64 / self.seconds
+    }
+}
+
+/// The clock of a bulk load: the whole load, its first tenth and its last tenth of the keys.
+/// Ours and the peers run the same loop: `for` each transaction of keys `i..i + n`,
+/// [`BulkClock::before`], the puts and the commit, [`BulkClock::after`].
+pub struct BulkClock {
+    keys: u64,
+    tenth: u64,
+    t0: Instant,
+    first_tenth: f64,
+    last_start: f64,
+}
+
+impl BulkClock {
+    /// Starts the clock of a load of `keys` keys.
+    pub fn start(keys: u64) -> BulkClock {
+        BulkClock {
+            keys,
+            tenth: (keys / 10).max(1),
+            t0: Instant::now(),
+            first_tenth: 0.0,
+            last_start: 0.0,
+        }
+    }
+
+    /// The next transaction puts keys `i..i + n`.
+    pub fn before(&mut self, i: u64, n: u64) {
+        let from = self.keys - self.tenth;
+        if i < from && i + n >= from {
+            self.last_start = self.t0.elapsed().as_secs_f64();
+        }
+    }
+
+    /// Keys `..done` are committed.
+    pub fn after(&mut self, done: u64) {
+        if self.first_tenth == 0.0 && done >= self.tenth {
+            self.first_tenth = done as f64 / self.t0.elapsed().as_secs_f64();
+        }
+    }
+
+    /// The load is done.
+    pub fn finish(self) -> BulkRun {
+        let seconds = self.t0.elapsed().as_secs_f64();
+        BulkRun {
+            keys: self.keys,
+            seconds,
+            first_tenth: self.first_tenth,
+            last_tenth: self.tenth as f64 / (seconds - self.last_start).max(1e-9),
+        }
+    }
+}
+
+/// Ours: a fresh instance in `dir`, one table, `keys` random keys ([`random_key`]) with
+/// [`BULK_VALUE`]-byte values, [`BULK_TXN`] puts per lazy transaction through one session.
+pub async fn bulk_load(engine: &Engine, dir: &Path, keys: u64) -> Result<BulkRun> {
+    let inst = engine.create_instance("bulk", bench_params(dir)).await?;
+    inst.init().await?;
+    let db = inst.create_database(dir.join("bulk.edb")).await?;
+    let t = inst.create_table(db, "t").await?;
+    let mut s = inst.begin_session().await?;
+    let mut clock = BulkClock::start(keys);
+    let mut i = 0;
+    while i < keys {
+        let n = BULK_TXN.min(keys - i);
+        clock.before(i, n);
+        let mut tx = s.transaction().await?;
+        for j in i..i + n {
+            tx.put(t, &random_key(j), &row_value(j, BULK_VALUE)).await?;
+        }
+        tx.commit(Commit::Lazy).await?;
+        i += n;
+        clock.after(i);
+    }
+    let run = clock.finish();
+    drop(s);
+    inst.term(Term::empty()).await?;
+    Ok(run)
 }
 
 /// p99 commit latency of `writers` durable committers with and without a full backup

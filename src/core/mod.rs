@@ -90,6 +90,9 @@ pub struct CoreStats {
     pub commits: u64,
     /// Log fsyncs (a log roll counts its own two).
     pub log_fsyncs: u64,
+    /// Bytes of log records appended since the instance started (record frames included;
+    /// file headers and padding not): divided by `commits`, the log bytes a commit writes.
+    pub log_bytes: u64,
     /// Batches the log writer wrote: each drains what is queued, with one write per file and
     /// at most one fsync (group commit).
     pub log_batches: u64,
@@ -319,6 +322,7 @@ impl Core {
         let mut s = self.stats.clone();
         let log = self.log.shared();
         s.log_fsyncs = log.fsyncs();
+        s.log_bytes = self.log.appended();
         s.log_batches = log.batches();
         (s.log_groups, s.log_group_writes, s.log_largest_group) = log.groups();
         s.cached_pages = self.cache.len();

@@ -71,6 +71,8 @@ pub struct Log {
     shared: Arc<LogShared>,
     tx: Sender<Cmd>,
     thread: Option<JoinHandle<()>>,
+    /// Bytes of records appended since the log was opened (frames included).
+    appended: u64,
 }
 
 impl std::fmt::Debug for Log {
@@ -147,6 +149,7 @@ impl Log {
             shared,
             tx,
             thread: Some(thread),
+            appended: 0,
         })
     }
 
@@ -157,6 +160,10 @@ impl Log {
     /// The current generation (`<base>.log`).
     pub fn gen(&self) -> u32 {
         self.gen
+    }
+    /// Bytes of records appended since the log was opened, frames included.
+    pub fn appended(&self) -> u64 {
+        self.appended
     }
     /// Position of the next record.
     pub fn tip(&self) -> Lsn {
@@ -225,6 +232,7 @@ impl Log {
         let ty = rec.type_byte();
         let bytes = frame_payload(ty, payload, at, self.durable());
         self.offset += bytes.len() as u32;
+        self.appended += bytes.len() as u64;
         let _ = self.tx.send(Cmd::Write { at, bytes, sync });
         self.tip()
     }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 pub use crate::run::AnyResult;
-use crate::workloads::{commit_key, row_key, row_value, COMMIT_VALUE, FILL_VALUE};
+use crate::workloads::{
+    commit_key, random_key, row_key, row_value, BulkClock, BulkRun, BULK_TXN, BULK_VALUE,
+    COMMIT_VALUE, FILL_VALUE,
+};
 
 /// SQLite and redb, as the run drives them: the commit figures' databases stay open between
 /// [`crate::run::Peers::commit_open`] and [`crate::run::Peers::commit_close`].
@@ -52,6 +55,22 @@ impl crate::run::Peers for SqliteRedb {
             .as_ref()
             .ok_or("SQLite: commit_open was not called")?;
         sqlite_commit_rate(path, run, threads, window)
+    }
+
+    fn redb_lazy_commit_rate(&mut self, run: u32, window: Duration) -> AnyResult<f64> {
+        let db = self
+            .redb
+            .as_ref()
+            .ok_or("redb: commit_open was not called")?;
+        redb_lazy_commit_rate(db, run, window)
+    }
+
+    fn redb_bulk_load(&mut self, path: &Path, keys: u64) -> AnyResult<BulkRun> {
+        redb_bulk_load(path, keys)
+    }
+
+    fn sqlite_bulk_load(&mut self, path: &Path, keys: u64) -> AnyResult<BulkRun> {
+        sqlite_bulk_load(path, keys)
     }
 
     fn commit_close(&mut self) {
@@ -130,7 +149,7 @@ pub fn redb_commit_rate(
         let value = row_value(t as u64, COMMIT_VALUE);
         Ok(Box::new(move |j| {
             let mut tx = db.begin_write()?;
-            tx.set_durability(redb::Durability::Immediate);
+            tx.set_durability(redb::Durability::Immediate)?;
             {
                 let mut table = tx.open_table(REDB_TABLE)?;
                 table.insert(&commit_key(run, t as u32, j)[..], &value[..])?;
@@ -139,6 +158,56 @@ pub fn redb_commit_rate(
             Ok(())
         }) as Step)
     })
+}
+
+/// Lazy commits (`Durability::None`: not persisted until a later durable commit), one insert
+/// per transaction, one writer.
+pub fn redb_lazy_commit_rate(
+    db: &Arc<redb::Database>,
+    run: u32,
+    window: Duration,
+) -> AnyResult<f64> {
+    threaded_commit_rate(1, window, |t| {
+        let db = db.clone();
+        let value = row_value(t as u64, COMMIT_VALUE);
+        Ok(Box::new(move |j| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
+            {
+                let mut table = tx.open_table(REDB_TABLE)?;
+                table.insert(&commit_key(run, u32::MAX, j)[..], &value[..])?;
+            }
+            tx.commit()?;
+            Ok(())
+        }) as Step)
+    })
+}
+
+/// The bulk load into a new redb database at `path`: [`BULK_TXN`] inserts per transaction
+/// with `Durability::None`, and one durable commit at the end (as ours ends with a term).
+pub fn redb_bulk_load(path: &Path, keys: u64) -> AnyResult<BulkRun> {
+    let db = redb_open(path)?;
+    let mut clock = BulkClock::start(keys);
+    let mut i = 0;
+    while i < keys {
+        let n = BULK_TXN.min(keys - i);
+        clock.before(i, n);
+        let mut tx = db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
+        {
+            let mut table = tx.open_table(REDB_TABLE)?;
+            for j in i..i + n {
+                table.insert(&random_key(j)[..], &row_value(j, BULK_VALUE)[..])?;
+            }
+        }
+        tx.commit()?;
+        i += n;
+        clock.after(i);
+    }
+    let run = clock.finish();
+    drop(db);
+    let _ = std::fs::remove_file(path);
+    Ok(run)
 }
 
 // ---------------------------------------------------------------- SQLite
@@ -170,6 +239,37 @@ pub fn sqlite_commit_rate(path: &Path, run: u32, n: usize, window: Duration) -> 
             Ok(())
         }) as Step)
     })
+}
+
+/// The bulk load into a new SQLite database at `path` (WAL, `synchronous=NORMAL`):
+/// [`BULK_TXN`] inserts per transaction.
+pub fn sqlite_bulk_load(path: &Path, keys: u64) -> AnyResult<BulkRun> {
+    let mut c = Connection::open(path)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.execute("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL)", [])?;
+    let mut clock = BulkClock::start(keys);
+    let mut i = 0;
+    while i < keys {
+        let n = BULK_TXN.min(keys - i);
+        clock.before(i, n);
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO t (k, v) VALUES (?1, ?2)")?;
+            for j in i..i + n {
+                st.execute(params![&random_key(j)[..], row_value(j, BULK_VALUE)])?;
+            }
+        }
+        tx.commit()?;
+        i += n;
+        clock.after(i);
+    }
+    let run = clock.finish();
+    drop(c);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    Ok(run)
 }
 
 /// An SQLite database (8 KiB pages, rollback journal) with the same rows as ours (16-byte
@@ -204,13 +304,13 @@ pub fn sqlite_backup(path: &Path) -> AnyResult<(u64, f64)> {
     let src = Connection::open(path)?;
     let mut dst = Connection::open_in_memory()?;
     dst.pragma_update(None, "page_size", 8192)?;
-    let pages: u64 = src.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let psize: u64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages: i64 = src.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let psize: i64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let t0 = Instant::now();
     {
         let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
         b.run_to_completion(65536, Duration::ZERO, None)?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    Ok((pages * psize, secs))
+    Ok(((pages * psize) as u64, secs))
 }
