@@ -5,6 +5,7 @@
 //! cache inside a commit, or the file during recovery checks) and which changed pages are
 //! logged. A root never moves, so the catalog entry of a table is written once.
 
+mod edit;
 mod node;
 mod search;
 mod space;

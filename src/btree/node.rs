@@ -6,6 +6,7 @@
 //! Interior body: `count u16, first_child u32`, then per entry `key_len u16, key, child u32`;
 //! child `i` holds keys `>= key_i`, `first_child` keys below `key_0`.
 
+use super::search::corrupted;
 use crate::page::{self, get_u32, get_u64, put_u32, put_u64, PageKind, PAGE_HEADER};
 use crate::{Error, Result};
 
@@ -172,8 +173,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.at.checked_add(n).ok_or(Error::DatabaseCorrupted)?;
-        let s = self.b.get(self.at..end).ok_or(Error::DatabaseCorrupted)?;
+        let end = self.at.checked_add(n).ok_or_else(corrupted)?;
+        let s = self.b.get(self.at..end).ok_or_else(corrupted)?;
         self.at = end;
         Ok(s)
     }

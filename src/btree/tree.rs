@@ -4,7 +4,8 @@
 use std::ops::Bound;
 
 use super::node::{internal_entry_len, leaf_entry_len, Node, Stored};
-use super::{space, PageIo};
+use super::search::{search, Found};
+use super::{edit, space, PageIo};
 use crate::page::{self, get_u32, put_u32, PageKind, PAGE_HEADER};
 use crate::{Error, Result};
 
@@ -87,15 +88,40 @@ pub fn put(io: &mut dyn PageIo, root: u32, key: &[u8], value: &[u8]) -> Result<(
         return Err(Error::RecordTooBig);
     }
     let ps = io.page_size();
-    let stored = if leaf_entry_len(key, &Stored::Inline(value.to_vec())) > capacity(ps) / 4 {
-        write_overflow(io, value)?
-    } else {
-        Stored::Inline(value.to_vec())
+    // A leaf entry of an inline value: key length, key, tag, value length, value.
+    let inline = 2 + key.len() + 1 + 4 + value.len() <= capacity(ps) / 4;
+    if inline && put_in_leaf(io, root, key, value)? {
+        return Ok(());
+    }
+    let stored = match inline {
+        true => Stored::Inline(value.to_vec()),
+        false => write_overflow(io, value)?,
     };
     if let Some((sep, right)) = insert(io, root, key, stored, 0)? {
         grow_root(io, root, sep, right)?;
     }
     Ok(())
+}
+
+/// The hot path of [`put`]: down the tree without decoding a node, then the value put into
+/// its leaf in place. `false` (nothing changed) when the leaf has no room or the key holds
+/// an overflow value: [`insert`] then does it by decoding, splitting as needed.
+fn put_in_leaf(io: &mut dyn PageIo, root: u32, key: &[u8], value: &[u8]) -> Result<bool> {
+    let mut pgno = root;
+    for _ in 0..MAX_DEPTH {
+        let mut p = io.read(pgno)?;
+        match search(&p, key)? {
+            Found::Child(c) => pgno = c,
+            _ => {
+                if !edit::put_inline(&mut p, key, value)? {
+                    return Ok(false);
+                }
+                io.write(pgno, p);
+                return Ok(true);
+            }
+        }
+    }
+    Err(Error::DatabaseCorrupted)
 }
 
 /// The root split: its contents move to a new left child, so the root page stays put.
