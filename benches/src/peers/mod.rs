@@ -46,7 +46,7 @@ impl crate::run::Peers for SqliteRedb {
             .redb
             .as_ref()
             .ok_or("redb: commit_open was not called")?;
-        redb_commit_rate(db, run, threads, window)
+        redb_commit_rate(db, run, threads, window, redb::Durability::Immediate)
     }
 
     fn sqlite_commit_rate(&mut self, run: u32, threads: usize, window: Duration) -> AnyResult<f64> {
@@ -62,7 +62,7 @@ impl crate::run::Peers for SqliteRedb {
             .redb
             .as_ref()
             .ok_or("redb: commit_open was not called")?;
-        redb_lazy_commit_rate(db, run, window)
+        redb_commit_rate(db, run, 1, window, redb::Durability::None)
     }
 
     fn redb_bulk_load(&mut self, path: &Path, keys: u64) -> AnyResult<BulkRun> {
@@ -136,46 +136,25 @@ pub fn redb_open(path: &Path) -> AnyResult<Arc<redb::Database>> {
     Ok(Arc::new(db))
 }
 
-/// Durable commits (`Durability::Immediate`), one insert of a 16-byte key and a 100-byte
-/// value per transaction, from `n` threads sharing the database (redb serializes writers).
+/// Commits with `durability` (`Immediate` for the durable figures, `None` for the lazy one),
+/// one insert of a 16-byte key and a 100-byte value per transaction, from `n` threads sharing
+/// the database (redb serializes writers).
 pub fn redb_commit_rate(
     db: &Arc<redb::Database>,
     run: u32,
     n: usize,
     window: Duration,
+    durability: redb::Durability,
 ) -> AnyResult<f64> {
     threaded_commit_rate(n, window, |t| {
         let db = db.clone();
         let value = row_value(t as u64, COMMIT_VALUE);
         Ok(Box::new(move |j| {
             let mut tx = db.begin_write()?;
-            tx.set_durability(redb::Durability::Immediate)?;
+            tx.set_durability(durability)?;
             {
                 let mut table = tx.open_table(REDB_TABLE)?;
                 table.insert(&commit_key(run, t as u32, j)[..], &value[..])?;
-            }
-            tx.commit()?;
-            Ok(())
-        }) as Step)
-    })
-}
-
-/// Lazy commits (`Durability::None`: not persisted until a later durable commit), one insert
-/// per transaction, one writer.
-pub fn redb_lazy_commit_rate(
-    db: &Arc<redb::Database>,
-    run: u32,
-    window: Duration,
-) -> AnyResult<f64> {
-    threaded_commit_rate(1, window, |t| {
-        let db = db.clone();
-        let value = row_value(t as u64, COMMIT_VALUE);
-        Ok(Box::new(move |j| {
-            let mut tx = db.begin_write()?;
-            tx.set_durability(redb::Durability::None)?;
-            {
-                let mut table = tx.open_table(REDB_TABLE)?;
-                table.insert(&commit_key(run, u32::MAX, j)[..], &value[..])?;
             }
             tx.commit()?;
             Ok(())
