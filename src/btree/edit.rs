@@ -5,6 +5,7 @@
 //! the body's start, zeros after them), so the page deltas a commit logs stay as small as
 //! the change.
 
+use super::node::inline_entry_len;
 use super::search::{take, u16_at};
 use crate::page::{get_u32, put_u32, PAGE_HEADER};
 use crate::{Error, Result};
@@ -78,7 +79,7 @@ pub fn put_inline(p: &mut [u8], key: &[u8], value: &[u8]) -> Result<bool> {
     if !exists && n == u16::MAX as usize {
         return Ok(false);
     }
-    let entry = 2 + key.len() + 1 + 4 + value.len();
+    let entry = inline_entry_len(key, value);
     let new_used = used - (slot.end - slot.start) + entry;
     if new_used > p.len() {
         return Ok(false);

@@ -52,6 +52,11 @@ pub fn leaf_entry_len(key: &[u8], v: &Stored) -> usize {
     2 + key.len() + v.encoded_len()
 }
 
+/// Size of one leaf entry of `key` with `value` kept inline, in bytes.
+pub fn inline_entry_len(key: &[u8], value: &[u8]) -> usize {
+    2 + key.len() + 1 + 4 + value.len()
+}
+
 /// Size of one interior entry in bytes.
 pub fn internal_entry_len(key: &[u8]) -> usize {
     2 + key.len() + 4

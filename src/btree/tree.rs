@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::node::{internal_entry_len, leaf_entry_len, Node, Stored};
+use super::node::{inline_entry_len, internal_entry_len, leaf_entry_len, Node, Stored};
 use super::search::{search, Found};
 use super::{edit, space, PageIo};
 use crate::page::{self, get_u32, put_u32, PageKind, PAGE_HEADER};
@@ -88,8 +88,7 @@ pub fn put(io: &mut dyn PageIo, root: u32, key: &[u8], value: &[u8]) -> Result<(
         return Err(Error::RecordTooBig);
     }
     let ps = io.page_size();
-    // A leaf entry of an inline value: key length, key, tag, value length, value.
-    let inline = 2 + key.len() + 1 + 4 + value.len() <= capacity(ps) / 4;
+    let inline = inline_entry_len(key, value) <= capacity(ps) / 4;
     if inline && put_in_leaf(io, root, key, value)? {
         return Ok(());
     }
