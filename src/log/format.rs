@@ -188,7 +188,7 @@ impl Record {
 
     /// Encodes the payload.
     pub fn payload(&self) -> Vec<u8> {
-        let mut w = Vec::new();
+        let mut w = Vec::with_capacity(self.payload_len_hint());
         match self {
             Record::Pages(pages) => {
                 w.extend_from_slice(&(pages.len() as u32).to_le_bytes());
@@ -244,6 +244,21 @@ impl Record {
             Record::End | Record::Shutdown => {}
         }
         w
+    }
+
+    /// The payload's length for the records that carry pages (exact), a small guess for the
+    /// rest: a commit's payload is built in one allocation, not grown (and copied) as it fills.
+    fn payload_len_hint(&self) -> usize {
+        match self {
+            Record::Pages(pages) => 4 + pages.iter().map(|p| 12 + p.image.len()).sum::<usize>(),
+            Record::Deltas(deltas) => {
+                4 + deltas
+                    .iter()
+                    .map(|d| 12 + d.ranges.iter().map(|(_, b)| 4 + b.len()).sum::<usize>())
+                    .sum::<usize>()
+            }
+            _ => 64,
+        }
     }
 
     /// Decodes a payload of the given type; every length is checked.
@@ -458,6 +473,34 @@ impl<'a> Cur<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_records_are_built_in_one_allocation_of_their_exact_length() {
+        let recs = [
+            Record::Pages(vec![
+                PageImage {
+                    dbid: 1,
+                    pgno: 7,
+                    image: vec![3; 4096],
+                },
+                PageImage {
+                    dbid: 2,
+                    pgno: 9,
+                    image: vec![4; 100],
+                },
+            ]),
+            Record::Deltas(vec![PageDelta {
+                dbid: 1,
+                pgno: 7,
+                ranges: vec![(16, vec![1; 10]), (400, vec![2; 3])],
+            }]),
+        ];
+        for r in recs {
+            let p = r.payload();
+            assert_eq!(p.len(), r.payload_len_hint(), "{r:?}");
+            assert_eq!(p.capacity(), p.len(), "no growth: {r:?}");
+        }
+    }
 
     #[test]
     fn records_round_trip_and_bind_to_their_position() {
