@@ -522,10 +522,11 @@ impl BulkClock {
         }
     }
 
-    /// The next transaction puts keys `i..i + n`.
+    /// The next transaction puts keys `i..i + n`: the last tenth's clock starts with the
+    /// transaction that holds its first key.
     pub fn before(&mut self, i: u64, n: u64) {
         let from = self.keys - self.tenth;
-        if i < from && i + n >= from {
+        if (i..i + n).contains(&from) {
             self.last_start = self.t0.elapsed().as_secs_f64();
         }
     }

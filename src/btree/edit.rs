@@ -6,9 +6,9 @@
 //! the change.
 
 use super::node::inline_entry_len;
-use super::search::{take, u16_at};
-use crate::page::{get_u32, put_u32, PAGE_HEADER};
-use crate::{Error, Result};
+use super::search::{leaf_entry, u16_at};
+use crate::page::{put_u32, PAGE_HEADER};
+use crate::Result;
 
 /// Where a key goes in a leaf.
 struct Slot {
@@ -29,27 +29,14 @@ fn locate(p: &[u8], key: &[u8]) -> Result<(usize, Slot, usize)> {
     let mut slot = None;
     for _ in 0..n {
         let start = at;
-        let klen = u16_at(p, &mut at)?;
-        let k = take(p, &mut at, klen)?;
-        let overflow = match take(p, &mut at, 1)?[0] {
-            0 => {
-                let len = get_u32(take(p, &mut at, 4)?, 0) as usize;
-                take(p, &mut at, len)?;
-                false
-            }
-            1 => {
-                take(p, &mut at, 12)?;
-                true
-            }
-            _ => return Err(Error::DatabaseCorrupted),
-        };
+        let (k, v) = leaf_entry(p, &mut at)?;
         if slot.is_none() {
             slot = match k.cmp(key) {
                 std::cmp::Ordering::Less => None,
                 std::cmp::Ordering::Equal => Some(Slot {
                     start,
                     end: at,
-                    overflow,
+                    overflow: v.is_none(),
                 }),
                 std::cmp::Ordering::Greater => Some(Slot {
                     start,
@@ -112,6 +99,7 @@ mod tests {
     use super::*;
     use crate::btree::{Node, Stored};
     use crate::page::{self, PageKind};
+    use crate::Error;
     use rand::{Rng, SeedableRng};
 
     /// What the decoding path makes of the same put, or `None` where it would split or free

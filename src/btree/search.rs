@@ -36,6 +36,29 @@ pub(super) fn u16_at(b: &[u8], at: &mut usize) -> Result<usize> {
     Ok(u16::from_le_bytes([s[0], s[1]]) as usize)
 }
 
+/// A leaf entry's value as stored: the bytes kept in the leaf, or `None` for a value in
+/// overflow pages.
+pub(super) type Value<'a> = Option<&'a [u8]>;
+
+/// The leaf entry at `*at` (key and value), moving `at` past it; every length is checked
+/// against the page.
+pub(super) fn leaf_entry<'a>(p: &'a [u8], at: &mut usize) -> Result<(&'a [u8], Value<'a>)> {
+    let klen = u16_at(p, at)?;
+    let k = take(p, at, klen)?;
+    let v = match take(p, at, 1)?[0] {
+        0 => {
+            let len = get_u32(take(p, at, 4)?, 0) as usize;
+            Some(take(p, at, len)?)
+        }
+        1 => {
+            take(p, at, 12)?;
+            None
+        }
+        _ => return Err(Error::DatabaseCorrupted),
+    };
+    Ok((k, v))
+}
+
 /// Looks `key` up in one node page.
 pub fn search<'a>(p: &'a [u8], key: &[u8]) -> Result<Found<'a>> {
     let mut at = PAGE_HEADER;
@@ -43,29 +66,14 @@ pub fn search<'a>(p: &'a [u8], key: &[u8]) -> Result<Found<'a>> {
         Some(PageKind::Leaf) => {
             let n = u16_at(p, &mut at)?;
             for _ in 0..n {
-                let klen = u16_at(p, &mut at)?;
-                let k = take(p, &mut at, klen)?;
-                let tag = take(p, &mut at, 1)?[0];
-                let found = k == key;
-                match tag {
-                    0 => {
-                        let len = get_u32(take(p, &mut at, 4)?, 0) as usize;
-                        let v = take(p, &mut at, len)?;
-                        if found {
-                            return Ok(Found::Inline(v));
-                        }
+                let (k, v) = leaf_entry(p, &mut at)?;
+                match k.cmp(key) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => {
+                        return Ok(v.map_or(Found::Overflow, Found::Inline));
                     }
-                    1 => {
-                        take(p, &mut at, 12)?;
-                        if found {
-                            return Ok(Found::Overflow);
-                        }
-                    }
-                    _ => return Err(Error::DatabaseCorrupted),
-                }
-                // Keys are sorted: past it means absent.
-                if k > key {
-                    return Ok(Found::Missing);
+                    // Keys are sorted: past it means absent.
+                    std::cmp::Ordering::Greater => return Ok(Found::Missing),
                 }
             }
             Ok(Found::Missing)

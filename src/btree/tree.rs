@@ -109,15 +109,17 @@ fn put_in_leaf(io: &mut dyn PageIo, root: u32, key: &[u8], value: &[u8]) -> Resu
     let mut pgno = root;
     for _ in 0..MAX_DEPTH {
         let mut p = io.read(pgno)?;
+        // A leaf is read once, by the edit; an interior page by the search.
+        if page::kind(&p) == Some(PageKind::Leaf) {
+            if !edit::put_inline(&mut p, key, value)? {
+                return Ok(false);
+            }
+            io.write(pgno, p);
+            return Ok(true);
+        }
         match search(&p, key)? {
             Found::Child(c) => pgno = c,
-            _ => {
-                if !edit::put_inline(&mut p, key, value)? {
-                    return Ok(false);
-                }
-                io.write(pgno, p);
-                return Ok(true);
-            }
+            _ => return Err(Error::DatabaseCorrupted),
         }
     }
     Err(Error::DatabaseCorrupted)

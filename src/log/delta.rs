@@ -46,26 +46,30 @@ pub fn diff(old: &[u8], new: &[u8]) -> Vec<(u16, Vec<u8>)> {
         if i >= n {
             break;
         }
-        let start = i;
-        let mut end = i + 1;
-        let mut same = 0;
-        let mut j = end;
-        while j < n {
-            if old[j] == new[j] {
-                same += 1;
-                if same >= GAP {
-                    break;
-                }
-            } else {
-                same = 0;
-                end = j + 1;
-            }
-            j += 1;
-        }
-        out.push((start as u16, new[start..end].to_vec()));
+        let end = change_end(old, new, i, n);
+        out.push((i as u16, new[i..end].to_vec()));
         i = end;
     }
     out
+}
+
+/// The end of the change that starts at `start`: the byte after its last differing byte,
+/// where runs of fewer than [`GAP`] equal bytes do not end it.
+fn change_end(old: &[u8], new: &[u8], start: usize, n: usize) -> usize {
+    let mut end = start + 1;
+    let mut same = 0;
+    for j in start + 1..n {
+        if old[j] == new[j] {
+            same += 1;
+            if same >= GAP {
+                break;
+            }
+        } else {
+            same = 0;
+            end = j + 1;
+        }
+    }
+    end
 }
 
 /// Bytes a delta takes in a log record.
@@ -111,7 +115,7 @@ mod tests {
         }
     }
 
-    /// The byte-at-a-time scan `diff` replaced: the word skip must find the same ranges.
+    /// `diff` with the byte-at-a-time scan for the next change that the word skip replaced.
     fn by_bytes(old: &[u8], new: &[u8]) -> Vec<(u16, Vec<u8>)> {
         let mut out = Vec::new();
         let n = old.len().min(new.len());
@@ -121,20 +125,8 @@ mod tests {
                 i += 1;
                 continue;
             }
-            let (start, mut end, mut same, mut j) = (i, i + 1, 0, i + 1);
-            while j < n {
-                if old[j] == new[j] {
-                    same += 1;
-                    if same >= GAP {
-                        break;
-                    }
-                } else {
-                    same = 0;
-                    end = j + 1;
-                }
-                j += 1;
-            }
-            out.push((start as u16, new[start..end].to_vec()));
+            let end = change_end(old, new, i, n);
+            out.push((i as u16, new[i..end].to_vec()));
             i = end;
         }
         out
