@@ -3,7 +3,9 @@
 //! The write-ahead rule lives here: a dirty page may be written only once the log is durable
 //! past the commit that last changed it (`wal_lsn`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::lsn::Lsn;
 
@@ -33,7 +35,8 @@ pub(crate) struct Frame {
 
 #[derive(Debug)]
 pub(crate) struct Cache {
-    frames: HashMap<PageKey, Frame>,
+    /// By page: Fx hashing, as SipHash was a tenth of a cached `get`.
+    frames: FxHashMap<PageKey, Frame>,
     clock: VecDeque<PageKey>,
     capacity: usize,
     pub hits: u64,
@@ -43,7 +46,7 @@ pub(crate) struct Cache {
 impl Cache {
     pub fn new(capacity: usize) -> Cache {
         Cache {
-            frames: HashMap::new(),
+            frames: FxHashMap::default(),
             clock: VecDeque::new(),
             capacity,
             hits: 0,

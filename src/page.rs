@@ -11,7 +11,9 @@
 //! | 4..8 | page number (u32 LE) |
 //! | 8..16 | log position of the last change (u64 LE) |
 //! | 16 | kind ([`PageKind`]) |
-//! | 17..32 | reserved, zero |
+//! | 17 | 1 if an interior node's body ends with a slot array, else 0 |
+//! | 18..20 | where that slot array starts (u16 LE), else 0 |
+//! | 20..32 | reserved, zero |
 
 use crate::{Error, Result};
 

@@ -550,6 +550,46 @@ impl BackupState {
         })
     }
 
+    /// The read that would follow on `handle` with `max_len`, planned for a read-ahead
+    /// without marking the file busy: a database chunk that ends before the trailer (whose
+    /// backup record is only known when it is asked for). `None` for a log, a file that is
+    /// busy, not yet begun or near its end, and while the backup is stopping. The read-ahead
+    /// is handed out only if the next `plan_read` asks for exactly this chunk.
+    pub fn plan_ahead(&self, handle: u64, max_len: usize) -> Option<(ReadTicket, ReadPlan)> {
+        self.check_stop().ok()?;
+        let slot = self.files.get(&handle)?;
+        let ps = self.page_size as usize;
+        if slot.busy || slot.pos == 0 || max_len == 0 || !max_len.is_multiple_of(ps) {
+            return None;
+        }
+        if slot.pos + max_len as u64 >= slot.size {
+            return None;
+        }
+        let OpenedFile::Db {
+            file,
+            header,
+            last_page,
+            ..
+        } = &slot.file
+        else {
+            return None;
+        };
+        let ticket = ReadTicket {
+            backup: self.id,
+            handle,
+        };
+        let plan = ReadPlan::Db {
+            file: file.clone(),
+            pos: slot.pos,
+            len: max_len,
+            header: header.clone(),
+            last_page: *last_page,
+            trailer: None,
+            buffers: self.buffers.clone(),
+        };
+        Some((ticket, plan))
+    }
+
     /// A planned read finished. A database page that failed verification cancels that
     /// database's copy (its handle closes; the backup goes on); a bad log ends the backup.
     ///

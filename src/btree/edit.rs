@@ -6,7 +6,7 @@
 //! the change.
 
 use super::node::inline_entry_len;
-use super::search::{leaf_entry, u16_at};
+use super::search::{key_cmp, leaf_entry, u16_at};
 use crate::page::{put_u32, PAGE_HEADER};
 use crate::Result;
 
@@ -31,7 +31,7 @@ fn locate(p: &[u8], key: &[u8]) -> Result<(usize, Slot, usize)> {
         let start = at;
         let (k, v) = leaf_entry(p, &mut at)?;
         if slot.is_none() {
-            slot = match k.cmp(key) {
+            slot = match key_cmp(k, key) {
                 std::cmp::Ordering::Less => None,
                 std::cmp::Ordering::Equal => Some(Slot {
                     start,

@@ -4,7 +4,10 @@
 //! Leaf body: `count u16`, then per entry `key_len u16, key, tag u8` and either
 //! `len u32, bytes` (tag 0, inline) or `total_len u64, first_pgno u32` (tag 1, overflow).
 //! Interior body: `count u16, first_child u32`, then per entry `key_len u16, key, child u32`;
-//! child `i` holds keys `>= key_i`, `first_child` keys below `key_0`.
+//! child `i` holds keys `>= key_i`, `first_child` keys below `key_0`. After the entries comes a
+//! slot array, `count` u16 offsets of the entries, which header bytes 17..20 point to (see
+//! `page`), so a lookup binary-searches an interior node instead of reading it entry by entry.
+//! A node written before the slots were added has none (byte 17 is 0) and is read in order.
 
 use super::search::corrupted;
 use crate::page::{self, get_u32, get_u64, put_u32, put_u64, PageKind, PAGE_HEADER};
@@ -57,9 +60,26 @@ pub fn inline_entry_len(key: &[u8], value: &[u8]) -> usize {
     2 + key.len() + 1 + 4 + value.len()
 }
 
-/// Size of one interior entry in bytes.
+/// Size of one interior entry in bytes, its slot included.
 pub fn internal_entry_len(key: &[u8]) -> usize {
-    2 + key.len() + 4
+    2 + key.len() + 4 + 2
+}
+
+/// Header byte that says an interior node has a slot array.
+const SLOTTED_AT: usize = 17;
+/// Header bytes of the slot array's offset.
+const SLOTS_AT: usize = 18;
+
+/// Where the slot array of an interior node starts, if it has one.
+pub(super) fn slots(page: &[u8]) -> Option<usize> {
+    (page[SLOTTED_AT] == 1)
+        .then(|| u16::from_le_bytes([page[SLOTS_AT], page[SLOTS_AT + 1]]) as usize)
+}
+
+/// Marks the page as having a slot array at `at`, or none.
+fn set_slots(page: &mut [u8], at: Option<usize>) {
+    page[SLOTTED_AT] = at.is_some() as u8;
+    page[SLOTS_AT..SLOTS_AT + 2].copy_from_slice(&(at.unwrap_or(0) as u16).to_le_bytes());
 }
 
 impl Node {
@@ -84,6 +104,7 @@ impl Node {
         match self {
             Node::Leaf(entries) => {
                 page::set_kind(page, PageKind::Leaf);
+                set_slots(page, None);
                 page[at..at + 2].copy_from_slice(&(entries.len() as u16).to_le_bytes());
                 at += 2;
                 for (k, v) in entries {
@@ -96,10 +117,17 @@ impl Node {
                 page[at..at + 2].copy_from_slice(&(entries.len() as u16).to_le_bytes());
                 put_u32(page, at + 2, *first);
                 at += 6;
+                let mut entry = at;
                 for (k, c) in entries {
                     at = put_key(page, at, k);
                     put_u32(page, at, *c);
                     at += 4;
+                }
+                set_slots(page, Some(at));
+                for (k, _) in entries {
+                    page[at..at + 2].copy_from_slice(&(entry as u16).to_le_bytes());
+                    at += 2;
+                    entry += 2 + k.len() + 4;
                 }
             }
         }
@@ -139,6 +167,18 @@ impl Node {
                 for _ in 0..n {
                     let k = r.key()?;
                     entries.push((k, r.u32()?));
+                }
+                if let Some(at) = slots(page) {
+                    // The slots must name exactly the entries read in order: a lookup trusts
+                    // them.
+                    r.at = at;
+                    let mut start = PAGE_HEADER + 6;
+                    for (k, _) in &entries {
+                        if r.u16()? as usize != start {
+                            return Err(Error::DatabaseCorrupted);
+                        }
+                        start += 2 + k.len() + 4;
+                    }
                 }
                 Ok(Node::Internal { first, entries })
             }

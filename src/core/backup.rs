@@ -182,6 +182,13 @@ impl Core {
         self.settle(r)
     }
 
+    /// The chunk after the one just read, for a read-ahead ([`BackupState::plan_ahead`]);
+    /// `None` when there is none to read ahead or the instance is unavailable.
+    pub fn backup_plan_ahead(&self, handle: u64, max_len: usize) -> Option<(ReadTicket, ReadPlan)> {
+        self.check_available().ok()?;
+        self.backup.as_ref()?.plan_ahead(handle, max_len)
+    }
+
     /// A read finished: settled against the backup and file of its ticket only. A read of a
     /// backup that has ended is `NoBackup` (behaviour.md §2.2), whatever runs now. The pages
     /// it verified count in [`CoreStats::backup_pages_verified`] whatever becomes of it; its

@@ -1,6 +1,6 @@
 //! Creating, attaching and detaching database files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -115,7 +115,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
-                roots: HashSet::new(),
+                roots: Default::default(),
                 _lock: lock,
             },
         );
@@ -158,7 +158,7 @@ impl Core {
                 file,
                 header,
                 tables: HashMap::new(),
-                roots: HashSet::new(),
+                roots: Default::default(),
                 _lock: lock,
             },
         );

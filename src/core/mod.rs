@@ -21,7 +21,7 @@ pub use fetch::{Fetch, FetchDone, Fetched, Read};
 pub use slice::{prefix_end, Direction, Slice, SLICE_BYTES, SLICE_ROWS};
 pub use view::View;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -133,7 +133,7 @@ pub(crate) struct Database {
     pub header: DbHeader,
     pub tables: HashMap<String, u32>,
     /// The tables' root pages: what a [`TableId`] of this database may name.
-    pub roots: HashSet<u32>,
+    pub roots: rustc_hash::FxHashSet<u32>,
     /// The lock on the file (behaviour.md §1.3), released when the database is detached.
     pub _lock: FileLock,
 }
@@ -150,7 +150,7 @@ pub struct Core {
     checkpoint: Checkpoint,
     dbs: BTreeMap<u32, Database>,
     next_dbid: u32,
-    sessions: HashMap<u64, Option<Txn>>,
+    sessions: rustc_hash::FxHashMap<u64, Option<Txn>>,
     next_session: u64,
     commit_seq: u64,
     conflicts: Conflicts,
@@ -232,7 +232,7 @@ impl Core {
             checkpoint,
             dbs: BTreeMap::new(),
             next_dbid: 1,
-            sessions: HashMap::new(),
+            sessions: Default::default(),
             next_session: 1,
             commit_seq: 0,
             conflicts: Conflicts::default(),

@@ -65,6 +65,10 @@ pub struct Log {
     offset: u32,
     created_ms: u64,
     preamble: Vec<AttachEntry>,
+    /// The framed length of the preamble's record, kept with it: every append checks its
+    /// size against the room the preamble leaves, and encoding the list each time showed in
+    /// a commit's profile.
+    preamble_len: u64,
     archived: BTreeSet<u32>,
     checkpoint_gen: u32,
     hold_from: Option<u32>,
@@ -143,6 +147,7 @@ impl Log {
             offset: r.offset,
             created_ms: r.created_ms,
             preamble: Vec::new(),
+            preamble_len: preamble_len(&[]),
             archived,
             checkpoint_gen: r.gen,
             hold_from: None,
@@ -188,13 +193,14 @@ impl Log {
 
     /// Largest payload one record may carry (larger writes are split by the caller).
     pub fn max_payload(&self) -> usize {
-        let pre = framed_len(Record::AttachList(self.preamble.clone()).payload().len()) as u64;
+        let pre = self.preamble_len;
         (self.cfg.file_size - LOG_HEADER_SIZE as u64 - END_RESERVE as u64 - pre - FRAME as u64 - 8)
             as usize
     }
 
     /// Sets the attach list written first in every new generation.
     pub fn set_preamble(&mut self, list: Vec<AttachEntry>) {
+        self.preamble_len = preamble_len(&list);
         self.preamble = list;
     }
 
@@ -389,4 +395,9 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.abandon();
     }
+}
+
+/// Bytes the attach-list record of `list` takes in a log file, frame included.
+fn preamble_len(list: &[AttachEntry]) -> u64 {
+    framed_len(Record::AttachList(list.to_vec()).payload().len()) as u64
 }
