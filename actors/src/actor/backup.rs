@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use ese::internals::backup::{stream, ReadTicket};
+use ese::internals::backup::{stream, ReadPlan, ReadTicket};
 use ese::{BackupBegin, BackupEnd, Error, Result};
 
-use super::{Actor, Finish};
+use super::Actor;
 use crate::messages::Reply;
 use crate::types::{BackupFile, BackupId, BackupInfo, LogInfo};
 
@@ -40,6 +40,7 @@ impl Actor {
 
     /// Closing decides whether the file counts as copied; no disk.
     pub(super) fn on_close_file(&mut self, file: BackupFile, r: Reply<()>) {
+        self.drop_prefetch();
         let _ = r.send(self.core_mut().backup_close(file.0));
     }
 
@@ -78,6 +79,7 @@ impl Actor {
 
     /// Header updates are written and synced: a job.
     pub(super) fn on_end_backup(&mut self, grbit: BackupEnd, r: Reply<()>) {
+        self.drop_prefetch();
         self.core_job(r, move |c| c.backup_end(grbit));
     }
 
@@ -104,16 +106,28 @@ impl Actor {
                 return;
             }
         };
+        if let Some(r) = self.take_prefetch(ticket, &plan, r) {
+            self.read_chunk(ticket, plan, r);
+        }
+    }
+
+    /// Reads a planned chunk on the blocking pool; its completion settles it.
+    pub(super) fn read_chunk(
+        &mut self,
+        ticket: ReadTicket,
+        plan: ReadPlan,
+        r: Reply<bytes::Bytes>,
+    ) {
+        let core = self.core_mut();
         let span = core.backup_span();
         let sig = core.log().signature();
         let storage = self.storage.clone();
         self.reads_in_flight += 1;
-        self.job(false, move |_| {
+        self.read_job(move || {
             let res = span.in_scope(|| stream::execute(&*storage, &plan, sig));
-            let finish: Finish = Box::new(move |a: &mut Actor| {
+            Box::new(move |a: &mut Actor| {
                 span.in_scope(|| a.read_finished(ticket, res, r));
-            });
-            (None, finish)
+            })
         });
     }
 
@@ -126,7 +140,12 @@ impl Actor {
         match self.core.as_mut() {
             Some(core) => {
                 self.reads_in_flight -= 1;
-                let _ = r.send(core.backup_read_done(ticket, res));
+                let answer = core.backup_read_done(ticket, res);
+                let full = answer.as_ref().map_or(0, |c| c.len());
+                let _ = r.send(answer);
+                if full > 0 {
+                    self.start_prefetch(ticket, full);
+                }
                 self.maybe_run_pending_term();
             }
             // A job holds the core: settle the read when it comes back.

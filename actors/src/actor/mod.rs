@@ -15,6 +15,7 @@ mod exclusive;
 mod lifecycle;
 #[cfg(test)]
 mod observability_tests;
+mod prefetch;
 mod reads;
 mod route;
 
@@ -86,6 +87,8 @@ pub(crate) struct Actor {
     pub next_scan: u64,
     /// `stop_backup` arrived while a job held the core.
     pub stop_backup_pending: bool,
+    /// The database chunk read ahead of the backup client (`prefetch.rs`).
+    pub prefetch: Option<prefetch::Prefetch>,
 }
 
 /// A finished read waiting for the core, with the ticket of the backup and file it read.
@@ -135,6 +138,7 @@ pub(crate) fn start(
         scans: HashMap::new(),
         next_scan: 0,
         stop_backup_pending: false,
+        prefetch: None,
     };
     rt.spawn(actor.run(inbox, crx).instrument(span));
 }
@@ -244,6 +248,11 @@ impl Actor {
             };
             let _ = tx.send(Completion::Job(Box::new(done)));
         });
+    }
+
+    /// Runs a read without the core on the blocking pool; `Finish` runs on the actor after.
+    pub fn read_job(&mut self, f: impl FnOnce() -> Finish + Send + 'static) {
+        self.job(false, move |_| (None, f()));
     }
 
     /// Runs a core call that touches disk as a job holding the core, and answers with its
