@@ -9,7 +9,7 @@ use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Instance, Term};
+use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Instance, TableId, Term};
 use support::actor::*;
 
 const ROWS: u32 = 300;
@@ -18,7 +18,7 @@ const CHUNK: usize = 4 * PAGE;
 
 /// An instance on gated storage whose database holds `ROWS` rows, every page of it on disk
 /// (written, then termed cleanly and attached again), so that two backups read the same pages.
-async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, PathBuf, GatedStorage) {
+async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, PathBuf, GatedStorage, TableId) {
     let gated = GatedStorage::new(ese::io::os());
     let (inst, _t, path) =
         support::actor::instance_on(engine, gated.storage(), "ahead", dir, ROWS).await;
@@ -28,8 +28,9 @@ async fn gated_instance(engine: &Engine, dir: &Path) -> (Instance, PathBuf, Gate
         .await
         .unwrap();
     inst.init().await.unwrap();
-    inst.attach_database(&path).await.unwrap();
-    (inst, path, gated)
+    let db = inst.attach_database(&path).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    (inst, path, gated, t)
 }
 
 /// A whole database image streamed in one full backup (ended with ABORT), chunk `i` being
@@ -89,7 +90,7 @@ async fn read_ahead_held(
 async fn a_steady_stream_gives_the_bytes_of_reads_that_never_match_a_read_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, path, _gated) = gated_instance(&engine, dir.path()).await;
+    let (inst, path, _gated, _t) = gated_instance(&engine, dir.path()).await;
     let before = inst.stats().await.unwrap().backup_pages_verified;
     // Every chunk the size of the last: each is served from a read-ahead.
     let steady = image(&inst, &path, |_| CHUNK).await;
@@ -105,10 +106,48 @@ async fn a_steady_stream_gives_the_bytes_of_reads_that_never_match_a_read_ahead(
 }
 
 #[tokio::test]
+async fn no_read_ahead_while_commits_run_beside_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, path, gated, t) = gated_instance(&engine, dir.path()).await;
+    // The commit below must not read the file (its reads are held): its pages are cached now.
+    put_rows(&inst, t, ROWS..ROWS + 1).await;
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let (h, _) = inst.open_file(&path).await.unwrap();
+    let first = gated.latch_reads("db.edb");
+    let reader = {
+        let inst = inst.clone();
+        tokio::spawn(async move { inst.read_file(h, CHUNK).await })
+    };
+    first.arrived_at_least(1).await;
+    // A commit while the chunk is on disk: the backup is not alone.
+    put_rows(&inst, t, ROWS + 1..ROWS + 2).await;
+    gated.clear();
+    let after = gated.latch_reads("db.edb");
+    first.release();
+    reader.await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(after.arrived(), 0, "a chunk was read ahead beside a commit");
+    // The next chunk is read when asked for.
+    let next = {
+        let inst = inst.clone();
+        tokio::spawn(async move { inst.read_file(h, CHUNK).await })
+    };
+    after.arrived_at_least(1).await;
+    after.release();
+    assert_eq!(next.await.unwrap().unwrap().len(), CHUNK);
+    inst.close_file(h).await.unwrap();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_read_asked_for_while_its_read_ahead_is_on_disk_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, path, gated) = gated_instance(&engine, dir.path()).await;
+    let (inst, path, gated, _t) = gated_instance(&engine, dir.path()).await;
     let (h, first, ahead) = read_ahead_held(&inst, &gated, &path).await;
     let second = {
         let inst = inst.clone();
@@ -144,7 +183,7 @@ async fn a_read_asked_for_while_its_read_ahead_is_on_disk_waits_for_it() {
 async fn stop_backup_with_a_read_ahead_on_disk_refuses_the_next_read_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, path, gated) = gated_instance(&engine, dir.path()).await;
+    let (inst, path, gated, _t) = gated_instance(&engine, dir.path()).await;
     let (h, _first, ahead) = read_ahead_held(&inst, &gated, &path).await;
     inst.stop_backup().await.unwrap();
     // BackupAbortByServer (-801), without waiting for the read-ahead still on disk.
@@ -168,7 +207,7 @@ async fn stop_backup_with_a_read_ahead_on_disk_refuses_the_next_read_at_once() {
 async fn a_close_drops_the_read_ahead_and_the_file_reopens_from_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, path, gated) = gated_instance(&engine, dir.path()).await;
+    let (inst, path, gated, _t) = gated_instance(&engine, dir.path()).await;
     let (h, first, ahead) = read_ahead_held(&inst, &gated, &path).await;
     inst.close_file(h).await.unwrap();
     // A closed handle stays closed, read-ahead or not.
