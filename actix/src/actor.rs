@@ -1,0 +1,162 @@
+//! [`InstanceActor`]: an instance behind an actix `Addr`, and [`Ask`], the actix message that
+//! carries any typed message of the instance to it.
+
+use std::future::Future;
+use std::task::{Context as TaskContext, Waker};
+
+use actix::{Actor, Context, Handler, ResponseFuture};
+use ese_actors::{Instance, Result};
+use tokio::sync::oneshot;
+
+use crate::forward::Forward;
+use crate::runtime::{gone, InstanceRuntime};
+
+/// The adapter's actix mailbox depth for `send` (actix's default is 16): as deep as the
+/// instance's own mailbox, whose bound is the back-pressure that matters.
+const MAILBOX: usize = 1024;
+
+/// An actix actor that owns an [`Instance`] handle and answers every typed message of
+/// [`ese_actors::messages`], sent as [`Ask`], with the `Result` the `Instance` method of the
+/// same name gives: `addr.send(Ask(EndBackup { grbit })).await`.
+///
+/// **Forwarded at once.** Its handler puts the message into the instance's mailbox before it
+/// returns (and, if that mailbox is full, leaves the wait to a task on the instance's
+/// runtime), so a message the adapter took is served and its effect lands even if the
+/// caller's future is dropped, or the actix thread stops, before the answer comes. Messages
+/// from one caller reach the instance in the order the adapter took them.
+///
+/// **Before the adapter takes it**, actix's own rule applies: actix skips a message sent with
+/// `Addr::send` whose caller dropped the future while the message still waited in the
+/// adapter's actix mailbox (the instance never sees it). [`AskExt::ask`](crate::AskExt::ask)
+/// closes that gap: it sends without an actix reply channel, so the message is always
+/// handed on. Use it for what must land whatever the caller does (`EndBackup`, `StopService`,
+/// `Term`).
+///
+/// **Runtimes.** The adapter runs on any actix arbiter (an actix `System`, an actix-web
+/// worker). The instance's task, and each forwarding task, live on the [`InstanceRuntime`]
+/// given to [`InstanceActor::new`], never on the actix thread: an actix-web worker that stops
+/// takes its adapters with it, not the instance, which keeps answering through another
+/// adapter or its `Instance` handle.
+#[derive(Debug)]
+pub struct InstanceActor {
+    inst: Instance,
+    rt: InstanceRuntime,
+    /// Set by [`InstanceActor::start_in_thread`]: the adapter's `System` is its own, and it
+    /// stops with the adapter.
+    pub(crate) owns_system: bool,
+}
+
+impl InstanceActor {
+    /// An adapter for `inst`, whose task lives on `rt` (create it with
+    /// [`InstanceRuntime::create_instance`]). Start it with `Actor::start` on an actix
+    /// arbiter, or with [`InstanceActor::start_in_thread`] from a tokio host.
+    pub fn new(inst: Instance, rt: InstanceRuntime) -> InstanceActor {
+        InstanceActor {
+            inst,
+            rt,
+            owns_system: false,
+        }
+    }
+
+    /// The instance's handle (for calls that are not one message, run them on
+    /// [`InstanceActor::runtime`]).
+    pub fn instance(&self) -> &Instance {
+        &self.inst
+    }
+
+    /// The runtime the instance lives on.
+    pub fn runtime(&self) -> &InstanceRuntime {
+        &self.rt
+    }
+
+    /// Hands `msg` to the instance now and sends its answer into `reply` later. The first
+    /// poll of the forwarding future, here on the actix thread, puts the message into the
+    /// instance's mailbox when it has room, which keeps the order the adapter took messages
+    /// in; the rest (the answer, or the wait for room) is a task on the instance's runtime,
+    /// which owes the actix thread nothing.
+    pub(crate) fn dispatch<M: Forward>(&self, msg: M, reply: oneshot::Sender<Result<M::Reply>>) {
+        let answer = AnswerOnDrop(Some(reply));
+        let work = msg.forward(self.inst.clone());
+        let mut task = Box::pin(async move { answer.send(work.await) });
+        // The first poll runs inside the instance's runtime, so that whatever it touches
+        // (a timer, a spawn) belongs there. Its waker is never needed: a pending task is
+        // spawned below, and its first poll there registers the real one.
+        let _entered = self.rt.handle().enter();
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        if task.as_mut().poll(&mut cx).is_pending() {
+            // On a runtime that was shut down the task is dropped unrun: `AnswerOnDrop`
+            // answers `InvalidInstance`.
+            drop(self.rt.handle().spawn(task));
+        }
+    }
+}
+
+impl Actor for InstanceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if self.owns_system {
+            actix::System::current().stop();
+        }
+    }
+}
+
+/// Any typed message of the instance, as an actix message for [`InstanceActor`]. Its answer
+/// is the `Result` the `Instance` method gives:
+///
+/// ```no_run
+/// # async fn f(addr: actix::Addr<ese_actix::InstanceActor>) -> Result<(), Box<dyn std::error::Error>> {
+/// use ese_actix::Ask;
+/// use ese_actors::messages::{BeginBackup, EndBackup};
+/// use ese_actors::{BackupBegin, BackupEnd};
+///
+/// addr.send(Ask(BeginBackup { grbit: BackupBegin::empty() })).await??;
+/// // ... stream the files ...
+/// addr.send(Ask(EndBackup { grbit: BackupEnd::ABORT })).await??;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Ask<M>(pub M);
+
+impl<M: Forward> actix::Message for Ask<M> {
+    type Result = Result<M::Reply>;
+}
+
+impl<M: Forward> Handler<Ask<M>> for InstanceActor {
+    type Result = ResponseFuture<Result<M::Reply>>;
+
+    fn handle(&mut self, Ask(msg): Ask<M>, _ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.dispatch(msg, tx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(gone("the forwarding task ended")))
+        })
+    }
+}
+
+/// Where a forwarded message's answer goes. Dropped unanswered (its task never ran because
+/// the instance's runtime is shut down), it answers `InvalidInstance`, so no caller waits
+/// for an answer that cannot come.
+struct AnswerOnDrop<T>(Option<oneshot::Sender<Result<T>>>);
+
+impl<T> AnswerOnDrop<T> {
+    fn send(mut self, r: Result<T>) {
+        if let Some(tx) = self.0.take() {
+            // A caller that stopped waiting has dropped the receiver: nothing to tell.
+            let _ = tx.send(r);
+        }
+    }
+}
+
+impl<T> Drop for AnswerOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Err(gone("the forwarding task was dropped")));
+        }
+    }
+}
