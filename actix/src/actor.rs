@@ -2,13 +2,13 @@
 //! carries any typed message of the instance to it.
 
 use std::future::Future;
-use std::task::{Context as TaskContext, Waker};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
 use ese_actors::{Instance, Result};
 use tokio::sync::oneshot;
 
 use crate::forward::Forward;
+use crate::forwarding::Forwarding;
 use crate::runtime::{gone, InstanceRuntime};
 
 /// The adapter's actix mailbox depth for `send` (actix's default is 16): as deep as the
@@ -20,10 +20,11 @@ const MAILBOX: usize = 1024;
 /// same name gives: `addr.send(Ask(EndBackup { grbit })).await`.
 ///
 /// **Forwarded at once.** Its handler puts the message into the instance's mailbox before it
-/// returns (and, if that mailbox is full, leaves the wait to a task on the instance's
-/// runtime), so a message the adapter took is served and its effect lands even if the
-/// caller's future is dropped, or the actix thread stops, before the answer comes. Messages
-/// from one caller reach the instance in the order the adapter took them.
+/// returns, which keeps the order the adapter took messages in. A message the adapter took
+/// is then served and its effect lands whatever happens on the actix side: a caller that
+/// drops its future, or an actix thread that stops before the answer comes (the rest of the
+/// forwarding, e.g. a wait for room in a full mailbox, then finishes on the instance's
+/// runtime).
 ///
 /// **Before the adapter takes it**, actix's own rule applies: actix skips a message sent with
 /// `Addr::send` whose caller dropped the future while the message still waited in the
@@ -33,10 +34,11 @@ const MAILBOX: usize = 1024;
 /// `Term`).
 ///
 /// **Runtimes.** The adapter runs on any actix arbiter (an actix `System`, an actix-web
-/// worker). The instance's task, and each forwarding task, live on the [`InstanceRuntime`]
-/// given to [`InstanceActor::new`], never on the actix thread: an actix-web worker that stops
-/// takes its adapters with it, not the instance, which keeps answering through another
-/// adapter or its `Instance` handle.
+/// worker); it awaits each answer there, so the instance's reply wakes the actix thread
+/// directly. The instance's task lives on the [`InstanceRuntime`] given to
+/// [`InstanceActor::new`], never on the actix thread: an actix-web worker that stops takes
+/// its adapters with it, not the instance, which keeps answering through another adapter
+/// or its `Instance` handle.
 #[derive(Debug)]
 pub struct InstanceActor {
     inst: Instance,
@@ -69,25 +71,23 @@ impl InstanceActor {
         &self.rt
     }
 
-    /// Hands `msg` to the instance now and sends its answer into `reply` later. The first
-    /// poll of the forwarding future, here on the actix thread, puts the message into the
-    /// instance's mailbox when it has room, which keeps the order the adapter took messages
-    /// in; the rest (the answer, or the wait for room) is a task on the instance's runtime,
-    /// which owes the actix thread nothing.
-    pub(crate) fn dispatch<M: Forward>(&self, msg: M, reply: oneshot::Sender<Result<M::Reply>>) {
+    /// Hands `msg` to the instance now: the message is in the instance's mailbox (or, if
+    /// that is full, first in line for it) when this returns, and the returned future
+    /// answers it. Dropped before its end, the future finishes on the instance's runtime.
+    pub(crate) fn forward<M: Forward>(
+        &self,
+        msg: M,
+    ) -> Forwarding<impl Future<Output = Result<M::Reply>> + Send + 'static> {
+        Forwarding::start(msg.forward(self.inst.clone()), self.rt.handle())
+    }
+
+    /// [`InstanceActor::forward`], with the answer sent into `reply`, on the actix thread or,
+    /// if that stops first, on the instance's runtime.
+    pub(crate) fn forward_to<M: Forward>(&self, msg: M, reply: oneshot::Sender<Result<M::Reply>>) {
         let answer = AnswerOnDrop(Some(reply));
         let work = msg.forward(self.inst.clone());
-        let mut task = Box::pin(async move { answer.send(work.await) });
-        // The first poll runs inside the instance's runtime, so that whatever it touches
-        // (a timer, a spawn) belongs there. Its waker is never needed: a pending task is
-        // spawned below, and its first poll there registers the real one.
-        let _entered = self.rt.handle().enter();
-        let mut cx = TaskContext::from_waker(Waker::noop());
-        if task.as_mut().poll(&mut cx).is_pending() {
-            // On a runtime that was shut down the task is dropped unrun: `AnswerOnDrop`
-            // answers `InvalidInstance`.
-            drop(self.rt.handle().spawn(task));
-        }
+        let task = Forwarding::start(async move { answer.send(work.await) }, self.rt.handle());
+        actix::spawn(task);
     }
 }
 
@@ -130,18 +130,13 @@ impl<M: Forward> Handler<Ask<M>> for InstanceActor {
     type Result = ResponseFuture<Result<M::Reply>>;
 
     fn handle(&mut self, Ask(msg): Ask<M>, _ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.dispatch(msg, tx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(gone("the forwarding task ended")))
-        })
+        Box::pin(self.forward(msg))
     }
 }
 
-/// Where a forwarded message's answer goes. Dropped unanswered (its task never ran because
-/// the instance's runtime is shut down), it answers `InvalidInstance`, so no caller waits
-/// for an answer that cannot come.
+/// Where a forwarded message's answer goes. Dropped unanswered (the rest of its forwarding
+/// never ran because the instance's runtime is shut down), it answers `InvalidInstance`, so
+/// no caller waits for an answer that cannot come.
 struct AnswerOnDrop<T>(Option<oneshot::Sender<Result<T>>>);
 
 impl<T> AnswerOnDrop<T> {
@@ -156,7 +151,7 @@ impl<T> AnswerOnDrop<T> {
 impl<T> Drop for AnswerOnDrop<T> {
     fn drop(&mut self) {
         if let Some(tx) = self.0.take() {
-            let _ = tx.send(Err(gone("the forwarding task was dropped")));
+            let _ = tx.send(Err(gone("the forwarding was dropped unfinished")));
         }
     }
 }

@@ -64,6 +64,6 @@ impl<M: Forward> Handler<Deliver<M>> for InstanceActor {
     type Result = ();
 
     fn handle(&mut self, d: Deliver<M>, _ctx: &mut Context<Self>) {
-        self.dispatch(d.msg, d.reply);
+        self.forward_to(d.msg, d.reply);
     }
 }

@@ -29,13 +29,14 @@
 //! Which runtime does what:
 //! - the adapter runs on the actix arbiter it was started on (an actix `System`, an actix-web
 //!   worker, or its own thread with [`InstanceActor::start_in_thread`] for a tokio host);
-//! - the instance's task, and the task that forwards each message, run on an
-//!   [`InstanceRuntime`]: one of its own, or the host's main tokio runtime. An actix-web
-//!   worker that stops ends its adapters, never the instance.
+//! - the instance's task runs on an [`InstanceRuntime`]: one of its own, or the host's main
+//!   tokio runtime. An actix-web worker that stops ends its adapters, never the instance; a
+//!   message its adapter took is still served (its forwarding finishes on that runtime).
 
 mod actor;
 mod ask;
 mod forward;
+mod forwarding;
 mod runtime;
 mod thread;
 

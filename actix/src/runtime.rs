@@ -119,8 +119,8 @@ impl InstanceRuntime {
     }
 }
 
-/// The error of a message whose forwarding task never ran or never finished: the runtime the
-/// instance lives on is gone, and the instance with it.
+/// The error of a message whose forwarding never finished, or of a task that did not: the
+/// runtime the instance lives on is gone, and the instance with it.
 pub(crate) fn gone(why: &str) -> Error {
     Error::InvalidInstance.with_detail(format!("the instance's runtime is gone: {why}"))
 }

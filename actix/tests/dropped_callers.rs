@@ -189,3 +189,52 @@ async fn a_read_whose_caller_went_away_mid_read_is_still_served() {
     addr.send(Ask(StopBackup {})).await.unwrap().unwrap();
     inst.term(ese_actors::Term::STOP_BACKUP).await.unwrap();
 }
+
+/// The adapter's actix thread stops (an actix-web worker shutting down) while a read it
+/// forwarded is on disk: the read is still served to its end.
+#[test]
+fn a_read_whose_actix_thread_stopped_is_still_served() {
+    let rt = InstanceRuntime::dedicated(1).unwrap();
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (inst, gate) = setup.block_on(backup_running(&rt));
+    let (f, size) = setup.block_on(inst.open_file(Path::new(DB))).unwrap();
+    let whole = usize::try_from(size).unwrap();
+    let latch = ReleaseOnDrop(gate.latch_reads("db.edb"));
+    let (inst2, rt2, held) = (inst.clone(), rt.clone(), latch.0.clone());
+    std::thread::spawn(move || {
+        let system = actix::System::new();
+        system.block_on(async move {
+            let addr = InstanceActor::new(inst2, rt2).start();
+            let read = ReadFile {
+                file: f,
+                max_len: whole,
+            };
+            let req = actix::spawn(addr.send(Ask(read)));
+            held.arrived_at_least(1).await;
+            // The System stops with the read on disk and its answer still to come.
+            actix::System::current().stop();
+            drop(req);
+        });
+        system.run().unwrap();
+    })
+    .join()
+    .unwrap();
+    gate.clear();
+    latch.0.release();
+    setup.block_on(async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let next = loop {
+            match inst.read_file(f, 8 * PAGE).await {
+                Err(e) if e.code() == -1003 && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                }
+                other => break other,
+            }
+        };
+        assert!(next.expect("read after the abandoned one").is_empty());
+        inst.term(ese_actors::Term::STOP_BACKUP).await.unwrap();
+    });
+}
