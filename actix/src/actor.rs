@@ -71,9 +71,10 @@ impl InstanceActor {
         &self.rt
     }
 
-    /// Hands `msg` to the instance now: the message is in the instance's mailbox (or, if
-    /// that is full, first in line for it) when this returns, and the returned future
-    /// answers it. Dropped before its end, the future finishes on the instance's runtime.
+    /// Hands `msg` to the instance now: when this returns the message is in the instance's
+    /// mailbox, or waits in order for room in it (or, for `term` and `begin_external_backup`,
+    /// for a dropped backup's cleanup, as their methods do). The returned future answers it;
+    /// dropped before its end, it finishes on the instance's runtime.
     pub(crate) fn forward<M: Forward>(
         &self,
         msg: M,
