@@ -3,9 +3,21 @@
 //! instances on an [`InstanceRuntime`].
 #![allow(dead_code, unused_imports)]
 
+// The root test suite's gated storage, shared rather than written again.
+#[path = "../../../tests/support/actor/gated.rs"]
 mod gated;
 
-pub use gated::{GatedStorage, Latch, ReleaseOnDrop};
+pub use gated::{GatedStorage, Latch};
+
+/// Releases its latch when dropped: a test that fails while a read is held must not leave it
+/// held, or the runtime would wait for that read instead of reporting.
+pub struct ReleaseOnDrop(pub Latch);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -105,7 +105,7 @@ impl Pair {
 /// A backup read held on disk on both sides (the latches of both storages), with the tasks
 /// that await the two answers.
 pub struct HeldReads {
-    latches: [super::gated::ReleaseOnDrop; 2],
+    latches: [super::ReleaseOnDrop; 2],
     direct: tokio::task::JoinHandle<Result<bytes::Bytes>>,
     adapter:
         tokio::task::JoinHandle<std::result::Result<Result<bytes::Bytes>, actix::MailboxError>>,
@@ -139,7 +139,7 @@ impl Pair {
             g.clear();
         }
         HeldReads {
-            latches: latches.map(super::gated::ReleaseOnDrop),
+            latches: latches.map(super::ReleaseOnDrop),
             direct,
             adapter,
         }
