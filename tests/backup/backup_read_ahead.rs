@@ -165,18 +165,7 @@ async fn a_read_asked_for_while_its_read_ahead_is_on_disk_waits_for_it() {
     let second = second.await.unwrap().unwrap();
     let mut streamed = first.to_vec();
     streamed.extend_from_slice(&second);
-    loop {
-        let c = inst.read_file(h, CHUNK).await.unwrap();
-        if c.is_empty() {
-            break;
-        }
-        streamed.extend_from_slice(&c);
-    }
-    inst.close_file(h).await.unwrap();
-    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
-    let plain = image(&inst, &path, |i| (3 + i % 2) * PAGE).await;
-    assert!(pages(&streamed) == pages(&plain), "the images differ");
-    inst.term(Term::empty()).await.unwrap();
+    finish_and_compare(&inst, &path, h, streamed).await;
 }
 
 #[tokio::test]
@@ -217,17 +206,22 @@ async fn a_close_drops_the_read_ahead_and_the_file_reopens_from_its_start() {
     let again = inst.read_file(h2, CHUNK).await.unwrap();
     assert!(again == first, "the reopened file starts over");
     ahead.release();
-    let mut rest = again.to_vec();
+    finish_and_compare(&inst, &path, h2, again.to_vec()).await;
+}
+
+/// Reads the rest of `h` after `streamed`, ends the backup, and checks the whole against the
+/// pages a backup of chunks that never match a read-ahead gives; then terms the instance.
+async fn finish_and_compare(inst: &Instance, path: &Path, h: BackupFile, mut streamed: Vec<u8>) {
     loop {
-        let c = inst.read_file(h2, CHUNK).await.unwrap();
+        let c = inst.read_file(h, CHUNK).await.unwrap();
         if c.is_empty() {
             break;
         }
-        rest.extend_from_slice(&c);
+        streamed.extend_from_slice(&c);
     }
-    inst.close_file(h2).await.unwrap();
+    inst.close_file(h).await.unwrap();
     inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
-    let plain = image(&inst, &path, |i| (3 + i % 2) * PAGE).await;
-    assert!(pages(&rest) == pages(&plain), "the images differ");
+    let plain = image(inst, path, |i| (3 + i % 2) * PAGE).await;
+    assert!(pages(&streamed) == pages(&plain), "the images differ");
     inst.term(Term::empty()).await.unwrap();
 }
