@@ -1,5 +1,6 @@
 //! The `Instance` handle: every call is a typed message to the instance's actor.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -183,11 +184,31 @@ impl Instance {
     ///
     /// The message's own (its table line in [`crate::messages`] says whether the gate
     /// applies); `InvalidInstance` (-1115) if the instance is gone.
+    ///
+    /// It does exactly what the method of the same name does, so a host that forwards typed
+    /// messages gets the same behaviour as one that calls methods: `Term` (without `ABRUPT`,
+    /// `STOP_BACKUP` or `DIRTY`) and `BeginBackup` first wait for a dropped backup's cleanup,
+    /// and a `StopBackup` answered wakes the backup-set runs waiting out their rate limit.
     pub async fn ask<M: Message>(&self, msg: M) -> Result<M::Reply> {
+        let any: &dyn Any = &msg;
+        let settles = match any.downcast_ref::<Term>() {
+            Some(t) => !t
+                .grbit
+                .intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP | TermBits::DIRTY),
+            None => any.is::<BeginBackup>(),
+        };
+        let stops = any.is::<StopBackup>();
+        if settles {
+            self.settle_cleanups().await;
+        }
         let rx = self.post(msg).await?;
         // The actor answers every command it takes; a closed reply channel means the
         // instance is gone.
-        rx.await.unwrap_or(Err(Error::InvalidInstance))
+        let answer = rx.await.unwrap_or(Err(Error::InvalidInstance));
+        if stops && answer.is_ok() {
+            self.h.backup_runs.stopped();
+        }
+        answer
     }
 
     /// Puts a message into the mailbox and hands back where its answer will arrive, for a
@@ -251,9 +272,7 @@ impl Instance {
     /// the backup to end), or term with `Term::STOP_BACKUP`, which ends it as aborted by the
     /// server; [`Instance::shutdown`] does the first.
     pub async fn term(&self, grbit: TermBits) -> Result<()> {
-        if !grbit.intersects(TermBits::ABRUPT | TermBits::STOP_BACKUP | TermBits::DIRTY) {
-            self.settle_cleanups().await;
-        }
+        // `ask` first waits for a dropped backup's cleanup, unless the grbit ends a backup.
         self.ask(Term { grbit }).await
     }
     /// `JetStopServiceInstance`: answers at once; every later call fails with -1329.
@@ -273,9 +292,8 @@ impl Instance {
     /// Only `InvalidInstance` (-1115) after `term` (no gate: it works during `stop_service`
     /// and `term`).
     pub async fn stop_backup(&self) -> Result<()> {
-        self.ask(StopBackup {}).await?;
-        self.h.backup_runs.stopped();
-        Ok(())
+        // `ask` wakes the backup-set runs once it is answered.
+        self.ask(StopBackup {}).await
     }
     /// `JetCreateDatabase`: creates, attaches and locks the file; answers once its formatting
     /// commit is durable.
@@ -375,7 +393,7 @@ impl Instance {
     /// (-505) while a backup runs (it is not disturbed); `MissingFullBackup` (-560) for an
     /// incremental when an attached database has no full backup on this log stream.
     pub async fn begin_external_backup(&self, grbit: BackupBegin) -> Result<()> {
-        self.settle_cleanups().await;
+        // `ask` first waits for a dropped backup's cleanup.
         self.ask(BeginBackup { grbit }).await
     }
     /// `JetGetAttachInfoInstance`: the paths of the attached databases.
