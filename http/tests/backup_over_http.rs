@@ -626,3 +626,123 @@ async fn concurrent_begins_start_exactly_one_backup() {
     assert_eq!(codes, BTreeSet::from([(409, -505)]));
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }
+
+/// Pulls every file of the running backup's log phase (seals the logs first); answers the
+/// log info.
+async fn pull_logs(h: &Host, id: &str) -> Value {
+    let logs: Value = h
+        .http
+        .post(format!("{}/logs", h.backup(id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for f in logs["files"].as_array().unwrap() {
+        let log = pull(get_file(h, id, &f["index"].to_string(), None).await).await;
+        assert_eq!(log.status, 200);
+        assert_eq!(log.trailer("x-ese-file-crc32c"), Some(crc(&log.bytes)));
+    }
+    logs
+}
+
+/// A full backup with truncation, then an incremental, both over HTTP: the headers record a
+/// full and an incremental backup, and the sequence's refusals come back with their codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_with_truncation_then_incremental() {
+    let h = host(Opts::default()).await;
+    let w = h.writer();
+    let id = h.begin("full").await;
+    h.http
+        .get(format!("{}/databases", h.backup(&id)))
+        .send()
+        .await
+        .unwrap();
+    // Truncation before the log phase is out of sequence (the backup goes on).
+    let early = h
+        .http
+        .post(format!("{}/truncation", h.backup(&id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ese_error(early).await,
+        (409, -521, "JET_errInvalidBackupSequence".into())
+    );
+    let image = pull(get_file(&h, &id, "0", None).await).await;
+    assert_eq!(image.status, 200);
+    pull_logs(&h, &id).await;
+    let names: Value = h
+        .http
+        .get(format!("{}/truncation", h.backup(&id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(names["files"].is_array());
+    let t = h
+        .http
+        .post(format!("{}/truncation", h.backup(&id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(t.status(), 204);
+    let end = h
+        .http
+        .post(format!("{}/end", h.backup(&id)))
+        .json(&json!({"mode": "normal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    let info = h.inst.database_info(&h.db_path).await.unwrap();
+    assert!(info.last_full.is_some());
+
+    let inc = h.begin("incremental").await;
+    // No attach info in an incremental: InvalidBackupSequence, the backup goes on.
+    let dbs = h
+        .http
+        .get(format!("{}/databases", h.backup(&inc)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ese_error(dbs).await.1, -521);
+    pull_logs(&h, &inc).await;
+    let end = h
+        .http
+        .post(format!("{}/end", h.backup(&inc)))
+        .json(&json!({"mode": "normal", "truncate_done": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    w.stop().await;
+    let info = h.inst.database_info(&h.db_path).await.unwrap();
+    assert!(info.last_incremental.is_some());
+    h.inst.term(Term::empty()).await.unwrap();
+}
+
+/// Ending before the log phase: BackupAbortByCaller (-800), and the backup is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_end_before_the_logs_is_800() {
+    let h = host(Opts::default()).await;
+    let id = h.begin("full").await;
+    let end = h
+        .http
+        .post(format!("{}/end", h.backup(&id)))
+        .json(&json!({"mode": "normal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ese_error(end).await,
+        (409, -800, "JET_errBackupAbortByCaller".into())
+    );
+    let (status, code, _) = ese_error(h.http.get(h.backup(&id)).send().await.unwrap()).await;
+    assert_eq!((status, code), (410, -520));
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
