@@ -6,6 +6,7 @@
 //! GET    /v1/instances/{name}/backups/{id}/databases       attach info      (read)
 //! POST   /v1/instances/{name}/backups/{id}/logs            seal: log info   (read)
 //! GET    /v1/instances/{name}/backups/{id}/files/{file}    a file's bytes   (read)
+//! GET    /v1/instances/{name}/backups/{id}/record          set facts        (read)
 //! GET    /v1/instances/{name}/backups/{id}/truncation      truncate info    (truncate)
 //! POST   /v1/instances/{name}/backups/{id}/truncation      truncate logs    (truncate)
 //! POST   /v1/instances/{name}/backups/{id}/end             end              (end)
@@ -21,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use ese_actors::messages::{AbortBackupIf, BeginBackupWithId};
+use ese_actors::messages::{AbortBackupIf, BeginBackupWithId, GetBackupRecord};
 use ese_actors::{BackupBegin, BackupEnd, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -44,6 +45,7 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router {
         .route(&format!("{b}/databases"), get(databases))
         .route(&format!("{b}/logs"), post(seal_logs))
         .route(&format!("{b}/files/{{file}}"), get(crate::stream::get_file))
+        .route(&format!("{b}/record"), get(record))
         .route(
             &format!("{b}/truncation"),
             get(truncate_info).post(truncate),
@@ -81,6 +83,9 @@ async fn seal_logs(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answe
     detached(seal_logs_work(s, p, h)).await
 }
 
+async fn record(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
+    detached(record_work(s, p, h)).await
+}
 async fn truncate_info(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
     detached(truncate_info_work(s, p, h)).await
 }
@@ -252,6 +257,35 @@ async fn seal_logs_work(
     });
     seq.logs = Some(info);
     Ok(Json(body).into_response())
+}
+
+/// What a client needs to write the pulled files as a backup set (the manifest's facts): the
+/// record a normal end will write into the headers (`GetBackupRecord`, log phase only, else
+/// InvalidBackupSequence) and the instance's log signature, page size and base name.
+async fn record_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let r = s.touch(&name, &id)?;
+    let _seq = r.seq.lock().await;
+    let rec = r.inst.ask(GetBackupRecord {}).await?;
+    let me = r.inst.instance_info().await?;
+    Ok(Json(json!({
+        "instance": name,
+        "base_name": me.base_name,
+        "page_size": me.page_size,
+        "log_signature": me.log_signature.to_hex(),
+        "record": {
+            "mark": rec.mark,
+            "time_ms": rec.time_ms,
+            "gen_low": rec.gen_low,
+            "gen_high": rec.gen_high,
+            "stream": rec.stream,
+        },
+    }))
+    .into_response())
 }
 
 async fn truncate_info_work(
