@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,39 +68,53 @@ where
         .unwrap_or_else(|_| Err(ApiError::engine(Error::InternalError)))
 }
 
-async fn begin(s: Shared_, p: Path<String>, h: HeaderMap, b: Bytes) -> Answer {
-    detached(begin_work(s, p, h, b)).await
+async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: Bytes) -> Answer {
+    detached(begin_work(s, path(p)?, h, b)).await
 }
 
-async fn status(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(status_work(s, p, h)).await
+async fn status(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(status_work(s, path(p)?, h)).await
 }
 
-async fn databases(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(databases_work(s, p, h)).await
+async fn databases(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(databases_work(s, path(p)?, h)).await
 }
 
-async fn seal_logs(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(seal_logs_work(s, p, h)).await
+async fn seal_logs(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(seal_logs_work(s, path(p)?, h)).await
 }
 
-async fn record(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(record_work(s, p, h)).await
+async fn record(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(record_work(s, path(p)?, h)).await
 }
-async fn truncate_info(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(truncate_info_work(s, p, h)).await
-}
-
-async fn truncate(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(truncate_work(s, p, h)).await
+async fn truncate_info(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(truncate_info_work(s, path(p)?, h)).await
 }
 
-async fn end(s: Shared_, p: Path<(String, String)>, h: HeaderMap, b: Bytes) -> Answer {
-    detached(end_work(s, p, h, b)).await
+async fn truncate(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(truncate_work(s, path(p)?, h)).await
 }
 
-async fn abort(s: Shared_, p: Path<(String, String)>, h: HeaderMap) -> Answer {
-    detached(abort_work(s, p, h)).await
+async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: Bytes) -> Answer {
+    detached(end_work(s, path(p)?, h, b)).await
+}
+
+async fn abort(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(abort_work(s, path(p)?, h)).await
+}
+
+/// A path parameter, or why axum could not decode it (e.g. `%FF`, not UTF-8).
+pub(crate) type PathOr<T> = Result<Path<T>, PathRejection>;
+
+/// A path the router could not decode is InvalidParameter (400) like any malformed request.
+pub(crate) fn path<T>(p: PathOr<T>) -> Result<Path<T>, ApiError> {
+    p.map_err(|e| {
+        ApiError::new(
+            Error::InvalidParameter,
+            StatusCode::BAD_REQUEST,
+            format!("malformed path: {e}"),
+        )
+    })
 }
 
 async fn not_found() -> ApiError {

@@ -74,10 +74,10 @@ async fn open_if_needed(r: &Remote, seq: &mut Seq, idx: usize) -> Result<(), Api
 /// The handler.
 pub(crate) async fn get_file(
     s: State<Arc<Shared>>,
-    p: Path<(String, String, String)>,
+    p: crate::router::PathOr<(String, String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::router::detached(get_file_work(s, p, h)).await
+    crate::router::detached(get_file_work(s, crate::router::path(p)?, h)).await
 }
 
 async fn get_file_work(

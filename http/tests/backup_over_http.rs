@@ -580,6 +580,17 @@ async fn malformed_and_hostile_requests_are_refused() {
         let (status, code, _) = ese_error(res).await;
         assert_eq!((status, code), (404, -1003), "{f}");
     }
+    // A file name that is not UTF-8 once decoded: InvalidParameter (-1003), 400.
+    let res = h
+        .http
+        .get(format!("{}/files/%FF", h.backup(&id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ese_error(res).await,
+        (400, -1003, "JET_errInvalidParameter".into())
+    );
     let end = h
         .http
         .post(format!("{}/end", h.backup(&id)))
