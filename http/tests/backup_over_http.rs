@@ -873,3 +873,39 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
     }
     chk.term(Term::empty()).await.unwrap();
 }
+
+/// The server keeps only its window of a file: a resume from before it is 416 with
+/// InvalidParameter, one inside it is served, and the backup goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_older_than_the_window_is_416() {
+    let h = host(Opts {
+        window: Some(CHUNK as u64),
+        ..Opts::default()
+    })
+    .await;
+    let id = h.begin("full").await;
+    h.http
+        .get(format!("{}/databases", h.backup(&id)))
+        .send()
+        .await
+        .unwrap();
+    let whole = pull(get_file(&h, &id, "0", None).await).await;
+    assert_eq!(whole.status, 200);
+    let size = whole.bytes.len() as u64;
+    let (status, code, _) = ese_error(get_file(&h, &id, "0", Some(0)).await).await;
+    assert_eq!((status, code), (416, -1003));
+    let tail = pull(get_file(&h, &id, "0", Some(size - 1)).await).await;
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.bytes, whole.bytes[whole.bytes.len() - 1..]);
+    assert_eq!(tail.trailer("x-ese-file-crc32c"), Some(crc(&whole.bytes)));
+    pull_logs(&h, &id).await;
+    let end = h
+        .http
+        .post(format!("{}/end", h.backup(&id)))
+        .json(&json!({"mode": "normal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    h.inst.term(Term::empty()).await.unwrap();
+}

@@ -51,6 +51,8 @@ pub struct Host {
 pub struct Opts {
     pub ttl: Duration,
     pub tokens: Option<&'static str>,
+    /// The resume window, if not the default.
+    pub window: Option<u64>,
 }
 
 impl Default for Opts {
@@ -59,6 +61,7 @@ impl Default for Opts {
         Opts {
             ttl: Duration::from_secs(600),
             tokens: None,
+            window: None,
         }
     }
 }
@@ -91,6 +94,9 @@ pub async fn host(opts: Opts) -> Host {
         .instance("src", inst.clone())
         .lease_ttl(opts.ttl)
         .chunk_bytes(CHUNK);
+    if let Some(n) = opts.window {
+        b = b.window_bytes(n);
+    }
     if let Some(t) = opts.tokens {
         b = b.tokens(Tokens::parse(t).unwrap());
     }
