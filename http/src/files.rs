@@ -1,0 +1,272 @@
+//! The files of a remote backup and what makes a cut download resumable.
+//!
+//! The engine streams a file forward only, and opening a file again is not part of ESE's
+//! sequence, so the server keeps, per file, the last bytes it read from the engine (its
+//! *window*, a bounded number of bytes). A `Range: bytes=N-` request is served from the window
+//! for what the server read already, then from the engine. A start older than the window can
+//! no longer be served (416).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use ese_actors::BackupFile;
+use serde::Serialize;
+
+/// What a file of the backup is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// An attached database's image (header twice, pages, trailer).
+    Database,
+    /// An archived log file.
+    Log,
+}
+
+/// The bytes most recently read from the engine for one file: `[start, end)`.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    start: u64,
+    end: u64,
+    chunks: VecDeque<Bytes>,
+    cap: u64,
+}
+
+impl Window {
+    /// An empty window at offset 0 keeping at least `cap` bytes.
+    pub fn new(cap: u64) -> Window {
+        Window {
+            cap,
+            ..Window::default()
+        }
+    }
+
+    /// Where the engine's stream stands: the next byte it will give.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// The oldest offset still kept.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Appends the engine's next chunk, dropping whole old chunks beyond the capacity (the
+    /// newest chunk is always kept).
+    pub fn push(&mut self, chunk: Bytes) {
+        self.end += chunk.len() as u64;
+        self.chunks.push_back(chunk);
+        while self.end - self.start > self.cap && self.chunks.len() > 1 {
+            if let Some(old) = self.chunks.pop_front() {
+                self.start += old.len() as u64;
+            }
+        }
+    }
+
+    /// The kept bytes from `from` to the end, or `None` if `from` is outside `[start, end]`.
+    pub fn from(&self, from: u64) -> Option<Vec<Bytes>> {
+        if from < self.start || from > self.end {
+            return None;
+        }
+        let mut skip = from - self.start;
+        let mut out = Vec::new();
+        for c in &self.chunks {
+            let len = c.len() as u64;
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            out.push(c.slice(skip as usize..));
+            skip = 0;
+        }
+        Some(out)
+    }
+
+    /// Forgets the kept bytes (the client moved on to another file).
+    pub fn release(&mut self) {
+        self.start = self.end;
+        self.chunks.clear();
+    }
+}
+
+/// One file of the backup, as the server tracks it.
+#[derive(Debug)]
+pub struct FileEntry {
+    /// The file's name, how a client may address it (with its index).
+    pub name: String,
+    /// Its path on the server: never taken from a client.
+    pub path: PathBuf,
+    /// Database or log.
+    pub kind: FileKind,
+    /// The engine's handle while open.
+    pub handle: Option<BackupFile>,
+    /// The streamed size, once opened.
+    pub size: Option<u64>,
+    /// The last bytes read from the engine.
+    pub window: Window,
+    /// CRC-32C of every byte read from the engine so far, in order.
+    pub crc: u32,
+    /// Read to its end and closed.
+    pub complete: bool,
+    /// Bumped by every GET of the file: an older response still streaming stops.
+    pub epoch: u64,
+}
+
+impl FileEntry {
+    /// A file not opened yet.
+    pub fn new(path: PathBuf, kind: FileKind, window: u64) -> FileEntry {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        FileEntry {
+            name,
+            path,
+            kind,
+            handle: None,
+            size: None,
+            window: Window::new(window),
+            crc: 0,
+            complete: false,
+            epoch: 0,
+        }
+    }
+
+    /// Records the engine's next chunk.
+    pub fn took(&mut self, chunk: &Bytes) {
+        self.crc = crc32c::crc32c_append(self.crc, chunk);
+        self.window.push(chunk.clone());
+    }
+}
+
+/// The files of a backup in the order the server listed them; clients address them by index
+/// or exact name, never by path.
+#[derive(Debug, Default)]
+pub struct FileTable {
+    files: Vec<FileEntry>,
+}
+
+impl FileTable {
+    /// Adds the files not listed yet (a list may be asked for again), answering their indexes.
+    pub fn add(&mut self, paths: &[PathBuf], kind: FileKind, window: u64) -> Vec<usize> {
+        paths
+            .iter()
+            .map(|p| match self.files.iter().position(|f| &f.path == p) {
+                Some(i) => i,
+                None => {
+                    self.files.push(FileEntry::new(p.clone(), kind, window));
+                    self.files.len() - 1
+                }
+            })
+            .collect()
+    }
+
+    /// The file a client names: a decimal index, or a name exactly as listed. Anything else
+    /// (paths, `..`, separators) names nothing.
+    pub fn find(&self, id: &str) -> Option<usize> {
+        if let Ok(i) = id.parse::<usize>() {
+            if id.bytes().all(|b| b.is_ascii_digit()) && i < self.files.len() {
+                return Some(i);
+            }
+        }
+        self.files
+            .iter()
+            .position(|f| !f.name.is_empty() && f.name == id)
+    }
+
+    /// The file at an index from [`FileTable::find`] or [`FileTable::add`].
+    pub fn get(&self, i: usize) -> Option<&FileEntry> {
+        self.files.get(i)
+    }
+
+    /// The file at an index, to change.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut FileEntry> {
+        self.files.get_mut(i)
+    }
+
+    /// Every file, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &FileEntry)> {
+        self.files.iter().enumerate()
+    }
+
+    /// Drops the kept bytes of every complete file but `keep`.
+    pub fn release_others(&mut self, keep: usize) {
+        for (i, f) in self.files.iter_mut().enumerate() {
+            if i != keep && f.complete {
+                f.window.release();
+            }
+        }
+    }
+
+    /// Every open engine handle (to close them).
+    pub fn open_handles(&self) -> Vec<BackupFile> {
+        self.files.iter().filter_map(|f| f.handle).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: u8, len: usize) -> Bytes {
+        Bytes::from(vec![n; len])
+    }
+
+    fn flat(v: Vec<Bytes>) -> Vec<u8> {
+        v.into_iter().flat_map(|c| c.to_vec()).collect()
+    }
+
+    #[test]
+    fn the_window_serves_from_any_kept_offset() {
+        let mut w = Window::new(100);
+        w.push(b(1, 10));
+        w.push(b(2, 10));
+        assert_eq!(flat(w.from(5).unwrap()), [vec![1; 5], vec![2; 10]].concat());
+        assert_eq!(flat(w.from(20).unwrap()), Vec::<u8>::new());
+        assert!(w.from(21).is_none());
+    }
+
+    #[test]
+    fn the_window_drops_old_chunks_beyond_its_capacity() {
+        let mut w = Window::new(15);
+        w.push(b(1, 10));
+        w.push(b(2, 10));
+        assert_eq!(w.start(), 10);
+        assert!(w.from(9).is_none());
+        assert_eq!(flat(w.from(12).unwrap()), vec![2; 8]);
+        // A chunk larger than the capacity is still kept whole.
+        w.push(b(3, 40));
+        assert_eq!((w.start(), w.end()), (20, 60));
+    }
+
+    #[test]
+    fn files_are_found_by_index_or_exact_name_only() {
+        let mut t = FileTable::default();
+        t.add(&[PathBuf::from("/srv/db/a.edb")], FileKind::Database, 1);
+        t.add(
+            &[PathBuf::from("/srv/log/edb00000001.log")],
+            FileKind::Log,
+            1,
+        );
+        assert_eq!(t.find("0"), Some(0));
+        assert_eq!(t.find("edb00000001.log"), Some(1));
+        for hostile in [
+            "2",
+            "+1",
+            "01x",
+            "../a.edb",
+            "/srv/db/a.edb",
+            "db/a.edb",
+            "a.edb/",
+            "",
+            "A.EDB",
+        ] {
+            assert_eq!(t.find(hostile), None, "{hostile}");
+        }
+        // Adding a listed path again keeps its index.
+        assert_eq!(
+            t.add(&[PathBuf::from("/srv/db/a.edb")], FileKind::Database, 1),
+            [0]
+        );
+    }
+}

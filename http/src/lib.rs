@@ -1,0 +1,25 @@
+//! `ese-http`: ESE's online external backup over HTTP. A host mounts the router of
+//! [`Builder`] for its named instances; a client drives the backup sequence
+//! (begin, attach info, files, log sealing, truncation, end) as resources, each one a typed
+//! message to the instance's actor. Every ESE error comes back as
+//! `{"error": {"name", "code", "message"}}` with a fitting status ([`errors::status_of`]).
+//!
+//! A remote backup holds a lease ([`lease::Lease`]): every request on it renews it; when no
+//! request comes for a whole TTL, the server ends that backup (and only that one) as aborted.
+//! Requests carry bearer tokens with scopes ([`auth::Tokens`]); without a token file the
+//! router serves loopback only.
+
+pub mod auth;
+pub mod errors;
+pub mod files;
+pub mod lease;
+mod router;
+mod server;
+mod state;
+pub mod stream;
+mod timer;
+
+pub use auth::{Scope, TokenFileError, Tokens};
+pub use errors::ApiError;
+pub use server::{serve, BackupServer, BuildError, Builder};
+pub use state::{Config, Kind};

@@ -1,0 +1,395 @@
+//! The resources of the backup sequence and the engine message each one sends.
+//!
+//! ```text
+//! POST   /v1/instances/{name}/backups                      begin            (read)
+//! GET    /v1/instances/{name}/backups/{id}                 status           (read)
+//! GET    /v1/instances/{name}/backups/{id}/databases       attach info      (read)
+//! POST   /v1/instances/{name}/backups/{id}/logs            seal: log info   (read)
+//! GET    /v1/instances/{name}/backups/{id}/files/{file}    a file's bytes   (read)
+//! GET    /v1/instances/{name}/backups/{id}/record          set facts        (read)
+//! GET    /v1/instances/{name}/backups/{id}/truncation      truncate info    (truncate)
+//! POST   /v1/instances/{name}/backups/{id}/truncation      truncate logs    (truncate)
+//! POST   /v1/instances/{name}/backups/{id}/end             end              (end)
+//! DELETE /v1/instances/{name}/backups/{id}                 abort            (end)
+//! ```
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ese_actors::messages::{AbortBackupIf, BeginBackupWithId, GetBackupRecord};
+use ese_actors::{BackupBegin, BackupEnd, Error};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::Scope;
+use crate::errors::ApiError;
+use crate::files::{FileKind, FileTable};
+use crate::lease::Lease;
+use crate::state::{Kind, Remote, Seq, Shared};
+
+type Shared_ = State<Arc<Shared>>;
+type Answer = Result<Response, ApiError>;
+
+/// The router over the shared state.
+pub(crate) fn routes(shared: Arc<Shared>) -> Router {
+    let b = "/v1/instances/{name}/backups/{id}";
+    Router::new()
+        .route("/v1/instances/{name}/backups", post(begin))
+        .route(b, get(status).delete(abort))
+        .route(&format!("{b}/databases"), get(databases))
+        .route(&format!("{b}/logs"), post(seal_logs))
+        .route(&format!("{b}/files/{{file}}"), get(crate::stream::get_file))
+        .route(&format!("{b}/record"), get(record))
+        .route(
+            &format!("{b}/truncation"),
+            get(truncate_info).post(truncate),
+        )
+        .route(&format!("{b}/end"), post(end))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// Runs a request's work in a task of its own. A client that goes away drops the request's
+/// future; what the engine answered by then (an opened file, an ended backup) must still be
+/// recorded, so the work is never cut in the middle.
+pub(crate) async fn detached<F>(work: F) -> Answer
+where
+    F: std::future::Future<Output = Answer> + Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::engine(Error::InternalError)))
+}
+
+async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: Bytes) -> Answer {
+    detached(begin_work(s, path(p)?, h, b)).await
+}
+
+async fn status(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(status_work(s, path(p)?, h)).await
+}
+
+async fn databases(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(databases_work(s, path(p)?, h)).await
+}
+
+async fn seal_logs(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(seal_logs_work(s, path(p)?, h)).await
+}
+
+async fn record(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(record_work(s, path(p)?, h)).await
+}
+async fn truncate_info(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(truncate_info_work(s, path(p)?, h)).await
+}
+
+async fn truncate(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(truncate_work(s, path(p)?, h)).await
+}
+
+async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: Bytes) -> Answer {
+    detached(end_work(s, path(p)?, h, b)).await
+}
+
+async fn abort(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    detached(abort_work(s, path(p)?, h)).await
+}
+
+/// A path parameter, or why axum could not decode it (e.g. `%FF`, not UTF-8).
+pub(crate) type PathOr<T> = Result<Path<T>, PathRejection>;
+
+/// A path the router could not decode is InvalidParameter (400) like any malformed request.
+pub(crate) fn path<T>(p: PathOr<T>) -> Result<Path<T>, ApiError> {
+    p.map_err(|e| {
+        ApiError::new(
+            Error::InvalidParameter,
+            StatusCode::BAD_REQUEST,
+            format!("malformed path: {e}"),
+        )
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        Error::InvalidParameter,
+        StatusCode::NOT_FOUND,
+        "no such resource",
+    )
+}
+
+/// Parses a JSON body; anything malformed is `InvalidParameter` (400).
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            Error::InvalidParameter,
+            StatusCode::BAD_REQUEST,
+            format!("malformed request body: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeginRequest {
+    kind: Kind,
+}
+
+async fn begin_work(
+    State(s): Shared_,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let inst = s.instance(&name)?;
+    let req: BeginRequest = parse(&body)?;
+    let grbit = match req.kind {
+        Kind::Full => BackupBegin::empty(),
+        Kind::Incremental => BackupBegin::INCREMENTAL,
+    };
+    let id = inst.ask(BeginBackupWithId { grbit }).await?;
+    let remote = Arc::new(Remote {
+        inst,
+        id,
+        kind: req.kind,
+        lease: Mutex::new(Lease::new(Instant::now(), s.cfg.lease_ttl)),
+        seq: tokio::sync::Mutex::new(Seq::default()),
+        gone: Mutex::new(None),
+    });
+    s.insert(&name, remote.clone());
+    crate::timer::spawn(s.clone(), remote);
+    let ttl = s.cfg.lease_ttl;
+    let body = json!({
+        "id": id.raw().to_string(),
+        "instance": name,
+        "kind": req.kind,
+        "lease_ttl_secs": ttl.as_secs_f64(),
+        "lease_ttl_ms": ttl.as_millis() as u64,
+    });
+    let location = format!("/v1/instances/{name}/backups/{}", id.raw());
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// One file as a client sees it.
+#[derive(Serialize)]
+struct FileView {
+    index: usize,
+    name: String,
+    kind: FileKind,
+    /// The database's path on the server: the key of a restore map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_path: Option<String>,
+    size: Option<u64>,
+    complete: bool,
+    /// CRC-32C of the whole file as streamed, once complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crc32c: Option<String>,
+}
+
+fn view(files: &FileTable, only: Option<&[usize]>) -> Vec<FileView> {
+    files
+        .iter()
+        .filter(|(i, _)| only.is_none_or(|o| o.contains(i)))
+        .map(|(index, f)| FileView {
+            index,
+            name: f.name.clone(),
+            kind: f.kind,
+            source_path: (f.kind == FileKind::Database)
+                .then(|| f.path.to_string_lossy().into_owned()),
+            size: f.size,
+            complete: f.complete,
+            crc32c: f.complete.then(|| format!("{:08x}", f.crc)),
+        })
+        .collect()
+}
+
+async fn status_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let r = s.touch(&name, &id)?;
+    let seq = r.seq.lock().await;
+    let logs = seq
+        .logs
+        .as_ref()
+        .map(|l| json!({"gen_low": l.gen_low, "gen_high": l.gen_high, "base_name": l.base_name}));
+    Ok(Json(json!({
+        "id": r.id.raw().to_string(),
+        "kind": r.kind,
+        "files": view(&seq.files, None),
+        "logs": logs,
+    }))
+    .into_response())
+}
+
+async fn databases_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let r = s.touch(&name, &id)?;
+    let mut seq = r.seq.lock().await;
+    let paths = r.inst.get_attach_info().await?;
+    let idx = seq
+        .files
+        .add(&paths, FileKind::Database, s.cfg.window_bytes);
+    Ok(Json(json!({ "files": view(&seq.files, Some(&idx)) })).into_response())
+}
+
+async fn seal_logs_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let r = s.touch(&name, &id)?;
+    let mut seq = r.seq.lock().await;
+    let info = r.inst.get_log_info().await?;
+    let idx = seq
+        .files
+        .add(&info.files, FileKind::Log, s.cfg.window_bytes);
+    let body = json!({
+        "gen_low": info.gen_low,
+        "gen_high": info.gen_high,
+        "base_name": info.base_name,
+        "files": view(&seq.files, Some(&idx)),
+    });
+    seq.logs = Some(info);
+    Ok(Json(body).into_response())
+}
+
+/// What a client needs to write the pulled files as a backup set (the manifest's facts): the
+/// record a normal end will write into the headers (`GetBackupRecord`, log phase only, else
+/// InvalidBackupSequence) and the instance's log signature, page size and base name.
+async fn record_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Read)?;
+    let r = s.touch(&name, &id)?;
+    let _seq = r.seq.lock().await;
+    let rec = r.inst.ask(GetBackupRecord {}).await?;
+    let me = r.inst.instance_info().await?;
+    Ok(Json(json!({
+        "instance": name,
+        "base_name": me.base_name,
+        "page_size": me.page_size,
+        "log_signature": me.log_signature.to_hex(),
+        "record": {
+            "mark": rec.mark,
+            "time_ms": rec.time_ms,
+            "gen_low": rec.gen_low,
+            "gen_high": rec.gen_high,
+            "stream": rec.stream,
+        },
+    }))
+    .into_response())
+}
+
+async fn truncate_info_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Truncate)?;
+    let r = s.touch(&name, &id)?;
+    let _seq = r.seq.lock().await;
+    let paths = r.inst.get_truncate_log_info().await?;
+    // Names only: the server's paths are not the client's business here.
+    let names: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    Ok(Json(json!({ "files": names })).into_response())
+}
+
+async fn truncate_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::Truncate)?;
+    let r = s.touch(&name, &id)?;
+    let _seq = r.seq.lock().await;
+    r.inst.truncate_log().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum EndMode {
+    Normal,
+    Abort,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndRequest {
+    mode: EndMode,
+    #[serde(default)]
+    truncate_done: bool,
+}
+
+async fn end_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    s.authorize(&headers, Scope::End)?;
+    let req: EndRequest = parse(&body)?;
+    if req.truncate_done {
+        s.authorize(&headers, Scope::Truncate)?;
+    }
+    let r = s.touch(&name, &id)?;
+    if req.mode == EndMode::Abort {
+        return abort_remote(&r).await;
+    }
+    let mut seq = r.seq.lock().await;
+    let mut grbit = BackupEnd::NORMAL;
+    if req.truncate_done {
+        grbit |= BackupEnd::TRUNCATE_DONE;
+    }
+    // Past the grbit check (always valid here) the engine ends the backup whatever it answers.
+    let res = r.inst.end_external_backup(grbit).await;
+    r.mark_ended();
+    *seq = Seq::default();
+    res?;
+    Ok(Json(json!({ "ended": "normal" })).into_response())
+}
+
+async fn abort_work(
+    State(s): Shared_,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    s.authorize(&headers, Scope::End)?;
+    let r = s.touch(&name, &id)?;
+    abort_remote(&r).await
+}
+
+/// Ends exactly this backup as aborted by the caller (`AbortBackupIf`: a later one is safe).
+async fn abort_remote(r: &Remote) -> Answer {
+    let mut seq = r.seq.lock().await;
+    r.inst.ask(AbortBackupIf { id: r.id }).await?;
+    r.mark_ended();
+    *seq = Seq::default();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,146 @@
+//! Building the router for a host's instances, and serving it on a listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use ese_actors::Instance;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::Tokens;
+use crate::state::{Config, Shared};
+
+/// Why a router cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// Without a token file, the backup API would be open to anyone who can reach it: only a
+    /// loopback address is allowed then.
+    NoTokensOffLoopback(SocketAddr),
+    /// A chunk size of zero or not a multiple of 32 KiB (the largest page size).
+    BadChunk(usize),
+    /// Two instances under one name.
+    DuplicateName(String),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::NoTokensOffLoopback(a) => {
+                write!(f, "refusing to serve backups on {a} without a token file")
+            }
+            BuildError::BadChunk(n) => write!(f, "chunk size {n} is not a multiple of 32 KiB"),
+            BuildError::DuplicateName(n) => write!(f, "instance name {n:?} given twice"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Builds the backup router for one or more named instances.
+#[derive(Debug, Default)]
+pub struct Builder {
+    instances: Vec<(String, Instance)>,
+    tokens: Option<Tokens>,
+    cfg: Config,
+}
+
+impl Builder {
+    /// A builder with the default lease (60 s), chunk (1 MiB) and window (16 MiB).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Serves `inst` under `/v1/instances/{name}`.
+    pub fn instance(mut self, name: impl Into<String>, inst: Instance) -> Builder {
+        self.instances.push((name.into(), inst));
+        self
+    }
+
+    /// The tokens requests must carry (see [`Tokens::parse`] for the file format).
+    pub fn tokens(mut self, tokens: Tokens) -> Builder {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// How long a backup lives without a request.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Builder {
+        self.cfg.lease_ttl = ttl;
+        self
+    }
+
+    /// The size of each engine read (a multiple of 32 KiB).
+    pub fn chunk_bytes(mut self, n: usize) -> Builder {
+        self.cfg.chunk_bytes = n;
+        self
+    }
+
+    /// How many of a file's most recent bytes the server keeps for `Range` resumption.
+    pub fn window_bytes(mut self, n: u64) -> Builder {
+        self.cfg.window_bytes = n;
+        self
+    }
+
+    /// The router, for a server that will listen on `listen`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`]: no tokens on a non-loopback address, a bad chunk size, a name twice.
+    pub fn build(self, listen: SocketAddr) -> Result<BackupServer, BuildError> {
+        if self.tokens.is_none() && !listen.ip().is_loopback() {
+            return Err(BuildError::NoTokensOffLoopback(listen));
+        }
+        let chunk = self.cfg.chunk_bytes;
+        if chunk == 0 || !chunk.is_multiple_of(32 << 10) {
+            return Err(BuildError::BadChunk(chunk));
+        }
+        let mut instances = HashMap::new();
+        for (name, inst) in self.instances {
+            if instances.insert(name.clone(), inst).is_some() {
+                return Err(BuildError::DuplicateName(name));
+            }
+        }
+        let (expirations, expired) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            instances,
+            tokens: self.tokens,
+            cfg: self.cfg,
+            backups: Mutex::new(HashMap::new()),
+            expirations,
+        });
+        Ok(BackupServer {
+            router: crate::router::routes(shared),
+            expired,
+        })
+    }
+}
+
+/// A built router and what it lets a host watch.
+#[derive(Debug, Clone)]
+pub struct BackupServer {
+    router: Router,
+    expired: watch::Receiver<u64>,
+}
+
+impl BackupServer {
+    /// The router, to serve or to nest in a host's own.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// How many leases expired so far (each ended its backup, or tried to).
+    pub fn expirations(&self) -> watch::Receiver<u64> {
+        self.expired.clone()
+    }
+}
+
+/// Serves `router` on `listener` until the listener fails (TLS wraps the listener later).
+///
+/// # Errors
+///
+/// The listener's I/O error.
+pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}

@@ -1,0 +1,208 @@
+//! What the router keeps: the instances it serves, its tokens, and one [`Remote`] per backup a
+//! client began, with its lease and the files of its sequence.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use ese_actors::messages::AbortBackupIf;
+use ese_actors::{BackupId, Error, Instance, LogInfo};
+use tokio::sync::watch;
+
+use crate::auth::{Denied, Scope, Tokens};
+use crate::errors::ApiError;
+use crate::files::FileTable;
+use crate::lease::{Lease, LeaseEnd, Renewal};
+
+/// Tunables of the router.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a backup lives without a request.
+    pub lease_ttl: Duration,
+    /// The `max_len` of each engine read (a multiple of every page size: 1 MiB by default).
+    pub chunk_bytes: usize,
+    /// How many bytes of a file the server keeps for `Range` resumption.
+    pub window_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            lease_ttl: Duration::from_secs(60),
+            chunk_bytes: 1 << 20,
+            window_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Full or incremental, as a client asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `JetBeginExternalBackupInstance` without grbit.
+    Full,
+    /// `JET_bitBackupIncremental`.
+    Incremental,
+}
+
+/// The sequence's own state, changed by one request at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Seq {
+    pub files: FileTable,
+    pub logs: Option<LogInfo>,
+}
+
+/// One backup a client began over HTTP.
+pub(crate) struct Remote {
+    pub inst: Instance,
+    pub id: BackupId,
+    pub kind: Kind,
+    pub lease: Mutex<Lease>,
+    /// Held by a request while it drives the engine, so the sequence's calls never overlap.
+    pub seq: tokio::sync::Mutex<Seq>,
+    /// Once the backup is over: what every later request on it gets.
+    pub gone: Mutex<Option<ApiError>>,
+}
+
+/// Locks a mutex whose holder never panics while holding it; a poisoned one is used as is.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub instances: HashMap<String, Instance>,
+    pub tokens: Option<Tokens>,
+    pub cfg: Config,
+    pub backups: Mutex<HashMap<(String, u64), Arc<Remote>>>,
+    pub expirations: watch::Sender<u64>,
+}
+
+/// How many ended backups per instance keep answering why they ended.
+const TOMBSTONES: usize = 32;
+
+impl Shared {
+    /// Checks the request's token for `scope`; without a token file every request passes (the
+    /// builder allows that on loopback only).
+    pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(());
+        };
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        tokens.check(header, scope).map_err(|d| match d {
+            Denied::Unauthenticated => ApiError::new(
+                Error::AccessDenied,
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required",
+            ),
+            Denied::MissingScope(s) => ApiError::new(
+                Error::PermissionDenied,
+                StatusCode::FORBIDDEN,
+                format!("the token lacks the scope {s:?}"),
+            ),
+        })
+    }
+
+    /// The instance served under `name`.
+    pub fn instance(&self, name: &str) -> Result<Instance, ApiError> {
+        self.instances.get(name).cloned().ok_or_else(|| {
+            ApiError::new(
+                Error::InvalidInstance,
+                StatusCode::NOT_FOUND,
+                "no instance of this name is served here",
+            )
+        })
+    }
+
+    /// Registers a begun backup, forgetting the oldest ended ones of the instance.
+    pub fn insert(&self, name: &str, remote: Arc<Remote>) {
+        let mut map = lock(&self.backups);
+        let mut ended: Vec<u64> = map
+            .iter()
+            .filter(|((n, _), r)| n == name && lock(&r.gone).is_some())
+            .map(|((_, id), _)| *id)
+            .collect();
+        ended.sort_unstable();
+        let excess = ended.len().saturating_sub(TOMBSTONES);
+        for id in &ended[..excess] {
+            map.remove(&(name.to_string(), *id));
+        }
+        map.insert((name.to_string(), remote.id.raw()), remote);
+    }
+
+    /// The backup a request names, its lease renewed. An ended backup answers why it ended;
+    /// a lease found expired here is ended now.
+    pub fn touch(self: &Arc<Self>, name: &str, id: &str) -> Result<Arc<Remote>, ApiError> {
+        self.instance(name)?;
+        let unknown = || {
+            ApiError::new(
+                Error::NoBackup,
+                StatusCode::NOT_FOUND,
+                "no backup with this id was begun here",
+            )
+        };
+        let id: u64 = id.parse().map_err(|_| unknown())?;
+        let remote = lock(&self.backups)
+            .get(&(name.to_string(), id))
+            .cloned()
+            .ok_or_else(unknown)?;
+        remote.renew(self)?;
+        Ok(remote)
+    }
+}
+
+impl Remote {
+    /// Renews the lease for a request (or a chunk of a response).
+    pub fn renew(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), ApiError> {
+        if let Some(e) = lock(&self.gone).clone() {
+            return Err(e);
+        }
+        let renewal = lock(&self.lease).renew(Instant::now());
+        match renewal {
+            Renewal::Renewed => Ok(()),
+            Renewal::ExpiredNow => {
+                let err = expired_error();
+                *lock(&self.gone) = Some(err.clone());
+                let (s, r) = (shared.clone(), self.clone());
+                tokio::spawn(async move { expire(&s, &r).await });
+                Err(err)
+            }
+            Renewal::Over(LeaseEnd::Expired) => Err(expired_error()),
+            Renewal::Over(LeaseEnd::Ended) => Err(ended_error()),
+        }
+    }
+
+    /// The backup ended through the router: later requests get `NoBackup`.
+    pub fn mark_ended(&self) {
+        lock(&self.lease).end();
+        lock(&self.gone).get_or_insert_with(ended_error);
+    }
+}
+
+fn expired_error() -> ApiError {
+    ApiError::new(
+        Error::NoBackup,
+        StatusCode::GONE,
+        "the backup's lease expired: the server ended it as aborted",
+    )
+}
+
+fn ended_error() -> ApiError {
+    ApiError::new(Error::NoBackup, StatusCode::GONE, "the backup was ended")
+}
+
+/// Ends an expired backup: exactly this one (`AbortBackupIf` names it by id, so a backup begun
+/// later, here or by the host, is never touched). If the engine refuses (the instance is
+/// stopping), later requests get the engine's error instead of `NoBackup`.
+pub(crate) async fn expire(shared: &Shared, remote: &Remote) {
+    lock(&remote.gone).get_or_insert_with(expired_error);
+    if let Err(e) = remote.inst.ask(AbortBackupIf { id: remote.id }).await {
+        tracing::warn!(error = %e, backup = remote.id.raw(), "lease expired; the backup could not be ended");
+        *lock(&remote.gone) = Some(ApiError::engine(e));
+    }
+    *remote.seq.lock().await = Seq::default();
+    shared.expirations.send_modify(|n| *n += 1);
+}

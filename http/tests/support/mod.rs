@@ -1,0 +1,234 @@
+//! A host for the tests: a real instance on files in a tempdir, a writer committing, and the
+//! backup router served on loopback.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ese_actors::{Commit, Engine, Instance, InstanceParams, OpenOptions, TableId, WriteBatch};
+use ese_http::{BackupServer, Builder, Tokens};
+use http_body_util::BodyExt;
+
+/// How many rows the database holds before the test starts (about 2 MiB of values).
+pub const PRELOAD: usize = 2000;
+/// The size of every engine read in the tests: several chunks per database image.
+pub const CHUNK: usize = 64 << 10;
+
+pub fn params(dir: &Path) -> InstanceParams {
+    InstanceParams::new(dir).log_file_size(256 << 10)
+}
+
+/// A writer committing `w{i}` keys in order until stopped.
+pub struct Writer {
+    pub stop: Arc<AtomicBool>,
+    pub acked: Arc<AtomicI64>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+pub struct Host {
+    pub dir: tempfile::TempDir,
+    pub engine: Engine,
+    pub inst: Instance,
+    pub table: TableId,
+    pub db_path: PathBuf,
+    pub url: String,
+    pub server: BackupServer,
+    pub http: reqwest::Client,
+}
+
+/// Options of a test host.
+pub struct Opts {
+    pub ttl: Duration,
+    pub tokens: Option<&'static str>,
+    /// The resume window, if not the default.
+    pub window: Option<u64>,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        // Long enough never to expire in a test that does not wait for it.
+        Opts {
+            ttl: Duration::from_secs(600),
+            tokens: None,
+            window: None,
+        }
+    }
+}
+
+pub async fn host(opts: Opts) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance("src", params(&dir.path().join("inst")))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db_path = dir.path().join("inst").join("data.edb");
+    let db = inst
+        .open_database(&db_path, OpenOptions { create: true })
+        .await
+        .unwrap();
+    let table = inst.ensure_table(db, "t").await.unwrap();
+    let value = vec![7u8; 1000];
+    for start in (0..PRELOAD).step_by(200) {
+        let mut b = WriteBatch::new();
+        for i in start..start + 200 {
+            b.put(table, format!("p{i:06}").as_bytes(), &value);
+        }
+        inst.write(b, Commit::Lazy).await.unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mut b = Builder::new()
+        .instance("src", inst.clone())
+        .lease_ttl(opts.ttl)
+        .chunk_bytes(CHUNK);
+    if let Some(n) = opts.window {
+        b = b.window_bytes(n);
+    }
+    if let Some(t) = opts.tokens {
+        b = b.tokens(Tokens::parse(t).unwrap());
+    }
+    let server = b.build(addr).unwrap();
+    tokio::spawn(ese_http::serve(listener, server.router()));
+    Host {
+        dir,
+        engine,
+        inst,
+        table,
+        db_path,
+        url: format!("http://{addr}/v1/instances/src"),
+        server,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Host {
+    pub fn writer(&self) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicI64::new(-1));
+        let (inst, table, s, a) = (self.inst.clone(), self.table, stop.clone(), acked.clone());
+        let task = tokio::spawn(async move {
+            let mut i: i64 = 0;
+            while !s.load(Ordering::Relaxed) {
+                let mut tx = inst.transaction().await.unwrap();
+                tx.put(table, format!("w{i:08}").as_bytes(), &[1u8; 64])
+                    .await
+                    .unwrap();
+                tx.commit(Commit::Durable).await.unwrap();
+                a.store(i, Ordering::SeqCst);
+                i += 1;
+            }
+        });
+        Writer { stop, acked, task }
+    }
+
+    pub fn backup(&self, id: &str) -> String {
+        format!("{}/backups/{id}", self.url)
+    }
+
+    /// Begins a backup of `kind` and answers its id.
+    pub async fn begin(&self, kind: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{}/backups", self.url))
+            .json(&serde_json::json!({ "kind": kind }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let v: serde_json::Value = res.json().await.unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// The status and the ESE error of a failed answer: (status, code, name).
+pub async fn ese_error(res: reqwest::Response) -> (u16, i64, String) {
+    let status = res.status().as_u16();
+    let v: serde_json::Value = res.json().await.unwrap();
+    let e = &v["error"];
+    assert!(e["message"].is_string(), "{v}");
+    (
+        status,
+        e["code"].as_i64().unwrap(),
+        e["name"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A whole response body and its trailers (the request must carry `TE: trailers`).
+pub struct Pulled {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+    pub trailers: Option<reqwest::header::HeaderMap>,
+}
+
+impl Pulled {
+    pub fn trailer(&self, name: &str) -> Option<u32> {
+        let v = self.trailers.as_ref()?.get(name)?.to_str().ok()?;
+        u32::from_str_radix(v, 16).ok()
+    }
+}
+
+pub async fn get_file(h: &Host, id: &str, file: &str, range: Option<u64>) -> reqwest::Response {
+    let mut req = h
+        .http
+        .get(format!("{}/files/{file}", h.backup(id)))
+        .header("te", "trailers");
+    if let Some(n) = range {
+        req = req.header("range", format!("bytes={n}-"));
+    }
+    req.send().await.unwrap()
+}
+
+/// Reads a response to its end, data and trailers.
+pub async fn pull(res: reqwest::Response) -> Pulled {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let res: axum::http::Response<reqwest::Body> = res.into();
+    let mut body = res.into_body();
+    let mut bytes = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.unwrap();
+        match frame.into_data() {
+            Ok(d) => bytes.extend_from_slice(&d),
+            Err(f) => trailers = f.into_trailers().ok(),
+        }
+    }
+    Pulled {
+        status,
+        headers,
+        bytes,
+        trailers,
+    }
+}
+
+/// Reads at least `n` bytes of a response's body, then drops it (a cut connection).
+pub async fn pull_some(res: reqwest::Response, n: usize) -> Vec<u8> {
+    let res: axum::http::Response<reqwest::Body> = res.into();
+    let mut body = res.into_body();
+    let mut bytes = Vec::new();
+    while bytes.len() < n {
+        let frame = body.frame().await.unwrap().unwrap();
+        if let Ok(d) = frame.into_data() {
+            bytes.extend_from_slice(&d);
+        }
+    }
+    bytes
+}
+
+pub fn crc(b: &[u8]) -> u32 {
+    crc32c::crc32c(b)
+}
