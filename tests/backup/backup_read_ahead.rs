@@ -106,7 +106,18 @@ async fn a_steady_stream_gives_the_bytes_of_reads_that_never_match_a_read_ahead(
 }
 
 #[tokio::test]
-async fn no_read_ahead_while_commits_run_beside_the_backup() {
+async fn no_read_ahead_beside_a_transaction() {
+    no_read_ahead_beside(false).await;
+}
+
+#[tokio::test]
+async fn no_read_ahead_beside_a_single_put() {
+    no_read_ahead_beside(true).await;
+}
+
+/// A write logged while a chunk is on disk (a transaction's commit, or a `Session::put` that
+/// is its own transaction) means no read-ahead of the next chunk.
+async fn no_read_ahead_beside(single_put: bool) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let (inst, path, gated, t) = gated_instance(&engine, dir.path()).await;
@@ -122,8 +133,15 @@ async fn no_read_ahead_while_commits_run_beside_the_backup() {
         tokio::spawn(async move { inst.read_file(h, CHUNK).await })
     };
     first.arrived_at_least(1).await;
-    // A commit while the chunk is on disk: the backup is not alone.
-    put_rows(&inst, t, ROWS + 1..ROWS + 2).await;
+    // A write while the chunk is on disk: the backup is not alone.
+    if single_put {
+        let s = inst.begin_session().await.unwrap();
+        s.put(t, format!("k{:06}", ROWS + 1).as_bytes(), &[1; 200])
+            .await
+            .unwrap();
+    } else {
+        put_rows(&inst, t, ROWS + 1..ROWS + 2).await;
+    }
     gated.clear();
     let after = gated.latch_reads("db.edb");
     first.release();

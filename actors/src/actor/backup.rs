@@ -97,7 +97,7 @@ impl Actor {
     /// against the state machine as it is by then. The read and its completion run in the
     /// span of the backup it was issued in.
     pub(super) fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
-        self.commits_since_read = 0;
+        self.log_at_read = self.core_mut().log().appended();
         let core = self.core_mut();
         // The ticket names this backup and file: the completion settles against them only.
         let (ticket, plan) = match core.backup_plan_read(file.0, max_len) {

@@ -69,7 +69,6 @@ impl Actor {
 
     /// A batch is one commit of its own: checked whole, applied whole or not at all.
     pub(super) fn on_apply_batch(&mut self, m: ApplyBatch, r: Reply<()>) {
-        self.commits_since_read += 1;
         let t = self
             .core_mut()
             .write_batch(m.batch.into_rows(), m.durability);
@@ -79,7 +78,6 @@ impl Actor {
     /// Applies the write set in memory and queues it to the log; a durable commit is answered
     /// by the log writer after its fsync.
     pub(super) fn on_commit(&mut self, m: CommitTransaction, r: Reply<()>) {
-        self.commits_since_read += 1;
         let t = self.core_mut().commit(m.session.0, m.durability);
         self.answer_after(t.map(Some), r);
     }

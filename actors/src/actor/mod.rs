@@ -89,9 +89,9 @@ pub(crate) struct Actor {
     pub stop_backup_pending: bool,
     /// The database chunk read ahead of the backup client (`prefetch.rs`).
     pub prefetch: Option<prefetch::Prefetch>,
-    /// Commits served since the last backup read was asked for: the read-ahead only runs
-    /// while there are none (`prefetch.rs`).
-    pub commits_since_read: u64,
+    /// How many log bytes were appended when the last backup read was asked for: the
+    /// read-ahead only runs while none were since (`prefetch.rs`).
+    pub log_at_read: u64,
 }
 
 /// A finished read waiting for the core, with the ticket of the backup and file it read.
@@ -142,7 +142,7 @@ pub(crate) fn start(
         next_scan: 0,
         stop_backup_pending: false,
         prefetch: None,
-        commits_since_read: 0,
+        log_at_read: 0,
     };
     rt.spawn(actor.run(inbox, crx).instrument(span));
 }

@@ -6,8 +6,9 @@
 //! the same settling as any read; anything else drops it. It changes no backup state until
 //! then, so `stop_backup`, `stop_service`, a close or an end decide as they would without it.
 //!
-//! It only runs while the backup is alone: when a commit was served since the client asked
-//! for the chunk just handed out, there is no read-ahead, so a backup beside writers takes
+//! It only runs while the backup is alone: when anything was logged since the client asked
+//! for the chunk just handed out (a commit of any form: a transaction, a single put or
+//! delete, a batch), there is no read-ahead, so a backup beside writers takes
 //! one core as before instead of two (measured: with the read-ahead beside 63 committers the
 //! fan-out of `stop_service`'s refusals took 2.0x a chunk read instead of 0.9x).
 
@@ -87,12 +88,15 @@ impl Actor {
 
     /// After a database chunk was handed out: reads the next one of `len` bytes ahead.
     pub(super) fn start_prefetch(&mut self, ticket: ReadTicket, len: usize) {
-        if self.commits_since_read > 0 || self.prefetch.as_ref().is_some_and(Prefetch::awaited) {
+        if self.prefetch.as_ref().is_some_and(Prefetch::awaited) {
             return;
         }
         let Some(core) = self.core.as_ref() else {
             return;
         };
+        if core.log().appended() != self.log_at_read {
+            return;
+        }
         let Some((ticket, plan)) = core
             .backup_plan_ahead(ticket.handle, len)
             .filter(|(t, _)| *t == ticket)
