@@ -62,14 +62,16 @@ fn set_report(m: &BackupManifest, secs: f64) -> SetReport {
     }
 }
 
-struct Writers {
+/// Sessions committing orders (`order-WW-NNNNNNNN`, and `~last-WW` naming each writer's
+/// newest) until stopped; `ese serve --writers` runs them too.
+pub(crate) struct Writers {
     stop: Arc<AtomicBool>,
-    commits: Arc<AtomicU64>,
+    pub(crate) commits: Arc<AtomicU64>,
     durable: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<Result<(), ese_actors::Error>>>,
 }
 
-fn start_writers(inst: &Instance, orders: TableId, n: usize) -> Writers {
+pub(crate) fn start_writers(inst: &Instance, orders: TableId, n: usize) -> Writers {
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
     let durable = Arc::new(AtomicU64::new(0));
@@ -117,7 +119,7 @@ fn start_writers(inst: &Instance, orders: TableId, n: usize) -> Writers {
 }
 
 impl Writers {
-    async fn stop(self) -> Result<(), Failure> {
+    pub(crate) async fn stop(self) -> Result<(), Failure> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.map_err(|e| Failure::Other(e.to_string()))??;

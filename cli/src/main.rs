@@ -3,8 +3,10 @@
 
 mod demo;
 mod dump;
+mod open;
 mod ops;
 mod progress;
+mod serve;
 mod targets;
 
 use std::path::PathBuf;
@@ -70,6 +72,45 @@ enum Cmd {
         max_rate_mib: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Runs an instance as a service (soft recovery, its databases attached) that can be
+    /// backed up over HTTP (`ese backup --url`), until SIGINT or SIGTERM.
+    Serve {
+        /// The instance's directory (logs, checkpoint, databases).
+        #[arg(long)]
+        instance_dir: PathBuf,
+        /// The name in the URL, `/v1/instances/NAME` (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to listen (port 0: any free port; the URL is printed first on stdout).
+        #[arg(long, default_value = "127.0.0.1:8417")]
+        listen: std::net::SocketAddr,
+        /// Bearer tokens with their scopes, one `TOKEN scope[,scope...]` per line (scopes:
+        /// read, truncate, end, restore). Required to listen beyond loopback.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (leaf first).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Databases to attach (default: every *.edb in the instance directory).
+        #[arg(long = "db")]
+        dbs: Vec<PathBuf>,
+        /// Log base name.
+        #[arg(long, default_value = "edb")]
+        base: String,
+        /// Without any database in the directory, create `NAME.edb`.
+        #[arg(long)]
+        create: bool,
+        /// Keep N sessions committing orders into the table `orders` while serving (a busy
+        /// service to back up, as in `ese demo`).
+        #[arg(long, default_value_t = 0)]
+        writers: usize,
+        /// How long a remote backup lives without a request, in seconds.
+        #[arg(long, default_value_t = 60)]
+        lease_secs: u64,
     },
     /// Checks a backup set without restoring it: `TARGET/SET`, or a set's folder.
     Verify {
@@ -361,6 +402,33 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                 out,
             )
             .await
+        }
+        Cmd::Serve {
+            instance_dir,
+            name,
+            listen,
+            token_file,
+            tls_cert,
+            tls_key,
+            dbs,
+            base,
+            create,
+            writers,
+            lease_secs,
+        } => {
+            let serve = serve::Serve {
+                instance_dir,
+                name,
+                listen,
+                token_file,
+                tls: tls_cert.zip(tls_key),
+                dbs,
+                base,
+                create,
+                writers,
+                lease_secs,
+            };
+            serve::run(serve, out).await
         }
         Cmd::Verify {
             set,

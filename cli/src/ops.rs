@@ -8,43 +8,12 @@ use std::sync::Arc;
 
 use ese_actors::{
     restore_from, restore_sets, verify_at, BackupHandle, BackupKind, BackupOptions, BackupTarget,
-    Engine, InstanceParams, ReadProgress, SetChoice, StopAt, Term, VerifyDepth,
+    Engine, ReadProgress, SetChoice, StopAt, Term, VerifyDepth,
 };
 
+use crate::open::open_instance;
 use crate::progress::Step;
 use crate::{Failure, Out};
-
-/// Instance parameters that fit existing files: the databases' page size and the log
-/// files' size.
-fn params_for(dir: &Path, dbs: &[PathBuf], base: &str) -> Result<InstanceParams, Failure> {
-    let mut p = InstanceParams::new(dir).base_name(base);
-    if let Some(db) = dbs.first() {
-        let head =
-            std::fs::read(db).map_err(|e| Failure::Other(format!("{}: {e}", db.display())))?;
-        let ps = ese_actors::ese::internals::db::DbHeader::peek_page_size(&head)
-            .ok_or(ese_actors::Error::DatabaseCorrupted)?;
-        p = p.page_size(ps);
-    }
-    let log = dir.join(format!("{base}.log"));
-    if let Ok(m) = std::fs::metadata(&log) {
-        p = p.log_file_size(m.len());
-    }
-    Ok(p)
-}
-
-fn find_databases(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let mut out = Vec::new();
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| Failure::Other(format!("{}: {e}", dir.display())))?;
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "edb") {
-            out.push(p);
-        }
-    }
-    out.sort();
-    Ok(out)
-}
 
 /// `ese backup`.
 pub async fn backup(
@@ -56,30 +25,8 @@ pub async fn backup(
     options: BackupOptions,
     out: Out,
 ) -> Result<(), Failure> {
-    let dbs = if dbs.is_empty() {
-        find_databases(dir)?
-    } else {
-        dbs
-    };
-    if dbs.is_empty() {
-        return Err(Failure::Other(format!(
-            "no database (*.edb) in {}",
-            dir.display()
-        )));
-    }
     let engine = Engine::new();
-    let inst = engine
-        .create_instance("backup", params_for(dir, &dbs, base)?)
-        .await?;
-    let step = Step::start(out, "soft recovery");
-    inst.init().await.map_err(|e| in_use(e, dir))?;
-    for db in &dbs {
-        if let Err(e) = inst.attach_database(db).await {
-            let _ = inst.term(Term::empty()).await;
-            return Err(in_use(e, db));
-        }
-    }
-    step.done("instance opened");
+    let (inst, _) = open_instance(&engine, "backup", dir, dbs, base, None, out).await?;
     let step = Step::start(out, &format!("{kind:?} backup to {to}"));
     let t = Instant::now();
     let res = match inst.start_backup_to(to, kind, options).await {
@@ -154,27 +101,6 @@ async fn follow(
 
 /// A refusal because another instance holds the files (behaviour.md §1.3) says what to do
 /// instead.
-fn in_use(e: ese_actors::Error, path: &Path) -> Failure {
-    use ese_actors::Error as E;
-    match e {
-        E::FileAccessDenied
-        | E::SystemPathInUse
-        | E::LogFilePathInUse
-        | E::DatabaseSharingViolation => Failure::EseHint(
-            e,
-            format!(
-                "{} is in use by a running instance (or cannot be accessed); nothing was \
-                     changed. `ese backup` opens an instance's files itself, so it only backs up \
-                     an instance that is not running: back a running instance up through its \
-                     host, with the instance's own backup API (Instance::start_backup or \
-                     backup_to_dir, or the external-backup calls).",
-                path.display()
-            ),
-        ),
-        e => Failure::Ese(e),
-    }
-}
-
 /// `ese verify`.
 pub async fn verify(
     (target, set): (BackupTarget, String),

@@ -16,10 +16,12 @@ pub mod lease;
 mod router;
 mod server;
 mod state;
+mod status;
 pub mod stream;
 mod timer;
+pub mod tls;
 
 pub use auth::{Scope, TokenFileError, Tokens};
 pub use errors::ApiError;
-pub use server::{serve, BackupServer, BuildError, Builder};
+pub use server::{serve, serve_until, BackupServer, BuildError, Builder};
 pub use state::{Config, Kind};

@@ -1,6 +1,7 @@
 //! The resources of the backup sequence and the engine message each one sends.
 //!
 //! ```text
+//! GET    /v1/instances/{name}                              instance status  (read)
 //! POST   /v1/instances/{name}/backups                      begin            (read)
 //! GET    /v1/instances/{name}/backups/{id}                 status           (read)
 //! GET    /v1/instances/{name}/backups/{id}/databases       attach info      (read)
@@ -41,6 +42,7 @@ type Answer = Result<Response, ApiError>;
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     let b = "/v1/instances/{name}/backups/{id}";
     Router::new()
+        .route("/v1/instances/{name}", get(crate::status::instance_status))
         .route("/v1/instances/{name}/backups", post(begin))
         .route(b, get(status).delete(abort))
         .route(&format!("{b}/databases"), get(databases))

@@ -136,11 +136,54 @@ impl BackupServer {
     }
 }
 
-/// Serves `router` on `listener` until the listener fails (TLS wraps the listener later).
+/// Serves `router` on `listener` over plain HTTP until the listener fails.
 ///
 /// # Errors
 ///
 /// The listener's I/O error.
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
     axum::serve(listener, router).await
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is given ([`crate::tls::load_config`]),
+/// until `shutdown` completes; then stops accepting and waits for the requests in flight.
+///
+/// # Errors
+///
+/// The listener's I/O error.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(inst: ese_actors::Instance) -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8417").await?;
+/// let server = ese_http::Builder::new()
+///     .instance("main", inst)
+///     .build(listener.local_addr()?)?;
+/// let stop = async { let _ = tokio::signal::ctrl_c().await; };
+/// ese_http::serve_until(listener, server.router(), None, stop).await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve_until<F>(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

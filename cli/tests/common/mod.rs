@@ -2,6 +2,8 @@
 //! with rows, reading a restored database back.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,216 @@
+//! `ese serve`: an instance as a service. Its directory is opened (soft recovery, its
+//! databases attached) and the backup router of `ese-http` serves it, with the instance's
+//! status at `GET /v1/instances/NAME`, until SIGINT or SIGTERM; then the instance terms with
+//! `STOP_BACKUP` (a remote backup still running ends as aborted by the server, event 226) and
+//! the process exits.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use ese_actors::{Engine, Error, Term};
+use ese_http::{ApiError, Builder, Tokens};
+
+use crate::open::open_instance;
+use crate::{Failure, Out};
+
+/// How long requests still in flight may take once the instance is gone.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What `ese serve` was asked to do.
+#[derive(Debug)]
+pub struct Serve {
+    pub instance_dir: PathBuf,
+    pub name: Option<String>,
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub dbs: Vec<PathBuf>,
+    pub base: String,
+    pub create: bool,
+    pub writers: usize,
+    pub lease_secs: u64,
+}
+
+/// Runs the service until a signal, then terms the instance.
+pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
+    let name = instance_name(&a)?;
+    let tokens = a.token_file.as_deref().map(load_tokens).transpose()?;
+    if tokens.is_none() && !a.listen.ip().is_loopback() {
+        return Err(Failure::Other(format!(
+            "refusing to serve backups on {} without --token-file: anyone who can reach it \
+             could read the databases",
+            a.listen
+        )));
+    }
+    let tls = match &a.tls {
+        Some((cert, key)) => {
+            Some(ese_http::tls::load_config(cert, key).map_err(|e| Failure::Other(e.to_string()))?)
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", a.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    let engine = Engine::new();
+    let create = a.create.then(|| a.instance_dir.join(format!("{name}.edb")));
+    let (inst, dbs) = open_instance(
+        &engine,
+        &name,
+        &a.instance_dir,
+        a.dbs.clone(),
+        &a.base,
+        create,
+        out,
+    )
+    .await?;
+    let mut builder = Builder::new()
+        .instance(name.clone(), inst.clone())
+        .lease_ttl(Duration::from_secs(a.lease_secs.max(1)));
+    if let Some(t) = tokens {
+        builder = builder.tokens(t);
+    }
+    let server = match builder.build(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = inst.term(Term::empty()).await;
+            return Err(Failure::Other(e.to_string()));
+        }
+    };
+    let writers = match (a.writers, dbs.first()) {
+        (0, _) | (_, None) => None,
+        (n, Some(&db)) => {
+            let orders = inst.ensure_table(db, "orders").await?;
+            Some(crate::demo::start_writers(&inst, orders, n))
+        }
+    };
+    let closing = Arc::new(AtomicBool::new(false));
+    let router = server.router().layer(middleware::from_fn_with_state(
+        closing.clone(),
+        refuse_when_closing,
+    ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    announce(
+        out,
+        &format!("{scheme}://{addr}/v1/instances/{name}"),
+        &name,
+    );
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(ese_http::serve_until(listener, router, tls, async {
+        let _ = stopped.await;
+    }));
+    let why = tokio::select! {
+        s = signal() => s,
+        r = http_ended(&http) => r,
+    };
+    tracing::info!(reason = %why, "stopping the service");
+    closing.store(true, Ordering::SeqCst);
+    let acked = match writers {
+        Some(w) => {
+            let n = w.commits.load(Ordering::Relaxed);
+            w.stop().await.map(|()| n)
+        }
+        None => Ok(0),
+    };
+    let termed = inst.term(Term::STOP_BACKUP).await;
+    let _ = stop_http.send(());
+    let _ = tokio::time::timeout(DRAIN, http).await;
+    termed?;
+    let acked = acked?;
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "stopped": why, "commits": acked })
+        );
+    } else {
+        println!(
+            "stopped ({why}): the instance terminated cleanly; {acked} writer commits acknowledged"
+        );
+    }
+    Ok(())
+}
+
+/// `--name`, or the directory's own name; it becomes a path segment, so it is kept plain.
+fn instance_name(a: &Serve) -> Result<String, Failure> {
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => dir_name(&a.instance_dir)?,
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(plain) {
+        return Err(Failure::Other(format!(
+            "instance name {name:?}: use letters, digits, '-', '_' and '.' (not first)"
+        )));
+    }
+    Ok(name)
+}
+
+fn dir_name(dir: &Path) -> Result<String, Failure> {
+    let abs = std::path::absolute(dir).map_err(|e| Failure::Other(e.to_string()))?;
+    abs.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Failure::Other(format!("{}: give --name", dir.display())))
+}
+
+fn load_tokens(path: &Path) -> Result<Tokens, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))?;
+    Tokens::parse(&text)
+        .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))
+}
+
+/// The first line on stdout is the URL to give `ese backup --url` (tests and scripts read it).
+fn announce(out: Out, url: &str, name: &str) {
+    if out.json {
+        println!("{}", serde_json::json!({ "url": url, "instance": name }));
+    } else {
+        println!("serving {url}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// SIGINT or SIGTERM, by name.
+async fn signal() -> String {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the service could not stop cleanly: never start serving.
+        return "no signal handler could be installed".into();
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT".into(),
+        _ = term.recv() => "SIGTERM".into(),
+    }
+}
+
+/// Waits for the HTTP server to end on its own (a listener failure).
+async fn http_ended(http: &tokio::task::JoinHandle<std::io::Result<()>>) -> String {
+    while !http.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    "the HTTP server stopped".into()
+}
+
+/// Once the service is stopping, every new request gets the contract's answer for a call
+/// during term: TermInProgress (-1000), as JSON like every other error.
+async fn refuse_when_closing(
+    State(closing): State<Arc<AtomicBool>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if closing.load(Ordering::SeqCst) {
+        return ApiError::engine(Error::TermInProgress).into_response();
+    }
+    next.run(req).await
+}

@@ -1,0 +1,293 @@
+//! `ese serve` as a real process: its status endpoint, a clean term on SIGTERM that keeps every
+//! acknowledged commit, TLS with a given certificate, and its refusals.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::serve::Served;
+use common::*;
+use ese_actors::{Engine, InstanceParams, KeyRange, Term};
+use serde_json::Value;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    rt().block_on(async {
+        let res = client.get(url).send().await.expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("JSON body"))
+    })
+}
+
+/// The orders the serve's writers left in `dir` (the service stopped): for each writer its
+/// rows `order-WW-NNNNNNNN` must be 0..n without a gap, and `~last-WW` names its newest.
+/// Answers the total.
+fn count_orders(dir: &Path) -> u64 {
+    rt().block_on(async {
+        let engine = Engine::new();
+        let inst = engine
+            .create_instance("check", InstanceParams::new(dir))
+            .await
+            .unwrap();
+        inst.init().await.unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let db = inst
+            .attach_database(dir.join(format!("{name}.edb")))
+            .await
+            .unwrap();
+        let t = inst.open_table(db, "orders").await.unwrap();
+        let s = inst.begin_session().await.unwrap();
+        let mut total = 0;
+        for w in 0..2 {
+            let rows = s
+                .scan(t, KeyRange::prefix(format!("order-{w:02}-").as_bytes()))
+                .await
+                .unwrap();
+            for (i, (k, _)) in rows.iter().enumerate() {
+                assert_eq!(k.as_ref(), format!("order-{w:02}-{i:08}").as_bytes());
+            }
+            if let Some((last, _)) = rows.last() {
+                let named = s.get(t, format!("~last-{w:02}").as_bytes()).await.unwrap();
+                assert_eq!(named.as_deref(), Some(last.as_ref()));
+            }
+            total += rows.len() as u64;
+        }
+        drop(s);
+        inst.term(Term::empty()).await.unwrap();
+        total
+    })
+}
+
+/// The number in "... N writer commits acknowledged".
+fn acked(stdout: &str) -> u64 {
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == "writer")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    words[i - 1].parse().unwrap()
+}
+
+#[test]
+fn serve_reports_status_and_a_sigterm_terms_keeping_every_acknowledged_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let served = Served::start(&dir, &["--create", "--writers", "2"]);
+    assert!(served.url.ends_with("/v1/instances/shop"), "{}", served.url);
+    let client = reqwest::Client::new();
+    let mut commits = 0;
+    for _ in 0..100 {
+        let (status, v) = get_json(&client, &served.url);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["instance"], "shop");
+        assert_eq!(v["state"], "running");
+        commits = v["commits"].as_u64().unwrap();
+        if commits > 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(commits > 100, "the writers commit while serving: {commits}");
+    let out = served.stop();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("stopped (SIGTERM)"), "{stdout}");
+    let acked = acked(&stdout);
+    assert!(acked >= commits / 2, "{acked} vs {commits}");
+    // A clean term: every commit the writers were answered for is on disk, in order.
+    let on_disk = count_orders(&dir);
+    assert!(
+        on_disk >= acked,
+        "{on_disk} rows on disk, {acked} acknowledged"
+    );
+
+    // The same directory serves again (soft recovery of its own files) and stops on SIGINT.
+    let again = Served::start(&dir, &[]);
+    let (status, v) = get_json(&client, &again.url);
+    assert_eq!(status, 200, "{v}");
+    again.signal(libc::SIGINT);
+    let out = again.wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("stopped (SIGINT)"));
+}
+
+#[test]
+fn a_sigterm_during_a_remote_backup_ends_it_and_the_process_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 2000);
+    let served = Served::start(&dir, &["--name", "main"]);
+    let client = reqwest::Client::new();
+    let begun = rt().block_on(async {
+        let res = client
+            .post(format!("{}/backups", served.url))
+            .json(&serde_json::json!({"kind": "full"}))
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    });
+    assert_eq!(begun, 201);
+    // Term without STOP_BACKUP would fail with BackupInProgress (-505) and keep running;
+    // the service terms with it, so the backup ends (aborted by the server) and it exits.
+    let out = served.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The files are free again: another process opens them.
+    let rows = read_rows(&dir.join("data.edb"), &tmp.path().join("scratch"));
+    assert_eq!(rows.len(), 2000);
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    (ck.cert.pem(), ck.key_pair.serialize_pem())
+}
+
+#[test]
+fn tls_serves_https_with_the_given_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 100);
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let served = Served::start(
+        &dir,
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        served.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.url
+    );
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let (status, v) = get_json(&trusting, &served.url);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["instance"], "inst");
+    // A client that does not trust the certificate, and plain HTTP to the TLS port, fail.
+    let strangers = rt().block_on(async {
+        let untrusting = reqwest::Client::new().get(&served.url).send().await;
+        let plain = served.url.replacen("https://", "http://", 1);
+        let plain = reqwest::Client::new().get(plain).send().await;
+        (untrusting.is_err(), plain.map(|r| r.status().as_u16()))
+    });
+    assert!(
+        strangers.0,
+        "an untrusted certificate must fail the handshake"
+    );
+    assert!(
+        strangers.1.is_err(),
+        "plain HTTP to the TLS port: {:?}",
+        strangers.1
+    );
+    // Still serving after both.
+    assert_eq!(get_json(&trusting, &served.url).0, 200);
+    let out = served.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn serve_refuses_what_it_cannot_do_safely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 10);
+    let d = dir.to_str().unwrap();
+    // Beyond loopback without tokens.
+    let out = ese(&["serve", "--instance-dir", d, "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("without --token-file"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A certificate file that holds none.
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let j = junk.to_str().unwrap();
+    let out = ese(&[
+        "serve",
+        "--instance-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        j,
+        "--tls-key",
+        j,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("junk.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A name that cannot be a path segment.
+    let out = ese(&[
+        "serve",
+        "--instance-dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "a/b",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("instance name"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The files of a served instance belong to that process.
+    let served = Served::start(&dir, &[]);
+    let out = ese(&["serve", "--instance-dir", d, "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("in use"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ... and the first one still serves.
+    assert_eq!(get_json(&reqwest::Client::new(), &served.url).0, 200);
+    let out = served.stop();
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_token_file_guards_the_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 10);
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "# operator\ns3cret-token-0123456789 read,truncate,end\n").unwrap();
+    let served = Served::start(&dir, &["--token-file", tokens.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    let (status, v) = get_json(&client, &served.url);
+    assert_eq!(status, 401);
+    assert_eq!(v["error"]["code"], -1907, "{v}");
+    let (status, v) = rt().block_on(async {
+        let res = client
+            .get(&served.url)
+            .bearer_auth("s3cret-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap())
+    });
+    assert_eq!(status, 200, "{v}");
+    let out = served.stop();
+    assert!(out.status.success());
+}
