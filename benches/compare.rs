@@ -9,12 +9,12 @@
 //! `ese_bench::peers`. Every figure is the median of several repetitions, ours and the peer
 //! interleaved, so ratios compare runs taken under the same machine noise.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use ese_bench::figures::Row;
 use ese_bench::peers::SqliteRedb;
 use ese_bench::run::{run, AnyResult};
+use ese_bench::table::{out_dir, print_table};
 use ese_bench::workloads::Scale;
 use plotters::prelude::*;
 use serde_json::json;
@@ -31,56 +31,6 @@ fn machine() -> (usize, String) {
         })
         .unwrap_or_else(|| "unknown".into());
     (cpus, model)
-}
-
-/// `target/bench` of the workspace (this crate sits in its `benches/`).
-fn out_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .unwrap_or(manifest)
-        .join("target")
-        .join("bench")
-}
-
-fn print_table(rows: &[Row]) {
-    let cells: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
-    let head = [
-        "figure",
-        "ours",
-        "peer or baseline",
-        "ratio",
-        "target",
-        "pass/fail",
-    ];
-    let mut w = head.map(|h| h.len());
-    for c in &cells {
-        for i in 0..6 {
-            w[i] = w[i].max(c[i].chars().count());
-        }
-    }
-    let line = |c: &[String; 6]| {
-        let mut s = String::from("|");
-        for i in 0..6 {
-            s.push_str(&format!(" {:<w$} |", c[i], w = w[i]));
-        }
-        s
-    };
-    println!("{}", line(&head.map(String::from)));
-    println!(
-        "|{}|",
-        w.iter()
-            .map(|n| "-".repeat(n + 2))
-            .collect::<Vec<_>>()
-            .join("|")
-    );
-    for c in &cells {
-        println!("{}", line(c));
-    }
-    println!();
-    for r in rows.iter().filter(|r| !r.detail.is_empty()) {
-        println!("  {}: {}", r.label, r.detail);
-    }
 }
 
 fn plot(
@@ -167,7 +117,7 @@ fn main() -> AnyResult<()> {
         "ese compare ({} mode, {cpus} CPUs: {model}; {total:.0} s)",
         if scale.quick { "quick" } else { "full" }
     );
-    print_table(&rows);
+    print_table(&rows, "peer or baseline");
 
     let dir = out_dir();
     std::fs::create_dir_all(&dir)?;

@@ -40,7 +40,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,6 +55,7 @@ use ese_actors::{
 use ese_bench::figures::{Ratio, Row, Spec, Target};
 use ese_bench::heap;
 use ese_bench::run::AnyResult;
+use ese_bench::table::{out_dir, print_table};
 use ese_bench::workloads::{mib, row_key, row_value, Filled, FILL_ROW_FOOTPRINT, FILL_VALUE};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
@@ -1208,49 +1209,6 @@ async fn run(
     Ok(Report { rows, raw })
 }
 
-fn print_table(rows: &[Row]) {
-    let cells: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
-    let head = ["figure", "ours", "baseline", "ratio", "target", "PASS/FAIL"];
-    let mut w = head.map(|h| h.len());
-    for c in &cells {
-        for i in 0..6 {
-            w[i] = w[i].max(c[i].chars().count());
-        }
-    }
-    let line = |c: &[String; 6]| {
-        let mut s = String::from("|");
-        for i in 0..6 {
-            s.push_str(&format!(" {:<w$} |", c[i], w = w[i]));
-        }
-        s
-    };
-    println!("{}", line(&head.map(String::from)));
-    println!(
-        "|{}|",
-        w.iter()
-            .map(|n| "-".repeat(n + 2))
-            .collect::<Vec<_>>()
-            .join("|")
-    );
-    for c in &cells {
-        println!("{}", line(c));
-    }
-    println!();
-    for r in rows.iter().filter(|r| !r.detail.is_empty()) {
-        println!("  {}: {}", r.label, r.detail);
-    }
-}
-
-/// `target/bench` of the workspace (this crate sits in its `benches/`).
-fn out_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .unwrap_or(manifest)
-        .join("target")
-        .join("bench")
-}
-
 fn main() -> AnyResult<()> {
     let scale = Scale::from_env();
     let mode = if scale.quick { "quick" } else { "full" };
@@ -1285,7 +1243,7 @@ fn main() -> AnyResult<()> {
         o.read_block >> 20,
         o.read_ahead
     );
-    print_table(&report.rows);
+    print_table(&report.rows, "baseline");
 
     let dir = out_dir();
     std::fs::create_dir_all(&dir)?;

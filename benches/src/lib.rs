@@ -34,4 +34,5 @@ pub mod host_api;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod run;
+pub mod table;
 pub mod workloads;

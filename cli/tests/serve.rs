@@ -272,7 +272,11 @@ fn a_token_file_guards_the_service() {
     let dir = tmp.path().join("inst");
     make_instance(&dir, 10);
     let tokens = tmp.path().join("tokens");
-    std::fs::write(&tokens, "# operator\ns3cret-token-0123456789 read,truncate,end\n").unwrap();
+    std::fs::write(
+        &tokens,
+        "# operator\ns3cret-token-0123456789 read,truncate,end\n",
+    )
+    .unwrap();
     let served = Served::start(&dir, &["--token-file", tokens.to_str().unwrap()]);
     let client = reqwest::Client::new();
     let (status, v) = get_json(&client, &served.url);
