@@ -19,6 +19,9 @@ use ese_http::{ApiError, Builder, Tokens};
 use crate::open::open_instance;
 use crate::{Failure, Out};
 
+/// How long the service keeps answering TermInProgress after the term: a client whose download
+/// the term cut retries within it and learns why, instead of meeting a closed port.
+const LINGER: Duration = Duration::from_secs(1);
 /// How long requests still in flight may take once the instance is gone.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -121,6 +124,7 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
         None => Ok(0),
     };
     let termed = inst.term(Term::STOP_BACKUP).await;
+    tokio::time::sleep(LINGER).await;
     let _ = stop_http.send(());
     let _ = tokio::time::timeout(DRAIN, http).await;
     termed?;
