@@ -7,6 +7,7 @@ mod open;
 mod ops;
 mod progress;
 mod serve;
+mod remote;
 mod targets;
 
 use std::path::PathBuf;
@@ -44,11 +45,22 @@ enum Cmd {
         writers: usize,
     },
     /// Opens the files of an instance that is not running (soft recovery) and writes a new
-    /// backup set into a target. A running instance is backed up through its host.
+    /// backup set into a target. A running instance is backed up through its host, or with
+    /// `--url` from the host's HTTP(S) backup API.
     Backup {
         /// The instance's directory (logs, checkpoint, databases).
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        instance_dir: Option<PathBuf>,
+        /// Pull the backup from a running instance's host instead:
+        /// `http(s)://HOST:PORT/v1/instances/NAME` (full or incremental only).
         #[arg(long)]
-        instance_dir: PathBuf,
+        url: Option<String>,
+        /// With `--url`: the bearer token is this file's first line (default: `ESE_TOKEN`).
+        #[arg(long, requires = "url")]
+        token_file: Option<PathBuf>,
+        /// With `--url`: one more CA certificate (PEM) to trust, for a self-signed server.
+        #[arg(long, requires = "url")]
+        ca_cert: Option<PathBuf>,
         /// Where the set goes: `s3://BUCKET/PREFIX` (endpoint and credentials from the AWS
         /// environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
         /// AWS_REGION, AWS_ALLOW_HTTP), `file:///PATH` or a folder. The set is a new
@@ -59,7 +71,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Kind::Full)]
         kind: Kind,
         /// Databases to attach (default: every *.edb in the instance directory).
-        #[arg(long = "db")]
+        #[arg(long = "db", conflicts_with = "url")]
         dbs: Vec<PathBuf>,
         /// Log base name.
         #[arg(long, default_value = "edb")]
@@ -68,7 +80,7 @@ enum Cmd {
         #[arg(long)]
         compress: Option<String>,
         /// Stream at most this many MiB per second (like pg_basebackup's --max-rate).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "url")]
         max_rate_mib: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
@@ -378,6 +390,9 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
         } => demo::run(dir, seconds, writers.max(1), out).await,
         Cmd::Backup {
             instance_dir,
+            url,
+            token_file,
+            ca_cert,
             to,
             kind,
             dbs,
@@ -386,12 +401,22 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             max_rate_mib,
             store,
         } => {
+            let target = store.target(&to)?;
+            let (Some(instance_dir), None) = (instance_dir, &url) else {
+                let args = remote::Args {
+                    url: url.unwrap_or_default(),
+                    kind: kind.into(),
+                    token_file,
+                    ca_cert,
+                    compress: compress.as_deref().map(parse_compress).transpose()?,
+                };
+                return remote::backup(args, &target, out).await;
+            };
             let options = ese_actors::BackupOptions {
                 compress: compress.as_deref().map(parse_compress).transpose()?,
                 max_rate: max_rate_mib.map(|m| m.saturating_mul(1 << 20)),
                 ..ese_actors::BackupOptions::default()
             };
-            let target = store.target(&to)?;
             ops::backup(
                 &instance_dir,
                 &target,

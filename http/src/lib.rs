@@ -8,8 +8,16 @@
 //! request comes for a whole TTL, the server ends that backup (and only that one) as aborted.
 //! Requests carry bearer tokens with scopes ([`auth::Tokens`]); without a token file the
 //! router serves loopback only.
+//!
+//! The other side is [`client::RemoteBackup`]: it drives the sequence over HTTP(S) into a
+//! standard backup set (a folder, `file://` or `s3://` target), so `verify` and `restore`
+//! take a pulled set like a local one. A download cut mid-file resumes with
+//! `Range: bytes=N-` from the bytes received while the lease allows, every file is checked
+//! against the server's CRC-32C, and a failure before truncation aborts the backup and
+//! removes the partial set. `ese backup --url` is its command-line face.
 
 pub mod auth;
+pub mod client;
 pub mod errors;
 pub mod files;
 pub mod lease;

@@ -278,7 +278,9 @@ async fn seal_logs_work(
 
 /// What a client needs to write the pulled files as a backup set (the manifest's facts): the
 /// record a normal end will write into the headers (`GetBackupRecord`, log phase only, else
-/// InvalidBackupSequence) and the instance's log signature, page size and base name.
+/// InvalidBackupSequence), the instance's log signature, page size and base name, and for an
+/// incremental the id of the backup it continues (`parent_id`, null for a full), so that the
+/// client's set links into its chain like a local one.
 async fn record_work(
     State(s): Shared_,
     Path((name, id)): Path<(String, String)>,
@@ -289,8 +291,23 @@ async fn record_work(
     let _seq = r.seq.lock().await;
     let rec = r.inst.ask(GetBackupRecord {}).await?;
     let me = r.inst.instance_info().await?;
+    // As `parent_of_incremental` in ese-actors' backup_set/drive.rs: the last full or
+    // incremental the first database's header records. The headers change only at a normal
+    // end, so during this backup they still name its parent.
+    let parent_id = match (r.kind, me.databases.first()) {
+        (Kind::Incremental, Some(first)) => {
+            let info = r.inst.database_info(first).await?;
+            [info.last_full, info.last_incremental]
+                .into_iter()
+                .flatten()
+                .max_by_key(|b| b.mark)
+                .map(|b| ese_actors::ese::backup::set::backup_id(&me.log_signature, &b))
+        }
+        _ => None,
+    };
     Ok(Json(json!({
         "instance": name,
+        "parent_id": parent_id,
         "base_name": me.base_name,
         "page_size": me.page_size,
         "log_signature": me.log_signature.to_hex(),

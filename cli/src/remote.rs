@@ -1,0 +1,135 @@
+//! `ese backup --url`: pulls a backup of a running instance from its host's HTTP(S) backup
+//! API (`ese_http::client::RemoteBackup`) into a new set of a target, with the local
+//! backup's progress, output and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ese_actors::{BackupKind, BackupTarget};
+use ese_http::client::{RemoteBackup, RemoteError, RemoteOptions};
+
+use crate::progress::Step;
+use crate::{Failure, Out};
+
+/// What `ese backup --url` was given.
+pub struct Args {
+    pub url: String,
+    pub kind: BackupKind,
+    pub token_file: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    pub compress: Option<i32>,
+}
+
+/// The token: the first line of `--token-file`, else `ESE_TOKEN`; none at all is allowed
+/// (a server without tokens serves loopback only).
+fn token(file: Option<&Path>) -> Result<Option<String>, Failure> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Failure::Other(format!("--token-file {}: {e}", f.display())))?;
+        let first = text.lines().next().unwrap_or_default().trim();
+        if first.is_empty() {
+            return Err(Failure::Other(format!(
+                "--token-file {}: the file holds no token",
+                f.display()
+            )));
+        }
+        return Ok(Some(first.to_string()));
+    }
+    Ok(std::env::var("ESE_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// `ese backup --url URL --to TARGET`.
+pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failure> {
+    let mut options = RemoteOptions::default().kind(args.kind);
+    options.token = token(args.token_file.as_deref())?;
+    if let Some(ca) = &args.ca_cert {
+        let pem = std::fs::read(ca)
+            .map_err(|e| Failure::Other(format!("--ca-cert {}: {e}", ca.display())))?;
+        options = options.ca_pem(pem);
+    }
+    options.compress = args.compress;
+    let backup = RemoteBackup::new(&args.url, options).map_err(failure)?;
+    let what = format!("{:?} backup", args.kind);
+    let step = Step::start(out, &format!("{what} of {} to {to}", args.url));
+    let mut progress = backup.subscribe();
+    let t = Instant::now();
+    let run = backup.run(to);
+    tokio::pin!(run);
+    let res = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            Ok(()) = progress.changed() => {
+                let p = *progress.borrow_and_update();
+                step.bytes(p.bytes_done, p.bytes_total);
+                let resumed = match p.resumes {
+                    0 => String::new(),
+                    n => format!(", {n} resume(s)"),
+                };
+                step.note(&format!(
+                    "{what}: {:?}, {:.1} of {:.1} MiB, {}/{} files{resumed}",
+                    p.phase,
+                    p.bytes_done as f64 / 1048576.0,
+                    p.bytes_total as f64 / 1048576.0,
+                    p.files_done,
+                    p.files_total
+                ));
+            }
+        }
+    };
+    let done = match res {
+        Ok(d) => d,
+        Err(e) => {
+            step.failed("backup failed");
+            return Err(failure(e));
+        }
+    };
+    let m = &done.manifest;
+    let bytes = m.content_bytes();
+    let secs = t.elapsed().as_secs_f64();
+    step.done(&format!(
+        "backed up {:.1} MiB in {secs:.2}s",
+        bytes as f64 / 1048576.0
+    ));
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(m).unwrap_or_default());
+    } else {
+        println!(
+            "backup {} ({:?}) from {}: {} database(s), logs {}..={}, {:.1} MiB ({:.1} MiB stored), {:.1} MB/s, {} resume(s)",
+            m.id,
+            m.kind,
+            args.url,
+            m.databases.len(),
+            m.gen_low,
+            m.gen_high,
+            bytes as f64 / 1048576.0,
+            m.stored_bytes() as f64 / 1048576.0,
+            bytes as f64 / 1e6 / secs.max(1e-9),
+            done.progress.resumes
+        );
+        println!("set {}", done.location);
+    }
+    Ok(())
+}
+
+/// The command's failure: an ESE error keeps its name and code (the server's or the set's);
+/// a refused token says what to check; anything else is one sentence.
+fn failure(e: RemoteError) -> Failure {
+    match e {
+        RemoteError::Ese {
+            error,
+            status: status @ (401 | 403),
+            ..
+        } => Failure::EseHint(
+            error,
+            format!(
+                "the server refused the token (HTTP {status}): check --token-file or ESE_TOKEN \
+                 and the token's scopes (read, truncate, end)"
+            ),
+        ),
+        RemoteError::Ese { error, .. } | RemoteError::Local(error) => Failure::Ese(error),
+        other => Failure::Other(other.to_string()),
+    }
+}

@@ -1,0 +1,471 @@
+//! The client side: [`RemoteBackup`] pulls a backup from a server running this crate's
+//! router and writes it as a standard backup set (the format of `Instance::backup_to_dir`),
+//! so `verify_backup_set`, `restore_backup_chain` and `ese verify`/`ese restore` take it
+//! unchanged. One job per file: [`api`](self) (the typed calls and the server's JSON errors),
+//! `resume` (a file download that resumes with `Range`), `set` (the set on blocking
+//! threads), `progress` and `error`.
+
+mod api;
+mod error;
+mod progress;
+mod resume;
+mod set;
+
+use std::time::{Duration, Instant};
+
+use ese_actors::ese::backup::set::{BackupKind, SetFacts, SetStore, SetWriter};
+use ese_actors::ese::internals::db::Signature;
+use ese_actors::{BackupInfo, BackupManifest, BackupPhase, BackupTarget, Error};
+use tokio::sync::watch;
+
+pub use error::RemoteError;
+pub use progress::RemoteProgress;
+
+use api::{Api, FileView};
+use progress::Tracker;
+use resume::Session;
+use set::PartialSet;
+
+use crate::state::Kind;
+
+/// How a [`RemoteBackup`] connects and what it writes.
+#[derive(Clone)]
+pub struct RemoteOptions {
+    /// `Full` or `Incremental` (the router's kinds; `Copy` and `Differential` are refused).
+    pub kind: BackupKind,
+    /// The bearer token sent with every request.
+    pub token: Option<String>,
+    /// An extra CA certificate (PEM) to trust, for a server with a self-signed certificate.
+    pub ca_pem: Option<Vec<u8>>,
+    /// zstd level for every file of the set, like a local backup's `compress`.
+    pub compress: Option<i32>,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long a read may wait for the next bytes before the connection counts as cut.
+    pub read_timeout: Duration,
+    /// The longest wait between two resume attempts.
+    pub max_backoff: Duration,
+}
+
+impl std::fmt::Debug for RemoteOptions {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("kind", &self.kind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("compress", &self.compress)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
+impl Default for RemoteOptions {
+    fn default() -> RemoteOptions {
+        RemoteOptions {
+            kind: BackupKind::Full,
+            token: None,
+            ca_pem: None,
+            compress: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RemoteOptions {
+    /// The same options for a backup of `kind`.
+    pub fn kind(mut self, kind: BackupKind) -> RemoteOptions {
+        self.kind = kind;
+        self
+    }
+
+    /// The same options with a bearer token.
+    pub fn token(mut self, token: impl Into<String>) -> RemoteOptions {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The same options trusting one more CA certificate (PEM).
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> RemoteOptions {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// The same options compressing the set at zstd `level`.
+    pub fn compress(mut self, level: i32) -> RemoteOptions {
+        self.compress = Some(level);
+        self
+    }
+}
+
+/// What a finished remote backup wrote.
+#[derive(Debug, Clone)]
+pub struct RemoteOutcome {
+    /// The set's manifest, as published.
+    pub manifest: BackupManifest,
+    /// Where the set is, as a person reads it.
+    pub location: String,
+    /// The server's id of the backup.
+    pub backup_id: String,
+    /// The final progress figures (resumes, bytes received).
+    pub progress: RemoteProgress,
+}
+
+/// A backup of one instance served by this crate's router, pulled over HTTP(S) into a backup
+/// set.
+///
+/// The sequence is a local backup-set run's: begin; for a full, each database image; seal the
+/// logs and pull each one; the set's facts (`GET .../record`); the set's files made durable
+/// and its manifest published; only then truncation and the normal end. A failure before
+/// truncation ends the backup as aborted (`DELETE`, best effort) and removes the partial
+/// set; one after it keeps the complete set, which then holds logs the source no longer has
+/// ([`RemoteError::Kept`]). Dropping the future removes the set unless truncation was done,
+/// and asks the server to abort. A download cut mid-file resumes from the bytes received
+/// (`Range: bytes=N-`) while the lease allows; every file is checked against the server's
+/// CRC-32C.
+///
+/// ```no_run
+/// use ese_actors::{BackupKind, BackupTarget};
+/// use ese_http::client::{RemoteBackup, RemoteOptions};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let options = RemoteOptions::default()
+///     .kind(BackupKind::Full)
+///     .token(std::fs::read_to_string("/etc/ese/token")?.trim());
+/// let backup = RemoteBackup::new("https://db1:8443/v1/instances/main", options)?;
+/// let mut progress = backup.subscribe();
+/// tokio::spawn(async move {
+///     while progress.changed().await.is_ok() {
+///         let p = *progress.borrow();
+///         eprintln!("{:?}: {} of {} bytes", p.phase, p.bytes_done, p.bytes_total);
+///     }
+/// });
+/// let done = backup.run(&BackupTarget::parse("/var/backups/ese")?).await?;
+/// println!("set {} ({} resumes)", done.location, done.progress.resumes);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RemoteBackup {
+    api: Api,
+    options: RemoteOptions,
+    tracker: Tracker,
+}
+
+impl RemoteBackup {
+    /// A client of the instance at `url` (`http(s)://HOST:PORT/v1/instances/NAME`). Sends
+    /// nothing yet.
+    ///
+    /// # Errors
+    ///
+    /// `RemoteError::Local(InvalidParameter)` for a URL that is not http(s), a kind the
+    /// router does not serve, or a CA certificate that is not PEM.
+    pub fn new(url: &str, options: RemoteOptions) -> Result<RemoteBackup, RemoteError> {
+        let bad = |m: String| RemoteError::Local(Error::InvalidParameter.with_detail(m));
+        let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("{url}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad(format!(
+                "{url}: the server's URL is http:// or https://"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad(format!(
+                "{url}: give the instance's URL, http(s)://HOST:PORT/v1/instances/NAME"
+            )));
+        }
+        wire_kind(options.kind)?;
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout);
+        if let Some(pem) = &options.ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| bad(format!("the CA certificate is not usable PEM: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b.build().map_err(|e| {
+            bad(format!(
+                "cannot set up the HTTP client: {}",
+                error::chain(&e)
+            ))
+        })?;
+        let base = url.trim_end_matches('/').to_string();
+        Ok(RemoteBackup {
+            api: Api::new(http, base, options.token.clone()),
+            options,
+            tracker: Tracker(watch::Sender::new(RemoteProgress::start())),
+        })
+    }
+
+    /// The progress of the run, on a channel that holds the latest figures.
+    pub fn subscribe(&self) -> watch::Receiver<RemoteProgress> {
+        self.tracker.0.subscribe()
+    }
+
+    /// Runs the backup into a new set of `target` (a folder, `file://` or `s3://`), named for
+    /// its time and kind like a local backup's.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteError`]: the server's ESE errors with their codes (e.g. `BackupInProgress`
+    /// -505, `BackupAbortByServer` -801 after a `stop_backup`, `ClientRequestToStopJetService`
+    /// -1329, `NoBackup` -520 once the lease expired, `AccessDenied` -1907 for a bad token),
+    /// transport failures that outlast the resume budget (half the lease), damaged transfers,
+    /// and local errors writing the set (`DiskFull` -1808, `DiskIO` -1022).
+    pub async fn run(&self, target: &BackupTarget) -> Result<RemoteOutcome, RemoteError> {
+        wire_kind(self.options.kind)?;
+        let store = set::new_store(target, self.options.kind).await?;
+        self.run_in(store).await
+    }
+
+    /// Runs the backup into `store` (which must be able to take a new set).
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteBackup::run`].
+    pub async fn run_in(&self, store: Box<dyn SetStore>) -> Result<RemoteOutcome, RemoteError> {
+        let kind = wire_kind(self.options.kind)?;
+        self.tracker.0.send_replace(RemoteProgress::start());
+        let mut set = PartialSet::new(store, self.options.compress).await?;
+        let begun = match self.api.begin(kind).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.tracker.phase(BackupPhase::Failed);
+                return Err(e);
+            }
+        };
+        let mut abort = AbortOnDrop {
+            api: self.api.clone(),
+            id: Some(begun.id.clone()),
+        };
+        let mut s = Session {
+            api: &self.api,
+            id: &begun.id,
+            lease_ttl: begun.lease_ttl,
+            max_backoff: self.options.max_backoff,
+            last_contact: Instant::now(),
+            tracker: &self.tracker,
+        };
+        let written = self.write_set(&mut s, &mut set).await;
+        let result = match written {
+            Ok(manifest) => self.finish(&begun.id, &mut set, &mut abort, manifest).await,
+            Err(e) => {
+                abort.now().await;
+                set.remove().await;
+                Err(e)
+            }
+        };
+        self.tracker.phase(match result {
+            Ok(_) => BackupPhase::Done,
+            Err(_) => BackupPhase::Failed,
+        });
+        result.map(|manifest| RemoteOutcome {
+            manifest,
+            location: set.location().to_string(),
+            backup_id: begun.id.clone(),
+            progress: self.tracker.get(),
+        })
+    }
+
+    /// Everything up to a published manifest; nothing is truncated yet.
+    async fn write_set(
+        &self,
+        s: &mut Session<'_>,
+        set: &mut PartialSet,
+    ) -> Result<BackupManifest, RemoteError> {
+        set.prepare().await?;
+        let id = s.id.to_string();
+        if !self.options.kind.incremental() {
+            self.tracker.phase(BackupPhase::Databases);
+            let dbs = self.api.databases(&id).await?;
+            self.tracker.update(|p| p.files_total += dbs.len());
+            for db in dbs {
+                let source = db.source_path.clone().ok_or_else(|| {
+                    RemoteError::protocol(None, format!("database {} has no source_path", db.name))
+                })?;
+                set.step(move |w| w.start_database(source.as_ref())).await?;
+                self.copy(s, set, &db).await?;
+            }
+        }
+        let logs = self.api.seal_logs(&id).await?;
+        check_logs(&logs)?;
+        self.tracker.phase(BackupPhase::Logs);
+        self.tracker.update(|p| p.files_total += logs.files.len());
+        for (gen, f) in (logs.gen_low..).zip(&logs.files) {
+            let name = f.name.clone();
+            set.step(move |w| w.start_log(gen, name.as_ref())).await?;
+            self.copy(s, set, f).await?;
+        }
+        self.tracker.phase(BackupPhase::Publishing);
+        set.step(SetWriter::seal).await?;
+        let rec = self.api.record(&id).await?;
+        let log_signature = Signature::from_hex(&rec.log_signature).ok_or_else(|| {
+            RemoteError::protocol(
+                None,
+                format!("a malformed log signature {:?}", rec.log_signature),
+            )
+        })?;
+        if self.options.kind.incremental() && rec.parent_id.is_none() {
+            return Err(RemoteError::protocol(
+                None,
+                "the server names no parent for this incremental (`parent_id` in its record): \
+                 the set would not link into its chain",
+            ));
+        }
+        let facts = SetFacts {
+            kind: self.options.kind,
+            parent_id: rec.parent_id.filter(|_| self.options.kind.incremental()),
+            instance: rec.instance,
+            base_name: rec.base_name,
+            page_size: rec.page_size,
+            log_signature,
+            gen_low: logs.gen_low,
+            gen_high: logs.gen_high,
+            record: BackupInfo {
+                mark: rec.record.mark,
+                time_ms: rec.record.time_ms,
+                gen_low: rec.record.gen_low,
+                gen_high: rec.record.gen_high,
+                stream: rec.record.stream,
+            },
+        };
+        Ok(set.step(move |w| w.publish(facts)).await?)
+    }
+
+    /// One file: downloaded into the set's file started by the caller, then made durable.
+    async fn copy(
+        &self,
+        s: &mut Session<'_>,
+        set: &PartialSet,
+        f: &FileView,
+    ) -> Result<(), RemoteError> {
+        s.download(set, f).await?;
+        set.step(SetWriter::finish_file).await?;
+        self.tracker.update(|p| p.files_done += 1);
+        Ok(())
+    }
+
+    /// Truncation and the normal end, once the set is complete.
+    async fn finish(
+        &self,
+        id: &str,
+        set: &mut PartialSet,
+        abort: &mut AbortOnDrop,
+        manifest: BackupManifest,
+    ) -> Result<BackupManifest, RemoteError> {
+        self.tracker.phase(BackupPhase::Finishing);
+        if let Err(e) = self.api.truncate(id).await {
+            if nothing_truncated(&e) {
+                abort.now().await;
+                set.remove().await;
+                return Err(e);
+            }
+            // Some logs may be gone and live only in this set: record it and keep it.
+            set.keep();
+            abort.disarm();
+            if let Err(end) = self.api.end(id).await {
+                tracing::warn!(error = %end, "backup set kept, but not recorded in the headers");
+            }
+            return Err(self.kept(e, set));
+        }
+        set.keep();
+        abort.disarm();
+        match self.api.end(id).await {
+            Ok(()) => Ok(manifest),
+            Err(e) => Err(self.kept(e, set)),
+        }
+    }
+
+    fn kept(&self, e: RemoteError, set: &PartialSet) -> RemoteError {
+        RemoteError::Kept {
+            error: Box::new(e),
+            location: set.location().to_string(),
+        }
+    }
+}
+
+/// The router's name of a kind; the kinds without truncation are not served.
+fn wire_kind(kind: BackupKind) -> Result<Kind, RemoteError> {
+    match kind {
+        BackupKind::Full => Ok(Kind::Full),
+        BackupKind::Incremental => Ok(Kind::Incremental),
+        other => Err(RemoteError::Local(Error::InvalidParameter.with_detail(
+            format!("a remote backup is full or incremental; {other:?} is not served over HTTP"),
+        ))),
+    }
+}
+
+/// The sealed range names one plain file per generation.
+fn check_logs(logs: &api::Logs) -> Result<(), RemoteError> {
+    let n = u64::from(logs.gen_high) + 1 - u64::from(logs.gen_low.min(logs.gen_high + 1));
+    if logs.gen_low > logs.gen_high.saturating_add(1) || logs.files.len() as u64 != n {
+        return Err(RemoteError::protocol(
+            None,
+            format!(
+                "the log range {}..={} does not match its {} files",
+                logs.gen_low,
+                logs.gen_high,
+                logs.files.len()
+            ),
+        ));
+    }
+    for f in &logs.files {
+        let plain = !f.name.is_empty()
+            && f.name != "."
+            && f.name != ".."
+            && !f.name.contains(['/', '\\', '\0']);
+        if !plain {
+            return Err(RemoteError::protocol(
+                None,
+                format!("a log named {:?} is not a plain file name", f.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failed truncation certainly deleted nothing: the engine's refusals come before
+/// any deletion (the gate, no backup, the stop flag, out of sequence, logs not copied), and
+/// the router refuses bad tokens before asking the engine.
+fn nothing_truncated(e: &RemoteError) -> bool {
+    matches!(
+        e.code(),
+        Some(-520 | -801 | -521 | -616 | -1329 | -1000 | -1115 | -1090 | -1029 | -1907 | -1809)
+    ) && matches!(e, RemoteError::Ese { .. })
+}
+
+/// Asks the server to end the backup as aborted unless disarmed: at once on a failure, or
+/// from a task of its own when the run's future is dropped.
+struct AbortOnDrop {
+    api: Api,
+    id: Option<String>,
+}
+
+impl AbortOnDrop {
+    async fn now(&mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.api.abort(&id).await {
+                tracing::debug!(error = %e, "aborting the remote backup failed");
+            }
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let api = self.api.clone();
+            rt.spawn(async move {
+                let _ = api.abort(&id).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Downloading one file of the backup into the set, resuming a cut download with
+//! `Range: bytes=N-` from exactly the bytes received, while the lease allows.
+//!
+//! Every byte is checked twice: each complete response against its `x-ese-crc32c` trailer,
+//! and the whole file (the bytes of every response, in order) against the server's
+//! `x-ese-file-crc32c` trailer, or, if no trailer arrived (something on the way dropped it),
+//! against the `crc32c` the status resource lists for the completed file. A mismatch fails
+//! the backup; a file is never finished unchecked.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ese_actors::Result as EseResult;
+use http_body_util::BodyExt;
+use reqwest::header::{HeaderMap, CONTENT_RANGE};
+use reqwest::StatusCode;
+use tokio::task::JoinHandle;
+
+use super::api::{Api, FileView};
+use super::error::{chain, RemoteError};
+use super::progress::Tracker;
+use super::set::{joined, PartialSet};
+use crate::stream::{CRC_TRAILER, FILE_CRC_TRAILER, SIZE_HEADER};
+
+/// Bytes gathered before one write to the set: the network hands over small frames, and a
+/// blocking-pool job per frame would cost more than the write.
+const FLUSH: usize = 256 << 10;
+
+/// The first wait before a resume; it doubles up to the session's maximum.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a download needs of the run: the backup, its lease, and when the server was last
+/// heard from (every answer and every chunk renews the lease server-side).
+pub(crate) struct Session<'a> {
+    pub api: &'a Api,
+    pub id: &'a str,
+    pub lease_ttl: Duration,
+    pub max_backoff: Duration,
+    pub last_contact: Instant,
+    pub tracker: &'a Tracker,
+}
+
+/// How an attempt ended short of the file's end.
+enum Stop {
+    /// The connection broke (or the server cut the stream): worth a resume.
+    Cut(String),
+    /// An answer that ends the run.
+    Fatal(RemoteError),
+}
+
+impl From<RemoteError> for Stop {
+    fn from(e: RemoteError) -> Stop {
+        Stop::Fatal(e)
+    }
+}
+
+/// What was received of the file so far, and the write in flight.
+struct Got {
+    len: u64,
+    crc: u32,
+    size: Option<u64>,
+    /// Received, not yet handed to the set.
+    buf: BytesMut,
+    writing: Option<(JoinHandle<EseResult<()>>, u64)>,
+}
+
+impl Session<'_> {
+    /// Streams the file `f` into the set's file being written (started by the caller, who
+    /// finishes it once this returns).
+    pub async fn download(&mut self, set: &PartialSet, f: &FileView) -> Result<(), RemoteError> {
+        let mut got = Got {
+            len: 0,
+            crc: 0,
+            size: None,
+            buf: BytesMut::new(),
+            writing: None,
+        };
+        loop {
+            match self.attempt(set, f, &mut got).await {
+                Ok(trailer_crc) => {
+                    self.flush(set, &mut got, true).await?;
+                    return self.check_file(f, &got, trailer_crc).await;
+                }
+                Err(Stop::Fatal(e)) => return Err(e),
+                Err(Stop::Cut(why)) => {
+                    tracing::info!(file = %f.name, at = got.len, reason = %why, "download cut; resuming");
+                    self.recover(f, &why).await?;
+                    self.tracker.update(|p| p.resumes += 1);
+                }
+            }
+        }
+    }
+
+    /// One GET from the bytes received so far. `Ok` once the response ended with the file
+    /// complete, with the whole file's CRC-32C from its trailer if one came.
+    async fn attempt(
+        &mut self,
+        set: &PartialSet,
+        f: &FileView,
+        got: &mut Got,
+    ) -> Result<Option<u32>, Stop> {
+        let from = got.len;
+        let res = match self.api.file(self.id, f.index, from).await {
+            Ok(r) => r,
+            Err(RemoteError::Transport { message, .. }) => return Err(Stop::Cut(message)),
+            Err(e) => return Err(Stop::Fatal(e)),
+        };
+        self.last_contact = Instant::now();
+        let status = res.status();
+        check_start(status, res.headers(), from)?;
+        let size = header_u64(res.headers(), SIZE_HEADER).ok_or_else(|| {
+            RemoteError::protocol(
+                Some(status.as_u16()),
+                format!("no valid {SIZE_HEADER} header"),
+            )
+        })?;
+        match got.size {
+            None => {
+                got.size = Some(size);
+                self.tracker.update(|p| p.bytes_total += size);
+            }
+            Some(s) if s != size => {
+                return Err(Stop::Fatal(RemoteError::Integrity(format!(
+                    "{}: the size changed from {s} to {size} bytes between two requests",
+                    f.name
+                ))))
+            }
+            Some(_) => {}
+        }
+        let res: axum::http::Response<reqwest::Body> = res.into();
+        let mut body = res.into_body();
+        let mut crc = 0u32;
+        let mut trailers = None;
+        loop {
+            let frame = match body.frame().await {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Err(Stop::Cut(chain(&e))),
+            };
+            self.last_contact = Instant::now();
+            let data = match frame.into_data() {
+                Ok(d) => d,
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            if got.len + data.len() as u64 > size {
+                return Err(Stop::Fatal(RemoteError::Integrity(format!(
+                    "{}: the server sent more than the file's {size} bytes",
+                    f.name
+                ))));
+            }
+            crc = crc32c::crc32c_append(crc, &data);
+            got.crc = crc32c::crc32c_append(got.crc, &data);
+            got.len += data.len() as u64;
+            let n = data.len() as u64;
+            self.tracker.update(|p| p.bytes_received += n);
+            got.buf.extend_from_slice(&data);
+            if got.buf.len() >= FLUSH {
+                self.flush(set, got, false).await?;
+            }
+        }
+        if got.len < size {
+            return Err(Stop::Cut(format!(
+                "the answer ended after {} of {size} bytes",
+                got.len
+            )));
+        }
+        let Some(t) = trailers else {
+            return Ok(None);
+        };
+        if let Some(sent) = trailer_crc(&t, CRC_TRAILER)? {
+            if sent != crc {
+                return Err(Stop::Fatal(RemoteError::Integrity(format!(
+                    "{}: bytes {from}..{size} have CRC-32C {crc:08x}, the server sent {sent:08x}",
+                    f.name
+                ))));
+            }
+        }
+        trailer_crc(&t, FILE_CRC_TRAILER)
+    }
+
+    /// Hands what was received to the set: waits for the write in flight, then starts the
+    /// next one (`last`: and waits for it too).
+    async fn flush(&self, set: &PartialSet, got: &mut Got, last: bool) -> Result<(), RemoteError> {
+        if let Some((job, n)) = got.writing.take() {
+            joined(job).await?;
+            self.tracker.update(|p| p.bytes_done += n);
+        }
+        if !got.buf.is_empty() {
+            let chunk: Bytes = got.buf.split().freeze();
+            let n = chunk.len() as u64;
+            got.writing = Some((set.append(chunk), n));
+        }
+        if last {
+            if let Some((job, n)) = got.writing.take() {
+                joined(job).await?;
+                self.tracker.update(|p| p.bytes_done += n);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole file against the server's CRC-32C of it.
+    async fn check_file(
+        &mut self,
+        f: &FileView,
+        got: &Got,
+        trailer: Option<u32>,
+    ) -> Result<(), RemoteError> {
+        let expected = match trailer {
+            Some(c) => c,
+            None => {
+                // No trailer came through: the status resource lists the complete file's sum.
+                let files = self.api.files(self.id).await?;
+                self.last_contact = Instant::now();
+                let listed = files.iter().find(|v| v.index == f.index);
+                listed
+                    .and_then(|v| v.crc32c.as_deref())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        RemoteError::protocol(
+                            None,
+                            format!(
+                                "{}: neither a trailer nor the status gives its CRC-32C",
+                                f.name
+                            ),
+                        )
+                    })?
+            }
+        };
+        if expected != got.crc {
+            return Err(RemoteError::Integrity(format!(
+                "{}: the {} bytes received have CRC-32C {:08x}, the server streamed {expected:08x}",
+                f.name, got.len, got.crc
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a cut: waits a little, then asks the engine whether the backup still runs. The
+    /// server cuts a file's stream when the engine refuses a read (its status line is sent
+    /// already, so the refusal cannot be an answer); a harmless call surfaces that refusal
+    /// (`BackupAbortByServer`, the gate's errors, `NoBackup` for an expired lease) before
+    /// the download is asked for again. Gives up once half the lease went by without a word
+    /// from the server: the server would soon end the backup anyway.
+    async fn recover(&mut self, f: &FileView, why: &str) -> Result<(), RemoteError> {
+        let budget = self.lease_ttl / 2;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if self.last_contact.elapsed() + backoff >= budget {
+                return Err(RemoteError::Transport {
+                    url: self.api.file_url(self.id, f.index),
+                    message: format!(
+                        "{why}; the download could not be resumed within {budget:?} (half the \
+                         backup's lease of {:?})",
+                        self.lease_ttl
+                    ),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.max_backoff);
+            match self.api.databases(self.id).await {
+                // In an incremental, asking for the databases is out of sequence (-521, the
+                // backup goes on): the engine's other checks came first, so it still runs.
+                Ok(_) => {}
+                Err(RemoteError::Ese { code: -521, .. }) => {}
+                Err(RemoteError::Transport { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            self.last_contact = Instant::now();
+            return Ok(());
+        }
+    }
+}
+
+/// A fresh download must be 200; a resume 206 from exactly the byte asked for, never an
+/// earlier one (which would write bytes twice) nor a later one (a hole).
+fn check_start(status: StatusCode, headers: &HeaderMap, from: u64) -> Result<(), Stop> {
+    let bad = |m: String| Stop::Fatal(RemoteError::protocol(Some(status.as_u16()), m));
+    if from == 0 {
+        return match status {
+            StatusCode::OK => Ok(()),
+            s => Err(bad(format!("a download answered {s}, not 200"))),
+        };
+    }
+    if status != StatusCode::PARTIAL_CONTENT {
+        return Err(bad(format!(
+            "a resume from byte {from} answered {status}, not 206"
+        )));
+    }
+    let start = headers
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(s, _)| s.parse::<u64>().ok());
+    match start {
+        Some(s) if s == from => Ok(()),
+        other => Err(bad(format!(
+            "a resume from byte {from} answered a Content-Range starting at {other:?}"
+        ))),
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
+/// A CRC trailer: absent is `None`, malformed is an error.
+fn trailer_crc(t: &HeaderMap, name: &str) -> Result<Option<u32>, Stop> {
+    let Some(v) = t.get(name) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .filter(|s| s.len() == 8)
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Stop::Fatal(RemoteError::protocol(
+                None,
+                format!("a malformed {name} trailer: {v:?}"),
+            ))
+        })
+}

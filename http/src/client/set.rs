@@ -1,0 +1,126 @@
+//! The set being written: [`SetWriter`] behind a lock, each step on the blocking pool (the
+//! writer does file and object-store I/O), and a guard that removes the set unless the run
+//! kept it, also when the run's future is dropped.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use ese_actors::ese::backup::repo::{name, Repository};
+use ese_actors::ese::backup::set::{BackupKind, SetStore, SetWriter};
+use ese_actors::{BackupTarget, Error, Result};
+use tokio::task::JoinHandle;
+
+type Shared = Arc<Mutex<SetWriter>>;
+
+/// Locks the writer; a step that panicked left nothing the next step relies on, and the
+/// writer refuses steps after `remove`, so a poisoned lock is used as is.
+fn lock(w: &Mutex<SetWriter>) -> MutexGuard<'_, SetWriter> {
+    w.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new set's store in `target`, named for its kind and the time, like a local backup's.
+pub(crate) async fn new_store(
+    target: &BackupTarget,
+    kind: BackupKind,
+) -> Result<Box<dyn SetStore>> {
+    let repo: Arc<dyn Repository> = target.open()?;
+    let set = name::new_name(kind, name::now_ms());
+    blocking(move || repo.new_set(&set)).await
+}
+
+/// A set being written, removed on drop unless kept.
+pub(crate) struct PartialSet {
+    w: Shared,
+    location: String,
+    /// Set once `prepare` may have created something: only then is there anything to remove.
+    armed: bool,
+}
+
+impl PartialSet {
+    /// Checks that the store can take a new set; creates nothing.
+    pub async fn new(store: Box<dyn SetStore>, compress: Option<i32>) -> Result<PartialSet> {
+        let mut writer = SetWriter::new(store);
+        if let Some(level) = compress {
+            writer.compress(level);
+        }
+        let writer = blocking(move || writer.check_new().map(|()| writer)).await?;
+        Ok(PartialSet {
+            location: writer.location(),
+            w: Arc::new(Mutex::new(writer)),
+            armed: false,
+        })
+    }
+
+    /// Where the set goes, as a person reads it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Makes the set's folders; from here on a failure removes the set.
+    pub async fn prepare(&mut self) -> Result<()> {
+        self.armed = true;
+        self.step(SetWriter::prepare).await
+    }
+
+    /// Runs one step of the writer on the blocking pool.
+    pub async fn step<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SetWriter) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let w = self.w.clone();
+        blocking(move || f(&mut lock(&w))).await
+    }
+
+    /// Starts appending `chunk` on the blocking pool; the caller awaits it with [`joined`]
+    /// before the next one, so chunks land in order while the next is received.
+    pub fn append(&self, chunk: Bytes) -> JoinHandle<Result<()>> {
+        let w = self.w.clone();
+        tokio::task::spawn_blocking(move || lock(&w).append(&chunk))
+    }
+
+    /// The set stays whatever happens next (it is complete and may hold the only copy of
+    /// truncated logs).
+    pub fn keep(&mut self) {
+        self.armed = false;
+    }
+
+    /// Removes what was written, manifest first, and waits for it.
+    pub async fn remove(&mut self) {
+        if !std::mem::take(&mut self.armed) {
+            return;
+        }
+        let w = self.w.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&w).remove()).await;
+    }
+}
+
+impl Drop for PartialSet {
+    /// A dropped run (its future cancelled) removes its set on a thread of its own; without
+    /// a runtime, here.
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let w = self.w.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || lock(&w).remove());
+            }
+            Err(_) => lock(&w).remove(),
+        }
+    }
+}
+
+/// Runs file work on the blocking pool, never on an async worker.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    joined(tokio::task::spawn_blocking(work)).await
+}
+
+/// The result of a blocking job.
+pub(crate) async fn joined<T>(job: JoinHandle<Result<T>>) -> Result<T> {
+    job.await.map_err(|e| {
+        Error::InternalError.with_detail(format!("a backup-set file step did not finish: {e}"))
+    })?
+}

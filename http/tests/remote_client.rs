@@ -1,0 +1,399 @@
+//! `RemoteBackup` against the router on loopback, with real instances on real files: a full
+//! and an incremental pulled while a writer commits restore to a gap-free prefix; downloads
+//! cut by a proxy resume without fetching anything twice; a stalled client loses its lease;
+//! `stop_backup`, `stop_service` and `term` on the host reach the client with their codes.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ese_actors::{BackupKind, BackupTarget, KeyRange, Term};
+use ese_http::client::{RemoteBackup, RemoteError, RemoteOptions, RemoteOutcome};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP proxy between the client and the server: counts the bytes it delivers to the client,
+/// cuts every connection when that count reaches a planned offset, and can stall.
+struct Proxy {
+    addr: SocketAddr,
+    /// Bytes delivered from the server to the client, every connection together.
+    down: Arc<AtomicU64>,
+    /// Offsets (in `down`) at which to cut, ascending; each is used once.
+    cuts: Arc<Mutex<Vec<u64>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p = Proxy {
+            addr: listener.local_addr().unwrap(),
+            down: Arc::default(),
+            cuts: Arc::default(),
+            stalled: Arc::default(),
+        };
+        let (down, cuts, stalled) = (p.down.clone(), p.cuts.clone(), p.stalled.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (down, cuts, stalled) = (down.clone(), cuts.clone(), stalled.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let st = stalled.clone();
+                    let up = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 << 10];
+                        loop {
+                            while st.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if sw.write_all(&buf[..n]).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    });
+                    let mut buf = vec![0u8; 16 << 10];
+                    loop {
+                        while stalled.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        // Counting and cutting under one lock: two connections never both
+                        // pass a cut.
+                        let (pass, cut) = {
+                            let mut c = cuts.lock().unwrap();
+                            let before = down.load(Ordering::SeqCst);
+                            match c.first().copied() {
+                                Some(at) if before + n as u64 >= at => {
+                                    c.remove(0);
+                                    let pass = (at.saturating_sub(before)) as usize;
+                                    down.fetch_add(pass as u64, Ordering::SeqCst);
+                                    (pass, true)
+                                }
+                                _ => {
+                                    down.fetch_add(n as u64, Ordering::SeqCst);
+                                    (n, false)
+                                }
+                            }
+                        };
+                        if cw.write_all(&buf[..pass]).await.is_err() || cut {
+                            break;
+                        }
+                    }
+                    // Both halves of both sockets go: the client sees the connection drop.
+                    up.abort();
+                });
+            }
+        });
+        p
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1/instances/src", self.addr)
+    }
+
+    fn stall(&self, on: bool) {
+        self.stalled.store(on, Ordering::SeqCst);
+    }
+}
+
+fn server_addr(h: &Host) -> SocketAddr {
+    let rest = h.url.strip_prefix("http://").unwrap();
+    rest.split('/').next().unwrap().parse().unwrap()
+}
+
+async fn pull(url: &str, kind: BackupKind, to: &Path) -> Result<RemoteOutcome, RemoteError> {
+    let b = RemoteBackup::new(url, RemoteOptions::default().kind(kind)).unwrap();
+    b.run(&BackupTarget::parse(to.to_str().unwrap()).unwrap())
+        .await
+}
+
+/// Opens the restored database and answers its rows under `prefix`.
+async fn restored_rows(h: &Host, sets: &[PathBuf], name: &str) -> (usize, Vec<Vec<u8>>) {
+    let report = ese_actors::restore_backup_chain(&h.engine, sets, h.dir.path().join(name))
+        .await
+        .unwrap();
+    let chk = h
+        .engine
+        .create_instance(name, params(&h.dir.path().join(format!("{name}-chk"))))
+        .await
+        .unwrap();
+    chk.init().await.unwrap();
+    let db = chk.attach_database(&report.databases[0].1).await.unwrap();
+    let t = chk.open_table(db, "t").await.unwrap();
+    let pre = chk.scan(t, KeyRange::prefix(b"p")).await.unwrap().len();
+    let w = chk
+        .scan(t, KeyRange::prefix(b"w"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    chk.term(Term::empty()).await.unwrap();
+    (pre, w)
+}
+
+/// Whether any complete set (a manifest) exists under `dir`.
+fn any_manifest(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let p = e.path();
+        p.join("manifest.json").exists() || (p.is_dir() && any_manifest(&p))
+    })
+}
+
+/// A full, then an incremental, pulled while a writer commits: both sets verify, and the
+/// chain restores every preloaded row and a gap-free prefix of the writer's rows that holds
+/// every row acknowledged before the incremental began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_and_incremental_pulled_while_writing_restore_a_prefix() {
+    let h = host(Opts::default()).await;
+    let w = h.writer();
+    let sets = h.dir.path().join("sets");
+    let full = pull(&h.url, BackupKind::Full, &sets).await.unwrap();
+    assert_eq!(full.manifest.kind, BackupKind::Full);
+    assert_eq!(full.manifest.parent_id, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acked = w.acked.load(Ordering::SeqCst);
+    let inc = pull(&h.url, BackupKind::Incremental, &sets).await.unwrap();
+    w.stop().await;
+    assert_eq!(inc.manifest.kind, BackupKind::Incremental);
+    assert_eq!(
+        inc.manifest.parent_id.as_deref(),
+        Some(full.manifest.id.as_str())
+    );
+    assert!(inc.manifest.gen_high > full.manifest.gen_high);
+    assert!(h
+        .inst
+        .database_info(&h.db_path)
+        .await
+        .unwrap()
+        .last_incremental
+        .is_some());
+    h.inst.term(Term::empty()).await.unwrap();
+
+    let (fdir, idir) = (PathBuf::from(&full.location), PathBuf::from(&inc.location));
+    ese_actors::verify_backup_set(&fdir).unwrap();
+    ese_actors::verify_backup_set(&idir).unwrap();
+    let (pre, written) = restored_rows(&h, &[fdir, idir], "restored").await;
+    assert_eq!(pre, PRELOAD);
+    for (i, k) in written.iter().enumerate() {
+        assert_eq!(k, format!("w{i:08}").as_bytes(), "a gap at row {i}");
+    }
+    assert!(
+        written.len() as i64 > acked,
+        "{} rows restored, {} acknowledged before the incremental",
+        written.len(),
+        acked + 1
+    );
+}
+
+/// Bytes the proxy may carry besides file bodies in one backup: status lines, headers, JSON
+/// answers and chunk framing (measured below at a few KiB).
+const OVERHEAD: u64 = 16 << 10;
+
+/// Cuts in the middle of a database image and of a log: the client resumes each, the set
+/// verifies and restores, and the proxy delivered no more than the files plus protocol
+/// overhead plus one chunk per cut. What is counted: every byte the proxy passed from the
+/// server to the client, on every connection, so a client that fetched anything twice (a
+/// file restarted from 0, a resume from before what it had) shows up in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_downloads_resume_and_fetch_nothing_twice() {
+    let h = host(Opts::default()).await;
+    let sets = h.dir.path().join("sets");
+    // No writer: the second full's database image has the size of the first's.
+    let p0 = Proxy::start(server_addr(&h)).await;
+    let base = pull(&p0.url(), BackupKind::Full, &sets).await.unwrap();
+    let overhead = p0.down.load(Ordering::SeqCst) - base.manifest.content_bytes();
+    assert!(overhead <= OVERHEAD, "protocol overhead {overhead} bytes");
+    assert_eq!(base.progress.resumes, 0);
+
+    let image = base.manifest.databases[0].size;
+    let log = base.manifest.logs[0].size;
+    assert!(image > 4 * CHUNK as u64 && log >= 4 * CHUNK as u64);
+    let p = Proxy::start(server_addr(&h)).await;
+    // Half way into the image; half way into the first log (after the image, its resumed
+    // answer's headers and the JSON in between, which are far less than half a log).
+    *p.cuts.lock().unwrap() = vec![image / 2, image + log / 2];
+    let cut = pull(&p.url(), BackupKind::Full, &sets).await.unwrap();
+    assert!(p.cuts.lock().unwrap().is_empty(), "both cuts happened");
+    assert_eq!(cut.progress.resumes, 2);
+    assert_eq!(cut.manifest.databases[0].size, image);
+    let content = cut.manifest.content_bytes();
+    assert_eq!(cut.progress.bytes_received, content);
+    let carried = p.down.load(Ordering::SeqCst);
+    eprintln!(
+        "files {content} bytes; carried {carried} (without cuts the overhead was {overhead})"
+    );
+    assert!(
+        carried <= content + OVERHEAD + 2 * CHUNK as u64,
+        "the proxy carried {carried} bytes for {content} bytes of files"
+    );
+    h.inst.term(Term::empty()).await.unwrap();
+
+    let dir = PathBuf::from(&cut.location);
+    ese_actors::verify_backup_set(&dir).unwrap();
+    let (pre, _) = restored_rows(&h, &[dir], "restored").await;
+    assert_eq!(pre, PRELOAD);
+}
+
+/// Starts a pull through `p` and answers it once file bytes have arrived, with the proxy
+/// stalled.
+async fn stalled_pull(
+    p: &Proxy,
+    to: PathBuf,
+) -> tokio::task::JoinHandle<Result<RemoteOutcome, RemoteError>> {
+    let b = RemoteBackup::new(&p.url(), RemoteOptions::default()).unwrap();
+    let mut progress = b.subscribe();
+    let run = tokio::spawn(async move {
+        b.run(&BackupTarget::parse(to.to_str().unwrap()).unwrap())
+            .await
+    });
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress.wait_for(|p| p.bytes_received > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    p.stall(true);
+    run
+}
+
+async fn code_of(run: tokio::task::JoinHandle<Result<RemoteOutcome, RemoteError>>) -> i32 {
+    let e = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    e.code().unwrap_or_else(|| panic!("no ESE code in {e}"))
+}
+
+/// A client stalled for longer than the lease: the server ends the backup, and the client
+/// fails with NoBackup (-520) once it hears from the server again; no set is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_loses_its_lease_with_520() {
+    let h = host(Opts {
+        ttl: Duration::from_millis(800),
+        ..Opts::default()
+    })
+    .await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let run = stalled_pull(&p, sets.clone()).await;
+    let mut expired = h.server.expirations();
+    tokio::time::timeout(Duration::from_secs(10), expired.wait_for(|n| *n >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    p.stall(false);
+    assert_eq!(code_of(run).await, -520);
+    assert!(!any_manifest(&sets));
+    h.inst.term(Term::empty()).await.unwrap();
+}
+
+/// `stop_backup` while the client streams: -801; the client aborted the backup (a new one
+/// begins) and removed its partial set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_backup_reaches_the_client_as_801() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let run = stalled_pull(&p, sets.clone()).await;
+    h.inst.stop_backup().await.unwrap();
+    p.stall(false);
+    assert_eq!(code_of(run).await, -801);
+    assert!(!any_manifest(&sets));
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
+
+/// `stop_service` while the client streams: -1329, no set left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_service_reaches_the_client_as_1329() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let run = stalled_pull(&p, sets.clone()).await;
+    h.inst.stop_service().await.unwrap();
+    p.stall(false);
+    assert_eq!(code_of(run).await, -1329);
+    assert!(!any_manifest(&sets));
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
+
+/// `term` with STOP_BACKUP while the client streams: the backup is ended by the server and
+/// the instance is gone, so the client's next call meets InvalidInstance (-1115, contract
+/// 1.1: a terminated instance's handle). No set is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_reaches_the_client_as_1115() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let run = stalled_pull(&p, sets.clone()).await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+    p.stall(false);
+    assert_eq!(code_of(run).await, -1115);
+    assert!(!any_manifest(&sets));
+}
+
+/// A plain `term` while the client streams fails with BackupInProgress (-505, contract
+/// 1.2): the instance keeps running and the client's backup completes; a later begin is
+/// BackupNotAllowedYet (-523).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_term_leaves_the_client_running() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let run = stalled_pull(&p, sets.clone()).await;
+    assert_eq!(h.inst.term(Term::empty()).await.unwrap_err().code(), -505);
+    p.stall(false);
+    let done = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    ese_actors::verify_backup_set(Path::new(&done.location)).unwrap();
+    let e = pull(&h.url, BackupKind::Full, &sets).await.unwrap_err();
+    assert_eq!(e.code(), Some(-523), "{e}");
+}
+
+/// Kinds the router does not serve are refused before anything is sent; a URL with nothing
+/// listening is a transport error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_and_without_a_server() {
+    let e = RemoteBackup::new(
+        "http://127.0.0.1:1/v1/instances/x",
+        RemoteOptions::default().kind(BackupKind::Copy),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), Some(-1003));
+    let e = RemoteBackup::new("ftp://h/v1/instances/x", RemoteOptions::default()).unwrap_err();
+    assert_eq!(e.code(), Some(-1003));
+    let dir = tempfile::tempdir().unwrap();
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/instances/x", free.local_addr().unwrap());
+    drop(free);
+    let e = pull(&url, BackupKind::Full, dir.path()).await.unwrap_err();
+    assert!(matches!(e, RemoteError::Transport { .. }), "{e}");
+    assert!(e.to_string().contains(&url), "{e}");
+    assert!(!any_manifest(dir.path()));
+}
