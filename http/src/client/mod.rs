@@ -357,6 +357,9 @@ impl RemoteBackup {
         manifest: BackupManifest,
     ) -> Result<BackupManifest, RemoteError> {
         self.tracker.phase(BackupPhase::Finishing);
+        // The point of no return: once the truncation is asked for, logs may be gone whatever
+        // happens to this future, so a drop from here on keeps the set.
+        set.keep();
         if let Err(e) = self.api.truncate(id).await {
             if nothing_truncated(&e) {
                 abort.now().await;
@@ -364,14 +367,12 @@ impl RemoteBackup {
                 return Err(e);
             }
             // Some logs may be gone and live only in this set: record it and keep it.
-            set.keep();
             abort.disarm();
             if let Err(end) = self.api.end(id).await {
                 tracing::warn!(error = %end, "backup set kept, but not recorded in the headers");
             }
             return Err(self.kept(e, set));
         }
-        set.keep();
         abort.disarm();
         match self.api.end(id).await {
             Ok(()) => Ok(manifest),

@@ -244,12 +244,15 @@ impl Session<'_> {
     /// already, so the refusal cannot be an answer); a harmless call surfaces that refusal
     /// (`BackupAbortByServer`, the gate's errors, `NoBackup` for an expired lease) before
     /// the download is asked for again. Gives up once half the lease went by without a word
-    /// from the server: the server would soon end the backup anyway.
+    /// from the server (it would soon end the backup anyway), but asks once in any case, so
+    /// that a client that was stalled past its lease reports the server's verdict
+    /// (`NoBackup`) rather than a bare transport error.
     async fn recover(&mut self, f: &FileView, why: &str) -> Result<(), RemoteError> {
         let budget = self.lease_ttl / 2;
         let mut backoff = FIRST_BACKOFF;
+        let mut asked = false;
         loop {
-            if self.last_contact.elapsed() + backoff >= budget {
+            if asked && self.last_contact.elapsed() + backoff >= budget {
                 return Err(RemoteError::Transport {
                     url: self.api.file_url(self.id, f.index),
                     message: format!(
@@ -261,6 +264,7 @@ impl Session<'_> {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.max_backoff);
+            asked = true;
             match self.api.databases(self.id).await {
                 // In an incremental, asking for the databases is out of sequence (-521, the
                 // backup goes on): the engine's other checks came first, so it still runs.

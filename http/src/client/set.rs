@@ -84,11 +84,10 @@ impl PartialSet {
         self.armed = false;
     }
 
-    /// Removes what was written, manifest first, and waits for it.
+    /// Removes what was written, manifest first, and waits for it (also after
+    /// [`PartialSet::keep`]: the run learned that keeping it is not needed after all).
     pub async fn remove(&mut self) {
-        if !std::mem::take(&mut self.armed) {
-            return;
-        }
+        self.armed = false;
         let w = self.w.clone();
         let _ = tokio::task::spawn_blocking(move || lock(&w).remove()).await;
     }
