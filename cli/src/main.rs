@@ -6,8 +6,8 @@ mod dump;
 mod open;
 mod ops;
 mod progress;
-mod serve;
 mod remote;
+mod serve;
 mod targets;
 
 use std::path::PathBuf;

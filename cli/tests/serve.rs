@@ -1,5 +1,8 @@
 //! `ese serve` as a real process: its status endpoint, a clean term on SIGTERM that keeps every
-//! acknowledged commit, TLS with a given certificate, and its refusals.
+//! acknowledged commit, TLS with a given certificate, and its refusals; and `ese serve` with
+//! `ese backup --url` as two processes: a full and an incremental pulled while the service's
+//! writers commit restore a gap-free prefix, over HTTPS too, and a SIGTERM of the service
+//! while the client streams fails the client with the contract's code.
 
 mod common;
 
@@ -27,18 +30,20 @@ fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
 /// rows `order-WW-NNNNNNNN` must be 0..n without a gap, and `~last-WW` names its newest.
 /// Answers the total.
 fn count_orders(dir: &Path) -> u64 {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    count_orders_in(dir, &dir.join(format!("{name}.edb")))
+}
+
+/// [`count_orders`] of the database `db`, attached by an instance in `home`.
+fn count_orders_in(home: &Path, db: &Path) -> u64 {
     rt().block_on(async {
         let engine = Engine::new();
         let inst = engine
-            .create_instance("check", InstanceParams::new(dir))
+            .create_instance("check", InstanceParams::new(home))
             .await
             .unwrap();
         inst.init().await.unwrap();
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let db = inst
-            .attach_database(dir.join(format!("{name}.edb")))
-            .await
-            .unwrap();
+        let db = inst.attach_database(db).await.unwrap();
         let t = inst.open_table(db, "orders").await.unwrap();
         let s = inst.begin_session().await.unwrap();
         let mut total = 0;
@@ -294,4 +299,220 @@ fn a_token_file_guards_the_service() {
     assert_eq!(status, 200, "{v}");
     let out = served.stop();
     assert!(out.status.success());
+}
+
+/// The set a backup printed (`set TARGET/NAME`).
+fn set_of(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("set "))
+        .unwrap_or_else(|| panic!("no set line in {stdout:?}"))
+        .to_string()
+}
+
+/// The service's status counter of commits.
+fn commits(client: &reqwest::Client, url: &str) -> u64 {
+    let (status, v) = get_json(client, url);
+    assert_eq!(status, 200, "{v}");
+    v["commits"].as_u64().unwrap()
+}
+
+fn wait_for_commits(client: &reqwest::Client, url: &str, n: u64) -> u64 {
+    for _ in 0..400 {
+        let c = commits(client, url);
+        if c >= n {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the writers never reached {n} commits");
+}
+
+/// `ese backup --url` of both kinds, run as processes against `ese serve` with writers, into
+/// `sets`; then the service stops. Answers (the sets, commits before the incremental began,
+/// writer commits acknowledged).
+fn full_and_incremental(served: Served, sets: &Path, extra: &[&str]) -> (Vec<String>, u64, u64) {
+    let client = reqwest::Client::new();
+    let mut names = Vec::new();
+    let mut before_incremental = 0;
+    for kind in ["full", "incremental"] {
+        before_incremental = wait_for_commits(&client, &served.url, before_incremental + 300);
+        let mut args = vec![
+            "backup",
+            "--url",
+            &served.url,
+            "--to",
+            sets.to_str().unwrap(),
+        ];
+        args.extend(["--kind", kind]);
+        args.extend(extra);
+        let out = ese(&args);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        names.push(set_of(&text(&out.stdout)));
+    }
+    let out = served.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (names, before_incremental, acked(&text(&out.stdout)))
+}
+
+/// Verifies each set and restores the chain: the restored orders are a gap-free prefix of each
+/// writer's (checked by `count_orders_in`), at least what was acknowledged before the
+/// incremental began, and no more than the source holds.
+fn check_chain(tmp: &Path, source: &Path, sets: &Path, names: &[String], before: u64, acked: u64) {
+    for set in names {
+        let out = ese(&["verify", set]);
+        assert!(out.status.success(), "verify {set}: {}", text(&out.stderr));
+    }
+    let restored = tmp.join("restored");
+    let out = ese(&[
+        "restore",
+        sets.to_str().unwrap(),
+        "--set",
+        "latest",
+        "--to",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    let db = std::fs::read_dir(&restored)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "edb"))
+        .expect("a restored database");
+    let got = count_orders_in(&tmp.join("check"), &db);
+    // `commits` counts the table's creation too: a handful of commits that are not orders.
+    assert!(
+        got + 5 >= before,
+        "restored {got} orders, {before} commits before the incremental"
+    );
+    let on_disk = count_orders(source);
+    assert!(got <= on_disk, "restored {got}, the source holds {on_disk}");
+    assert!(on_disk >= acked, "{on_disk} on disk, {acked} acknowledged");
+}
+
+#[test]
+fn serve_and_backup_url_as_two_processes_restore_a_gap_free_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let sets = tmp.path().join("sets");
+    let served = Served::start(&dir, &["--create", "--writers", "2"]);
+    let (names, before, acked) = full_and_incremental(served, &sets, &["-q"]);
+    check_chain(tmp.path(), &dir, &sets, &names, before, acked);
+}
+
+#[test]
+fn backup_url_over_https_trusts_the_given_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let sets = tmp.path().join("sets");
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let (c, k) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+    let served = Served::start(
+        &dir,
+        &[
+            "--create",
+            "--writers",
+            "2",
+            "--tls-cert",
+            c,
+            "--tls-key",
+            k,
+        ],
+    );
+    // Without the certificate the client refuses the server.
+    let out = ese(&[
+        "backup",
+        "--url",
+        &served.url,
+        "--to",
+        sets.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&served.url),
+        "{}",
+        text(&out.stderr)
+    );
+    // The status endpoint is reached over TLS by the test's own client.
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut names = Vec::new();
+    for kind in ["full", "incremental"] {
+        assert_eq!(get_json(&trusting, &served.url).0, 200);
+        let args = [
+            "backup",
+            "--url",
+            &served.url,
+            "--to",
+            sets.to_str().unwrap(),
+            "--kind",
+            kind,
+            "--ca-cert",
+            c,
+            "-q",
+        ];
+        let out = ese(&args);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        names.push(set_of(&text(&out.stdout)));
+    }
+    let out = served.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    check_chain(
+        tmp.path(),
+        &dir,
+        &sets,
+        &names,
+        0,
+        acked(&text(&out.stdout)),
+    );
+}
+
+#[test]
+fn a_sigterm_of_the_service_fails_a_streaming_client_with_the_contracts_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    // About 32 MiB: the stream outlasts the buffers between server and client by far.
+    make_instance_sized(&dir, 16_000, 2000);
+    let sets = tmp.path().join("sets");
+    let served = Served::start(&dir, &[]);
+    let rt = rt();
+    let upstream: std::net::SocketAddr = served
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 256 KiB every 10 ms: the image takes over a second, and what sits in the buffers when
+    // the service stops drains well within the second it keeps answering.
+    let proxy = rt.block_on(common::proxy::SlowProxy::start(upstream, 256 << 10));
+    let url = proxy.url(&served.url);
+    let to = sets.to_str().unwrap().to_string();
+    let client = std::thread::spawn(move || ese(&["backup", "--url", &url, "--to", &to, "-q"]));
+    while proxy.carried() < 2 << 20 {
+        assert!(!client.is_finished(), "the client ended before it streamed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = served.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let client = client.join().unwrap();
+    let err = text(&client.stderr);
+    assert_eq!(client.status.code(), Some(1), "{err}");
+    // A call during term gets TermInProgress; once the instance is gone, InvalidInstance.
+    assert!(
+        err.contains("-1000") || err.contains("-1115"),
+        "the client names the contract's code: {err}"
+    );
+    // No set is left behind that could pass for a backup.
+    let listed = ese(&["sets", sets.to_str().unwrap(), "--json"]);
+    let listed = text(&listed.stdout);
+    assert!(!listed.contains("\"complete\""), "{listed}");
+    drop(rt);
 }

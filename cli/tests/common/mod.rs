@@ -2,6 +2,7 @@
 //! with rows, reading a restored database back.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod serve;
 
 use std::path::Path;
@@ -32,6 +33,12 @@ pub fn ese_env(args: &[&str], env: &[(String, String)]) -> Output {
 
 /// Makes an instance directory with a database holding `n` rows; returns the rows.
 pub fn make_instance(dir: &Path, n: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+    make_instance_sized(dir, n, 0)
+}
+
+/// [`make_instance`] with each value padded to at least `value_len` bytes (a database of
+/// about `n * value_len * 2` bytes, for streams that must take a while).
+pub fn make_instance_sized(dir: &Path, n: u32, value_len: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let engine = Engine::new();
@@ -43,17 +50,16 @@ pub fn make_instance(dir: &Path, n: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         let db = inst.create_database(dir.join("data.edb")).await.unwrap();
         let t = inst.create_table(db, "t").await.unwrap();
         let mut s = inst.begin_session().await.unwrap();
-        let mut tx = s.transaction().await.unwrap();
-        for i in 0..n {
-            tx.put(
-                t,
-                format!("k{i:05}").as_bytes(),
-                format!("value {i}").as_bytes(),
-            )
-            .await
-            .unwrap();
+        // A transaction per 1000 rows: a big database need not be one huge transaction.
+        for first in (0..n).step_by(1000) {
+            let mut tx = s.transaction().await.unwrap();
+            for i in first..(first + 1000).min(n) {
+                let mut v = format!("value {i}").into_bytes();
+                v.resize(v.len().max(value_len), b'.');
+                tx.put(t, format!("k{i:05}").as_bytes(), &v).await.unwrap();
+            }
+            tx.commit(Commit::Durable).await.unwrap();
         }
-        tx.commit(Commit::Durable).await.unwrap();
         let rows = s
             .scan(t, KeyRange::all())
             .await
