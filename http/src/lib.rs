@@ -9,10 +9,12 @@
 //! Requests carry bearer tokens with scopes ([`auth::Tokens`]); without a token file the
 //! router serves loopback only.
 
+pub mod allow;
 pub mod auth;
 pub mod errors;
 pub mod files;
 pub mod lease;
+mod push;
 mod router;
 mod server;
 mod state;
