@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use ese_actors::{BackupBegin, BackupEnd, KeyRange, RestoreSpec, Term};
+use ese_actors::{BackupBegin, BackupEnd, RestoreSpec, Term};
 use serde_json::{json, Value};
 use support::*;
 
@@ -81,25 +81,7 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
         })
         .await
         .unwrap();
-    let chk = h
-        .engine
-        .create_instance("check", params(&h.dir.path().join("chk")))
-        .await
-        .unwrap();
-    chk.init().await.unwrap();
-    let db = chk.attach_database(&img_path).await.unwrap();
-    let t = chk.open_table(db, "t").await.unwrap();
-    let preloaded = chk.scan(t, KeyRange::prefix(b"p")).await.unwrap();
-    assert_eq!(preloaded.len(), PRELOAD);
-    let written = chk.scan(t, KeyRange::prefix(b"w")).await.unwrap();
-    for (i, (k, _)) in written.iter().enumerate() {
-        assert_eq!(
-            k.as_ref(),
-            format!("w{i:08}").as_bytes(),
-            "the writer's keys are a prefix"
-        );
-    }
-    chk.term(Term::empty()).await.unwrap();
+    assert_restored(&h, &img_path).await;
 }
 
 /// A connection cut in the middle of a database image: the client resumes with `Range`, gets
@@ -673,23 +655,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
     let report = ese_actors::restore_backup_chain(&h.engine, &[set], &target)
         .await
         .unwrap();
-    let chk = h
-        .engine
-        .create_instance("check", params(&h.dir.path().join("chk")))
-        .await
-        .unwrap();
-    chk.init().await.unwrap();
-    let db = chk.attach_database(&report.databases[0].1).await.unwrap();
-    let t = chk.open_table(db, "t").await.unwrap();
-    assert_eq!(
-        chk.scan(t, KeyRange::prefix(b"p")).await.unwrap().len(),
-        PRELOAD
-    );
-    let written = chk.scan(t, KeyRange::prefix(b"w")).await.unwrap();
-    for (i, (k, _)) in written.iter().enumerate() {
-        assert_eq!(k.as_ref(), format!("w{i:08}").as_bytes());
-    }
-    chk.term(Term::empty()).await.unwrap();
+    assert_restored(&h, &report.databases[0].1).await;
 }
 
 /// The server keeps only its window of a file: a resume from before it is 416 with

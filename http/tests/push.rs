@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use ese_actors::{BackupOptions, KeyRange, Term};
+use ese_actors::{BackupOptions, Term};
 use ese_http::Builder;
 use serde_json::{json, Value};
 use support::*;
@@ -80,21 +80,7 @@ async fn a_push_into_a_folder_verifies_and_restores() {
     let report = ese_actors::restore_backup_chain(&h.engine, &[set_dir], &restored)
         .await
         .unwrap();
-    let chk = h
-        .engine
-        .create_instance("check", params(&h.dir.path().join("chk")))
-        .await
-        .unwrap();
-    chk.init().await.unwrap();
-    let db = chk.attach_database(&report.databases[0].1).await.unwrap();
-    let t = chk.open_table(db, "t").await.unwrap();
-    let preloaded = chk.scan(t, KeyRange::prefix(b"p")).await.unwrap();
-    assert_eq!(preloaded.len(), PRELOAD);
-    let written = chk.scan(t, KeyRange::prefix(b"w")).await.unwrap();
-    for (i, (k, _)) in written.iter().enumerate() {
-        assert_eq!(k.as_ref(), format!("w{i:08}").as_bytes());
-    }
-    chk.term(Term::empty()).await.unwrap();
+    assert_restored(&h, &report.databases[0].1).await;
 }
 
 /// Targets outside the allowed folder are 403 (PermissionDenied), hostile forms 400
@@ -161,21 +147,9 @@ async fn push_needs_a_configured_target_and_the_push_scope() {
     let pusher = h.begin_with(body, Some("pusher-0123456789abcdef")).await;
     assert_eq!(pusher.status(), 201);
     let id = json(pusher).await["id"].as_str().unwrap().to_string();
-    let st = h
-        .http
-        .get(h.backup(&id))
-        .bearer_auth("reader-0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
+    let st = send_as(h.http.get(h.backup(&id)), "reader-0123456789abcdef").await;
     assert_eq!(st.status(), 200);
-    let cancel = h
-        .http
-        .delete(h.backup(&id))
-        .bearer_auth("reader-0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
+    let cancel = send_as(h.http.delete(h.backup(&id)), "reader-0123456789abcdef").await;
     assert_eq!(ese_error(cancel).await.1, -1809);
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }

@@ -286,11 +286,11 @@ impl Host {
         body: serde_json::Value,
         token: Option<&str>,
     ) -> reqwest::Response {
-        let mut req = self.http.post(format!("{}/backups", self.url)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        let req = self.http.post(format!("{}/backups", self.url)).json(&body);
+        match token {
+            Some(t) => send_as(req, t).await,
+            None => req.send().await.unwrap(),
         }
-        req.send().await.unwrap()
     }
 
     /// Starts a push of `kind` into `target`: the id of the push.
@@ -352,4 +352,39 @@ pub async fn host_finish(inst: &Instance) {
     inst.end_external_backup(ese_actors::BackupEnd::NORMAL)
         .await
         .unwrap();
+}
+
+/// Attaches a restored database in an instance of its own and checks it holds every preloaded
+/// row and the writer's keys as a gap-free prefix (a consistent state).
+pub async fn assert_restored(h: &Host, db: &Path) {
+    let chk = h
+        .engine
+        .create_instance("check", params(&h.dir.path().join("chk")))
+        .await
+        .unwrap();
+    chk.init().await.unwrap();
+    let db = chk.attach_database(db).await.unwrap();
+    let t = chk.open_table(db, "t").await.unwrap();
+    let preloaded = chk
+        .scan(t, ese_actors::KeyRange::prefix(b"p"))
+        .await
+        .unwrap();
+    assert_eq!(preloaded.len(), PRELOAD);
+    let written = chk
+        .scan(t, ese_actors::KeyRange::prefix(b"w"))
+        .await
+        .unwrap();
+    for (i, (k, _)) in written.iter().enumerate() {
+        assert_eq!(
+            k.as_ref(),
+            format!("w{i:08}").as_bytes(),
+            "the writer's keys are a prefix"
+        );
+    }
+    chk.term(ese_actors::Term::empty()).await.unwrap();
+}
+
+/// Sends a request with a bearer token.
+pub async fn send_as(req: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
+    req.bearer_auth(token).send().await.unwrap()
 }
