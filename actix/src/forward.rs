@@ -52,7 +52,8 @@ forwarded! {
         BeginTransaction, Put, Get, Delete, ApplyBatch, Scan, ScanNext, CloseScan,
         CommitTransaction, Rollback, GetStats, GetInstanceInfo, GetAttachInfo, OpenFile,
         ReadFile, CloseFile, GetLogInfo, GetTruncateLogInfo, TruncateLog, EndBackup,
-        BeginBackupWithId, AbortBackupIf, GetBackupRecord,
+        BeginBackupWithId, AbortBackupIf, GetBackupRecord, CheckBackup, EndBackupIf,
+        ExpireBackupIf,
     ],
     by_method: [Term, StopBackup, BeginBackup],
 }

@@ -555,6 +555,24 @@ async fn a_whole_backup_sequence_answers_as_the_direct_calls() {
     p.ask("abort if, already over", AbortBackupIf { id })
         .await
         .unwrap();
+
+    // The id-scoped calls a host makes for a remote client's backup.
+    let id = p
+        .ask("begin with id, again", BeginBackupWithId { grbit: full })
+        .await
+        .unwrap();
+    p.ask("check, running", CheckBackup { id }).await.unwrap();
+    p.same("stop_backup", call!(stop_backup), StopBackup {})
+        .await
+        .unwrap();
+    let r = p.ask("check, stopped", CheckBackup { id }).await;
+    p.expect_code("check, stopped", &r, -801);
+    p.ask("expire if", ExpireBackupIf { id }).await.unwrap();
+    let r = p.ask("check, expired", CheckBackup { id }).await;
+    p.expect_code("check, expired", &r, -520);
+    let grbit = BackupEnd::ABORT;
+    let r = p.ask("end if, over", EndBackupIf { id, grbit }).await;
+    p.expect_code("end if, over", &r, -520);
     p.same("stop_backup, no backup", call!(stop_backup), StopBackup {})
         .await
         .unwrap();

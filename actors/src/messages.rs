@@ -209,6 +209,19 @@ messages! {
     /// Ends the backup with this id as aborted by the caller (`ABORT`, event 215) if it is
     /// still running; Success with nothing done if it already ended.
     [Job, Instance] AbortBackupIf { id: BackupId } -> ();
+    /// Whether the backup with this id may still be driven: Success while it runs,
+    /// `BackupAbortByServer` (-801) once `stop_backup` was called on it, `NoBackup` (-520)
+    /// when another backup or none runs. The legacy calls act on whatever backup runs, so a
+    /// host driving one backup for a remote client checks before each call.
+    [Inline, Instance] CheckBackup { id: BackupId } -> ();
+    /// `EndBackup` of the backup with this id only: `InvalidParameter` for a bad grbit (as
+    /// `EndBackup`), `NoBackup` (-520) if it is not the running one, otherwise exactly
+    /// `EndBackup`'s outcome.
+    [Job, Instance] EndBackupIf { id: BackupId, grbit: BackupEnd } -> ();
+    /// Ends the backup with this id as aborted by the server, as `StopBackup` then a normal
+    /// `EndBackup` would, in one step (event 226, no header update); Success with nothing
+    /// done if it already ended. A lease that runs out ends its backup so.
+    [Job, Instance] ExpireBackupIf { id: BackupId } -> ();
     /// The record a normal end of the running backup would write into the headers (mark,
     /// time, generation range): a backup set takes its id from it before truncating logs.
     /// `InvalidBackupSequence` before the log phase.

@@ -16,6 +16,9 @@ pub enum Scope {
     End,
     /// Restore-side calls (reserved: none are served yet).
     Restore,
+    /// Start a push backup (the server writes a set into a target the host allows, and
+    /// truncates the logs the set made redundant) and cancel it.
+    Push,
 }
 
 impl Scope {
@@ -25,6 +28,7 @@ impl Scope {
             "truncate" => Some(Scope::Truncate),
             "end" => Some(Scope::End),
             "restore" => Some(Scope::Restore),
+            "push" => Some(Scope::Push),
             _ => None,
         }
     }

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ese_actors::Error;
-use serde::Serialize;
 
 /// A failed request: the ESE error, the HTTP status it maps to, and a message.
 #[derive(Debug, Clone)]
@@ -26,6 +25,15 @@ impl ApiError {
             message: error.to_string(),
             error,
         }
+    }
+
+    /// The `{name, code, message}` object of the body (also a push's failed outcome).
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.error.name(),
+            "code": self.error.code(),
+            "message": self.message,
+        })
     }
 
     /// An error the router itself decided, with a status and message of its own.
@@ -63,34 +71,20 @@ pub fn status_of(e: &Error) -> StatusCode {
         -1811 => StatusCode::NOT_FOUND,
         // ClientRequestToStopJetService, TermInProgress, NotInitialized, the unavailable family.
         -1329 | -1000 | -1029 | -1090 | -1092 | -510 => StatusCode::SERVICE_UNAVAILABLE,
-        // AccessDenied (no or unknown token), PermissionDenied (wrong scope).
+        // AccessDenied (no or unknown token), PermissionDenied (wrong scope, or a push target
+        // the host does not allow).
         -1907 => StatusCode::UNAUTHORIZED,
         -1809 => StatusCode::FORBIDDEN,
+        // Everything else is the server's fault, the client can only retry or report it:
+        // ReadVerifyFailure and LogReadVerifyFailure (a damaged page or log on the server),
+        // MissingFileToBackup, DiskIO, DiskFull, InternalError, ...
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    name: &'static str,
-    code: i32,
-    message: &'a str,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Detail {
-                name: self.error.name(),
-                code: self.error.code(),
-                message: &self.message,
-            },
-        };
+        let body = serde_json::json!({ "error": self.body() });
         let mut res = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(

@@ -110,6 +110,9 @@ pub struct FileEntry {
     pub complete: bool,
     /// Bumped by every GET of the file: an older response still streaming stops.
     pub epoch: u64,
+    /// The engine gave up on this file alone (`ReadVerifyFailure`: it closed the handle and
+    /// the backup goes on): every later GET of it gets this error.
+    pub failed: Option<ese_actors::Error>,
 }
 
 impl FileEntry {
@@ -129,7 +132,20 @@ impl FileEntry {
             crc: 0,
             complete: false,
             epoch: 0,
+            failed: None,
         }
+    }
+
+    /// Records an engine error of a read. A `ReadVerifyFailure` (-1018) ends this file only
+    /// (the engine closed its handle): the file keeps the error, so a retry gets it at once
+    /// instead of a read on a closed handle. Whether the error ended the file.
+    pub fn read_failed(&mut self, e: &ese_actors::Error) -> bool {
+        if e.code() != ese_actors::Error::ReadVerifyFailure.code() {
+            return false;
+        }
+        self.handle = None;
+        self.failed = Some(e.clone());
+        true
     }
 
     /// Records the engine's next chunk.
@@ -237,6 +253,17 @@ mod tests {
         // A chunk larger than the capacity is still kept whole.
         w.push(b(3, 40));
         assert_eq!((w.start(), w.end()), (20, 60));
+    }
+
+    #[test]
+    fn a_read_verify_failure_ends_the_file_and_releases_its_handle() {
+        use ese_actors::Error;
+        let mut f = FileEntry::new(PathBuf::from("/srv/db/a.edb"), FileKind::Database, 1);
+        assert!(!f.read_failed(&Error::BackupAbortByServer));
+        assert!(f.failed.is_none(), "a backup-wide error is not the file's");
+        assert!(f.read_failed(&Error::ReadVerifyFailure.with_detail("page 9")));
+        assert_eq!(f.handle, None);
+        assert_eq!(f.failed.as_ref().map(Error::code), Some(-1018));
     }
 
     #[test]

@@ -16,11 +16,13 @@
 //! against the server's CRC-32C, and a failure before truncation aborts the backup and
 //! removes the partial set. `ese backup --url` is its command-line face.
 
+pub mod allow;
 pub mod auth;
 pub mod client;
 pub mod errors;
 pub mod files;
 pub mod lease;
+mod push;
 mod router;
 mod server;
 mod state;

@@ -3,6 +3,7 @@
 //! ```text
 //! GET    /v1/instances/{name}                              instance status  (read)
 //! POST   /v1/instances/{name}/backups                      begin            (read)
+//!        ... with a "target": a push (`push.rs`)                                (push)
 //! GET    /v1/instances/{name}/backups/{id}                 status           (read)
 //! GET    /v1/instances/{name}/backups/{id}/databases       attach info      (read)
 //! POST   /v1/instances/{name}/backups/{id}/logs            seal: log info   (read)
@@ -17,14 +18,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use ese_actors::messages::{AbortBackupIf, BeginBackupWithId, GetBackupRecord};
+use ese_actors::messages::{AbortBackupIf, BeginBackupWithId, EndBackupIf, GetBackupRecord};
 use ese_actors::{BackupBegin, BackupEnd, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,6 +34,7 @@ use crate::auth::Scope;
 use crate::errors::ApiError;
 use crate::files::{FileKind, FileTable};
 use crate::lease::Lease;
+use crate::push;
 use crate::state::{Kind, Remote, Seq, Shared};
 
 type Shared_ = State<Arc<Shared>>;
@@ -55,6 +57,7 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router {
         )
         .route(&format!("{b}/end"), post(end))
         .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
         .with_state(shared)
 }
 
@@ -70,39 +73,76 @@ where
         .unwrap_or_else(|_| Err(ApiError::engine(Error::InternalError)))
 }
 
-async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: Bytes) -> Answer {
+/// The handlers of one backup's resources: each decodes its path (a malformed one is 400) and
+/// runs its `_work` detached.
+macro_rules! detached_handlers {
+    ($($name:ident => $work:ident;)*) => {$(
+        async fn $name(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+            detached($work(s, path(p)?, h)).await
+        }
+    )*};
+}
+
+detached_handlers! {
+    databases => databases_work;
+    seal_logs => seal_logs_work;
+    truncate_info => truncate_info_work;
+    truncate => truncate_work;
+}
+
+async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: BodyOr) -> Answer {
+    let b = body(b, &h)?;
     detached(begin_work(s, path(p)?, h, b)).await
 }
 
-async fn status(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(status_work(s, path(p)?, h)).await
-}
-
-async fn databases(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(databases_work(s, path(p)?, h)).await
-}
-
-async fn seal_logs(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(seal_logs_work(s, path(p)?, h)).await
-}
-
-async fn record(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(record_work(s, path(p)?, h)).await
-}
-async fn truncate_info(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(truncate_info_work(s, path(p)?, h)).await
-}
-
-async fn truncate(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(truncate_work(s, path(p)?, h)).await
-}
-
-async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: Bytes) -> Answer {
+async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: BodyOr) -> Answer {
+    let b = body(b, &h)?;
     detached(end_work(s, path(p)?, h, b)).await
 }
 
+/// The record's facts come from the engine's running backup, so the id is checked first.
+async fn record(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    let p = path(p)?;
+    s.authorize(&h, Scope::Read)?;
+    s.touch(&p.0 .0, &p.0 .1)?.check().await?;
+    detached(record_work(s, p, h)).await
+}
+
+async fn status(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
+    let Path((name, id)) = path(p)?;
+    if id.starts_with(push::ID_PREFIX) {
+        s.authorize(&h, Scope::Read)?;
+        return Ok(Json(s.pushes.get(&name, &id)?.view(&id)).into_response());
+    }
+    detached(status_work(s, Path((name, id)), h)).await
+}
+
 async fn abort(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    detached(abort_work(s, path(p)?, h)).await
+    let Path((name, id)) = path(p)?;
+    if id.starts_with(push::ID_PREFIX) {
+        s.authorize(&h, Scope::Push)?;
+        let push = s.pushes.get(&name, &id)?;
+        return detached(async move { Ok(Json(push.cancel(&id).await).into_response()) }).await;
+    }
+    detached(abort_work(s, Path((name, id)), h)).await
+}
+
+/// A request body, or why axum could not read it (e.g. over its size limit).
+type BodyOr = Result<Bytes, BytesRejection>;
+
+/// The body as JSON's bytes: a body axum refused keeps its status (413 over the limit) with
+/// an ESE error, and a body declared as anything but JSON is 415, both `InvalidParameter`.
+fn body(b: BodyOr, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+    let b = b.map_err(|e| ApiError::new(Error::InvalidParameter, e.status(), e.body_text()))?;
+    let declared = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    if declared.is_some_and(|t| !t.starts_with(b"application/json")) {
+        return Err(ApiError::new(
+            Error::InvalidParameter,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a request body is JSON (Content-Type: application/json)",
+        ));
+    }
+    Ok(b)
 }
 
 /// A path parameter, or why axum could not decode it (e.g. `%FF`, not UTF-8).
@@ -127,6 +167,14 @@ async fn not_found() -> ApiError {
     )
 }
 
+async fn not_allowed() -> ApiError {
+    ApiError::new(
+        Error::InvalidParameter,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this resource does not take this method",
+    )
+}
+
 /// Parses a JSON body; anything malformed is `InvalidParameter` (400).
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -142,6 +190,9 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
 #[serde(deny_unknown_fields)]
 struct BeginRequest {
     kind: Kind,
+    /// A push: where the server writes the set (else the client pulls the files).
+    #[serde(default)]
+    target: Option<String>,
 }
 
 async fn begin_work(
@@ -150,9 +201,15 @@ async fn begin_work(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
+    let req: BeginRequest = parse(&body)?;
+    if let Some(target) = &req.target {
+        s.authorize(&headers, Scope::Push)?;
+        s.instance(&name)?;
+        let place = crate::allow::check(target, &s.cfg.push_targets)?;
+        return Ok(push::start(&s, &name, req.kind, &place.url()).await);
+    }
     s.authorize(&headers, Scope::Read)?;
     let inst = s.instance(&name)?;
-    let req: BeginRequest = parse(&body)?;
     let grbit = match req.kind {
         Kind::Full => BackupBegin::empty(),
         Kind::Incremental => BackupBegin::INCREMENTAL,
@@ -247,6 +304,7 @@ async fn databases_work(
     s.authorize(&headers, Scope::Read)?;
     let r = s.touch(&name, &id)?;
     let mut seq = r.seq.lock().await;
+    r.check().await?;
     let paths = r.inst.get_attach_info().await?;
     let idx = seq
         .files
@@ -262,6 +320,7 @@ async fn seal_logs_work(
     s.authorize(&headers, Scope::Read)?;
     let r = s.touch(&name, &id)?;
     let mut seq = r.seq.lock().await;
+    r.check().await?;
     let info = r.inst.get_log_info().await?;
     let idx = seq
         .files
@@ -330,6 +389,7 @@ async fn truncate_info_work(
     s.authorize(&headers, Scope::Truncate)?;
     let r = s.touch(&name, &id)?;
     let _seq = r.seq.lock().await;
+    r.check().await?;
     let paths = r.inst.get_truncate_log_info().await?;
     // Names only: the server's paths are not the client's business here.
     let names: Vec<String> = paths
@@ -347,6 +407,7 @@ async fn truncate_work(
     s.authorize(&headers, Scope::Truncate)?;
     let r = s.touch(&name, &id)?;
     let _seq = r.seq.lock().await;
+    r.check().await?;
     r.inst.truncate_log().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -386,8 +447,9 @@ async fn end_work(
     if req.truncate_done {
         grbit |= BackupEnd::TRUNCATE_DONE;
     }
-    // Past the grbit check (always valid here) the engine ends the backup whatever it answers.
-    let res = r.inst.end_external_backup(grbit).await;
+    // Past the grbit check (always valid here) the engine ends this backup whatever it
+    // answers; `EndBackupIf` never ends another one (the host's, begun after it).
+    let res = r.inst.ask(EndBackupIf { id: r.id, grbit }).await;
     r.mark_ended();
     *seq = Seq::default();
     res?;

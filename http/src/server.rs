@@ -10,6 +10,7 @@ use ese_actors::Instance;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::allow::Place;
 use crate::auth::Tokens;
 use crate::state::{Config, Shared};
 
@@ -23,6 +24,9 @@ pub enum BuildError {
     BadChunk(usize),
     /// Two instances under one name.
     DuplicateName(String),
+    /// A push target prefix that is not an absolute path, `file:///path` or `s3://bucket/...`
+    /// free of `.`, `..` and encoded characters: the prefix and why.
+    BadPushTarget(String, String),
 }
 
 impl std::fmt::Display for BuildError {
@@ -33,6 +37,7 @@ impl std::fmt::Display for BuildError {
             }
             BuildError::BadChunk(n) => write!(f, "chunk size {n} is not a multiple of 32 KiB"),
             BuildError::DuplicateName(n) => write!(f, "instance name {n:?} given twice"),
+            BuildError::BadPushTarget(t, why) => write!(f, "push target {t:?}: {why}"),
         }
     }
 }
@@ -45,6 +50,7 @@ pub struct Builder {
     instances: Vec<(String, Instance)>,
     tokens: Option<Tokens>,
     cfg: Config,
+    push_targets: Vec<String>,
 }
 
 impl Builder {
@@ -83,12 +89,32 @@ impl Builder {
         self
     }
 
+    /// Turns push mode on: clients with the `push` scope may have the server write a backup
+    /// set into a target under one of these prefixes (absolute paths, `file:///path` or
+    /// `s3://bucket/prefix`, compared component by component). Without any, push mode is off.
+    pub fn push_targets<I, S>(mut self, prefixes: I) -> Builder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.push_targets
+            .extend(prefixes.into_iter().map(Into::into));
+        self
+    }
+
+    /// How pushes stream: a rate limit keeps a push from taking the server's disks.
+    pub fn push_options(mut self, options: ese_actors::BackupOptions) -> Builder {
+        self.cfg.push_options = options;
+        self
+    }
+
     /// The router, for a server that will listen on `listen`.
     ///
     /// # Errors
     ///
-    /// [`BuildError`]: no tokens on a non-loopback address, a bad chunk size, a name twice.
-    pub fn build(self, listen: SocketAddr) -> Result<BackupServer, BuildError> {
+    /// [`BuildError`]: no tokens on a non-loopback address, a bad chunk size, a name twice, a
+    /// malformed push target.
+    pub fn build(mut self, listen: SocketAddr) -> Result<BackupServer, BuildError> {
         if self.tokens.is_none() && !listen.ip().is_loopback() {
             return Err(BuildError::NoTokensOffLoopback(listen));
         }
@@ -102,6 +128,10 @@ impl Builder {
                 return Err(BuildError::DuplicateName(name));
             }
         }
+        for t in &self.push_targets {
+            let place = Place::parse(t).map_err(|why| BuildError::BadPushTarget(t.clone(), why))?;
+            self.cfg.push_targets.push(place);
+        }
         let (expirations, expired) = watch::channel(0);
         let shared = Arc::new(Shared {
             instances,
@@ -109,6 +139,7 @@ impl Builder {
             cfg: self.cfg,
             backups: Mutex::new(HashMap::new()),
             expirations,
+            pushes: Default::default(),
         });
         Ok(BackupServer {
             router: crate::router::routes(shared),

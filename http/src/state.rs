@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use ese_actors::messages::AbortBackupIf;
+use ese_actors::messages::{CheckBackup, ExpireBackupIf};
 use ese_actors::{BackupId, Error, Instance, LogInfo};
 use tokio::sync::watch;
 
@@ -24,6 +24,10 @@ pub struct Config {
     pub chunk_bytes: usize,
     /// How many bytes of a file the server keeps for `Range` resumption.
     pub window_bytes: u64,
+    /// Where clients may push backups (none: push mode is off).
+    pub(crate) push_targets: Vec<crate::allow::Place>,
+    /// How a push streams (its rate limit, chunk size, compression).
+    pub(crate) push_options: ese_actors::BackupOptions,
 }
 
 impl Default for Config {
@@ -32,6 +36,8 @@ impl Default for Config {
             lease_ttl: Duration::from_secs(60),
             chunk_bytes: 1 << 20,
             window_bytes: 16 << 20,
+            push_targets: Vec::new(),
+            push_options: ese_actors::BackupOptions::default(),
         }
     }
 }
@@ -77,6 +83,7 @@ pub(crate) struct Shared {
     pub cfg: Config,
     pub backups: Mutex<HashMap<(String, u64), Arc<Remote>>>,
     pub expirations: watch::Sender<u64>,
+    pub pushes: crate::push::Pushes,
 }
 
 /// How many ended backups per instance keep answering why they ended.
@@ -175,6 +182,17 @@ impl Remote {
         }
     }
 
+    /// Whether the engine still runs this backup, unstopped, before a call the engine would
+    /// otherwise apply to whatever backup runs (a host may have ended this one and begun its
+    /// own). `NoBackup` means it is over for good: later requests get it without asking.
+    pub async fn check(&self) -> Result<(), ApiError> {
+        let res = self.inst.ask(CheckBackup { id: self.id }).await;
+        if matches!(&res, Err(e) if e.code() == Error::NoBackup.code()) {
+            self.mark_ended();
+        }
+        Ok(res?)
+    }
+
     /// The backup ended through the router: later requests get `NoBackup`.
     pub fn mark_ended(&self) {
         lock(&self.lease).end();
@@ -194,12 +212,14 @@ fn ended_error() -> ApiError {
     ApiError::new(Error::NoBackup, StatusCode::GONE, "the backup was ended")
 }
 
-/// Ends an expired backup: exactly this one (`AbortBackupIf` names it by id, so a backup begun
-/// later, here or by the host, is never touched). If the engine refuses (the instance is
-/// stopping), later requests get the engine's error instead of `NoBackup`.
+/// Ends an expired backup as aborted by the server (event 226, as `stop_backup` then a normal
+/// end): exactly this one, in one step (`ExpireBackupIf` names it by id, so a backup begun
+/// later, here or by the host, is never touched, and no request of the client slips in between
+/// the stop and the end). If the engine refuses (the instance is stopping), later requests get
+/// the engine's error instead of `NoBackup`.
 pub(crate) async fn expire(shared: &Shared, remote: &Remote) {
     lock(&remote.gone).get_or_insert_with(expired_error);
-    if let Err(e) = remote.inst.ask(AbortBackupIf { id: remote.id }).await {
+    if let Err(e) = remote.inst.ask(ExpireBackupIf { id: remote.id }).await {
         tracing::warn!(error = %e, backup = remote.id.raw(), "lease expired; the backup could not be ended");
         *lock(&remote.gone) = Some(ApiError::engine(e));
     }

@@ -59,6 +59,9 @@ async fn open_if_needed(r: &Remote, seq: &mut Seq, idx: usize) -> Result<(), Api
     let Some(f) = seq.files.get(idx) else {
         return Err(ApiError::engine(Error::InternalError));
     };
+    if let Some(e) = &f.failed {
+        return Err(ApiError::engine(e.clone()));
+    }
     if f.handle.is_some() || f.complete || f.size.is_some() {
         return Ok(());
     }
@@ -89,6 +92,9 @@ async fn get_file_work(
     let r = s.touch(&name, &id)?;
     let start = range_start(&headers)?;
     let mut seq = r.seq.lock().await;
+    // Also for bytes the window alone would serve: after `stop_backup` (or once another backup
+    // runs) a client gets the engine's answer, not stale bytes.
+    r.check().await?;
     let idx = seq.files.find(&file).ok_or_else(|| {
         ApiError::new(
             Error::FileNotFound,
@@ -244,6 +250,7 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
                 return Next::Data(c);
             }
             Err(e) => {
+                f.read_failed(&e);
                 tracing::info!(error = %e, file = %f.name, "backup file stream ended by the engine");
                 return Next::Failed(e.to_string());
             }

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use ese_actors::{BackupBegin, BackupEnd, KeyRange, RestoreSpec, Term};
+use ese_actors::{BackupBegin, BackupEnd, RestoreSpec, Term};
 use serde_json::{json, Value};
 use support::*;
 
@@ -19,15 +19,7 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
     let set = h.dir.path().join("pulled");
     std::fs::create_dir_all(set.join("logs")).unwrap();
 
-    let dbs: Value = h
-        .http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dbs: Value = h.databases(&id).await;
     let db = &dbs["files"][0];
     assert_eq!(db["kind"], "database");
     let source = db["source_path"].as_str().unwrap().to_string();
@@ -46,15 +38,7 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
     let img_path = set.join("restored.edb");
     std::fs::write(&img_path, &image.bytes).unwrap();
 
-    let logs: Value = h
-        .http
-        .post(format!("{}/logs", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = h.seal(&id).await;
     let files = logs["files"].as_array().unwrap();
     assert!(!files.is_empty());
     for f in files {
@@ -65,15 +49,7 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
         std::fs::write(set.join("logs").join(name), &log.bytes).unwrap();
     }
     // The status lists every file complete with the checksum the trailers gave.
-    let st: Value = h
-        .http
-        .get(h.backup(&id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = json(h.get(&id, "").await).await;
     assert_eq!(
         st["files"][0]["crc32c"],
         format!("{:08x}", crc(&image.bytes))
@@ -84,17 +60,11 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
         .iter()
         .all(|f| f["complete"] == true));
 
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     w.stop().await;
     // The ended backup answers NoBackup.
-    let (status, code, _) = ese_error(h.http.get(h.backup(&id)).send().await.unwrap()).await;
+    let (status, code, _) = ese_error(h.get(&id, "").await).await;
     assert_eq!((status, code), (410, -520));
     h.inst.term(Term::empty()).await.unwrap();
 
@@ -111,25 +81,7 @@ async fn a_full_backup_pulled_over_http_restores_consistently() {
         })
         .await
         .unwrap();
-    let chk = h
-        .engine
-        .create_instance("check", params(&h.dir.path().join("chk")))
-        .await
-        .unwrap();
-    chk.init().await.unwrap();
-    let db = chk.attach_database(&img_path).await.unwrap();
-    let t = chk.open_table(db, "t").await.unwrap();
-    let preloaded = chk.scan(t, KeyRange::prefix(b"p")).await.unwrap();
-    assert_eq!(preloaded.len(), PRELOAD);
-    let written = chk.scan(t, KeyRange::prefix(b"w")).await.unwrap();
-    for (i, (k, _)) in written.iter().enumerate() {
-        assert_eq!(
-            k.as_ref(),
-            format!("w{i:08}").as_bytes(),
-            "the writer's keys are a prefix"
-        );
-    }
-    chk.term(Term::empty()).await.unwrap();
+    assert_restored(&h, &img_path).await;
 }
 
 /// A connection cut in the middle of a database image: the client resumes with `Range`, gets
@@ -139,11 +91,7 @@ async fn a_cut_download_resumes_with_range() {
     let h = host(Opts::default()).await;
     let w = h.writer();
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let mut got = pull_some(get_file(&h, &id, "0", None).await, CHUNK + 1).await;
     let have = got.len() as u64;
 
@@ -174,26 +122,12 @@ async fn a_cut_download_resumes_with_range() {
     assert_eq!(straight.bytes, got);
 
     // The sequence goes on and ends normally.
-    let logs: Value = h
-        .http
-        .post(format!("{}/logs", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = h.seal(&id).await;
     for f in logs["files"].as_array().unwrap() {
         let log = pull(get_file(&h, &id, &f["index"].to_string(), None).await).await;
         assert_eq!(log.status, 200);
     }
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     w.stop().await;
     h.inst.term(Term::empty()).await.unwrap();
@@ -205,11 +139,7 @@ async fn a_cut_download_resumes_with_range() {
 async fn bad_ranges_are_416_and_change_nothing() {
     let h = host(Opts::default()).await;
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let (status, code, _) = ese_error(get_file(&h, &id, "0", Some(1 << 40)).await).await;
     assert_eq!((status, code), (416, -1003));
     for bad in ["bytes=5-3", "bytes=-100", "pages=1-"] {
@@ -241,14 +171,7 @@ async fn an_expired_lease_ends_the_backup() {
     let id = h.begin("full").await;
     let mut expired = h.server.expirations();
     expired.wait_for(|n| *n >= 1).await.unwrap();
-    let (status, code, name) = ese_error(
-        h.http
-            .get(format!("{}/databases", h.backup(&id)))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code, name) = ese_error(h.get(&id, "/databases").await).await;
     assert_eq!(
         (status, code, name.as_str()),
         (410, -520, "JET_errNoBackup")
@@ -303,40 +226,18 @@ async fn stop_backup_while_streaming_answers_801() {
     let h = host(Opts::default()).await;
     let w = h.writer();
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let _part = pull_some(get_file(&h, &id, "0", None).await, 1).await;
     h.inst.stop_backup().await.unwrap();
-    let (status, code, name) = ese_error(
-        h.http
-            .post(format!("{}/logs", h.backup(&id)))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code, name) = ese_error(h.post(&id, "/logs").await).await;
     assert_eq!(
         (status, code, name.as_str()),
         (409, -801, "JET_errBackupAbortByServer")
     );
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(ese_error(end).await.1, -801);
     // The engine ended it: the id is gone, and a new backup begins.
-    assert_eq!(
-        ese_error(h.http.get(h.backup(&id)).send().await.unwrap())
-            .await
-            .1,
-        -520
-    );
+    assert_eq!(ese_error(h.get(&id, "").await).await.1, -520);
     h.begin("full").await;
     w.stop().await;
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
@@ -347,21 +248,10 @@ async fn stop_backup_while_streaming_answers_801() {
 async fn stop_service_answers_1329() {
     let h = host(Opts::default()).await;
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let _part = pull_some(get_file(&h, &id, "0", None).await, 1).await;
     h.inst.stop_service().await.unwrap();
-    let (status, code, name) = ese_error(
-        h.http
-            .post(format!("{}/logs", h.backup(&id)))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code, name) = ese_error(h.post(&id, "/logs").await).await;
     assert_eq!(
         (status, code, name.as_str()),
         (503, -1329, "JET_errClientRequestToStopJetService")
@@ -439,12 +329,7 @@ async fn tokens_and_scopes() {
         .await
         .unwrap();
     assert_eq!(ese_error(trunc).await.1, -1809);
-    let anon = h
-        .http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    let anon = h.get(&id, "/databases").await;
     assert_eq!(ese_error(anon).await.0, 401);
     // The backup still runs, untouched.
     assert_eq!(
@@ -537,14 +422,10 @@ async fn malformed_and_hostile_requests_are_refused() {
 
     let id = h.begin("full").await;
     for bad in ["abc", "99999", "-1"] {
-        let (status, code, _) = ese_error(h.http.get(h.backup(bad)).send().await.unwrap()).await;
+        let (status, code, _) = ese_error(h.get(bad, "").await).await;
         assert_eq!((status, code), (404, -520), "{bad}");
     }
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let outside = h.dir.path().join("inst").join("data.edb");
     // Names the server decodes and finds in no list: FileNotFound (-1811).
     let hostile = [
@@ -641,15 +522,7 @@ async fn concurrent_begins_start_exactly_one_backup() {
 /// Pulls every file of the running backup's log phase (seals the logs first); answers the
 /// log info.
 async fn pull_logs(h: &Host, id: &str) -> Value {
-    let logs: Value = h
-        .http
-        .post(format!("{}/logs", h.backup(id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = h.seal(id).await;
     for f in logs["files"].as_array().unwrap() {
         let log = pull(get_file(h, id, &f["index"].to_string(), None).await).await;
         assert_eq!(log.status, 200);
@@ -665,18 +538,9 @@ async fn full_with_truncation_then_incremental() {
     let h = host(Opts::default()).await;
     let w = h.writer();
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     // Truncation before the log phase is out of sequence (the backup goes on).
-    let early = h
-        .http
-        .post(format!("{}/truncation", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    let early = h.post(&id, "/truncation").await;
     assert_eq!(
         ese_error(early).await,
         (409, -521, "JET_errInvalidBackupSequence".into())
@@ -684,51 +548,23 @@ async fn full_with_truncation_then_incremental() {
     let image = pull(get_file(&h, &id, "0", None).await).await;
     assert_eq!(image.status, 200);
     pull_logs(&h, &id).await;
-    let names: Value = h
-        .http
-        .get(format!("{}/truncation", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let names: Value = json(h.get(&id, "/truncation").await).await;
     assert!(names["files"].is_array());
-    let t = h
-        .http
-        .post(format!("{}/truncation", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    let t = h.post(&id, "/truncation").await;
     assert_eq!(t.status(), 204);
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     let info = h.inst.database_info(&h.db_path).await.unwrap();
     assert!(info.last_full.is_some());
 
     let inc = h.begin("incremental").await;
     // No attach info in an incremental: InvalidBackupSequence, the backup goes on.
-    let dbs = h
-        .http
-        .get(format!("{}/databases", h.backup(&inc)))
-        .send()
-        .await
-        .unwrap();
+    let dbs = h.get(&inc, "/databases").await;
     assert_eq!(ese_error(dbs).await.1, -521);
     pull_logs(&h, &inc).await;
     let end = h
-        .http
-        .post(format!("{}/end", h.backup(&inc)))
-        .json(&json!({"mode": "normal", "truncate_done": true}))
-        .send()
-        .await
-        .unwrap();
+        .end(&inc, json!({"mode": "normal", "truncate_done": true}))
+        .await;
     assert_eq!(end.status(), 200);
     w.stop().await;
     let info = h.inst.database_info(&h.db_path).await.unwrap();
@@ -741,18 +577,12 @@ async fn full_with_truncation_then_incremental() {
 async fn a_normal_end_before_the_logs_is_800() {
     let h = host(Opts::default()).await;
     let id = h.begin("full").await;
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(
         ese_error(end).await,
         (409, -800, "JET_errBackupAbortByCaller".into())
     );
-    let (status, code, _) = ese_error(h.http.get(h.backup(&id)).send().await.unwrap()).await;
+    let (status, code, _) = ese_error(h.get(&id, "").await).await;
     assert_eq!((status, code), (410, -520));
     h.begin("full").await;
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
@@ -774,15 +604,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
     sw.check_new().unwrap();
     sw.prepare().unwrap();
 
-    let dbs: Value = h
-        .http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dbs: Value = h.databases(&id).await;
     for db in dbs["files"].as_array().unwrap() {
         let source = std::path::PathBuf::from(db["source_path"].as_str().unwrap());
         let image = pull(get_file(&h, &id, &db["index"].to_string(), None).await).await;
@@ -791,15 +613,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
         sw.append(&image.bytes).unwrap();
         sw.finish_file().unwrap();
     }
-    let logs: Value = h
-        .http
-        .post(format!("{}/logs", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = h.seal(&id).await;
     let gen_low = logs["gen_low"].as_u64().unwrap() as u32;
     for (i, f) in logs["files"].as_array().unwrap().iter().enumerate() {
         let log = pull(get_file(&h, &id, &f["index"].to_string(), None).await).await;
@@ -809,15 +623,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
         sw.append(&log.bytes).unwrap();
         sw.finish_file().unwrap();
     }
-    let facts: Value = h
-        .http
-        .get(format!("{}/record", h.backup(&id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let facts: Value = json(h.get(&id, "/record").await).await;
     let rec = &facts["record"];
     let record = ese_actors::BackupInfo {
         mark: rec["mark"].as_u64().unwrap(),
@@ -839,13 +645,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
         record,
     })
     .unwrap();
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     w.stop().await;
     h.inst.term(Term::empty()).await.unwrap();
@@ -855,23 +655,7 @@ async fn a_pulled_backup_written_as_a_set_verifies_and_restores() {
     let report = ese_actors::restore_backup_chain(&h.engine, &[set], &target)
         .await
         .unwrap();
-    let chk = h
-        .engine
-        .create_instance("check", params(&h.dir.path().join("chk")))
-        .await
-        .unwrap();
-    chk.init().await.unwrap();
-    let db = chk.attach_database(&report.databases[0].1).await.unwrap();
-    let t = chk.open_table(db, "t").await.unwrap();
-    assert_eq!(
-        chk.scan(t, KeyRange::prefix(b"p")).await.unwrap().len(),
-        PRELOAD
-    );
-    let written = chk.scan(t, KeyRange::prefix(b"w")).await.unwrap();
-    for (i, (k, _)) in written.iter().enumerate() {
-        assert_eq!(k.as_ref(), format!("w{i:08}").as_bytes());
-    }
-    chk.term(Term::empty()).await.unwrap();
+    assert_restored(&h, &report.databases[0].1).await;
 }
 
 /// The server keeps only its window of a file: a resume from before it is 416 with
@@ -884,11 +668,7 @@ async fn a_resume_older_than_the_window_is_416() {
     })
     .await;
     let id = h.begin("full").await;
-    h.http
-        .get(format!("{}/databases", h.backup(&id)))
-        .send()
-        .await
-        .unwrap();
+    h.get(&id, "/databases").await;
     let whole = pull(get_file(&h, &id, "0", None).await).await;
     assert_eq!(whole.status, 200);
     let size = whole.bytes.len() as u64;
@@ -899,13 +679,7 @@ async fn a_resume_older_than_the_window_is_416() {
     assert_eq!(tail.bytes, whole.bytes[whole.bytes.len() - 1..]);
     assert_eq!(tail.trailer("x-ese-file-crc32c"), Some(crc(&whole.bytes)));
     pull_logs(&h, &id).await;
-    let end = h
-        .http
-        .post(format!("{}/end", h.backup(&id)))
-        .json(&json!({"mode": "normal"}))
-        .send()
-        .await
-        .unwrap();
+    let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     h.inst.term(Term::empty()).await.unwrap();
 }

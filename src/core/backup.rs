@@ -249,6 +249,45 @@ impl Core {
         }
     }
 
+    /// Whether the backup `id` may still be driven: Ok while it runs unstopped,
+    /// `BackupAbortByServer` once `stop_backup` was called on it, `NoBackup` when another
+    /// backup or none runs. A host serving several clients checks this before each call it
+    /// makes for one of them, since the legacy calls act on whatever backup runs.
+    pub fn backup_check(&self, id: u64) -> Result<()> {
+        match &self.backup {
+            Some(b) if b.id() == id && b.stop => Err(Error::BackupAbortByServer),
+            Some(b) if b.id() == id => Ok(()),
+            _ => Err(Error::NoBackup),
+        }
+    }
+
+    /// `end_external_backup(grbit)` of the backup `id` only: the grbit is checked first (as
+    /// with no backup running), then `NoBackup` if `id` is not the running backup.
+    pub fn backup_end_if(&mut self, id: u64, grbit: BackupEnd) -> Result<()> {
+        if grbit.contains(BackupEnd::NORMAL) == grbit.contains(BackupEnd::ABORT) {
+            return Err(Error::InvalidParameter);
+        }
+        if self.backup_id() != Some(id) {
+            return Err(Error::NoBackup);
+        }
+        self.backup_end(grbit)
+    }
+
+    /// Ends the backup `id` as aborted by the server, as `stop_backup` followed by a normal
+    /// end would (event 226, no header update), in one step so that no call of its client
+    /// slips in between. Success with nothing done when `id` no longer runs: a lease that
+    /// expires after its backup ended must not touch a later one.
+    pub fn backup_expire_if(&mut self, id: u64) -> Result<()> {
+        if self.backup_id() != Some(id) {
+            return Ok(());
+        }
+        self.backup_stop();
+        match self.backup_end(BackupEnd::NORMAL) {
+            Err(e) if e.code() == Error::BackupAbortByServer.code() => Ok(()),
+            other => other,
+        }
+    }
+
     /// The first `get_log_info` / `get_truncate_log_info`: rolls the log, waits for the new
     /// generation to exist, and fixes the ranges. Later calls only check. Blocks on the roll.
     pub fn backup_prepare_logs(&mut self) -> Result<()> {
@@ -397,6 +436,95 @@ mod tests {
         }
         core.backup_end(BackupEnd::NORMAL).unwrap();
         (bytes, pages)
+    }
+
+    #[test]
+    fn check_names_the_running_backup_only() {
+        let mut core = core_with_rows(10);
+        assert_eq!(core.backup_check(1), Err(Error::NoBackup));
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let id = core.backup_id().unwrap();
+        assert_eq!(core.backup_check(id), Ok(()));
+        assert_eq!(core.backup_check(id + 1), Err(Error::NoBackup));
+        core.backup_stop();
+        assert_eq!(core.backup_check(id), Err(Error::BackupAbortByServer));
+        assert_eq!(core.backup_check(id + 1), Err(Error::NoBackup));
+        // A check changes nothing: the stopped backup still runs until it is ended.
+        assert_eq!(core.backup_id(), Some(id));
+    }
+
+    #[test]
+    fn end_if_ends_only_the_named_backup() {
+        let mut core = core_with_rows(10);
+        // The grbit is checked first, as end_external_backup does with no backup running.
+        assert_eq!(
+            core.backup_end_if(1, BackupEnd::NORMAL | BackupEnd::ABORT),
+            Err(Error::InvalidParameter)
+        );
+        assert_eq!(
+            core.backup_end_if(1, BackupEnd::ABORT),
+            Err(Error::NoBackup)
+        );
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let first = core.backup_id().unwrap();
+        core.backup_end(BackupEnd::ABORT).unwrap();
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let second = core.backup_id().unwrap();
+        // The first backup's client cannot end the second.
+        assert_eq!(
+            core.backup_end_if(first, BackupEnd::NORMAL),
+            Err(Error::NoBackup)
+        );
+        assert_eq!(core.backup_id(), Some(second));
+        // Its own end has end_external_backup's outcome: before the log phase, -800.
+        assert_eq!(
+            core.backup_end_if(second, BackupEnd::NORMAL),
+            Err(Error::BackupAbortByCaller)
+        );
+        assert_eq!(core.backup_id(), None);
+    }
+
+    #[test]
+    fn end_if_after_stop_backup_is_801() {
+        let mut core = core_with_rows(10);
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let id = core.backup_id().unwrap();
+        core.backup_stop();
+        assert_eq!(
+            core.backup_end_if(id, BackupEnd::NORMAL),
+            Err(Error::BackupAbortByServer)
+        );
+        assert_eq!(core.backup_id(), None);
+    }
+
+    #[test]
+    fn expire_if_ends_the_named_backup_as_aborted_by_the_server() {
+        let mut core = core_with_rows(400);
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let id = core.backup_id().unwrap();
+        // Even a backup whose sequence is complete gets no header update.
+        for db in core.backup_attach_info().unwrap() {
+            stream_file(&mut core, &db);
+        }
+        core.backup_prepare_logs().unwrap();
+        let (_, _, logs) = core.backup_log_info().unwrap();
+        for log in logs {
+            stream_file(&mut core, &log);
+        }
+        let dbs: Vec<_> = core.dbs.keys().copied().collect();
+        assert_eq!(core.backup_expire_if(id + 1), Ok(()));
+        assert_eq!(core.backup_id(), Some(id), "another id touches nothing");
+        assert_eq!(core.backup_expire_if(id), Ok(()));
+        assert_eq!(core.backup_id(), None);
+        for d in dbs {
+            let h = &core.dbs[&d].header;
+            assert!(h.last_copy.is_none() && h.last_full.is_none());
+        }
+        // Expiring it again, or after a later backup began, does nothing.
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let later = core.backup_id().unwrap();
+        assert_eq!(core.backup_expire_if(id), Ok(()));
+        assert_eq!(core.backup_check(later), Ok(()));
     }
 
     #[test]

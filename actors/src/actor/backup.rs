@@ -93,6 +93,27 @@ impl Actor {
         }
     }
 
+    /// Whether the backup `id` runs unstopped, from memory.
+    pub(super) fn on_check_backup(&mut self, id: BackupId, r: Reply<()>) {
+        let _ = r.send(self.core_mut().backup_check(id.0));
+    }
+
+    /// The end of backup `id` only; a job, as `end_backup`, since a normal end writes headers.
+    pub(super) fn on_end_backup_if(&mut self, id: BackupId, grbit: BackupEnd, r: Reply<()>) {
+        self.drop_prefetch();
+        self.core_job(r, move |c| c.backup_end_if(id.0, grbit));
+    }
+
+    /// Stops and ends backup `id` in one job, so that no call of its client comes between.
+    pub(super) fn on_expire_backup_if(&mut self, id: BackupId, r: Reply<()>) {
+        if self.core_mut().backup_id() == Some(id.0) {
+            self.drop_prefetch();
+            self.core_job(r, move |c| c.backup_expire_if(id.0));
+        } else {
+            let _ = r.send(Ok(()));
+        }
+    }
+
     /// `JetReadFileInstance`: the chunk is read without the core; its completion settles
     /// against the state machine as it is by then. The read and its completion run in the
     /// span of the backup it was issued in.

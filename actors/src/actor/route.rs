@@ -102,6 +102,9 @@ impl Actor {
             Command::GetBackupRecord(_, r) => self.on_backup_record(r),
             Command::EndBackup(m, r) => self.on_end_backup(m.grbit, r),
             Command::AbortBackupIf(m, r) => self.on_abort_backup_if(m.id, r),
+            Command::CheckBackup(m, r) => self.on_check_backup(m.id, r),
+            Command::EndBackupIf(m, r) => self.on_end_backup_if(m.id, m.grbit, r),
+            Command::ExpireBackupIf(m, r) => self.on_expire_backup_if(m.id, r),
         }
     }
 

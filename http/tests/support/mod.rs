@@ -67,6 +67,11 @@ impl Default for Opts {
 }
 
 pub async fn host(opts: Opts) -> Host {
+    host_with(opts, |b, _| b).await
+}
+
+/// A host whose router `more` configures further (it gets the host's tempdir).
+pub async fn host_with(opts: Opts, more: impl FnOnce(Builder, &Path) -> Builder) -> Host {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let inst = engine
@@ -100,7 +105,7 @@ pub async fn host(opts: Opts) -> Host {
     if let Some(t) = opts.tokens {
         b = b.tokens(Tokens::parse(t).unwrap());
     }
-    let server = b.build(addr).unwrap();
+    let server = more(b, dir.path()).build(addr).unwrap();
     tokio::spawn(ese_http::serve(listener, server.router()));
     Host {
         dir,
@@ -231,4 +236,155 @@ pub async fn pull_some(res: reqwest::Response, n: usize) -> Vec<u8> {
 
 pub fn crc(b: &[u8]) -> u32 {
     crc32c::crc32c(b)
+}
+
+/// A response's JSON body.
+pub async fn json(res: reqwest::Response) -> serde_json::Value {
+    res.json().await.unwrap()
+}
+
+/// Requests on one backup's resources: `what` is "" for the backup itself, or "/databases",
+/// "/logs", "/record", "/truncation", "/end".
+impl Host {
+    pub async fn get(&self, id: &str, what: &str) -> reqwest::Response {
+        let url = format!("{}{what}", self.backup(id));
+        self.http.get(url).send().await.unwrap()
+    }
+
+    pub async fn post(&self, id: &str, what: &str) -> reqwest::Response {
+        let url = format!("{}{what}", self.backup(id));
+        self.http.post(url).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, id: &str) -> reqwest::Response {
+        self.http.delete(self.backup(id)).send().await.unwrap()
+    }
+
+    /// `POST .../end` with `body` (e.g. `{"mode": "normal"}`).
+    pub async fn end(&self, id: &str, body: serde_json::Value) -> reqwest::Response {
+        let url = format!("{}/end", self.backup(id));
+        self.http.post(url).json(&body).send().await.unwrap()
+    }
+
+    pub async fn end_normal(&self, id: &str) -> reqwest::Response {
+        self.end(id, serde_json::json!({"mode": "normal"})).await
+    }
+
+    /// The database list (`GET .../databases`).
+    pub async fn databases(&self, id: &str) -> serde_json::Value {
+        json(self.get(id, "/databases").await).await
+    }
+
+    /// Seals the logs (`POST .../logs`): the log info.
+    pub async fn seal(&self, id: &str) -> serde_json::Value {
+        json(self.post(id, "/logs").await).await
+    }
+
+    /// `POST .../backups` with `body`, with a bearer token if given.
+    pub async fn begin_with(
+        &self,
+        body: serde_json::Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let req = self.http.post(format!("{}/backups", self.url)).json(&body);
+        match token {
+            Some(t) => send_as(req, t).await,
+            None => req.send().await.unwrap(),
+        }
+    }
+
+    /// Starts a push of `kind` into `target`: the id of the push.
+    pub async fn push(&self, kind: &str, target: &str) -> String {
+        let res = self
+            .begin_with(serde_json::json!({"kind": kind, "target": target}), None)
+            .await;
+        assert_eq!(res.status(), 201);
+        json(res).await["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a push until it has an outcome; its last status, and every phase seen.
+    pub async fn push_outcome(&self, id: &str) -> (serde_json::Value, Vec<String>) {
+        let mut phases: Vec<String> = Vec::new();
+        for _ in 0..6000 {
+            let st = json(self.get(id, "").await).await;
+            let phase = st["phase"].as_str().unwrap().to_string();
+            if phases.last() != Some(&phase) {
+                phases.push(phase);
+            }
+            if !st["outcome"].is_null() {
+                return (st, phases);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the push {id} did not finish within a minute: {phases:?}");
+    }
+
+    /// Polls a push until its phase is `phase` (or later, once over).
+    pub async fn push_reaches(&self, id: &str, phase: &str) -> serde_json::Value {
+        for _ in 0..6000 {
+            let st = json(self.get(id, "").await).await;
+            if st["phase"] == phase || !st["outcome"].is_null() {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the push {id} never reached {phase}");
+    }
+}
+
+/// Streams the running full backup (from its database phase) through the instance's own
+/// calls, as a host does, and ends it normally.
+pub async fn host_finish(inst: &Instance) {
+    let mut files = inst.get_attach_info().await.unwrap();
+    let mut logs_listed = false;
+    loop {
+        for path in std::mem::take(&mut files) {
+            let (f, _) = inst.open_file(&path).await.unwrap();
+            while !inst.read_file(f, CHUNK).await.unwrap().is_empty() {}
+            inst.close_file(f).await.unwrap();
+        }
+        if logs_listed {
+            break;
+        }
+        files = inst.get_log_info().await.unwrap().files;
+        logs_listed = true;
+    }
+    inst.end_external_backup(ese_actors::BackupEnd::NORMAL)
+        .await
+        .unwrap();
+}
+
+/// Attaches a restored database in an instance of its own and checks it holds every preloaded
+/// row and the writer's keys as a gap-free prefix (a consistent state).
+pub async fn assert_restored(h: &Host, db: &Path) {
+    let chk = h
+        .engine
+        .create_instance("check", params(&h.dir.path().join("chk")))
+        .await
+        .unwrap();
+    chk.init().await.unwrap();
+    let db = chk.attach_database(db).await.unwrap();
+    let t = chk.open_table(db, "t").await.unwrap();
+    let preloaded = chk
+        .scan(t, ese_actors::KeyRange::prefix(b"p"))
+        .await
+        .unwrap();
+    assert_eq!(preloaded.len(), PRELOAD);
+    let written = chk
+        .scan(t, ese_actors::KeyRange::prefix(b"w"))
+        .await
+        .unwrap();
+    for (i, (k, _)) in written.iter().enumerate() {
+        assert_eq!(
+            k.as_ref(),
+            format!("w{i:08}").as_bytes(),
+            "the writer's keys are a prefix"
+        );
+    }
+    chk.term(ese_actors::Term::empty()).await.unwrap();
+}
+
+/// Sends a request with a bearer token.
+pub async fn send_as(req: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
+    req.bearer_auth(token).send().await.unwrap()
 }
