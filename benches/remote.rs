@@ -1,0 +1,472 @@
+//! Backing up a running instance over HTTP (`ese-http`'s router on loopback, pulled with
+//! `ese_http::client::RemoteBackup`) against a local `Instance::backup_to_dir` of the same
+//! instance, in one run. Prints one table and writes it as JSON to `target/bench/remote.json`.
+//!
+//! `cargo bench -p ese-bench --bench remote --features remote`; `ESE_BENCH_QUICK=1` runs the
+//! short form (a 64 MiB database instead of 256 MiB, 2-second commit windows instead of 5).
+//!
+//! The figures:
+//!
+//! 1. **Pull rate**: a full backup pulled over loopback HTTP into a set in a folder, MiB/s of
+//!    content, against `backup_to_dir` (full) of the same instance into a folder on the same
+//!    disk. Both write and fsync a whole set (images, logs, manifest) and truncate logs; they
+//!    run interleaved, 3 times each, and the medians are compared. Target >= 0.8x.
+//! 2. **Resume cost**: the same pull through a TCP proxy that drops the connection once, in
+//!    the middle of the database image. The client resumes with `Range`; the figure is the
+//!    file-body bytes the client received (`RemoteProgress::bytes_received`) minus the set's
+//!    content bytes, in chunks of the router's 1 MiB: what reached the client twice. Target
+//!    <= 1 chunk. The detail also gives what the server sent twice (a layer around the router
+//!    counts every byte of every `.../files/...` body it produced): the bytes that were in
+//!    flight in socket buffers when the connection dropped, lost, and sent again from the
+//!    resume window; on loopback that is what the kernel buffers, several MiB.
+//! 3. **Commit p99 during a remote backup**: 8 sessions commit durably for a window with no
+//!    backup, then for a window while the database image is pulled over HTTP back to back
+//!    (begin, `GET .../files/0` read to its end, `DELETE`: figure 4's load of the main table,
+//!    full backup streams of the image, served over HTTP); the p99 of the second over the
+//!    first, against figure 4's bound for a local backup (<= 1.25x). Beside it, information:
+//!    3b, figure 4's own local load in the same run, so a miss can be told from what any
+//!    backup stream costs on this machine; 3c, whole remote backups back to back (every log
+//!    sealed, logs truncated, headers updated, the set written to memory: `/dev/shm` where
+//!    there is one, as a client on another machine does not share the server's disk).
+//!
+//! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use ese_actors::{BackupKind, BackupTarget, Commit, Engine, Instance};
+use ese_bench::figures::{Ratio, Row, Spec, Target};
+use ese_bench::run::AnyResult;
+use ese_bench::table::{out_dir, print_table};
+use ese_bench::workloads::{
+    commit_run, fill_database, latency_under_backup, median, mib, percentile, CommitRun, Filled,
+};
+use ese_http::client::{RemoteBackup, RemoteOptions};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The router's read size (`Builder`'s default).
+const CHUNK: u64 = 1 << 20;
+const REPS: usize = 3;
+const WRITERS: usize = 8;
+
+static PULL_RATE: Spec = Spec {
+    key: "remote.pull_rate",
+    label: "1",
+    name: "full backup pulled over loopback HTTP into a set, {} MiB db",
+    unit: "MiB/s",
+    baseline: "backup_to_dir",
+    ratio: Ratio::OursOverBaseline,
+    target: Some(Target::at_least(0.8)),
+    peer: false,
+};
+static RESUME_COST: Spec = Spec {
+    key: "remote.resume_resent",
+    label: "2",
+    name: "bytes a client received twice after one cut mid-image, in 1 MiB chunks",
+    unit: "chunks",
+    baseline: "",
+    ratio: Ratio::None,
+    target: Some(Target::at_most(1.0)),
+    peer: false,
+};
+static P99_REMOTE: Spec = Spec {
+    key: "remote.p99_under_pull",
+    label: "3",
+    name: "p99 durable commit, {} sessions, during image pulls over HTTP",
+    unit: "ms",
+    baseline: "no backup",
+    ratio: Ratio::OursOverBaseline,
+    target: Some(Target::at_most(1.25)),
+    peer: false,
+};
+static P99_FULL: Spec = Spec {
+    key: "remote.p99_under_full_pulls",
+    label: "3c",
+    name: "p99 durable commit, {} sessions, during whole remote backups back to back",
+    unit: "ms",
+    baseline: "no backup",
+    ratio: Ratio::OursOverBaseline,
+    target: None,
+    peer: false,
+};
+static P99_LOCAL: Spec = Spec {
+    key: "remote.p99_under_local",
+    label: "3b",
+    name: "p99 durable commit, {} sessions, during local backup streams (figure 4's load)",
+    unit: "ms",
+    baseline: "no backup",
+    ratio: Ratio::OursOverBaseline,
+    target: None,
+    peer: false,
+};
+
+/// The router on loopback, with a count of the file-body bytes it sent.
+struct Served {
+    url: String,
+    addr: std::net::SocketAddr,
+    file_bytes: Arc<AtomicU64>,
+}
+
+async fn serve(inst: &Instance) -> AnyResult<Served> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = ese_http::Builder::new()
+        .instance("bench", inst.clone())
+        .build(addr)?;
+    let file_bytes = Arc::new(AtomicU64::new(0));
+    let counter = file_bytes.clone();
+    let router = server
+        .router()
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let counter = counter.clone();
+            async move { count_file_bodies(req, next, counter).await }
+        }));
+    tokio::spawn(ese_http::serve(listener, router));
+    Ok(Served {
+        url: format!("http://{addr}/v1/instances/bench"),
+        addr,
+        file_bytes,
+    })
+}
+
+/// Counts every byte of a file body as the router hands it to hyper.
+async fn count_file_bodies(req: Request, next: Next, counter: Arc<AtomicU64>) -> Response {
+    let is_file = req.uri().path().contains("/files/");
+    let res = next.run(req).await;
+    if !is_file {
+        return res;
+    }
+    res.map(|body| {
+        Body::new(body.map_frame(move |f| {
+            if let Some(d) = f.data_ref() {
+                counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+            f
+        }))
+    })
+}
+
+/// A TCP proxy to `upstream` that drops every connection once, the first time the bytes it
+/// carried from the server reach `cut_at` (counted over all connections).
+async fn cutting_proxy(upstream: std::net::SocketAddr, cut_at: u64) -> AnyResult<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let carried = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (carried, cut) = (carried.clone(), cut.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = pipe(client, server, carried, cut, cut_at).await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}/v1/instances/bench"))
+}
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    carried: Arc<AtomicU64>,
+    cut: Arc<AtomicBool>,
+    cut_at: u64,
+) -> std::io::Result<()> {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = sr.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let total = carried.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total >= cut_at && !cut.swap(true, Ordering::Relaxed) {
+            // Both sockets dropped mid-body: the client sees its connection reset.
+            up.abort();
+            return Ok(());
+        }
+        cw.write_all(&buf[..n]).await?;
+    }
+    up.abort();
+    Ok(())
+}
+
+/// What one pull did.
+struct Pulled {
+    content: u64,
+    secs: f64,
+    resumes: u64,
+    received: u64,
+}
+
+/// One full pull into a new set under `dir`.
+async fn pull(url: &str, dir: &Path) -> AnyResult<Pulled> {
+    let t = Instant::now();
+    let backup = RemoteBackup::new(url, RemoteOptions::default().kind(BackupKind::Full))?;
+    let target = BackupTarget::parse(dir.to_str().unwrap_or_default())?;
+    let done = backup.run(&target).await?;
+    Ok(Pulled {
+        content: done.manifest.content_bytes(),
+        secs: t.elapsed().as_secs_f64(),
+        resumes: u64::from(done.progress.resumes),
+        received: done.progress.bytes_received,
+    })
+}
+
+/// One full `backup_to_dir` into `dir`: (content bytes, seconds).
+async fn local(inst: &Instance, dir: &Path) -> AnyResult<(u64, f64)> {
+    let t = Instant::now();
+    let m = inst.backup_to_dir(dir, BackupKind::Full).await?;
+    Ok((m.content_bytes(), t.elapsed().as_secs_f64()))
+}
+
+fn rate(bytes: u64, secs: f64) -> f64 {
+    mib(bytes) / secs.max(1e-9)
+}
+
+fn remove(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn pull_rate(inst: &Instance, s: &Served, dir: &Path, db_mib: f64) -> AnyResult<Row> {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..REPS {
+        let (p, l) = (
+            dir.join(format!("pull-{i}")),
+            dir.join(format!("local-{i}")),
+        );
+        // Alternate which goes first, so a warmer cache or a quieter disk favours neither.
+        if i % 2 == 0 {
+            let r = pull(&s.url, &p).await?;
+            ours.push(rate(r.content, r.secs));
+            let (b, t) = local(inst, &l).await?;
+            theirs.push(rate(b, t));
+        } else {
+            let (b, t) = local(inst, &l).await?;
+            theirs.push(rate(b, t));
+            let r = pull(&s.url, &p).await?;
+            ours.push(rate(r.content, r.secs));
+        }
+        remove(&p);
+        remove(&l);
+        eprintln!("  pull {:.1} MiB/s, local {:.1} MiB/s", ours[i], theirs[i]);
+    }
+    Ok(PULL_RATE
+        .row(&[&format!("{db_mib:.0}")], median(&ours))
+        .baseline(median(&theirs))
+        .detail(format!(
+            "medians of {REPS}, interleaved; pull {ours:.1?}, backup_to_dir {theirs:.1?} MiB/s"
+        )))
+}
+
+async fn resume_cost(s: &Served, db_bytes: u64, dir: &Path) -> AnyResult<Row> {
+    let proxy = cutting_proxy(s.addr, db_bytes / 2).await?;
+    let before = s.file_bytes.load(Ordering::Relaxed);
+    let set = dir.join("cut");
+    let r = pull(&proxy, &set).await?;
+    let sent = s.file_bytes.load(Ordering::Relaxed) - before;
+    remove(&set);
+    if r.resumes == 0 {
+        return Err("the proxy's cut did not make the client resume".into());
+    }
+    let twice = r.received.saturating_sub(r.content);
+    let server_twice = sent.saturating_sub(r.content);
+    Ok(RESUME_COST
+        .row(&[], twice as f64 / CHUNK as f64)
+        .detail(format!(
+            "{} resume(s); the client received {} file-body bytes for {} bytes of content \
+             ({twice} twice); the server sent {sent} ({server_twice} twice: lost in flight in \
+             socket buffers at the cut, sent again from its window) in {:.2} s",
+            r.resumes, r.received, r.content, r.secs
+        )))
+}
+
+fn p99_ms(r: &CommitRun) -> f64 {
+    percentile(&r.latencies, 99.0) * 1e3
+}
+
+/// One stream of the database image over HTTP: begin, the image read to its end, the
+/// backup aborted. Answers the bytes received.
+async fn image_pull(http: &reqwest::Client, url: &str) -> AnyResult<u64> {
+    let begun: serde_json::Value = http
+        .post(format!("{url}/backups"))
+        .json(&json!({"kind": "full"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = begun["id"].as_str().ok_or("no backup id")?.to_string();
+    let backup = format!("{url}/backups/{id}");
+    http.get(format!("{backup}/databases"))
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut res = http
+        .get(format!("{backup}/files/0"))
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut n = 0;
+    while let Some(c) = res.chunk().await? {
+        n += c.len() as u64;
+    }
+    http.delete(&backup).send().await?.error_for_status()?;
+    Ok(n)
+}
+
+/// Commits for `window` while `load` runs back to back; answers the run and the loads done.
+async fn under<F, Fut>(f: &Filled, window: Duration, load: F) -> AnyResult<(CommitRun, u64)>
+where
+    F: Fn(u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = AnyResult<()>> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut n = 0;
+        while !st.load(Ordering::Relaxed) {
+            if let Err(e) = load(n).await {
+                eprintln!("  (a backup of the load failed: {e})");
+            }
+            n += 1;
+        }
+        n
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let run = commit_run(&f.inst, f.table, WRITERS, window, Commit::Durable).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = task.await?;
+    Ok((run?, n))
+}
+
+async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row>> {
+    let quiet = commit_run(&f.inst, f.table, WRITERS, window, Commit::Durable).await?;
+    let (http, url) = (reqwest::Client::new(), s.url.clone());
+    let (images, n_images) = under(f, window, move |_| {
+        let (http, url) = (http.clone(), url.clone());
+        async move { image_pull(&http, &url).await.map(|_| ()) }
+    })
+    .await?;
+    let local = latency_under_backup(f, f.table, WRITERS, window).await?;
+    let shm = client_disk();
+    let (url, root) = (s.url.clone(), shm.path().to_path_buf());
+    let (whole, n_whole) = under(f, window, move |n| {
+        let (url, d) = (url.clone(), root.join(format!("run-{n}")));
+        async move {
+            let r = pull(&url, &d).await.map(|_| ());
+            remove(&d);
+            r
+        }
+    })
+    .await?;
+    let q = p99_ms(&quiet);
+    let secs = window.as_secs_f64();
+    Ok(vec![
+        P99_REMOTE
+            .row(&[&WRITERS], p99_ms(&images))
+            .baseline(q)
+            .detail(format!(
+                "{secs:.1} s windows; {n_images} image pulls in the window; commits/s {:.0} \
+                 quiet, {:.0} during pulls",
+                quiet.rate(),
+                images.rate()
+            )),
+        P99_LOCAL
+            .row(&[&WRITERS], p99_ms(&local.loaded))
+            .baseline(p99_ms(&local.quiet))
+            .detail(format!(
+                "its own quiet window; {:.0} MiB streamed in the window; commits/s {:.0}",
+                mib(local.backup_bytes),
+                local.loaded.rate()
+            )),
+        P99_FULL
+            .row(&[&WRITERS], p99_ms(&whole))
+            .baseline(q)
+            .detail(format!(
+                "{n_whole} whole backups in the window, sets into {}; commits/s {:.0}",
+                shm.path().display(),
+                whole.rate()
+            )),
+    ])
+}
+
+/// Where the p99 figure's client writes: memory if the machine has `/dev/shm`.
+fn client_disk() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let b = tempfile::Builder::new()
+        .prefix("ese-remote-bench")
+        .to_owned();
+    match shm.is_dir() {
+        true => b.tempdir_in(shm),
+        false => b.tempdir(),
+    }
+    .unwrap_or_else(|_| tempfile::tempdir().expect("a temporary directory"))
+}
+
+async fn run(quick: bool, dir: &Path) -> AnyResult<Vec<Row>> {
+    let engine = Engine::new();
+    let db_bytes: u64 = if quick { 64 << 20 } else { 256 << 20 };
+    let window = Duration::from_secs(if quick { 2 } else { 5 });
+    eprintln!("remote: loading a {} MiB database", db_bytes >> 20);
+    let f = fill_database(&engine, "bench", &dir.join("inst"), db_bytes).await?;
+    let served = serve(&f.inst).await?;
+    let sets = dir.join("sets");
+    std::fs::create_dir_all(&sets)?;
+    let only = std::env::var("ESE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only == name;
+    let mut rows = Vec::new();
+    if wanted("pull") {
+        eprintln!("1: pull rate against backup_to_dir");
+        rows.push(pull_rate(&f.inst, &served, &sets, mib(f.file_bytes)).await?);
+    }
+    if wanted("resume") {
+        eprintln!("2: a pull cut once mid-image");
+        rows.push(resume_cost(&served, f.file_bytes, &sets).await?);
+    }
+    if wanted("p99") {
+        eprintln!("3: commit p99 during pulls and during local backup streams");
+        rows.extend(p99_rows(&f, &served, window).await?);
+    }
+    f.inst.term(ese_actors::Term::empty()).await?;
+    Ok(rows)
+}
+
+fn main() -> AnyResult<()> {
+    let quick = std::env::var("ESE_BENCH_QUICK").is_ok_and(|v| v != "0");
+    let mode = if quick { "quick" } else { "full" };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let tmp = tempfile::Builder::new()
+        .prefix("ese-remote-bench")
+        .tempdir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let t0 = Instant::now();
+    let rows = rt.block_on(run(quick, tmp.path()))?;
+    println!();
+    println!(
+        "ese remote bench ({mode} mode, {cpus} CPUs; {:.0} s); ese-http on loopback, \
+         RemoteBackup with its defaults, the router's 1 MiB chunks",
+        t0.elapsed().as_secs_f64()
+    );
+    print_table(&rows, "baseline");
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir)?;
+    let out = json!({ "mode": mode, "machine": { "cpus": cpus }, "rows": rows });
+    std::fs::write(dir.join("remote.json"), serde_json::to_vec_pretty(&out)?)?;
+    Ok(())
+}
