@@ -203,8 +203,8 @@ async fn step(st: &mut Streaming) -> Item {
             Err(e) => return fail(e),
         };
     match next {
-        Next::Data(c) => {
-            st.crc = crc32c::crc32c_append(st.crc, &c);
+        Next::Data(c, crc) => {
+            st.crc = crc32c::crc32c_combine(st.crc, crc, c.len());
             Ok(Frame::data(c))
         }
         Next::End(file_crc) => Ok(Frame::trailers(trailers(st.crc, Some(file_crc)))),
@@ -214,7 +214,8 @@ async fn step(st: &mut Streaming) -> Item {
 
 /// What the engine gave for one step.
 enum Next {
-    Data(Bytes),
+    /// A chunk and its CRC-32C.
+    Data(Bytes, u32),
     /// The file is complete; its whole CRC-32C.
     End(u32),
     Failed(String),
@@ -246,8 +247,8 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
                 f.complete = true;
             }
             Ok(c) => {
-                f.took(&c);
-                return Next::Data(c);
+                let crc = f.took(&c);
+                return Next::Data(c, crc);
             }
             Err(e) => {
                 f.read_failed(&e);

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ese_actors::Result as EseResult;
 use http_body_util::BodyExt;
 use reqwest::header::{HeaderMap, CONTENT_RANGE};
@@ -24,7 +24,7 @@ use crate::stream::{CRC_TRAILER, FILE_CRC_TRAILER, SIZE_HEADER};
 
 /// Bytes gathered before one write to the set: the network hands over small frames, and a
 /// blocking-pool job per frame would cost more than the write.
-const FLUSH: usize = 256 << 10;
+const FLUSH: usize = 1 << 20;
 
 /// The first wait before a resume; it doubles up to the session's maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -57,11 +57,31 @@ impl From<RemoteError> for Stop {
 /// What was received of the file so far, and the write in flight.
 struct Got {
     len: u64,
+    /// CRC-32C of the file's bytes before the current response; the response's own CRC is
+    /// combined in (`crc32c_combine`) rather than every byte being summed twice.
     crc: u32,
+    /// CRC-32C and length of the current response's bytes.
+    resp_crc: u32,
+    resp_len: u64,
     size: Option<u64>,
-    /// Received, not yet handed to the set.
-    buf: BytesMut,
+    /// Received, not yet handed to the set: the frames as they came, never copied.
+    pending: Vec<Bytes>,
+    pending_len: usize,
     writing: Option<(JoinHandle<EseResult<()>>, u64)>,
+}
+
+impl Got {
+    /// CRC-32C of every byte received so far.
+    fn file_crc(&self) -> u32 {
+        crc32c::crc32c_combine(self.crc, self.resp_crc, self.resp_len as usize)
+    }
+
+    /// A new response begins: what the last one brought joins the file's sum.
+    fn next_response(&mut self) {
+        self.crc = self.file_crc();
+        self.resp_crc = 0;
+        self.resp_len = 0;
+    }
 }
 
 impl Session<'_> {
@@ -71,8 +91,11 @@ impl Session<'_> {
         let mut got = Got {
             len: 0,
             crc: 0,
+            resp_crc: 0,
+            resp_len: 0,
             size: None,
-            buf: BytesMut::new(),
+            pending: Vec::new(),
+            pending_len: 0,
             writing: None,
         };
         loop {
@@ -100,6 +123,7 @@ impl Session<'_> {
         got: &mut Got,
     ) -> Result<Option<u32>, Stop> {
         let from = got.len;
+        got.next_response();
         let res = match self.api.file(self.id, f.index, from).await {
             Ok(r) => r,
             Err(RemoteError::Transport { message, .. }) => return Err(Stop::Cut(message)),
@@ -129,7 +153,6 @@ impl Session<'_> {
         }
         let res: axum::http::Response<reqwest::Body> = res.into();
         let mut body = res.into_body();
-        let mut crc = 0u32;
         let mut trailers = None;
         loop {
             let frame = match body.frame().await {
@@ -151,13 +174,14 @@ impl Session<'_> {
                     f.name
                 ))));
             }
-            crc = crc32c::crc32c_append(crc, &data);
-            got.crc = crc32c::crc32c_append(got.crc, &data);
-            got.len += data.len() as u64;
             let n = data.len() as u64;
+            got.resp_crc = crc32c::crc32c_append(got.resp_crc, &data);
+            got.resp_len += n;
+            got.len += n;
             self.tracker.update(|p| p.bytes_received += n);
-            got.buf.extend_from_slice(&data);
-            if got.buf.len() >= FLUSH {
+            got.pending_len += data.len();
+            got.pending.push(data);
+            if got.pending_len >= FLUSH {
                 self.flush(set, got, false).await?;
             }
         }
@@ -170,6 +194,7 @@ impl Session<'_> {
         let Some(t) = trailers else {
             return Ok(None);
         };
+        let crc = got.resp_crc;
         if let Some(sent) = trailer_crc(&t, CRC_TRAILER)? {
             if sent != crc {
                 return Err(Stop::Fatal(RemoteError::Integrity(format!(
@@ -188,10 +213,10 @@ impl Session<'_> {
             joined(job).await?;
             self.tracker.update(|p| p.bytes_done += n);
         }
-        if !got.buf.is_empty() {
-            let chunk: Bytes = got.buf.split().freeze();
-            let n = chunk.len() as u64;
-            got.writing = Some((set.append(chunk), n));
+        if !got.pending.is_empty() {
+            let n = got.pending_len as u64;
+            got.pending_len = 0;
+            got.writing = Some((set.append(std::mem::take(&mut got.pending)), n));
         }
         if last {
             if let Some((job, n)) = got.writing.take() {
@@ -230,10 +255,11 @@ impl Session<'_> {
                     })?
             }
         };
-        if expected != got.crc {
+        let crc = got.file_crc();
+        if expected != crc {
             return Err(RemoteError::Integrity(format!(
-                "{}: the {} bytes received have CRC-32C {:08x}, the server streamed {expected:08x}",
-                f.name, got.len, got.crc
+                "{}: the {} bytes received have CRC-32C {crc:08x}, the server streamed {expected:08x}",
+                f.name, got.len
             )));
         }
         Ok(())

@@ -73,9 +73,12 @@ impl PartialSet {
 
     /// Starts appending `chunk` on the blocking pool; the caller awaits it with [`joined`]
     /// before the next one, so chunks land in order while the next is received.
-    pub fn append(&self, chunk: Bytes) -> JoinHandle<Result<()>> {
+    pub fn append(&self, frames: Vec<Bytes>) -> JoinHandle<Result<()>> {
         let w = self.w.clone();
-        tokio::task::spawn_blocking(move || lock(&w).append(&chunk))
+        tokio::task::spawn_blocking(move || {
+            let mut w = lock(&w);
+            frames.iter().try_for_each(|f| w.append(f))
+        })
     }
 
     /// The set stays whatever happens next (it is complete and may hold the only copy of
