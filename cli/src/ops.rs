@@ -12,7 +12,7 @@ use ese_actors::{
 };
 
 use crate::open::open_instance;
-use crate::progress::Step;
+use crate::progress::{transfer_note, Step};
 use crate::{Failure, Out};
 
 /// `ese backup`.
@@ -88,19 +88,12 @@ async fn follow(
         if p.total_known {
             step.bytes(p.bytes_done, p.bytes_total);
         }
-        step.note(&format!(
-            "{what}: {:?}, {:.1} of {of}{:.1} MiB, {}/{} files",
-            p.phase,
-            p.bytes_done as f64 / 1048576.0,
-            p.bytes_total as f64 / 1048576.0,
-            p.files_done,
-            p.files_total
-        ));
+        let files = (p.files_done, p.files_total);
+        let bytes = (p.bytes_done, p.bytes_total);
+        step.note(&transfer_note(what, p.phase, bytes, of, files, ""));
     }
 }
 
-/// A refusal because another instance holds the files (behaviour.md §1.3) says what to do
-/// instead.
 /// `ese verify`.
 pub async fn verify(
     (target, set): (BackupTarget, String),

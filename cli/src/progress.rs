@@ -83,3 +83,20 @@ impl Step {
         }
     }
 }
+
+/// A backup's progress as one line: `WHAT: PHASE, DONE of [at least ]TOTAL MiB, F/N files`,
+/// then `extra` (e.g. the resumes of a remote backup).
+pub fn transfer_note(
+    what: &str,
+    phase: impl std::fmt::Debug,
+    (done, total): (u64, u64),
+    of: &str,
+    (files_done, files_total): (impl std::fmt::Display, impl std::fmt::Display),
+    extra: &str,
+) -> String {
+    format!(
+        "{what}: {phase:?}, {:.1} of {of}{:.1} MiB, {files_done}/{files_total} files{extra}",
+        done as f64 / 1048576.0,
+        total as f64 / 1048576.0,
+    )
+}

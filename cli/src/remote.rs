@@ -8,7 +8,7 @@ use std::time::Instant;
 use ese_actors::{BackupKind, BackupTarget};
 use ese_http::client::{RemoteBackup, RemoteError, RemoteOptions};
 
-use crate::progress::Step;
+use crate::progress::{transfer_note, Step};
 use crate::{Failure, Out};
 
 /// What `ese backup --url` was given.
@@ -68,14 +68,9 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
                     0 => String::new(),
                     n => format!(", {n} resume(s)"),
                 };
-                step.note(&format!(
-                    "{what}: {:?}, {:.1} of {:.1} MiB, {}/{} files{resumed}",
-                    p.phase,
-                    p.bytes_done as f64 / 1048576.0,
-                    p.bytes_total as f64 / 1048576.0,
-                    p.files_done,
-                    p.files_total
-                ));
+                let files = (p.files_done, p.files_total);
+                let bytes = (p.bytes_done, p.bytes_total);
+                step.note(&transfer_note(&what, p.phase, bytes, "", files, &resumed));
             }
         }
     };
