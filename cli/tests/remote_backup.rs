@@ -196,3 +196,60 @@ async fn nothing_listening_exits_1_naming_the_url() {
         "--url and --instance-dir conflict"
     );
 }
+
+/// The host stops the backup (or the service) while `ese backup --url` streams a ~32 MiB
+/// image through a throttling proxy: the client exits 1 naming the contract's code, and
+/// leaves no set behind.
+async fn host_stop_while_streaming(stop_service: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("inst");
+    let h = home.clone();
+    tokio::task::spawn_blocking(move || make_instance_sized(&h, 16_000, 2000))
+        .await
+        .unwrap();
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance("src", InstanceParams::new(&home).log_file_size(256 << 10))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    inst.attach_database(home.join("data.edb")).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Builder::new()
+        .instance("src", inst.clone())
+        .build(addr)
+        .unwrap();
+    tokio::spawn(ese_http::serve(listener, server.router()));
+    let proxy = common::proxy::SlowProxy::start(addr, 256 << 10).await;
+    let url = proxy.url(&format!("http://{addr}/v1/instances/src"));
+    let sets = dir.path().join("sets");
+    let args = strings(&["backup", "--url", &url, "--to", sets.to_str().unwrap()]);
+    let client = tokio::spawn(run(args, vec![]));
+    while proxy.carried() < 2 << 20 {
+        assert!(!client.is_finished(), "the client ended before it streamed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    match stop_service {
+        true => inst.stop_service().await.unwrap(),
+        false => inst.stop_backup().await.unwrap(),
+    }
+    let out = client.await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let left = std::fs::read_dir(&sets).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the partial set is removed");
+    let _ = inst.term(Term::STOP_BACKUP).await;
+    text(&out.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_backup_on_the_host_fails_the_client_with_801() {
+    let err = host_stop_while_streaming(false).await;
+    assert!(err.contains("-801"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_service_on_the_host_fails_the_client_with_1329() {
+    let err = host_stop_while_streaming(true).await;
+    assert!(err.contains("-1329"), "{err}");
+}
