@@ -120,8 +120,8 @@ enum Cmd {
         /// service to back up, as in `ese demo`).
         #[arg(long, default_value_t = 0)]
         writers: usize,
-        /// How long a remote backup lives without a request, in seconds.
-        #[arg(long, default_value_t = 60)]
+        /// How long a remote backup lives without a request, in seconds (1 to 86400).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         lease_secs: u64,
     },
     /// Checks a backup set without restoring it: `TARGET/SET`, or a set's folder.

@@ -69,8 +69,7 @@ pub async fn open_instance(
 fn params_for(dir: &Path, dbs: &[PathBuf], base: &str) -> Result<InstanceParams, Failure> {
     let mut p = InstanceParams::new(dir).base_name(base);
     if let Some(db) = dbs.first() {
-        let head =
-            std::fs::read(db).map_err(|e| Failure::Other(format!("{}: {e}", db.display())))?;
+        let head = first_bytes(db).map_err(|e| Failure::Other(format!("{}: {e}", db.display())))?;
         let ps = ese_actors::ese::internals::db::DbHeader::peek_page_size(&head)
             .ok_or(ese_actors::Error::DatabaseCorrupted)?;
         p = p.page_size(ps);
@@ -80,6 +79,17 @@ fn params_for(dir: &Path, dbs: &[PathBuf], base: &str) -> Result<InstanceParams,
         p = p.log_file_size(m.len());
     }
     Ok(p)
+}
+
+/// The start of a file, where a database header names its page size: never the whole file,
+/// which may be tens of gigabytes.
+fn first_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)?
+        .take(4096)
+        .read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn find_databases(dir: &Path) -> Result<Vec<PathBuf>, Failure> {

@@ -49,7 +49,7 @@ impl Lease {
     pub fn new(now: Instant, ttl: Duration) -> Lease {
         Lease {
             ttl,
-            deadline: now + ttl,
+            deadline: after(now, ttl),
             end: None,
         }
     }
@@ -70,7 +70,7 @@ impl Lease {
             self.end = Some(LeaseEnd::Expired);
             return Renewal::ExpiredNow;
         }
-        self.deadline = now + self.ttl;
+        self.deadline = after(now, self.ttl);
         Renewal::Renewed
     }
 
@@ -95,6 +95,13 @@ impl Lease {
     pub fn ended(&self) -> Option<LeaseEnd> {
         self.end
     }
+}
+
+/// `now + ttl`, at most a year ahead: a TTL too large for the clock (e.g. `Duration::MAX`)
+/// must not panic after the backup began, it only means "practically never".
+fn after(now: Instant, ttl: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(ttl.min(YEAR)).unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -100,12 +100,8 @@ async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: BodyOr) -
     detached(end_work(s, path(p)?, h, b)).await
 }
 
-/// The record's facts come from the engine's running backup, so the id is checked first.
 async fn record(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
-    let p = path(p)?;
-    s.authorize(&h, Scope::Read)?;
-    s.touch(&p.0 .0, &p.0 .1)?.check().await?;
-    detached(record_work(s, p, h)).await
+    detached(record_work(s, path(p)?, h)).await
 }
 
 async fn status(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer {
@@ -348,6 +344,9 @@ async fn record_work(
     s.authorize(&headers, Scope::Read)?;
     let r = s.touch(&name, &id)?;
     let _seq = r.seq.lock().await;
+    // The record's facts come from whatever backup runs: the id is checked first, under the
+    // sequence's lock, as for every other call.
+    r.check().await?;
     let rec = r.inst.ask(GetBackupRecord {}).await?;
     let me = r.inst.instance_info().await?;
     // As `parent_of_incremental` in ese-actors' backup_set/drive.rs: the last full or
@@ -448,10 +447,15 @@ async fn end_work(
         grbit |= BackupEnd::TRUNCATE_DONE;
     }
     // Past the grbit check (always valid here) the engine ends this backup whatever it
-    // answers; `EndBackupIf` never ends another one (the host's, begun after it).
+    // answers, unless its gate refused the call (`stop_service`, a term under way, a failed
+    // instance): then the backup still runs, and later requests must meet the same refusal
+    // (or end it once a term failed), not a `NoBackup` of the router's own. `EndBackupIf`
+    // never ends another backup (the host's, begun after it).
     let res = r.inst.ask(EndBackupIf { id: r.id, grbit }).await;
-    r.mark_ended();
-    *seq = Seq::default();
+    if !matches!(&res, Err(e) if e.is_unavailable()) {
+        r.mark_ended();
+        *seq = Seq::default();
+    }
     res?;
     Ok(Json(json!({ "ended": "normal" })).into_response())
 }

@@ -86,6 +86,9 @@ pub(crate) struct Shared {
     pub pushes: crate::push::Pushes,
 }
 
+/// How long an expiry waits before asking again while the instance is terminating.
+const EXPIRY_RETRY: Duration = Duration::from_millis(200);
+
 /// How many ended backups per instance keep answering why they ended.
 const TOMBSTONES: usize = 32;
 
@@ -185,10 +188,14 @@ impl Remote {
     /// Whether the engine still runs this backup, unstopped, before a call the engine would
     /// otherwise apply to whatever backup runs (a host may have ended this one and begun its
     /// own). `NoBackup` means it is over for good: later requests get it without asking.
-    pub async fn check(&self) -> Result<(), ApiError> {
+    /// Its file windows (up to `window_bytes` each) are let go then too, once the request
+    /// holding the sequence is done with it.
+    pub async fn check(self: &Arc<Self>) -> Result<(), ApiError> {
         let res = self.inst.ask(CheckBackup { id: self.id }).await;
         if matches!(&res, Err(e) if e.code() == Error::NoBackup.code()) {
             self.mark_ended();
+            let me = self.clone();
+            tokio::spawn(async move { *me.seq.lock().await = Seq::default() });
         }
         Ok(res?)
     }
@@ -219,9 +226,21 @@ fn ended_error() -> ApiError {
 /// the engine's error instead of `NoBackup`.
 pub(crate) async fn expire(shared: &Shared, remote: &Remote) {
     lock(&remote.gone).get_or_insert_with(expired_error);
-    if let Err(e) = remote.inst.ask(ExpireBackupIf { id: remote.id }).await {
-        tracing::warn!(error = %e, backup = remote.id.raw(), "lease expired; the backup could not be ended");
-        *lock(&remote.gone) = Some(ApiError::engine(e));
+    loop {
+        match remote.inst.ask(ExpireBackupIf { id: remote.id }).await {
+            Ok(()) => break,
+            // A term under way either ends the backup itself or fails with BackupInProgress
+            // and leaves the instance running: ask again until one of the two happened, so
+            // an expired lease never leaves a backup holding the logs for good.
+            Err(e) if e.code() == Error::TermInProgress.code() => {
+                tokio::time::sleep(EXPIRY_RETRY).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, backup = remote.id.raw(), "lease expired; the backup could not be ended");
+                *lock(&remote.gone) = Some(ApiError::engine(e));
+                break;
+            }
+        }
     }
     *remote.seq.lock().await = Seq::default();
     shared.expirations.send_modify(|n| *n += 1);

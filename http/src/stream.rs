@@ -108,7 +108,9 @@ async fn get_file_work(
     };
     let size = f.size.unwrap_or(0);
     let from = start.unwrap_or(0);
-    if start.is_some() && from >= size {
+    // A resume from exactly the end is served when every byte was read (the connection broke
+    // after the last byte, before the trailers): the answer is empty, then the trailers.
+    if start.is_some() && (from > size || (from == size && f.window.end() != size)) {
         return Err(bad_range(format!("the file has {size} bytes")));
     }
     let pending = f.window.from(from).ok_or_else(|| {

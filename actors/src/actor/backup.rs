@@ -100,7 +100,10 @@ impl Actor {
 
     /// The end of backup `id` only; a job, as `end_backup`, since a normal end writes headers.
     pub(super) fn on_end_backup_if(&mut self, id: BackupId, grbit: BackupEnd, r: Reply<()>) {
-        self.drop_prefetch();
+        // A stale client's end must not cost the running backup its read-ahead.
+        if self.core_mut().backup_id() == Some(id.0) {
+            self.drop_prefetch();
+        }
         self.core_job(r, move |c| c.backup_end_if(id.0, grbit));
     }
 

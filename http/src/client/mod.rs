@@ -401,7 +401,7 @@ fn wire_kind(kind: BackupKind) -> Result<Kind, RemoteError> {
 
 /// The sealed range names one plain file per generation.
 fn check_logs(logs: &api::Logs) -> Result<(), RemoteError> {
-    let n = u64::from(logs.gen_high) + 1 - u64::from(logs.gen_low.min(logs.gen_high + 1));
+    let n = (u64::from(logs.gen_high) + 1).saturating_sub(u64::from(logs.gen_low));
     if logs.gen_low > logs.gen_high.saturating_add(1) || logs.files.len() as u64 != n {
         return Err(RemoteError::protocol(
             None,

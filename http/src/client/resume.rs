@@ -141,7 +141,8 @@ impl Session<'_> {
         match got.size {
             None => {
                 got.size = Some(size);
-                self.tracker.update(|p| p.bytes_total += size);
+                self.tracker
+                    .update(|p| p.bytes_total = p.bytes_total.saturating_add(size));
             }
             Some(s) if s != size => {
                 return Err(Stop::Fatal(RemoteError::Integrity(format!(
