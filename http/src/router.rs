@@ -216,7 +216,7 @@ async fn begin_work(
         id,
         kind: req.kind,
         lease: Mutex::new(Lease::new(Instant::now(), s.cfg.lease_ttl)),
-        seq: tokio::sync::Mutex::new(Seq::default()),
+        seq: Arc::new(tokio::sync::Mutex::new(Seq::default())),
         gone: Mutex::new(None),
     });
     s.insert(&name, remote.clone());
@@ -297,10 +297,7 @@ async fn databases_work(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    s.authorize(&headers, Scope::Read)?;
-    let r = s.touch(&name, &id)?;
-    let mut seq = r.seq.lock().await;
-    r.check().await?;
+    let (r, mut seq) = s.checked(&headers, Scope::Read, &name, &id).await?;
     let paths = r.inst.get_attach_info().await?;
     let idx = seq
         .files
@@ -313,10 +310,7 @@ async fn seal_logs_work(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    s.authorize(&headers, Scope::Read)?;
-    let r = s.touch(&name, &id)?;
-    let mut seq = r.seq.lock().await;
-    r.check().await?;
+    let (r, mut seq) = s.checked(&headers, Scope::Read, &name, &id).await?;
     let info = r.inst.get_log_info().await?;
     let idx = seq
         .files
@@ -341,12 +335,9 @@ async fn record_work(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    s.authorize(&headers, Scope::Read)?;
-    let r = s.touch(&name, &id)?;
-    let _seq = r.seq.lock().await;
     // The record's facts come from whatever backup runs: the id is checked first, under the
     // sequence's lock, as for every other call.
-    r.check().await?;
+    let (r, _seq) = s.checked(&headers, Scope::Read, &name, &id).await?;
     let rec = r.inst.ask(GetBackupRecord {}).await?;
     let me = r.inst.instance_info().await?;
     // As `parent_of_incremental` in ese-actors' backup_set/drive.rs: the last full or
@@ -385,10 +376,7 @@ async fn truncate_info_work(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    s.authorize(&headers, Scope::Truncate)?;
-    let r = s.touch(&name, &id)?;
-    let _seq = r.seq.lock().await;
-    r.check().await?;
+    let (r, _seq) = s.checked(&headers, Scope::Truncate, &name, &id).await?;
     let paths = r.inst.get_truncate_log_info().await?;
     // Names only: the server's paths are not the client's business here.
     let names: Vec<String> = paths
@@ -403,10 +391,7 @@ async fn truncate_work(
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Answer {
-    s.authorize(&headers, Scope::Truncate)?;
-    let r = s.touch(&name, &id)?;
-    let _seq = r.seq.lock().await;
-    r.check().await?;
+    let (r, _seq) = s.checked(&headers, Scope::Truncate, &name, &id).await?;
     r.inst.truncate_log().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

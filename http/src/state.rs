@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use ese_actors::messages::{CheckBackup, ExpireBackupIf};
 use ese_actors::{BackupId, Error, Instance, LogInfo};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedMutexGuard};
 
 use crate::auth::{Denied, Scope, Tokens};
 use crate::errors::ApiError;
@@ -66,7 +66,7 @@ pub(crate) struct Remote {
     pub kind: Kind,
     pub lease: Mutex<Lease>,
     /// Held by a request while it drives the engine, so the sequence's calls never overlap.
-    pub seq: tokio::sync::Mutex<Seq>,
+    pub seq: Arc<tokio::sync::Mutex<Seq>>,
     /// Once the backup is over: what every later request on it gets.
     pub gone: Mutex<Option<ApiError>>,
 }
@@ -161,6 +161,25 @@ impl Shared {
             .ok_or_else(unknown)?;
         remote.renew(self)?;
         Ok(remote)
+    }
+}
+
+impl Shared {
+    /// What every request that drives the engine for a remote backup does first: the token
+    /// checked for `scope`, the backup found (its lease renewed), its sequence locked (one
+    /// request at a time), and its id checked with the engine under that lock.
+    pub async fn checked(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        scope: Scope,
+        name: &str,
+        id: &str,
+    ) -> Result<(Arc<Remote>, OwnedMutexGuard<Seq>), ApiError> {
+        self.authorize(headers, scope)?;
+        let r = self.touch(name, id)?;
+        let seq = r.seq.clone().lock_owned().await;
+        r.check().await?;
+        Ok((r, seq))
     }
 }
 
