@@ -10,7 +10,10 @@
 //! 1. **Pull rate**: a full backup pulled over loopback HTTP into a set in a folder, MiB/s of
 //!    content, against `backup_to_dir` (full) of the same instance into a folder on the same
 //!    disk. Both write and fsync a whole set (images, logs, manifest) and truncate logs; they
-//!    run interleaved, 3 times each, and the medians are compared. Target >= 0.8x.
+//!    run interleaved, 3 times each, and the medians are compared. Target >= 0.8x. The
+//!    detail gives the CPU time each took per GiB (every thread of the process: server,
+//!    engine and client for the pull), which varies far less from run to run than the rate
+//!    on a shared machine.
 //! 2. **Resume cost**: the same pull through a TCP proxy that drops the connection once, in
 //!    the middle of the database image. The client resumes with `Range`; the figure is the
 //!    file-body bytes the client received (`RemoteProgress::bytes_received`) minus the set's
@@ -29,7 +32,9 @@
 //!    sealed, logs truncated, headers updated, the set written to memory: `/dev/shm` where
 //!    there is one, as a client on another machine does not share the server's disk).
 //!
-//! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure.
+//! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop`
+//! runs 20 pulls (or 20 `backup_to_dir`) back to back and prints each one's rate and CPU
+//! time, for a profiler (`perf record -D` past the database's loading).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,7 +50,8 @@ use ese_bench::figures::{Ratio, Row, Spec, Target};
 use ese_bench::run::AnyResult;
 use ese_bench::table::{out_dir, print_table};
 use ese_bench::workloads::{
-    commit_run, fill_database, latency_under_backup, median, mib, percentile, CommitRun, Filled,
+    commit_run, cpu_secs, fill_database, latency_under_backup, median, mib, percentile, CommitRun,
+    Filled,
 };
 use ese_http::client::{RemoteBackup, RemoteOptions};
 use http_body_util::BodyExt;
@@ -208,33 +214,78 @@ async fn pipe(
 struct Pulled {
     content: u64,
     secs: f64,
+    /// CPU seconds of the whole process during the pull.
+    cpu: f64,
     resumes: u64,
     received: u64,
 }
 
 /// One full pull into a new set under `dir`.
 async fn pull(url: &str, dir: &Path) -> AnyResult<Pulled> {
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_secs());
     let backup = RemoteBackup::new(url, RemoteOptions::default().kind(BackupKind::Full))?;
     let target = BackupTarget::parse(dir.to_str().unwrap_or_default())?;
     let done = backup.run(&target).await?;
     Ok(Pulled {
         content: done.manifest.content_bytes(),
         secs: t.elapsed().as_secs_f64(),
+        cpu: cpu_since(c),
         resumes: u64::from(done.progress.resumes),
         received: done.progress.bytes_received,
     })
 }
 
-/// One full `backup_to_dir` into `dir`: (content bytes, seconds).
-async fn local(inst: &Instance, dir: &Path) -> AnyResult<(u64, f64)> {
-    let t = Instant::now();
+/// One full `backup_to_dir` into `dir`, measured as a pull is.
+async fn local(inst: &Instance, dir: &Path) -> AnyResult<Pulled> {
+    let (t, c) = (Instant::now(), cpu_secs());
     let m = inst.backup_to_dir(dir, BackupKind::Full).await?;
-    Ok((m.content_bytes(), t.elapsed().as_secs_f64()))
+    Ok(Pulled {
+        content: m.content_bytes(),
+        secs: t.elapsed().as_secs_f64(),
+        cpu: cpu_since(c),
+        resumes: 0,
+        received: 0,
+    })
 }
 
-fn rate(bytes: u64, secs: f64) -> f64 {
-    mib(bytes) / secs.max(1e-9)
+/// CPU seconds since `before` (0 where the machine does not tell).
+fn cpu_since(before: Option<f64>) -> f64 {
+    match (before, cpu_secs()) {
+        (Some(a), Some(b)) => (b - a).max(0.0),
+        _ => 0.0,
+    }
+}
+
+impl Pulled {
+    fn rate(&self) -> f64 {
+        mib(self.content) / self.secs.max(1e-9)
+    }
+
+    /// CPU seconds per GiB of content.
+    fn cpu_per_gib(&self) -> f64 {
+        self.cpu / (self.content as f64 / f64::from(1u32 << 30)).max(1e-9)
+    }
+}
+
+/// `ESE_BENCH_ONLY=pull-loop|local-loop`: one kind of backup 20 times, each printed.
+async fn profile_loop(inst: &Instance, s: &Served, dir: &Path, pulls: bool) -> AnyResult<()> {
+    for i in 0..20 {
+        let d = dir.join(format!("loop-{i}"));
+        let r = match pulls {
+            true => pull(&s.url, &d).await?,
+            false => local(inst, &d).await?,
+        };
+        remove(&d);
+        eprintln!(
+            "  {} {:.1} MiB/s, {:.3} s, CPU {:.3} s ({:.2} s/GiB)",
+            if pulls { "pull" } else { "local" },
+            r.rate(),
+            r.secs,
+            r.cpu,
+            r.cpu_per_gib()
+        );
+    }
+    Ok(())
 }
 
 fn remove(dir: &Path) {
@@ -243,32 +294,36 @@ fn remove(dir: &Path) {
 
 async fn pull_rate(inst: &Instance, s: &Served, dir: &Path, db_mib: f64) -> AnyResult<Row> {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_cpu, mut theirs_cpu) = (Vec::new(), Vec::new());
     for i in 0..REPS {
         let (p, l) = (
             dir.join(format!("pull-{i}")),
             dir.join(format!("local-{i}")),
         );
         // Alternate which goes first, so a warmer cache or a quieter disk favours neither.
-        if i % 2 == 0 {
+        let (r, b) = if i % 2 == 0 {
             let r = pull(&s.url, &p).await?;
-            ours.push(rate(r.content, r.secs));
-            let (b, t) = local(inst, &l).await?;
-            theirs.push(rate(b, t));
+            (r, local(inst, &l).await?)
         } else {
-            let (b, t) = local(inst, &l).await?;
-            theirs.push(rate(b, t));
-            let r = pull(&s.url, &p).await?;
-            ours.push(rate(r.content, r.secs));
-        }
+            let b = local(inst, &l).await?;
+            (pull(&s.url, &p).await?, b)
+        };
         remove(&p);
         remove(&l);
+        ours.push(r.rate());
+        theirs.push(b.rate());
+        ours_cpu.push(r.cpu_per_gib());
+        theirs_cpu.push(b.cpu_per_gib());
         eprintln!("  pull {:.1} MiB/s, local {:.1} MiB/s", ours[i], theirs[i]);
     }
     Ok(PULL_RATE
         .row(&[&format!("{db_mib:.0}")], median(&ours))
         .baseline(median(&theirs))
         .detail(format!(
-            "medians of {REPS}, interleaved; pull {ours:.1?}, backup_to_dir {theirs:.1?} MiB/s"
+            "medians of {REPS}, interleaved; pull {ours:.1?}, backup_to_dir {theirs:.1?} MiB/s; \
+             CPU per GiB (all threads) pull {:.2} s, backup_to_dir {:.2} s",
+            median(&ours_cpu),
+            median(&theirs_cpu)
         )))
 }
 
@@ -429,6 +484,9 @@ async fn run(quick: bool, dir: &Path) -> AnyResult<Vec<Row>> {
     let only = std::env::var("ESE_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     let mut rows = Vec::new();
+    if only == "pull-loop" || only == "local-loop" {
+        profile_loop(&f.inst, &served, &sets, only == "pull-loop").await?;
+    }
     if wanted("pull") {
         eprintln!("1: pull rate against backup_to_dir");
         rows.push(pull_rate(&f.inst, &served, &sets, mib(f.file_bytes)).await?);

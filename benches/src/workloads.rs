@@ -136,6 +136,24 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// CPU time this process's threads have used, in seconds: the sum of the on-CPU nanoseconds
+/// of `/proc/self/task/*/schedstat`; `None` where there is no such file. A thread that ends
+/// between two readings takes its time with it, so measure spans no thread ends in (the
+/// runtime's blocking threads outlive a pull by seconds).
+pub fn cpu_secs() -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    (ns > 0).then(|| ns as f64 / 1e9)
+}
+
 /// Key of row `i` of a filled table: 16 bytes.
 pub fn row_key(i: u64) -> [u8; 16] {
     let mut k = *b"r000000000000000";

@@ -25,6 +25,8 @@ struct Proxy {
     down: Arc<AtomicU64>,
     /// Offsets (in `down`) at which to cut, ascending; each is used once.
     cuts: Arc<Mutex<Vec<u64>>>,
+    /// Offsets (in `down`) of bytes delivered with their bits inverted.
+    flips: Arc<Mutex<Vec<u64>>>,
     stalled: Arc<AtomicBool>,
 }
 
@@ -35,12 +37,15 @@ impl Proxy {
             addr: listener.local_addr().unwrap(),
             down: Arc::default(),
             cuts: Arc::default(),
+            flips: Arc::default(),
             stalled: Arc::default(),
         };
         let (down, cuts, stalled) = (p.down.clone(), p.cuts.clone(), p.stalled.clone());
+        let flips = p.flips.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (down, cuts, stalled) = (down.clone(), cuts.clone(), stalled.clone());
+                let flips = flips.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
@@ -79,6 +84,11 @@ impl Proxy {
                         let (pass, cut) = {
                             let mut c = cuts.lock().unwrap();
                             let before = down.load(Ordering::SeqCst);
+                            for at in flips.lock().unwrap().iter() {
+                                if let Some(i) = at.checked_sub(before).filter(|&i| i < n as u64) {
+                                    buf[i as usize] ^= 0xff;
+                                }
+                            }
                             match c.first().copied() {
                                 Some(at) if before + n as u64 >= at => {
                                     c.remove(0);
@@ -253,6 +263,31 @@ async fn cut_downloads_resume_and_fetch_nothing_twice() {
     ese_actors::verify_backup_set(&dir).unwrap();
     let (pre, _) = restored_rows(&h, &[dir], "restored").await;
     assert_eq!(pre, PRELOAD);
+}
+
+/// One byte of the database image damaged on the way: the client finds the file's sum wrong
+/// and fails with a damaged transfer, removes its partial set and aborts the backup (a new
+/// one begins at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_byte_fails_the_backup_and_leaves_no_set() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    // Half a chunk into the image's third chunk: file bytes, far from the chunked framing
+    // (the answers before the image and its framing are a few KiB).
+    *p.flips.lock().unwrap() = vec![2 * CHUNK as u64 + CHUNK as u64 / 2];
+    let sets = h.dir.path().join("sets");
+    let e = pull(&p.url(), BackupKind::Full, &sets).await.unwrap_err();
+    assert!(
+        matches!(&e, RemoteError::Integrity(m) if m.contains("CRC-32C")),
+        "not a damaged transfer: {e}"
+    );
+    assert!(!any_manifest(&sets));
+    assert!(
+        std::fs::read_dir(&sets).map_or(true, |mut d| d.next().is_none()),
+        "the partial set was left"
+    );
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }
 
 /// Starts a pull through `p` and answers it once file bytes have arrived, with the proxy

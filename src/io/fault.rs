@@ -123,6 +123,8 @@ pub struct FaultStats {
     pub writes: u64,
     /// `sync` calls on files.
     pub syncs: u64,
+    /// `write_back` hints on files: counted, never a reason for anything to be durable.
+    pub write_backs: u64,
     /// `sync_dir` calls that succeeded.
     pub dir_syncs: u64,
     /// Bytes accepted by `write_at`.
@@ -468,6 +470,12 @@ impl File for FaultFile {
 
     fn sync(&self) -> Result<()> {
         self.state.lock().sync(self)
+    }
+
+    fn write_back(&self, _offset: u64, _len: u64) {
+        // A page cache with no disk behind it has nothing to start; the hint makes nothing
+        // durable, as on a real disk, where only `sync` decides.
+        self.state.lock().stats.write_backs += 1;
     }
 
     fn len(&self) -> Result<u64> {

@@ -56,6 +56,14 @@ pub trait File: Send + Sync + Debug {
     /// ranged GET) starts it now, so a reader of many files in turn waits once, not once per
     /// file. Local files do nothing.
     fn will_read(&self) {}
+    /// A hint that `len` bytes from `offset`, just written, will not be read again soon:
+    /// their writeback starts now and the cache may drop them once written, as
+    /// `posix_fadvise`'s `DONTNEED`. Durability still comes from [`File::sync`] only; a
+    /// file written once and fsynced at its end (a backup set's) spreads its disk writes over
+    /// its writing instead of paying them all in that fsync. Files elsewhere do nothing.
+    fn write_back(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 
     /// Reads exactly `buf.len()` bytes or fails with `FileIOBeyondEOF`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {

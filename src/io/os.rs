@@ -39,6 +39,15 @@ impl File for OsFile {
     fn set_len(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(Error::from_io)
     }
+    fn write_back(&self, offset: u64, len: u64) {
+        // Only a hint: a failure changes nothing the final `sync` does not decide.
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
 }
 
 impl Storage for OsStorage {

@@ -1,16 +1,19 @@
 //! Downloading one file of the backup into the set, resuming a cut download with
 //! `Range: bytes=N-` from exactly the bytes received, while the lease allows.
 //!
-//! Every byte is checked twice: each complete response against its `x-ese-crc32c` trailer,
-//! and the whole file (the bytes of every response, in order) against the server's
-//! `x-ese-file-crc32c` trailer, or, if no trailer arrived (something on the way dropped it),
-//! against the `crc32c` the status resource lists for the completed file. A mismatch fails
-//! the backup; a file is never finished unchecked.
+//! Every byte is checked: the whole file, as the set's writer summed it while writing it
+//! (the sum its manifest entry carries), against the server's `x-ese-file-crc32c` trailer,
+//! or, if no trailer arrived (something on the way dropped it), against the `crc32c` the
+//! status resource lists for the completed file. A mismatch fails the backup; a file is never
+//! finished unchecked. Each response's own `x-ese-crc32c` is not summed again here: the
+//! file's sum covers every byte of every response, in order, and one pass over the bytes
+//! instead of two is a tenth of a pull's CPU.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ese_actors::Result as EseResult;
+use ese_actors::ese::backup::set::Content;
+use ese_actors::{Error, Result as EseResult};
 use http_body_util::BodyExt;
 use reqwest::header::{HeaderMap, CONTENT_RANGE};
 use reqwest::StatusCode;
@@ -20,7 +23,7 @@ use super::api::{Api, FileView};
 use super::error::{chain, RemoteError};
 use super::progress::Tracker;
 use super::set::{joined, PartialSet};
-use crate::stream::{CRC_TRAILER, FILE_CRC_TRAILER, SIZE_HEADER};
+use crate::stream::{FILE_CRC_TRAILER, SIZE_HEADER};
 
 /// Bytes gathered before one write to the set: the network hands over small frames, and a
 /// blocking-pool job per frame would cost more than the write.
@@ -57,31 +60,11 @@ impl From<RemoteError> for Stop {
 /// What was received of the file so far, and the write in flight.
 struct Got {
     len: u64,
-    /// CRC-32C of the file's bytes before the current response; the response's own CRC is
-    /// combined in (`crc32c_combine`) rather than every byte being summed twice.
-    crc: u32,
-    /// CRC-32C and length of the current response's bytes.
-    resp_crc: u32,
-    resp_len: u64,
     size: Option<u64>,
     /// Received, not yet handed to the set: the frames as they came, never copied.
     pending: Vec<Bytes>,
     pending_len: usize,
     writing: Option<(JoinHandle<EseResult<()>>, u64)>,
-}
-
-impl Got {
-    /// CRC-32C of every byte received so far.
-    fn file_crc(&self) -> u32 {
-        crc32c::crc32c_combine(self.crc, self.resp_crc, self.resp_len as usize)
-    }
-
-    /// A new response begins: what the last one brought joins the file's sum.
-    fn next_response(&mut self) {
-        self.crc = self.file_crc();
-        self.resp_crc = 0;
-        self.resp_len = 0;
-    }
 }
 
 impl Session<'_> {
@@ -90,9 +73,6 @@ impl Session<'_> {
     pub async fn download(&mut self, set: &PartialSet, f: &FileView) -> Result<(), RemoteError> {
         let mut got = Got {
             len: 0,
-            crc: 0,
-            resp_crc: 0,
-            resp_len: 0,
             size: None,
             pending: Vec::new(),
             pending_len: 0,
@@ -102,7 +82,8 @@ impl Session<'_> {
             match self.attempt(set, f, &mut got).await {
                 Ok(trailer_crc) => {
                     self.flush(set, &mut got, true).await?;
-                    return self.check_file(f, &got, trailer_crc).await;
+                    let written = set.step(|w| Ok(w.written())).await?;
+                    return self.check_file(f, &got, written, trailer_crc).await;
                 }
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Cut(why)) => {
@@ -123,7 +104,6 @@ impl Session<'_> {
         got: &mut Got,
     ) -> Result<Option<u32>, Stop> {
         let from = got.len;
-        got.next_response();
         let res = match self.api.file(self.id, f.index, from).await {
             Ok(r) => r,
             Err(RemoteError::Transport { message, .. }) => return Err(Stop::Cut(message)),
@@ -176,8 +156,6 @@ impl Session<'_> {
                 ))));
             }
             let n = data.len() as u64;
-            got.resp_crc = crc32c::crc32c_append(got.resp_crc, &data);
-            got.resp_len += n;
             got.len += n;
             self.tracker.update(|p| p.bytes_received += n);
             got.pending_len += data.len();
@@ -192,19 +170,10 @@ impl Session<'_> {
                 got.len
             )));
         }
-        let Some(t) = trailers else {
-            return Ok(None);
-        };
-        let crc = got.resp_crc;
-        if let Some(sent) = trailer_crc(&t, CRC_TRAILER)? {
-            if sent != crc {
-                return Err(Stop::Fatal(RemoteError::Integrity(format!(
-                    "{}: bytes {from}..{size} have CRC-32C {crc:08x}, the server sent {sent:08x}",
-                    f.name
-                ))));
-            }
+        match trailers {
+            Some(t) => trailer_crc(&t, FILE_CRC_TRAILER),
+            None => Ok(None),
         }
-        trailer_crc(&t, FILE_CRC_TRAILER)
     }
 
     /// Hands what was received to the set: waits for the write in flight, then starts the
@@ -228,13 +197,20 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The whole file against the server's CRC-32C of it.
+    /// The whole file, as written, against the server's CRC-32C of it.
     async fn check_file(
         &mut self,
         f: &FileView,
         got: &Got,
+        written: Option<Content>,
         trailer: Option<u32>,
     ) -> Result<(), RemoteError> {
+        let written = written.filter(|w| w.len == got.len).ok_or_else(|| {
+            RemoteError::Local(Error::InternalError.with_detail(format!(
+                "{}: the set's file does not hold the {} bytes received",
+                f.name, got.len
+            )))
+        })?;
         let expected = match trailer {
             Some(c) => c,
             None => {
@@ -256,7 +232,7 @@ impl Session<'_> {
                     })?
             }
         };
-        let crc = got.file_crc();
+        let crc = written.crc32c;
         if expected != crc {
             return Err(RemoteError::Integrity(format!(
                 "{}: the {} bytes received have CRC-32C {crc:08x}, the server streamed {expected:08x}",

@@ -208,6 +208,16 @@ impl SetWriter {
         Ok(())
     }
 
+    /// What was appended to the file being written so far (its length and CRC-32C, the
+    /// sum its manifest entry will carry); `None` between files. A copier that has the
+    /// source's own sum compares it with this one rather than summing every byte again.
+    pub fn written(&self) -> Option<Content> {
+        self.open.as_ref().map(|f| Content {
+            len: f.len,
+            crc32c: f.crc,
+        })
+    }
+
     /// Makes the file being written durable and enters it into the manifest.
     pub fn finish_file(&mut self) -> Result<()> {
         self.check_live()?;
