@@ -52,6 +52,13 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
     }
     options.compress = args.compress;
     let backup = RemoteBackup::new(&args.url, options).map_err(failure)?;
+    if backup.token_in_clear() {
+        eprintln!(
+            "ese: warning: the token goes unencrypted over http:// to {}; anyone on the way can \
+             read it and use its scopes. Serve with --tls-cert/--tls-key and use https://",
+            args.url
+        );
+    }
     let what = format!("{:?} backup", args.kind);
     let step = Step::start(out, &format!("{what} of {} to {to}", args.url));
     let mut progress = backup.subscribe();

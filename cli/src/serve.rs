@@ -51,6 +51,13 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
             a.listen
         )));
     }
+    if tokens.is_some() && a.tls.is_none() && !a.listen.ip().is_loopback() {
+        eprintln!(
+            "ese: warning: serving on {} over plain HTTP: clients' tokens travel unencrypted; \
+             give --tls-cert and --tls-key",
+            a.listen
+        );
+    }
     let tls = match &a.tls {
         Some((cert, key)) => {
             Some(ese_http::tls::load_config(cert, key).map_err(|e| Failure::Other(e.to_string()))?)

@@ -301,6 +301,67 @@ fn a_token_file_guards_the_service() {
     assert!(out.status.success());
 }
 
+/// A token file on an address beyond loopback without TLS: the service warns as it starts,
+/// and `ese backup --url http://...` with a token warns that it sends it unencrypted; over
+/// loopback neither does. Both still work.
+#[test]
+fn a_token_over_plain_http_beyond_loopback_is_warned_about_on_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 10);
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "s3cret-token-0123456789 read,truncate,end\n").unwrap();
+    let env = [(
+        "ESE_TOKEN".to_string(),
+        "s3cret-token-0123456789".to_string(),
+    )];
+    let sets = tmp.path().join("sets");
+    let backup = |url: &str| {
+        ese_env(
+            &["backup", "--url", url, "--to", sets.to_str().unwrap(), "-q"],
+            &env,
+        )
+    };
+
+    // 0.0.0.0 reaches this machine, but is not a loopback address: the client cannot know
+    // the path stays on this machine.
+    let served = Served::start_on(
+        &dir,
+        "0.0.0.0:0",
+        &["--token-file", tokens.to_str().unwrap()],
+    );
+    assert!(served.url.starts_with("http://0.0.0.0:"), "{}", served.url);
+    let out = backup(&served.url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: the token goes unencrypted over http://"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stopped = served.stop();
+    assert!(
+        text(&stopped.stderr).contains("warning: serving on 0.0.0.0:")
+            && text(&stopped.stderr).contains("tokens travel unencrypted"),
+        "{}",
+        text(&stopped.stderr)
+    );
+
+    let served = Served::start(&dir, &["--token-file", tokens.to_str().unwrap()]);
+    let out = backup(&served.url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stopped = served.stop();
+    assert!(
+        !text(&stopped.stderr).contains("warning"),
+        "{}",
+        text(&stopped.stderr)
+    );
+}
+
 /// The set a backup printed (`set TARGET/NAME`).
 fn set_of(stdout: &str) -> String {
     stdout

@@ -18,7 +18,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,13 +91,15 @@ detached_handlers! {
     truncate => truncate_work;
 }
 
-async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: BodyOr) -> Answer {
-    let b = body(b, &h)?;
+async fn begin(s: Shared_, p: PathOr<String>, h: HeaderMap, b: Body) -> Answer {
+    s.authenticate(&h)?;
+    let b = body(b, &h).await?;
     detached(begin_work(s, path(p)?, h, b)).await
 }
 
-async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: BodyOr) -> Answer {
-    let b = body(b, &h)?;
+async fn end(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap, b: Body) -> Answer {
+    s.authenticate(&h)?;
+    let b = body(b, &h).await?;
     detached(end_work(s, path(p)?, h, b)).await
 }
 
@@ -123,13 +126,15 @@ async fn abort(s: Shared_, p: PathOr<(String, String)>, h: HeaderMap) -> Answer 
     detached(abort_work(s, Path((name, id)), h)).await
 }
 
-/// A request body, or why axum could not read it (e.g. over its size limit).
-type BodyOr = Result<Bytes, BytesRejection>;
+/// The most a request body may hold: the requests are a few fields of JSON.
+const BODY_LIMIT: usize = 64 << 10;
 
-/// The body as JSON's bytes: a body axum refused keeps its status (413 over the limit) with
-/// an ESE error, and a body declared as anything but JSON is 415, both `InvalidParameter`.
-fn body(b: BodyOr, headers: &HeaderMap) -> Result<Bytes, ApiError> {
-    let b = b.map_err(|e| ApiError::new(Error::InvalidParameter, e.status(), e.body_text()))?;
+/// The body as JSON's bytes, read only once the request is known to carry a valid token (the
+/// caller checks): a body declared as anything but JSON is 415, one over [`BODY_LIMIT`] 413
+/// once that much was read (a server that answers before the client has sent its body, and
+/// closes, makes most clients report a broken pipe instead of the answer), both
+/// `InvalidParameter`.
+async fn body(b: Body, headers: &HeaderMap) -> Result<Bytes, ApiError> {
     let declared = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
     if declared.is_some_and(|t| !t.starts_with(b"application/json")) {
         return Err(ApiError::new(
@@ -138,7 +143,25 @@ fn body(b: BodyOr, headers: &HeaderMap) -> Result<Bytes, ApiError> {
             "a request body is JSON (Content-Type: application/json)",
         ));
     }
-    Ok(b)
+    let too_large = || {
+        ApiError::new(
+            Error::InvalidParameter,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a request body is at most {BODY_LIMIT} bytes"),
+        )
+    };
+    axum::body::to_bytes(b, BODY_LIMIT).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|c| c.is::<http_body_util::LengthLimitError>());
+        match over {
+            true => too_large(),
+            false => ApiError::new(
+                Error::InvalidParameter,
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {e}"),
+            ),
+        }
+    })
 }
 
 /// A path parameter, or why axum could not decode it (e.g. `%FF`, not UTF-8).

@@ -116,6 +116,15 @@ impl Shared {
         })
     }
 
+    /// Whether the request carries a valid token, whatever its scopes (the scope a request
+    /// needs may depend on its body, which is read only after this): 401 if not.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.authorize(headers, Scope::Read) {
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// The instance served under `name`.
     pub fn instance(&self, name: &str) -> Result<Instance, ApiError> {
         self.instances.get(name).cloned().ok_or_else(|| {

@@ -2,7 +2,9 @@
 //! files, and a listener that hands axum only connections whose handshake finished.
 //!
 //! Handshakes run on tasks of their own, each with a deadline, so a client that opens a socket
-//! and never speaks holds no one else up (the accept loop never waits on a handshake).
+//! and never speaks holds no one else up (the accept loop never waits on a handshake). Their
+//! number is capped: at the cap the loop stops accepting until one ends, so a flood of silent
+//! sockets waits in the kernel's backlog instead of holding a task and a descriptor each.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,15 +16,34 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// How long a client may take to finish its handshake.
-const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for axum to take them.
 const READY_QUEUE: usize = 64;
+
+/// How many handshakes may run at once, and for how long each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeLimits {
+    /// Handshakes in flight (including finished ones not yet taken by axum); at the cap no
+    /// connection is accepted until one ends. At least 1.
+    pub max_in_flight: usize,
+    /// How long a client may take to finish its handshake before its socket is closed.
+    pub deadline: Duration,
+}
+
+impl Default for HandshakeLimits {
+    /// 256 at once, 10 s each: a backup service has a handful of clients, and a silent
+    /// socket costs a slot for at most the deadline.
+    fn default() -> HandshakeLimits {
+        HandshakeLimits {
+            max_in_flight: 256,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Why the certificate or key could not be used.
 #[derive(Debug)]
@@ -84,15 +105,28 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Wraps a bound listener.
+    /// Wraps a bound listener, with the default [`HandshakeLimits`].
     ///
     /// # Errors
     ///
     /// The listener's own error for its local address.
     pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
+        TlsListener::with_limits(listener, config, HandshakeLimits::default())
+    }
+
+    /// Wraps a bound listener, with handshakes limited as given.
+    ///
+    /// # Errors
+    ///
+    /// The listener's own error for its local address.
+    pub fn with_limits(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: HandshakeLimits,
+    ) -> io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(READY_QUEUE);
-        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
+        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx, limits));
         Ok(TlsListener {
             ready,
             local,
@@ -111,8 +145,14 @@ async fn accept_loop(
     listener: TcpListener,
     tls: TlsAcceptor,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    limits: HandshakeLimits,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     loop {
+        // The semaphore is never closed, so this only waits.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -124,13 +164,14 @@ async fn accept_loop(
         };
         let (tls, ready) = (tls.clone(), ready.clone());
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_DEADLINE, tls.accept(tcp)).await {
+            match tokio::time::timeout(limits.deadline, tls.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let _ = ready.send((stream, peer)).await;
                 }
                 Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
             }
+            drop(slot);
         });
     }
 }

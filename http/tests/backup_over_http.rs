@@ -298,6 +298,46 @@ async fn tokens_and_scopes() {
             .1,
         -1907
     );
+    // Without a valid token a body is not even read: a malformed one is 401, not 400, and
+    // neither is an unknown token's with a push target (whose scope the body decides).
+    for (token, body) in [
+        (None, "{not json".to_string()),
+        (Some("reader-0123456789abcdeX"), "{not json".to_string()),
+        (
+            None,
+            json!({"kind": "full", "target": "/tmp/x"}).to_string(),
+        ),
+    ] {
+        let mut r = h
+            .http
+            .post(format!("{}/backups", h.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        assert_eq!(ese_error(r.send().await.unwrap()).await.0, 401);
+    }
+    let end = h
+        .http
+        .post(format!("{}/end", h.backup("0000000000000001")))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ese_error(end).await.0, 401);
+    // With a valid token the same malformed body is 400.
+    let bad = h
+        .http
+        .post(format!("{}/backups", h.url))
+        .header("content-type", "application/json")
+        .bearer_auth("reader-0123456789abcdef")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ese_error(bad).await.0, 400);
     // Nothing began: the host can begin (and abort) a backup of its own.
     h.inst
         .begin_external_backup(BackupBegin::empty())

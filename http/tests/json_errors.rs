@@ -9,10 +9,11 @@ use support::*;
 async fn refusals_before_the_handler_are_json_with_an_ese_code() {
     let h = host(Opts::default()).await;
     let backups = format!("{}/backups", h.url);
-    let huge = vec![b' '; 3 << 20];
-    // The server answers 413 without reading the body and then closes the connection; the
-    // request says so itself, so the client's pool does not hand the dying connection to the
-    // next request (which then failed now and then with IncompleteMessage).
+    // Four times the router's limit of 64 KiB: the server reads up to the limit, answers 413
+    // and closes the connection; the request says so itself, so the client's pool does not
+    // hand the dying connection to the next request (which then failed now and then with
+    // IncompleteMessage).
+    let huge = vec![b' '; 256 << 10];
     let over = h
         .http
         .post(&backups)

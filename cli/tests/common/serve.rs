@@ -17,9 +17,14 @@ pub struct Served {
 impl Served {
     /// Starts `ese serve --instance-dir DIR --listen 127.0.0.1:0 ARGS...` and waits for its URL.
     pub fn start(dir: &Path, args: &[&str]) -> Served {
+        Served::start_on(dir, "127.0.0.1:0", args)
+    }
+
+    /// As [`Served::start`], listening on `listen`.
+    pub fn start_on(dir: &Path, listen: &str, args: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ese"))
             .args(["serve", "--instance-dir", dir.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "-q"])
+            .args(["--listen", listen, "-q"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -154,6 +154,8 @@ pub struct RemoteBackup {
     api: Api,
     options: RemoteOptions,
     tracker: Tracker,
+    /// `http://` to a host that is not this machine.
+    plain_beyond_loopback: bool,
 }
 
 impl RemoteBackup {
@@ -193,11 +195,35 @@ impl RemoteBackup {
             ))
         })?;
         let base = url.trim_end_matches('/').to_string();
+        let plain_beyond_loopback = parsed.scheme() == "http" && !is_loopback(&parsed);
         Ok(RemoteBackup {
+            plain_beyond_loopback,
             api: Api::new(http, base, options.token.clone()),
             options,
             tracker: Tracker(watch::Sender::new(RemoteProgress::start())),
         })
+    }
+
+    /// Whether the run would send its bearer token unencrypted to another machine: a token
+    /// is set, the URL is `http://` and its host is not a loopback address (`127.0.0.0/8`,
+    /// `::1`, `localhost`). Anyone on the path could read the token and use its scopes. The
+    /// client does not refuse (a trusted network or a tunnel may be the operator's choice);
+    /// `ese backup --url` warns.
+    ///
+    /// ```
+    /// use ese_http::client::{RemoteBackup, RemoteOptions};
+    ///
+    /// let mut o = RemoteOptions::default();
+    /// o.token = Some("s3cret".into());
+    /// let far = RemoteBackup::new("http://10.0.0.7:8080/v1/instances/a", o.clone()).unwrap();
+    /// assert!(far.token_in_clear());
+    /// let near = RemoteBackup::new("http://127.0.0.1:8080/v1/instances/a", o.clone()).unwrap();
+    /// assert!(!near.token_in_clear());
+    /// let tls = RemoteBackup::new("https://10.0.0.7:8443/v1/instances/a", o).unwrap();
+    /// assert!(!tls.token_in_clear());
+    /// ```
+    pub fn token_in_clear(&self) -> bool {
+        self.options.token.is_some() && self.plain_beyond_loopback
     }
 
     /// The progress of the run, on a channel that holds the latest figures.
@@ -385,6 +411,18 @@ impl RemoteBackup {
             error: Box::new(e),
             location: set.location().to_string(),
         }
+    }
+}
+
+/// Whether the URL's host is this machine: `localhost` or a loopback address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
