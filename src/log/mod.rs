@@ -135,6 +135,7 @@ impl Log {
             file,
             shared: shared.clone(),
             buf: Vec::new(),
+            unsynced: None,
         };
         let thread = std::thread::Builder::new()
             .name("ese-log-writer".into())
@@ -400,4 +401,79 @@ impl Drop for Log {
 /// Bytes the attach-list record of `list` takes in a log file, frame included.
 fn preamble_len(list: &[AttachEntry]) -> u64 {
     framed_len(Record::AttachList(list.to_vec()).payload().len()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::io::FaultStorage;
+
+    fn new_log() -> Log {
+        let cfg = LogConfig {
+            dir: PathBuf::from("/"),
+            base: "edb".into(),
+            file_size: 1 << 20,
+            circular: false,
+        };
+        Log::create(Arc::new(FaultStorage::new()), cfg).unwrap()
+    }
+
+    /// Waits until the writer has taken `n` batches.
+    fn batches(log: &Log, n: u64) {
+        let t = Instant::now();
+        while log.shared().batches() < n {
+            assert!(t.elapsed() < Duration::from_secs(10), "the writer is stuck");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits (on a thread, with a deadline) until `lsn` is published as durable.
+    fn durable_soon(log: &Log, lsn: Lsn) -> bool {
+        let shared = log.shared().clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(shared.wait_durable(lsn));
+        });
+        matches!(rx.recv_timeout(Duration::from_secs(10)), Ok(Ok(())))
+    }
+
+    /// A lazy write the writer took in one batch and a sync asked for in a later one: the
+    /// sync makes the write durable and says so. (It did the fsync but published nothing, so
+    /// a caller waiting for the write, `Core::wait` or `flush_all`, waited for ever.)
+    #[test]
+    fn a_sync_in_a_later_batch_publishes_the_lazy_writes_before_it() {
+        let mut log = new_log();
+        let before = log.shared().batches();
+        let end = log.append(&Record::End, false).unwrap();
+        batches(&log, before + 1);
+        assert!(log.durable() < end, "a lazy write alone is not durable");
+        log.request_sync();
+        assert!(
+            durable_soon(&log, end),
+            "the sync did not publish the write"
+        );
+        assert_eq!(log.durable(), end);
+    }
+
+    /// The same across a roll: the new file's first (lazy) record, then a sync by itself.
+    #[test]
+    fn a_sync_after_a_roll_publishes_the_new_files_first_record() {
+        let mut log = new_log();
+        log.append(&Record::End, false).unwrap();
+        let before = log.shared().batches();
+        log.roll().unwrap();
+        let tip = log.tip();
+        batches(&log, before + 1);
+        // Roll's records may take more than one batch: wait until the writer is idle.
+        std::thread::sleep(Duration::from_millis(50));
+        log.request_sync();
+        assert!(
+            durable_soon(&log, tip),
+            "the sync did not publish the roll's preamble"
+        );
+    }
 }

@@ -195,6 +195,9 @@ pub(crate) struct Writer {
     pub shared: Arc<LogShared>,
     /// The batch buffer, kept between batches.
     pub buf: Vec<u8>,
+    /// The end of the writes no fsync has covered yet: lazy writes of earlier batches, which
+    /// a later batch's sync (a `Sync` alone, or a durable write) makes durable and publishes.
+    pub unsynced: Option<Lsn>,
 }
 
 /// The poisoned state the instance reports for a failed log write.
@@ -244,7 +247,7 @@ impl Writer {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         let mut buf_at = Lsn(0);
-        let mut written_end: Option<Lsn> = None;
+        let mut written_end: Option<Lsn> = self.unsynced.take();
         let mut durable = None;
         let mut need_sync = false;
         for cmd in batch {
@@ -300,6 +303,8 @@ impl Writer {
             if let Some(end) = written_end {
                 durable = Some(end);
             }
+        } else {
+            self.unsynced = written_end;
         }
         Ok(durable)
     }
