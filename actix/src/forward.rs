@@ -53,7 +53,7 @@ forwarded! {
         CommitTransaction, Rollback, GetStats, GetInstanceInfo, GetAttachInfo, OpenFile,
         ReadFile, CloseFile, GetLogInfo, GetTruncateLogInfo, TruncateLog, EndBackup,
         BeginBackupWithId, AbortBackupIf, GetBackupRecord, CheckBackup, EndBackupIf,
-        ExpireBackupIf,
+        ExpireBackupIf, TruncateLogIf,
     ],
     by_method: [Term, StopBackup, BeginBackup],
 }

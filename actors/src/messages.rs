@@ -218,6 +218,10 @@ messages! {
     /// `EndBackup`), `NoBackup` (-520) if it is not the running one, otherwise exactly
     /// `EndBackup`'s outcome.
     [Job, Instance] EndBackupIf { id: BackupId, grbit: BackupEnd } -> ();
+    /// `TruncateLog` for the backup with this id only: `NoBackup` (-520) if it is not the
+    /// running one, otherwise exactly `TruncateLog`'s outcome. A remote client's truncation,
+    /// so that a client whose backup was ended and replaced never deletes logs for another.
+    [Job, Instance] TruncateLogIf { id: BackupId } -> ();
     /// Ends the backup with this id as aborted by the server, as `StopBackup` then a normal
     /// `EndBackup` would, in one step (event 226, no header update); Success with nothing
     /// done if it already ended. A lease that runs out ends its backup so.

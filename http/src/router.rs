@@ -26,7 +26,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use ese_actors::messages::{AbortBackupIf, BeginBackupWithId, EndBackupIf, GetBackupRecord};
+use ese_actors::messages::{
+    AbortBackupIf, BeginBackupWithId, EndBackupIf, GetBackupRecord, TruncateLogIf,
+};
 use ese_actors::{BackupBegin, BackupEnd, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -415,7 +417,9 @@ async fn truncate_work(
     headers: HeaderMap,
 ) -> Answer {
     let (r, _seq) = s.checked(&headers, Scope::Truncate, &name, &id).await?;
-    r.inst.truncate_log().await?;
+    // The id travels with the truncation itself: between the check above and this call the
+    // host may end this backup and begin its own, whose logs this must never delete.
+    r.inst.ask(TruncateLogIf { id: r.id }).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -345,6 +345,17 @@ impl Core {
         self.log.delete_now(&*storage, &gens)
     }
 
+    /// `truncate_log` of the backup `id` only: `NoBackup` (-520) if `id` is not the running
+    /// backup, so a client whose backup was ended and replaced (by the host, or its lease)
+    /// can never truncate for another; otherwise exactly `truncate_log`'s outcome (-801
+    /// after `stop_backup`, -521, -616, ...).
+    pub fn backup_truncate_if(&mut self, id: u64) -> Result<()> {
+        if self.backup_id() != Some(id) {
+            return Err(Error::NoBackup);
+        }
+        self.backup_truncate()
+    }
+
     /// `end_external_backup`. On a normal end the header updates are logged, made durable,
     /// then applied and written: blocks on those writes.
     pub fn backup_end(&mut self, grbit: BackupEnd) -> Result<()> {
@@ -482,6 +493,49 @@ mod tests {
             Err(Error::BackupAbortByCaller)
         );
         assert_eq!(core.backup_id(), None);
+    }
+
+    #[test]
+    fn truncate_if_truncates_for_the_named_backup_only() {
+        let (mut core, s, tbl) = crate::core::testing::core_with_table(256);
+        // Three generations behind a checkpoint: logs a truncation may delete.
+        for fill in 0..3 {
+            crate::core::testing::put_rows(&mut core, s, tbl, 50, fill);
+            core.log.roll().unwrap();
+        }
+        crate::core::testing::put_rows(&mut core, s, tbl, 50, 9);
+        core.checkpoint_now().unwrap();
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let first = core.backup_id().unwrap();
+        core.backup_end(BackupEnd::ABORT).unwrap();
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let id = core.backup_id().unwrap();
+        for db in core.backup_attach_info().unwrap() {
+            stream_file(&mut core, &db);
+        }
+        core.backup_prepare_logs().unwrap();
+        let (_, _, logs) = core.backup_log_info().unwrap();
+        for log in &logs {
+            stream_file(&mut core, log);
+        }
+        let doomed = core.backup_truncate_info().unwrap();
+        assert!(!doomed.is_empty());
+        // The first backup's client: -520, and every log is still there.
+        assert_eq!(core.backup_truncate_if(first), Err(Error::NoBackup));
+        assert!(doomed.iter().all(|p| core.storage.exists(p)));
+        // The running backup's own: truncate_log's outcome.
+        assert_eq!(core.backup_truncate_if(id), Ok(()));
+        assert!(doomed.iter().all(|p| !core.storage.exists(p)));
+        assert_eq!(core.backup_id(), Some(id));
+    }
+
+    #[test]
+    fn truncate_if_after_stop_backup_is_801() {
+        let mut core = core_with_rows(10);
+        core.backup_begin(BackupBegin::empty()).unwrap();
+        let id = core.backup_id().unwrap();
+        core.backup_stop();
+        assert_eq!(core.backup_truncate_if(id), Err(Error::BackupAbortByServer));
     }
 
     #[test]

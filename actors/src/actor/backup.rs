@@ -72,6 +72,11 @@ impl Actor {
         self.core_job(r, |c| c.backup_truncate());
     }
 
+    /// `truncate_log` of backup `id` only; a job, as `truncate_log` (it deletes files).
+    pub(super) fn on_truncate_log_if(&mut self, id: BackupId, r: Reply<()>) {
+        self.core_job(r, move |c| c.backup_truncate_if(id.0));
+    }
+
     /// The record a normal end would write, from memory.
     pub(super) fn on_backup_record(&mut self, r: Reply<BackupInfo>) {
         let _ = r.send(self.core_mut().backup_record());

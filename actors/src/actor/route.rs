@@ -99,6 +99,7 @@ impl Actor {
             Command::GetLogInfo(_, r) => self.on_log_info(r),
             Command::GetTruncateLogInfo(_, r) => self.on_truncate_info(r),
             Command::TruncateLog(_, r) => self.on_truncate_log(r),
+            Command::TruncateLogIf(m, r) => self.on_truncate_log_if(m.id, r),
             Command::GetBackupRecord(_, r) => self.on_backup_record(r),
             Command::EndBackup(m, r) => self.on_end_backup(m.grbit, r),
             Command::AbortBackupIf(m, r) => self.on_abort_backup_if(m.id, r),
