@@ -148,13 +148,10 @@ impl FileEntry {
         true
     }
 
-    /// Records the engine's next chunk; answers the chunk's own CRC-32C, which the response
-    /// combines into its sum (`crc32c_combine`) instead of summing every byte a second time.
-    pub fn took(&mut self, chunk: &Bytes) -> u32 {
-        let crc = crc32c::crc32c(chunk);
-        self.crc = crc32c::crc32c_combine(self.crc, crc, chunk.len());
+    /// Records the engine's next chunk: in the window, and in the file's sum.
+    pub fn took(&mut self, chunk: &Bytes) {
+        self.crc = crc32c::crc32c_append(self.crc, chunk);
         self.window.push(chunk.clone());
-        crc
     }
 }
 
