@@ -433,6 +433,14 @@ mod tests {
     /// database images held (an image is its pages, two header copies and a trailer).
     fn full_backup(core: &mut Core) -> (u64, u64) {
         core.backup_begin(BackupBegin::empty()).unwrap();
+        let got = stream_sequence(core);
+        core.backup_end(BackupEnd::NORMAL).unwrap();
+        got
+    }
+
+    /// Streams every database, seals the logs and streams them: the running backup's whole
+    /// sequence up to its end. Answers as `full_backup`.
+    fn stream_sequence(core: &mut Core) -> (u64, u64) {
         let (mut bytes, mut pages) = (0, 0);
         for db in core.backup_attach_info().unwrap() {
             let n = stream_file(core, &db);
@@ -445,7 +453,6 @@ mod tests {
         for log in logs {
             bytes += stream_file(core, &log);
         }
-        core.backup_end(BackupEnd::NORMAL).unwrap();
         (bytes, pages)
     }
 
@@ -510,14 +517,7 @@ mod tests {
         core.backup_end(BackupEnd::ABORT).unwrap();
         core.backup_begin(BackupBegin::empty()).unwrap();
         let id = core.backup_id().unwrap();
-        for db in core.backup_attach_info().unwrap() {
-            stream_file(&mut core, &db);
-        }
-        core.backup_prepare_logs().unwrap();
-        let (_, _, logs) = core.backup_log_info().unwrap();
-        for log in &logs {
-            stream_file(&mut core, log);
-        }
+        stream_sequence(&mut core);
         let doomed = core.backup_truncate_info().unwrap();
         assert!(!doomed.is_empty());
         // The first backup's client: -520, and every log is still there.
@@ -557,14 +557,7 @@ mod tests {
         core.backup_begin(BackupBegin::empty()).unwrap();
         let id = core.backup_id().unwrap();
         // Even a backup whose sequence is complete gets no header update.
-        for db in core.backup_attach_info().unwrap() {
-            stream_file(&mut core, &db);
-        }
-        core.backup_prepare_logs().unwrap();
-        let (_, _, logs) = core.backup_log_info().unwrap();
-        for log in logs {
-            stream_file(&mut core, &log);
-        }
+        stream_sequence(&mut core);
         let dbs: Vec<_> = core.dbs.keys().copied().collect();
         assert_eq!(core.backup_expire_if(id + 1), Ok(()));
         assert_eq!(core.backup_id(), Some(id), "another id touches nothing");
