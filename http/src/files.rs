@@ -136,16 +136,16 @@ impl FileEntry {
         }
     }
 
-    /// Records an engine error of a read. A `ReadVerifyFailure` (-1018) ends this file only
-    /// (the engine closed its handle): the file keeps the error, so a retry gets it at once
-    /// instead of a read on a closed handle. Whether the error ended the file.
-    pub fn read_failed(&mut self, e: &ese_actors::Error) -> bool {
-        if e.code() != ese_actors::Error::ReadVerifyFailure.code() {
-            return false;
-        }
-        self.handle = None;
+    /// Records an engine error of a read: the file's stream ends with it for good, and every
+    /// later GET of the file gets it at once. Retrying could not help: for a failed disk read
+    /// (`ReadVerifyFailure` -1018, `DiskIO` -1022) the engine cancelled this file's copy and
+    /// dropped its handle (the backup goes on), a refused read is refused again, and after a
+    /// backup-wide error (`BackupAbortByServer`, the gate's) nothing more is read anyway. A
+    /// client that resumed instead would be cut at the same byte for ever. Answers the handle,
+    /// for the caller to close where the engine still holds it.
+    pub fn read_failed(&mut self, e: &ese_actors::Error) -> Option<BackupFile> {
         self.failed = Some(e.clone());
-        true
+        self.handle.take()
     }
 
     /// Records the engine's next chunk: in the window, and in the file's sum.
@@ -256,14 +256,18 @@ mod tests {
     }
 
     #[test]
-    fn a_read_verify_failure_ends_the_file_and_releases_its_handle() {
+    fn a_failed_read_ends_the_file_for_good() {
         use ese_actors::Error;
-        let mut f = FileEntry::new(PathBuf::from("/srv/db/a.edb"), FileKind::Database, 1);
-        assert!(!f.read_failed(&Error::BackupAbortByServer));
-        assert!(f.failed.is_none(), "a backup-wide error is not the file's");
-        assert!(f.read_failed(&Error::ReadVerifyFailure.with_detail("page 9")));
-        assert_eq!(f.handle, None);
-        assert_eq!(f.failed.as_ref().map(Error::code), Some(-1018));
+        for e in [
+            Error::ReadVerifyFailure.with_detail("page 9"),
+            Error::from_code(-1022).unwrap(),
+            Error::InvalidParameter,
+        ] {
+            // (An engine handle cannot be made here: the close is tested over HTTP.)
+            let mut f = FileEntry::new(PathBuf::from("/srv/db/a.edb"), FileKind::Database, 1);
+            assert_eq!(f.read_failed(&e), None);
+            assert_eq!(f.failed.as_ref().map(Error::code), Some(e.code()));
+        }
     }
 
     #[test]

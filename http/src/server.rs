@@ -77,7 +77,9 @@ impl Builder {
         self
     }
 
-    /// The size of each engine read (a multiple of 32 KiB).
+    /// The size of each engine read (a multiple of 32 KiB; 1 MiB by default). A file's first
+    /// read asks for at least 96 KiB: the engine wants a database image's first read to cover
+    /// its header pages, three pages of up to 32 KiB.
     pub fn chunk_bytes(mut self, n: usize) -> Builder {
         self.cfg.chunk_bytes = n;
         self

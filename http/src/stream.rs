@@ -30,6 +30,10 @@ pub const FILE_CRC_TRAILER: &str = "x-ese-file-crc32c";
 /// The header with the file's streamed size in bytes.
 pub const SIZE_HEADER: &str = "x-ese-file-size";
 
+/// The least a file's first engine read asks for: the engine refuses a first read of a
+/// database image shorter than three pages, and 32 KiB is the largest page size.
+const FIRST_READ: usize = 3 * (32 << 10);
+
 fn bad_range(msg: impl Into<String>) -> ApiError {
     ApiError::new(
         Error::InvalidParameter,
@@ -258,7 +262,13 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
         let Some(handle) = f.handle else {
             return Next::Failed("the file is not open".into());
         };
-        match r.inst.read_file(handle, chunk).await {
+        // A file's first read covers a database's header pages: three of the largest pages.
+        let want = if f.window.end() == 0 {
+            chunk.max(FIRST_READ)
+        } else {
+            chunk
+        };
+        match r.inst.read_file(handle, want).await {
             Ok(c) if c.is_empty() => {
                 if let Err(e) = r.inst.close_file(handle).await {
                     return Next::Failed(e.to_string());
@@ -271,8 +281,13 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
                 return Next::Data(c);
             }
             Err(e) => {
-                f.read_failed(&e);
                 tracing::info!(error = %e, file = %f.name, "backup file stream ended by the engine");
+                if let Some(handle) = f.read_failed(&e) {
+                    // Where the engine dropped the handle already this is refused (-1003);
+                    // where it kept it (a refused read), an open file would hold up the
+                    // sealing of the logs.
+                    let _ = r.inst.close_file(handle).await;
+                }
                 return Next::Failed(e.to_string());
             }
         }

@@ -4,7 +4,9 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use ese_actors::ese::io::{Fault, FaultStorage};
 use ese_actors::{BackupBegin, BackupEnd, RestoreSpec, Term};
 use serde_json::{json, Value};
 use support::*;
@@ -722,4 +724,49 @@ async fn a_resume_older_than_the_window_is_416() {
     let end = h.end_normal(&id).await;
     assert_eq!(end.status(), 200);
     h.inst.term(Term::empty()).await.unwrap();
+}
+
+/// A damaged page, or a read the disk fails, ends the image's stream (its status line was
+/// sent); from then on every request for that file answers the engine's error at once, as
+/// JSON, instead of reading on a handle the engine dropped (which a resuming client would
+/// meet at the same byte for ever); the backup goes on, as the engine's does: its logs can
+/// still be sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_fails_that_file_for_good_and_the_backup_goes_on() {
+    for disk_fails in [false, true] {
+        let fs = Arc::new(FaultStorage::new());
+        let h = host(Opts {
+            damaged_page: (!disk_fails).then_some(40),
+            faults: disk_fails.then(|| fs.clone()),
+            ..Opts::default()
+        })
+        .await;
+        let id = h.begin("full").await;
+        let dbs = h.databases(&id).await;
+        assert_eq!(dbs["files"].as_array().unwrap().len(), 1);
+        fs.arm(Fault::FailRead {
+            nth: 1,
+            path_contains: Some("data.edb".into()),
+        });
+        let res = get_file(&h, &id, "0", None).await;
+        assert_eq!(res.status(), 200);
+        let got = res.bytes().await;
+        assert!(
+            got.is_err(),
+            "the stream was not cut ({disk_fails}): {:?}",
+            got.as_ref().map(|b| b.len())
+        );
+        let (code, name) = match disk_fails {
+            true => (-1022, "JET_errDiskIO"),
+            false => (-1018, "JET_errReadVerifyFailure"),
+        };
+        for range in [None, Some(0)] {
+            let (status, c, n) = ese_error(get_file(&h, &id, "0", range).await).await;
+            assert_eq!((status, c, n.as_str()), (500, code, name));
+        }
+        let logs = h.seal(&id).await;
+        assert!(!logs["files"].as_array().unwrap().is_empty(), "{logs}");
+        assert_eq!(h.delete(&id).await.status(), 204);
+        h.inst.term(Term::empty()).await.unwrap();
+    }
 }

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ese_actors::ese::backup::set::{SetFile, SetStore};
+use ese_actors::ese::io::{Fault, FaultStorage, FileRef, Files};
 use ese_actors::{BackupKind, BackupTarget, KeyRange, Term};
 use ese_http::client::{RemoteBackup, RemoteError, RemoteOptions, RemoteOutcome};
 use support::*;
@@ -431,4 +433,111 @@ async fn refusals_before_and_without_a_server() {
     assert!(matches!(e, RemoteError::Transport { .. }), "{e}");
     assert!(e.to_string().contains(&url), "{e}");
     assert!(!any_manifest(dir.path()));
+}
+
+/// A read the server's disk fails: the client fails with the engine's -1022 at once (the
+/// server answers every request for that file with it once the stream broke, rather than
+/// cutting each resume at the same byte), removes its partial set, and the server's backup
+/// is ended, so the next one begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_on_the_server_fails_the_pull_with_its_code_and_leaves_no_set() {
+    let fs = Arc::new(FaultStorage::new());
+    let h = host(Opts {
+        faults: Some(fs.clone()),
+        ..Opts::default()
+    })
+    .await;
+    fs.arm(Fault::FailRead {
+        nth: 1,
+        path_contains: Some("data.edb".into()),
+    });
+    let sets = h.dir.path().join("sets");
+    let run = pull(&h.url, BackupKind::Full, &sets);
+    let e = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the client kept resuming")
+        .unwrap_err();
+    assert_eq!(e.code(), Some(-1022), "{e}");
+    assert!(!any_manifest(&sets));
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
+
+/// A set store that takes `delay` to seal the set: a slow disk or object store on the
+/// client's side, during which the client sends the server nothing of the backup itself.
+#[derive(Debug)]
+struct SlowSeal {
+    inner: Box<dyn SetStore>,
+    delay: Duration,
+}
+
+impl Files for SlowSeal {
+    fn open_read(&self, name: &Path) -> ese_actors::Result<FileRef> {
+        self.inner.open_read(name)
+    }
+    fn shown(&self, name: &Path) -> PathBuf {
+        self.inner.shown(name)
+    }
+    fn stored_len(&self, name: &Path) -> ese_actors::Result<u64> {
+        self.inner.stored_len(name)
+    }
+}
+
+impl SetStore for SlowSeal {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn name(&self) -> Option<String> {
+        self.inner.name()
+    }
+    fn check_new(&self) -> ese_actors::Result<()> {
+        self.inner.check_new()
+    }
+    fn prepare(&mut self) -> ese_actors::Result<()> {
+        self.inner.prepare()
+    }
+    fn create(&mut self, name: &Path) -> ese_actors::Result<Box<dyn SetFile>> {
+        self.inner.create(name)
+    }
+    fn seal(&mut self) -> ese_actors::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.seal()
+    }
+    fn stored_len_in(&self, set: Option<&str>, name: &Path) -> ese_actors::Result<u64> {
+        self.inner.stored_len_in(set, name)
+    }
+    fn publish(&mut self, manifest: &[u8]) -> ese_actors::Result<()> {
+        self.inner.publish(manifest)
+    }
+    fn discard(&mut self) {
+        self.inner.discard()
+    }
+}
+
+/// A client busy on its own side for three leases (sealing its set on a slow store) keeps
+/// its backup: it renews the lease while it works, so the backup is not ended under it as a
+/// dead client's would be, and the set completes, truncates and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_busy_longer_than_the_lease_keeps_its_backup() {
+    let ttl = Duration::from_millis(800);
+    let h = host(Opts {
+        ttl,
+        ..Opts::default()
+    })
+    .await;
+    let sets = h.dir.path().join("sets");
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    let inner = target.open().unwrap().new_set("slow-seal").unwrap();
+    let store = Box::new(SlowSeal {
+        inner,
+        delay: 3 * ttl,
+    });
+    let b = RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap();
+    let done = b.run_in(store).await.unwrap();
+    assert_eq!(*h.server.expirations().borrow(), 0, "a lease expired");
+    ese_actors::verify_at(&target, "slow-seal", ese_actors::VerifyDepth::Full, None)
+        .await
+        .unwrap();
+    assert!(done.manifest.content_bytes() > 0);
+    h.inst.term(Term::empty()).await.unwrap();
 }

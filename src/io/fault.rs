@@ -72,6 +72,15 @@ pub enum Fault {
         /// How many leading bytes of the write survive a crash.
         keep: usize,
     },
+    /// The nth watched read returns `DiskIO` and reads nothing: a disk that fails a read
+    /// (EIO), which the engine must report without losing anything or giving up more than
+    /// the operation that met it.
+    FailRead {
+        /// Which watched read fails, counting from 1.
+        nth: u64,
+        /// Watch only files whose path contains this.
+        path_contains: Option<String>,
+    },
     /// The nth watched `sync` returns `DiskIO` and leaves the durable bytes unchanged.
     ///
     /// Linux may drop the dirty pages after a failed fsync and report success on the next one
@@ -453,7 +462,11 @@ impl fmt::Debug for FaultFile {
 
 impl File for FaultFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let s = self.state.lock();
+        let mut s = self.state.lock();
+        let path = s.live_inode(self)?.path.clone();
+        if s.fires(&path, Armed::on_read) {
+            return Err(disk_io("read failed (FailRead)"));
+        }
         let data = &s.live_inode(self)?.current;
         let start = match usize::try_from(offset) {
             Ok(start) if start < data.len() => start,
@@ -590,6 +603,7 @@ impl Armed {
     fn watches(&self, path: &Path) -> bool {
         let filter = match &self.fault {
             Fault::FailWrite { path_contains, .. }
+            | Fault::FailRead { path_contains, .. }
             | Fault::TornWrite { path_contains, .. }
             | Fault::FailSync { path_contains, .. }
             | Fault::NoSpace { path_contains, .. }
@@ -624,7 +638,18 @@ impl Armed {
                 v.full |= grows && self.used.saturating_add(len) > after_bytes;
                 true
             }
-            Fault::FailSync { .. } | Fault::CrashAtDirSync { .. } => true,
+            Fault::FailRead { .. } | Fault::FailSync { .. } | Fault::CrashAtDirSync { .. } => true,
+        }
+    }
+
+    /// Returns (this read fails, the fault stays armed).
+    fn on_read(&mut self) -> (bool, bool) {
+        match self.fault {
+            Fault::FailRead { nth, .. } => {
+                let fired = self.tick(nth);
+                (fired, !fired)
+            }
+            _ => (false, true),
         }
     }
 
@@ -1005,6 +1030,24 @@ mod tests {
         assert_eq!(fs.read_file(p("log")).unwrap(), b"two");
         fs.crash();
         assert_eq!(fs.read_file(p("log")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn fail_read_fails_the_nth_matching_read_once() {
+        let fs = FaultStorage::new();
+        let (log, db) = (open(&fs, "edb.log"), open(&fs, "db.edb"));
+        log.write_at(b"log", 0).unwrap();
+        db.write_at(b"db", 0).unwrap();
+        fs.arm(Fault::FailRead {
+            nth: 2,
+            path_contains: Some(".edb".into()),
+        });
+        let mut buf = [0u8; 3];
+        assert_eq!(db.read_at(&mut buf, 0).unwrap(), 2);
+        assert_eq!(log.read_at(&mut buf, 0).unwrap(), 3, "not watched");
+        assert!(is_disk_io(db.read_at(&mut buf, 0)));
+        assert_eq!(db.read_at(&mut buf, 0).unwrap(), 2, "fired once, then gone");
+        assert_eq!(fs.read_file(p("db.edb")).unwrap(), b"db");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 mod api;
 mod error;
+mod heartbeat;
 mod progress;
 mod resume;
 mod set;
@@ -22,6 +23,7 @@ pub use error::RemoteError;
 pub use progress::RemoteProgress;
 
 use api::{Api, FileView};
+use heartbeat::Heartbeat;
 use progress::Tracker;
 use resume::Session;
 use set::PartialSet;
@@ -239,7 +241,8 @@ impl RemoteBackup {
     /// [`RemoteError`]: the server's ESE errors with their codes (e.g. `BackupInProgress`
     /// -505, `BackupAbortByServer` -801 after a `stop_backup`, `ClientRequestToStopJetService`
     /// -1329, `NoBackup` -520 once the lease expired, `AccessDenied` -1907 for a bad token),
-    /// transport failures that outlast the resume budget (half the lease), damaged transfers,
+    /// transport failures that outlast the resume budget (half the lease) or cut a download
+    /// at the same byte resume after resume, damaged transfers,
     /// and local errors writing the set (`DiskFull` -1808, `DiskIO` -1022).
     pub async fn run(&self, target: &BackupTarget) -> Result<RemoteOutcome, RemoteError> {
         wire_kind(self.options.kind)?;
@@ -267,6 +270,7 @@ impl RemoteBackup {
             api: self.api.clone(),
             id: Some(begun.id.clone()),
         };
+        let _lease = Heartbeat::start(self.api.clone(), begun.id.clone(), begun.lease_ttl);
         let mut s = Session {
             api: &self.api,
             id: &begun.id,

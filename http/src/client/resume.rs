@@ -32,6 +32,32 @@ const FLUSH: usize = 1 << 20;
 /// The first wait before a resume; it doubles up to the session's maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Resumes in a row that may end at the byte the one before ended at. A server that cuts
+/// every answer at the same byte while the backup runs is not suffering a flaky network:
+/// without a bound the client would ask for ever, and its requests would keep the lease, and
+/// the logs it holds, alive.
+const MAX_STUCK_RESUMES: u32 = 8;
+
+/// Where the last cuts of one file came, to tell resumes that make progress from a loop.
+#[derive(Debug, Default)]
+struct Cuts {
+    at: Option<u64>,
+    stuck: u32,
+}
+
+impl Cuts {
+    /// A cut after `len` bytes of the file: whether to give up.
+    fn give_up(&mut self, len: u64) -> bool {
+        self.stuck = if self.at == Some(len) {
+            self.stuck + 1
+        } else {
+            0
+        };
+        self.at = Some(len);
+        self.stuck >= MAX_STUCK_RESUMES
+    }
+}
+
 /// What a download needs of the run: the backup, its lease, and when the server was last
 /// heard from (every answer and every chunk renews the lease server-side).
 pub(crate) struct Session<'a> {
@@ -78,6 +104,7 @@ impl Session<'_> {
             pending_len: 0,
             writing: None,
         };
+        let mut cuts = Cuts::default();
         loop {
             match self.attempt(set, f, &mut got).await {
                 Ok(trailer_crc) => {
@@ -87,6 +114,16 @@ impl Session<'_> {
                 }
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Cut(why)) => {
+                    if cuts.give_up(got.len) {
+                        return Err(RemoteError::Transport {
+                            url: self.api.file_url(self.id, f.index),
+                            message: format!(
+                                "{why}; the server cut the download at byte {} of {} again and \
+                                 again ({MAX_STUCK_RESUMES} resumes without a byte more)",
+                                got.len, f.name
+                            ),
+                        });
+                    }
                     tracing::info!(file = %f.name, at = got.len, reason = %why, "download cut; resuming");
                     self.recover(f, &why).await?;
                     self.tracker.update(|p| p.resumes += 1);
@@ -331,4 +368,29 @@ fn trailer_crc(t: &HeaderMap, name: &str) -> Result<Option<u32>, Stop> {
                 format!("a malformed {name} trailer: {v:?}"),
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_give_up_only_when_cut_at_the_same_byte_again_and_again() {
+        let mut c = Cuts::default();
+        for n in 0..20 {
+            // Progress between cuts, however small, never gives up.
+            assert!(!c.give_up(n * 10));
+        }
+        let stuck_at = 500;
+        for _ in 0..MAX_STUCK_RESUMES {
+            assert!(!c.give_up(stuck_at));
+        }
+        assert!(c.give_up(stuck_at));
+        // A byte more starts the count again.
+        let mut c = Cuts::default();
+        for _ in 0..MAX_STUCK_RESUMES {
+            assert!(!c.give_up(7));
+        }
+        assert!(!c.give_up(8));
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ese_actors::ese::io::{FaultStorage, StorageRef};
 use ese_actors::{Commit, Engine, Instance, InstanceParams, OpenOptions, TableId, WriteBatch};
 use ese_http::{BackupServer, Builder, Tokens};
 use http_body_util::BodyExt;
@@ -53,6 +54,12 @@ pub struct Opts {
     pub tokens: Option<&'static str>,
     /// The resume window, if not the default.
     pub window: Option<u64>,
+    /// A file page (8 KiB, from 0) of the database damaged on disk before the router serves:
+    /// the instance is shut down cleanly, a byte of the page flipped, and the instance opened
+    /// again.
+    pub damaged_page: Option<u64>,
+    /// The instance's files on this fault-injecting storage instead of the disk.
+    pub faults: Option<Arc<FaultStorage>>,
 }
 
 impl Default for Opts {
@@ -62,6 +69,8 @@ impl Default for Opts {
             ttl: Duration::from_secs(600),
             tokens: None,
             window: None,
+            damaged_page: None,
+            faults: None,
         }
     }
 }
@@ -74,8 +83,12 @@ pub async fn host(opts: Opts) -> Host {
 pub async fn host_with(opts: Opts, more: impl FnOnce(Builder, &Path) -> Builder) -> Host {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
+    let storage = match &opts.faults {
+        Some(fs) => fs.clone() as StorageRef,
+        None => ese_actors::ese::io::os(),
+    };
     let inst = engine
-        .create_instance("src", params(&dir.path().join("inst")))
+        .create_instance_on("src", params(&dir.path().join("inst")), storage)
         .await
         .unwrap();
     inst.init().await.unwrap();
@@ -93,6 +106,12 @@ pub async fn host_with(opts: Opts, more: impl FnOnce(Builder, &Path) -> Builder)
         }
         inst.write(b, Commit::Lazy).await.unwrap();
     }
+    let inst = match opts.damaged_page {
+        Some(page) => {
+            reopened_with_damage(&engine, inst, &dir.path().join("inst"), &db_path, page).await
+        }
+        None => inst,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let mut b = Builder::new()
@@ -117,6 +136,33 @@ pub async fn host_with(opts: Opts, more: impl FnOnce(Builder, &Path) -> Builder)
         server,
         http: reqwest::Client::new(),
     }
+}
+
+/// `inst` shut down cleanly, a byte of file page `page` of `db` flipped, and the instance
+/// opened again with the database attached (attaching reads the catalog, not that page).
+async fn reopened_with_damage(
+    engine: &Engine,
+    inst: Instance,
+    dir: &Path,
+    db: &Path,
+    page: u64,
+) -> Instance {
+    use std::os::unix::fs::FileExt;
+    inst.term(ese_actors::Term::empty()).await.unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db)
+        .unwrap();
+    let at = page * 8192 + 100;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    f.sync_all().unwrap();
+    let inst = engine.create_instance("src", params(dir)).await.unwrap();
+    inst.init().await.unwrap();
+    inst.attach_database(db).await.unwrap();
+    inst
 }
 
 impl Host {
