@@ -43,6 +43,8 @@ pub struct Serve {
 /// Runs the service until a signal, then terms the instance.
 pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
     let name = instance_name(&a)?;
+    // Without them the service could not stop cleanly: refuse before opening anything.
+    let mut signals = Signals::install()?;
     let tokens = a.token_file.as_deref().map(load_tokens).transpose()?;
     if tokens.is_none() && !a.listen.ip().is_loopback() {
         return Err(Failure::Other(format!(
@@ -118,7 +120,7 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
         let _ = stopped.await;
     }));
     let why = tokio::select! {
-        s = signal() => s,
+        s = signals.next() => s,
         r = http_ended(&http) => r,
     };
     tracing::info!(reason = %why, "stopping the service");
@@ -189,19 +191,32 @@ fn announce(out: Out, url: &str, name: &str) {
     let _ = std::io::stdout().flush();
 }
 
-/// SIGINT or SIGTERM, by name.
-async fn signal() -> String {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers the service could not stop cleanly: never start serving.
-        return "no signal handler could be installed".into();
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT".into(),
-        _ = term.recv() => "SIGTERM".into(),
+/// The handlers of SIGINT and SIGTERM.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Failure> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let failed = |e: std::io::Error| {
+            Failure::Other(format!(
+                "cannot handle SIGINT and SIGTERM ({e}), so the service could not stop cleanly"
+            ))
+        };
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).map_err(failed)?,
+            term: signal(SignalKind::terminate()).map_err(failed)?,
+        })
+    }
+
+    /// The next of them, by name.
+    async fn next(&mut self) -> String {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT".into(),
+            _ = self.term.recv() => "SIGTERM".into(),
+        }
     }
 }
 

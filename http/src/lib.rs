@@ -6,8 +6,10 @@
 //!
 //! A remote backup holds a lease ([`lease::Lease`]): every request on it renews it; when no
 //! request comes for a whole TTL, the server ends that backup (and only that one) as aborted.
-//! Requests carry bearer tokens with scopes ([`auth::Tokens`]); without a token file the
-//! router serves loopback only.
+//! Requests carry bearer tokens with scopes ([`auth::Tokens`]); without a token file
+//! [`Builder::build`] refuses any address but loopback. [`serve_until`] limits connections
+//! ([`ConnLimits`]: how many, and how long a request's headers may take) and, with a
+//! certificate, TLS handshakes ([`tls::HandshakeLimits`]).
 //!
 //! The other side is [`client::RemoteBackup`]: it drives the sequence over HTTP(S) into a
 //! standard backup set (a folder, `file://` or `s3://` target), so `verify` and `restore`
@@ -16,6 +18,7 @@
 //! against the server's CRC-32C, and a failure before truncation aborts the backup and
 //! removes the partial set. `ese backup --url` is its command-line face.
 
+mod accept;
 pub mod allow;
 pub mod auth;
 pub mod client;
@@ -31,7 +34,8 @@ pub mod stream;
 mod timer;
 pub mod tls;
 
+pub use accept::ConnLimits;
 pub use auth::{Scope, TokenFileError, Tokens};
 pub use errors::ApiError;
-pub use server::{serve, serve_until, BackupServer, BuildError, Builder};
+pub use server::{serve, serve_until, serve_until_with_limits, BackupServer, BuildError, Builder};
 pub use state::{Config, Kind};

@@ -10,6 +10,7 @@ use ese_actors::Instance;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::accept::{serve_limited, ConnLimits};
 use crate::allow::Place;
 use crate::auth::Tokens;
 use crate::state::{Config, Shared};
@@ -169,21 +170,30 @@ impl BackupServer {
     }
 }
 
-/// Serves `router` on `listener` over plain HTTP until the listener fails.
+/// Serves `router` on `listener` over plain HTTP, with the default [`ConnLimits`], for as
+/// long as the task runs.
 ///
 /// # Errors
 ///
-/// The listener's I/O error.
+/// None so far: a failed accept is retried (axum's listener waits a second first).
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router).await
+    serve_limited(
+        listener,
+        router,
+        ConnLimits::default(),
+        std::future::pending(),
+    )
+    .await;
+    Ok(())
 }
 
 /// Serves `router` on `listener`, over TLS when `tls` is given ([`crate::tls::load_config`]),
-/// until `shutdown` completes; then stops accepting and waits for the requests in flight.
+/// with the default [`ConnLimits`], until `shutdown` completes; then stops accepting and waits
+/// for the requests in flight.
 ///
 /// # Errors
 ///
-/// The listener's I/O error.
+/// The listener's I/O error (setting up TLS).
 ///
 /// # Example
 ///
@@ -206,17 +216,30 @@ pub async fn serve_until<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    serve_until_with_limits(listener, router, tls, ConnLimits::default(), shutdown).await
+}
+
+/// [`serve_until`] with other [`ConnLimits`].
+///
+/// # Errors
+///
+/// As [`serve_until`].
+pub async fn serve_until_with_limits<F>(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ConnLimits,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     match tls {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        None => serve_limited(listener, router, limits, shutdown).await,
         Some(config) => {
             let listener = crate::tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            serve_limited(listener, router, limits, shutdown).await
         }
     }
+    Ok(())
 }

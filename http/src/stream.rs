@@ -3,9 +3,10 @@
 //! The first GET of a file opens it; reaching its end closes it. A `Range: bytes=N-` request
 //! resumes: bytes the server read already come from the file's window (`files.rs`), the rest
 //! from the engine. A newer GET of a file takes it over: an older response still streaming it
-//! stops at its next chunk. The body is chunked and ends with two trailers (sent to clients
-//! that ask with `TE: trailers`): `x-ese-crc32c`, the CRC-32C of this response's bytes, and, once
-//! the file is complete, `x-ese-file-crc32c`, the CRC-32C of the whole file as streamed.
+//! stops when it next needs the engine (window bytes it had queued still go). The body is
+//! chunked and ends with two trailers (sent to clients that ask with `TE: trailers`):
+//! `x-ese-crc32c`, the CRC-32C of this response's bytes, and, once the file is complete,
+//! `x-ese-file-crc32c`, the CRC-32C of the whole file as streamed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

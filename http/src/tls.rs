@@ -2,9 +2,10 @@
 //! files, and a listener that hands axum only connections whose handshake finished.
 //!
 //! Handshakes run on tasks of their own, each with a deadline, so a client that opens a socket
-//! and never speaks holds no one else up (the accept loop never waits on a handshake). Their
-//! number is capped: at the cap the loop stops accepting until one ends, so a flood of silent
-//! sockets waits in the kernel's backlog instead of holding a task and a descriptor each.
+//! and never speaks holds no one else up during its handshake (the accept loop never waits on
+//! one). Their number is capped: at the cap the loop stops accepting until one ends, so a
+//! flood of silent sockets waits in the kernel's backlog instead of holding a task and a
+//! descriptor each. After the handshake, [`crate::ConnLimits`] bounds the connection.
 
 use std::io;
 use std::net::SocketAddr;

@@ -28,6 +28,10 @@ use progress::Tracker;
 use resume::Session;
 use set::PartialSet;
 
+/// How long an idle connection stays in the client's pool: under the server's default header
+/// deadline of 30 s.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+
 use crate::state::Kind;
 
 /// How a [`RemoteBackup`] connects and what it writes.
@@ -182,9 +186,12 @@ impl RemoteBackup {
             )));
         }
         wire_kind(options.kind)?;
+        // Idle connections go before the server's header deadline (`ConnLimits`, 30 s) would
+        // close them, so a request never races the server's close of the connection it took.
         let mut b = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout);
+            .read_timeout(options.read_timeout)
+            .pool_idle_timeout(POOL_IDLE);
         if let Some(pem) = &options.ca_pem {
             let cert = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| bad(format!("the CA certificate is not usable PEM: {e}")))?;
