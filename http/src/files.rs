@@ -136,14 +136,20 @@ impl FileEntry {
         }
     }
 
-    /// Records an engine error of a read: the file's stream ends with it for good, and every
-    /// later GET of the file gets it at once. Retrying could not help: for a failed disk read
-    /// (`ReadVerifyFailure` -1018, `DiskIO` -1022) the engine cancelled this file's copy and
-    /// dropped its handle (the backup goes on), a refused read is refused again, and after a
-    /// backup-wide error (`BackupAbortByServer`, the gate's) nothing more is read anyway. A
-    /// client that resumed instead would be cut at the same byte for ever. Answers the handle,
-    /// for the caller to close where the engine still holds it.
+    /// Records an engine error of a read: unless it may pass, the file's stream ends with it
+    /// for good, and every later GET of the file gets it at once. Retrying could not help: for
+    /// a failed disk read (`ReadVerifyFailure` -1018, `DiskIO` -1022) the engine cancelled
+    /// this file's copy and dropped its handle (the backup goes on), a refused read is
+    /// refused again, and after a backup-wide error (`BackupAbortByServer`, `stop_service`'s)
+    /// nothing more is read anyway. A client that resumed instead would be cut at the same
+    /// byte for ever. The exceptions are the instance's gate answering while a `term` or an
+    /// `init` runs (-1000, -1029): the read never reached the backup, and a term can yet
+    /// fail (BackupInProgress) with the backup going on, so a later GET reads again. Answers
+    /// the handle, for the caller to close where the engine still holds it.
     pub fn read_failed(&mut self, e: &ese_actors::Error) -> Option<BackupFile> {
+        if may_pass(e) {
+            return None;
+        }
         self.failed = Some(e.clone());
         self.handle.take()
     }
@@ -153,6 +159,13 @@ impl FileEntry {
         self.crc = crc32c::crc32c_append(self.crc, chunk);
         self.window.push(chunk.clone());
     }
+}
+
+/// The gate's answers while a `term` or an `init` runs: the call never reached the engine,
+/// and the state they report can end with the instance running on.
+fn may_pass(e: &ese_actors::Error) -> bool {
+    use ese_actors::Error;
+    [Error::TermInProgress.code(), Error::NotInitialized.code()].contains(&e.code())
 }
 
 /// The files of a backup in the order the server listed them; clients address them by index
@@ -268,6 +281,10 @@ mod tests {
             assert_eq!(f.read_failed(&e), None);
             assert_eq!(f.failed.as_ref().map(Error::code), Some(e.code()));
         }
+        // A term under way may fail and leave the backup running: the file is read again.
+        let mut f = FileEntry::new(PathBuf::from("/srv/db/a.edb"), FileKind::Database, 1);
+        assert_eq!(f.read_failed(&Error::TermInProgress), None);
+        assert!(f.failed.is_none());
     }
 
     #[test]

@@ -243,6 +243,7 @@ async fn begin_work(
         lease: Mutex::new(Lease::new(Instant::now(), s.cfg.lease_ttl)),
         seq: Arc::new(tokio::sync::Mutex::new(Seq::default())),
         gone: Mutex::new(None),
+        ended: tokio::sync::Notify::new(),
     });
     s.insert(&name, remote.clone());
     crate::timer::spawn(s.clone(), remote);

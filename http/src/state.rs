@@ -69,6 +69,9 @@ pub(crate) struct Remote {
     pub seq: Arc<tokio::sync::Mutex<Seq>>,
     /// Once the backup is over: what every later request on it gets.
     pub gone: Mutex<Option<ApiError>>,
+    /// Wakes the lease's timer when the backup ends through the router, so the timer does not
+    /// outlive it until a deadline that may be a day away.
+    pub ended: tokio::sync::Notify,
 }
 
 /// Locks a mutex whose holder never panics while holding it; a poisoned one is used as is.
@@ -232,6 +235,7 @@ impl Remote {
     pub fn mark_ended(&self) {
         lock(&self.lease).end();
         lock(&self.gone).get_or_insert_with(ended_error);
+        self.ended.notify_one();
     }
 }
 

@@ -770,3 +770,33 @@ async fn a_failed_read_fails_that_file_for_good_and_the_backup_goes_on() {
         h.inst.term(Term::empty()).await.unwrap();
     }
 }
+
+/// A backup ended through the router takes its lease's timer with it: begun and ended 20
+/// times under a lease of ten minutes, the runtime holds about as many tasks as after the
+/// first (a few connections' more, not one per backup: each timer used to sleep on until its
+/// old deadline, holding its backup's state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_backups_leave_no_lease_timer_behind() {
+    let h = host(Opts::default()).await;
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let cycle = || async {
+        let id = h.begin("full").await;
+        assert_eq!(h.delete(&id).await.status(), 204);
+    };
+    cycle().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = alive();
+    for _ in 0..20 {
+        cycle().await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive() > before + 8 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(alive() <= before + 8, "{} tasks, {before} before", alive());
+    h.inst.term(Term::empty()).await.unwrap();
+}
