@@ -20,14 +20,17 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
+/// The longest header deadline used; a longer one is taken as this.
+const LONGEST_HEADER_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How many connections a server holds, and how long a request's headers may take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnLimits {
     /// Connections served at once (TLS: after their handshake); at the cap none is accepted
-    /// until one ends. At least 1.
+    /// until one ends. Taken as at least 1 and at most tokio's semaphore maximum.
     pub max_connections: usize,
     /// From a connection's start, or the end of its last response, until the next request's
-    /// headers are in; past it the connection is closed.
+    /// headers are in; past it the connection is closed. Taken as at most a year.
     pub header_timeout: Duration,
 }
 
@@ -54,7 +57,12 @@ pub(crate) async fn serve_limited<L, F>(
     L: Listener,
     F: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Out-of-range limits are clamped, not trusted: the semaphore panics above its maximum,
+    // and hyper adds the deadline to the clock on every connection.
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let header_timeout = limits.header_timeout.min(LONGEST_HEADER_TIMEOUT);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -73,7 +81,7 @@ pub(crate) async fn serve_limited<L, F>(
         };
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
+            .header_read_timeout(header_timeout);
         let conn =
             http.serve_connection(TokioIo::new(io), TowerToHyperService::new(router.clone()));
         let conn = graceful.watch(conn);

@@ -100,3 +100,21 @@ async fn at_the_cap_a_new_client_waits_until_a_connection_ends() {
         .unwrap();
     assert_eq!(answer, "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_out_of_range_are_clamped_not_a_panic() {
+    for limits in [
+        ConnLimits {
+            max_connections: usize::MAX,
+            header_timeout: Duration::MAX,
+        },
+        ConnLimits {
+            max_connections: 0,
+            header_timeout: Duration::from_secs(30),
+        },
+    ] {
+        let addr = server(limits).await;
+        let got = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        assert_eq!(got.text().await.unwrap(), "ok", "{limits:?}");
+    }
+}

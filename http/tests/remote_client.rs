@@ -541,3 +541,34 @@ async fn a_client_busy_longer_than_the_lease_keeps_its_backup() {
     assert!(done.manifest.content_bytes() > 0);
     h.inst.term(Term::empty()).await.unwrap();
 }
+
+/// A client stuck in its own write for longer than `max_stall` stops renewing its lease: the
+/// server ends the backup as for a dead client (its logs are not held for ever), and the
+/// client, once its write returns, fails with NoBackup (-520) and removes its set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalled_past_max_stall_loses_its_lease_with_520() {
+    let ttl = Duration::from_millis(400);
+    let h = host(Opts {
+        ttl,
+        ..Opts::default()
+    })
+    .await;
+    let sets = h.dir.path().join("sets");
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    let inner = target.open().unwrap().new_set("stuck").unwrap();
+    let store = Box::new(SlowSeal {
+        inner,
+        delay: 10 * ttl,
+    });
+    let opts = RemoteOptions::default().max_stall(2 * ttl);
+    let e = RemoteBackup::new(&h.url, opts)
+        .unwrap()
+        .run_in(store)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(-520), "{e}");
+    assert_eq!(*h.server.expirations().borrow(), 1);
+    assert!(!any_manifest(&sets));
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}

@@ -28,9 +28,10 @@ use progress::Tracker;
 use resume::Session;
 use set::PartialSet;
 
-/// How long an idle connection stays in the client's pool: under the server's default header
-/// deadline of 30 s.
-const POOL_IDLE: Duration = Duration::from_secs(20);
+/// How long an idle connection stays in the client's pool: well under the server's default
+/// header deadline of 30 s, which starts when the server sent a response, maybe a while
+/// before the client, busy with its disk, read its end.
+const POOL_IDLE: Duration = Duration::from_secs(10);
 
 use crate::state::Kind;
 
@@ -51,6 +52,11 @@ pub struct RemoteOptions {
     pub read_timeout: Duration,
     /// The longest wait between two resume attempts.
     pub max_backoff: Duration,
+    /// How long the run may go without progress (bytes received or written, a file done,
+    /// a phase reached) and still renew the backup's lease; past it the client stops
+    /// renewing, so a run stuck in a write that never returns loses the lease as a dead
+    /// client does, and the server's logs are freed.
+    pub max_stall: Duration,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -64,6 +70,7 @@ impl std::fmt::Debug for RemoteOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("max_backoff", &self.max_backoff)
+            .field("max_stall", &self.max_stall)
             .finish()
     }
 }
@@ -78,6 +85,7 @@ impl Default for RemoteOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(2),
+            max_stall: Duration::from_secs(600),
         }
     }
 }
@@ -98,6 +106,12 @@ impl RemoteOptions {
     /// The same options trusting one more CA certificate (PEM).
     pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> RemoteOptions {
         self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// The same options with another [`RemoteOptions::max_stall`].
+    pub fn max_stall(mut self, d: Duration) -> RemoteOptions {
+        self.max_stall = d;
         self
     }
 
@@ -277,7 +291,13 @@ impl RemoteBackup {
             api: self.api.clone(),
             id: Some(begun.id.clone()),
         };
-        let _lease = Heartbeat::start(self.api.clone(), begun.id.clone(), begun.lease_ttl);
+        let mut lease = Some(Heartbeat::start(
+            self.api.clone(),
+            begun.id.clone(),
+            begun.lease_ttl,
+            self.subscribe(),
+            self.options.max_stall,
+        ));
         let mut s = Session {
             api: &self.api,
             id: &begun.id,
@@ -290,11 +310,14 @@ impl RemoteBackup {
         let result = match written {
             Ok(manifest) => self.finish(&begun.id, &mut set, &mut abort, manifest).await,
             Err(e) => {
+                // An abort the server does not get must not leave the lease renewed.
+                drop(lease.take());
                 abort.now().await;
                 set.remove().await;
                 Err(e)
             }
         };
+        drop(lease);
         self.tracker.phase(match result {
             Ok(_) => BackupPhase::Done,
             Err(_) => BackupPhase::Failed,

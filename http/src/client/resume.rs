@@ -32,10 +32,11 @@ const FLUSH: usize = 1 << 20;
 /// The first wait before a resume; it doubles up to the session's maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Resumes in a row that may end at the byte the one before ended at. A server that cuts
-/// every answer at the same byte while the backup runs is not suffering a flaky network:
-/// without a bound the client would ask for ever, and its requests would keep the lease, and
-/// the logs it holds, alive.
+/// Resumes in a row that may end at the byte the one before ended at, over at least half a
+/// lease, before the client gives up. A server that cuts every answer at the same byte while
+/// the backup runs is not suffering a flaky network: without a bound the client would ask
+/// for ever, and its requests would keep the lease, and the logs it holds, alive. Both
+/// bounds, so that neither a quick run of failures on a lossy link nor a slow one ends it.
 const MAX_STUCK_RESUMES: u32 = 8;
 
 /// Where the last cuts of one file came, to tell resumes that make progress from a loop.
@@ -43,18 +44,22 @@ const MAX_STUCK_RESUMES: u32 = 8;
 struct Cuts {
     at: Option<u64>,
     stuck: u32,
+    since: Option<Instant>,
 }
 
 impl Cuts {
-    /// A cut after `len` bytes of the file: whether to give up.
-    fn give_up(&mut self, len: u64) -> bool {
-        self.stuck = if self.at == Some(len) {
-            self.stuck + 1
+    /// A cut after `len` bytes of the file, at `now`: whether to give up, `budget` being the
+    /// least time to spend stuck at one byte.
+    fn give_up(&mut self, len: u64, now: Instant, budget: Duration) -> bool {
+        if self.at == Some(len) {
+            self.stuck += 1;
         } else {
-            0
-        };
-        self.at = Some(len);
-        self.stuck >= MAX_STUCK_RESUMES
+            (self.at, self.stuck, self.since) = (Some(len), 0, Some(now));
+        }
+        let stuck_for = self
+            .since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.stuck >= MAX_STUCK_RESUMES && stuck_for >= budget
     }
 }
 
@@ -114,7 +119,10 @@ impl Session<'_> {
                 }
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Cut(why)) => {
-                    if cuts.give_up(got.len) {
+                    tracing::info!(file = %f.name, at = got.len, reason = %why, "download cut; resuming");
+                    // The server's verdict first: a backup it ended is reported as such.
+                    self.recover(f, &why).await?;
+                    if cuts.give_up(got.len, Instant::now(), self.lease_ttl / 2) {
                         return Err(RemoteError::Transport {
                             url: self.api.file_url(self.id, f.index),
                             message: format!(
@@ -124,8 +132,6 @@ impl Session<'_> {
                             ),
                         });
                     }
-                    tracing::info!(file = %f.name, at = got.len, reason = %why, "download cut; resuming");
-                    self.recover(f, &why).await?;
                     self.tracker.update(|p| p.resumes += 1);
                 }
             }
@@ -375,22 +381,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resumes_give_up_only_when_cut_at_the_same_byte_again_and_again() {
+    fn resumes_give_up_only_when_cut_at_the_same_byte_again_and_again_for_long() {
+        let t0 = Instant::now();
+        let budget = Duration::from_secs(30);
+        let at = |s: u64| t0 + Duration::from_secs(s);
         let mut c = Cuts::default();
         for n in 0..20 {
             // Progress between cuts, however small, never gives up.
-            assert!(!c.give_up(n * 10));
+            assert!(!c.give_up(n * 10, at(n * 10), budget));
         }
-        let stuck_at = 500;
-        for _ in 0..MAX_STUCK_RESUMES {
-            assert!(!c.give_up(stuck_at));
-        }
-        assert!(c.give_up(stuck_at));
-        // A byte more starts the count again.
+        // Stuck at one byte: many quick failures are not enough, nor is time alone.
         let mut c = Cuts::default();
-        for _ in 0..MAX_STUCK_RESUMES {
-            assert!(!c.give_up(7));
+        for _ in 0..=MAX_STUCK_RESUMES + 5 {
+            assert!(!c.give_up(500, at(1), budget));
         }
-        assert!(!c.give_up(8));
+        assert!(c.give_up(500, at(31), budget));
+        let mut c = Cuts::default();
+        assert!(!c.give_up(500, at(0), budget));
+        assert!(!c.give_up(500, at(100), budget), "one resume, however late");
+        // A byte more starts both counts again.
+        let mut c = Cuts::default();
+        for i in 0..MAX_STUCK_RESUMES {
+            assert!(!c.give_up(7, at(u64::from(i) * 10), budget));
+        }
+        assert!(!c.give_up(8, at(200), budget));
     }
 }
