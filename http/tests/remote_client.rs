@@ -514,24 +514,30 @@ impl SetStore for SlowSeal {
     }
 }
 
+/// A host with a lease of `ttl`, and a store for the new set `name` in its `sets` folder that
+/// takes `delay` to seal.
+async fn slow_sealing(
+    ttl: Duration,
+    name: &str,
+    delay: Duration,
+) -> (Host, BackupTarget, Box<SlowSeal>) {
+    let h = host(Opts {
+        ttl,
+        ..Opts::default()
+    })
+    .await;
+    let target = BackupTarget::parse(h.dir.path().join("sets").to_str().unwrap()).unwrap();
+    let inner = target.open().unwrap().new_set(name).unwrap();
+    (h, target, Box::new(SlowSeal { inner, delay }))
+}
+
 /// A client busy on its own side for three leases (sealing its set on a slow store) keeps
 /// its backup: it renews the lease while it works, so the backup is not ended under it as a
 /// dead client's would be, and the set completes, truncates and verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_busy_longer_than_the_lease_keeps_its_backup() {
     let ttl = Duration::from_millis(800);
-    let h = host(Opts {
-        ttl,
-        ..Opts::default()
-    })
-    .await;
-    let sets = h.dir.path().join("sets");
-    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
-    let inner = target.open().unwrap().new_set("slow-seal").unwrap();
-    let store = Box::new(SlowSeal {
-        inner,
-        delay: 3 * ttl,
-    });
+    let (h, target, store) = slow_sealing(ttl, "slow-seal", 3 * ttl).await;
     let b = RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap();
     let done = b.run_in(store).await.unwrap();
     assert_eq!(*h.server.expirations().borrow(), 0, "a lease expired");
@@ -548,18 +554,8 @@ async fn a_client_busy_longer_than_the_lease_keeps_its_backup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_stalled_past_max_stall_loses_its_lease_with_520() {
     let ttl = Duration::from_millis(400);
-    let h = host(Opts {
-        ttl,
-        ..Opts::default()
-    })
-    .await;
+    let (h, _, store) = slow_sealing(ttl, "stuck", 10 * ttl).await;
     let sets = h.dir.path().join("sets");
-    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
-    let inner = target.open().unwrap().new_set("stuck").unwrap();
-    let store = Box::new(SlowSeal {
-        inner,
-        delay: 10 * ttl,
-    });
     let opts = RemoteOptions::default().max_stall(2 * ttl);
     let e = RemoteBackup::new(&h.url, opts)
         .unwrap()
