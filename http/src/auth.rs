@@ -22,6 +22,26 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, in the token file's order.
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Truncate,
+        Scope::End,
+        Scope::Restore,
+        Scope::Push,
+    ];
+
+    /// The scope's name in the token file and in answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Truncate => "truncate",
+            Scope::End => "end",
+            Scope::Restore => "restore",
+            Scope::Push => "push",
+        }
+    }
+
     fn parse(s: &str) -> Option<Scope> {
         match s {
             "read" => Some(Scope::Read),
@@ -95,20 +115,24 @@ impl Tokens {
     /// Whether the `Authorization` header value grants `scope`. Every token is compared, in
     /// constant time each, so the time taken says nothing about which bytes matched.
     pub fn check(&self, header: Option<&[u8]>, scope: Scope) -> Result<(), Denied> {
-        let presented = header
-            .and_then(|h| h.strip_prefix(b"Bearer "))
-            .ok_or(Denied::Unauthenticated)?;
-        let mut found: Option<&BTreeSet<Scope>> = None;
+        match self.scopes(header) {
+            None => Err(Denied::Unauthenticated),
+            Some(s) if s.contains(&scope) => Ok(()),
+            Some(_) => Err(Denied::MissingScope(scope)),
+        }
+    }
+
+    /// The scopes the `Authorization` header value's token grants; `None` for no valid token.
+    /// Compared as [`Tokens::check`] does.
+    pub fn scopes(&self, header: Option<&[u8]>) -> Option<&BTreeSet<Scope>> {
+        let presented = header?.strip_prefix(b"Bearer ")?;
+        let mut found = None;
         for (token, scopes) in &self.entries {
             if bool::from(token.as_slice().ct_eq(presented)) {
                 found = Some(scopes);
             }
         }
-        match found {
-            None => Err(Denied::Unauthenticated),
-            Some(s) if s.contains(&scope) => Ok(()),
-            Some(_) => Err(Denied::MissingScope(scope)),
-        }
+        found
     }
 }
 

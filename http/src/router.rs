@@ -254,6 +254,7 @@ async fn begin_work(
         "kind": req.kind,
         "lease_ttl_secs": ttl.as_secs_f64(),
         "lease_ttl_ms": ttl.as_millis() as u64,
+        "scopes": s.scope_names(&headers),
     });
     let location = format!("/v1/instances/{name}/backups/{}", id.raw());
     Ok((

@@ -119,6 +119,21 @@ impl Shared {
         })
     }
 
+    /// The names of the scopes the request's token grants (every scope without a token
+    /// file), so that a client can tell at once whether it may finish what it begins.
+    pub fn scope_names(&self, headers: &HeaderMap) -> Vec<&'static str> {
+        let Some(tokens) = &self.tokens else {
+            return Scope::ALL.iter().map(|s| s.name()).collect();
+        };
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        tokens
+            .scopes(header)
+            .map(|set| set.iter().map(|s| s.name()).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether the request carries a valid token, whatever its scopes (the scope a request
     /// needs may depend on its body, which is read only after this): 401 if not.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -568,3 +568,46 @@ async fn a_client_stalled_past_max_stall_loses_its_lease_with_520() {
     h.begin("full").await;
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }
+
+/// A token that could not finish the backup (no `truncate`, or no `end`) is refused right
+/// after the begin, before a byte is transferred, with PermissionDenied (-1809); a token with
+/// every scope a pull needs backs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_could_not_finish_is_refused_before_any_transfer() {
+    let h = host(Opts {
+        tokens: Some(
+            "reader-token-0000001 read\n\
+             no-end-token-0000002 read,truncate\n\
+             puller-token-0000003 read,truncate,end\n",
+        ),
+        ..Opts::default()
+    })
+    .await;
+    let sets = h.dir.path().join("sets");
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    for (token, scope) in [
+        ("reader-token-0000001", "truncate and end"),
+        ("no-end-token-0000002", "end"),
+    ] {
+        let b = RemoteBackup::new(&h.url, RemoteOptions::default().token(token)).unwrap();
+        let e = b.run(&target).await.unwrap_err();
+        assert_eq!(e.code(), Some(-1809), "{e}");
+        assert!(e.to_string().contains(scope), "{e}");
+        assert_eq!(b.subscribe().borrow().bytes_received, 0);
+        assert!(!any_manifest(&sets));
+        // Its backup runs on until its lease ends (it may not end it); the host ends it here.
+        h.inst.stop_backup().await.unwrap();
+        h.inst
+            .end_external_backup(ese_actors::BackupEnd::ABORT)
+            .await
+            .unwrap();
+    }
+    let b = RemoteBackup::new(
+        &h.url,
+        RemoteOptions::default().token("puller-token-0000003"),
+    )
+    .unwrap();
+    b.run(&target).await.unwrap();
+    assert!(any_manifest(&sets));
+    h.inst.term(Term::empty()).await.unwrap();
+}

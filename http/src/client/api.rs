@@ -31,12 +31,16 @@ pub(crate) struct Api {
 pub(crate) struct Begun {
     pub id: String,
     pub lease_ttl: Duration,
+    /// The scopes the client's token grants, where the server says (older servers do not).
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 struct BeginAnswer {
     id: String,
     lease_ttl_ms: u64,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 /// A file of the backup as the server lists it.
@@ -167,6 +171,7 @@ impl Api {
         Ok(Begun {
             id: a.id,
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+            scopes: a.scopes,
         })
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 pub use error::RemoteError;
 pub use progress::RemoteProgress;
 
-use api::{Api, FileView};
+use api::{Api, Begun, FileView};
 use heartbeat::Heartbeat;
 use progress::Tracker;
 use resume::Session;
@@ -291,6 +291,11 @@ impl RemoteBackup {
             api: self.api.clone(),
             id: Some(begun.id.clone()),
         };
+        if let Err(e) = can_finish(&begun) {
+            abort.now().await;
+            self.tracker.phase(BackupPhase::Failed);
+            return Err(e);
+        }
         let mut lease = Some(Heartbeat::start(
             self.api.clone(),
             begun.id.clone(),
@@ -446,6 +451,29 @@ impl RemoteBackup {
             location: set.location().to_string(),
         }
     }
+}
+
+/// Refuses, before a byte is transferred, a backup the client's token could not finish: a
+/// pull truncates the logs its set made redundant and ends the backup, which need the
+/// scopes `truncate` and `end`. Without this the refusal came after the whole transfer.
+fn can_finish(begun: &Begun) -> Result<(), RemoteError> {
+    let Some(granted) = &begun.scopes else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = ["truncate", "end"]
+        .into_iter()
+        .filter(|s| !granted.iter().any(|g| g == s))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RemoteError::Local(Error::PermissionDenied.with_detail(
+        format!(
+            "the token lacks the scope {} that a backup needs to truncate its logs and end; \
+         nothing was transferred",
+            missing.join(" and ")
+        ),
+    )))
 }
 
 /// Whether the URL's host is this machine: `localhost` or a loopback address.
