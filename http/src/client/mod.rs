@@ -28,12 +28,12 @@ use progress::Tracker;
 use resume::Session;
 use set::PartialSet;
 
+use crate::state::Kind;
+
 /// How long an idle connection stays in the client's pool: well under the server's default
 /// header deadline of 30 s, which starts when the server sent a response, maybe a while
 /// before the client, busy with its disk, read its end.
 const POOL_IDLE: Duration = Duration::from_secs(10);
-
-use crate::state::Kind;
 
 /// How a [`RemoteBackup`] connects and what it writes.
 #[derive(Clone)]
@@ -261,7 +261,8 @@ impl RemoteBackup {
     ///
     /// [`RemoteError`]: the server's ESE errors with their codes (e.g. `BackupInProgress`
     /// -505, `BackupAbortByServer` -801 after a `stop_backup`, `ClientRequestToStopJetService`
-    /// -1329, `NoBackup` -520 once the lease expired, `AccessDenied` -1907 for a bad token),
+    /// -1329, `NoBackup` -520 once the lease expired, `AccessDenied` -1907 for a bad token,
+    /// `PermissionDenied` -1809 for a token without the scopes to finish, before any transfer),
     /// transport failures that outlast the resume budget (half the lease) or cut a download
     /// at the same byte resume after resume, damaged transfers,
     /// and local errors writing the set (`DiskFull` -1808, `DiskIO` -1022).
