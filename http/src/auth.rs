@@ -43,14 +43,7 @@ impl Scope {
     }
 
     fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "read" => Some(Scope::Read),
-            "truncate" => Some(Scope::Truncate),
-            "end" => Some(Scope::End),
-            "restore" => Some(Scope::Restore),
-            "push" => Some(Scope::Push),
-            _ => None,
-        }
+        Scope::ALL.into_iter().find(|scope| scope.name() == s)
     }
 }
 

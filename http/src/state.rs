@@ -74,6 +74,13 @@ pub(crate) struct Remote {
     pub ended: tokio::sync::Notify,
 }
 
+/// The request's `Authorization` header value, as the token check takes it.
+fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+}
+
 /// Locks a mutex whose holder never panics while holding it; a poisoned one is used as is.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -102,21 +109,20 @@ impl Shared {
         let Some(tokens) = &self.tokens else {
             return Ok(());
         };
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        tokens.check(header, scope).map_err(|d| match d {
-            Denied::Unauthenticated => ApiError::new(
-                Error::AccessDenied,
-                StatusCode::UNAUTHORIZED,
-                "a valid bearer token is required",
-            ),
-            Denied::MissingScope(s) => ApiError::new(
-                Error::PermissionDenied,
-                StatusCode::FORBIDDEN,
-                format!("the token lacks the scope {s:?}"),
-            ),
-        })
+        tokens
+            .check(authorization(headers), scope)
+            .map_err(|d| match d {
+                Denied::Unauthenticated => ApiError::new(
+                    Error::AccessDenied,
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required",
+                ),
+                Denied::MissingScope(s) => ApiError::new(
+                    Error::PermissionDenied,
+                    StatusCode::FORBIDDEN,
+                    format!("the token lacks the scope {s:?}"),
+                ),
+            })
     }
 
     /// The names of the scopes the request's token grants (every scope without a token
@@ -125,11 +131,8 @@ impl Shared {
         let Some(tokens) = &self.tokens else {
             return Scope::ALL.iter().map(|s| s.name()).collect();
         };
-        let header = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
         tokens
-            .scopes(header)
+            .scopes(authorization(headers))
             .map(|set| set.iter().map(|s| s.name()).collect())
             .unwrap_or_default()
     }

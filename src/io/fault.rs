@@ -616,6 +616,13 @@ impl Armed {
         }
     }
 
+    /// Counts one watched operation of a fault that fires once, at the nth: (it fires now, it
+    /// stays armed).
+    fn once(&mut self, nth: u64) -> (bool, bool) {
+        let fired = self.tick(nth);
+        (fired, !fired)
+    }
+
     /// Counts one watched operation; true if it is the nth.
     fn tick(&mut self, nth: u64) -> bool {
         self.seen += 1;
@@ -645,10 +652,7 @@ impl Armed {
     /// Returns (this read fails, the fault stays armed).
     fn on_read(&mut self) -> (bool, bool) {
         match self.fault {
-            Fault::FailRead { nth, .. } => {
-                let fired = self.tick(nth);
-                (fired, !fired)
-            }
+            Fault::FailRead { nth, .. } => self.once(nth),
             _ => (false, true),
         }
     }
@@ -656,10 +660,7 @@ impl Armed {
     /// Returns (the power fails at this directory sync, the fault stays armed).
     fn on_dir_sync(&mut self) -> (bool, bool) {
         match self.fault {
-            Fault::CrashAtDirSync { nth, .. } => {
-                let fired = self.tick(nth);
-                (fired, !fired)
-            }
+            Fault::CrashAtDirSync { nth, .. } => self.once(nth),
             _ => (false, true),
         }
     }
@@ -667,10 +668,7 @@ impl Armed {
     /// Returns (this sync fails, the fault stays armed).
     fn on_sync(&mut self) -> (bool, bool) {
         match self.fault {
-            Fault::FailSync { nth, .. } => {
-                let fired = self.tick(nth);
-                (fired, !fired)
-            }
+            Fault::FailSync { nth, .. } => self.once(nth),
             _ => (false, true),
         }
     }

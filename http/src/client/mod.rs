@@ -28,6 +28,7 @@ use progress::Tracker;
 use resume::Session;
 use set::PartialSet;
 
+use crate::auth::Scope;
 use crate::state::Kind;
 
 /// How long an idle connection stays in the client's pool: well under the server's default
@@ -461,8 +462,9 @@ fn can_finish(begun: &Begun) -> Result<(), RemoteError> {
     let Some(granted) = &begun.scopes else {
         return Ok(());
     };
-    let missing: Vec<&str> = ["truncate", "end"]
+    let missing: Vec<&str> = [Scope::Truncate, Scope::End]
         .into_iter()
+        .map(Scope::name)
         .filter(|s| !granted.iter().any(|g| g == s))
         .collect();
     if missing.is_empty() {

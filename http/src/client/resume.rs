@@ -42,24 +42,26 @@ const MAX_STUCK_RESUMES: u32 = 8;
 /// Where the last cuts of one file came, to tell resumes that make progress from a loop.
 #[derive(Debug, Default)]
 struct Cuts {
-    at: Option<u64>,
+    /// The byte the last cut came at, and when the first cut at that byte came.
+    at: Option<(u64, Instant)>,
+    /// Cuts at that byte after the first.
     stuck: u32,
-    since: Option<Instant>,
 }
 
 impl Cuts {
     /// A cut after `len` bytes of the file, at `now`: whether to give up, `budget` being the
     /// least time to spend stuck at one byte.
     fn give_up(&mut self, len: u64, now: Instant, budget: Duration) -> bool {
-        if self.at == Some(len) {
-            self.stuck += 1;
-        } else {
-            (self.at, self.stuck, self.since) = (Some(len), 0, Some(now));
+        match self.at {
+            Some((at, since)) if at == len => {
+                self.stuck += 1;
+                self.stuck >= MAX_STUCK_RESUMES && now.saturating_duration_since(since) >= budget
+            }
+            _ => {
+                (self.at, self.stuck) = (Some((len, now)), 0);
+                false
+            }
         }
-        let stuck_for = self
-            .since
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        self.stuck >= MAX_STUCK_RESUMES && stuck_for >= budget
     }
 }
 
