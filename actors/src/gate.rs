@@ -46,6 +46,14 @@ pub(crate) fn check(s: &GateState) -> Result<()> {
     }
 }
 
+/// Whether `e`, a gate's answer, can pass with the instance running on: `TermInProgress`
+/// (-1000: a term may yet fail with BackupInProgress) and `NotInitialized` (-1029: `init`
+/// runs). Every other answer of the gate holds until the instance is termed, and no other
+/// error is the gate's. A caller that met one of these may ask again.
+pub fn gate_answer_may_pass(e: &Error) -> bool {
+    [Error::TermInProgress.code(), Error::NotInitialized.code()].contains(&e.code())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +106,26 @@ mod tests {
         );
         assert_eq!(check(&st(Lifecycle::Created)).unwrap_err().code(), -1029);
         assert!(check(&st(Lifecycle::Running)).is_ok());
+    }
+
+    #[test]
+    fn only_the_answers_of_passing_states_may_pass() {
+        use Lifecycle::*;
+        for (lifecycle, passes) in [
+            (Created, true),
+            (Initialising, true),
+            (Terminating, true),
+            (Terminated, false),
+        ] {
+            let e = check(&st(lifecycle)).unwrap_err();
+            assert_eq!(gate_answer_may_pass(&e), passes, "{lifecycle:?}");
+        }
+        let mut s = st(Lifecycle::Terminating);
+        s.stop_service = true;
+        assert!(!gate_answer_may_pass(&check(&s).unwrap_err()));
+        let mut s = st(Lifecycle::Running);
+        s.unavailable = Some(Error::LogWriteFail);
+        assert!(!gate_answer_may_pass(&check(&s).unwrap_err()));
+        assert!(!gate_answer_may_pass(&Error::BackupAbortByServer));
     }
 }

@@ -50,6 +50,7 @@ pub use ese::{
     IoError, Result, TableId, Term, DEFAULT_MAX_SESSIONS,
 };
 pub use ese::{SLICE_BYTES, SLICE_ROWS};
+pub use gate::gate_answer_may_pass;
 pub use instance::Instance;
 pub use legacy::Legacy;
 pub use messages::Message;

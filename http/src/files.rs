@@ -147,7 +147,7 @@ impl FileEntry {
     /// fail (BackupInProgress) with the backup going on, so a later GET reads again. Answers
     /// the handle, for the caller to close where the engine still holds it.
     pub fn read_failed(&mut self, e: &ese_actors::Error) -> Option<BackupFile> {
-        if may_pass(e) {
+        if ese_actors::gate_answer_may_pass(e) {
             return None;
         }
         self.failed = Some(e.clone());
@@ -159,13 +159,6 @@ impl FileEntry {
         self.crc = crc32c::crc32c_append(self.crc, chunk);
         self.window.push(chunk.clone());
     }
-}
-
-/// The gate's answers while a `term` or an `init` runs: the call never reached the engine,
-/// and the state they report can end with the instance running on.
-fn may_pass(e: &ese_actors::Error) -> bool {
-    use ese_actors::Error;
-    [Error::TermInProgress.code(), Error::NotInitialized.code()].contains(&e.code())
 }
 
 /// The files of a backup in the order the server listed them; clients address them by index
