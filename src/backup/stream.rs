@@ -155,18 +155,17 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
     Ok(verified)
 }
 
-/// Reads as much as the file has; bytes past its end stay zero (pages never written).
+/// Reads as much as the file has; bytes past its end stay zero (pages never written). A
+/// file cut short behind the engine's back lost pages that were written: such a page fails
+/// verification like any damaged one, so that no backup carries zeros where data was.
 fn fill(file: &DbFile, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = file.file.read_at(&mut buf[done..], offset + done as u64)?;
-        if n == 0 {
-            buf[done..].fill(0);
-            break;
+    file.read_pages_at(buf, offset).map_err(|e| {
+        if e.code() == Error::FileIOBeyondEOF.code() {
+            Error::ReadVerifyFailure.with_detail(e.detail_or_message())
+        } else {
+            e
         }
-        done += n;
-    }
-    Ok(())
+    })
 }
 
 /// Reads an archived log and verifies it whole: header, generation, signature, every

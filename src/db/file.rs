@@ -2,6 +2,8 @@
 //! `p` at `(p + 1) * page_size`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::DbHeader;
 use crate::io::{FileLock, FileRef, OpenMode, Storage};
@@ -17,6 +19,12 @@ pub struct DbFile {
     pub file: FileRef,
     /// Its page size.
     pub page_size: u32,
+    /// How far the file is known to reach: its length when opened, then the end of every
+    /// page this process wrote. The engine never shrinks a database file, so a read below
+    /// this that finds the file's end has lost bytes that were there (a file cut short
+    /// behind the engine's back), which must not pass for pages never written. Shared by
+    /// every clone: the flusher writes through one, backup reads through another.
+    written_end: Arc<AtomicU64>,
 }
 
 impl DbFile {
@@ -41,6 +49,7 @@ impl DbFile {
             path: path.to_path_buf(),
             file,
             page_size: header.page_size,
+            written_end: Arc::default(),
         };
         db.write_header(header)?;
         if let Some(dir) = path.parent() {
@@ -62,10 +71,12 @@ impl DbFile {
     pub fn open(storage: &dyn Storage, path: &Path) -> Result<(DbFile, DbHeader)> {
         let file = storage.open(path, OpenMode::Existing)?;
         let header = read_header(&file)?;
+        let len = file.len()?;
         let db = DbFile {
             path: path.to_path_buf(),
             file,
             page_size: header.page_size,
+            written_end: Arc::new(AtomicU64::new(len)),
         };
         Ok((db, header))
     }
@@ -77,11 +88,12 @@ impl DbFile {
         self.file.write_at(&bytes, 0)?;
         self.file.sync()?;
         self.file.write_at(&bytes, self.page_size as u64)?;
+        self.wrote(2 * self.page_size as u64);
         self.file.sync()
     }
 
     /// Reads data page `pgno` and verifies it. A page past the end of the file reads as
-    /// zeros (never written).
+    /// zeros (never written); one the file lost reads as `FileIOBeyondEOF`.
     pub fn read_page(&self, pgno: u32) -> Result<Vec<u8>> {
         let buf = self.read_page_raw(pgno)?;
         page::verify(&buf, pgno)?;
@@ -91,23 +103,56 @@ impl DbFile {
     /// Reads data page `pgno` without verifying it (redo decides what a bad page means).
     pub fn read_page_raw(&self, pgno: u32) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.page_size as usize];
-        let off = page::page_offset(pgno, self.page_size);
+        self.read_pages_at(&mut buf, page::page_offset(pgno, self.page_size))?;
+        Ok(buf)
+    }
+
+    /// Fills `buf` from `offset`. Bytes past the file's end read as zeros where no page was
+    /// ever written there; `FileIOBeyondEOF` where the file once reached further (see
+    /// `written_end`).
+    pub fn read_pages_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        // Taken before reading: every write it counts finished before this read began, so
+        // the read sees its bytes; a write finishing during the read cannot be mistaken for
+        // a loss.
+        let reached = self.written_end.load(Ordering::SeqCst);
         let mut done = 0;
         while done < buf.len() {
-            let n = self.file.read_at(&mut buf[done..], off + done as u64)?;
+            let n = self.file.read_at(&mut buf[done..], offset + done as u64)?;
             if n == 0 {
+                let at = offset + done as u64;
+                if at < reached {
+                    tracing::error!(
+                        path = %self.path.display(),
+                        at,
+                        reached,
+                        "database file is shorter than the engine wrote it"
+                    );
+                    return Err(Error::FileIOBeyondEOF.with_detail(format!(
+                        "{} ends at byte {at}, but this process wrote it up to byte {reached}: \
+                         the file was cut short",
+                        self.path.display()
+                    )));
+                }
+                buf[done..].fill(0);
                 break;
             }
             done += n;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Seals and writes a data page (not synced).
     pub fn write_page(&self, pgno: u32, data: &mut [u8]) -> Result<()> {
         page::seal(data);
-        self.file
-            .write_at(data, page::page_offset(pgno, self.page_size))
+        let at = page::page_offset(pgno, self.page_size);
+        self.file.write_at(data, at)?;
+        self.wrote(at + data.len() as u64);
+        Ok(())
+    }
+
+    /// Notes that the file reaches `end` now.
+    fn wrote(&self, end: u64) {
+        self.written_end.fetch_max(end, Ordering::SeqCst);
     }
 
     /// Syncs the file.

@@ -4,7 +4,9 @@
 use crate::support;
 
 use ese::internals::page;
-use ese_actors::{BackupBegin, BackupEnd, BackupFile, Engine, Term};
+use std::path::{Path, PathBuf};
+
+use ese_actors::{BackupBegin, BackupEnd, BackupFile, BackupKind, DbId, Engine, Instance, Term};
 use support::actor::*;
 
 #[tokio::test]
@@ -460,6 +462,86 @@ async fn damaged_page_cancels_that_database_and_the_backup_goes_on() {
     let info = inst.get_log_info().await.unwrap();
     assert!(!info.files.is_empty(), "the backup continues");
     inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+/// An attached database whose file is cut short behind the engine's back: the instance
+/// reopened on a whole file, then the file loses its tail.
+async fn attached_then_cut_short(engine: &Engine, dir: &Path) -> (Instance, PathBuf, DbId) {
+    let (inst, _, db) = instance_with_data(engine, "i", dir, 300).await;
+    inst.term(Term::empty()).await.unwrap();
+    let inst = engine.create_instance("i", params(dir)).await.unwrap();
+    inst.init().await.unwrap();
+    let dbid = inst.attach_database(&db).await.unwrap();
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        len > 16 * PAGE as u64,
+        "the data reaches past the cut ({len} bytes)"
+    );
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.set_len(6 * PAGE as u64).unwrap();
+    (inst, db, dbid)
+}
+
+/// Pages the engine wrote and the file then lost are a lost flush, not pages never written:
+/// the backup must not carry zeros where data was (behaviour.md §2.2, "no lost flush").
+#[tokio::test]
+async fn a_database_cut_short_fails_its_read_and_the_backup_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, db, _) = attached_then_cut_short(&engine, dir.path()).await;
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let (f, _) = inst.open_file(&db).await.unwrap();
+    let e = inst.read_file(f, 64 * PAGE).await.unwrap_err();
+    assert_eq!(e.code(), -1018, "{e}");
+    assert!(e.to_string().contains("cut short"), "{e}");
+    assert_eq!(
+        code(inst.close_file(f).await),
+        -1003,
+        "its handle was closed"
+    );
+    let info = inst.get_log_info().await.unwrap();
+    assert!(!info.files.is_empty(), "the backup continues");
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+/// A set written by `backup_to_dir` from such a file fails the same way and leaves nothing.
+#[tokio::test]
+async fn a_backup_set_of_a_database_cut_short_fails_with_1018() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, _) = attached_then_cut_short(&engine, dir.path()).await;
+    let set = dir.path().join("set");
+    let e = inst
+        .backup_to_dir(&set, BackupKind::Full)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), -1018, "{e}");
+    assert!(!set.join("manifest.json").exists(), "no set was left");
+    inst.term(Term::empty()).await.unwrap();
+}
+
+/// A lost page read by a session is `FileIOBeyondEOF` (-4001), not an empty page.
+#[tokio::test]
+async fn a_session_reading_a_lost_page_gets_4001() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, dbid) = attached_then_cut_short(&engine, dir.path()).await;
+    let t = inst.open_table(dbid, "t").await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    let mut codes = Vec::new();
+    for i in 0..300u32 {
+        match s.get(t, format!("k{i:06}").as_bytes()).await {
+            Ok(v) => assert_eq!(v.as_deref(), Some(&[(i % 251) as u8; 200][..]), "row {i}"),
+            Err(e) => codes.push(e.code()),
+        }
+    }
+    assert!(!codes.is_empty(), "some rows lived past the cut");
+    assert!(codes.iter().all(|c| *c == -4001), "{codes:?}");
+    drop(s);
     inst.term(Term::empty()).await.unwrap();
 }
 
