@@ -30,7 +30,9 @@
 //!    3b, figure 4's own local load in the same run, so a miss can be told from what any
 //!    backup stream costs on this machine; 3c, whole remote backups back to back (every log
 //!    sealed, logs truncated, headers updated, the set written to memory: `/dev/shm` where
-//!    there is one, as a client on another machine does not share the server's disk).
+//!    there is one, as a client on another machine does not share the server's disk); 3d,
+//!    the same with `RemoteOptions::max_rate` at 100 MiB/s (`ese backup --url
+//!    --max-rate-mib 100`), what an operator does to spare the writers.
 //!
 //! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop`
 //! runs 20 pulls (or 20 `backup_to_dir`) back to back and prints each one's rate and CPU
@@ -114,6 +116,20 @@ static P99_LOCAL: Spec = Spec {
     target: None,
     peer: false,
 };
+
+static P99_PACED: Spec = Spec {
+    key: "remote.p99_under_paced_pulls",
+    label: "3d",
+    name: "p99 durable commit, {} sessions, during whole remote backups at max_rate {} MiB/s",
+    unit: "ms",
+    baseline: "no backup",
+    ratio: Ratio::OursOverBaseline,
+    target: None,
+    peer: false,
+};
+
+/// Figure 3d's `RemoteOptions::max_rate`, in MiB/s: about a tenth of an unpaced pull here.
+const PACED_MIB: u64 = 100;
 
 /// The router on loopback, with a count of the file-body bytes it sent.
 struct Served {
@@ -222,8 +238,13 @@ struct Pulled {
 
 /// One full pull into a new set under `dir`.
 async fn pull(url: &str, dir: &Path) -> AnyResult<Pulled> {
+    pull_with(url, dir, RemoteOptions::default()).await
+}
+
+/// One full pull with `options`.
+async fn pull_with(url: &str, dir: &Path, options: RemoteOptions) -> AnyResult<Pulled> {
     let (t, c) = (Instant::now(), cpu_secs());
-    let backup = RemoteBackup::new(url, RemoteOptions::default().kind(BackupKind::Full))?;
+    let backup = RemoteBackup::new(url, options.kind(BackupKind::Full))?;
     let target = BackupTarget::parse(dir.to_str().unwrap_or_default())?;
     let done = backup.run(&target).await?;
     Ok(Pulled {
@@ -428,6 +449,17 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
         }
     })
     .await?;
+    let (url, root) = (s.url.clone(), shm.path().to_path_buf());
+    let (paced, n_paced) = under(f, window, move |n| {
+        let (url, d) = (url.clone(), root.join(format!("paced-{n}")));
+        let options = RemoteOptions::default().max_rate(PACED_MIB << 20);
+        async move {
+            let r = pull_with(&url, &d, options).await.map(|_| ());
+            remove(&d);
+            r
+        }
+    })
+    .await?;
     let q = p99_ms(&quiet);
     let secs = window.as_secs_f64();
     Ok(vec![
@@ -455,6 +487,13 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
                 "{n_whole} whole backups in the window, sets into {}; commits/s {:.0}",
                 shm.path().display(),
                 whole.rate()
+            )),
+        P99_PACED
+            .row(&[&WRITERS, &PACED_MIB], p99_ms(&paced))
+            .baseline(q)
+            .detail(format!(
+                "{n_paced} paced backups in the window; commits/s {:.0}",
+                paced.rate()
             )),
     ])
 }

@@ -40,7 +40,7 @@ mod types;
 
 pub use backup_set::{
     verify_backup_set, verify_backup_set_on, BackupHandle, BackupKind, BackupManifest,
-    BackupOptions, BackupPhase, BackupProgress, ManifestDatabase, ManifestLog, VerifyReport,
+    BackupOptions, BackupPhase, BackupProgress, ManifestDatabase, ManifestLog, Pacer, VerifyReport,
 };
 pub use batch::WriteBatch;
 pub use engine::{Engine, Mode};

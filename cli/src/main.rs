@@ -79,8 +79,9 @@ enum Cmd {
         /// Compress every file: `zstd` (level 3) or `zstd:LEVEL` (1 to 22).
         #[arg(long)]
         compress: Option<String>,
-        /// Stream at most this many MiB per second (like pg_basebackup's --max-rate).
-        #[arg(long, conflicts_with = "url")]
+        /// Stream at most this many MiB per second (like pg_basebackup's --max-rate); with
+        /// --url, receive at most that many, which holds the server's reads to the rate too.
+        #[arg(long)]
         max_rate_mib: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
@@ -409,6 +410,7 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                     token_file,
                     ca_cert,
                     compress: compress.as_deref().map(parse_compress).transpose()?,
+                    max_rate: max_rate_mib.map(|m| m.saturating_mul(1 << 20)),
                 };
                 return remote::backup(args, &target, out).await;
             };

@@ -18,6 +18,8 @@ pub struct Args {
     pub token_file: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
     pub compress: Option<i32>,
+    /// `--max-rate-mib`, in bytes per second.
+    pub max_rate: Option<u64>,
 }
 
 /// The token: the first line of `--token-file`, else `ESE_TOKEN`; none at all is allowed
@@ -51,6 +53,7 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
         options = options.ca_pem(pem);
     }
     options.compress = args.compress;
+    options.max_rate = args.max_rate;
     let backup = RemoteBackup::new(&args.url, options).map_err(failure)?;
     if backup.token_in_clear() {
         eprintln!(

@@ -88,7 +88,7 @@ async fn backup_over_url_verifies_and_restores() {
     assert!(out.status.success(), "backup: {}", text(&out.stderr));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["kind"], "full");
-    // The token from the environment, for an incremental.
+    // The token from the environment, for an incremental, paced.
     let out = run(
         strings(&[
             "backup",
@@ -98,6 +98,8 @@ async fn backup_over_url_verifies_and_restores() {
             sets.to_str().unwrap(),
             "--kind",
             "incremental",
+            "--max-rate-mib",
+            "64",
         ]),
         vec![("ESE_TOKEN".into(), "good-0123456789abcdef".into())],
     )
@@ -195,6 +197,15 @@ async fn nothing_listening_exits_1_naming_the_url() {
         Some(2),
         "--url and --instance-dir conflict"
     );
+    let out = run(
+        strings(&["backup", "--url", &url, "--to", "y", "--max-rate-mib", "0"]),
+        vec![],
+    )
+    .await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("JET_errInvalidParameter (-1003)"), "{err}");
+    assert!(err.contains("max_rate 0 bytes/s is below"), "{err}");
 }
 
 /// The host stops the backup (or the service) while `ese backup --url` streams a ~32 MiB

@@ -611,3 +611,32 @@ async fn a_token_that_could_not_finish_is_refused_before_any_transfer() {
     assert!(any_manifest(&sets));
     h.inst.term(Term::empty()).await.unwrap();
 }
+
+/// `max_rate` holds the whole pull to the rate: it takes at least its bytes divided by it,
+/// and the set is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_pull_takes_at_least_its_bytes_over_the_rate() {
+    let h = host(Opts::default()).await;
+    let sets = h.dir.path().join("sets");
+    let rate = 8u64 << 20;
+    let b = RemoteBackup::new(&h.url, RemoteOptions::default().max_rate(rate)).unwrap();
+    let started = std::time::Instant::now();
+    let out = b
+        .run(&BackupTarget::parse(sets.to_str().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let received = b.subscribe().borrow().bytes_received;
+    assert!(
+        received > 2 * rate / 10,
+        "a pull long enough to pace: {received} bytes"
+    );
+    let least = Duration::from_secs_f64(received as f64 / rate as f64);
+    assert!(
+        took >= least,
+        "{received} bytes in {took:?}, under {least:?} at the rate"
+    );
+    let report = ese_actors::verify_backup_set(Path::new(&out.location)).unwrap();
+    assert!(report.pages > 0);
+    h.inst.term(Term::empty()).await.unwrap();
+}

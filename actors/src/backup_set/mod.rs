@@ -28,6 +28,7 @@ pub use ese::backup::set::{
 pub use handle::BackupHandle;
 pub use options::BackupOptions;
 pub use progress::{BackupPhase, BackupProgress};
+pub use rate::Pacer;
 pub(crate) use shutdown::BackupRuns;
 
 /// Checks the backup set in the folder `dir` without restoring it: every file's size and

@@ -1,6 +1,7 @@
-//! The rate limit of a backup-set run: [`Pacer`], a pure state machine the run asks after
-//! each chunk how long to wait. No clock of its own and no runtime: the caller hands it the
-//! instant and sleeps (asynchronously) for what it answers, so it is tested without either.
+//! The rate limit of a backup: [`Pacer`], a pure state machine a run asks after each chunk
+//! how long to wait. No clock of its own and no runtime: the caller hands it the instant and
+//! sleeps (asynchronously) for what it answers, so it is tested without either. Backup-set
+//! runs use it, and so does ese-http's client for a remote backup's `max_rate`.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,17 @@ use std::time::{Duration, Instant};
 /// `bytes / rate` has passed since its first [`Pacer::take`]: each take moves the instant
 /// the stream is paid up to by at least the chunk's cost, and the answer is the time until
 /// that instant.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ese_actors::Pacer;
+///
+/// let mut p = Pacer::new(1 << 20, Duration::from_millis(100)); // 1 MiB/s
+/// let t0 = Instant::now();
+/// assert_eq!(p.take(512 << 10, t0), Duration::from_millis(500));
+/// ```
 #[derive(Debug)]
-pub(crate) struct Pacer {
+pub struct Pacer {
     rate: u64,
     burst: Duration,
     /// When the bytes charged so far are paid for; `None` before the first chunk.
@@ -23,7 +33,7 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     /// A pacer of `rate` bytes per second (at least 1) crediting at most `burst` of idle time.
-    pub(crate) fn new(rate: u64, burst: Duration) -> Pacer {
+    pub fn new(rate: u64, burst: Duration) -> Pacer {
         Pacer {
             rate: rate.max(1),
             burst,
@@ -32,7 +42,7 @@ impl Pacer {
     }
 
     /// Charges `bytes` just moved at `now`; answers how long to wait before the next chunk.
-    pub(crate) fn take(&mut self, bytes: u64, now: Instant) -> Duration {
+    pub fn take(&mut self, bytes: u64, now: Instant) -> Duration {
         let cost = cost(bytes, self.rate);
         // An instant `burst` before now may not exist (a clock near its origin): no credit.
         let credited_from = now.checked_sub(self.burst).unwrap_or(now);

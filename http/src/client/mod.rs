@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ese_actors::ese::backup::set::{BackupKind, SetFacts, SetStore, SetWriter};
 use ese_actors::ese::internals::db::Signature;
-use ese_actors::{BackupInfo, BackupManifest, BackupPhase, BackupTarget, Error};
+use ese_actors::{BackupInfo, BackupManifest, BackupPhase, BackupTarget, Error, Pacer};
 use tokio::sync::watch;
 
 pub use error::RemoteError;
@@ -35,6 +35,24 @@ use crate::state::Kind;
 /// header deadline of 30 s, which starts when the server sent a response, maybe a while
 /// before the client, busy with its disk, read its end.
 const POOL_IDLE: Duration = Duration::from_secs(10);
+
+/// The most idle time a paced run is credited for: a tenth of a second, as a local run's
+/// slice, so a pause (a resume, a file's end) never buys a burst the rate would not allow.
+const PACE_BURST: Duration = Duration::from_millis(100);
+
+/// The most bytes one frame of an answer carries: hyper reads at most about 408 KiB at a
+/// time. A paced run waits after each frame, and reqwest's read timeout keeps running while
+/// it waits, so a frame's wait must stay well inside that timeout.
+const MAX_FRAME: u64 = 512 << 10;
+
+/// The lowest `max_rate` a run with this read timeout may have: a frame's wait is at most
+/// half the timeout (about 35 KB/s with the default 30 s; pg_basebackup's least is 32 kB/s).
+fn least_rate(read_timeout: Duration) -> u64 {
+    let half_ms = (read_timeout.as_millis() / 2).max(1);
+    u64::try_from(u128::from(MAX_FRAME) * 1000 / half_ms)
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
 
 /// How a [`RemoteBackup`] connects and what it writes.
 #[derive(Clone)]
@@ -58,6 +76,14 @@ pub struct RemoteOptions {
     /// renewing, so a run stuck in a write that never returns loses the lease as a dead
     /// client does, and the server's logs are freed.
     pub max_stall: Duration,
+    /// At most this many bytes per second are received (`None`: as fast as the network and
+    /// the set go), like a local backup's `BackupOptions::max_rate` and pg_basebackup's
+    /// `--max-rate`. The client reads the answer no faster, so TCP holds the server back
+    /// too: its engine reads, and the CPU they take from the writers, slow to the rate. The
+    /// whole transfer takes at least its bytes divided by this. Below what the read timeout
+    /// allows (about 35 KB/s with the default 30 s: a frame's wait must fit in half of it)
+    /// it is refused.
+    pub max_rate: Option<u64>,
 }
 
 impl std::fmt::Debug for RemoteOptions {
@@ -72,6 +98,7 @@ impl std::fmt::Debug for RemoteOptions {
             .field("read_timeout", &self.read_timeout)
             .field("max_backoff", &self.max_backoff)
             .field("max_stall", &self.max_stall)
+            .field("max_rate", &self.max_rate)
             .finish()
     }
 }
@@ -87,6 +114,7 @@ impl Default for RemoteOptions {
             read_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(2),
             max_stall: Duration::from_secs(600),
+            max_rate: None,
         }
     }
 }
@@ -119,6 +147,12 @@ impl RemoteOptions {
     /// The same options compressing the set at zstd `level`.
     pub fn compress(mut self, level: i32) -> RemoteOptions {
         self.compress = Some(level);
+        self
+    }
+
+    /// The same options receiving at most `bytes_per_second` ([`RemoteOptions::max_rate`]).
+    pub fn max_rate(mut self, bytes_per_second: u64) -> RemoteOptions {
+        self.max_rate = Some(bytes_per_second);
         self
     }
 }
@@ -186,7 +220,8 @@ impl RemoteBackup {
     /// # Errors
     ///
     /// `RemoteError::Local(InvalidParameter)` for a URL that is not http(s), a kind the
-    /// router does not serve, or a CA certificate that is not PEM.
+    /// router does not serve, a CA certificate that is not PEM, or a `max_rate` below what
+    /// the read timeout allows.
     pub fn new(url: &str, options: RemoteOptions) -> Result<RemoteBackup, RemoteError> {
         let bad = |m: String| RemoteError::Local(Error::InvalidParameter.with_detail(m));
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("{url}: {e}")))?;
@@ -201,6 +236,17 @@ impl RemoteBackup {
             )));
         }
         wire_kind(options.kind)?;
+        if let Some(rate) = options.max_rate {
+            let least = least_rate(options.read_timeout);
+            if rate < least {
+                return Err(bad(format!(
+                    "max_rate {rate} bytes/s is below {least}: at the rate, one frame of the \
+                     answer (up to {MAX_FRAME} bytes) must take at most half the read timeout \
+                     ({:?})",
+                    options.read_timeout
+                )));
+            }
+        }
         // Idle connections go before the server's header deadline (`ConnLimits`, 30 s) would
         // close them, so a request never races the server's close of the connection it took.
         let mut b = reqwest::Client::builder()
@@ -312,6 +358,7 @@ impl RemoteBackup {
             max_backoff: self.options.max_backoff,
             last_contact: Instant::now(),
             tracker: &self.tracker,
+            pacer: self.options.max_rate.map(|r| Pacer::new(r, PACE_BURST)),
         };
         let written = self.write_set(&mut s, &mut set).await;
         let result = match written {
@@ -571,5 +618,24 @@ impl Drop for AbortOnDrop {
                 let _ = api.abort(&id).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_rate_keeps_a_frames_wait_inside_half_the_read_timeout() {
+        let least = least_rate(Duration::from_secs(30));
+        assert_eq!(least, (512 << 10) * 1000 / 15_000);
+        let wait_ms = MAX_FRAME * 1000 / least;
+        assert!(wait_ms <= 15_000, "{wait_ms} ms");
+        assert_eq!(least_rate(Duration::ZERO), MAX_FRAME * 1000);
+        let url = "http://127.0.0.1:1/v1/instances/i";
+        let too_slow = RemoteOptions::default().max_rate(least - 1);
+        let e = RemoteBackup::new(url, too_slow).err().unwrap();
+        assert_eq!(e.code(), Some(-1003), "{e}");
+        assert!(RemoteBackup::new(url, RemoteOptions::default().max_rate(least)).is_ok());
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ese_actors::ese::backup::set::Content;
-use ese_actors::{Error, Result as EseResult};
+use ese_actors::{Error, Pacer, Result as EseResult};
 use http_body_util::BodyExt;
 use reqwest::header::{HeaderMap, CONTENT_RANGE};
 use reqwest::StatusCode;
@@ -74,6 +74,8 @@ pub(crate) struct Session<'a> {
     pub max_backoff: Duration,
     pub last_contact: Instant,
     pub tracker: &'a Tracker,
+    /// `RemoteOptions::max_rate`'s pacer, if the run has one.
+    pub pacer: Option<Pacer>,
 }
 
 /// How an attempt ended short of the file's end.
@@ -208,6 +210,7 @@ impl Session<'_> {
             if got.pending_len >= FLUSH {
                 self.flush(set, got, false).await?;
             }
+            self.pace(n).await;
         }
         if got.len < size {
             return Err(Stop::Cut(format!(
@@ -218,6 +221,19 @@ impl Session<'_> {
         match trailers {
             Some(t) => trailer_crc(&t, FILE_CRC_TRAILER),
             None => Ok(None),
+        }
+    }
+
+    /// Waits as long as the rate asks before the next frame is read: the bytes wait in the
+    /// socket, and TCP holds the server to the rate. (reqwest's read timeout counts only
+    /// while a read waits, so a paced run does not time out.)
+    async fn pace(&mut self, bytes: u64) {
+        let Some(pacer) = self.pacer.as_mut() else {
+            return;
+        };
+        let wait = pacer.take(bytes, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 
