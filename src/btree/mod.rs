@@ -13,7 +13,7 @@ mod tree;
 
 pub use node::{Node, Stored};
 pub use search::{search, Found};
-pub use space::{alloc, format, free, read_meta, Meta, CATALOG_ROOT, META_PGNO};
+pub use space::{alloc, decode_meta, format, free, read_meta, Meta, CATALOG_ROOT, META_PGNO};
 pub use tree::{
     check_key as check_key_len, create_tree, delete, get, put, scan, scan_part, scan_part_rev,
     Budget, ScanPart, MAX_KEY, MAX_VALUE,

@@ -25,14 +25,18 @@ pub struct Meta {
 
 /// Reads the meta page.
 pub fn read_meta(io: &mut dyn PageIo) -> Result<Meta> {
-    let p = io.read(META_PGNO)?;
-    if page::kind(&p) != Some(PageKind::Meta) {
+    decode_meta(&io.read(META_PGNO)?)
+}
+
+/// Decodes a meta page (`DatabaseCorrupted` if it is not one).
+pub fn decode_meta(p: &[u8]) -> Result<Meta> {
+    if page::kind(p) != Some(PageKind::Meta) {
         return Err(Error::DatabaseCorrupted);
     }
     Ok(Meta {
-        last_page: get_u32(&p, PAGE_HEADER),
-        free_head: get_u32(&p, PAGE_HEADER + 4),
-        catalog_root: get_u32(&p, PAGE_HEADER + 8),
+        last_page: get_u32(p, PAGE_HEADER),
+        free_head: get_u32(p, PAGE_HEADER + 4),
+        catalog_root: get_u32(p, PAGE_HEADER + 8),
     })
 }
 

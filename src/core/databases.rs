@@ -145,6 +145,10 @@ impl Core {
         if header.state != STATE_CLEAN {
             return Err(Error::DatabaseDirtyShutdown);
         }
+        // Before anything is written: a file cut short is refused as it was found.
+        file.check_holds(btree::META_PGNO)?;
+        let meta = btree::decode_meta(&file.read_page(btree::META_PGNO)?)?;
+        file.check_holds(meta.last_page)?;
         let dbid = self.log_attach(&path, &header, false)?;
         header.state = STATE_DIRTY;
         header.log_signature = self.log.signature();

@@ -141,6 +141,24 @@ impl DbFile {
         Ok(())
     }
 
+    /// Checks that the file holds every page up to `last_page`: a clean database has written
+    /// every page it allocated (allocation writes the page, and the clean state comes only
+    /// after a flush of all of them), so a shorter file lost pages while the engine was away,
+    /// and attaching it would serve and back up zeros where they were. `DatabaseCorrupted`.
+    pub fn check_holds(&self, last_page: u32) -> Result<()> {
+        let need = page::page_offset(last_page, self.page_size) + self.page_size as u64;
+        let len = self.file.len()?;
+        if len >= need {
+            return Ok(());
+        }
+        tracing::error!(path = %self.path.display(), len, need, "database file cut short");
+        Err(Error::DatabaseCorrupted.with_detail(format!(
+            "{} ends at byte {len}, but its pages reach byte {need} (page {last_page}): the \
+             file was cut short",
+            self.path.display()
+        )))
+    }
+
     /// Seals and writes a data page (not synced).
     pub fn write_page(&self, pgno: u32, data: &mut [u8]) -> Result<()> {
         page::seal(data);

@@ -545,6 +545,41 @@ async fn a_session_reading_a_lost_page_gets_4001() {
     inst.term(Term::empty()).await.unwrap();
 }
 
+/// Cut short while no instance held it: a clean database holds every page it allocated, so
+/// attach refuses the file (-1206) before writing to it, and a whole copy attaches again.
+#[tokio::test]
+async fn a_database_cut_short_while_detached_is_refused_at_attach() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, db) = instance_with_data(&engine, "i", dir.path(), 300).await;
+    inst.term(Term::empty()).await.unwrap();
+    let whole = std::fs::read(&db).unwrap();
+    for cut in [whole.len() - PAGE, 6 * PAGE, 2 * PAGE + 10] {
+        std::fs::write(&db, &whole[..cut]).unwrap();
+        let inst = engine
+            .create_instance("i", params(dir.path()))
+            .await
+            .unwrap();
+        inst.init().await.unwrap();
+        let e = inst.attach_database(&db).await.unwrap_err();
+        assert_eq!(e.code(), -1206, "cut at {cut}: {e}");
+        inst.term(Term::empty()).await.unwrap();
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            &whole[..cut],
+            "nothing written"
+        );
+    }
+    std::fs::write(&db, &whole).unwrap();
+    let inst = engine
+        .create_instance("i", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    inst.attach_database(&db).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
 #[tokio::test]
 async fn corrupt_log_aborts_the_backup() {
     let dir = tempfile::tempdir().unwrap();
