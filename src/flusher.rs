@@ -102,11 +102,13 @@ fn write_all(storage: &dyn crate::io::Storage, job: &FlushJob) -> Result<()> {
         let Some(f) = job.files.get(dbid) else {
             continue;
         };
-        let mut page = data.clone();
-        f.write_page(*pgno, &mut page)?;
         if !touched.contains(dbid) {
+            // Before the first write: one past a cut would hide the loss behind a hole.
+            f.check_length()?;
             touched.push(*dbid);
         }
+        let mut page = data.clone();
+        f.write_page(*pgno, &mut page)?;
     }
     for dbid in touched {
         job.files[&dbid].sync()?;

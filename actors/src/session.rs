@@ -27,7 +27,8 @@ use crate::types::SessionKey;
 /// checks. Common to the calls that name a table: `InvalidDatabaseId` (-1010) for a handle
 /// whose database was detached, `InvalidTableId` (-1310) for one that names no table. A read
 /// that meets a damaged page fails with a corruption error (`ReadVerifyFailure` -1018,
-/// `ReadPgnoVerifyFailure` -1118, `DatabaseCorrupted` -1206).
+/// `ReadPgnoVerifyFailure` -1118, `DatabaseCorrupted` -1206, `ReadLostFlushVerifyFailure`
+/// -1119 for a page the file lost since it was attached).
 #[derive(Debug)]
 pub struct Session {
     instance: Instance,

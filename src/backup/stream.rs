@@ -141,11 +141,14 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
     for (i, p) in buf.chunks_mut(ps).enumerate() {
         let pgno = first + i as u32;
         let mut tries = 0;
-        while let Err(e) = page::verify(p, pgno) {
+        while let Err(e) = file.verify_page(p, pgno) {
             tries += 1;
             if tries > RETRIES {
                 tracing::warn!(pgno, error = %e, "page fails verification");
-                return Err(Error::ReadVerifyFailure);
+                return Err(match e.code() == Error::ReadLostFlushVerifyFailure.code() {
+                    true => as_verify_failure(e),
+                    false => Error::ReadVerifyFailure,
+                });
             }
             std::thread::sleep(Duration::from_millis(tries as u64));
             fill(file, page::page_offset(pgno, file.page_size), p)?;
@@ -157,15 +160,19 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
 
 /// Reads as much as the file has; bytes past its end stay zero (pages never written). A
 /// file cut short behind the engine's back lost pages that were written: such a page fails
-/// verification like any damaged one, so that no backup carries zeros where data was.
+/// verification like any damaged one (`DbFile::read_pages_at`), so that no backup carries
+/// zeros where data was.
 fn fill(file: &DbFile, offset: u64, buf: &mut [u8]) -> Result<()> {
-    file.read_pages_at(buf, offset).map_err(|e| {
-        if e.code() == Error::FileIOBeyondEOF.code() {
-            Error::ReadVerifyFailure.with_detail(e.detail_or_message())
-        } else {
-            e
-        }
-    })
+    file.read_pages_at(buf, offset).map_err(as_verify_failure)
+}
+
+/// A lost page, in a backup, is a page that fails verification (-1018), with what was lost.
+fn as_verify_failure(e: Error) -> Error {
+    if e.code() == Error::ReadLostFlushVerifyFailure.code() {
+        Error::ReadVerifyFailure.with_detail(e.detail_or_message())
+    } else {
+        e
+    }
 }
 
 /// Reads an archived log and verifies it whole: header, generation, signature, every

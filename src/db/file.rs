@@ -2,9 +2,9 @@
 //! `p` at `(p + 1) * page_size`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::reach::Reach;
 use super::DbHeader;
 use crate::io::{FileLock, FileRef, OpenMode, Storage};
 use crate::page;
@@ -19,12 +19,9 @@ pub struct DbFile {
     pub file: FileRef,
     /// Its page size.
     pub page_size: u32,
-    /// How far the file is known to reach: its length when opened, then the end of every
-    /// page this process wrote. The engine never shrinks a database file, so a read below
-    /// this that finds the file's end has lost bytes that were there (a file cut short
-    /// behind the engine's back), which must not pass for pages never written. Shared by
-    /// every clone: the flusher writes through one, backup reads through another.
-    written_end: Arc<AtomicU64>,
+    /// How far the file is known to reach, and what it lost (`reach.rs`); every clone
+    /// shares it.
+    reach: Arc<Reach>,
 }
 
 impl DbFile {
@@ -49,7 +46,7 @@ impl DbFile {
             path: path.to_path_buf(),
             file,
             page_size: header.page_size,
-            written_end: Arc::default(),
+            reach: Arc::new(Reach::new(0)),
         };
         db.write_header(header)?;
         if let Some(dir) = path.parent() {
@@ -76,7 +73,7 @@ impl DbFile {
             path: path.to_path_buf(),
             file,
             page_size: header.page_size,
-            written_end: Arc::new(AtomicU64::new(len)),
+            reach: Arc::new(Reach::new(len)),
         };
         Ok((db, header))
     }
@@ -92,11 +89,10 @@ impl DbFile {
         self.file.sync()
     }
 
-    /// Reads data page `pgno` and verifies it. A page past the end of the file reads as
-    /// zeros (never written); one the file lost reads as `FileIOBeyondEOF`.
+    /// Reads data page `pgno` and verifies it ([`DbFile::verify_page`]).
     pub fn read_page(&self, pgno: u32) -> Result<Vec<u8>> {
         let buf = self.read_page_raw(pgno)?;
-        page::verify(&buf, pgno)?;
+        self.verify_page(&buf, pgno)?;
         Ok(buf)
     }
 
@@ -107,31 +103,30 @@ impl DbFile {
         Ok(buf)
     }
 
+    /// [`page::verify`], and a page of zeros (never written, which verifies) where the file
+    /// lost bytes it had is `ReadLostFlushVerifyFailure` (-1119).
+    pub fn verify_page(&self, p: &[u8], pgno: u32) -> Result<()> {
+        page::verify(p, pgno)?;
+        let at = page::page_offset(pgno, self.page_size);
+        if self.reach.is_lost(at, p.len() as u64) && page::is_zero(p) {
+            return Err(self.lost(at));
+        }
+        Ok(())
+    }
+
     /// Fills `buf` from `offset`. Bytes past the file's end read as zeros where no page was
-    /// ever written there; `FileIOBeyondEOF` where the file once reached further (see
-    /// `written_end`).
+    /// ever written there; `ReadLostFlushVerifyFailure` (-1119) where the file reached
+    /// further before (`reach.rs`).
     pub fn read_pages_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        // Taken before reading: every write it counts finished before this read began, so
-        // the read sees its bytes; a write finishing during the read cannot be mistaken for
-        // a loss.
-        let reached = self.written_end.load(Ordering::SeqCst);
+        let reached = self.reach.reached();
         let mut done = 0;
         while done < buf.len() {
             let n = self.file.read_at(&mut buf[done..], offset + done as u64)?;
             if n == 0 {
                 let at = offset + done as u64;
                 if at < reached {
-                    tracing::error!(
-                        path = %self.path.display(),
-                        at,
-                        reached,
-                        "database file is shorter than the engine wrote it"
-                    );
-                    return Err(Error::FileIOBeyondEOF.with_detail(format!(
-                        "{} ends at byte {at}, but this process wrote it up to byte {reached}: \
-                         the file was cut short",
-                        self.path.display()
-                    )));
+                    self.cut_found(at, reached);
+                    return Err(self.lost(at));
                 }
                 buf[done..].fill(0);
                 break;
@@ -139,6 +134,36 @@ impl DbFile {
             done += n;
         }
         Ok(())
+    }
+
+    /// Before writing: a file shorter than it was written lost its tail, and a write past
+    /// the new end would hide that behind a hole of zeros, so the loss is recorded first.
+    /// One `fstat`; the flusher calls it once per file per flush.
+    pub fn check_length(&self) -> Result<()> {
+        let reached = self.reach.reached();
+        let len = self.file.len()?;
+        self.cut_found(len, reached);
+        Ok(())
+    }
+
+    fn cut_found(&self, len: u64, reached: u64) {
+        if self.reach.cut_found(len, reached) {
+            tracing::error!(
+                path = %self.path.display(),
+                len,
+                reached,
+                "database file is shorter than the engine wrote it: the pages past its end are lost"
+            );
+        }
+    }
+
+    /// The error for a page at byte `at` that the file lost.
+    fn lost(&self, at: u64) -> Error {
+        Error::ReadLostFlushVerifyFailure.with_detail(format!(
+            "{}: the page at byte {at} was written by this process and the file lost it (the \
+             file was cut short)",
+            self.path.display()
+        ))
     }
 
     /// Checks that the file holds every page up to `last_page`: a clean database has written
@@ -170,7 +195,7 @@ impl DbFile {
 
     /// Notes that the file reaches `end` now.
     fn wrote(&self, end: u64) {
-        self.written_end.fetch_max(end, Ordering::SeqCst);
+        self.reach.wrote(end);
     }
 
     /// Syncs the file.

@@ -2,6 +2,7 @@
 
 mod file;
 mod header;
+mod reach;
 
 pub use file::DbFile;
 pub use header::{BackupField, BackupInfo, DbHeader, Signature, Trailer, STATE_CLEAN, STATE_DIRTY};

@@ -40,20 +40,6 @@ const POOL_IDLE: Duration = Duration::from_secs(10);
 /// slice, so a pause (a resume, a file's end) never buys a burst the rate would not allow.
 const PACE_BURST: Duration = Duration::from_millis(100);
 
-/// The most bytes one frame of an answer carries: hyper reads at most about 408 KiB at a
-/// time. A paced run waits after each frame, and reqwest's read timeout keeps running while
-/// it waits, so a frame's wait must stay well inside that timeout.
-const MAX_FRAME: u64 = 512 << 10;
-
-/// The lowest `max_rate` a run with this read timeout may have: a frame's wait is at most
-/// half the timeout (about 35 KB/s with the default 30 s; pg_basebackup's least is 32 kB/s).
-fn least_rate(read_timeout: Duration) -> u64 {
-    let half_ms = (read_timeout.as_millis() / 2).max(1);
-    u64::try_from(u128::from(MAX_FRAME) * 1000 / half_ms)
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
 /// How a [`RemoteBackup`] connects and what it writes.
 #[derive(Clone)]
 pub struct RemoteOptions {
@@ -78,11 +64,10 @@ pub struct RemoteOptions {
     pub max_stall: Duration,
     /// At most this many bytes per second are received (`None`: as fast as the network and
     /// the set go), like a local backup's `BackupOptions::max_rate` and pg_basebackup's
-    /// `--max-rate`. The client reads the answer no faster, so TCP holds the server back
-    /// too: its engine reads, and the CPU they take from the writers, slow to the rate. The
-    /// whole transfer takes at least its bytes divided by this. Below what the read timeout
-    /// allows (about 35 KB/s with the default 30 s: a frame's wait must fit in half of it)
-    /// it is refused.
+    /// `--max-rate`. The client reads the answer no faster, so once the socket buffers are
+    /// full TCP holds the server back too: its engine reads, and the CPU they take from the
+    /// writers, slow to the rate. The whole transfer takes at least its bytes divided by
+    /// this. Zero is refused.
     pub max_rate: Option<u64>,
 }
 
@@ -220,8 +205,7 @@ impl RemoteBackup {
     /// # Errors
     ///
     /// `RemoteError::Local(InvalidParameter)` for a URL that is not http(s), a kind the
-    /// router does not serve, a CA certificate that is not PEM, or a `max_rate` below what
-    /// the read timeout allows.
+    /// router does not serve, a CA certificate that is not PEM, or a `max_rate` of 0.
     pub fn new(url: &str, options: RemoteOptions) -> Result<RemoteBackup, RemoteError> {
         let bad = |m: String| RemoteError::Local(Error::InvalidParameter.with_detail(m));
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("{url}: {e}")))?;
@@ -236,16 +220,8 @@ impl RemoteBackup {
             )));
         }
         wire_kind(options.kind)?;
-        if let Some(rate) = options.max_rate {
-            let least = least_rate(options.read_timeout);
-            if rate < least {
-                return Err(bad(format!(
-                    "max_rate {rate} bytes/s is below {least}: at the rate, one frame of the \
-                     answer (up to {MAX_FRAME} bytes) must take at most half the read timeout \
-                     ({:?})",
-                    options.read_timeout
-                )));
-            }
+        if options.max_rate == Some(0) {
+            return Err(bad("max_rate is 0: give at least 1 byte per second".into()));
         }
         // Idle connections go before the server's header deadline (`ConnLimits`, 30 s) would
         // close them, so a request never races the server's close of the connection it took.
@@ -626,16 +602,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_least_rate_keeps_a_frames_wait_inside_half_the_read_timeout() {
-        let least = least_rate(Duration::from_secs(30));
-        assert_eq!(least, (512 << 10) * 1000 / 15_000);
-        let wait_ms = MAX_FRAME * 1000 / least;
-        assert!(wait_ms <= 15_000, "{wait_ms} ms");
-        assert_eq!(least_rate(Duration::ZERO), MAX_FRAME * 1000);
+    fn a_rate_of_zero_is_refused() {
         let url = "http://127.0.0.1:1/v1/instances/i";
-        let too_slow = RemoteOptions::default().max_rate(least - 1);
-        let e = RemoteBackup::new(url, too_slow).err().unwrap();
+        let e = RemoteBackup::new(url, RemoteOptions::default().max_rate(0))
+            .err()
+            .unwrap();
         assert_eq!(e.code(), Some(-1003), "{e}");
-        assert!(RemoteBackup::new(url, RemoteOptions::default().max_rate(least)).is_ok());
+        assert!(RemoteBackup::new(url, RemoteOptions::default().max_rate(1)).is_ok());
     }
 }

@@ -225,8 +225,9 @@ impl Session<'_> {
     }
 
     /// Waits as long as the rate asks before the next frame is read: the bytes wait in the
-    /// socket, and TCP holds the server to the rate. (reqwest's read timeout counts only
-    /// while a read waits, so a paced run does not time out.)
+    /// socket, and TCP holds the server to the rate. reqwest's read timeout counts only
+    /// while a read waits, not between reads, so a wait of any length does not time out
+    /// (pinned by `tests/read_timeout.rs`, as a reqwest upgrade could change it).
     async fn pace(&mut self, bytes: u64) {
         let Some(pacer) = self.pacer.as_mut() else {
             return;
