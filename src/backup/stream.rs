@@ -145,9 +145,11 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
             tries += 1;
             if tries > RETRIES {
                 tracing::warn!(pgno, error = %e, "page fails verification");
-                return Err(match e.code() == Error::ReadLostFlushVerifyFailure.code() {
-                    true => as_verify_failure(e),
-                    false => Error::ReadVerifyFailure,
+                let lost = e.code() == Error::ReadLostFlushVerifyFailure.code();
+                return Err(if lost {
+                    as_verify_failure(e)
+                } else {
+                    Error::ReadVerifyFailure
                 });
             }
             std::thread::sleep(Duration::from_millis(tries as u64));

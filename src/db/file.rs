@@ -85,7 +85,7 @@ impl DbFile {
         self.file.write_at(&bytes, 0)?;
         self.file.sync()?;
         self.file.write_at(&bytes, self.page_size as u64)?;
-        self.wrote(2 * self.page_size as u64);
+        self.reach.wrote(2 * self.page_size as u64);
         self.file.sync()
     }
 
@@ -189,13 +189,8 @@ impl DbFile {
         page::seal(data);
         let at = page::page_offset(pgno, self.page_size);
         self.file.write_at(data, at)?;
-        self.wrote(at + data.len() as u64);
+        self.reach.wrote(at + data.len() as u64);
         Ok(())
-    }
-
-    /// Notes that the file reaches `end` now.
-    fn wrote(&self, end: u64) {
-        self.reach.wrote(end);
     }
 
     /// Syncs the file.

@@ -449,11 +449,19 @@ async fn damaged_page_cancels_that_database_and_the_backup_goes_on() {
     inst.init().await.unwrap();
     // Attach reads the catalog, not page 3; the backup reads every page.
     inst.attach_database(&db).await.unwrap();
+    read_cancels_the_database(&inst, &db).await;
+    inst.term(Term::empty()).await.unwrap();
+}
+
+/// A backup whose first read of `db` fails verification: -1018, that database's handle is
+/// closed, the backup goes on to its logs (then is aborted here). Answers the read's error.
+async fn read_cancels_the_database(inst: &Instance, db: &Path) -> ese::Error {
     inst.begin_external_backup(BackupBegin::empty())
         .await
         .unwrap();
-    let (f, _) = inst.open_file(&db).await.unwrap();
-    assert_eq!(code(inst.read_file(f, 64 * PAGE).await), -1018);
+    let (f, _) = inst.open_file(db).await.unwrap();
+    let e = inst.read_file(f, 64 * PAGE).await.unwrap_err();
+    assert_eq!(e.code(), -1018, "{e}");
     assert_eq!(
         code(inst.close_file(f).await),
         -1003,
@@ -462,7 +470,7 @@ async fn damaged_page_cancels_that_database_and_the_backup_goes_on() {
     let info = inst.get_log_info().await.unwrap();
     assert!(!info.files.is_empty(), "the backup continues");
     inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
-    inst.term(Term::empty()).await.unwrap();
+    e
 }
 
 /// An attached database whose file is cut short behind the engine's back: the instance
@@ -490,21 +498,8 @@ async fn a_database_cut_short_fails_its_read_and_the_backup_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let (inst, db, _) = attached_then_cut_short(&engine, dir.path()).await;
-    inst.begin_external_backup(BackupBegin::empty())
-        .await
-        .unwrap();
-    let (f, _) = inst.open_file(&db).await.unwrap();
-    let e = inst.read_file(f, 64 * PAGE).await.unwrap_err();
-    assert_eq!(e.code(), -1018, "{e}");
+    let e = read_cancels_the_database(&inst, &db).await;
     assert!(e.to_string().contains("cut short"), "{e}");
-    assert_eq!(
-        code(inst.close_file(f).await),
-        -1003,
-        "its handle was closed"
-    );
-    let info = inst.get_log_info().await.unwrap();
-    assert!(!info.files.is_empty(), "the backup continues");
-    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
 }
 
