@@ -509,18 +509,25 @@ async fn a_backup_set_of_a_database_cut_short_fails_with_1018() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let (inst, _, _) = attached_then_cut_short(&engine, dir.path()).await;
-    let set = dir.path().join("set");
+    set_fails_with_1018(&inst, dir.path()).await;
+    inst.term(Term::empty()).await.unwrap();
+}
+
+/// `backup_to_dir` of the cut database: -1018, and no set is left.
+async fn set_fails_with_1018(inst: &Instance, dir: &Path) {
+    let set = dir.join("set");
     let e = inst
         .backup_to_dir(&set, BackupKind::Full)
         .await
         .unwrap_err();
     assert_eq!(e.code(), -1018, "{e}");
     assert!(!set.join("manifest.json").exists(), "no set was left");
-    inst.term(Term::empty()).await.unwrap();
 }
 
-/// Every row of table `t` that reads back, and the codes of those that fail.
-async fn read_back(inst: &Instance, t: ese_actors::TableId) -> Vec<i32> {
+/// Reads back the 300 rows of table "t": those on pages that survived the cut are whole, and
+/// some lived past it and fail with `ReadLostFlushVerifyFailure` (-1119), every one of them.
+async fn lost_rows_fail_with_1119(inst: &Instance, dbid: DbId) {
+    let t = inst.open_table(dbid, "t").await.unwrap();
     let s = inst.begin_session().await.unwrap();
     let mut codes = Vec::new();
     for i in 0..300u32 {
@@ -529,7 +536,8 @@ async fn read_back(inst: &Instance, t: ese_actors::TableId) -> Vec<i32> {
             Err(e) => codes.push(e.code()),
         }
     }
-    codes
+    assert!(!codes.is_empty(), "some rows lived past the cut");
+    assert!(codes.iter().all(|c| *c == -1119), "{codes:?}");
 }
 
 /// A lost page read by a session is `ReadLostFlushVerifyFailure` (-1119), not an empty page.
@@ -538,10 +546,7 @@ async fn a_session_reading_a_lost_page_gets_1119() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
     let (inst, _, dbid) = attached_then_cut_short(&engine, dir.path()).await;
-    let t = inst.open_table(dbid, "t").await.unwrap();
-    let codes = read_back(&inst, t).await;
-    assert!(!codes.is_empty(), "some rows lived past the cut");
-    assert!(codes.iter().all(|c| *c == -1119), "{codes:?}");
+    lost_rows_fail_with_1119(&inst, dbid).await;
     inst.term(Term::empty()).await.unwrap();
 }
 
@@ -560,15 +565,8 @@ async fn a_cut_hidden_by_later_writes_is_still_found() {
         assert!(batches < 500, "the flusher never wrote past the cut");
         put_rows(&inst, u, batches * 20..batches * 20 + 20).await;
     }
-    let t = inst.open_table(dbid, "t").await.unwrap();
-    let codes = read_back(&inst, t).await;
-    assert!(!codes.is_empty(), "some rows lived past the cut");
-    assert!(codes.iter().all(|c| *c == -1119), "{codes:?}");
-    let e = inst
-        .backup_to_dir(dir.path().join("set"), BackupKind::Full)
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), -1018, "{e}");
+    lost_rows_fail_with_1119(&inst, dbid).await;
+    set_fails_with_1018(&inst, dir.path()).await;
     inst.term(Term::empty()).await.unwrap();
 }
 
