@@ -14,6 +14,9 @@
 //!    detail gives the CPU time each took per GiB (every thread of the process: server,
 //!    engine and client for the pull), which varies far less from run to run than the rate
 //!    on a shared machine.
+//!    1r, information: the same file copied raw through a loopback TCP connection (a thread
+//!    reading and sending, a thread receiving and writing: no HTTP, no engine) against a raw
+//!    local copy, to tell what the socket itself costs here from what the pull's stack costs.
 //! 2. **Resume cost**: the same pull through a TCP proxy that drops the connection once, in
 //!    the middle of the database image. The client resumes with `Range`; the figure is the
 //!    file-body bytes the client received (`RemoteProgress::bytes_received`) minus the set's
@@ -34,9 +37,10 @@
 //!    the same with `RemoteOptions::max_rate` at 100 MiB/s (`ese backup --url
 //!    --max-rate-mib 100`), what an operator does to spare the writers.
 //!
-//! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop`
-//! runs 20 pulls (or 20 `backup_to_dir`) back to back and prints each one's rate and CPU
-//! time, for a profiler (`perf record -D` past the database's loading).
+//! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop|
+//! image-loop|stream-loop` runs 20 pulls (or 20 `backup_to_dir`, 20 image pulls over HTTP
+//! with nothing written, 20 streams of the image by the engine alone) back to back and prints
+//! each one's rate and CPU time, for a profiler (`perf record -D` past the database's loading).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,8 +56,8 @@ use ese_bench::figures::{Ratio, Row, Spec, Target};
 use ese_bench::run::AnyResult;
 use ese_bench::table::{out_dir, print_table};
 use ese_bench::workloads::{
-    commit_run, cpu_secs, fill_database, latency_under_backup, median, mib, percentile, CommitRun,
-    Filled,
+    commit_run, cpu_secs, fill_database, latency_under_backup, median, mib, percentile,
+    stream_backup, CommitRun, Filled,
 };
 use ese_http::client::{RemoteBackup, RemoteOptions};
 use http_body_util::BodyExt;
@@ -74,6 +78,16 @@ static PULL_RATE: Spec = Spec {
     baseline: "backup_to_dir",
     ratio: Ratio::OursOverBaseline,
     target: Some(Target::at_least(0.8)),
+    peer: false,
+};
+static RAW_COPY: Spec = Spec {
+    key: "remote.raw_loopback_copy",
+    label: "1r",
+    name: "raw copy of the database file through loopback TCP (no HTTP, no engine)",
+    unit: "MiB/s",
+    baseline: "raw local copy",
+    ratio: Ratio::OursOverBaseline,
+    target: None,
     peer: false,
 };
 static RESUME_COST: Spec = Spec {
@@ -284,22 +298,34 @@ impl Pulled {
 
     /// CPU seconds per GiB of content.
     fn cpu_per_gib(&self) -> f64 {
-        self.cpu / (self.content as f64 / f64::from(1u32 << 30)).max(1e-9)
+        self.cpu / gib(self.content)
     }
 }
 
-/// `ESE_BENCH_ONLY=pull-loop|local-loop`: one kind of backup 20 times, each printed.
-async fn profile_loop(inst: &Instance, s: &Served, dir: &Path, pulls: bool) -> AnyResult<()> {
+/// `ESE_BENCH_ONLY=pull-loop|local-loop|image-loop|stream-loop`: one kind of work 20 times,
+/// each printed: whole pulls, `backup_to_dir`, the image over HTTP with nothing written
+/// (figure 3's pull), the image streamed by the engine alone (`read_file` to its end).
+async fn profile_loop(f: &Filled, s: &Served, dir: &Path, kind: &str) -> AnyResult<()> {
+    let http = reqwest::Client::new();
     for i in 0..20 {
         let d = dir.join(format!("loop-{i}"));
-        let r = match pulls {
-            true => pull(&s.url, &d).await?,
-            false => local(inst, &d).await?,
+        let (t, c) = (Instant::now(), cpu_secs());
+        let r = match kind {
+            "pull" => pull(&s.url, &d).await?,
+            "local" => local(&f.inst, &d).await?,
+            "image" => streamed(image_pull(&http, &s.url).await?, t, c),
+            "stream" => streamed(
+                stream_backup(&f.inst, &f.path, CHUNK as usize, None)
+                    .await?
+                    .bytes,
+                t,
+                c,
+            ),
+            other => return Err(format!("no loop of kind {other:?}").into()),
         };
         remove(&d);
         eprintln!(
-            "  {} {:.1} MiB/s, {:.3} s, CPU {:.3} s ({:.2} s/GiB)",
-            if pulls { "pull" } else { "local" },
+            "  {kind} {:.1} MiB/s, {:.3} s, CPU {:.3} s ({:.2} s/GiB)",
             r.rate(),
             r.secs,
             r.cpu,
@@ -307,6 +333,17 @@ async fn profile_loop(inst: &Instance, s: &Served, dir: &Path, pulls: bool) -> A
         );
     }
     Ok(())
+}
+
+/// `bytes` streamed since `t` with the process's CPU at `c` then, measured as a pull is.
+fn streamed(bytes: u64, t: Instant, c: Option<f64>) -> Pulled {
+    Pulled {
+        content: bytes,
+        secs: t.elapsed().as_secs_f64(),
+        cpu: cpu_since(c),
+        resumes: 0,
+        received: 0,
+    }
 }
 
 fn remove(dir: &Path) {
@@ -347,6 +384,145 @@ async fn pull_rate(inst: &Instance, s: &Served, dir: &Path, db_mib: f64) -> AnyR
             median(&theirs_cpu)
         )))
 }
+
+/// Figure 1r: what the loopback socket alone costs on this machine, so that figure 1's miss
+/// can be told from the socket's. The database file (the bytes figure 1 pulls) copied
+/// through a TCP connection on loopback, one thread reading the file and sending, one
+/// receiving and writing, against the same file copied by one thread; both with 1 MiB
+/// buffers through the engine's file layer, with the set writer's writeback hint, fsynced.
+/// Interleaved, medians of `REPS`, and the CPU time per GiB of each.
+async fn raw_copies(src: std::path::PathBuf, dir: std::path::PathBuf) -> AnyResult<Row> {
+    let (through, local, bytes, cpu) = tokio::task::spawn_blocking(move || {
+        let (mut through, mut local) = (Vec::new(), Vec::new());
+        let (mut through_cpu, mut local_cpu) = (Vec::new(), Vec::new());
+        let mut bytes = 0;
+        for i in 0..REPS {
+            let (t, l) = (
+                dir.join(format!("raw-tcp-{i}")),
+                dir.join(format!("raw-local-{i}")),
+            );
+            let (a, b) = if i % 2 == 0 {
+                let a = raw_copy(&src, &t, true)?;
+                (a, raw_copy(&src, &l, false)?)
+            } else {
+                let b = raw_copy(&src, &l, false)?;
+                (raw_copy(&src, &t, true)?, b)
+            };
+            let _ = std::fs::remove_file(&t);
+            let _ = std::fs::remove_file(&l);
+            bytes = a.0;
+            through.push(mib(a.0) / a.1);
+            local.push(mib(b.0) / b.1);
+            through_cpu.push(a.2 / gib(a.0));
+            local_cpu.push(b.2 / gib(b.0));
+        }
+        let cpu = (median(&through_cpu), median(&local_cpu));
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((through, local, bytes, cpu))
+    })
+    .await?
+    .map_err(|e| e.to_string())?;
+    Ok(RAW_COPY
+        .row(&[], median(&through))
+        .baseline(median(&local))
+        .detail(format!(
+            "{:.0} MiB file, medians of {REPS}, interleaved; through loopback {through:.1?}, \
+             local {local:.1?} MiB/s; CPU per GiB through loopback {:.2} s, local {:.2} s",
+            mib(bytes),
+            cpu.0,
+            cpu.1
+        )))
+}
+
+/// Figure 1r's detail gains where a pull's CPU goes: the database image streamed by the
+/// engine alone (`read_file` to its end, nothing written) and the same image over HTTP
+/// (figure 3's pull: nothing written), in CPU seconds per GiB, medians of `REPS`. A whole
+/// pull adds the set's writing to the second, `backup_to_dir` to the first.
+async fn with_image_layers(raw: Row, f: &Filled, s: &Served) -> AnyResult<Row> {
+    let http = reqwest::Client::new();
+    let (mut engine, mut over_http) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        let c = cpu_secs();
+        let streamed = stream_backup(&f.inst, &f.path, CHUNK as usize, None).await?;
+        engine.push(cpu_since(c) / gib(streamed.bytes));
+        let c = cpu_secs();
+        let pulled = image_pull(&http, &s.url).await?;
+        over_http.push(cpu_since(c) / gib(pulled));
+    }
+    let detail = format!(
+        "{}; the image alone, CPU per GiB: the engine's stream {:.2} s, over HTTP {:.2} s",
+        raw.detail,
+        median(&engine),
+        median(&over_http)
+    );
+    Ok(raw.detail(detail))
+}
+
+/// `bytes` in GiB (never zero, as a divisor).
+fn gib(bytes: u64) -> f64 {
+    (bytes as f64 / f64::from(1u32 << 30)).max(1e-9)
+}
+
+/// One raw copy of `src` into `dst` (through a loopback TCP connection when `tcp`);
+/// answers the bytes, the seconds and the process's CPU seconds.
+fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
+    use ese::io::{OpenMode, OsStorage, Storage};
+    use std::io::{Read, Write};
+    let from = OsStorage.open(src, OpenMode::ReadOnly)?;
+    let to = OsStorage.open(dst, OpenMode::Create)?;
+    let (t, c) = (Instant::now(), cpu_secs());
+    let read = move |sink: &mut dyn FnMut(&[u8]) -> AnyResult<()>| -> AnyResult<u64> {
+        let mut buf = vec![0u8; CHUNK as usize];
+        let mut at = 0;
+        loop {
+            let n = from.read_at(&mut buf, at)?;
+            if n == 0 {
+                return Ok(at);
+            }
+            sink(&buf[..n])?;
+            at += n as u64;
+        }
+    };
+    let mut written = 0u64;
+    let mut hinted = 0u64;
+    let mut write = |chunk: &[u8]| -> AnyResult<()> {
+        to.write_at(chunk, written)?;
+        written += chunk.len() as u64;
+        if written - hinted >= RAW_WRITEBACK {
+            let from = hinted.saturating_sub(RAW_WRITEBACK);
+            to.write_back(from, written - from);
+            hinted = written;
+        }
+        Ok(())
+    };
+    if tcp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let sender = std::thread::spawn(move || -> AnyResult<u64> {
+            let mut out = std::net::TcpStream::connect(addr)?;
+            read(&mut |c| Ok(out.write_all(c)?))
+        });
+        let (mut conn, _) = listener.accept()?;
+        let mut buf = vec![0u8; CHUNK as usize];
+        loop {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            write(&buf[..n])?;
+        }
+        let sent = sender.join().map_err(|_| "the raw sender panicked")??;
+        if sent != written {
+            return Err(format!("sent {sent} bytes, received {written}").into());
+        }
+    } else {
+        read(&mut write)?;
+    }
+    to.sync()?;
+    Ok((written, t.elapsed().as_secs_f64(), cpu_since(c)))
+}
+
+/// The set writer's writeback hint interval (`DirFile`'s), used by the raw copies too.
+const RAW_WRITEBACK: u64 = 8 << 20;
 
 async fn resume_cost(s: &Served, db_bytes: u64, dir: &Path) -> AnyResult<Row> {
     let proxy = cutting_proxy(s.addr, db_bytes / 2).await?;
@@ -523,12 +699,15 @@ async fn run(quick: bool, dir: &Path) -> AnyResult<Vec<Row>> {
     let only = std::env::var("ESE_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     let mut rows = Vec::new();
-    if only == "pull-loop" || only == "local-loop" {
-        profile_loop(&f.inst, &served, &sets, only == "pull-loop").await?;
+    if let Some(kind) = only.strip_suffix("-loop") {
+        profile_loop(&f, &served, &sets, kind).await?;
     }
     if wanted("pull") {
         eprintln!("1: pull rate against backup_to_dir");
         rows.push(pull_rate(&f.inst, &served, &sets, mib(f.file_bytes)).await?);
+        eprintln!("1r: raw copies of the database file, through loopback TCP and locally");
+        let raw = raw_copies(f.path.clone(), sets.clone()).await?;
+        rows.push(with_image_layers(raw, &f, &served).await?);
     }
     if wanted("resume") {
         eprintln!("2: a pull cut once mid-image");
