@@ -53,9 +53,10 @@ enum Cmd {
         instance_dir: Option<PathBuf>,
         /// Pull the backup from a running instance's host instead:
         /// `http(s)://HOST:PORT/v1/instances/NAME` (full or incremental only).
-        #[arg(long)]
+        #[arg(long, value_parser = http_url)]
         url: Option<String>,
-        /// With `--url`: the bearer token is this file's first line (default: `ESE_TOKEN`).
+        /// With `--url`: the bearer token is the first word of this file's first line that is
+        /// not a `#` comment (default: `ESE_TOKEN`).
         #[arg(long, requires = "url")]
         token_file: Option<PathBuf>,
         /// With `--url`: one more CA certificate (PEM) to trust, for a self-signed server.
@@ -81,7 +82,7 @@ enum Cmd {
         compress: Option<String>,
         /// Stream at most this many MiB per second (like pg_basebackup's --max-rate); with
         /// --url, receive at most that many, which holds the server's reads to the rate too.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_rate_mib: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
@@ -99,7 +100,8 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8417")]
         listen: std::net::SocketAddr,
         /// Bearer tokens with their scopes, one `TOKEN scope[,scope...]` per line (scopes:
-        /// read, truncate, end, restore). Required to listen beyond loopback.
+        /// read, truncate, end; push is refused here, as `ese serve` has no push targets).
+        /// Required to listen beyond loopback.
         #[arg(long)]
         token_file: Option<PathBuf>,
         /// Serve HTTPS with this PEM certificate chain (leaf first).
@@ -296,6 +298,9 @@ pub enum Failure {
     Other(String),
     /// The command ran and its check failed (the demo's verdict).
     Check(String),
+    /// The arguments are wrong in a way the parser could not tell (a value out of range, two
+    /// options that do not go together): exit 2, as for the parser's own refusals.
+    Usage(String),
 }
 
 impl From<ese_actors::Error> for Failure {
@@ -379,6 +384,10 @@ fn main() -> ExitCode {
             eprintln!("ese: check failed: {m}");
             ExitCode::from(3)
         }
+        Err(Failure::Usage(m)) => {
+            eprintln!("ese: error: {m}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -404,6 +413,13 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
         } => {
             let target = store.target(&to)?;
             let (Some(instance_dir), None) = (instance_dir, &url) else {
+                if !matches!(kind, Kind::Full | Kind::Incremental) {
+                    let name = kind.to_possible_value().map(|v| v.get_name().to_string());
+                    return Err(Failure::Usage(format!(
+                        "--kind {}: a pull over --url is full or incremental",
+                        name.unwrap_or_default()
+                    )));
+                }
                 let args = remote::Args {
                     url: url.unwrap_or_default(),
                     kind: kind.into(),
@@ -470,7 +486,7 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                     seed: ese_actors::ese::backup::repo::name::now_ms(),
                 },
                 (_, Some(p)) => {
-                    return Err(Failure::Other(format!(
+                    return Err(Failure::Usage(format!(
                         "--sample {p}: give 0 to 100 (percent)"
                     )))
                 }
@@ -490,14 +506,14 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                 (Some(g), _) => Some(ese_actors::StopAt::Generation(g)),
                 (None, Some(t)) => Some(ese_actors::StopAt::Time(
                     humantime::parse_rfc3339_weak(&t)
-                        .map_err(|e| Failure::Other(format!("--stop-at-time {t:?}: {e}")))?,
+                        .map_err(|e| Failure::Usage(format!("--stop-at-time {t:?}: {e}")))?,
                 )),
                 (None, None) => None,
             };
             let from = match set {
                 Some(choice) => {
                     let [target] = &sources[..] else {
-                        return Err(Failure::Other(
+                        return Err(Failure::Usage(
                             "with --set, give exactly one target (the place that holds the sets)"
                                 .into(),
                         ));
@@ -538,6 +554,16 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
     }
 }
 
+/// `--url`'s value: an `http://` or `https://` URL (the parser refuses anything else, exit 2).
+fn http_url(s: &str) -> Result<String, String> {
+    match s.starts_with("http://") || s.starts_with("https://") {
+        true => Ok(s.to_string()),
+        false => {
+            Err("give an http:// or https:// URL of an instance, as `ese serve` prints it".into())
+        }
+    }
+}
+
 /// `zstd` or `zstd:LEVEL`.
 fn parse_compress(s: &str) -> Result<i32, Failure> {
     match s.split_once(':') {
@@ -546,8 +572,8 @@ fn parse_compress(s: &str) -> Result<i32, Failure> {
             .parse()
             .ok()
             .filter(|l| (1..=22).contains(l))
-            .ok_or_else(|| Failure::Other(format!("--compress {s}: the level is 1 to 22"))),
-        _ => Err(Failure::Other(format!(
+            .ok_or_else(|| Failure::Usage(format!("--compress {s}: the level is 1 to 22"))),
+        _ => Err(Failure::Usage(format!(
             "--compress {s}: give zstd or zstd:LEVEL"
         ))),
     }

@@ -22,25 +22,34 @@ pub struct Args {
     pub max_rate: Option<u64>,
 }
 
-/// The token: the first line of `--token-file`, else `ESE_TOKEN`; none at all is allowed
-/// (a server without tokens serves loopback only).
+/// The token: from `--token-file`, else `ESE_TOKEN`; none at all is allowed (a server
+/// without tokens serves loopback only).
 fn token(file: Option<&Path>) -> Result<Option<String>, Failure> {
     if let Some(f) = file {
         let text = std::fs::read_to_string(f)
             .map_err(|e| Failure::Other(format!("--token-file {}: {e}", f.display())))?;
-        let first = text.lines().next().unwrap_or_default().trim();
-        if first.is_empty() {
-            return Err(Failure::Other(format!(
+        return match token_in(&text) {
+            Some(t) => Ok(Some(t.to_string())),
+            None => Err(Failure::Other(format!(
                 "--token-file {}: the file holds no token",
                 f.display()
-            )));
-        }
-        return Ok(Some(first.to_string()));
+            ))),
+        };
     }
     Ok(std::env::var("ESE_TOKEN")
         .ok()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty()))
+}
+
+/// The token a client's token file holds: the first word of its first line that is neither
+/// blank nor a `#` comment. A file with the bare token works, and so does a line of the
+/// server's own file (`TOKEN scope,scope`), whose scopes are not part of the token.
+fn token_in(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().next())
 }
 
 /// `ese backup --url URL --to TARGET`.
@@ -136,5 +145,22 @@ fn failure(e: RemoteError) -> Failure {
         ),
         RemoteError::Ese { error, .. } | RemoteError::Local(error) => Failure::Ese(error),
         other => Failure::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_in;
+
+    #[test]
+    fn a_token_file_gives_the_first_word_of_its_first_real_line() {
+        assert_eq!(token_in("abc123\n"), Some("abc123"));
+        assert_eq!(token_in("  abc123  "), Some("abc123"));
+        assert_eq!(
+            token_in("# backup client\n\nadmin-0123456789abcdef read,truncate,end\nother x\n"),
+            Some("admin-0123456789abcdef")
+        );
+        assert_eq!(token_in("# only a comment\n\n   \n"), None);
+        assert_eq!(token_in(""), None);
     }
 }

@@ -230,17 +230,72 @@ fn dumps_print_the_fields() {
     assert!(text(&out.stderr).contains("JET_err"));
 }
 
+/// Wrong arguments exit 2, whether the parser sees them or the command does (a value out of
+/// range, options that do not go together), before anything is read or written.
 #[test]
 fn bad_arguments_give_usage_not_a_panic() {
+    let url = "http://127.0.0.1:1/v1/instances/x";
     for args in [
         &["restore"][..],
         &["backup", "--to", "x"],
         &["frobnicate"],
         &["demo", "--seconds", "lots"],
         &["restore", "a", "--to", "b", "--stop-at-time", "yesterday"],
+        &["restore", "a", "b", "--set", "latest", "--to", "c"],
+        &["verify", "a", "--sample", "150"],
+        &[
+            "backup",
+            "--instance-dir",
+            "i",
+            "--to",
+            "x",
+            "--compress",
+            "gzip",
+        ],
+        &[
+            "backup",
+            "--instance-dir",
+            "i",
+            "--to",
+            "x",
+            "--compress",
+            "zstd:40",
+        ],
+        &[
+            "backup",
+            "--instance-dir",
+            "i",
+            "--to",
+            "x",
+            "--max-rate-mib",
+            "0",
+        ],
+        &["backup", "--url", url, "--to", "x", "--max-rate-mib", "0"],
+        &["backup", "--url", url, "--to", "x", "--kind", "copy"],
+        &[
+            "backup",
+            "--url",
+            url,
+            "--to",
+            "x",
+            "--kind",
+            "differential",
+        ],
+        &[
+            "backup",
+            "--url",
+            "ftp://127.0.0.1/v1/instances/x",
+            "--to",
+            "x",
+        ],
     ] {
         let out = ese(args);
-        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         let e = text(&out.stderr);
         assert!(
             !e.contains("panicked") && !e.contains("internal error"),

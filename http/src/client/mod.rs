@@ -338,7 +338,10 @@ impl RemoteBackup {
         };
         let written = self.write_set(&mut s, &mut set).await;
         let result = match written {
-            Ok(manifest) => self.finish(&begun.id, &mut set, &mut abort, manifest).await,
+            Ok(manifest) => {
+                self.finish(&begun.id, &mut set, &mut abort, &mut lease, manifest)
+                    .await
+            }
             Err(e) => {
                 // An abort the server does not get must not leave the lease renewed.
                 drop(lease.take());
@@ -444,6 +447,7 @@ impl RemoteBackup {
         id: &str,
         set: &mut PartialSet,
         abort: &mut AbortOnDrop,
+        lease: &mut Option<Heartbeat>,
         manifest: BackupManifest,
     ) -> Result<BackupManifest, RemoteError> {
         self.tracker.phase(BackupPhase::Finishing);
@@ -452,6 +456,9 @@ impl RemoteBackup {
         set.keep();
         if let Err(e) = self.api.truncate(id).await {
             if nothing_truncated(&e) {
+                // As for any abort: one the server does not get must not leave the lease
+                // renewed.
+                drop(lease.take());
                 abort.now().await;
                 set.remove().await;
                 return Err(e);
