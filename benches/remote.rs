@@ -39,9 +39,10 @@
 //!    --max-rate-mib 100`), what an operator does to spare the writers.
 //!
 //! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop|
-//! image-loop|stream-loop` runs 20 pulls (or 20 `backup_to_dir`, 20 image pulls over HTTP
-//! with nothing written, 20 streams of the image by the engine alone) back to back and prints
-//! each one's rate and CPU time, for a profiler (`perf record -D` past the database's loading).
+//! image-loop|stream-loop|raw-loop` runs 20 pulls (or 20 `backup_to_dir`, 20 image pulls over
+//! HTTP with nothing written, 20 streams of the image by the engine alone, 20 raw copies
+//! through loopback TCP) back to back and prints each one's rate and CPU time, for a profiler
+//! (`perf record -D` past the database's loading).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,7 +59,7 @@ use ese_bench::run::AnyResult;
 use ese_bench::table::{out_dir, print_table};
 use ese_bench::workloads::{
     commit_run, cpu_secs, fill_database, latency_under_backup, median, mib, percentile,
-    stream_backup, thread_cpu_secs, CommitRun, Filled,
+    stream_backup, CommitRun, Filled,
 };
 use ese_http::client::{RemoteBackup, RemoteOptions};
 use http_body_util::BodyExt;
@@ -303,9 +304,10 @@ impl Pulled {
     }
 }
 
-/// `ESE_BENCH_ONLY=pull-loop|local-loop|image-loop|stream-loop`: one kind of work 20 times,
-/// each printed: whole pulls, `backup_to_dir`, the image over HTTP with nothing written
-/// (figure 3's pull), the image streamed by the engine alone (`read_file` to its end).
+/// `ESE_BENCH_ONLY=pull-loop|local-loop|image-loop|stream-loop|raw-loop`: one kind of work
+/// 20 times, each printed: whole pulls, `backup_to_dir`, the image over HTTP with nothing
+/// written (figure 3's pull), the image streamed by the engine alone (`read_file` to its
+/// end), figure 1r's raw copy through loopback TCP.
 async fn profile_loop(f: &Filled, s: &Served, dir: &Path, kind: &str) -> AnyResult<()> {
     let http = reqwest::Client::new();
     for i in 0..20 {
@@ -322,6 +324,19 @@ async fn profile_loop(f: &Filled, s: &Served, dir: &Path, kind: &str) -> AnyResu
                 t,
                 c,
             ),
+            "raw" => {
+                let (src, dst) = (f.path.clone(), d.clone());
+                let (bytes, secs, cpu) =
+                    tokio::task::spawn_blocking(move || raw_copy(&src, &dst, true)).await??;
+                let _ = std::fs::remove_file(&d);
+                Pulled {
+                    content: bytes,
+                    secs,
+                    cpu,
+                    resumes: 0,
+                    received: 0,
+                }
+            }
             other => return Err(format!("no loop of kind {other:?}").into()),
         };
         remove(&d);
@@ -389,8 +404,8 @@ async fn pull_rate(inst: &Instance, s: &Served, dir: &Path, db_mib: f64) -> AnyR
 /// Figure 1r: what the loopback socket alone costs on this machine, so that figure 1's miss
 /// can be told from the socket's. The database file (the bytes figure 1 pulls) copied
 /// through a TCP connection on loopback, one thread reading the file and sending, one
-/// receiving and writing, against the same file copied by one thread; both with 1 MiB
-/// buffers through the engine's file layer, with the set writer's writeback hint, fsynced.
+/// receiving and writing, against the same file copied by one thread; both in 1 MiB reads and
+/// writes through the engine's file layer, with the set writer's writeback hint, fsynced.
 /// Interleaved, medians of `REPS`, and the CPU time per GiB of each.
 async fn raw_copies(src: std::path::PathBuf, dir: std::path::PathBuf) -> AnyResult<Row> {
     let (through, local, bytes, cpu) = tokio::task::spawn_blocking(move || {
@@ -484,7 +499,6 @@ fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
         }
     };
     let mut written = 0u64;
-    let mut sender_cpu = 0.0;
     let mut hinted = 0u64;
     let mut write = |chunk: &[u8]| -> AnyResult<()> {
         to.write_at(chunk, written)?;
@@ -499,23 +513,27 @@ fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
     if tcp {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        // The sender ends before the span does, so it reports its own CPU time.
-        let sender = std::thread::spawn(move || -> AnyResult<(u64, f64)> {
+        let sender = std::thread::spawn(move || -> AnyResult<u64> {
             let mut out = std::net::TcpStream::connect(addr)?;
-            let sent = read(&mut |c| Ok(out.write_all(c)?))?;
-            Ok((sent, thread_cpu_secs().unwrap_or(0.0)))
+            read(&mut |c| Ok(out.write_all(c)?))
         });
         let (mut conn, _) = listener.accept()?;
         let mut buf = vec![0u8; CHUNK as usize];
+        // Whole 1 MiB writes, as the local copy makes: the socket's reads are gathered.
         loop {
-            let n = conn.read(&mut buf)?;
-            if n == 0 {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match conn.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            if filled == 0 {
                 break;
             }
-            write(&buf[..n])?;
+            write(&buf[..filled])?;
         }
-        let (sent, cpu) = sender.join().map_err(|_| "the raw sender panicked")??;
-        sender_cpu = cpu;
+        let sent = sender.join().map_err(|_| "the raw sender panicked")??;
         if sent != written {
             return Err(format!("sent {sent} bytes, received {written}").into());
         }
@@ -523,11 +541,7 @@ fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
         read(&mut write)?;
     }
     to.sync()?;
-    Ok((
-        written,
-        t.elapsed().as_secs_f64(),
-        cpu_since(c) + sender_cpu,
-    ))
+    Ok((written, t.elapsed().as_secs_f64(), cpu_since(c)))
 }
 
 /// The set writer's writeback hint interval (`DirFile`'s), used by the raw copies too.

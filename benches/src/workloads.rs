@@ -136,30 +136,14 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// CPU time this process's threads have used, in seconds: the sum of the on-CPU nanoseconds
-/// of `/proc/self/task/*/schedstat`; `None` where there is no such file. A thread that ends
-/// between two readings takes its time with it, so measure spans no thread ends in (the
-/// runtime's blocking threads outlive a pull by seconds).
+/// CPU time this process has used, in seconds: `CLOCK_PROCESS_CPUTIME_ID`, every thread's
+/// on-CPU time to the nanosecond, threads that have ended included (a runtime's blocking
+/// thread that retires inside a measured span keeps its time in the sum). `None` where the
+/// clock reads zero.
 pub fn cpu_secs() -> Option<f64> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    let mut ns = 0u64;
-    for t in tasks.flatten() {
-        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-        ns += stat
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    (ns > 0).then(|| ns as f64 / 1e9)
-}
-
-/// CPU time the calling thread has used, in seconds (`/proc/thread-self/schedstat`): for a
-/// thread that ends inside a measured span, whose time [`cpu_secs`] cannot see.
-pub fn thread_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns = stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    Some(ns as f64 / 1e9)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let secs = t.tv_sec as f64 + t.tv_nsec as f64 / 1e9;
+    (secs > 0.0).then_some(secs)
 }
 
 /// Key of row `i` of a filled table: 16 bytes.

@@ -53,7 +53,7 @@ enum Cmd {
         instance_dir: Option<PathBuf>,
         /// Pull the backup from a running instance's host instead:
         /// `http(s)://HOST:PORT/v1/instances/NAME` (full or incremental only).
-        #[arg(long, value_parser = http_url)]
+        #[arg(long)]
         url: Option<String>,
         /// With `--url`: the bearer token is the first word of this file's first line that is
         /// not a `#` comment (default: `ESE_TOKEN`).
@@ -246,13 +246,13 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The target `s` with these settings.
     pub fn target(&self, s: &str) -> Result<ese_actors::BackupTarget, Failure> {
-        let t = ese_actors::BackupTarget::parse(s)?;
+        let t = ese_actors::BackupTarget::parse(s).map_err(usage)?;
         Ok(t.with_options(self.options()))
     }
 
     /// The set location `s` (`TARGET/SET`) with these settings.
     pub fn set(&self, s: &str) -> Result<(ese_actors::BackupTarget, String), Failure> {
-        let (t, name) = ese_actors::BackupTarget::parse_set(s)?;
+        let (t, name) = ese_actors::BackupTarget::parse_set(s).map_err(usage)?;
         Ok((t.with_options(self.options()), name))
     }
 
@@ -554,13 +554,16 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
     }
 }
 
-/// `--url`'s value: an `http://` or `https://` URL (the parser refuses anything else, exit 2).
-fn http_url(s: &str) -> Result<String, String> {
-    match s.starts_with("http://") || s.starts_with("https://") {
-        true => Ok(s.to_string()),
-        false => {
-            Err("give an http:// or https:// URL of an instance, as `ese serve` prints it".into())
-        }
+/// A target or set the parser refused (`InvalidParameter`, `InvalidPath`) is a usage error;
+/// anything else stays the engine's.
+fn usage(e: ese_actors::Error) -> Failure {
+    let in_the_argument = [
+        ese_actors::Error::InvalidParameter.code(),
+        ese_actors::Error::InvalidPath.code(),
+    ];
+    match in_the_argument.contains(&e.code()) {
+        true => Failure::Usage(e.to_string()),
+        false => Failure::Ese(e),
     }
 }
 

@@ -63,7 +63,13 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
     }
     options.compress = args.compress;
     options.max_rate = args.max_rate;
-    let backup = RemoteBackup::new(&args.url, options).map_err(failure)?;
+    // Everything `new` refuses is in the arguments: the URL, the kind, the CA file, the rate.
+    let backup = RemoteBackup::new(&args.url, options).map_err(|e| match e {
+        RemoteError::Local(e) if e.code() == ese_actors::Error::InvalidParameter.code() => {
+            Failure::Usage(e.to_string())
+        }
+        e => failure(e),
+    })?;
     if backup.token_in_clear() {
         eprintln!(
             "ese: warning: the token goes unencrypted over http:// to {}; anyone on the way can \

@@ -288,6 +288,16 @@ fn bad_arguments_give_usage_not_a_panic() {
             "--to",
             "x",
         ],
+        &["backup", "--url", "http://", "--to", "x"],
+        &[
+            "backup",
+            "--url",
+            "http://127.0.0.1:1/v1/instances/x?a=1",
+            "--to",
+            "x",
+        ],
+        &["backup", "--url", url, "--to", "s3://"],
+        &["backup", "--instance-dir", "i", "--to", "s3://"],
     ] {
         let out = ese(args);
         assert_eq!(
@@ -303,6 +313,16 @@ fn bad_arguments_give_usage_not_a_panic() {
         );
         assert!(e.contains("Usage") || e.contains("error"), "{args:?}: {e}");
     }
+    // A scheme in capitals is a URL like any other: the client tries the server (none
+    // listens on port 1) and fails with the connection, exit 1, not a usage error.
+    let out = ese(&[
+        "backup",
+        "--url",
+        "HTTP://127.0.0.1:1/v1/instances/x",
+        "--to",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -23,12 +23,14 @@ const SECRET: &str = "not-for-any-client-5f1c9a";
 const TOKENS: &str = "reader-0123456789abcdef read\nadmin-0123456789abcdef read,truncate,end\n";
 /// The token that may end any backup (ignored by a router without tokens).
 const ADMIN: &str = "admin-0123456789abcdef";
+/// The salt of the run with tokens.
+const TOKEN_RUN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_answer_json_errors_and_leave_a_working_server() {
     let h = host(Opts::default()).await;
     let (seed, n) = run_settings();
-    fuzz(&h, seed, n).await;
+    fuzz(&h, seed, 0, n).await;
     a_whole_backup_still_verifies(&h, seed).await;
     h.inst.term(Term::empty()).await.unwrap();
 }
@@ -41,8 +43,8 @@ async fn random_requests_with_tokens_answer_json_errors() {
     })
     .await;
     let (seed, n) = run_settings();
-    let seed = seed ^ 0x9e37_79b9_7f4a_7c15;
-    fuzz(&h, seed, n / 2).await;
+    // Another stream of requests than the run without tokens, from the same seed.
+    fuzz(&h, seed, TOKEN_RUN, n / 2).await;
     let begin = h
         .http
         .post(format!("{}/backups", h.url))
@@ -75,13 +77,14 @@ fn run_settings() -> (u64, usize) {
     (seed, n)
 }
 
-/// Sends `n` random requests to `h`'s router and checks each answer.
-async fn fuzz(h: &Host, seed: u64, n: usize) {
+/// Sends `n` random requests to `h`'s router and checks each answer; `salt` varies the
+/// stream a seed gives (failures name the seed, which replays them).
+async fn fuzz(h: &Host, seed: u64, salt: u64, n: usize) {
     let secret = h.dir.path().join("secret.txt");
     std::fs::write(&secret, SECRET).unwrap();
     let addr = h.url.trim_start_matches("http://");
     let addr = &addr[..addr.find('/').unwrap()];
-    let mut rng = Rng(seed);
+    let mut rng = Rng(seed ^ salt);
     // The ids the requests use (an ended one is dropped), and every id begun, for the end.
     let (mut ids, mut begun): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for i in 0..n {
@@ -99,7 +102,7 @@ async fn fuzz(h: &Host, seed: u64, n: usize) {
             }
         }
         // An id is used until its backup ends; then the run asks for a new one.
-        if (answer.status == 204 && ended(&req)) || answer.status == 410 {
+        if (answer.status / 100 == 2 && ended(&req)) || answer.status == 410 {
             ids.retain(|id| Some(id) != req.id.as_ref());
         }
     }
@@ -151,7 +154,7 @@ struct Answer {
 
 fn check(a: &Answer, req: &Raw, ctx: &str) {
     assert!(
-        (200..500).contains(&a.status),
+        a.status / 100 == 2 || a.status / 100 == 4,
         "{ctx}: status {} ({})",
         a.status,
         String::from_utf8_lossy(&a.body)
@@ -185,7 +188,7 @@ fn check(a: &Answer, req: &Raw, ctx: &str) {
     assert!(json, "{ctx}: a {} not typed as JSON", a.status);
 }
 
-/// The request ended the backup it named (answered 204): a `DELETE` of it or its `end`.
+/// The request ends the backup it names when it succeeds: a `DELETE` of it or its `end`.
 fn ended(req: &Raw) -> bool {
     let line = req.describe();
     line.starts_with("DELETE ") || line.contains("/end HTTP/")
