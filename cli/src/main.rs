@@ -385,6 +385,14 @@ fn main() -> ExitCode {
             ExitCode::from(3)
         }
         Err(Failure::Usage(m)) => {
+            if out.json {
+                // What the engine says of a bad argument, so a script reads one shape.
+                let e = ese_actors::Error::InvalidParameter;
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": e.name(), "code": e.code(), "category": e.category().name(), "message": m })
+                );
+            }
             eprintln!("ese: error: {m}");
             ExitCode::from(2)
         }

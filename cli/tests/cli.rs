@@ -323,6 +323,18 @@ fn bad_arguments_give_usage_not_a_panic() {
         "x",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // With --json a usage error is a JSON line too, with the engine's code for it.
+    let out = ese(&[
+        "--json",
+        "backup",
+        "--url",
+        "ftp://h/v1/instances/x",
+        "--to",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], -1003, "{v}");
 }
 
 #[test]
