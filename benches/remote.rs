@@ -326,16 +326,9 @@ async fn profile_loop(f: &Filled, s: &Served, dir: &Path, kind: &str) -> AnyResu
             ),
             "raw" => {
                 let (src, dst) = (f.path.clone(), d.clone());
-                let (bytes, secs, cpu) =
-                    tokio::task::spawn_blocking(move || raw_copy(&src, &dst, true)).await??;
+                let r = tokio::task::spawn_blocking(move || raw_copy(&src, &dst, true)).await??;
                 let _ = std::fs::remove_file(&d);
-                Pulled {
-                    content: bytes,
-                    secs,
-                    cpu,
-                    resumes: 0,
-                    received: 0,
-                }
+                r
             }
             other => return Err(format!("no loop of kind {other:?}").into()),
         };
@@ -426,11 +419,11 @@ async fn raw_copies(src: std::path::PathBuf, dir: std::path::PathBuf) -> AnyResu
             };
             let _ = std::fs::remove_file(&t);
             let _ = std::fs::remove_file(&l);
-            bytes = a.0;
-            through.push(mib(a.0) / a.1);
-            local.push(mib(b.0) / b.1);
-            through_cpu.push(a.2 / gib(a.0));
-            local_cpu.push(b.2 / gib(b.0));
+            bytes = a.content;
+            through.push(a.rate());
+            local.push(b.rate());
+            through_cpu.push(a.cpu_per_gib());
+            local_cpu.push(b.cpu_per_gib());
         }
         let cpu = (median(&through_cpu), median(&local_cpu));
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((through, local, bytes, cpu))
@@ -457,12 +450,14 @@ async fn with_image_layers(raw: Row, f: &Filled, s: &Served) -> AnyResult<Row> {
     let http = reqwest::Client::new();
     let (mut engine, mut over_http) = (Vec::new(), Vec::new());
     for _ in 0..REPS {
-        let c = cpu_secs();
-        let streamed = stream_backup(&f.inst, &f.path, CHUNK as usize, None).await?;
-        engine.push(cpu_since(c) / gib(streamed.bytes));
-        let c = cpu_secs();
-        let pulled = image_pull(&http, &s.url).await?;
-        over_http.push(cpu_since(c) / gib(pulled));
+        let (t, c) = (Instant::now(), cpu_secs());
+        let bytes = stream_backup(&f.inst, &f.path, CHUNK as usize, None)
+            .await?
+            .bytes;
+        engine.push(streamed(bytes, t, c).cpu_per_gib());
+        let (t, c) = (Instant::now(), cpu_secs());
+        let bytes = image_pull(&http, &s.url).await?;
+        over_http.push(streamed(bytes, t, c).cpu_per_gib());
     }
     let detail = format!(
         "{}; the image alone, CPU per GiB: the engine's stream {:.2} s, over HTTP {:.2} s",
@@ -478,9 +473,9 @@ fn gib(bytes: u64) -> f64 {
     (bytes as f64 / f64::from(1u32 << 30)).max(1e-9)
 }
 
-/// One raw copy of `src` into `dst` (through a loopback TCP connection when `tcp`);
-/// answers the bytes, the seconds and the process's CPU seconds.
-fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
+/// One raw copy of `src` into `dst` (through a loopback TCP connection when `tcp`),
+/// measured as a pull is.
+fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<Pulled> {
     use ese::io::{OpenMode, OsStorage, Storage};
     use std::io::{Read, Write};
     let from = OsStorage.open(src, OpenMode::ReadOnly)?;
@@ -541,7 +536,7 @@ fn raw_copy(src: &Path, dst: &Path, tcp: bool) -> AnyResult<(u64, f64, f64)> {
         read(&mut write)?;
     }
     to.sync()?;
-    Ok((written, t.elapsed().as_secs_f64(), cpu_since(c)))
+    Ok(streamed(written, t, c))
 }
 
 /// The set writer's writeback hint interval (`DirFile`'s), used by the raw copies too.

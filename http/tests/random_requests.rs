@@ -190,8 +190,7 @@ fn check(a: &Answer, req: &Raw, ctx: &str) {
 
 /// The request ends the backup it names when it succeeds: a `DELETE` of it or its `end`.
 fn ended(req: &Raw) -> bool {
-    let line = req.describe();
-    line.starts_with("DELETE ") || line.contains("/end HTTP/")
+    req.method == "DELETE" || req.describe().contains("/end HTTP/")
 }
 
 fn begun_id(body: &[u8]) -> Option<String> {
