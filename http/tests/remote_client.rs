@@ -640,3 +640,77 @@ async fn a_paced_pull_takes_at_least_its_bytes_over_the_rate() {
     assert!(report.pages > 0);
     h.inst.term(Term::empty()).await.unwrap();
 }
+
+/// A run whose future is dropped in the middle of the database image (a host that gave up
+/// on it), while its download waits for bytes that do not come: the thread receiving the
+/// file stops at once rather than when its read times out, the partial set is removed, and
+/// the server's backup is aborted, so a new one begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
+    let h = host(Opts::default()).await;
+    let p = Proxy::start(server_addr(&h)).await;
+    let sets = h.dir.path().join("sets");
+    let opts = RemoteOptions {
+        read_timeout: Duration::from_secs(120),
+        ..RemoteOptions::default()
+    };
+    let b = RemoteBackup::new(&p.url(), opts).unwrap();
+    let mut progress = b.subscribe();
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    let run = tokio::spawn(async move { b.run(&target).await });
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress.wait_for(|p| p.bytes_received > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    p.stall(true);
+    // Until the client has read what was on its way: its download then waits on the socket.
+    let mut seen = progress.borrow().bytes_received;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = progress.borrow().bytes_received;
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    // The receiving thread holds the last sender of the progress channel.
+    let ended = async { while progress.changed().await.is_ok() {} };
+    tokio::time::timeout(Duration::from_secs(5), ended)
+        .await
+        .expect("the receiving thread went on waiting after its run was dropped");
+    p.stall(false);
+    let gone = async {
+        while std::fs::read_dir(&sets).is_ok_and(|mut d| d.next().is_some()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .expect("the dropped run's partial set was left");
+    let begun = async {
+        loop {
+            let res = h
+                .http
+                .post(format!("{}/backups", h.url))
+                .json(&serde_json::json!({ "kind": "full" }))
+                .send()
+                .await
+                .unwrap();
+            if res.status() == 201 {
+                return;
+            }
+            let v: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(v["error"]["code"], -505, "{v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), begun)
+        .await
+        .expect("the dropped run's backup was not aborted");
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}

@@ -106,6 +106,15 @@ impl Api {
         Api { http, base, token }
     }
 
+    /// The same view through another client.
+    pub fn with_http(&self, http: reqwest::Client) -> Api {
+        Api {
+            http,
+            base: self.base.clone(),
+            token: self.token.clone(),
+        }
+    }
+
     fn url(&self, id: &str, tail: &str) -> String {
         format!("{}/backups/{id}{tail}", self.base)
     }

@@ -2,13 +2,15 @@
 //! router and writes it as a standard backup set (the format of `Instance::backup_to_dir`),
 //! so `verify_backup_set`, `restore_backup_chain` and `ese verify`/`ese restore` take it
 //! unchanged. One job per file: [`api`](self) (the typed calls and the server's JSON errors),
-//! `resume` (a file download that resumes with `Range`), `set` (the set on blocking
-//! threads), `progress` and `error`.
+//! `receiver` (the thread that receives the files' bodies and writes them), `resume` (a file
+//! download that resumes with `Range`), `set` (the set on blocking threads), `heartbeat` (the
+//! lease), `progress` and `error`.
 
 mod api;
 mod error;
 mod heartbeat;
 mod progress;
+mod receiver;
 mod resume;
 mod set;
 
@@ -25,6 +27,7 @@ pub use progress::RemoteProgress;
 use api::{Api, Begun, FileView};
 use heartbeat::Heartbeat;
 use progress::Tracker;
+use receiver::Receiver;
 use resume::Session;
 use set::PartialSet;
 
@@ -223,23 +226,7 @@ impl RemoteBackup {
         if options.max_rate == Some(0) {
             return Err(bad("max_rate is 0: give at least 1 byte per second".into()));
         }
-        // Idle connections go before the server's header deadline (`ConnLimits`, 30 s) would
-        // close them, so a request never races the server's close of the connection it took.
-        let mut b = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .pool_idle_timeout(POOL_IDLE);
-        if let Some(pem) = &options.ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| bad(format!("the CA certificate is not usable PEM: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        let http = b.build().map_err(|e| {
-            bad(format!(
-                "cannot set up the HTTP client: {}",
-                error::chain(&e)
-            ))
-        })?;
+        let http = http_client(&options)?;
         let base = url.trim_end_matches('/').to_string();
         let plain_beyond_loopback = parsed.scheme() == "http" && !is_loopback(&parsed);
         Ok(RemoteBackup {
@@ -327,16 +314,10 @@ impl RemoteBackup {
             self.subscribe(),
             self.options.max_stall,
         ));
-        let mut s = Session {
-            api: &self.api,
-            id: &begun.id,
-            lease_ttl: begun.lease_ttl,
-            max_backoff: self.options.max_backoff,
-            last_contact: Instant::now(),
-            tracker: &self.tracker,
-            pacer: self.options.max_rate.map(|r| Pacer::new(r, PACE_BURST)),
+        let written = match self.receiver(&begun) {
+            Ok(receiver) => self.write_set(&receiver, &begun.id, &mut set).await,
+            Err(e) => Err(e),
         };
-        let written = self.write_set(&mut s, &mut set).await;
         let result = match written {
             Ok(manifest) => {
                 self.finish(&begun.id, &mut set, &mut abort, &mut lease, manifest)
@@ -363,14 +344,28 @@ impl RemoteBackup {
         })
     }
 
+    /// The run's receiving thread, with a client of its own.
+    fn receiver(&self, begun: &Begun) -> Result<Receiver, RemoteError> {
+        Receiver::start(Session {
+            api: self.api.with_http(http_client(&self.options)?),
+            id: begun.id.clone(),
+            lease_ttl: begun.lease_ttl,
+            max_backoff: self.options.max_backoff,
+            last_contact: Instant::now(),
+            tracker: self.tracker.clone(),
+            pacer: self.options.max_rate.map(|r| Pacer::new(r, PACE_BURST)),
+        })
+    }
+
     /// Everything up to a published manifest; nothing is truncated yet.
     async fn write_set(
         &self,
-        s: &mut Session<'_>,
+        receiver: &Receiver,
+        id: &str,
         set: &mut PartialSet,
     ) -> Result<BackupManifest, RemoteError> {
         set.prepare().await?;
-        let id = s.id.to_string();
+        let id = id.to_string();
         if !self.options.kind.incremental() {
             self.tracker.phase(BackupPhase::Databases);
             let dbs = self.api.databases(&id).await?;
@@ -380,7 +375,7 @@ impl RemoteBackup {
                     RemoteError::protocol(None, format!("database {} has no source_path", db.name))
                 })?;
                 set.step(move |w| w.start_database(source.as_ref())).await?;
-                self.copy(s, set, &db).await?;
+                self.copy(receiver, set, &db).await?;
             }
         }
         let logs = self.api.seal_logs(&id).await?;
@@ -390,7 +385,7 @@ impl RemoteBackup {
         for (gen, f) in (logs.gen_low..).zip(&logs.files) {
             let name = f.name.clone();
             set.step(move |w| w.start_log(gen, name.as_ref())).await?;
-            self.copy(s, set, f).await?;
+            self.copy(receiver, set, f).await?;
         }
         self.tracker.phase(BackupPhase::Publishing);
         set.step(SetWriter::seal).await?;
@@ -431,11 +426,11 @@ impl RemoteBackup {
     /// One file: downloaded into the set's file started by the caller, then made durable.
     async fn copy(
         &self,
-        s: &mut Session<'_>,
+        receiver: &Receiver,
         set: &PartialSet,
         f: &FileView,
     ) -> Result<(), RemoteError> {
-        s.download(set, f).await?;
+        receiver.download(set, f).await?;
         set.step(SetWriter::finish_file).await?;
         self.tracker.update(|p| p.files_done += 1);
         Ok(())
@@ -483,6 +478,29 @@ impl RemoteBackup {
             location: set.location().to_string(),
         }
     }
+}
+
+/// An HTTP client with `options`' timeouts and trust. The run's calls and its receiving
+/// thread each have one: a client's connections belong to the runtime they were made on.
+fn http_client(options: &RemoteOptions) -> Result<reqwest::Client, RemoteError> {
+    let bad = |m: String| RemoteError::Local(Error::InvalidParameter.with_detail(m));
+    // Idle connections go before the server's header deadline (`ConnLimits`, 30 s) would
+    // close them, so a request never races the server's close of the connection it took.
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .pool_idle_timeout(POOL_IDLE);
+    if let Some(pem) = &options.ca_pem {
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| bad(format!("the CA certificate is not usable PEM: {e}")))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| {
+        bad(format!(
+            "cannot set up the HTTP client: {}",
+            error::chain(&e)
+        ))
+    })
 }
 
 /// Refuses, before a byte is transferred, a backup the client's token could not finish: a

@@ -11,23 +11,18 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ese_actors::ese::backup::set::Content;
-use ese_actors::{Error, Pacer, Result as EseResult};
+use ese_actors::{Error, Pacer};
 use http_body_util::BodyExt;
 use reqwest::header::{HeaderMap, CONTENT_RANGE};
 use reqwest::StatusCode;
-use tokio::task::JoinHandle;
 
 use super::api::{Api, FileView};
 use super::error::{chain, RemoteError};
 use super::progress::Tracker;
-use super::set::{joined, PartialSet};
+use super::receiver::{Gone, Link};
+use super::set::{lock, Shared};
 use crate::stream::{FILE_CRC_TRAILER, SIZE_HEADER};
-
-/// Bytes gathered before one write to the set: the network hands over small frames, and a
-/// blocking-pool job per frame would cost more than the write.
-const FLUSH: usize = 1 << 20;
 
 /// The first wait before a resume; it doubles up to the session's maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -66,14 +61,15 @@ impl Cuts {
 }
 
 /// What a download needs of the run: the backup, its lease, and when the server was last
-/// heard from (every answer and every chunk renews the lease server-side).
-pub(crate) struct Session<'a> {
-    pub api: &'a Api,
-    pub id: &'a str,
+/// heard from (every answer and every chunk renews the lease server-side). It lives on the
+/// receiving thread ([`super::receiver`]), so its `Api` has a client of its own.
+pub(crate) struct Session {
+    pub api: Api,
+    pub id: String,
     pub lease_ttl: Duration,
     pub max_backoff: Duration,
     pub last_contact: Instant,
-    pub tracker: &'a Tracker,
+    pub tracker: Tracker,
     /// `RemoteOptions::max_rate`'s pacer, if the run has one.
     pub pacer: Option<Pacer>,
 }
@@ -92,43 +88,44 @@ impl From<RemoteError> for Stop {
     }
 }
 
-/// What was received of the file so far, and the write in flight.
+impl From<Gone> for Stop {
+    fn from(g: Gone) -> Stop {
+        Stop::Fatal(g.into())
+    }
+}
+
+/// What was received, and written, of the file so far.
+#[derive(Default)]
 struct Got {
     len: u64,
     size: Option<u64>,
-    /// Received, not yet handed to the set: the frames as they came, never copied.
-    pending: Vec<Bytes>,
-    pending_len: usize,
-    writing: Option<(JoinHandle<EseResult<()>>, u64)>,
 }
 
-impl Session<'_> {
+impl Session {
     /// Streams the file `f` into the set's file being written (started by the caller, who
-    /// finishes it once this returns).
-    pub async fn download(&mut self, set: &PartialSet, f: &FileView) -> Result<(), RemoteError> {
-        let mut got = Got {
-            len: 0,
-            size: None,
-            pending: Vec::new(),
-            pending_len: 0,
-            writing: None,
-        };
+    /// finishes it once this returns). Blocks: the network through `link`, the writes here.
+    pub fn download(
+        &mut self,
+        link: &mut Link<'_>,
+        set: &Shared,
+        f: &FileView,
+    ) -> Result<(), RemoteError> {
+        let mut got = Got::default();
         let mut cuts = Cuts::default();
         loop {
-            match self.attempt(set, f, &mut got).await {
+            match self.attempt(link, set, f, &mut got) {
                 Ok(trailer_crc) => {
-                    self.flush(set, &mut got, true).await?;
-                    let written = set.step(|w| Ok(w.written())).await?;
-                    return self.check_file(f, &got, written, trailer_crc).await;
+                    let written = lock(set).written();
+                    return self.check_file(link, f, &got, written, trailer_crc);
                 }
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Cut(why)) => {
                     tracing::info!(file = %f.name, at = got.len, reason = %why, "download cut; resuming");
                     // The server's verdict first: a backup it ended is reported as such.
-                    self.recover(f, &why).await?;
+                    self.recover(link, f, &why)?;
                     if cuts.give_up(got.len, Instant::now(), self.lease_ttl / 2) {
                         return Err(RemoteError::Transport {
-                            url: self.api.file_url(self.id, f.index),
+                            url: self.api.file_url(&self.id, f.index),
                             message: format!(
                                 "{why}; the server cut the download at byte {} of {} again and \
                                  again ({MAX_STUCK_RESUMES} resumes without a byte more)",
@@ -142,16 +139,18 @@ impl Session<'_> {
         }
     }
 
-    /// One GET from the bytes received so far. `Ok` once the response ended with the file
-    /// complete, with the whole file's CRC-32C from its trailer if one came.
-    async fn attempt(
+    /// One GET from the bytes received so far, each frame written to the set as it comes.
+    /// `Ok` once the response ended with the file complete, with the whole file's CRC-32C
+    /// from its trailer if one came.
+    fn attempt(
         &mut self,
-        set: &PartialSet,
+        link: &mut Link<'_>,
+        set: &Shared,
         f: &FileView,
         got: &mut Got,
     ) -> Result<Option<u32>, Stop> {
         let from = got.len;
-        let res = match self.api.file(self.id, f.index, from).await {
+        let res = match link.wait(self.api.file(&self.id, f.index, from))? {
             Ok(r) => r,
             Err(RemoteError::Transport { message, .. }) => return Err(Stop::Cut(message)),
             Err(e) => return Err(Stop::Fatal(e)),
@@ -183,7 +182,7 @@ impl Session<'_> {
         let mut body = res.into_body();
         let mut trailers = None;
         loop {
-            let frame = match body.frame().await {
+            let frame = match link.wait(body.frame())? {
                 None => break,
                 Some(Ok(frame)) => frame,
                 Some(Err(e)) => return Err(Stop::Cut(chain(&e))),
@@ -202,15 +201,14 @@ impl Session<'_> {
                     f.name
                 ))));
             }
+            lock(set).append(&data).map_err(RemoteError::from)?;
             let n = data.len() as u64;
             got.len += n;
-            self.tracker.update(|p| p.bytes_received += n);
-            got.pending_len += data.len();
-            got.pending.push(data);
-            if got.pending_len >= FLUSH {
-                self.flush(set, got, false).await?;
-            }
-            self.pace(n).await;
+            self.tracker.update(|p| {
+                p.bytes_received += n;
+                p.bytes_done += n;
+            });
+            self.pace(link, n)?;
         }
         if got.len < size {
             return Err(Stop::Cut(format!(
@@ -228,40 +226,21 @@ impl Session<'_> {
     /// socket, and TCP holds the server to the rate. reqwest's read timeout counts only
     /// while a read waits, not between reads, so a wait of any length does not time out
     /// (pinned by `tests/read_timeout.rs`, as a reqwest upgrade could change it).
-    async fn pace(&mut self, bytes: u64) {
+    fn pace(&mut self, link: &mut Link<'_>, bytes: u64) -> Result<(), Gone> {
         let Some(pacer) = self.pacer.as_mut() else {
-            return;
+            return Ok(());
         };
         let wait = pacer.take(bytes, Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        if wait.is_zero() {
+            return Ok(());
         }
-    }
-
-    /// Hands what was received to the set: waits for the write in flight, then starts the
-    /// next one (`last`: and waits for it too).
-    async fn flush(&self, set: &PartialSet, got: &mut Got, last: bool) -> Result<(), RemoteError> {
-        if let Some((job, n)) = got.writing.take() {
-            joined(job).await?;
-            self.tracker.update(|p| p.bytes_done += n);
-        }
-        if !got.pending.is_empty() {
-            let n = got.pending_len as u64;
-            got.pending_len = 0;
-            got.writing = Some((set.append(std::mem::take(&mut got.pending)), n));
-        }
-        if last {
-            if let Some((job, n)) = got.writing.take() {
-                joined(job).await?;
-                self.tracker.update(|p| p.bytes_done += n);
-            }
-        }
-        Ok(())
+        link.sleep(wait)
     }
 
     /// The whole file, as written, against the server's CRC-32C of it.
-    async fn check_file(
+    fn check_file(
         &mut self,
+        link: &mut Link<'_>,
         f: &FileView,
         got: &Got,
         written: Option<Content>,
@@ -277,7 +256,7 @@ impl Session<'_> {
             Some(c) => c,
             None => {
                 // No trailer came through: the status resource lists the complete file's sum.
-                let files = self.api.files(self.id).await?;
+                let files = link.wait(self.api.files(&self.id))??;
                 self.last_contact = Instant::now();
                 let listed = files.iter().find(|v| v.index == f.index);
                 listed
@@ -312,14 +291,14 @@ impl Session<'_> {
     /// from the server (it would soon end the backup anyway), but asks once in any case, so
     /// that a client that was stalled past its lease reports the server's verdict
     /// (`NoBackup`) rather than a bare transport error.
-    async fn recover(&mut self, f: &FileView, why: &str) -> Result<(), RemoteError> {
+    fn recover(&mut self, link: &mut Link<'_>, f: &FileView, why: &str) -> Result<(), RemoteError> {
         let budget = self.lease_ttl / 2;
         let mut backoff = FIRST_BACKOFF;
         let mut asked = false;
         loop {
             if asked && self.last_contact.elapsed() + backoff >= budget {
                 return Err(RemoteError::Transport {
-                    url: self.api.file_url(self.id, f.index),
+                    url: self.api.file_url(&self.id, f.index),
                     message: format!(
                         "{why}; the download could not be resumed within {budget:?} (half the \
                          backup's lease of {:?})",
@@ -327,10 +306,10 @@ impl Session<'_> {
                     ),
                 });
             }
-            tokio::time::sleep(backoff).await;
+            link.sleep(backoff)?;
             backoff = (backoff * 2).min(self.max_backoff);
             asked = true;
-            match self.api.databases(self.id).await {
+            match link.wait(self.api.databases(&self.id))? {
                 // In an incremental, asking for the databases is out of sequence (-521, the
                 // backup goes on): the engine's other checks came first, so it still runs.
                 Ok(_) => {}

@@ -1,20 +1,20 @@
-//! The set being written: [`SetWriter`] behind a lock, each step on the blocking pool (the
-//! writer does file and object-store I/O), and a guard that removes the set unless the run
+//! The set being written: [`SetWriter`] behind a lock, each step on the blocking pool or the
+//! receiving thread (the writer does file and object-store I/O), and a guard that removes the set unless the run
 //! kept it, also when the run's future is dropped.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use ese_actors::ese::backup::repo::{name, Repository};
 use ese_actors::ese::backup::set::{BackupKind, SetStore, SetWriter};
 use ese_actors::{BackupTarget, Error, Result};
 use tokio::task::JoinHandle;
 
-type Shared = Arc<Mutex<SetWriter>>;
+/// The writer as the run and its receiving thread share it.
+pub(crate) type Shared = Arc<Mutex<SetWriter>>;
 
 /// Locks the writer; a step that panicked left nothing the next step relies on, and the
 /// writer refuses steps after `remove`, so a poisoned lock is used as is.
-fn lock(w: &Mutex<SetWriter>) -> MutexGuard<'_, SetWriter> {
+pub(crate) fn lock(w: &Mutex<SetWriter>) -> MutexGuard<'_, SetWriter> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -71,14 +71,9 @@ impl PartialSet {
         blocking(move || f(&mut lock(&w))).await
     }
 
-    /// Starts appending `chunk` on the blocking pool; the caller awaits it with [`joined`]
-    /// before the next one, so chunks land in order while the next is received.
-    pub fn append(&self, frames: Vec<Bytes>) -> JoinHandle<Result<()>> {
-        let w = self.w.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = lock(&w);
-            frames.iter().try_for_each(|f| w.append(f))
-        })
+    /// The writer, for the receiving thread to append to (it writes outside any runtime).
+    pub fn shared(&self) -> Shared {
+        self.w.clone()
     }
 
     /// The set stays whatever happens next (it is complete and may hold the only copy of
