@@ -465,13 +465,37 @@ async fn a_failed_read_on_the_server_fails_the_pull_with_its_code_and_leaves_no_
 
 /// A set store that takes `delay` to seal the set: a slow disk or object store on the
 /// client's side, during which the client sends the server nothing of the backup itself.
+/// With `slow_appends` set, each append to a file takes `delay` too while it is true.
 #[derive(Debug)]
-struct SlowSeal {
+struct SlowStore {
     inner: Box<dyn SetStore>,
     delay: Duration,
+    slow_appends: Option<Arc<AtomicBool>>,
 }
 
-impl Files for SlowSeal {
+/// A file of a [`SlowStore`] with slow appends.
+struct SlowFile {
+    inner: Box<dyn SetFile>,
+    delay: Duration,
+    slow: Arc<AtomicBool>,
+}
+
+impl SetFile for SlowFile {
+    fn append(&mut self, chunk: &[u8]) -> ese_actors::Result<()> {
+        if self.slow.load(Ordering::SeqCst) {
+            std::thread::sleep(self.delay);
+        }
+        self.inner.append(chunk)
+    }
+    fn finish(
+        self: Box<Self>,
+        content: ese_actors::ese::backup::set::Content,
+    ) -> ese_actors::Result<Option<ese_actors::ese::backup::set::Stored>> {
+        self.inner.finish(content)
+    }
+}
+
+impl Files for SlowStore {
     fn open_read(&self, name: &Path) -> ese_actors::Result<FileRef> {
         self.inner.open_read(name)
     }
@@ -483,7 +507,7 @@ impl Files for SlowSeal {
     }
 }
 
-impl SetStore for SlowSeal {
+impl SetStore for SlowStore {
     fn location(&self) -> String {
         self.inner.location()
     }
@@ -497,7 +521,15 @@ impl SetStore for SlowSeal {
         self.inner.prepare()
     }
     fn create(&mut self, name: &Path) -> ese_actors::Result<Box<dyn SetFile>> {
-        self.inner.create(name)
+        let inner = self.inner.create(name)?;
+        Ok(match &self.slow_appends {
+            Some(slow) => Box::new(SlowFile {
+                inner,
+                delay: self.delay,
+                slow: slow.clone(),
+            }),
+            None => inner,
+        })
     }
     fn seal(&mut self) -> ese_actors::Result<()> {
         std::thread::sleep(self.delay);
@@ -520,7 +552,7 @@ async fn slow_sealing(
     ttl: Duration,
     name: &str,
     delay: Duration,
-) -> (Host, BackupTarget, Box<SlowSeal>) {
+) -> (Host, BackupTarget, Box<SlowStore>) {
     let h = host(Opts {
         ttl,
         ..Opts::default()
@@ -528,7 +560,12 @@ async fn slow_sealing(
     .await;
     let target = BackupTarget::parse(h.dir.path().join("sets").to_str().unwrap()).unwrap();
     let inner = target.open().unwrap().new_set(name).unwrap();
-    (h, target, Box::new(SlowSeal { inner, delay }))
+    let store = SlowStore {
+        inner,
+        delay,
+        slow_appends: None,
+    };
+    (h, target, Box::new(store))
 }
 
 /// A client busy on its own side for three leases (sealing its set on a slow store) keeps
@@ -676,6 +713,13 @@ async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
         }
         seen = now;
     }
+    {
+        let p = progress.borrow();
+        assert!(
+            p.phase == ese_actors::BackupPhase::Databases && p.bytes_received < p.bytes_total,
+            "not waiting in the middle of the image: {p:?}"
+        );
+    }
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     // The receiving thread holds the last sender of the progress channel.
@@ -713,4 +757,56 @@ async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
         .await
         .expect("the dropped run's backup was not aborted");
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
+
+/// A run dropped while its receiving thread is inside a slow write: the write ends in its
+/// own time, but its bytes are not counted into the next run's figures, and the next run on
+/// the same client ends with figures that add up; the dropped run's set is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() {
+    let h = host(Opts::default()).await;
+    let sets = h.dir.path().join("sets");
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    let slow = Arc::new(AtomicBool::new(false));
+    let store = SlowStore {
+        inner: target.open().unwrap().new_set("dropped").unwrap(),
+        delay: Duration::from_millis(1500),
+        slow_appends: Some(slow.clone()),
+    };
+    let b = Arc::new(RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap());
+    let mut progress = b.subscribe();
+    let first = b.clone();
+    let run = tokio::spawn(async move { first.run_in(Box::new(store)).await });
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress.wait_for(|p| p.bytes_received > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    slow.store(true, Ordering::SeqCst);
+    // The receiving thread is in its next append by now, for 1.5 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let p = progress.borrow();
+        assert!(
+            p.phase == ese_actors::BackupPhase::Databases && p.bytes_done < p.bytes_total,
+            "not in the middle of the image: {p:?}"
+        );
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let done = b.run(&target).await.unwrap();
+    // Past the end of the dropped run's write, and its chance to count.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let p = *progress.borrow();
+    assert_eq!(p, done.progress, "figures changed after the run ended");
+    assert_eq!(p.bytes_done, p.bytes_total);
+    assert_eq!(p.bytes_received, p.bytes_total);
+    assert!(
+        !sets.join("dropped").exists(),
+        "the dropped run's set was left"
+    );
+    ese_actors::verify_backup_set(Path::new(&done.location)).unwrap();
+    h.inst.term(Term::empty()).await.unwrap();
 }

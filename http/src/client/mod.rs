@@ -26,7 +26,7 @@ pub use progress::RemoteProgress;
 
 use api::{Api, Begun, FileView};
 use heartbeat::Heartbeat;
-use progress::Tracker;
+use progress::{RunTracker, Tracker};
 use receiver::Receiver;
 use resume::Session;
 use set::PartialSet;
@@ -233,7 +233,7 @@ impl RemoteBackup {
             plain_beyond_loopback,
             api: Api::new(http, base, options.token.clone()),
             options,
-            tracker: Tracker(watch::Sender::new(RemoteProgress::start())),
+            tracker: Tracker::new(),
         })
     }
 
@@ -261,7 +261,7 @@ impl RemoteBackup {
 
     /// The progress of the run, on a channel that holds the latest figures.
     pub fn subscribe(&self) -> watch::Receiver<RemoteProgress> {
-        self.tracker.0.subscribe()
+        self.tracker.subscribe()
     }
 
     /// Runs the backup into a new set of `target` (a folder, `file://` or `s3://`), named for
@@ -289,7 +289,7 @@ impl RemoteBackup {
     /// As [`RemoteBackup::run`].
     pub async fn run_in(&self, store: Box<dyn SetStore>) -> Result<RemoteOutcome, RemoteError> {
         let kind = wire_kind(self.options.kind)?;
-        self.tracker.0.send_replace(RemoteProgress::start());
+        let figures = self.tracker.restart();
         let mut set = PartialSet::new(store, self.options.compress).await?;
         let begun = match self.api.begin(kind).await {
             Ok(b) => b,
@@ -314,7 +314,7 @@ impl RemoteBackup {
             self.subscribe(),
             self.options.max_stall,
         ));
-        let written = match self.receiver(&begun) {
+        let written = match self.receiver(&begun, figures) {
             Ok(receiver) => self.write_set(&receiver, &begun.id, &mut set).await,
             Err(e) => Err(e),
         };
@@ -344,15 +344,15 @@ impl RemoteBackup {
         })
     }
 
-    /// The run's receiving thread, with a client of its own.
-    fn receiver(&self, begun: &Begun) -> Result<Receiver, RemoteError> {
+    /// The run's receiving thread, with a client of its own, counting into `figures`.
+    fn receiver(&self, begun: &Begun, figures: RunTracker) -> Result<Receiver, RemoteError> {
         Receiver::start(Session {
             api: self.api.with_http(http_client(&self.options)?),
             id: begun.id.clone(),
             lease_ttl: begun.lease_ttl,
             max_backoff: self.options.max_backoff,
             last_contact: Instant::now(),
-            tracker: self.tracker.clone(),
+            tracker: figures,
             pacer: self.options.max_rate.map(|r| Pacer::new(r, PACE_BURST)),
         })
     }

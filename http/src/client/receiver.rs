@@ -16,6 +16,7 @@
 //! Writes go to the set the run holds ([`Shared`]), so a set the run removes refuses them.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -84,7 +85,19 @@ fn serve(mut session: Session, queue: mpsc::Receiver<Job>) {
                     rt,
                     reply: &mut job.reply,
                 };
-                session.download(&mut link, &job.set, &job.file)
+                // A bug must reach the run as an error that says what happened, not as a
+                // channel that closed.
+                let run = AssertUnwindSafe(|| session.download(&mut link, &job.set, &job.file));
+                std::panic::catch_unwind(run).unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(internal(format!(
+                        "the receiving thread panicked during a download: {what}"
+                    )))
+                })
             }
             Err(e) => Err(internal(format!(
                 "cannot start the receiving thread's runtime: {e}"

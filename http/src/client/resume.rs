@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 
 use super::api::{Api, FileView};
 use super::error::{chain, RemoteError};
-use super::progress::Tracker;
+use super::progress::RunTracker;
 use super::receiver::{Gone, Link};
 use super::set::{lock, Shared};
 use crate::stream::{FILE_CRC_TRAILER, SIZE_HEADER};
@@ -69,7 +69,8 @@ pub(crate) struct Session {
     pub lease_ttl: Duration,
     pub max_backoff: Duration,
     pub last_contact: Instant,
-    pub tracker: Tracker,
+    /// The run's figures (a later run's are not touched).
+    pub tracker: RunTracker,
     /// `RemoteOptions::max_rate`'s pacer, if the run has one.
     pub pacer: Option<Pacer>,
 }

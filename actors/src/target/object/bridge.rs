@@ -1,5 +1,6 @@
 //! The one place the synchronous set code meets the async object store. The set writer,
-//! verify and restore run on blocking threads (never on an async worker); from there each
+//! verify and restore run on blocking threads (the blocking pool, or a plain thread such as
+//! `ese-http`'s receiving thread; never on an async worker); from there each
 //! request is spawned onto the runtime the repository was opened on and awaited with
 //! `block_on`, which a blocking thread may do. Several requests may be in flight at once:
 //! [`Bridge::spawn`] starts one without waiting.
@@ -104,7 +105,8 @@ impl Bridge {
         Ok(Bridge { rt, counts })
     }
 
-    /// Runs `fut` on the runtime and waits for it; only ever called on a blocking thread.
+    /// Runs `fut` on the runtime and waits for it; only ever called on a blocking thread, one
+    /// that is not inside any runtime's `block_on`.
     pub(crate) fn wait<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + Send + 'static,
