@@ -465,12 +465,14 @@ async fn a_failed_read_on_the_server_fails_the_pull_with_its_code_and_leaves_no_
 
 /// A set store that takes `delay` to seal the set: a slow disk or object store on the
 /// client's side, during which the client sends the server nothing of the backup itself.
-/// With `slow_appends` set, each append to a file takes `delay` too while it is true.
+/// With `slow_appends` set, each append to a file takes `delay` too while it is true; with
+/// `panicking` also set, an append panics instead (a bug in a store).
 #[derive(Debug)]
 struct SlowStore {
     inner: Box<dyn SetStore>,
     delay: Duration,
     slow_appends: Option<Arc<AtomicBool>>,
+    panicking: bool,
 }
 
 /// A file of a [`SlowStore`] with slow appends.
@@ -478,11 +480,13 @@ struct SlowFile {
     inner: Box<dyn SetFile>,
     delay: Duration,
     slow: Arc<AtomicBool>,
+    panicking: bool,
 }
 
 impl SetFile for SlowFile {
     fn append(&mut self, chunk: &[u8]) -> ese_actors::Result<()> {
         if self.slow.load(Ordering::SeqCst) {
+            assert!(!self.panicking, "a store's bug");
             std::thread::sleep(self.delay);
         }
         self.inner.append(chunk)
@@ -527,6 +531,7 @@ impl SetStore for SlowStore {
                 inner,
                 delay: self.delay,
                 slow: slow.clone(),
+                panicking: self.panicking,
             }),
             None => inner,
         })
@@ -564,6 +569,7 @@ async fn slow_sealing(
         inner,
         delay,
         slow_appends: None,
+        panicking: false,
     };
     (h, target, Box::new(store))
 }
@@ -772,6 +778,7 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
         inner: target.open().unwrap().new_set("dropped").unwrap(),
         delay: Duration::from_millis(1500),
         slow_appends: Some(slow.clone()),
+        panicking: false,
     };
     let b = Arc::new(RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap());
     let mut progress = b.subscribe();
@@ -809,4 +816,27 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
     );
     ese_actors::verify_backup_set(Path::new(&done.location)).unwrap();
     h.inst.term(Term::empty()).await.unwrap();
+}
+
+/// A set store whose append panics (a bug, not an error): the run fails with
+/// `InternalError` naming the panic instead of hanging or taking the host down, removes its
+/// set, and the server's backup is aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_set_store_fails_the_run_with_internal_error() {
+    let h = host(Opts::default()).await;
+    let sets = h.dir.path().join("sets");
+    let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    let store = SlowStore {
+        inner: target.open().unwrap().new_set("panics").unwrap(),
+        delay: Duration::ZERO,
+        slow_appends: Some(Arc::new(AtomicBool::new(true))),
+        panicking: true,
+    };
+    let b = RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap();
+    let e = b.run_in(Box::new(store)).await.unwrap_err();
+    assert_eq!(e.code(), Some(-107), "{e}");
+    assert!(e.to_string().contains("a store's bug"), "{e}");
+    assert!(!sets.join("panics").exists(), "the set was left");
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }

@@ -89,13 +89,9 @@ fn serve(mut session: Session, queue: mpsc::Receiver<Job>) {
                 // channel that closed.
                 let run = AssertUnwindSafe(|| session.download(&mut link, &job.set, &job.file));
                 std::panic::catch_unwind(run).unwrap_or_else(|p| {
-                    let what = p
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| p.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
                     Err(internal(format!(
-                        "the receiving thread panicked during a download: {what}"
+                        "the receiving thread panicked during a download: {}",
+                        panic_text(&*p)
                     )))
                 })
             }
@@ -105,6 +101,14 @@ fn serve(mut session: Session, queue: mpsc::Receiver<Job>) {
         };
         let _ = job.reply.send(result);
     }
+}
+
+/// A panic's message, where it has one.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 fn internal(message: String) -> RemoteError {
