@@ -36,7 +36,9 @@
 //!    sealed, logs truncated, headers updated, the set written to memory: `/dev/shm` where
 //!    there is one, as a client on another machine does not share the server's disk); 3d,
 //!    the same with `RemoteOptions::max_rate` at 100 MiB/s (`ese backup --url
-//!    --max-rate-mib 100`), what an operator does to spare the writers.
+//!    --max-rate-mib 100`), what an operator does to spare the writers
+//!    (`ESE_BENCH_PACED_MIB=N` paces it at N MiB/s instead, to find the rate a machine's
+//!    writers bear).
 //!
 //! `ESE_BENCH_ONLY=pull|resume|p99` runs one figure; `ESE_BENCH_ONLY=pull-loop|local-loop|
 //! image-loop|stream-loop|raw-loop` runs 20 pulls (or 20 `backup_to_dir`, 20 image pulls over
@@ -146,6 +148,15 @@ static P99_PACED: Spec = Spec {
 
 /// Figure 3d's `RemoteOptions::max_rate`, in MiB/s: about a tenth of an unpaced pull here.
 const PACED_MIB: u64 = 100;
+
+/// Figure 3d's rate: `ESE_BENCH_PACED_MIB` if set to a positive number, else [`PACED_MIB`].
+fn paced_mib() -> u64 {
+    std::env::var("ESE_BENCH_PACED_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(PACED_MIB)
+}
 
 /// The router on loopback, with a count of the file-body bytes it sent.
 struct Served {
@@ -651,9 +662,10 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
     })
     .await?;
     let (url, root) = (s.url.clone(), shm.path().to_path_buf());
+    let rate = paced_mib();
     let (paced, n_paced) = under(f, window, move |n| {
         let (url, d) = (url.clone(), root.join(format!("paced-{n}")));
-        let options = RemoteOptions::default().max_rate(PACED_MIB << 20);
+        let options = RemoteOptions::default().max_rate(rate << 20);
         async move {
             let r = pull_with(&url, &d, options).await.map(|_| ());
             remove(&d);
@@ -690,7 +702,7 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
                 whole.rate()
             )),
         P99_PACED
-            .row(&[&WRITERS, &PACED_MIB], p99_ms(&paced))
+            .row(&[&WRITERS, &rate], p99_ms(&paced))
             .baseline(q)
             .detail(format!(
                 "{n_paced} paced backups in the window; commits/s {:.0}",
