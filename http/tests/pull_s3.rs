@@ -15,18 +15,7 @@ use support::*;
 
 #[test]
 fn a_full_and_an_incremental_pulled_into_an_object_store_verify_and_restore() {
-    let cluster = ese_garage::shared();
-    let bucket = format!("pull-{}", std::process::id());
-    cluster.create_bucket(&bucket).unwrap();
-    for (k, v) in cluster.env(1) {
-        // No other thread runs yet: the runtime is built below.
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (bucket, rt) = garage_bucket("pull");
     rt.block_on(pull_verify_restore(&bucket));
 }
 

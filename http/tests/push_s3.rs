@@ -9,18 +9,7 @@ use support::*;
 
 #[test]
 fn a_push_into_an_object_store_verifies() {
-    let cluster = ese_garage::shared();
-    let bucket = format!("push-{}", std::process::id());
-    cluster.create_bucket(&bucket).unwrap();
-    for (k, v) in cluster.env(1) {
-        // No other thread runs yet: the runtime is built below.
-        std::env::set_var(k, v);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (bucket, rt) = garage_bucket("push");
     rt.block_on(push_and_verify(&bucket));
 }
 

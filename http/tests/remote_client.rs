@@ -292,6 +292,19 @@ async fn a_damaged_byte_fails_the_backup_and_leaves_no_set() {
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }
 
+/// Waits until a run has received file bytes.
+async fn first_bytes(
+    progress: &mut tokio::sync::watch::Receiver<ese_http::client::RemoteProgress>,
+) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress.wait_for(|p| p.bytes_received > 0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
 /// Starts a pull through `p` and answers it once file bytes have arrived, with the proxy
 /// stalled.
 async fn stalled_pull(
@@ -304,13 +317,7 @@ async fn stalled_pull(
         b.run(&BackupTarget::parse(to.to_str().unwrap()).unwrap())
             .await
     });
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        progress.wait_for(|p| p.bytes_received > 0),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    first_bytes(&mut progress).await;
     p.stall(true);
     run
 }
@@ -701,13 +708,7 @@ async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
     let mut progress = b.subscribe();
     let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
     let run = tokio::spawn(async move { b.run(&target).await });
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        progress.wait_for(|p| p.bytes_received > 0),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    first_bytes(&mut progress).await;
     p.stall(true);
     // Until the client has read what was on its way: its download then waits on the socket.
     let mut seen = progress.borrow().bytes_received;
@@ -784,13 +785,7 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
     let mut progress = b.subscribe();
     let first = b.clone();
     let run = tokio::spawn(async move { first.run_in(Box::new(store)).await });
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        progress.wait_for(|p| p.bytes_received > 0),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    first_bytes(&mut progress).await;
     slow.store(true, Ordering::SeqCst);
     // The receiving thread is in its next append by now, for 1.5 s.
     tokio::time::sleep(Duration::from_millis(300)).await;

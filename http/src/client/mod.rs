@@ -365,10 +365,9 @@ impl RemoteBackup {
         set: &mut PartialSet,
     ) -> Result<BackupManifest, RemoteError> {
         set.prepare().await?;
-        let id = id.to_string();
         if !self.options.kind.incremental() {
             self.tracker.phase(BackupPhase::Databases);
-            let dbs = self.api.databases(&id).await?;
+            let dbs = self.api.databases(id).await?;
             self.tracker.update(|p| p.files_total += dbs.len());
             for db in dbs {
                 let source = db.source_path.clone().ok_or_else(|| {
@@ -378,7 +377,7 @@ impl RemoteBackup {
                 self.copy(receiver, set, &db).await?;
             }
         }
-        let logs = self.api.seal_logs(&id).await?;
+        let logs = self.api.seal_logs(id).await?;
         check_logs(&logs)?;
         self.tracker.phase(BackupPhase::Logs);
         self.tracker.update(|p| p.files_total += logs.files.len());
@@ -389,7 +388,7 @@ impl RemoteBackup {
         }
         self.tracker.phase(BackupPhase::Publishing);
         set.step(SetWriter::seal).await?;
-        let rec = self.api.record(&id).await?;
+        let rec = self.api.record(id).await?;
         let log_signature = Signature::from_hex(&rec.log_signature).ok_or_else(|| {
             RemoteError::protocol(
                 None,

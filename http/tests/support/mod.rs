@@ -434,3 +434,23 @@ pub async fn assert_restored(h: &Host, db: &Path) {
 pub async fn send_as(req: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
     req.bearer_auth(token).send().await.unwrap()
 }
+
+/// A new bucket `{prefix}-{pid}` in the shared Garage cluster, the process's AWS environment
+/// set for it (as an operator sets it for `s3://` targets), and a runtime built only then:
+/// the environment must be set before any other thread runs, so call this first in a test
+/// binary of its own.
+pub fn garage_bucket(prefix: &str) -> (String, tokio::runtime::Runtime) {
+    let cluster = ese_garage::shared();
+    let bucket = format!("{prefix}-{}", std::process::id());
+    cluster.create_bucket(&bucket).unwrap();
+    for (k, v) in cluster.env(1) {
+        // No other thread runs yet: the runtime is built below.
+        std::env::set_var(k, v);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (bucket, rt)
+}
