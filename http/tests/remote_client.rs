@@ -835,3 +835,17 @@ async fn a_panicking_set_store_fails_the_run_with_internal_error() {
     h.begin("full").await;
     h.inst.term(Term::STOP_BACKUP).await.unwrap();
 }
+
+/// A host on a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`) serves
+/// and pulls on its one thread: the client's receiving thread waits on its own runtime and
+/// writes outside any, so nothing blocks the host's only worker, and the set verifies.
+#[tokio::test(flavor = "current_thread")]
+async fn a_pull_on_a_current_thread_runtime_completes() {
+    let h = host(Opts::default()).await;
+    let sets = h.dir.path().join("sets");
+    let out = pull(&h.url, BackupKind::Full, &sets).await.unwrap();
+    assert!(out.progress.bytes_done > 0);
+    let report = ese_actors::verify_backup_set(Path::new(&out.location)).unwrap();
+    assert!(report.pages > 0);
+    h.inst.term(Term::empty()).await.unwrap();
+}
