@@ -305,6 +305,25 @@ async fn first_bytes(
     .unwrap();
 }
 
+/// Drops a run's future (as a host that gave up on it), after checking that the run is in
+/// the middle of the database image.
+async fn drop_mid_image(
+    progress: &tokio::sync::watch::Receiver<ese_http::client::RemoteProgress>,
+    run: tokio::task::JoinHandle<Result<RemoteOutcome, RemoteError>>,
+) {
+    {
+        let p = progress.borrow();
+        assert!(
+            p.phase == ese_actors::BackupPhase::Databases
+                && p.bytes_received < p.bytes_total
+                && p.bytes_done < p.bytes_total,
+            "not in the middle of the image: {p:?}"
+        );
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+}
+
 /// Starts a pull through `p` and answers it once file bytes have arrived, with the proxy
 /// stalled.
 async fn stalled_pull(
@@ -720,15 +739,7 @@ async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
         }
         seen = now;
     }
-    {
-        let p = progress.borrow();
-        assert!(
-            p.phase == ese_actors::BackupPhase::Databases && p.bytes_received < p.bytes_total,
-            "not waiting in the middle of the image: {p:?}"
-        );
-    }
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    drop_mid_image(&progress, run).await;
     // The receiving thread holds the last sender of the progress channel.
     let ended = async { while progress.changed().await.is_ok() {} };
     tokio::time::timeout(Duration::from_secs(5), ended)
@@ -789,15 +800,7 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
     slow.store(true, Ordering::SeqCst);
     // The receiving thread is in its next append by now, for 1.5 s.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    {
-        let p = progress.borrow();
-        assert!(
-            p.phase == ese_actors::BackupPhase::Databases && p.bytes_done < p.bytes_total,
-            "not in the middle of the image: {p:?}"
-        );
-    }
-    run.abort();
-    assert!(run.await.unwrap_err().is_cancelled());
+    drop_mid_image(&progress, run).await;
     let done = b.run(&target).await.unwrap();
     // Past the end of the dropped run's write, and its chance to count.
     tokio::time::sleep(Duration::from_millis(2000)).await;
