@@ -616,8 +616,16 @@ async fn image_pull(http: &reqwest::Client, url: &str) -> AnyResult<u64> {
     Ok(n)
 }
 
-/// Commits for `window` while `load` runs back to back; answers the run and the loads done.
-async fn under<F, Fut>(f: &Filled, window: Duration, load: F) -> AnyResult<(CommitRun, u64)>
+/// What one figure-3 window saw: the writers' run, the loads begun, and the file bytes the
+/// server sent while the writers ran (the backups' progress beside them, paced or not).
+struct Loaded {
+    run: CommitRun,
+    loads: u64,
+    sent: u64,
+}
+
+/// Commits for `window` while `load` runs back to back.
+async fn under<F, Fut>(f: &Filled, s: &Served, window: Duration, load: F) -> AnyResult<Loaded>
 where
     F: Fn(u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = AnyResult<()>> + Send,
@@ -635,16 +643,22 @@ where
         n
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = s.file_bytes.load(Ordering::Relaxed);
     let run = commit_run(&f.inst, f.table, WRITERS, window, Commit::Durable).await;
+    let sent = s.file_bytes.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
-    let n = task.await?;
-    Ok((run?, n))
+    let loads = task.await?;
+    Ok(Loaded {
+        run: run?,
+        loads,
+        sent,
+    })
 }
 
 async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row>> {
     let quiet = commit_run(&f.inst, f.table, WRITERS, window, Commit::Durable).await?;
     let (http, url) = (reqwest::Client::new(), s.url.clone());
-    let (images, n_images) = under(f, window, move |_| {
+    let images = under(f, s, window, move |_| {
         let (http, url) = (http.clone(), url.clone());
         async move { image_pull(&http, &url).await.map(|_| ()) }
     })
@@ -652,7 +666,7 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
     let local = latency_under_backup(f, f.table, WRITERS, window).await?;
     let shm = client_disk();
     let (url, root) = (s.url.clone(), shm.path().to_path_buf());
-    let (whole, n_whole) = under(f, window, move |n| {
+    let whole = under(f, s, window, move |n| {
         let (url, d) = (url.clone(), root.join(format!("run-{n}")));
         async move {
             let r = pull(&url, &d).await.map(|_| ());
@@ -663,7 +677,7 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
     .await?;
     let (url, root) = (s.url.clone(), shm.path().to_path_buf());
     let rate = paced_mib();
-    let (paced, n_paced) = under(f, window, move |n| {
+    let paced = under(f, s, window, move |n| {
         let (url, d) = (url.clone(), root.join(format!("paced-{n}")));
         let options = RemoteOptions::default().max_rate(rate << 20);
         async move {
@@ -675,15 +689,24 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
     .await?;
     let q = p99_ms(&quiet);
     let secs = window.as_secs_f64();
+    let beside = |l: &Loaded, what: &str| {
+        format!(
+            "{} {what} begun; {:.0} MiB sent while the writers ran ({:.0} MiB/s); commits/s \
+             {:.0}",
+            l.loads,
+            mib(l.sent),
+            mib(l.sent) / secs,
+            l.run.rate()
+        )
+    };
     Ok(vec![
         P99_REMOTE
-            .row(&[&WRITERS], p99_ms(&images))
+            .row(&[&WRITERS], p99_ms(&images.run))
             .baseline(q)
             .detail(format!(
-                "{secs:.1} s windows; {n_images} image pulls in the window; commits/s {:.0} \
-                 quiet, {:.0} during pulls",
-                quiet.rate(),
-                images.rate()
+                "{secs:.1} s windows; {}; quiet commits/s {:.0}",
+                beside(&images, "image pulls"),
+                quiet.rate()
             )),
         P99_LOCAL
             .row(&[&WRITERS], p99_ms(&local.loaded))
@@ -694,20 +717,17 @@ async fn p99_rows(f: &Filled, s: &Served, window: Duration) -> AnyResult<Vec<Row
                 local.loaded.rate()
             )),
         P99_FULL
-            .row(&[&WRITERS], p99_ms(&whole))
+            .row(&[&WRITERS], p99_ms(&whole.run))
             .baseline(q)
             .detail(format!(
-                "{n_whole} whole backups in the window, sets into {}; commits/s {:.0}",
-                shm.path().display(),
-                whole.rate()
+                "{}; sets into {}",
+                beside(&whole, "whole backups"),
+                shm.path().display()
             )),
         P99_PACED
-            .row(&[&WRITERS, &rate], p99_ms(&paced))
+            .row(&[&WRITERS, &rate], p99_ms(&paced.run))
             .baseline(q)
-            .detail(format!(
-                "{n_paced} paced backups in the window; commits/s {:.0}",
-                paced.rate()
-            )),
+            .detail(beside(&paced, "paced backups")),
     ])
 }
 

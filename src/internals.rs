@@ -36,6 +36,11 @@ pub mod backup {
     pub mod stream {
         pub use crate::backup::stream::*;
     }
+
+    /// The backup's rate beside commits: their latencies and the pacer deciding from them.
+    pub mod pace {
+        pub use crate::backup::pace::{CommitLatencies, Governor, LatencyWindow, WINDOW};
+    }
 }
 
 /// Restore's checks of backed-up logs and database images.

@@ -36,6 +36,7 @@ pub use crate::core::{
     prefix_end, CommitTicket, Core, CoreStats, DbId, Direction, Fetch, FetchDone, Fetched, Read,
     SessionId, Slice, TableId, SLICE_BYTES, SLICE_ROWS,
 };
+pub use backup::pace::{BackupPace, DEFAULT_FLOOR_BYTES_PER_SEC, DEFAULT_P99_PERCENT};
 pub use db::{BackupInfo, Signature};
 pub use error::*;
 pub use grbit::*;

@@ -11,6 +11,7 @@ use ese::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::actor::pacing::{CommitTimer, Pacing};
 use crate::engine::EngineInner;
 use crate::messages::*;
 use crate::session::Session;
@@ -38,6 +39,8 @@ struct Handle {
     /// The session `Instance::get`, `scan` and `stream` read through, opened by the first of
     /// them. It never holds a transaction, so every reader may share it.
     reader: tokio::sync::OnceCell<crate::types::SessionKey>,
+    /// What durable commits' latencies are recorded into, for the backup's pace.
+    pacing: Arc<Pacing>,
 }
 
 impl Drop for Handle {
@@ -114,7 +117,7 @@ impl Instance {
             mailbox: rx,
             orphans: orx,
         };
-        crate::actor::start(
+        let pacing = crate::actor::start(
             &runtime,
             name.to_string(),
             id,
@@ -133,8 +136,18 @@ impl Instance {
                 cleanups: watch::Sender::new(0),
                 reader: tokio::sync::OnceCell::new(),
                 backup_runs: crate::backup_set::BackupRuns::new(),
+                pacing,
             }),
         })
+    }
+
+    /// Times a commit about to be sent, if it is durable and backups yield to commits: its
+    /// caller reports the answer with [`CommitTimer::answered`].
+    pub(crate) fn time_commit(&self, durability: ese::Commit) -> Option<CommitTimer> {
+        match durability {
+            ese::Commit::Durable => self.h.pacing.time_commit(),
+            ese::Commit::Lazy => None,
+        }
     }
 
     /// The key of the shared reader session, opened on first use.

@@ -142,7 +142,20 @@ pub(crate) async fn put(
         value: value.to_vec(),
         in_transaction,
     };
-    instance.ask(m).await
+    implicit_commit(instance, in_transaction, instance.ask(m)).await
+}
+
+/// A write outside a transaction commits by itself, durably: timed as any durable commit.
+async fn implicit_commit(
+    instance: &Instance,
+    in_transaction: bool,
+    call: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    let timer = match in_transaction {
+        true => None,
+        false => instance.time_commit(ese::Commit::Durable),
+    };
+    call.await.inspect(|()| timer.map_or((), |t| t.answered()))
 }
 
 /// A delete by `session`; `in_transaction` as for [`put`].
@@ -159,7 +172,7 @@ pub(crate) async fn delete(
         key: key.to_vec(),
         in_transaction,
     };
-    instance.ask(m).await
+    implicit_commit(instance, in_transaction, instance.ask(m)).await
 }
 
 /// A read by `session`.

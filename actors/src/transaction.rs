@@ -172,11 +172,13 @@ impl<'s> Transaction<'s> {
     /// unavailable from then on.
     pub async fn commit(mut self, durability: Commit) -> Result<()> {
         let session = self.session().key();
+        let timer = self.session().instance().time_commit(durability);
         self.finish(CommitTransaction {
             session,
             durability,
         })
         .await
+        .inspect(|()| timer.map_or((), |t| t.answered()))
     }
 
     /// `JetRollback`: nothing of the transaction is applied.

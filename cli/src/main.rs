@@ -126,6 +126,14 @@ enum Cmd {
         /// How long a remote backup lives without a request, in seconds (1 to 86400).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         lease_secs: u64,
+        /// How backups share the machine with durable commits: `yield` slows a backup's reads
+        /// while commits' p99 latency is more than a tenth above its value without one;
+        /// `full` reads as fast as the client asks.
+        #[arg(long, value_enum, default_value_t = Pace::Yield)]
+        backup_pace: Pace,
+        /// With `--backup-pace yield`: the least a backup reads at beside busy commits, MiB/s.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+        backup_floor_mib: u64,
     },
     /// Checks a backup set without restoring it: `TARGET/SET`, or a set's folder.
     Verify {
@@ -283,6 +291,25 @@ impl From<Kind> for ese_actors::BackupKind {
             Kind::Incremental => ese_actors::BackupKind::Incremental,
             Kind::Copy => ese_actors::BackupKind::Copy,
             Kind::Differential => ese_actors::BackupKind::Differential,
+        }
+    }
+}
+
+/// `ese serve --backup-pace`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Pace {
+    Yield,
+    Full,
+}
+
+impl Pace {
+    fn with_floor(self, floor_mib: u64) -> ese_actors::ese::BackupPace {
+        match self {
+            Pace::Full => ese_actors::ese::BackupPace::Full,
+            Pace::Yield => ese_actors::ese::BackupPace::YieldToCommits {
+                p99_percent: ese_actors::ese::DEFAULT_P99_PERCENT,
+                floor_bytes_per_sec: floor_mib << 20,
+            },
         }
     }
 }
@@ -466,6 +493,8 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             create,
             writers,
             lease_secs,
+            backup_pace,
+            backup_floor_mib,
         } => {
             let serve = serve::Serve {
                 instance_dir,
@@ -478,6 +507,7 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                 create,
                 writers,
                 lease_secs,
+                pace: backup_pace.with_floor(backup_floor_mib),
             };
             serve::run(serve, out).await
         }

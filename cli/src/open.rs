@@ -3,10 +3,20 @@
 
 use std::path::{Path, PathBuf};
 
+use ese_actors::ese::BackupPace;
 use ese_actors::{DbId, Engine, Instance, InstanceParams, Term};
 
 use crate::progress::Step;
 use crate::{Failure, Out};
+
+/// An instance's files: its directory, the databases to attach (none: every `*.edb` there),
+/// its log base name, and a database to create when there is none.
+pub struct Files<'a> {
+    pub dir: &'a Path,
+    pub dbs: Vec<PathBuf>,
+    pub base: &'a str,
+    pub create: Option<PathBuf>,
+}
 
 /// Creates the instance `name` on `dir`, runs soft recovery and attaches `dbs` (default: every
 /// `*.edb` in `dir`). With `create`, a directory without a database gets that one, new.
@@ -18,12 +28,16 @@ use crate::{Failure, Out};
 pub async fn open_instance(
     engine: &Engine,
     name: &str,
-    dir: &Path,
-    dbs: Vec<PathBuf>,
-    base: &str,
-    create: Option<PathBuf>,
+    files: Files<'_>,
+    pace: BackupPace,
     out: Out,
 ) -> Result<(Instance, Vec<DbId>), Failure> {
+    let Files {
+        dir,
+        dbs,
+        base,
+        create,
+    } = files;
     let dbs = if dbs.is_empty() {
         find_databases(dir)?
     } else {
@@ -37,7 +51,7 @@ pub async fn open_instance(
         )));
     }
     let inst = engine
-        .create_instance(name, params_for(dir, &dbs, base)?)
+        .create_instance(name, params_for(dir, &dbs, base)?.backup_pace(pace))
         .await?;
     let step = Step::start(out, "soft recovery");
     inst.init().await.map_err(|e| in_use(e, dir))?;

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
+use ese_actors::ese::BackupPace;
 use ese_actors::{
     restore_from, restore_sets, verify_at, BackupHandle, BackupKind, BackupOptions, BackupTarget,
     Engine, ReadProgress, SetChoice, StopAt, Term, VerifyDepth,
 };
 
-use crate::open::open_instance;
+use crate::open::{open_instance, Files};
 use crate::progress::{transfer_note, Step};
 use crate::{Failure, Out};
 
@@ -26,7 +27,14 @@ pub async fn backup(
     out: Out,
 ) -> Result<(), Failure> {
     let engine = Engine::new();
-    let (inst, _) = open_instance(&engine, "backup", dir, dbs, base, None, out).await?;
+    let files = Files {
+        dir,
+        dbs,
+        base,
+        create: None,
+    };
+    // Nothing else commits on an instance opened for one backup: the pace would never hold.
+    let (inst, _) = open_instance(&engine, "backup", files, BackupPace::Full, out).await?;
     let step = Step::start(out, &format!("{kind:?} backup to {to}"));
     let t = Instant::now();
     let res = match inst.start_backup_to(to, kind, options).await {

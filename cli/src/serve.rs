@@ -13,10 +13,11 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use ese_actors::ese::BackupPace;
 use ese_actors::{Engine, Error, Term};
 use ese_http::{ApiError, Builder, Tokens};
 
-use crate::open::open_instance;
+use crate::open::{open_instance, Files};
 use crate::{Failure, Out};
 
 /// How long the service keeps answering TermInProgress after the term: a client whose download
@@ -38,6 +39,8 @@ pub struct Serve {
     pub create: bool,
     pub writers: usize,
     pub lease_secs: u64,
+    /// How backups share the machine with the service's durable commits.
+    pub pace: BackupPace,
 }
 
 /// Runs the service until a signal, then terms the instance.
@@ -74,16 +77,13 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
         .map_err(|e| Failure::Other(e.to_string()))?;
     let engine = Engine::new();
     let create = a.create.then(|| a.instance_dir.join(format!("{name}.edb")));
-    let (inst, dbs) = open_instance(
-        &engine,
-        &name,
-        &a.instance_dir,
-        a.dbs.clone(),
-        &a.base,
+    let files = Files {
+        dir: &a.instance_dir,
+        dbs: a.dbs.clone(),
+        base: &a.base,
         create,
-        out,
-    )
-    .await?;
+    };
+    let (inst, dbs) = open_instance(&engine, &name, files, a.pace, out).await?;
     let mut builder = Builder::new()
         .instance(name.clone(), inst.clone())
         .lease_ttl(Duration::from_secs(a.lease_secs.max(1)));

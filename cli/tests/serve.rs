@@ -462,6 +462,39 @@ fn serve_and_backup_url_as_two_processes_restore_a_gap_free_prefix() {
 }
 
 #[test]
+fn a_service_at_full_backup_pace_serves_a_chain_that_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let sets = tmp.path().join("sets");
+    let args = ["--create", "--writers", "2", "--backup-pace", "full"];
+    let served = Served::start(&dir, &args);
+    let (names, before, acked) = full_and_incremental(served, &sets, &["-q"]);
+    check_chain(tmp.path(), &dir, &sets, &names, before, acked);
+}
+
+#[test]
+fn a_backup_pace_it_does_not_know_or_a_zero_floor_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 10);
+    let d = dir.to_str().unwrap();
+    for bad in [
+        &["--backup-pace", "fast"][..],
+        &["--backup-pace", "yield", "--backup-floor-mib", "0"][..],
+    ] {
+        let mut args = vec!["serve", "--instance-dir", d, "--listen", "127.0.0.1:0"];
+        args.extend(bad);
+        let out = ese(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--backup-"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn backup_url_over_https_trusts_the_given_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("shop");

@@ -7,6 +7,7 @@
 //! I/O thread, outside the actor) and produces the streamed images: a database's header twice,
 //! its verified pages and a trailer page, or a verified log file.
 
+pub(crate) mod pace;
 pub mod repo;
 pub mod set;
 pub(crate) mod state;

@@ -9,6 +9,7 @@ mod support;
 mod backup_cancel;
 mod backup_handle;
 mod backup_headers;
+mod backup_pace;
 mod backup_read_ahead;
 mod backup_refusals;
 mod backup_sequence;

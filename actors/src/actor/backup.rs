@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use ese::internals::backup::{stream, ReadPlan, ReadTicket};
 use ese::{BackupBegin, BackupEnd, Error, Result};
 
+use super::pacing::Hold;
 use super::Actor;
 use crate::messages::Reply;
 use crate::types::{BackupFile, BackupId, BackupInfo, LogInfo};
@@ -85,6 +86,7 @@ impl Actor {
     /// Header updates are written and synced: a job.
     pub(super) fn on_end_backup(&mut self, grbit: BackupEnd, r: Reply<()>) {
         self.drop_prefetch();
+        self.wake_held_reads();
         self.core_job(r, move |c| c.backup_end(grbit));
     }
 
@@ -92,6 +94,7 @@ impl Actor {
     /// Success at once.
     pub(super) fn on_abort_backup_if(&mut self, id: BackupId, r: Reply<()>) {
         if self.core_mut().backup_id() == Some(id.0) {
+            self.wake_held_reads();
             self.core_job(r, |c| c.backup_end(BackupEnd::ABORT));
         } else {
             let _ = r.send(Ok(()));
@@ -108,6 +111,7 @@ impl Actor {
         // A stale client's end must not cost the running backup its read-ahead.
         if self.core_mut().backup_id() == Some(id.0) {
             self.drop_prefetch();
+            self.wake_held_reads();
         }
         self.core_job(r, move |c| c.backup_end_if(id.0, grbit));
     }
@@ -116,6 +120,7 @@ impl Actor {
     pub(super) fn on_expire_backup_if(&mut self, id: BackupId, r: Reply<()>) {
         if self.core_mut().backup_id() == Some(id.0) {
             self.drop_prefetch();
+            self.wake_held_reads();
             self.core_job(r, move |c| c.backup_expire_if(id.0));
         } else {
             let _ = r.send(Ok(()));
@@ -136,17 +141,23 @@ impl Actor {
                 return;
             }
         };
-        if let Some(r) = self.take_prefetch(ticket, &plan, r) {
-            self.read_chunk(ticket, plan, r);
+        if let Some(hold) = self.pace_read(&plan) {
+            // Held: read-ahead is for a backup running alone.
+            self.drop_prefetch();
+            self.read_chunk(ticket, plan, r, Some(hold));
+        } else if let Some(r) = self.take_prefetch(ticket, &plan, r) {
+            self.read_chunk(ticket, plan, r, None);
         }
     }
 
-    /// Reads a planned chunk on the blocking pool; its completion settles it.
+    /// Reads a planned chunk on the blocking pool, after the governor's hold if any; its
+    /// completion settles it.
     pub(super) fn read_chunk(
         &mut self,
         ticket: ReadTicket,
         plan: ReadPlan,
         r: Reply<bytes::Bytes>,
+        hold: Option<Hold>,
     ) {
         let core = self.core_mut();
         let span = core.backup_span();
@@ -154,6 +165,9 @@ impl Actor {
         let storage = self.storage.clone();
         self.reads_in_flight += 1;
         self.read_job(move || {
+            if let Some(hold) = hold {
+                hold.wait();
+            }
             let res = span.in_scope(|| stream::execute(&*storage, &plan, sig));
             Box::new(move |a: &mut Actor| {
                 span.in_scope(|| a.read_finished(ticket, res, r));

@@ -128,6 +128,7 @@ impl Actor {
                 let _ = r.send(Err(e));
             }
             Ok((v, Some(t))) if t.durable => {
+                self.tick_on_commit();
                 self.when_durable(
                     t.lsn,
                     Box::new(move |res| {

@@ -71,6 +71,7 @@ impl Actor {
                     );
                 }
                 self.stop_service = true;
+                self.wake_held_reads();
                 Ok(())
             }
         };
@@ -87,6 +88,7 @@ impl Actor {
 
     /// Sets the server's stop flag on a running backup (no lasting effect without one).
     pub(super) fn stop_backup_flag(&mut self) -> Result<()> {
+        self.wake_held_reads();
         match self.core.as_mut() {
             Some(c) => c.backup_stop(),
             None if self.busy => self.stop_backup_pending = true,
@@ -96,6 +98,7 @@ impl Actor {
     }
 
     pub(super) fn on_term(&mut self, grbit: TermBits, r: Reply<()>) {
+        self.wake_held_reads();
         match self.lifecycle {
             Lifecycle::Terminated => {
                 let _ = r.send(Err(Error::InvalidInstance));

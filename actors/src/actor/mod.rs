@@ -15,6 +15,7 @@ mod exclusive;
 mod lifecycle;
 #[cfg(test)]
 mod observability_tests;
+pub(crate) mod pacing;
 mod prefetch;
 mod reads;
 mod route;
@@ -92,6 +93,8 @@ pub(crate) struct Actor {
     /// How many log bytes were appended when the last backup read was asked for: the
     /// read-ahead only runs while none were since (`prefetch.rs`).
     pub log_at_read: u64,
+    /// Backup reads beside durable commits (`pacing.rs`).
+    pub pacing: Arc<pacing::Pacing>,
 }
 
 /// A finished read waiting for the core, with the ticket of the backup and file it read.
@@ -108,7 +111,8 @@ pub(crate) struct Inbox {
     pub orphans: mpsc::UnboundedReceiver<Command>,
 }
 
-/// Starts the actor task of an instance.
+/// Starts the actor task of an instance; answers its pacing, which the instance's handles
+/// time durable commits into.
 pub(crate) fn start(
     rt: &tokio::runtime::Handle,
     name: String,
@@ -117,9 +121,10 @@ pub(crate) fn start(
     storage: StorageRef,
     engine: Weak<EngineInner>,
     inbox: Inbox,
-) {
+) -> Arc<pacing::Pacing> {
     let (ctx, crx) = mpsc::unbounded_channel();
     let span = tracing::info_span!("instance", name = %name);
+    let pacing = pacing::Pacing::new(params.pace());
     let actor = Actor {
         name,
         id,
@@ -143,8 +148,10 @@ pub(crate) fn start(
         stop_backup_pending: false,
         prefetch: None,
         log_at_read: 0,
+        pacing: pacing.clone(),
     };
     rt.spawn(actor.run(inbox, crx).instrument(span));
+    pacing
 }
 
 impl Actor {

@@ -94,7 +94,7 @@ impl Actor {
         let Some(core) = self.core.as_ref() else {
             return;
         };
-        if core.log().appended() != self.log_at_read {
+        if core.log().appended() != self.log_at_read || self.pace_limited() {
             return;
         }
         let Some((ticket, plan)) = core
@@ -138,7 +138,7 @@ impl Actor {
                         self.reads_in_flight += 1;
                         self.read_finished(ticket, res, r);
                     }
-                    Ahead::Reading(Some(r)) => self.read_chunk(ticket, p.plan, r),
+                    Ahead::Reading(Some(r)) => self.read_chunk(ticket, p.plan, r, None),
                     _ => {
                         p.state = Ahead::Done(res);
                         self.prefetch = Some(p);

@@ -1,0 +1,157 @@
+//! The actor's side of backup pacing (`ese::BackupPace`; the decisions are the core's
+//! `Governor`). A durable commit is timed where its caller waits for it: from the host API
+//! call sending it (`Transaction::commit`, `Instance::write`, a put or delete outside a
+//! transaction) to the answer reaching the caller's task, so the time it spends in the
+//! mailbox and waiting for a worker counts too (timed from the actor's taking it to the log
+//! writer's answer, a backup's share of the runtime's workers went unseen: the writers' p99
+//! over whole seconds reached 1.40x of a quiet one's where the governor saw 1.1x). A backup read the governor holds is sent to the blocking pool at once and waits there,
+//! never on the actor, until its time, until the backup's state may have changed (stop,
+//! end, term, `stop_service`: those wake every held read, so a race resolves as it would
+//! without pacing and no refusal waits for a pacing delay), or until the commits went idle
+//! (a held read looks again every window: with its client waiting on it, nothing else would
+//! tell the governor).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ese::internals::backup::pace::{CommitLatencies, Governor, WINDOW};
+use ese::internals::backup::ReadPlan;
+use ese::BackupPace;
+use parking_lot::{Condvar, Mutex};
+
+use super::Actor;
+
+/// Pacing's state, shared by the actor and its held reads.
+pub(crate) struct Pacing {
+    governor: Mutex<Governor>,
+    /// Whether the pace yields at all (`BackupPace::Full` does not): then commits are timed.
+    on: bool,
+    latencies: CommitLatencies,
+    /// A generation that every wake-up of the held reads moves on.
+    generation: Mutex<u64>,
+    moved: Condvar,
+}
+
+/// A held read: when it may start, and the wake-up generation it was held in.
+pub(crate) struct Hold {
+    until: Instant,
+    generation: u64,
+    pacing: Arc<Pacing>,
+}
+
+impl Hold {
+    /// Waits, on the blocking pool, until the read's time, a wake-up, or idle commits.
+    pub fn wait(self) {
+        let p = &self.pacing;
+        loop {
+            let now = Instant::now();
+            if now >= self.until {
+                return;
+            }
+            let mut g = p.generation.lock();
+            if *g == self.generation {
+                p.moved.wait_until(&mut g, self.until.min(now + WINDOW));
+            }
+            if *g != self.generation {
+                return;
+            }
+            drop(g);
+            if p.unlimited(Instant::now()) {
+                return;
+            }
+        }
+    }
+}
+
+/// A durable commit on its way: recorded when its caller has the answer.
+pub(crate) struct CommitTimer {
+    sent: Instant,
+    pacing: Arc<Pacing>,
+}
+
+impl CommitTimer {
+    /// The commit was answered with success: counts its latency.
+    pub fn answered(self) {
+        self.pacing.latencies.record(self.sent.elapsed());
+    }
+}
+
+impl Pacing {
+    /// Times a durable commit about to be sent (`None` when the backup runs at full pace).
+    pub fn time_commit(self: &Arc<Self>) -> Option<CommitTimer> {
+        self.on.then(|| CommitTimer {
+            sent: Instant::now(),
+            pacing: self.clone(),
+        })
+    }
+
+    pub fn new(pace: BackupPace) -> Arc<Pacing> {
+        let governor = Governor::new(pace, Instant::now());
+        Arc::new(Pacing {
+            on: governor.is_on(),
+            governor: Mutex::new(governor),
+            latencies: CommitLatencies::default(),
+            generation: Mutex::new(0),
+            moved: Condvar::new(),
+        })
+    }
+
+    /// Closes the governor's window if it is over; answers whether reads now go unlimited.
+    fn unlimited(&self, now: Instant) -> bool {
+        let mut governor = self.governor.lock();
+        governor.tick(now, &self.latencies);
+        governor.limit().is_none()
+    }
+}
+
+/// The bytes a planned read produces.
+fn planned_bytes(plan: &ReadPlan) -> u64 {
+    match plan {
+        ReadPlan::Eof => 0,
+        ReadPlan::Db { len, .. } | ReadPlan::Log { len, .. } => *len as u64,
+    }
+}
+
+impl Actor {
+    /// A durable commit is being queued: the governor's window may be over (commits are
+    /// recorded by their callers, which cannot close it without a lock on every commit).
+    pub(super) fn tick_on_commit(&mut self) {
+        if self.pacing.on {
+            self.pacing
+                .governor
+                .lock()
+                .tick(Instant::now(), &self.pacing.latencies);
+        }
+    }
+
+    /// Admits a planned backup read: `None` to read now, or the hold to wait out first.
+    pub(super) fn pace_read(&mut self, plan: &ReadPlan) -> Option<Hold> {
+        if !self.pacing.on {
+            return None;
+        }
+        let p = &self.pacing;
+        let now = Instant::now();
+        let until = {
+            let mut governor = p.governor.lock();
+            governor.tick(now, &p.latencies);
+            governor.admit(planned_bytes(plan), now)?
+        };
+        Some(Hold {
+            until,
+            generation: *p.generation.lock(),
+            pacing: p.clone(),
+        })
+    }
+
+    /// Whether the governor holds reads to a rate now (then nothing is read ahead).
+    pub(super) fn pace_limited(&self) -> bool {
+        self.pacing.on && self.pacing.governor.lock().limit().is_some()
+    }
+
+    /// The backup's state may change: every held read goes now.
+    pub(super) fn wake_held_reads(&mut self) {
+        let mut g = self.pacing.generation.lock();
+        *g += 1;
+        self.pacing.moved.notify_all();
+    }
+}

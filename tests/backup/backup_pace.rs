@@ -1,0 +1,199 @@
+//! Backup reads beside busy durable commits (`BackupPace`): with a floor so low that a held
+//! read would wait for hours, the host's and the client's calls still resolve at once and to
+//! the contract's codes, because every state change wakes the held reads: a held read was
+//! issued before the change, so it completes as a read in flight does, and the next call
+//! gets the code. With
+//! `BackupPace::Full`, or with no commits to protect, nothing is held at all.
+
+use crate::support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ese::BackupPace;
+use ese_actors::{BackupBegin, BackupEnd, BackupFile, Commit, Engine, Instance, Term};
+use support::actor::*;
+
+/// A floor of one byte per second: a read the pacer holds waits out the test many times over.
+const CRAWL: BackupPace = BackupPace::YieldToCommits {
+    p99_percent: 110,
+    floor_bytes_per_sec: 1,
+};
+
+/// Longer than anything here takes unless a read is held by the pacer.
+const HANG: Duration = Duration::from_secs(60);
+
+const CHUNK: usize = 4 * PAGE;
+
+struct Busy {
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Busy {
+    /// Four sessions committing durably back to back, until enough commits went by for the
+    /// pacer to have judged a few windows of them (each needs 100 commits and 100 ms).
+    async fn start(inst: &Instance, t: ese_actors::TableId) -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicU64::new(0));
+        let writers = (0..4)
+            .map(|w| {
+                let (inst, stop, commits) = (inst.clone(), stop.clone(), commits.clone());
+                tokio::spawn(async move {
+                    let mut s = inst.begin_session().await.unwrap();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut tx = s.transaction().await.unwrap();
+                        let key = format!("busy-{w}-{}", n % 64);
+                        tx.put(t, key.as_bytes(), &[w as u8; 100]).await.unwrap();
+                        tx.commit(Commit::Durable).await.unwrap();
+                        commits.fetch_add(1, Ordering::Relaxed);
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let t0 = std::time::Instant::now();
+        while commits.load(Ordering::Relaxed) < 600 || t0.elapsed() < Duration::from_millis(400) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Busy { stop, writers }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.writers {
+            w.await.unwrap();
+        }
+    }
+}
+
+/// An instance with data and `pace`, a backup begun on it, its database open, one chunk read.
+async fn backing_up(
+    engine: &Engine,
+    dir: &std::path::Path,
+    pace: BackupPace,
+) -> (Instance, ese_actors::TableId, BackupFile) {
+    let inst = engine
+        .create_instance("paced", params(dir).backup_pace(pace))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let path = dir.join("db.edb");
+    let db = inst.create_database(&path).await.unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    put_rows(&inst, t, 0..2000).await;
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let (f, _) = inst.open_file(&path).await.unwrap();
+    (inst, t, f)
+}
+
+/// Reads the next chunk in a task of its own.
+fn read_next(inst: &Instance, f: BackupFile) -> tokio::task::JoinHandle<ese::Result<usize>> {
+    let inst = inst.clone();
+    tokio::spawn(async move { inst.read_file(f, CHUNK).await.map(|b| b.len()) })
+}
+
+/// A read issued beside busy commits, shown to be held: it is still unanswered after a
+/// while (the first read of the file sets the pace; the second waits behind it).
+async fn held_read(inst: &Instance, f: BackupFile) -> tokio::task::JoinHandle<ese::Result<usize>> {
+    assert_eq!(inst.read_file(f, CHUNK).await.unwrap().len(), CHUNK);
+    let held = read_next(inst, f);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the pacer did not hold the read");
+    held
+}
+
+async fn answer(read: tokio::task::JoinHandle<ese::Result<usize>>) -> ese::Result<usize> {
+    tokio::time::timeout(HANG, read)
+        .await
+        .expect("a held read was not woken")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_backup_lets_a_held_read_complete_and_refuses_the_next_with_801() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    let busy = Busy::start(&inst, t).await;
+    let held = held_read(&inst, f).await;
+    inst.stop_backup().await.unwrap();
+    // Issued before the stop: it completes as a read in flight does without pacing.
+    assert_eq!(answer(held).await.unwrap(), CHUNK);
+    assert_eq!(code(inst.read_file(f, CHUNK).await), -801);
+    busy.stop().await;
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    // Ended: the next backup begins and is not stopped.
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_service_lets_a_held_read_complete_and_refuses_the_next_with_1329() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    let busy = Busy::start(&inst, t).await;
+    let held = held_read(&inst, f).await;
+    inst.stop_service().await.unwrap();
+    // Already being served when stop_service came: it completes normally.
+    assert_eq!(answer(held).await.unwrap(), CHUNK);
+    assert_eq!(code(inst.read_file(f, CHUNK).await), -1329);
+    busy.stop.store(true, Ordering::Relaxed);
+    inst.term(Term::STOP_BACKUP).await.unwrap();
+    for w in busy.writers {
+        // The writers' calls after stop_service fail; they end when their task does.
+        let _ = w.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn term_stop_backup_does_not_wait_out_a_held_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    let busy = Busy::start(&inst, t).await;
+    let held = held_read(&inst, f).await;
+    busy.stop().await;
+    tokio::time::timeout(HANG, inst.term(Term::STOP_BACKUP))
+        .await
+        .expect("term waited for a held read")
+        .unwrap();
+    // The read was in flight: term waited for it, and it completed.
+    assert_eq!(answer(held).await.unwrap(), CHUNK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pace_backup_is_not_held_beside_busy_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), BackupPace::Full).await;
+    let busy = Busy::start(&inst, t).await;
+    for _ in 0..8 {
+        assert_eq!(answer(read_next(&inst, f)).await.unwrap(), CHUNK);
+    }
+    busy.stop().await;
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_commits_a_yielding_backup_reads_its_whole_image_unheld() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    let image = tokio::time::timeout(HANG, read_all(&inst, f, CHUNK))
+        .await
+        .expect("a read was held with no commits to protect");
+    assert!(image.len() > 16 * CHUNK);
+    inst.close_file(f).await.unwrap();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
