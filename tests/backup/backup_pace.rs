@@ -2,8 +2,8 @@
 //! read would wait for hours, the host's and the client's calls still resolve at once and to
 //! the contract's codes, because every state change wakes the held reads: a held read was
 //! issued before the change, so it completes as a read in flight does, and the next call
-//! gets the code. With
-//! `BackupPace::Full`, or with no commits to protect, nothing is held at all.
+//! gets the code. With `BackupPace::Full`, or with no commits to protect, nothing is held at
+//! all; log reads are never held.
 
 use crate::support;
 
@@ -194,6 +194,32 @@ async fn without_commits_a_yielding_backup_reads_its_whole_image_unheld() {
         .expect("a read was held with no commits to protect");
     assert!(image.len() > 16 * CHUNK);
     inst.close_file(f).await.unwrap();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_reads_are_never_held_beside_busy_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    inst.close_file(f).await.unwrap();
+    let busy = Busy::start(&inst, t).await;
+    let info = inst.get_log_info().await.unwrap();
+    assert!(!info.files.is_empty());
+    // Many small reads of every log: were logs paced, the second would wait for hours.
+    let read_logs = async {
+        for p in &info.files {
+            let (log, size) = inst.open_file(p).await.unwrap();
+            let bytes = read_all(&inst, log, 2 * PAGE).await;
+            assert_eq!(bytes.len() as u64, size);
+            inst.close_file(log).await.unwrap();
+        }
+    };
+    tokio::time::timeout(HANG, read_logs)
+        .await
+        .expect("a log read was held");
+    busy.stop().await;
     inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
     inst.term(Term::empty()).await.unwrap();
 }

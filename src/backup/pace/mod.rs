@@ -6,7 +6,8 @@
 //! machine, a backup at full speed raised the writers' p99 commit latency 2 to 5 times,
 //! while one held to 5–10 MiB/s raised it 7–46%. So by default a backup yields: the engine
 //! measures every durable commit's latency, learns its p99 while no backup reads, and while
-//! a backup reads it slows the reads (halving their rate) whenever the p99 of the last
+//! a backup reads a database image it slows those reads (halving their rate; logs are never
+//! held, design.md says why) whenever the p99 of the last
 //! window rose over the allowed share, and lets them speed up (a tenth more per window)
 //! while it did not. Without commits to protect, or with [`BackupPace::Full`], reads run as
 //! fast as the client asks. This is the same goal as LEDBAT's background transfers: use what
