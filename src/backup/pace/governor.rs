@@ -27,6 +27,8 @@ const START_FLOORS: f64 = 2.0;
 /// 1.11x–1.16x.
 const GROW: f64 = 1.1;
 const SHRINK: f64 = 0.5;
+/// How far past the rate a window read the limit may grow.
+const WINDUP: f64 = 4.0;
 
 /// Decides when each backup read may start (see [`BackupPace`]).
 pub struct Governor {
@@ -151,9 +153,11 @@ impl Governor {
         self.rate = Some(if p99 > base * ratio {
             (rate * SHRINK).max(floor)
         } else {
-            // From the limit, not from what was read: a client that read less than it allowed
-            // did not show that more would be borne.
-            self.rate.map_or(read, |r| r * GROW).max(floor)
+            // Never far past what was read: a client slower than its limit would otherwise
+            // build up an allowance (growing without end) to spend at once when it speeds up.
+            self.rate
+                .map_or(read, |r| (r * GROW).min(read * WINDUP))
+                .max(floor)
         });
         tracing::debug!(
             p99_us = p99,
@@ -273,6 +277,18 @@ mod tests {
             assert!(now > last, "{last} -> {now}");
             last = now;
         }
+    }
+
+    #[test]
+    fn a_client_slower_than_its_limit_builds_up_no_allowance() {
+        let mut c = Clock::new(yielding());
+        c.window(1000, 300, 0);
+        // 1 MiB a window (10 MiB/s), within the share, for a minute of windows.
+        for _ in 0..600 {
+            c.window(1000, 300, MIB);
+        }
+        let limit = c.governor.limit().unwrap();
+        assert!(limit <= 4.0 * 10.0 * MIB as f64 + 1.0, "{limit}");
     }
 
     #[test]
