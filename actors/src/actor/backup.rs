@@ -42,6 +42,7 @@ impl Actor {
     /// Closing decides whether the file counts as copied; no disk.
     pub(super) fn on_close_file(&mut self, file: BackupFile, r: Reply<()>) {
         self.drop_prefetch();
+        self.wake_held_reads();
         let _ = r.send(self.core_mut().backup_close(file.0));
     }
 

@@ -177,8 +177,9 @@ impl Actor {
                 },
             }
         }
-        // Gone: the messages still queued get `InvalidInstance` (behaviour.md §1.1), not a
-        // channel error.
+        // Gone: held backup reads go now, and the messages still queued get `InvalidInstance`
+        // (behaviour.md §1.1), not a channel error.
+        self.wake_held_reads();
         mailbox.close();
         while let Some(cmd) = mailbox.recv().await {
             cmd.refuse(Error::InvalidInstance);

@@ -7,8 +7,9 @@
 //! p99 over whole seconds ran 1.10x–1.40x of a quiet one's in the remote bench, against
 //! 1.14x once timed at the caller). A backup read the governor holds is sent to the blocking pool at once and waits there,
 //! never on the actor, until its time, until the backup's state may have changed (stop,
-//! end, term, `stop_service`: those wake every held read, so a race resolves as it would
-//! without pacing and no refusal waits for a pacing delay), or until the commits went idle
+//! end, close, term, `stop_service`, the actor's end: those wake every held read, so a race
+//! resolves as it would without pacing and no refusal of theirs waits for a pacing delay),
+//! or until the commits went idle
 //! (a held read looks again every window: with its client waiting on it, nothing else would
 //! tell the governor).
 

@@ -49,6 +49,9 @@ pub struct Governor {
     rate: Option<f64>,
     /// When the next read may start.
     next_free: Instant,
+    /// When a read was last admitted: windows soon after it are not taken as ones without a
+    /// backup (its reads may be held, on disk or being sent in them).
+    last_read: Option<Instant>,
 }
 
 impl Governor {
@@ -73,6 +76,7 @@ impl Governor {
             busy: false,
             rate: None,
             next_free: now,
+            last_read: None,
         }
     }
 
@@ -97,7 +101,7 @@ impl Governor {
             return;
         }
         let w = latencies.take();
-        self.close(&w, age);
+        self.close(&w, age, now);
         self.window_start = now;
         self.read_bytes = 0;
     }
@@ -106,6 +110,7 @@ impl Governor {
     pub fn admit(&mut self, bytes: u64, now: Instant) -> Option<Instant> {
         self.read_bytes += bytes;
         let (_, floor) = self.limits?;
+        self.last_read = Some(now);
         if self.rate.is_none() && self.busy {
             // A backup beginning beside busy commits starts slow and speeds up while they
             // bear it, rather than taking the cores first and backing off after.
@@ -121,7 +126,7 @@ impl Governor {
         (start > now).then_some(start)
     }
 
-    fn close(&mut self, w: &LatencyWindow, age: Duration) {
+    fn close(&mut self, w: &LatencyWindow, age: Duration, now: Instant) {
         let Some((ratio, floor)) = self.limits else {
             return;
         };
@@ -134,12 +139,19 @@ impl Governor {
                 }
                 self.busy = false;
                 self.lowest_p99 = None;
+                // Commits that come back may come back at another pace: learn it anew.
+                self.quiet = LatencyWindow::default();
                 return;
             }
         };
         self.busy = true;
         if self.read_bytes == 0 {
-            self.quiet.pool(w, QUIET_KEEP);
+            let lately = self
+                .last_read
+                .is_some_and(|t| now.saturating_duration_since(t) < WINDOW * QUIET_AFTER);
+            if !lately && self.next_free <= self.window_start {
+                self.quiet.pool(w, QUIET_KEEP);
+            }
             return;
         }
         let base = self
@@ -289,6 +301,24 @@ mod tests {
         }
         let limit = c.governor.limit().unwrap();
         assert!(limit <= 4.0 * 10.0 * MIB as f64 + 1.0, "{limit}");
+    }
+
+    #[test]
+    fn windows_soon_after_a_read_do_not_become_the_baseline() {
+        let mut c = Clock::new(yielding());
+        c.window(1000, 300, 0);
+        c.window(1000, 300, MIB);
+        // No read admitted, but the backup's last read is recent (held, or being sent): its
+        // slow commits must not raise the baseline.
+        for _ in 0..3 {
+            c.window(1000, 2000, 0);
+        }
+        let before = c.governor.limit().unwrap();
+        c.window(1000, 900, MIB);
+        assert!(
+            c.governor.limit().unwrap() < before,
+            "judged against 300 µs"
+        );
     }
 
     #[test]
