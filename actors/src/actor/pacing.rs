@@ -1,17 +1,20 @@
 //! The actor's side of backup pacing (`ese::BackupPace`; the decisions are the core's
-//! `Governor`). A durable commit is timed where its caller waits for it: from the host API
-//! call sending it (`Transaction::commit`, `Instance::write`, a put or delete outside a
-//! transaction) to the answer reaching the caller's task, so the time it spends in the
-//! mailbox and waiting for a worker counts too (timed from the actor's taking it to the log
-//! writer's answer, an HTTP backup's share of the runtime's workers went unseen: the writers'
-//! p99 over whole seconds ran 1.10x–1.40x of a quiet one's in the remote bench, against
-//! 1.14x once timed at the caller). A backup read the governor holds is sent to the blocking pool at once and waits there,
-//! never on the actor, until its time, until the backup's state may have changed (stop,
-//! end, close, term, `stop_service`, the actor's end: those wake every held read, so a race
-//! resolves as it would without pacing and no refusal of theirs waits for a pacing delay),
-//! or until the commits went idle
-//! (a held read looks again every window: with its client waiting on it, nothing else would
-//! tell the governor).
+//! `Governor`).
+//!
+//! A durable commit is timed where its caller waits for it: from the host API call sending it
+//! (`Transaction::commit`, `Instance::write`, a put or delete outside a transaction) to the
+//! answer reaching the caller's task, so the time it spends in the mailbox and waiting for a
+//! worker counts too. Timed from the actor's taking it to the log writer's answer, an HTTP
+//! backup's share of the runtime's workers went unseen: the writers' p99 over whole seconds
+//! ran 1.10x–1.40x of a quiet one's in the remote bench, against 1.14x once timed at the
+//! caller.
+//!
+//! A backup read the governor holds is sent to the blocking pool at once and waits there,
+//! never on the actor, until its time; until the backup's state may have changed (stop, end,
+//! close, term, `stop_service`, the actor's end: those wake every held read, so a race
+//! resolves as it would without pacing and no refusal of theirs waits for a pacing delay); or
+//! until the commits went idle (a held read looks again every window: with its client
+//! waiting on it, nothing else would tell the governor).
 
 use std::sync::Arc;
 use std::time::Instant;
