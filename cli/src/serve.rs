@@ -43,8 +43,31 @@ pub struct Serve {
     pub pace: BackupPace,
 }
 
+/// A held backup read of the router's 1 MiB chunk may wait 1/floor seconds, and nothing
+/// renews the lease meanwhile: refuse a floor so low that ten such waits outlast the lease.
+fn check_pace(pace: BackupPace, lease_secs: u64) -> Result<(), Failure> {
+    let BackupPace::YieldToCommits {
+        floor_bytes_per_sec,
+        ..
+    } = pace
+    else {
+        return Ok(());
+    };
+    let wait_secs = (1u64 << 20) as f64 / floor_bytes_per_sec.max(1) as f64;
+    if wait_secs * 10.0 > lease_secs as f64 {
+        return Err(Failure::Usage(format!(
+            "--backup-floor-mib {} is too low for --lease-secs {lease_secs}: a held 1 MiB read \
+             may wait {wait_secs:.2} s without renewing the lease; raise the floor or the lease \
+             (floor in MiB/s times lease in seconds at least 10)",
+            floor_bytes_per_sec >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the service until a signal, then terms the instance.
 pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
+    check_pace(a.pace, a.lease_secs)?;
     let name = instance_name(&a)?;
     // Without them the service could not stop cleanly: refuse before opening anything.
     let mut signals = Signals::install()?;
