@@ -69,21 +69,14 @@ impl Busy {
     }
 }
 
-/// An instance with data and `pace`, a backup begun on it, its database open, one chunk read.
+/// An instance with data and `pace`, a full backup begun on it, its database open.
 async fn backing_up(
     engine: &Engine,
     dir: &std::path::Path,
     pace: BackupPace,
 ) -> (Instance, ese_actors::TableId, BackupFile) {
-    let inst = engine
-        .create_instance("paced", params(dir).backup_pace(pace))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let path = dir.join("db.edb");
-    let db = inst.create_database(&path).await.unwrap();
-    let t = inst.create_table(db, "t").await.unwrap();
-    put_rows(&inst, t, 0..2000).await;
+    let params = params(dir).backup_pace(pace);
+    let (inst, t, path) = instance_with(engine, ese::io::os(), "paced", params, 2000).await;
     inst.begin_external_backup(BackupBegin::empty())
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ese::io::{Storage, StorageRef};
-use ese_actors::{Engine, Instance, TableId};
+use ese_actors::{Engine, Instance, InstanceParams, TableId};
 
 use super::{params, put_rows};
 
@@ -21,9 +21,21 @@ pub async fn instance_on(
     dir: &Path,
     rows: u32,
 ) -> (Instance, TableId, PathBuf) {
-    storage.create_dir_all(dir).unwrap();
+    instance_with(engine, storage, name, params(dir), rows).await
+}
+
+/// [`instance_on`] with parameters of the caller's (their system path is the directory).
+pub async fn instance_with(
+    engine: &Engine,
+    storage: StorageRef,
+    name: &str,
+    params: InstanceParams,
+    rows: u32,
+) -> (Instance, TableId, PathBuf) {
+    let dir = params.system_dir().clone();
+    storage.create_dir_all(&dir).unwrap();
     let inst = engine
-        .create_instance_on(name, params(dir), storage)
+        .create_instance_on(name, params, storage)
         .await
         .unwrap();
     inst.init().await.unwrap();
