@@ -17,6 +17,7 @@ pub mod backup;
 mod btree;
 mod cache;
 mod core;
+pub mod crc;
 mod db;
 mod error;
 mod flusher;

@@ -51,7 +51,7 @@ forwarded! {
         BeginSession, EndSession, CreateTable, OpenTable, EnsureTable, OpenDatabase,
         BeginTransaction, Put, Get, Delete, ApplyBatch, Scan, ScanNext, CloseScan,
         CommitTransaction, Rollback, GetStats, GetInstanceInfo, GetAttachInfo, OpenFile,
-        ReadFile, CloseFile, GetLogInfo, GetTruncateLogInfo, TruncateLog, EndBackup,
+        ReadFile, ReadFileChunk, CloseFile, GetLogInfo, GetTruncateLogInfo, TruncateLog, EndBackup,
         BeginBackupWithId, AbortBackupIf, GetBackupRecord, CheckBackup, EndBackupIf,
         ExpireBackupIf, TruncateLogIf,
     ],

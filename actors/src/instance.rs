@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use ese::backup::FileChunk;
 use ese::io::StorageRef;
 use ese::{
     BackupBegin, BackupEnd, CoreStats, DbId, Error, InstanceParams, Result, Term as TermBits,
@@ -451,6 +452,14 @@ impl Instance {
     /// (or `MissingFileToBackup` -569) for a damaged (or vanished) log ends the backup.
     pub async fn read_file(&self, file: BackupFile, max_len: usize) -> Result<Bytes> {
         self.ask(ReadFile { file, max_len }).await
+    }
+
+    /// [`Instance::read_file`], with the chunk's CRC-32C. For a database image the sum is put
+    /// together from the page checksums that verifying the chunk computed, so a caller that
+    /// sends a sum along with the bytes (as `ese-http` does) needs no pass of its own over
+    /// them. Same errors as `read_file`.
+    pub async fn read_file_chunk(&self, file: BackupFile, max_len: usize) -> Result<FileChunk> {
+        self.ask(ReadFileChunk { file, max_len }).await
     }
     /// `JetCloseFileInstance`: a file read to its end counts as copied.
     ///

@@ -44,6 +44,7 @@ pub use backup_set::{
 };
 pub use batch::WriteBatch;
 pub use engine::{Engine, Mode};
+pub use ese::backup::FileChunk;
 pub use ese::restore::{RestoreReport, RestoreSpec, StopAt};
 pub use ese::{
     BackupBegin, BackupEnd, Category, Commit, CoreStats, DbId, Detail, Error, InstanceParams,

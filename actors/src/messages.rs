@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use ese::backup::FileChunk;
 use ese::{
     BackupBegin, BackupEnd, Commit, CoreStats, DbId, Error, Result, TableId, Term as TermBits,
 };
@@ -193,6 +194,9 @@ messages! {
     [Job, Instance] OpenFile { path: PathBuf } -> (BackupFile, u64);
     /// `JetReadFileInstance`: the next chunk (empty at the end).
     [Read, Instance] ReadFile { file: BackupFile, max_len: usize } -> Bytes;
+    /// `JetReadFileInstance`, with the chunk's CRC-32C (from the page checksums its
+    /// verification computed, for a database image).
+    [Read, Instance] ReadFileChunk { file: BackupFile, max_len: usize } -> FileChunk;
     /// `JetCloseFileInstance`.
     [Inline, Instance] CloseFile { file: BackupFile } -> ();
     /// `JetGetLogInfoInstance2`.

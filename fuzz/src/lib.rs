@@ -125,6 +125,9 @@ fn read_all(core: &mut Core, h: u64) -> ese::Result<Vec<u8>> {
         let (ticket, plan) = core.backup_plan_read(h, 64 * 1024)?;
         let res = stream::execute(&**core.storage(), &plan, sig);
         let chunk = core.backup_read_done(ticket, res)?;
+        // The sum put together from page checksums must be the chunk's.
+        assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes), "chunk sum");
+        let chunk = chunk.bytes;
         if chunk.is_empty() {
             return Ok(out);
         }

@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use ese_actors::BackupFile;
+use ese_actors::ese::crc::Shift;
+use ese_actors::{BackupFile, FileChunk};
 use serde::Serialize;
 
 /// What a file of the backup is.
@@ -106,6 +107,8 @@ pub struct FileEntry {
     pub window: Window,
     /// CRC-32C of every byte read from the engine so far, in order.
     pub crc: u32,
+    /// The shift past the last chunk's length, kept: chunks but the last are all one size.
+    shift: Shift,
     /// Read to its end and closed.
     pub complete: bool,
     /// Bumped by every GET of the file: an older response still streaming stops.
@@ -130,6 +133,7 @@ impl FileEntry {
             size: None,
             window: Window::new(window),
             crc: 0,
+            shift: Shift::new(0),
             complete: false,
             epoch: 0,
             failed: None,
@@ -154,10 +158,15 @@ impl FileEntry {
         self.handle.take()
     }
 
-    /// Records the engine's next chunk: in the window, and in the file's sum.
-    pub fn took(&mut self, chunk: &Bytes) {
-        self.crc = crc32c::crc32c_append(self.crc, chunk);
-        self.window.push(chunk.clone());
+    /// Records the engine's next chunk: in the window, and in the file's sum, which the
+    /// chunk's own sum extends without a pass over its bytes.
+    pub fn took(&mut self, chunk: &FileChunk) {
+        let len = chunk.bytes.len();
+        if self.shift.len() != len {
+            self.shift = Shift::new(len);
+        }
+        self.crc = self.shift.combine(self.crc, chunk.crc32c);
+        self.window.push(chunk.bytes.clone());
     }
 }
 

@@ -171,9 +171,8 @@ struct Streaming {
     chunk: usize,
     /// Bytes from the window still to send.
     pending: VecDeque<Bytes>,
-    /// The response starts at the file's first byte, so its sum is the file's once complete:
-    /// summed once, for the file, the bytes are not summed again for the response. (Folding
-    /// each chunk's sum into two with `crc32c_combine` cost nearly as much as a second pass.)
+    /// The response starts at the file's first byte, so its sum is the file's once complete
+    /// (which the engine's chunk sums make up): the response needs no sum of its own.
     whole: bool,
     /// CRC-32C of what this response sent, where it is not `whole`.
     crc: u32,
@@ -269,8 +268,8 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
         } else {
             chunk
         };
-        match r.inst.read_file(handle, want).await {
-            Ok(c) if c.is_empty() => {
+        match r.inst.read_file_chunk(handle, want).await {
+            Ok(c) if c.bytes.is_empty() => {
                 if let Err(e) = r.inst.close_file(handle).await {
                     return Next::Failed(e.to_string());
                 }
@@ -279,7 +278,7 @@ async fn engine_step(r: &Remote, idx: usize, epoch: u64, chunk: usize) -> Next {
             }
             Ok(c) => {
                 f.took(&c);
-                return Next::Data(c);
+                return Next::Data(c.bytes);
             }
             Err(e) => {
                 tracing::info!(error = %e, file = %f.name, "backup file stream ended by the engine");

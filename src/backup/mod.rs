@@ -1,6 +1,6 @@
 //! Layer 6: ESE's online external (streaming) backup, behaviour.md §2.
 //!
-//! Public: [`set`] (backup sets) and [`events`] (ESE's event ids). Internal, shown through
+//! Public: [`set`] (backup sets), [`events`] (ESE's event ids) and [`FileChunk`]. Internal, shown through
 //! [`crate::internals::backup`]: `BackupState`, the state machine as plain data with
 //! `&mut self` methods, which decides every answer and every range and says what to read;
 //! and `stream`, which performs the reads (on an
@@ -14,6 +14,17 @@ pub(crate) mod state;
 pub(crate) mod stream;
 
 pub(crate) use state::{BackupState, BeginFacts, Failure, ReadPlan, ReadTicket};
+
+/// One chunk of a backup file as `read_file` hands it out, with its CRC-32C: for a database
+/// image the sum is put together from the page checksums that verifying the chunk computed,
+/// so a caller that must send a sum along (`ese-http`'s trailers) needs no pass of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileChunk {
+    /// The bytes; empty at the end of the file.
+    pub bytes: bytes::Bytes,
+    /// CRC-32C (Castagnoli) of `bytes`.
+    pub crc32c: u32,
+}
 
 /// ESE's backup event ids, set as the `event_id` field of `tracing` events.
 pub mod events {

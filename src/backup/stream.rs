@@ -29,6 +29,9 @@ pub struct Streamed {
     /// Database pages this read verified (checksum, page number, kind): the data pages of the
     /// chunk; 0 for a log, a header copy or the trailer.
     pub pages_verified: u64,
+    /// The chunk's CRC-32C. For a database image it is put together from the sums that
+    /// verifying its pages computed (`crate::crc`), not from another pass over the chunk.
+    pub crc32c: u32,
 }
 
 /// Performs a planned read: the chunk, and for a log's first read the whole verified file
@@ -55,11 +58,12 @@ pub fn execute(
                 last_page: *last_page,
                 trailer: trailer.as_deref(),
             };
-            let (chunk, pages_verified) = db_chunk(&image, *pos, *len, buffers)?;
+            let (chunk, pages_verified, crc32c) = db_chunk(&image, *pos, *len, buffers)?;
             Ok(Streamed {
                 chunk,
                 whole_log: None,
                 pages_verified,
+                crc32c,
             })
         }
         ReadPlan::Log {
@@ -76,8 +80,10 @@ pub fn execute(
             let start = (*pos as usize).min(whole.len());
             let end = (start + len).min(whole.len());
             let fresh = bytes.is_none().then(|| whole.clone());
+            let chunk = whole.slice(start..end);
             Ok(Streamed {
-                chunk: whole.slice(start..end),
+                crc32c: crc32c::crc32c(&chunk),
+                chunk,
                 whole_log: fresh,
                 pages_verified: 0,
             })
@@ -95,25 +101,25 @@ struct Image<'a> {
 
 /// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
 /// slot `p + 1` is data page `p`, the slot after the last page is the trailer. With the
-/// number of data pages verified. The chunk's buffer comes from `buffers` and every byte of
-/// it is written here, so a reused buffer needs no zero fill.
+/// number of data pages verified and the chunk's CRC-32C. The chunk's buffer comes from
+/// `buffers` and every byte of it is written here, so a reused buffer needs no zero fill.
 fn db_chunk(
     image: &Image,
     pos: u64,
     len: usize,
     buffers: &Arc<BufferPool>,
-) -> Result<(Bytes, u64)> {
+) -> Result<(Bytes, u64, u32)> {
     let ps = image.file.page_size as usize;
     let mut out = buffers.take_len(len);
     let first_slot = (pos / ps as u64) as u32;
     let slots = (len / ps) as u32;
     let data_first = first_slot.max(2);
     let data_last = (first_slot + slots).min(image.last_page + 2); // exclusive slot bound
-    let mut verified = 0;
+    let mut bodies = Vec::new();
     if data_first < data_last {
         let at = (data_first - first_slot) as usize * ps;
         let n = (data_last - data_first) as usize * ps;
-        verified = read_pages(image.file, data_first - 1, &mut out[at..at + n])?;
+        bodies = read_pages(image.file, data_first - 1, &mut out[at..at + n])?;
     }
     for slot in first_slot..first_slot + slots {
         let at = (slot - first_slot) as usize * ps;
@@ -128,20 +134,47 @@ fn db_chunk(
         }
     }
     out[slots as usize * ps..].fill(0);
-    Ok((buffers.share(out), verified))
+    let crc = chunk_crc(&out, ps, data_first - first_slot, &bodies);
+    Ok((buffers.share(out), bodies.len() as u64, crc))
+}
+
+/// The CRC-32C of a chunk of page slots whose slots `first_data..` hold the verified pages
+/// with body sums `bodies`: those pages are summed from their first 4 bytes and their body
+/// sum, every other byte (header copies, trailer, zeros) directly.
+fn chunk_crc(chunk: &[u8], ps: usize, first_data: u32, bodies: &[u32]) -> u32 {
+    let shift = page::body_shift(ps as u32);
+    let data = first_data as usize..first_data as usize + bodies.len();
+    let mut slots = chunk.chunks_exact(ps);
+    let mut crc = 0;
+    for (i, slot) in slots.by_ref().enumerate() {
+        crc = if data.contains(&i) {
+            shift.combine(
+                crc32c::crc32c_append(crc, &slot[..4]),
+                bodies[i - data.start],
+            )
+        } else {
+            crc32c::crc32c_append(crc, slot)
+        };
+    }
+    crc32c::crc32c_append(crc, slots.remainder())
 }
 
 /// Reads consecutive pages from `first` into `buf` with one read, then verifies each page,
-/// reading a failing page again up to [`RETRIES`] times. Returns how many pages verified:
-/// all of them, since the first page that never does fails the read.
-fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
+/// reading a failing page again up to [`RETRIES`] times. Returns the body sum of each page
+/// ([`DbFile::verify_page`]): every page verified, since the first page that never does
+/// fails the read.
+fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<Vec<u32>> {
     let ps = file.page_size as usize;
     fill(file, page::page_offset(first, file.page_size), buf)?;
-    let mut verified = 0;
+    let mut bodies = Vec::with_capacity(buf.len() / ps);
     for (i, p) in buf.chunks_mut(ps).enumerate() {
         let pgno = first + i as u32;
         let mut tries = 0;
-        while let Err(e) = file.verify_page(p, pgno) {
+        let body = loop {
+            let e = match file.verify_page(p, pgno) {
+                Ok(body) => break body,
+                Err(e) => e,
+            };
             tries += 1;
             if tries > RETRIES {
                 tracing::warn!(pgno, error = %e, "page fails verification");
@@ -154,10 +187,10 @@ fn read_pages(file: &DbFile, first: u32, buf: &mut [u8]) -> Result<u64> {
             }
             std::thread::sleep(Duration::from_millis(tries as u64));
             fill(file, page::page_offset(pgno, file.page_size), p)?;
-        }
-        verified += 1;
+        };
+        bodies.push(body);
     }
-    Ok(verified)
+    Ok(bodies)
 }
 
 /// Reads as much as the file has; bytes past its end stay zero (pages never written). A
@@ -208,4 +241,49 @@ fn read_log(
         return Err(bad("no end record"));
     }
     Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::PageKind;
+
+    fn sealed(ps: u32, pgno: u32, fill: u8) -> Vec<u8> {
+        let mut p = page::new_page(ps, pgno, PageKind::Leaf);
+        p[page::PAGE_HEADER..].fill(fill);
+        page::seal(&mut p);
+        p
+    }
+
+    #[test]
+    fn a_chunks_sum_from_its_pages_sums_is_its_sum() {
+        for ps in page::PAGE_SIZES {
+            // Slots: a header copy, pages 1 to 3 (page 2 never written), the trailer, and
+            // bytes past the last whole slot.
+            let header = vec![7u8; ps as usize];
+            let pages = [
+                sealed(ps, 1, 0xA5),
+                vec![0u8; ps as usize],
+                sealed(ps, 3, 0x3C),
+            ];
+            let trailer = vec![9u8; ps as usize];
+            let mut chunk = header.clone();
+            let mut bodies = Vec::new();
+            for (i, p) in pages.iter().enumerate() {
+                bodies.push(page::verify_summed(p, i as u32 + 1).unwrap());
+                chunk.extend_from_slice(p);
+            }
+            chunk.extend_from_slice(&trailer);
+            chunk.extend_from_slice(&[0u8; 100]);
+            assert_eq!(
+                chunk_crc(&chunk, ps as usize, 1, &bodies),
+                crc32c::crc32c(&chunk)
+            );
+            // No verified page at all: every byte summed directly.
+            assert_eq!(
+                chunk_crc(&header, ps as usize, 0, &[]),
+                crc32c::crc32c(&header)
+            );
+        }
+    }
 }

@@ -3,12 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use super::Core;
 use crate::backup::stream::Streamed;
 use crate::backup::BeginFacts;
-use crate::backup::{BackupState, Failure, ReadPlan, ReadTicket};
+use crate::backup::{BackupState, Failure, FileChunk, ReadPlan, ReadTicket};
 use crate::db::DbHeader;
 use crate::io::OpenMode;
 use crate::log::{Record, LOG_HEADER_SIZE};
@@ -196,7 +194,11 @@ impl Core {
     ///
     /// [`CoreStats::backup_pages_verified`]: crate::CoreStats::backup_pages_verified
     /// [`CoreStats::backup_bytes_streamed`]: crate::CoreStats::backup_bytes_streamed
-    pub fn backup_read_done(&mut self, ticket: ReadTicket, res: Result<Streamed>) -> Result<Bytes> {
+    pub fn backup_read_done(
+        &mut self,
+        ticket: ReadTicket,
+        res: Result<Streamed>,
+    ) -> Result<FileChunk> {
         // The span of the read's own backup, if that is still the one running.
         let span = match &self.backup {
             Some(b) if b.id() == ticket.backup => b.span().clone(),
@@ -206,6 +208,7 @@ impl Core {
         if let Ok(s) = &res {
             self.stats.backup_pages_verified += s.pages_verified;
         }
+        let crc32c = res.as_ref().map_or(0, |s| s.crc32c);
         let res = res.map(|s| (s.chunk, s.whole_log));
         let r = match self.backup.as_mut() {
             Some(b) => b.read_done(ticket, &res),
@@ -215,9 +218,9 @@ impl Core {
             }),
         };
         self.settle(r)?;
-        let chunk = res.map(|(c, _)| c)?;
-        self.stats.backup_bytes_streamed += chunk.len() as u64;
-        Ok(chunk)
+        let (bytes, _) = res?;
+        self.stats.backup_bytes_streamed += bytes.len() as u64;
+        Ok(FileChunk { bytes, crc32c })
     }
 
     /// `close_file`.
@@ -419,10 +422,11 @@ mod tests {
             let (ticket, plan) = core.backup_plan_read(h, 5 * PAGE).unwrap();
             let res = stream::execute(&**core.storage(), &plan, sig);
             let chunk = core.backup_read_done(ticket, res).unwrap();
-            if chunk.is_empty() {
+            assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes));
+            if chunk.bytes.is_empty() {
                 break;
             }
-            got += chunk.len() as u64;
+            got += chunk.bytes.len() as u64;
         }
         core.backup_close(h).unwrap();
         assert_eq!(got, size, "{}", path.display());

@@ -103,15 +103,16 @@ impl DbFile {
         Ok(buf)
     }
 
-    /// [`page::verify`], and a page of zeros (never written, which verifies) where the file
-    /// lost bytes it had is `ReadLostFlushVerifyFailure` (-1119).
-    pub fn verify_page(&self, p: &[u8], pgno: u32) -> Result<()> {
-        page::verify(p, pgno)?;
+    /// [`page::verify_summed`] (answering the sum of the page's body), and a page of zeros
+    /// (never written, which verifies) where the file lost bytes it had is
+    /// `ReadLostFlushVerifyFailure` (-1119).
+    pub fn verify_page(&self, p: &[u8], pgno: u32) -> Result<u32> {
+        let body = page::verify_summed(p, pgno)?;
         let at = page::page_offset(pgno, self.page_size);
         if self.reach.is_lost(at, p.len() as u64) && page::is_zero(p) {
             return Err(self.lost(at));
         }
-        Ok(())
+        Ok(body)
     }
 
     /// Fills `buf` from `offset`. Bytes past the file's end read as zeros where no page was

@@ -168,6 +168,8 @@ impl Work {
             let (ticket, plan) = self.core.backup_plan_read(h, 16 * 4096)?;
             let res = stream::execute(&**self.core.storage(), &plan, sig);
             let chunk = self.core.backup_read_done(ticket, res)?;
+            assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes), "chunk sum");
+            let chunk = chunk.bytes;
             if chunk.is_empty() {
                 return Ok(out);
             }

@@ -25,6 +25,8 @@ fn read_all(core: &mut Core, h: u64) -> Vec<u8> {
         let (ticket, plan) = core.backup_plan_read(h, 64 * 1024).unwrap();
         let res = stream::execute(&**core.storage(), &plan, sig);
         let chunk = core.backup_read_done(ticket, res).unwrap();
+        assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes));
+        let chunk = chunk.bytes;
         if chunk.is_empty() {
             return out;
         }

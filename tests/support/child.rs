@@ -175,7 +175,7 @@ fn read_all(core: &mut Core, handle: u64) -> ese::Result<()> {
     loop {
         let (ticket, plan) = core.backup_plan_read(handle, 64 * 4096)?;
         let res = stream::execute(&**core.storage(), &plan, sig);
-        let chunk = core.backup_read_done(ticket, res)?;
+        let chunk = core.backup_read_done(ticket, res)?.bytes;
         if chunk.is_empty() {
             return Ok(());
         }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use ese::backup::FileChunk;
 use ese::internals::backup::{stream, ReadPlan, ReadTicket};
 use ese::{BackupBegin, BackupEnd, Error, Result};
 
@@ -11,6 +12,27 @@ use super::pacing::Hold;
 use super::Actor;
 use crate::messages::Reply;
 use crate::types::{BackupFile, BackupId, BackupInfo, LogInfo};
+
+/// Where a backup read's answer goes: `ReadFile` wants the bytes, `ReadFileChunk` the bytes
+/// with their sum.
+pub(crate) enum ReadReply {
+    Bytes(Reply<bytes::Bytes>),
+    Chunk(Reply<FileChunk>),
+}
+
+impl ReadReply {
+    /// Answers the caller; one that went away is no one's concern.
+    pub(crate) fn send(self, answer: Result<FileChunk>) {
+        match self {
+            ReadReply::Bytes(r) => {
+                let _ = r.send(answer.map(|c| c.bytes));
+            }
+            ReadReply::Chunk(r) => {
+                let _ = r.send(answer);
+            }
+        }
+    }
+}
 
 impl Actor {
     /// `JetBeginExternalBackupInstance`: the state machine only.
@@ -131,14 +153,14 @@ impl Actor {
     /// `JetReadFileInstance`: the chunk is read without the core; its completion settles
     /// against the state machine as it is by then. The read and its completion run in the
     /// span of the backup it was issued in.
-    pub(super) fn on_read(&mut self, file: BackupFile, max_len: usize, r: Reply<bytes::Bytes>) {
+    pub(super) fn on_read(&mut self, file: BackupFile, max_len: usize, r: ReadReply) {
         self.log_at_read = self.core_mut().log().appended();
         let core = self.core_mut();
         // The ticket names this backup and file: the completion settles against them only.
         let (ticket, plan) = match core.backup_plan_read(file.0, max_len) {
             Ok(p) => p,
             Err(e) => {
-                let _ = r.send(Err(e));
+                r.send(Err(e));
                 return;
             }
         };
@@ -157,7 +179,7 @@ impl Actor {
         &mut self,
         ticket: ReadTicket,
         plan: ReadPlan,
-        r: Reply<bytes::Bytes>,
+        r: ReadReply,
         hold: Option<Hold>,
     ) {
         let core = self.core_mut();
@@ -180,14 +202,14 @@ impl Actor {
         &mut self,
         ticket: ReadTicket,
         res: Result<stream::Streamed>,
-        r: Reply<bytes::Bytes>,
+        r: ReadReply,
     ) {
         match self.core.as_mut() {
             Some(core) => {
                 self.reads_in_flight -= 1;
                 let answer = core.backup_read_done(ticket, res);
-                let full = answer.as_ref().map_or(0, |c| c.len());
-                let _ = r.send(answer);
+                let full = answer.as_ref().map_or(0, |c| c.bytes.len());
+                r.send(answer);
                 if full > 0 {
                     self.start_prefetch(ticket, full);
                 }

@@ -101,7 +101,7 @@ pub(crate) struct Actor {
 pub(crate) type ParkedRead = (
     ese::internals::backup::ReadTicket,
     Result<ese::internals::backup::stream::Streamed>,
-    Reply<bytes::Bytes>,
+    backup::ReadReply,
 );
 
 /// What hosts send an instance: the bounded mailbox, and the unbounded channel of commands

@@ -12,13 +12,12 @@
 //! one core as before instead of two (measured: with the read-ahead beside 63 committers the
 //! fan-out of `stop_service`'s refusals took 2.0x a chunk read instead of 0.9x).
 
-use bytes::Bytes;
 use ese::internals::backup::stream::{self, Streamed};
 use ese::internals::backup::{ReadPlan, ReadTicket};
 use ese::Result;
 
+use super::backup::ReadReply;
 use super::{Actor, Finish};
-use crate::messages::Reply;
 
 /// One chunk read ahead.
 pub(crate) struct Prefetch {
@@ -30,7 +29,7 @@ pub(crate) struct Prefetch {
 
 enum Ahead {
     /// On disk; the reply of the `read_file` that asked for it meanwhile.
-    Reading(Option<Reply<Bytes>>),
+    Reading(Option<ReadReply>),
     /// Read (or failed).
     Done(Result<Streamed>),
 }
@@ -59,8 +58,8 @@ impl Actor {
         &mut self,
         ticket: ReadTicket,
         plan: &ReadPlan,
-        r: Reply<Bytes>,
-    ) -> Option<Reply<Bytes>> {
+        r: ReadReply,
+    ) -> Option<ReadReply> {
         let same = |p: &Prefetch| p.ticket == ticket && chunk_of(&p.plan) == chunk_of(plan);
         match self.prefetch.take() {
             Some(p) if same(&p) => match p.state {

@@ -5,6 +5,7 @@
 
 use ese::{Error, Result};
 
+use super::backup::ReadReply;
 use super::data::Open;
 use super::Actor;
 use crate::gate::{self, GateState};
@@ -94,7 +95,8 @@ impl Actor {
             Command::BeginBackupWithId(m, r) => self.on_begin_backup_with_id(m.grbit, r),
             Command::GetAttachInfo(_, r) => self.on_attach_info(r),
             Command::OpenFile(m, r) => self.on_open_file(m.path, r),
-            Command::ReadFile(m, r) => self.on_read(m.file, m.max_len, r),
+            Command::ReadFile(m, r) => self.on_read(m.file, m.max_len, ReadReply::Bytes(r)),
+            Command::ReadFileChunk(m, r) => self.on_read(m.file, m.max_len, ReadReply::Chunk(r)),
             Command::CloseFile(m, r) => self.on_close_file(m.file, r),
             Command::GetLogInfo(_, r) => self.on_log_info(r),
             Command::GetTruncateLogInfo(_, r) => self.on_truncate_info(r),
