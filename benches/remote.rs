@@ -44,7 +44,8 @@
 //! image-loop|stream-loop|raw-loop` runs 20 pulls (or 20 `backup_to_dir`, 20 image pulls over
 //! HTTP with nothing written, 20 streams of the image by the engine alone, 20 raw copies
 //! through loopback TCP) back to back and prints each one's rate and CPU time, for a profiler
-//! (`perf record -D` past the database's loading).
+//! (`perf record -D` past the database's loading). `ESE_BENCH_CHUNK_MIB=N` sets the router's
+//! chunk to N MiB instead of its default 1 MiB.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -168,9 +169,14 @@ struct Served {
 async fn serve(inst: &Instance) -> AnyResult<Served> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = ese_http::Builder::new()
-        .instance("bench", inst.clone())
-        .build(addr)?;
+    let mut builder = ese_http::Builder::new().instance("bench", inst.clone());
+    if let Some(mib) = std::env::var("ESE_BENCH_CHUNK_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        builder = builder.chunk_bytes(mib << 20);
+    }
+    let server = builder.build(addr)?;
     let file_bytes = Arc::new(AtomicU64::new(0));
     let counter = file_bytes.clone();
     let router = server

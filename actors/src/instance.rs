@@ -142,6 +142,13 @@ impl Instance {
         })
     }
 
+    /// How this instance's backups share the machine with durable commits
+    /// ([`ese::InstanceParams::backup_pace`]); a server that leases backups checks its lease
+    /// against the longest a read may be held.
+    pub fn backup_pace(&self) -> ese::BackupPace {
+        self.h.pacing.pace()
+    }
+
     /// Times a commit about to be sent, if it is durable and backups yield to commits: its
     /// caller reports the answer with [`CommitTimer::answered`].
     pub(crate) fn time_commit(&self, durability: ese::Commit) -> Option<CommitTimer> {

@@ -131,9 +131,10 @@ enum Cmd {
         /// `full` reads as fast as the client asks.
         #[arg(long, value_enum, default_value_t = Pace::Yield)]
         backup_pace: Pace,
-        /// With `--backup-pace yield`: the least a backup reads at beside busy commits, MiB/s.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
-        backup_floor_mib: u64,
+        /// With `--backup-pace yield`: the least a backup reads at beside busy commits, MiB/s
+        /// [default: 4].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+        backup_floor_mib: Option<u64>,
     },
     /// Checks a backup set without restoring it: `TARGET/SET`, or a set's folder.
     Verify {
@@ -303,13 +304,21 @@ enum Pace {
 }
 
 impl Pace {
-    fn with_floor(self, floor_mib: u64) -> ese_actors::ese::BackupPace {
-        match self {
-            Pace::Full => ese_actors::ese::BackupPace::Full,
-            Pace::Yield => ese_actors::ese::BackupPace::YieldToCommits {
-                p99_percent: ese_actors::ese::DEFAULT_P99_PERCENT,
-                floor_bytes_per_sec: floor_mib << 20,
-            },
+    /// The engine's pace; a floor only goes with `yield` (with `full` nothing is held, and
+    /// a floor given there would be silently ignored).
+    fn with_floor(self, floor_mib: Option<u64>) -> Result<ese_actors::ese::BackupPace, Failure> {
+        use ese_actors::ese::{BackupPace, DEFAULT_FLOOR_BYTES_PER_SEC, DEFAULT_P99_PERCENT};
+        match (self, floor_mib) {
+            (Pace::Full, None) => Ok(BackupPace::Full),
+            (Pace::Full, Some(_)) => Err(Failure::Usage(
+                "--backup-floor-mib applies to --backup-pace yield only: with full, no read is \
+                 held"
+                    .into(),
+            )),
+            (Pace::Yield, floor) => Ok(BackupPace::YieldToCommits {
+                p99_percent: DEFAULT_P99_PERCENT,
+                floor_bytes_per_sec: floor.map_or(DEFAULT_FLOOR_BYTES_PER_SEC, |mib| mib << 20),
+            }),
         }
     }
 }
@@ -507,7 +516,7 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
                 create,
                 writers,
                 lease_secs,
-                pace: backup_pace.with_floor(backup_floor_mib),
+                pace: backup_pace.with_floor(backup_floor_mib)?,
             };
             serve::run(serve, out).await
         }

@@ -43,26 +43,22 @@ pub struct Serve {
     pub pace: BackupPace,
 }
 
-/// A held backup read of the router's 1 MiB chunk may wait 1/floor seconds, and nothing
-/// renews the lease meanwhile: refuse a floor so low that ten such waits outlast the lease.
+/// The size of the router's engine reads.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The router's rule for a lease against a backup pace ([`ese_http::check_lease`]), checked
+/// before the instance opens so that the refusal names the flags.
 fn check_pace(pace: BackupPace, lease_secs: u64) -> Result<(), Failure> {
-    let BackupPace::YieldToCommits {
-        floor_bytes_per_sec,
-        ..
-    } = pace
-    else {
-        return Ok(());
-    };
-    let wait_secs = (1u64 << 20) as f64 / floor_bytes_per_sec.max(1) as f64;
-    if wait_secs * 10.0 > lease_secs as f64 {
-        return Err(Failure::Usage(format!(
-            "--backup-floor-mib {} is too low for --lease-secs {lease_secs}: a held 1 MiB read \
-             may wait {wait_secs:.2} s without renewing the lease; raise the floor or the lease \
-             (floor in MiB/s times lease in seconds at least 10)",
-            floor_bytes_per_sec >> 20
-        )));
-    }
-    Ok(())
+    let ttl = Duration::from_secs(lease_secs);
+    ese_http::check_lease(pace, CHUNK_BYTES, ttl).map_err(|hold| {
+        Failure::Usage(format!(
+            "--backup-floor-mib is too low for --lease-secs {lease_secs}: a held 1 MiB read \
+             may wait {:.2} s without renewing the lease; raise the floor or the lease \
+             (floor in MiB/s times lease in seconds at least {})",
+            hold.as_secs_f64(),
+            ese_http::HOLDS_PER_LEASE
+        ))
+    })
 }
 
 /// Runs the service until a signal, then terms the instance.
@@ -109,6 +105,7 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
     let (inst, dbs) = open_instance(&engine, &name, files, a.pace, out).await?;
     let mut builder = Builder::new()
         .instance(name.clone(), inst.clone())
+        .chunk_bytes(CHUNK_BYTES)
         .lease_ttl(Duration::from_secs(a.lease_secs.max(1)));
     if let Some(t) = tokens {
         builder = builder.tokens(t);

@@ -473,7 +473,7 @@ fn a_service_at_full_backup_pace_serves_a_chain_that_restores() {
 }
 
 #[test]
-fn a_backup_pace_it_does_not_know_or_a_floor_too_low_is_a_usage_error() {
+fn a_backup_pace_it_does_not_know_or_a_floor_too_low_or_out_of_place_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("inst");
     make_instance(&dir, 10);
@@ -483,6 +483,8 @@ fn a_backup_pace_it_does_not_know_or_a_floor_too_low_is_a_usage_error() {
         &["--backup-pace", "yield", "--backup-floor-mib", "0"][..],
         // A held 1 MiB read may wait 1 s: ten of them outlast a 5 s lease.
         &["--backup-floor-mib", "1", "--lease-secs", "5"][..],
+        // A floor means nothing at full pace: refused rather than ignored.
+        &["--backup-pace", "full", "--backup-floor-mib", "8"][..],
     ] {
         let mut args = vec!["serve", "--instance-dir", d, "--listen", "127.0.0.1:0"];
         args.extend(bad);

@@ -37,5 +37,8 @@ pub mod tls;
 pub use accept::ConnLimits;
 pub use auth::{Scope, TokenFileError, Tokens};
 pub use errors::ApiError;
-pub use server::{serve, serve_until, serve_until_with_limits, BackupServer, BuildError, Builder};
+pub use server::{
+    check_lease, serve, serve_until, serve_until_with_limits, BackupServer, BuildError, Builder,
+    HOLDS_PER_LEASE,
+};
 pub use state::{Config, Kind};

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use ese_actors::ese::BackupPace;
 use ese_actors::Instance;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -28,6 +29,44 @@ pub enum BuildError {
     /// A push target prefix that is not an absolute path, `file:///path` or `s3://bucket/...`
     /// free of `.`, `..` and encoded characters: the prefix and why.
     BadPushTarget(String, String),
+    /// The lease does not outlast [`HOLDS_PER_LEASE`] of the longest waits the instance's
+    /// backup pace may hold a read of one chunk (see [`check_lease`]): the instance's name,
+    /// that wait and the lease.
+    LeaseTooShort(String, Duration, Duration),
+}
+
+/// How many of the longest held reads a lease must outlast.
+pub const HOLDS_PER_LEASE: u32 = 10;
+
+/// Checks a lease against a backup pace. A read the pace holds (beside busy durable commits,
+/// `ese::BackupPace::YieldToCommits`) waits up to `chunk_bytes` at the pace's floor, and
+/// nothing renews the lease meanwhile: only the chunk it sends does. A lease shorter than
+/// [`HOLDS_PER_LEASE`] such waits could run out under a client that is reading, so it is
+/// refused: `Err` with the longest wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use ese_actors::ese::BackupPace;
+///
+/// let slow = BackupPace::YieldToCommits { p99_percent: 110, floor_bytes_per_sec: 1 << 20 };
+/// // A 1 MiB chunk may wait a second at 1 MiB/s: a 5 s lease is too short, 60 s is not.
+/// assert_eq!(ese_http::check_lease(slow, 1 << 20, Duration::from_secs(5)), Err(Duration::from_secs(1)));
+/// assert!(ese_http::check_lease(slow, 1 << 20, Duration::from_secs(60)).is_ok());
+/// assert!(ese_http::check_lease(BackupPace::Full, 1 << 20, Duration::from_millis(1)).is_ok());
+/// ```
+pub fn check_lease(pace: BackupPace, chunk_bytes: usize, ttl: Duration) -> Result<(), Duration> {
+    let BackupPace::YieldToCommits {
+        floor_bytes_per_sec,
+        ..
+    } = pace
+    else {
+        return Ok(());
+    };
+    let hold = Duration::from_secs_f64(chunk_bytes as f64 / floor_bytes_per_sec.max(1) as f64);
+    if hold.saturating_mul(HOLDS_PER_LEASE) > ttl {
+        return Err(hold);
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for BuildError {
@@ -39,6 +78,12 @@ impl std::fmt::Display for BuildError {
             BuildError::BadChunk(n) => write!(f, "chunk size {n} is not a multiple of 32 KiB"),
             BuildError::DuplicateName(n) => write!(f, "instance name {n:?} given twice"),
             BuildError::BadPushTarget(t, why) => write!(f, "push target {t:?}: {why}"),
+            BuildError::LeaseTooShort(name, hold, ttl) => write!(
+                f,
+                "instance {name:?}: a lease of {ttl:?} does not outlast {HOLDS_PER_LEASE} backup \
+                 reads held {hold:?} each at its backup pace's floor (nothing renews a lease \
+                 while a read is held): raise the floor or the lease"
+            ),
         }
     }
 }
@@ -116,7 +161,7 @@ impl Builder {
     /// # Errors
     ///
     /// [`BuildError`]: no tokens on a non-loopback address, a bad chunk size, a name twice, a
-    /// malformed push target.
+    /// malformed push target, a lease too short for an instance's backup pace.
     pub fn build(mut self, listen: SocketAddr) -> Result<BackupServer, BuildError> {
         if self.tokens.is_none() && !listen.ip().is_loopback() {
             return Err(BuildError::NoTokensOffLoopback(listen));
@@ -127,6 +172,9 @@ impl Builder {
         }
         let mut instances = HashMap::new();
         for (name, inst) in self.instances {
+            if let Err(hold) = check_lease(inst.backup_pace(), chunk, self.cfg.lease_ttl) {
+                return Err(BuildError::LeaseTooShort(name, hold, self.cfg.lease_ttl));
+            }
             if instances.insert(name.clone(), inst).is_some() {
                 return Err(BuildError::DuplicateName(name));
             }

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ese_actors::ese::io::{Fault, FaultStorage};
 use ese_actors::{BackupBegin, BackupEnd, RestoreSpec, Term};
@@ -411,6 +412,39 @@ async fn no_token_file_off_loopback_is_refused() {
         .instance("src", h.inst.clone())
         .tokens(ese_http::Tokens::parse(TOKENS).unwrap());
     assert!(with.build("0.0.0.0:8080".parse().unwrap()).is_ok());
+    h.inst.term(Term::empty()).await.unwrap();
+}
+
+/// A read held by the instance's backup pace renews no lease: the router refuses a lease
+/// that ten of the longest holds would outlast (the default pace's floor is 4 MiB/s, so a
+/// 1 MiB chunk may wait a quarter of a second).
+#[tokio::test]
+async fn a_lease_shorter_than_ten_held_reads_is_refused() {
+    let h = host(Opts::default()).await;
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let with = |ttl_ms: u64, chunk: usize| {
+        ese_http::Builder::new()
+            .instance("src", h.inst.clone())
+            .chunk_bytes(chunk)
+            .lease_ttl(Duration::from_millis(ttl_ms))
+            .build(addr)
+    };
+    let e = with(2_000, 1 << 20).map(|_| ()).unwrap_err();
+    assert_eq!(
+        e,
+        ese_http::BuildError::LeaseTooShort(
+            "src".into(),
+            Duration::from_millis(250),
+            Duration::from_secs(2)
+        )
+    );
+    assert!(
+        e.to_string().contains("raise the floor or the lease"),
+        "{e}"
+    );
+    assert!(with(2_500, 1 << 20).is_ok());
+    // Smaller chunks are held for less.
+    assert!(with(2_000, 256 << 10).is_ok());
     h.inst.term(Term::empty()).await.unwrap();
 }
 

@@ -28,6 +28,8 @@ use super::Actor;
 
 /// Pacing's state, shared by the actor and its held reads.
 pub(crate) struct Pacing {
+    /// The instance's pace, as its parameters gave it.
+    pace: BackupPace,
     governor: Mutex<Governor>,
     /// Whether the pace yields at all (`BackupPace::Full` does not): then commits are timed.
     on: bool,
@@ -93,12 +95,18 @@ impl Pacing {
     pub fn new(pace: BackupPace) -> Arc<Pacing> {
         let governor = Governor::new(pace, Instant::now());
         Arc::new(Pacing {
+            pace,
             on: governor.is_on(),
             governor: Mutex::new(governor),
             latencies: CommitLatencies::default(),
             generation: Mutex::new(0),
             moved: Condvar::new(),
         })
+    }
+
+    /// The instance's pace.
+    pub fn pace(&self) -> BackupPace {
+        self.pace
     }
 
     /// Closes the governor's window if it is over; answers whether reads now go unlimited.
