@@ -95,6 +95,25 @@ pub struct Instance {
     h: Arc<Handle>,
 }
 
+/// Whether a message commits durably once answered: a durable transaction commit or batch, or
+/// a put or delete outside a transaction (which commits by itself, durably). `ask` times
+/// these for the backup pace, so that commits a host sends as raw messages (as the actix
+/// adapter does) count as the typed calls' do.
+fn commits_durably(msg: &dyn Any) -> bool {
+    let durable = |c: &ese::Commit| matches!(c, ese::Commit::Durable);
+    if let Some(m) = msg.downcast_ref::<CommitTransaction>() {
+        return durable(&m.durability);
+    }
+    if let Some(m) = msg.downcast_ref::<ApplyBatch>() {
+        return durable(&m.durability);
+    }
+    if let Some(m) = msg.downcast_ref::<Put>() {
+        return !m.in_transaction;
+    }
+    msg.downcast_ref::<Delete>()
+        .is_some_and(|m| !m.in_transaction)
+}
+
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Instance")
@@ -149,7 +168,9 @@ impl Instance {
         self.h.pacing.pace()
     }
 
-    /// Times a commit about to be sent, if it is durable and backups yield to commits: its
+    /// Times a commit about to be sent, if it is durable and backups yield to commits (`ask`
+    /// times the messages that commit durably, whoever sends them; a transaction's commit is
+    /// posted, and times itself): its
     /// caller reports the answer with [`CommitTimer::answered`].
     pub(crate) fn time_commit(&self, durability: ese::Commit) -> Option<CommitTimer> {
         match durability {
@@ -219,6 +240,11 @@ impl Instance {
             None => any.is::<BeginBackup>(),
         };
         let stops = any.is::<StopBackup>();
+        let timer = if commits_durably(any) {
+            self.time_commit(ese::Commit::Durable)
+        } else {
+            None
+        };
         if settles {
             self.settle_cleanups().await;
         }
@@ -226,6 +252,9 @@ impl Instance {
         // The actor answers every command it takes; a closed reply channel means the
         // instance is gone.
         let answer = rx.await.unwrap_or(Err(Error::InvalidInstance));
+        if let (Some(t), Ok(_)) = (timer, &answer) {
+            t.answered();
+        }
         if stops && answer.is_ok() {
             self.h.backup_runs.stopped();
         }

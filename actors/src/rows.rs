@@ -96,10 +96,7 @@ impl Instance {
     /// table handle's errors (`InvalidDatabaseId` -1010, `InvalidTableId` -1310), and then
     /// nothing is applied; a failed log write, as [`Transaction::commit`].
     pub async fn write(&self, batch: WriteBatch, durability: Commit) -> Result<()> {
-        let timer = self.time_commit(durability);
-        self.ask(ApplyBatch { batch, durability })
-            .await
-            .inspect(|()| timer.map_or((), |t| t.answered()))
+        self.ask(ApplyBatch { batch, durability }).await
     }
 
     /// A transaction on a session of its own, which ends with it: no session to keep.

@@ -142,20 +142,8 @@ pub(crate) async fn put(
         value: value.to_vec(),
         in_transaction,
     };
-    implicit_commit(instance, in_transaction, instance.ask(m)).await
-}
-
-/// A write outside a transaction commits by itself, durably: timed as any durable commit.
-async fn implicit_commit(
-    instance: &Instance,
-    in_transaction: bool,
-    call: impl std::future::Future<Output = Result<()>>,
-) -> Result<()> {
-    let timer = match in_transaction {
-        true => None,
-        false => instance.time_commit(ese::Commit::Durable),
-    };
-    call.await.inspect(|()| timer.map_or((), |t| t.answered()))
+    // Outside a transaction it commits by itself, durably: `ask` times it.
+    instance.ask(m).await
 }
 
 /// A delete by `session`; `in_transaction` as for [`put`].
@@ -172,7 +160,7 @@ pub(crate) async fn delete(
         key: key.to_vec(),
         in_transaction,
     };
-    implicit_commit(instance, in_transaction, instance.ask(m)).await
+    instance.ask(m).await
 }
 
 /// A read by `session`.

@@ -31,10 +31,24 @@ struct Busy {
     writers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How the busy writers send their commits.
+#[derive(Clone, Copy)]
+enum Sent {
+    /// Through the typed API: `Transaction::commit`.
+    Typed,
+    /// As raw messages with `Instance::ask`, as the actix adapter forwards them: a durable
+    /// `CommitTransaction`, or a put outside a transaction (which commits durably by itself).
+    Raw,
+}
+
 impl Busy {
     /// Four sessions committing durably back to back, until enough commits went by for the
     /// pacer to have judged a few windows of them (each needs 100 commits and 100 ms).
     async fn start(inst: &Instance, t: ese_actors::TableId) -> Busy {
+        Busy::sending(inst, t, Sent::Typed).await
+    }
+
+    async fn sending(inst: &Instance, t: ese_actors::TableId, sent: Sent) -> Busy {
         let stop = Arc::new(AtomicBool::new(false));
         let commits = Arc::new(AtomicU64::new(0));
         let writers = (0..4)
@@ -44,10 +58,15 @@ impl Busy {
                     let mut s = inst.begin_session().await.unwrap();
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        let mut tx = s.transaction().await.unwrap();
                         let key = format!("busy-{w}-{}", n % 64);
-                        tx.put(t, key.as_bytes(), &[w as u8; 100]).await.unwrap();
-                        tx.commit(Commit::Durable).await.unwrap();
+                        match sent {
+                            Sent::Typed => {
+                                let mut tx = s.transaction().await.unwrap();
+                                tx.put(t, key.as_bytes(), &[w as u8; 100]).await.unwrap();
+                                tx.commit(Commit::Durable).await.unwrap();
+                            }
+                            Sent::Raw => raw_commit(&inst, s.key(), t, key, w, n).await,
+                        }
                         commits.fetch_add(1, Ordering::Relaxed);
                         n += 1;
                     }
@@ -66,6 +85,40 @@ impl Busy {
         for w in self.writers {
             w.await.unwrap();
         }
+    }
+}
+
+/// One durable commit as raw messages: every other one a transaction committed with
+/// `CommitTransaction`, the rest a put outside a transaction.
+async fn raw_commit(
+    inst: &Instance,
+    session: ese_actors::SessionKey,
+    table: ese_actors::TableId,
+    key: String,
+    w: usize,
+    n: u64,
+) {
+    use ese_actors::messages::{BeginTransaction, CommitTransaction, Put};
+    let in_transaction = n.is_multiple_of(2);
+    if in_transaction {
+        inst.ask(BeginTransaction { session }).await.unwrap();
+    }
+    let put = Put {
+        session,
+        table,
+        key: key.into_bytes(),
+        value: vec![w as u8; 100],
+        in_transaction,
+    };
+    inst.ask(put).await.unwrap();
+    if in_transaction {
+        let durability = Commit::Durable;
+        inst.ask(CommitTransaction {
+            session,
+            durability,
+        })
+        .await
+        .unwrap();
     }
 }
 
@@ -166,6 +219,23 @@ async fn term_stop_backup_does_not_wait_out_a_held_read() {
         .unwrap();
     // The read was in flight: term waited for it, and it completed.
     assert_eq!(answer(held).await.unwrap(), CHUNK);
+}
+
+/// Commits a host sends as raw messages (`Instance::ask`, as the actix adapter forwards
+/// them) are timed as the typed calls' are: beside them a read is held too, and
+/// `stop_backup` wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_sent_as_raw_messages_hold_backup_reads_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, f) = backing_up(&engine, dir.path(), CRAWL).await;
+    let busy = Busy::sending(&inst, t, Sent::Raw).await;
+    let held = held_read(&inst, f).await;
+    inst.stop_backup().await.unwrap();
+    assert_eq!(answer(held).await.unwrap(), CHUNK);
+    busy.stop().await;
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
