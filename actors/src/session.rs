@@ -142,8 +142,21 @@ pub(crate) async fn put(
         value: value.to_vec(),
         in_transaction,
     };
-    // Outside a transaction it commits by itself, durably: `ask` times it.
-    instance.ask(m).await
+    implicit_commit(instance, in_transaction, instance.ask(m)).await
+}
+
+/// A write outside a transaction commits by itself, durably: timed as any durable commit
+/// (here, where it is known to be outside one: `ask` cannot tell from the message).
+async fn implicit_commit(
+    instance: &Instance,
+    in_transaction: bool,
+    call: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    let timer = match in_transaction {
+        true => None,
+        false => instance.time_commit(ese::Commit::Durable),
+    };
+    call.await.inspect(|()| timer.map_or((), |t| t.answered()))
 }
 
 /// A delete by `session`; `in_transaction` as for [`put`].
@@ -160,7 +173,7 @@ pub(crate) async fn delete(
         key: key.to_vec(),
         in_transaction,
     };
-    instance.ask(m).await
+    implicit_commit(instance, in_transaction, instance.ask(m)).await
 }
 
 /// A read by `session`.

@@ -51,10 +51,17 @@ const CHUNK_BYTES: usize = 1 << 20;
 fn check_pace(pace: BackupPace, lease_secs: u64) -> Result<(), Failure> {
     let ttl = Duration::from_secs(lease_secs);
     ese_http::check_lease(pace, CHUNK_BYTES, ttl).map_err(|hold| {
+        let floor_mib = match pace {
+            BackupPace::YieldToCommits {
+                floor_bytes_per_sec,
+                ..
+            } => floor_bytes_per_sec >> 20,
+            BackupPace::Full => 0,
+        };
         Failure::Usage(format!(
-            "--backup-floor-mib is too low for --lease-secs {lease_secs}: a held 1 MiB read \
-             may wait {:.2} s without renewing the lease; raise the floor or the lease \
-             (floor in MiB/s times lease in seconds at least {})",
+            "--backup-floor-mib {floor_mib} is too low for --lease-secs {lease_secs}: a held \
+             1 MiB read may wait {:.2} s without renewing the lease; raise the floor or the \
+             lease (floor in MiB/s times lease in seconds at least {})",
             hold.as_secs_f64(),
             ese_http::HOLDS_PER_LEASE
         ))

@@ -39,8 +39,10 @@ pub enum BuildError {
 pub const HOLDS_PER_LEASE: u32 = 10;
 
 /// Checks a lease against a backup pace. A read the pace holds (beside busy durable commits,
-/// `ese::BackupPace::YieldToCommits`) waits up to `chunk_bytes` at the pace's floor, and
-/// nothing renews the lease meanwhile: only the chunk it sends does. A lease shorter than
+/// `ese::BackupPace::YieldToCommits`) waits up to its length at the pace's floor, and
+/// nothing renews the lease meanwhile: only the chunk it sends does. A read is
+/// `chunk_bytes` long, a file's first at least 96 KiB (a database image's header pages). A
+/// lease shorter than
 /// [`HOLDS_PER_LEASE`] such waits could run out under a client that is reading, so it is
 /// refused: `Err` with the longest wait.
 ///
@@ -53,6 +55,9 @@ pub const HOLDS_PER_LEASE: u32 = 10;
 /// assert_eq!(ese_http::check_lease(slow, 1 << 20, Duration::from_secs(5)), Err(Duration::from_secs(1)));
 /// assert!(ese_http::check_lease(slow, 1 << 20, Duration::from_secs(60)).is_ok());
 /// assert!(ese_http::check_lease(BackupPace::Full, 1 << 20, Duration::from_millis(1)).is_ok());
+/// // A file's first read is at least 96 KiB, whatever the chunk: a second at 96 KiB/s.
+/// let slower = BackupPace::YieldToCommits { p99_percent: 110, floor_bytes_per_sec: 96 << 10 };
+/// assert_eq!(ese_http::check_lease(slower, 32 << 10, Duration::from_secs(5)), Err(Duration::from_secs(1)));
 /// ```
 pub fn check_lease(pace: BackupPace, chunk_bytes: usize, ttl: Duration) -> Result<(), Duration> {
     let BackupPace::YieldToCommits {
@@ -62,7 +67,8 @@ pub fn check_lease(pace: BackupPace, chunk_bytes: usize, ttl: Duration) -> Resul
     else {
         return Ok(());
     };
-    let hold = Duration::from_secs_f64(chunk_bytes as f64 / floor_bytes_per_sec.max(1) as f64);
+    let longest = chunk_bytes.max(crate::stream::FIRST_READ);
+    let hold = Duration::from_secs_f64(longest as f64 / floor_bytes_per_sec.max(1) as f64);
     if hold.saturating_mul(HOLDS_PER_LEASE) > ttl {
         return Err(hold);
     }

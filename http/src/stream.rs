@@ -33,7 +33,7 @@ pub const SIZE_HEADER: &str = "x-ese-file-size";
 
 /// The least a file's first engine read asks for: the engine refuses a first read of a
 /// database image shorter than three pages, and 32 KiB is the largest page size.
-const FIRST_READ: usize = 3 * (32 << 10);
+pub(crate) const FIRST_READ: usize = 3 * (32 << 10);
 
 fn bad_range(msg: impl Into<String>) -> ApiError {
     ApiError::new(

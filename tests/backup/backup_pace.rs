@@ -37,7 +37,7 @@ enum Sent {
     /// Through the typed API: `Transaction::commit`.
     Typed,
     /// As raw messages with `Instance::ask`, as the actix adapter forwards them: a durable
-    /// `CommitTransaction`, or a put outside a transaction (which commits durably by itself).
+    /// `CommitTransaction` or `ApplyBatch`.
     Raw,
 }
 
@@ -89,7 +89,7 @@ impl Busy {
 }
 
 /// One durable commit as raw messages: every other one a transaction committed with
-/// `CommitTransaction`, the rest a put outside a transaction.
+/// `CommitTransaction`, the rest an `ApplyBatch`.
 async fn raw_commit(
     inst: &Instance,
     session: ese_actors::SessionKey,
@@ -98,28 +98,30 @@ async fn raw_commit(
     w: usize,
     n: u64,
 ) {
-    use ese_actors::messages::{BeginTransaction, CommitTransaction, Put};
-    let in_transaction = n.is_multiple_of(2);
-    if in_transaction {
-        inst.ask(BeginTransaction { session }).await.unwrap();
+    use ese_actors::messages::{ApplyBatch, BeginTransaction, CommitTransaction, Put};
+    let value = vec![w as u8; 100];
+    let durability = Commit::Durable;
+    if n.is_multiple_of(2) {
+        let mut batch = ese_actors::WriteBatch::new();
+        batch.put(table, key.as_bytes(), &value);
+        inst.ask(ApplyBatch { batch, durability }).await.unwrap();
+        return;
     }
+    inst.ask(BeginTransaction { session }).await.unwrap();
     let put = Put {
         session,
         table,
         key: key.into_bytes(),
-        value: vec![w as u8; 100],
-        in_transaction,
+        value,
+        in_transaction: true,
     };
     inst.ask(put).await.unwrap();
-    if in_transaction {
-        let durability = Commit::Durable;
-        inst.ask(CommitTransaction {
-            session,
-            durability,
-        })
-        .await
-        .unwrap();
-    }
+    inst.ask(CommitTransaction {
+        session,
+        durability,
+    })
+    .await
+    .unwrap();
 }
 
 /// An instance with data and `pace`, a full backup begun on it, its database open.

@@ -2,9 +2,9 @@
 //! `Governor`).
 //!
 //! A durable commit is timed where its caller waits for it: from the host API call sending it
-//! (`Transaction::commit`, and in `Instance::ask` any message that commits durably: so
-//! `Instance::write`, a put or delete outside a transaction, and the same sent raw, as the
-//! actix adapter does) to the answer reaching the caller's task, so the time it spends in the mailbox and waiting for a
+//! (`Transaction::commit`, a session's put or delete outside a transaction, and in
+//! `Instance::ask` a durable `CommitTransaction` or `ApplyBatch`: so `Instance::write` and the
+//! same sent raw, as the actix adapter does) to the answer reaching the caller's task, so the time it spends in the mailbox and waiting for a
 //! worker counts too. Timed from the actor's taking it to the log writer's answer, an HTTP
 //! backup's share of the runtime's workers went unseen: the writers' p99 over whole seconds
 //! ran 1.10x–1.40x of a quiet one's in the remote bench, against 1.14x once timed at the
