@@ -163,7 +163,8 @@ pub fn verify_summed(page: &[u8], expect_pgno: u32) -> Result<u32> {
 /// page is `body_shift(size).combine(crc(page[..4]), body)`, `body` from [`verify_summed`].
 /// Built once per page size.
 pub fn body_shift(page_size: u32) -> Shift {
-    static SHIFTS: [OnceLock<Shift>; PAGE_SIZES.len()] = [const { OnceLock::new() }; 4];
+    static SHIFTS: [OnceLock<Shift>; PAGE_SIZES.len()] =
+        [const { OnceLock::new() }; PAGE_SIZES.len()];
     let body = (page_size as usize).saturating_sub(4);
     match PAGE_SIZES.iter().position(|&s| s == page_size) {
         Some(i) => *SHIFTS[i].get_or_init(|| Shift::new(body)),
