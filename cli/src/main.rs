@@ -172,7 +172,8 @@ enum Cmd {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Lists the backup sets of a target: name, kind, parent, log range, size, time.
+    /// Lists the backup sets of a target: name, kind, parent, log range, size, time; orphans
+    /// with when their newest file was written.
     Sets {
         /// The target: `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
         target: String,
@@ -190,7 +191,7 @@ enum Cmd {
         /// Keep every set begun within this long (e.g. 7d, 36h).
         #[arg(long)]
         keep_within: Option<humantime::Duration>,
-        /// Remove orphans older than this (default 24h).
+        /// Remove orphans whose newest file is older than this (default 24h).
         #[arg(long, default_value = "24h")]
         orphan_grace: humantime::Duration,
         /// Only say what would be removed.

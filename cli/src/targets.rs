@@ -42,8 +42,10 @@ pub async fn sets(target: &BackupTarget, out: Out) -> Result<(), Failure> {
                 ese_actors::ese::backup::repo::name::stamp(m.mark_time_ms),
             ),
             SetState::Orphan => println!(
-                "{:<36} (incomplete: no manifest; prune removes it after its grace period)",
-                s.name
+                "{:<36} (incomplete: no manifest, last written {}; prune removes it after its grace period)",
+                s.name,
+                s.modified_ms
+                    .map_or("at an unknown time".to_string(), ese_actors::ese::backup::repo::name::stamp),
             ),
             SetState::Damaged(e) => println!("{:<36} (damaged: {e})", s.name),
         }
@@ -59,7 +61,9 @@ fn json_row(s: &Listed) -> serde_json::Value {
             "stored_bytes": m.stored_bytes(), "began_ms": m.mark_time_ms,
             "databases": m.databases.len(), "logs": m.logs.len(),
         }),
-        SetState::Orphan => serde_json::json!({ "name": s.name, "state": "orphan" }),
+        SetState::Orphan => serde_json::json!({
+            "name": s.name, "state": "orphan", "modified_ms": s.modified_ms,
+        }),
         SetState::Damaged(e) => serde_json::json!({
             "name": s.name, "state": "damaged", "error": e.name(), "code": e.code(), "detail": e.detail(),
         }),

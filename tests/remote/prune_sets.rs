@@ -113,6 +113,7 @@ async fn prune_removes_orphans_on_the_cluster_only_past_their_grace() {
     // remove it; a killed process cannot, so write one the way a killed run leaves it).
     let raw = store(c, 1, &b, Retries::Normal);
     let orphan = "20200101T000000.000Z-full-dead";
+    let before = ese_actors::ese::backup::repo::name::now_ms();
     object_store::ObjectStoreExt::put(
         &*raw,
         &object_store::path::Path::from(format!("o/{orphan}/databases/00-db.edb")),
@@ -121,20 +122,36 @@ async fn prune_removes_orphans_on_the_cluster_only_past_their_grace() {
     .await
     .unwrap();
     let listed = list_sets(&target).await.unwrap();
-    assert!(listed
-        .iter()
-        .any(|s| s.name == orphan && matches!(s.state, SetState::Orphan)));
+    let found = listed.iter().find(|s| s.name == orphan).unwrap();
+    assert!(matches!(found.state, SetState::Orphan));
+    // Its name says 2020, its file was written just now: the listing says when (the store's
+    // clock is this machine's), so a dry run judges it as the prune does.
+    let written = found.modified_ms.unwrap();
+    assert!(
+        written >= before && written <= ese_actors::ese::backup::repo::name::now_ms(),
+        "{written} not in the test's span from {before}"
+    );
     let keep = |grace| Retention {
         keep_full: Some(1),
         keep_within_ms: None,
         orphan_grace_ms: grace,
     };
+    let hour = 3_600_000;
+    let dry = ese_actors::ese::backup::repo::prune::plan(
+        &listed,
+        &keep(hour),
+        ese_actors::ese::backup::repo::name::now_ms(),
+    )
+    .unwrap();
+    assert_eq!(dry.left, vec![orphan.to_string()]);
+    let (p, _) = prune_sets(&target, keep(hour)).await.unwrap();
+    assert_eq!(p.left, vec![orphan.to_string()]);
     let (p, _) = prune_sets(&target, keep(u64::MAX / 2)).await.unwrap();
     assert_eq!(p.left, vec![orphan.to_string()]);
     let (p, removed) = prune_sets(&target, keep(0)).await.unwrap();
     assert_eq!(p.orphans, vec![orphan.to_string()]);
     assert_eq!(removed, 1);
-    let listed = list_sets(&target).await.unwrap();
-    assert_eq!(listed.len(), 1);
+    let listed = list_sets_without(&target, &[orphan]).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
     inst.term(Term::empty()).await.unwrap();
 }

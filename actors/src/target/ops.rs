@@ -88,14 +88,16 @@ impl Instance {
 }
 
 /// Every set name of `target` with what it holds: complete sets, orphans (no manifest) and
-/// damaged ones, in name (time) order. One LIST and one manifest GET per set.
+/// damaged ones, in name (time) order, each orphan with when its newest file was written
+/// (the time prune judges it by). One LIST and one manifest GET per set, one more LIST per
+/// orphan.
 ///
 /// # Errors
 ///
 /// The store's (`DiskIO` -1022, `FileAccessDenied` -1032), naming it.
 pub async fn list_sets(target: &BackupTarget) -> Result<Vec<Listed>> {
     let repo = target.open()?;
-    blocking(move || catalog::list(&*repo)).await
+    blocking(move || catalog::list_dated(&*repo)).await
 }
 
 /// Verifies the set `set` of `target` as deep as `depth` says: [`VerifyDepth::Quick`] reads

@@ -15,8 +15,9 @@ pub struct Listed {
     pub name: String,
     /// What was found under it.
     pub state: SetState,
-    /// When its newest file was written (ms since the epoch), for orphans that prune
-    /// judges; `None` when not asked or the store cannot say.
+    /// When its newest file was written (ms since the epoch): filled for orphans by
+    /// [`list_dated`], which prune judges them by; `None` otherwise, or when the store
+    /// cannot say.
     pub modified_ms: Option<u64>,
 }
 
@@ -72,6 +73,25 @@ pub fn list(repo: &dyn Repository) -> Result<Vec<Listed>> {
         });
     }
     Ok(out)
+}
+
+/// [`list`], with each orphan's [`Listed::modified_ms`] asked of the store (one more
+/// listing per orphan). An orphan still being written, or whose killed writer's last upload
+/// is still landing, shows a recent time: prune leaves it within its grace period, and an
+/// operator can tell it from one long dead.
+///
+/// # Errors
+///
+/// [`list`]'s, and the store's errors listing an orphan's files.
+pub fn list_dated(repo: &dyn Repository) -> Result<Vec<Listed>> {
+    let mut sets = list(repo)?;
+    for s in sets
+        .iter_mut()
+        .filter(|s| matches!(s.state, SetState::Orphan))
+    {
+        s.modified_ms = repo.modified_ms(&s.name)?;
+    }
+    Ok(sets)
 }
 
 /// Manifests read at once: on an object store each read is a request or two of fixed

@@ -134,13 +134,7 @@ fn orphan_expired(s: &Listed, grace_ms: u64, now_ms: u64) -> bool {
 /// [`plan`]'s, and the store's errors listing or removing; a removal that fails stops the
 /// prune (what was removed stays removed; what was left is still whole or an orphan).
 pub fn prune(repo: &dyn Repository, r: &Retention, now_ms: u64) -> Result<(PrunePlan, u64)> {
-    let mut sets = catalog::list(repo)?;
-    for s in sets
-        .iter_mut()
-        .filter(|s| matches!(s.state, SetState::Orphan))
-    {
-        s.modified_ms = repo.modified_ms(&s.name)?;
-    }
+    let sets = catalog::list_dated(repo)?;
     let p = plan(&sets, r, now_ms)?;
     let mut removed = 0;
     for name in p.remove.iter().chain(&p.orphans) {

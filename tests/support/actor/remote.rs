@@ -110,3 +110,19 @@ pub async fn bulk_load(inst: &Instance, t: TableId, n: u32) {
     tx.put(t, b"b~", b"loaded").await.unwrap();
     tx.commit(Commit::Durable).await.unwrap();
 }
+
+/// The listing of `target` once it no longer shows `gone`, names removed a moment ago.
+/// Garage filters a listing on each node before it merges the nodes' answers, so for a
+/// moment a node that has not yet heard of a delete still lists what was deleted. Waits at
+/// most 10 s, then returns the listing as it is.
+pub async fn list_sets_without(target: &BackupTarget, gone: &[&str]) -> Vec<ese_actors::Listed> {
+    let mut listed = Vec::new();
+    for _ in 0..40 {
+        listed = ese_actors::list_sets(target).await.unwrap();
+        if !listed.iter().any(|s| gone.contains(&s.name.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    listed
+}
