@@ -588,8 +588,9 @@ fn a_sigterm_of_the_service_fails_a_streaming_client_with_the_contracts_code() {
         .unwrap()
         .parse()
         .unwrap();
-    // 256 KiB every 10 ms: the image takes over a second, and what sits in the buffers when
-    // the service stops drains well within the second it keeps answering.
+    // 256 KiB every 10 ms: the image takes over a second. Once the service is told to stop,
+    // the proxy carries at full speed, so what sits in the buffers drains well within the
+    // second the service keeps answering.
     let proxy = rt.block_on(common::proxy::SlowProxy::start(upstream, 256 << 10));
     let url = proxy.url(&served.url);
     let to = sets.to_str().unwrap().to_string();
@@ -598,7 +599,10 @@ fn a_sigterm_of_the_service_fails_a_streaming_client_with_the_contracts_code() {
         assert!(!client.is_finished(), "the client ended before it streamed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let out = served.stop();
+    served.signal(libc::SIGTERM);
+    // The client is to see the cut and ask again while the service still answers.
+    proxy.unthrottle();
+    let out = served.wait(Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let client = client.join().unwrap();
     let err = text(&client.stderr);

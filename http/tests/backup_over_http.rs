@@ -811,7 +811,13 @@ async fn a_failed_read_fails_that_file_for_good_and_the_backup_goes_on() {
 /// old deadline, holding its backup's state).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_backups_leave_no_lease_timer_behind() {
-    let h = host(Opts::default()).await;
+    let mut h = host(Opts::default()).await;
+    // One idle connection at most: a request sent before the last one's connection went back
+    // to the pool opens another, whose tasks (client and server) would otherwise idle on.
+    h.http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
     let alive = || {
         tokio::runtime::Handle::current()
             .metrics()

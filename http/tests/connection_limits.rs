@@ -35,9 +35,11 @@ const QUICK: ConnLimits = ConnLimits {
 };
 
 /// Reads until the server closes the connection (or resets it); answers what came and how
-/// long the close took. Panics if it stays open for 10 s.
-async fn until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
-    let t = Instant::now();
+/// long after `since` the close came. Panics if it stays open for 10 s. `since` is taken
+/// before connecting: the server's deadline cannot start earlier, however late this task
+/// runs after the connect.
+async fn until_closed(s: &mut TcpStream, since: Instant) -> (Vec<u8>, Duration) {
+    let t = since;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -54,19 +56,21 @@ async fn until_closed(s: &mut TcpStream) -> (Vec<u8>, Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_sends_nothing_is_closed_at_the_header_deadline() {
     let addr = server(QUICK).await;
+    let since = Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let (_, took) = until_closed(&mut s).await;
+    let (_, took) = until_closed(&mut s, since).await;
     assert!(took >= Duration::from_millis(250), "closed early: {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_idle_after_its_request_is_closed_at_the_header_deadline() {
     let addr = server(QUICK).await;
+    let since = Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
-    let (got, took) = until_closed(&mut s).await;
+    let (got, took) = until_closed(&mut s, since).await;
     // Kept open after the answer until the deadline, not closed with it.
     assert!(took >= Duration::from_millis(250), "closed early: {took:?}");
     let text = String::from_utf8_lossy(&got);

@@ -7,7 +7,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -491,13 +491,13 @@ async fn a_failed_read_on_the_server_fails_the_pull_with_its_code_and_leaves_no_
 
 /// A set store that takes `delay` to seal the set: a slow disk or object store on the
 /// client's side, during which the client sends the server nothing of the backup itself.
-/// With `slow_appends` set, each append to a file takes `delay` too while it is true; with
-/// `panicking` also set, an append panics instead (a bug in a store).
+/// With `slow_appends` set, every append after that many (counted over all files) takes
+/// `delay` too; with `panicking` also set, such an append panics instead (a bug in a store).
 #[derive(Debug)]
 struct SlowStore {
     inner: Box<dyn SetStore>,
     delay: Duration,
-    slow_appends: Option<Arc<AtomicBool>>,
+    slow_appends: Option<Arc<AtomicUsize>>,
     panicking: bool,
 }
 
@@ -505,13 +505,18 @@ struct SlowStore {
 struct SlowFile {
     inner: Box<dyn SetFile>,
     delay: Duration,
-    slow: Arc<AtomicBool>,
+    /// Appends still to let through at full speed.
+    fast: Arc<AtomicUsize>,
     panicking: bool,
 }
 
 impl SetFile for SlowFile {
     fn append(&mut self, chunk: &[u8]) -> ese_actors::Result<()> {
-        if self.slow.load(Ordering::SeqCst) {
+        let fast = self
+            .fast
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !fast {
             assert!(!self.panicking, "a store's bug");
             std::thread::sleep(self.delay);
         }
@@ -553,10 +558,10 @@ impl SetStore for SlowStore {
     fn create(&mut self, name: &Path) -> ese_actors::Result<Box<dyn SetFile>> {
         let inner = self.inner.create(name)?;
         Ok(match &self.slow_appends {
-            Some(slow) => Box::new(SlowFile {
+            Some(fast) => Box::new(SlowFile {
                 inner,
                 delay: self.delay,
-                slow: slow.clone(),
+                fast: fast.clone(),
                 panicking: self.panicking,
             }),
             None => inner,
@@ -605,7 +610,9 @@ async fn slow_sealing(
 /// dead client's would be, and the set completes, truncates and verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_busy_longer_than_the_lease_keeps_its_backup() {
-    let ttl = Duration::from_millis(800);
+    // The heartbeat renews every third of a lease: 1.5 s leaves a second for a loaded
+    // machine's scheduling delays.
+    let ttl = Duration::from_millis(1500);
     let (h, target, store) = slow_sealing(ttl, "slow-seal", 3 * ttl).await;
     let b = RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap();
     let done = b.run_in(store).await.unwrap();
@@ -785,11 +792,12 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
     let h = host(Opts::default()).await;
     let sets = h.dir.path().join("sets");
     let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
-    let slow = Arc::new(AtomicBool::new(false));
+    // The image's first frame is written at once; the next append takes 1.5 s, so the run
+    // is dropped inside it however late this task wakes.
     let store = SlowStore {
         inner: target.open().unwrap().new_set("dropped").unwrap(),
         delay: Duration::from_millis(1500),
-        slow_appends: Some(slow.clone()),
+        slow_appends: Some(Arc::new(AtomicUsize::new(1))),
         panicking: false,
     };
     let b = Arc::new(RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap());
@@ -797,7 +805,6 @@ async fn a_write_that_outlives_its_dropped_run_does_not_count_in_the_next_run() 
     let first = b.clone();
     let run = tokio::spawn(async move { first.run_in(Box::new(store)).await });
     first_bytes(&mut progress).await;
-    slow.store(true, Ordering::SeqCst);
     // The receiving thread is in its next append by now, for 1.5 s.
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop_mid_image(&progress, run).await;
@@ -827,7 +834,7 @@ async fn a_panicking_set_store_fails_the_run_with_internal_error() {
     let store = SlowStore {
         inner: target.open().unwrap().new_set("panics").unwrap(),
         delay: Duration::ZERO,
-        slow_appends: Some(Arc::new(AtomicBool::new(true))),
+        slow_appends: Some(Arc::new(AtomicUsize::new(0))),
         panicking: true,
     };
     let b = RemoteBackup::new(&h.url, RemoteOptions::default()).unwrap();

@@ -26,8 +26,9 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
     let mut rows = 100;
     let mut restores = 0;
     let mut have_full = false;
-    // Each set made and still there: name, kind, when.
-    let mut made: Vec<(String, BackupKind, std::time::Instant)> = Vec::new();
+    // Each set made and still there: name, kind, when it began (its manifest's mark time,
+    // which the window is measured from).
+    let mut made: Vec<(String, BackupKind, u64)> = Vec::new();
     for step in 0..24 {
         put_rows(&inst, t, rows..rows + 30).await;
         rows += 30;
@@ -47,16 +48,18 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
         }
         let m = r.unwrap();
         have_full |= kind == BackupKind::Full;
-        made.push((m.name.clone().unwrap(), kind, std::time::Instant::now()));
+        made.push((m.name.clone().unwrap(), kind, m.mark_time_ms));
         if rng.gen_bool(0.3) {
             let keep_full = rng.gen_range(1..3);
-            let window = rng.gen_bool(0.3).then_some(200);
+            let window = rng.gen_bool(0.3).then_some(1000);
             let keep = Retention {
                 keep_full: Some(keep_full),
                 keep_within_ms: window,
                 orphan_grace_ms: 0,
             };
             prune_sets(&target, keep).await.unwrap();
+            // The prune judged the window at a time no later than this.
+            let after = ese_actors::ese::backup::repo::name::now_ms();
             let sets = list_sets(&target).await.unwrap();
             let left = |n: &str| sets.iter().any(|s| s.name == n);
             // What must stay: the newest fulls, and every set of the window.
@@ -65,8 +68,8 @@ async fn random_backups_and_prunes_keep_every_kept_set_restorable() {
                 assert!(left(n), "seed {seed}: full {n} pruned");
             }
             if let Some(w) = window {
-                for (n, _, at) in &made {
-                    if at.elapsed().as_millis() < w as u128 / 2 {
+                for (n, _, began) in &made {
+                    if began + w >= after {
                         assert!(left(n), "seed {seed}: {n} of the window pruned");
                     }
                 }

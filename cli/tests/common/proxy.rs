@@ -2,7 +2,7 @@
 //! need a download to be slow enough to act on while it runs.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ pub struct SlowProxy {
     pub addr: SocketAddr,
     /// Bytes passed from the server to clients so far.
     pub carried: Arc<AtomicU64>,
+    /// Whether it still holds to its rate.
+    throttled: Arc<AtomicBool>,
 }
 
 impl SlowProxy {
@@ -22,18 +24,23 @@ impl SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let carried = Arc::new(AtomicU64::new(0));
-        let c = carried.clone();
+        let throttled = Arc::new(AtomicBool::new(true));
+        let (c, t) = (carried.clone(), throttled.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let c = c.clone();
+                let (c, t) = (c.clone(), t.clone());
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        pipe(client, server, c, bytes_per_tick).await;
+                        pipe(client, server, c, t, bytes_per_tick).await;
                     }
                 });
             }
         });
-        SlowProxy { addr, carried }
+        SlowProxy {
+            addr,
+            carried,
+            throttled,
+        }
     }
 
     /// The same URL through the proxy.
@@ -50,9 +57,21 @@ impl SlowProxy {
     pub fn carried(&self) -> u64 {
         self.carried.load(Ordering::Relaxed)
     }
+
+    /// Carries everything at full speed from now on: what the buffers hold reaches the
+    /// client at once, however slowly a loaded machine runs the proxy's timer.
+    pub fn unthrottle(&self) {
+        self.throttled.store(false, Ordering::Relaxed);
+    }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, carried: Arc<AtomicU64>, per_tick: usize) {
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    carried: Arc<AtomicU64>,
+    throttled: Arc<AtomicBool>,
+    per_tick: usize,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
@@ -66,7 +85,9 @@ async fn pipe(client: TcpStream, server: TcpStream, carried: Arc<AtomicU64>, per
         if cw.write_all(&buf[..n]).await.is_err() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if throttled.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     up.abort();
 }
