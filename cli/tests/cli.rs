@@ -423,3 +423,69 @@ fn backup_to_a_full_tmpfs_fails_with_disk_full() {
     );
     assert!(!set.exists(), "the partial set stays");
 }
+
+/// An orphan whose name says 2020 but whose file was written just now: `ese sets` shows when
+/// it was last written, and `ese prune --dry-run` leaves it within its grace period exactly
+/// as the prune does (a dry run used to judge orphans by their name alone).
+#[test]
+fn sets_and_a_dry_run_judge_an_orphan_by_its_newest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 100);
+    let repo = dir.path().join("backups");
+    let r = repo.to_str().unwrap();
+    let out = ese(&[
+        "backup",
+        "--instance-dir",
+        inst.to_str().unwrap(),
+        "--to",
+        r,
+        "-q",
+    ]);
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    let orphan = "20200101T000000.000Z-full-dead";
+    let before = ese_actors::ese::backup::repo::name::now_ms();
+    std::fs::create_dir_all(repo.join(orphan).join("databases")).unwrap();
+    std::fs::write(repo.join(orphan).join("databases/00-data.edb"), b"half").unwrap();
+    let out = ese(&["sets", r, "--json"]);
+    assert!(out.status.success(), "sets: {}", text(&out.stderr));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let o = v.iter().find(|s| s["name"] == orphan).unwrap();
+    assert_eq!(o["state"], "orphan");
+    let written = o["modified_ms"].as_u64().unwrap();
+    // A file system's times may be a tick coarser than the clock's.
+    assert!(written + 1000 >= before, "{o} written before {before}");
+    let out = ese(&["sets", r]);
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "last written {}",
+            ese_actors::ese::backup::repo::name::stamp(written)
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    for dry in [true, false] {
+        let mut args = vec![
+            "prune",
+            r,
+            "--keep-full",
+            "1",
+            "--orphan-grace",
+            "1h",
+            "--json",
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = ese(&args);
+        assert!(out.status.success(), "prune: {}", text(&out.stderr));
+        let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(p["left"], serde_json::json!([orphan]), "dry run {dry}: {p}");
+        assert_eq!(
+            p["orphans_removed"],
+            serde_json::json!([]),
+            "dry run {dry}: {p}"
+        );
+    }
+    assert!(repo.join(orphan).exists());
+}
