@@ -33,10 +33,15 @@ fn run(args: &[&str], env: &[(String, String)]) -> std::process::Output {
     out
 }
 
-fn complete_sets(target: &str, env: &[(String, String)]) -> Vec<serde_json::Value> {
+/// `ese sets TARGET --json`: every name, orphans and damaged sets included.
+fn all_sets(target: &str, env: &[(String, String)]) -> Vec<serde_json::Value> {
     let out = run(&["sets", target, "--json"], env);
     assert!(out.status.success(), "sets: {}", text(&out.stderr));
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn complete_sets(target: &str, env: &[(String, String)]) -> Vec<serde_json::Value> {
+    let v = all_sets(target, env);
     v.into_iter().filter(|s| s["state"] == "complete").collect()
 }
 
@@ -145,6 +150,7 @@ fn killed_backups_never_leave_a_visible_half_set() {
     let mut x = std::process::id() as u64 | 1;
     let mut killed = 0;
     let mut rounds = 0;
+    let mut all = Vec::new();
     // Six rounds, and more (up to twelve) until a kill has left an orphan: a kill after a
     // file was stored whole lands before the manifest only in a window of tens of ms.
     for round in 0..12 {
@@ -179,7 +185,8 @@ fn killed_backups_never_leave_a_visible_half_set() {
         }
         let status = child.wait().unwrap();
         eprintln!("round {round}: {delay:?} after {trigger:?} (seen: {found}): {status} at {at}");
-        for s in complete_sets(&target, &env) {
+        all = all_sets(&target, &env);
+        for s in all.iter().filter(|s| s["state"] == "complete") {
             let set = format!("{target}/{}", s["name"].as_str().unwrap());
             let out = run(&["verify", &set], &env);
             assert!(
@@ -188,8 +195,6 @@ fn killed_backups_never_leave_a_visible_half_set() {
                 text(&out.stderr)
             );
         }
-        let out = run(&["sets", &target, "--json"], &env);
-        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         if round >= 5 && all.iter().any(|s| s["state"] == "orphan") {
             break;
         }
@@ -198,9 +203,8 @@ fn killed_backups_never_leave_a_visible_half_set() {
         killed >= 3,
         "only {killed} of {rounds} runs were killed mid-way"
     );
-    // The kills landed inside uploads: what they left is there, as orphans no reader takes.
-    let out = run(&["sets", &target, "--json"], &env);
-    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // The kills landed inside uploads: what they left is there, as orphans no reader takes
+    // (the last round's listing).
     let orphans = all.iter().filter(|s| s["state"] == "orphan").count();
     eprintln!("{} name(s), {orphans} orphan(s): {all:?}", all.len());
     assert!(orphans >= 1, "no kill landed inside an upload: {all:?}");
@@ -334,10 +338,10 @@ fn after_prune(
 ) -> Result<serde_json::Value, Vec<serde_json::Value>> {
     let mut orphans = Vec::new();
     for poll in 0..60 {
-        let out = run(&["sets", target, "--json"], env);
-        let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         let sets;
-        (orphans, sets) = v.into_iter().partition(|s| s["state"] == "orphan");
+        (orphans, sets) = all_sets(target, env)
+            .into_iter()
+            .partition(|s| s["state"] == "orphan");
         assert_eq!(sets.len(), 1, "after prune ({pruned}): {sets:?}");
         assert_eq!(sets[0]["state"], "complete", "after prune ({pruned})");
         if orphans.is_empty() {
