@@ -8,7 +8,9 @@ mod writer;
 #[allow(unused_imports)]
 pub use gated::{GatedStorage, Latch};
 #[allow(unused_imports)]
-pub use sets::{archived_logs, assert_logs_kept, instance_on, instance_with, tree, PauseAt};
+pub use sets::{
+    archived_logs, assert_logs_kept, copy_with_logs, instance_on, instance_with, tree, PauseAt,
+};
 #[allow(unused_imports)]
 pub use writer::{check_prefix, spawn_writer, writer_source, Writer};
 

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ese::io::{Storage, StorageRef};
-use ese_actors::{Engine, Instance, InstanceParams, TableId};
+use ese_actors::{BackupKind, BackupManifest, Engine, Instance, InstanceParams, TableId};
 
 use super::{params, put_rows};
 
@@ -44,6 +44,30 @@ pub async fn instance_with(
     let t = inst.create_table(db, "t").await.unwrap();
     put_rows(&inst, t, 0..rows).await;
     (inst, t, path)
+}
+
+/// A copy backup into `set` holding at least `logs` log files. A copy holds the logs from the
+/// checkpoint on, and a flush that finishes just before it can move the checkpoint up to the
+/// current log (CI saw it): then more rows (keys from 100000 on) and another copy.
+pub async fn copy_with_logs(
+    inst: &Instance,
+    t: TableId,
+    set: &Path,
+    logs: usize,
+) -> BackupManifest {
+    for round in 0..8u32 {
+        let m = inst.backup_to_dir(set, BackupKind::Copy).await.unwrap();
+        if m.logs.len() >= logs {
+            return m;
+        }
+        std::fs::remove_dir_all(set).unwrap();
+        let first = 100_000 + round * 250;
+        put_rows(inst, t, first..first + 250).await;
+    }
+    panic!(
+        "eight copy backups into {} held fewer than {logs} logs",
+        set.display()
+    );
 }
 
 /// The archived logs (`edbXXXXXXXX.log`) in an instance's directory.
