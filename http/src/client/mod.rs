@@ -14,6 +14,7 @@ mod receiver;
 mod resume;
 mod set;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ese_actors::ese::backup::set::{BackupKind, SetFacts, SetStore, SetWriter};
@@ -167,7 +168,8 @@ pub struct RemoteOutcome {
 /// truncation ends the backup as aborted (`DELETE`, best effort) and removes the partial
 /// set; one after it keeps the complete set, which then holds logs the source no longer has
 /// ([`RemoteError::Kept`]). Dropping the future removes the set unless truncation was done,
-/// and asks the server to abort. A download cut mid-file resumes from the bytes received
+/// and asks the server to abort (the client's next run waits for that abort before it
+/// begins). A download cut mid-file resumes from the bytes received
 /// (`Range: bytes=N-`) while the lease allows; every file is checked against the server's
 /// CRC-32C.
 ///
@@ -199,7 +201,13 @@ pub struct RemoteBackup {
     tracker: Tracker,
     /// `http://` to a host that is not this machine.
     plain_beyond_loopback: bool,
+    /// The abort a dropped run left running: the next run waits for it, or its begin would
+    /// race it and meet the dropped run's backup (-505).
+    dropped_abort: PendingAbort,
 }
+
+/// The task a dropped run's [`AbortOnDrop`] spawned, shared with the client.
+type PendingAbort = Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>;
 
 impl RemoteBackup {
     /// A client of the instance at `url` (`http(s)://HOST:PORT/v1/instances/NAME`). Sends
@@ -234,6 +242,7 @@ impl RemoteBackup {
             api: Api::new(http, base, options.token.clone()),
             options,
             tracker: Tracker::new(),
+            dropped_abort: PendingAbort::default(),
         })
     }
 
@@ -289,6 +298,11 @@ impl RemoteBackup {
     /// As [`RemoteBackup::run`].
     pub async fn run_in(&self, store: Box<dyn SetStore>) -> Result<RemoteOutcome, RemoteError> {
         let kind = wire_kind(self.options.kind)?;
+        let dropped = self.dropped_abort.lock().ok().and_then(|mut s| s.take());
+        if let Some(task) = dropped {
+            // Its requests have the client's timeouts, so this wait ends.
+            let _ = task.await;
+        }
         let figures = self.tracker.restart();
         let mut set = PartialSet::new(store, self.options.compress).await?;
         let begun = match self.api.begin(kind).await {
@@ -301,6 +315,7 @@ impl RemoteBackup {
         let mut abort = AbortOnDrop {
             api: self.api.clone(),
             id: Some(begun.id.clone()),
+            on_drop: self.dropped_abort.clone(),
         };
         if let Err(e) = can_finish(&begun) {
             abort.now().await;
@@ -593,6 +608,8 @@ fn nothing_truncated(e: &RemoteError) -> bool {
 struct AbortOnDrop {
     api: Api,
     id: Option<String>,
+    /// Where the task a drop spawns is left for the client's next run.
+    on_drop: PendingAbort,
 }
 
 impl AbortOnDrop {
@@ -614,9 +631,12 @@ impl Drop for AbortOnDrop {
         let Some(id) = self.id.take() else { return };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let api = self.api.clone();
-            rt.spawn(async move {
+            let task = rt.spawn(async move {
                 let _ = api.abort(&id).await;
             });
+            if let Ok(mut slot) = self.on_drop.lock() {
+                *slot = Some(task);
+            }
         }
     }
 }
