@@ -30,6 +30,8 @@ struct Proxy {
     /// Offsets (in `down`) of bytes delivered with their bits inverted.
     flips: Arc<Mutex<Vec<u64>>>,
     stalled: Arc<AtomicBool>,
+    /// The offset (in `down`) at which the proxy stalls by itself; `u64::MAX`: never.
+    stall_at: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -41,13 +43,14 @@ impl Proxy {
             cuts: Arc::default(),
             flips: Arc::default(),
             stalled: Arc::default(),
+            stall_at: Arc::new(AtomicU64::new(u64::MAX)),
         };
         let (down, cuts, stalled) = (p.down.clone(), p.cuts.clone(), p.stalled.clone());
-        let flips = p.flips.clone();
+        let (flips, stall_at) = (p.flips.clone(), p.stall_at.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (down, cuts, stalled) = (down.clone(), cuts.clone(), stalled.clone());
-                let flips = flips.clone();
+                let (flips, stall_at) = (flips.clone(), stall_at.clone());
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
@@ -81,9 +84,9 @@ impl Proxy {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        // Counting and cutting under one lock: two connections never both
-                        // pass a cut.
-                        let (pass, cut) = {
+                        // Counting, cutting and stalling under one lock: two connections
+                        // never both pass a cut or the stall point.
+                        let (pass, cut, stall) = {
                             let mut c = cuts.lock().unwrap();
                             let before = down.load(Ordering::SeqCst);
                             for at in flips.lock().unwrap().iter() {
@@ -91,21 +94,38 @@ impl Proxy {
                                     buf[i as usize] ^= 0xff;
                                 }
                             }
+                            let at_stall = stall_at.load(Ordering::SeqCst);
                             match c.first().copied() {
                                 Some(at) if before + n as u64 >= at => {
                                     c.remove(0);
                                     let pass = (at.saturating_sub(before)) as usize;
                                     down.fetch_add(pass as u64, Ordering::SeqCst);
-                                    (pass, true)
+                                    (pass, true, false)
+                                }
+                                _ if before + n as u64 >= at_stall => {
+                                    stall_at.store(u64::MAX, Ordering::SeqCst);
+                                    stalled.store(true, Ordering::SeqCst);
+                                    let pass = (at_stall.saturating_sub(before)) as usize;
+                                    down.fetch_add(n as u64, Ordering::SeqCst);
+                                    (pass, false, true)
                                 }
                                 _ => {
                                     down.fetch_add(n as u64, Ordering::SeqCst);
-                                    (n, false)
+                                    (n, false, false)
                                 }
                             }
                         };
                         if cw.write_all(&buf[..pass]).await.is_err() || cut {
                             break;
+                        }
+                        if stall {
+                            // The rest of this read goes out once the stall is lifted.
+                            while stalled.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            if cw.write_all(&buf[pass..n]).await.is_err() {
+                                break;
+                            }
                         }
                     }
                     // Both halves of both sockets go: the client sees the connection drop.
@@ -122,6 +142,16 @@ impl Proxy {
 
     fn stall(&self, on: bool) {
         self.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// Stalls by itself once `bytes` more have been delivered to the client.
+    fn stall_after(&self, bytes: u64) {
+        let at = self.down.load(Ordering::SeqCst) + bytes;
+        self.stall_at.store(at, Ordering::SeqCst);
+    }
+
+    fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::SeqCst)
     }
 }
 
@@ -324,20 +354,26 @@ async fn drop_mid_image(
     assert!(run.await.unwrap_err().is_cancelled());
 }
 
-/// Starts a pull through `p` and answers it once file bytes have arrived, with the proxy
-/// stalled.
+/// Starts a pull through `p` and answers it once the proxy has stalled by itself, 256 KiB
+/// into the pull (the database image is about 2 MiB): the stall cannot come too late for a
+/// test task that wakes late.
 async fn stalled_pull(
     p: &Proxy,
     to: PathBuf,
 ) -> tokio::task::JoinHandle<Result<RemoteOutcome, RemoteError>> {
     let b = RemoteBackup::new(&p.url(), RemoteOptions::default()).unwrap();
-    let mut progress = b.subscribe();
+    p.stall_after(256 << 10);
     let run = tokio::spawn(async move {
         b.run(&BackupTarget::parse(to.to_str().unwrap()).unwrap())
             .await
     });
-    first_bytes(&mut progress).await;
-    p.stall(true);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !p.is_stalled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the pull never reached 256 KiB");
     run
 }
 
