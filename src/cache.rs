@@ -1,7 +1,8 @@
 //! Layer 3: the buffer cache. Pages changed by commits stay here, dirty, until the flusher
 //! writes them; clean pages are evicted by a clock sweep when the cache is over capacity.
-//! The write-ahead rule lives here: a dirty page may be written only once the log is durable
-//! past the commit that last changed it (`wal_lsn`).
+//! The write-ahead rule starts here: a flush takes every dirty page with the log position
+//! its changes end at (`wal_lsn`), and the flusher writes none of them before the log is
+//! durable that far.
 
 use std::collections::VecDeque;
 
@@ -31,6 +32,18 @@ pub(crate) struct Frame {
     /// read): a change may be logged as a delta only while this is at or past the horizon.
     pub imaged_at: Lsn,
     hot: bool,
+}
+
+/// What a flush takes from the cache.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// Copies of the dirty pages, by key.
+    pub pages: Vec<(PageKey, Vec<u8>)>,
+    /// Where their changes end: none may be written before the log is durable this far.
+    pub wal_lsn: Lsn,
+    /// The lowest `rec_lsn` among dirty pages left behind (changed again while a copy of
+    /// theirs was being written).
+    pub left_min: Option<Lsn>,
 }
 
 #[derive(Debug)]
@@ -179,25 +192,32 @@ impl Cache {
         self.frames.len()
     }
 
-    /// Dirty pages whose commit is durable: copies to write, marked in flight and clean.
-    /// Returns them with the lowest `rec_lsn` among dirty pages left behind.
-    pub fn take_flushable(&mut self, durable: Lsn) -> (Vec<(PageKey, Vec<u8>)>, Option<Lsn>) {
-        let mut out = Vec::new();
-        let mut left_min: Option<Lsn> = None;
+    /// Every dirty page not already being written, whether or not its last change is durable
+    /// yet: copies to write, marked in flight and clean. Leaving behind the pages whose last
+    /// change was not durable left the pages every commit changes (the rightmost leaf, a
+    /// root) behind at every flush, and their first change held the checkpoint in place.
+    pub fn take_dirty(&mut self) -> Taken {
+        let mut taken = Taken {
+            pages: Vec::new(),
+            wal_lsn: Lsn(0),
+            left_min: None,
+        };
         for (k, f) in self.frames.iter_mut() {
             if !f.dirty {
                 continue;
             }
-            if f.wal_lsn <= durable && !f.in_flight {
+            if f.in_flight {
+                let m = taken.left_min.map_or(f.rec_lsn, |m| m.min(f.rec_lsn));
+                taken.left_min = Some(m);
+            } else {
                 f.dirty = false;
                 f.in_flight = true;
-                out.push((*k, f.data.clone()));
-            } else {
-                left_min = Some(left_min.map_or(f.rec_lsn, |m| m.min(f.rec_lsn)));
+                taken.wal_lsn = taken.wal_lsn.max(f.wal_lsn);
+                taken.pages.push((*k, f.data.clone()));
             }
         }
-        out.sort_by_key(|(k, _)| *k);
-        (out, left_min)
+        taken.pages.sort_by_key(|(k, _)| *k);
+        taken
     }
 
     /// The flusher wrote these pages.
@@ -246,11 +266,18 @@ mod tests {
         c.insert_clean((1, 3), vec![3]);
         c.insert_clean((1, 4), vec![4]);
         assert!(c.get((1, 1)).is_some() && c.get((1, 2)).is_some());
-        let (pages, left) = c.take_flushable(Lsn(25));
-        assert_eq!(pages.len(), 1);
-        assert_eq!(left, Some(Lsn(30)));
-        c.flushed(&[(1, 1)]);
+        let taken = c.take_dirty();
+        assert_eq!(taken.pages.len(), 2);
+        assert_eq!(taken.wal_lsn, Lsn(40), "the log must be durable past both");
+        assert_eq!(taken.left_min, None);
+        // Changed again while its copy is written: left, and it holds the checkpoint.
+        c.install((1, 2), vec![5], Lsn(50), Lsn(60), None);
+        let again = c.take_dirty();
+        assert!(again.pages.is_empty());
+        assert_eq!(again.left_min, Some(Lsn(50)));
+        c.flushed(&[(1, 1), (1, 2)]);
         assert_eq!(c.dirty_count(), 1);
+        assert_eq!(c.take_dirty().pages.len(), 1);
     }
 
     #[test]
@@ -260,8 +287,8 @@ mod tests {
             c.install((1, p), vec![0], Lsn(1), Lsn(2), None);
         }
         assert_eq!(c.len(), 1000, "dirty pages are never evicted");
-        let (pages, _) = c.take_flushable(Lsn(2));
-        let keys: Vec<PageKey> = pages.iter().map(|(k, _)| *k).collect();
+        let taken = c.take_dirty();
+        let keys: Vec<PageKey> = taken.pages.iter().map(|(k, _)| *k).collect();
         c.flushed(&keys);
         // Each page added moves the hand a bounded step, and the cache shrinks as it goes: to
         // its capacity, give or take the pages added while the hand clears use bits (a step

@@ -1,6 +1,7 @@
-//! The background flusher: one thread per instance that writes dirty pages handed to it,
-//! fsyncs the database files, then writes the checkpoint those pages allow. The instance
-//! never waits for it; completions come back on a channel the instance polls.
+//! The background flusher: one thread per instance that waits until the log is durable past
+//! the pages handed to it (the write-ahead rule), writes them, fsyncs the database files,
+//! then writes the checkpoint those pages allow. The instance never waits for it;
+//! completions come back on a channel the instance polls.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,13 +15,18 @@ use crate::cache::PageKey;
 use crate::db::DbFile;
 use crate::io::StorageRef;
 use crate::log::checkpoint::{self, Checkpoint};
-use crate::log::Notify;
+use crate::log::{LogShared, Notify};
+use crate::lsn::Lsn;
 use crate::Result;
 
 pub(crate) struct FlushJob {
     pub pages: Vec<(PageKey, Vec<u8>)>,
     pub files: HashMap<u32, DbFile>,
     pub checkpoint: Option<(PathBuf, Checkpoint)>,
+    /// The instance's log, durable past `log_first` before any page or the checkpoint is
+    /// written: the pages' last changes and the checkpoint's position.
+    pub log: Arc<LogShared>,
+    pub log_first: Lsn,
 }
 
 pub(crate) struct FlushDone {
@@ -97,6 +103,9 @@ fn run(storage: &dyn crate::io::Storage, job: FlushJob) -> FlushDone {
 }
 
 fn write_all(storage: &dyn crate::io::Storage, job: &FlushJob) -> Result<()> {
+    // The instance asked the log writer for an fsync when it handed the job over; this waits
+    // on another thread, never the instance's. A poisoned log fails the flush.
+    job.log.wait_durable(job.log_first)?;
     let mut touched = Vec::new();
     for ((dbid, pgno), data) in &job.pages {
         let Some(f) = job.files.get(dbid) else {

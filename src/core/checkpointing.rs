@@ -32,6 +32,10 @@ impl Core {
                     self.checkpoint = c;
                 }
             }
+            Err(_) if self.log.shared().poisoned().is_some() => {
+                // The flush waited for a log that failed: the log's error says why.
+                self.cache.flush_failed(&done.keys);
+            }
             Err(e) => {
                 self.cache.flush_failed(&done.keys);
                 tracing::error!(error = %e, "database write failed; the instance is unavailable");
@@ -68,14 +72,10 @@ impl Core {
         }
     }
 
-    /// Hands every dirty page whose commit is durable to the flusher, with the checkpoint
-    /// that becomes true once they are written.
+    /// Hands every dirty page to the flusher, with the checkpoint that becomes true once they
+    /// are written; the flusher writes nothing before the log is durable past both.
     fn start_flush(&mut self) {
-        let durable = self.log.durable();
-        let (pages, left_min) = self.cache.take_flushable(durable);
-        if left_min.is_some() {
-            self.log.request_sync();
-        }
+        let taken = self.cache.take_dirty();
         // The horizon rule. From here on, a page whose last full image is older than the tip
         // logs a full image at its next change. A checkpoint may only stand on such a horizon:
         // then every page's first change after the checkpoint is a full image, and a page torn
@@ -83,7 +83,7 @@ impl Core {
         let horizon = self.log.tip();
         self.image_horizon = horizon;
         self.horizons.push_back(horizon);
-        let candidate = left_min.map_or(durable, |m| m.min(durable));
+        let candidate = taken.left_min.map_or(horizon, |m| m.min(horizon));
         let lsn = self
             .horizons
             .iter()
@@ -105,12 +105,18 @@ impl Core {
             .map(|(id, d)| (*id, d.file.clone()))
             .collect();
         let path = checkpoint::path(self.params.system_dir(), self.params.base());
+        let log_first = taken.wal_lsn.max(lsn);
+        if log_first > self.log.durable() {
+            self.log.request_sync();
+        }
         self.flush_in_flight = true;
         self.flush_started_at = self.log.tip();
         self.flusher.submit(FlushJob {
-            pages,
+            pages: taken.pages,
             files,
             checkpoint: Some((path, checkpoint)),
+            log: self.log.shared().clone(),
+            log_first,
         });
     }
 

@@ -85,9 +85,10 @@ async fn verify_finds_damage_with_the_specific_error() {
     let dir = tempfile::tempdir().unwrap();
     let sets = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let (inst, t, _) = instance_with_data(&engine, "i", &dir.path().join("a"), 400).await;
+    let gated = GatedStorage::new(ese::io::os());
+    let (inst, t, _) = instance_on(&engine, gated.storage(), "i", &dir.path().join("a"), 400).await;
     let good = sets.path().join("good");
-    let m = copy_with_logs(&inst, t, &good, 2).await;
+    let m = copy_with_logs(&inst, &gated, t, &good, 2).await;
     inst.term(Term::empty()).await.unwrap();
     let (other, _, _) = instance_with_data(&engine, "o", &dir.path().join("b"), 400).await;
     let foreign = sets.path().join("foreign");
@@ -150,7 +151,8 @@ async fn verify_finds_damage_with_the_specific_error() {
             "log record",
             Box::new({
                 let f = log1.clone();
-                move |d: &Path| flip(&d.join(&f), 4096 + 100)
+                // The first record's durable mark, which its checksum covers.
+                move |d: &Path| flip(&d.join(&f), 4096 + 16)
             }),
             -501,
         ),

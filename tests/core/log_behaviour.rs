@@ -35,6 +35,37 @@ fn archived_logs_use_eight_hex_digits_and_accumulate_without_circular_logging() 
     core.term_clean().unwrap();
 }
 
+/// A writer that keeps changing the same pages (the rightmost leaf, the table's root) and
+/// never asks for a checkpoint: the background flushes alone keep the checkpoint within a
+/// few logs of the tip. A flush that left behind every page whose last change was not yet
+/// durable left those hot pages behind at every flush, and their first change pinned the
+/// checkpoint at the first log.
+#[test]
+fn the_checkpoint_follows_a_writer_that_keeps_changing_the_same_pages() {
+    let (_fs, storage) = fault_fs();
+    let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    for i in 0..3000u32 {
+        let t = core
+            .put(s, tbl, &i.to_be_bytes(), &[5u8; 300])
+            .unwrap()
+            .unwrap();
+        core.wait(t).unwrap();
+    }
+    let tip = core.log().gen();
+    let checkpoint = core.checkpoint().lsn.gen();
+    assert!(
+        tip > 10,
+        "the workload should have rolled many times ({tip})"
+    );
+    assert!(
+        tip - checkpoint <= 3,
+        "the checkpoint stayed in log {checkpoint} while the tip reached log {tip}"
+    );
+    core.term_clean().unwrap();
+}
+
 #[test]
 fn circular_logging_reuses_files_the_checkpoint_passed() {
     let (fs, storage) = fault_fs();

@@ -1,4 +1,4 @@
-//! A `Storage` whose reads (or file removals) can be slowed down or held at a latch, for
+//! A `Storage` whose reads (or writes, or file removals) can be slowed down or held at a latch, for
 //! tests that need a read to be "still on disk" while something else happens. One helper for
 //! every such test.
 //!
@@ -97,6 +97,7 @@ enum Hold {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Read,
+    Write,
     Remove,
 }
 
@@ -150,6 +151,13 @@ impl GatedStorage {
     pub fn latch_reads(&self, path_contains: &str) -> Latch {
         let latch = Latch::default();
         self.add(Op::Read, path_contains, Hold::Latch(latch.clone()), None);
+        latch
+    }
+
+    /// Every write to a matching file waits at the returned latch until it is released.
+    pub fn latch_writes(&self, path_contains: &str) -> Latch {
+        let latch = Latch::default();
+        self.add(Op::Write, path_contains, Hold::Latch(latch.clone()), None);
         latch
     }
 
@@ -224,6 +232,7 @@ impl File for GatedFile {
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> ese::Result<()> {
+        self.gate.before(Op::Write, &self.path);
         self.inner.write_at(buf, offset)
     }
     fn sync(&self) -> ese::Result<()> {

@@ -9,7 +9,8 @@ mod writer;
 pub use gated::{GatedStorage, Latch};
 #[allow(unused_imports)]
 pub use sets::{
-    archived_logs, assert_logs_kept, copy_with_logs, instance_on, instance_with, tree, PauseAt,
+    archived_logs, assert_logs_kept, copy_with_logs, instance_on, instance_with, tree, with_rolls,
+    PauseAt,
 };
 #[allow(unused_imports)]
 pub use writer::{check_prefix, spawn_writer, writer_source, Writer};

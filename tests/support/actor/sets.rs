@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use ese::io::{Storage, StorageRef};
 use ese_actors::{BackupKind, BackupManifest, Engine, Instance, InstanceParams, TableId};
 
-use super::{params, put_rows};
+use super::{params, put_rows, GatedStorage};
 
 /// An initialised instance on `storage` with database `dir/db.edb` holding table "t" and
 /// `rows` rows: the instance, the table and the database's path.
@@ -46,28 +46,45 @@ pub async fn instance_with(
     (inst, t, path)
 }
 
-/// A copy backup into `set` holding at least `logs` log files. A copy holds the logs from the
-/// checkpoint on, and a flush that finishes just before it can move the checkpoint up to the
-/// current log (CI saw it): then more rows (keys from 100000 on) and another copy.
+/// Rolls the log `rolls` times with the checkpoint held where it was, then runs `backup`:
+/// its set holds the logs from that checkpoint on, `rolls + 1` at least. The checkpoint
+/// file's writes (on `gated`) wait at a latch meanwhile, so the flush in flight cannot finish
+/// and no other starts. Without it the flushes keep the checkpoint within the current log or
+/// the one before, and rows written before a backup do not make a set of several logs.
+pub async fn with_rolls<T>(
+    inst: &Instance,
+    gated: &GatedStorage,
+    t: TableId,
+    rolls: u32,
+    backup: impl Future<Output = T>,
+) -> T {
+    let latch = gated.latch_writes("edb.chk");
+    let mut next = 500_000;
+    for _ in 0..rolls {
+        let gen = inst.instance_info().await.unwrap().current_gen;
+        while inst.instance_info().await.unwrap().current_gen == gen {
+            put_rows(inst, t, next..next + 100).await;
+            next += 100;
+        }
+    }
+    let out = backup.await;
+    gated.clear();
+    latch.release();
+    out
+}
+
+/// A copy backup into `set` holding at least `logs` log files ([`with_rolls`]).
 pub async fn copy_with_logs(
     inst: &Instance,
+    gated: &GatedStorage,
     t: TableId,
     set: &Path,
-    logs: usize,
+    logs: u32,
 ) -> BackupManifest {
-    for round in 0..8u32 {
-        let m = inst.backup_to_dir(set, BackupKind::Copy).await.unwrap();
-        if m.logs.len() >= logs {
-            return m;
-        }
-        std::fs::remove_dir_all(set).unwrap();
-        let first = 100_000 + round * 250;
-        put_rows(inst, t, first..first + 250).await;
-    }
-    panic!(
-        "eight copy backups into {} held fewer than {logs} logs",
-        set.display()
-    );
+    let copy = inst.backup_to_dir(set, BackupKind::Copy);
+    let m = with_rolls(inst, gated, t, logs - 1, copy).await.unwrap();
+    assert!(m.logs.len() >= logs as usize, "{} log(s)", m.logs.len());
+    m
 }
 
 /// The archived logs (`edbXXXXXXXX.log`) in an instance's directory.
