@@ -131,8 +131,9 @@ pub enum ReadPlan {
         header: Arc<Vec<u8>>,
         /// Last data page.
         last_page: u32,
-        /// The trailer page, when this chunk reaches it.
-        trailer: Option<Vec<u8>>,
+        /// The trailer, when this chunk reaches it: its backup record's last generation is
+        /// the one current at the plan, raised by the read to its pages' newest change.
+        trailer: Option<crate::db::Trailer>,
         /// Where the chunk's buffer comes from (and goes back to once the client drops it).
         buffers: Arc<BufferPool>,
     },
@@ -471,7 +472,8 @@ impl BackupState {
     }
 
     /// Plans `read_file(handle, max_len)`; `current_gen` is the log generation now (the
-    /// trailer records it as the last log the image needs). The ticket goes with the read
+    /// trailer records it as the last log the image needs, or the log of the newest change
+    /// the read finds among its pages, if later). The ticket goes with the read
     /// and comes back to [`BackupState::read_done`].
     pub fn plan_read(
         &mut self,
@@ -520,15 +522,12 @@ impl BackupState {
                 ..
             } => {
                 let reaches_trailer = slot.pos + len as u64 == slot.size;
-                let trailer = reaches_trailer.then(|| {
-                    crate::db::Trailer {
-                        page_size: ps as u32,
-                        db_signature: *db_signature,
-                        log_signature: log_sig,
-                        backup,
-                        last_page: *last_page,
-                    }
-                    .encode()
+                let trailer = reaches_trailer.then_some(crate::db::Trailer {
+                    page_size: ps as u32,
+                    db_signature: *db_signature,
+                    log_signature: log_sig,
+                    backup,
+                    last_page: *last_page,
                 });
                 ReadPlan::Db {
                     file: file.clone(),

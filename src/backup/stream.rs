@@ -56,7 +56,7 @@ pub fn execute(
                 file,
                 header,
                 last_page: *last_page,
-                trailer: trailer.as_deref(),
+                trailer: trailer.as_ref(),
             };
             let (chunk, pages_verified, crc32c) = db_chunk(&image, *pos, *len, buffers)?;
             Ok(Streamed {
@@ -96,7 +96,7 @@ struct Image<'a> {
     file: &'a DbFile,
     header: &'a [u8],
     last_page: u32,
-    trailer: Option<&'a [u8]>,
+    trailer: Option<&'a crate::db::Trailer>,
 }
 
 /// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
@@ -121,13 +121,25 @@ fn db_chunk(
         let n = (data_last - data_first) as usize * ps;
         bodies = read_pages(image.file, data_first - 1, &mut out[at..at + n])?;
     }
+    let trailer_slot = image.last_page + 2;
+    let trailer = if (first_slot..first_slot + slots).contains(&trailer_slot) {
+        let planned = image.trailer.ok_or(Error::InternalError)?;
+        let at = data_first.saturating_sub(first_slot) as usize * ps;
+        Some(finished_trailer(
+            planned,
+            &out[at..at + bodies.len() * ps],
+            ps,
+        ))
+    } else {
+        None
+    };
     for slot in first_slot..first_slot + slots {
         let at = (slot - first_slot) as usize * ps;
         let dst = &mut out[at..at + ps];
         if slot < 2 {
             dst.copy_from_slice(image.header);
-        } else if slot == image.last_page + 2 {
-            dst.copy_from_slice(image.trailer.ok_or(Error::InternalError)?);
+        } else if slot == trailer_slot {
+            dst.copy_from_slice(trailer.as_deref().ok_or(Error::InternalError)?);
         } else if slot >= data_last {
             // Past the trailer: never in a planned read, but a stale byte must not leak.
             dst.fill(0);
@@ -136,6 +148,22 @@ fn db_chunk(
     out[slots as usize * ps..].fill(0);
     let crc = chunk_crc(&out, ps, data_first - first_slot, &bodies);
     Ok((buffers.share(out), bodies.len() as u64, crc))
+}
+
+/// The planned trailer with its backup record's last generation raised to the newest change
+/// among `pages` (the chunk's data pages). They were read after the plan, and a page the
+/// flusher wrote meanwhile may carry a change logged in a later generation; the trailer tells
+/// restore how far it must replay at least, and a point-in-time stop before that change would
+/// leave the page newer than the database around it.
+fn finished_trailer(planned: &crate::db::Trailer, pages: &[u8], ps: usize) -> Vec<u8> {
+    let newest = pages
+        .chunks_exact(ps)
+        .map(|p| crate::lsn::Lsn(page::lsn(p)).gen())
+        .max()
+        .unwrap_or(0);
+    let mut t = planned.clone();
+    t.backup.gen_high = t.backup.gen_high.max(newest);
+    t.encode()
 }
 
 /// The CRC-32C of a chunk of page slots whose slots `first_data..` hold the verified pages
@@ -285,5 +313,39 @@ mod tests {
                 crc32c::crc32c(&header)
             );
         }
+    }
+
+    #[test]
+    fn the_trailer_needs_the_log_of_its_chunks_newest_page() {
+        let ps = 4096u32;
+        let planned = crate::db::Trailer {
+            page_size: ps,
+            db_signature: crate::db::Signature::generate(),
+            log_signature: crate::db::Signature::generate(),
+            backup: crate::db::BackupInfo {
+                gen_low: 2,
+                gen_high: 4,
+                ..Default::default()
+            },
+            last_page: 3,
+        };
+        let stamped = |gen: u32| {
+            let mut p = page::new_page(ps, 1, PageKind::Leaf);
+            page::set_lsn(&mut p, crate::lsn::Lsn::new(gen, 4096).0);
+            page::seal(&mut p);
+            p
+        };
+        let decoded = |pages: &[Vec<u8>]| {
+            let bytes = finished_trailer(&planned, &pages.concat(), ps as usize);
+            crate::db::Trailer::decode(&bytes).unwrap()
+        };
+        // A page written after the plan, with a change logged in generation 6.
+        let raised = decoded(&[stamped(3), stamped(6), vec![0u8; ps as usize]]);
+        assert_eq!(raised.backup.gen_high, 6);
+        assert_eq!(raised.backup.gen_low, 2);
+        assert_eq!(raised.db_signature, planned.db_signature);
+        // Pages no newer than the plan: the planned generation stands.
+        assert_eq!(decoded(&[stamped(3), stamped(4)]), planned);
+        assert_eq!(decoded(&[]), planned);
     }
 }

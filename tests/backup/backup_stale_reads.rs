@@ -325,3 +325,48 @@ async fn close_while_a_read_is_on_disk() {
     assert!(inst.database_info(&path).await.unwrap().last_full.is_some());
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// A page the flusher writes while the image's last read waits on disk can carry a change
+/// logged after the read was planned: the trailer names that later log as the last one the
+/// image needs, so no restore stops before the change (a point-in-time stop there would
+/// leave that page newer than the database around it).
+#[tokio::test]
+async fn the_trailer_covers_pages_written_while_its_read_was_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, path, gated) = gated_instance(&engine, dir.path()).await;
+    let (h, reader, held) = read_held_on_disk(&inst, &gated, &path, WHOLE).await;
+    let planned = inst.instance_info().await.unwrap().current_gen;
+    // Two logs on, then two more flushes: the second began with the tip past the planned
+    // log and wrote every page changed by then.
+    let mut next = ROWS;
+    while inst.instance_info().await.unwrap().current_gen < planned + 2 {
+        put_rows(&inst, t, next..next + 100).await;
+        next += 100;
+    }
+    let flushes = inst.stats().await.unwrap().flushes;
+    while inst.stats().await.unwrap().flushes < flushes + 2 {
+        put_rows(&inst, t, next..next + 20).await;
+        next += 20;
+    }
+    held.release();
+    let image = reader.await.unwrap().unwrap();
+    let trailer = Trailer::decode(&image[image.len() - PAGE..]).unwrap();
+    let newest = image[2 * PAGE..image.len() - PAGE]
+        .chunks(PAGE)
+        .map(|p| ese::Lsn(ese::internals::page::lsn(p)).gen())
+        .max()
+        .unwrap();
+    assert!(
+        newest > planned,
+        "no page of the image was written while its read was held (newest log {newest})"
+    );
+    assert!(
+        trailer.backup.gen_high >= newest,
+        "the trailer needs logs up to {}, a page of the image carries a change of log {newest}",
+        trailer.backup.gen_high
+    );
+    inst.close_file(h).await.unwrap();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
