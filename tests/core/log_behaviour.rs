@@ -36,33 +36,45 @@ fn archived_logs_use_eight_hex_digits_and_accumulate_without_circular_logging() 
 }
 
 /// A writer that keeps changing the same pages (the rightmost leaf, the table's root) and
-/// never asks for a checkpoint: the background flushes alone keep the checkpoint within a
+/// never asks for a checkpoint: the background flushes alone bring the checkpoint within a
 /// few logs of the tip. A flush that left behind every page whose last change was not yet
 /// durable left those hot pages behind at every flush, and their first change pinned the
-/// checkpoint at the first log.
+/// checkpoint at the first log for good. How far the checkpoint trails while the writer runs
+/// depends on when the flusher's thread gets a core (19 logs behind beside a busy loop), so
+/// the writer goes on, for at most 30 s, until it is near.
 #[test]
 fn the_checkpoint_follows_a_writer_that_keeps_changing_the_same_pages() {
     let (_fs, storage) = fault_fs();
     let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
     let (mut core, tbl) = open_db(&storage, &params);
     let s = core.begin_session().unwrap();
-    for i in 0..3000u32 {
+    let mut put = |core: &mut ese::Core, i: u32| {
         let t = core
             .put(s, tbl, &i.to_be_bytes(), &[5u8; 300])
             .unwrap()
             .unwrap();
         core.wait(t).unwrap();
+    };
+    for i in 0..3000u32 {
+        put(&mut core, i);
     }
     let tip = core.log().gen();
-    let checkpoint = core.checkpoint().lsn.gen();
     assert!(
         tip > 10,
         "the workload should have rolled many times ({tip})"
     );
-    assert!(
-        tip - checkpoint <= 3,
-        "the checkpoint stayed in log {checkpoint} while the tip reached log {tip}"
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut i = 3000;
+    while core.log().gen() - core.checkpoint().lsn.gen() > 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpoint stayed in log {} while the tip reached log {}",
+            core.checkpoint().lsn.gen(),
+            core.log().gen()
+        );
+        put(&mut core, i);
+        i += 1;
+    }
     core.term_clean().unwrap();
 }
 

@@ -1,6 +1,6 @@
-//! A `Storage` whose reads (or writes, or file removals) can be slowed down or held at a latch, for
-//! tests that need a read to be "still on disk" while something else happens. One helper for
-//! every such test.
+//! A `Storage` whose reads (or writes, or file removals) can be slowed down or held at a
+//! latch, for tests that need a read to be "still on disk" while something else happens. One
+//! helper for every such test.
 //!
 //! ```ignore
 //! let gated = GatedStorage::new(ese::io::os());

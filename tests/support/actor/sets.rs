@@ -49,8 +49,8 @@ pub async fn instance_with(
 /// Rolls the log `rolls` times with the checkpoint held where it was, then runs `backup`:
 /// its set holds the logs from that checkpoint on, `rolls + 1` at least. The checkpoint
 /// file's writes (on `gated`) wait at a latch meanwhile, so the flush in flight cannot finish
-/// and no other starts. Without it the flushes keep the checkpoint within the current log or
-/// the one before, and rows written before a backup do not make a set of several logs.
+/// and no other starts. Without it each flush moves the checkpoint to where that flush began,
+/// and rows written before a backup do not make a set of several logs.
 pub async fn with_rolls<T>(
     inst: &Instance,
     gated: &GatedStorage,
