@@ -48,7 +48,7 @@ fn the_checkpoint_follows_a_writer_that_keeps_changing_the_same_pages() {
     let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
     let (mut core, tbl) = open_db(&storage, &params);
     let s = core.begin_session().unwrap();
-    let mut put = |core: &mut ese::Core, i: u32| {
+    let put = |core: &mut ese::Core, i: u32| {
         let t = core
             .put(s, tbl, &i.to_be_bytes(), &[5u8; 300])
             .unwrap()
