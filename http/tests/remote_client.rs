@@ -150,8 +150,15 @@ impl Proxy {
         self.stall_at.store(at, Ordering::SeqCst);
     }
 
-    fn is_stalled(&self) -> bool {
-        self.stalled.load(Ordering::SeqCst)
+    /// Waits (at most 30 s) until the proxy has stalled by itself ([`Proxy::stall_after`]).
+    async fn stalled_by_itself(&self) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !self.stalled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the pull never reached the stall point");
     }
 }
 
@@ -367,13 +374,7 @@ async fn stalled_pull(
         b.run(&BackupTarget::parse(to.to_str().unwrap()).unwrap())
             .await
     });
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !p.is_stalled() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the pull never reached 256 KiB");
+    p.stalled_by_itself().await;
     run
 }
 
@@ -769,9 +770,10 @@ async fn a_dropped_run_stops_receiving_removes_its_set_and_aborts_its_backup() {
     let b = RemoteBackup::new(&p.url(), opts).unwrap();
     let mut progress = b.subscribe();
     let target = BackupTarget::parse(sets.to_str().unwrap()).unwrap();
+    // 256 KiB into the 2 MiB image, however late this task wakes.
+    p.stall_after(256 << 10);
     let run = tokio::spawn(async move { b.run(&target).await });
-    first_bytes(&mut progress).await;
-    p.stall(true);
+    p.stalled_by_itself().await;
     // Until the client has read what was on its way: its download then waits on the socket.
     let mut seen = progress.borrow().bytes_received;
     loop {
