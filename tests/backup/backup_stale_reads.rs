@@ -339,11 +339,7 @@ async fn the_trailer_covers_pages_written_while_its_read_was_on_disk() {
     let planned = inst.instance_info().await.unwrap().current_gen;
     // Two logs on, then two more flushes: the second began with the tip past the planned
     // log and wrote every page changed by then.
-    let mut next = ROWS;
-    while inst.instance_info().await.unwrap().current_gen < planned + 2 {
-        put_rows(&inst, t, next..next + 100).await;
-        next += 100;
-    }
+    let mut next = roll_logs(&inst, t, 2, ROWS).await;
     let flushes = inst.stats().await.unwrap().flushes;
     while inst.stats().await.unwrap().flushes < flushes + 2 {
         put_rows(&inst, t, next..next + 20).await;

@@ -59,6 +59,20 @@ pub async fn put_rows(inst: &Instance, t: TableId, range: std::ops::Range<u32>) 
     }
 }
 
+/// Writes rows (100 to a batch, keys from `first` on) until the log has rolled `rolls`
+/// times; returns the next unused key.
+pub async fn roll_logs(inst: &Instance, t: TableId, rolls: u32, first: u32) -> u32 {
+    let mut next = first;
+    for _ in 0..rolls {
+        let gen = inst.instance_info().await.unwrap().current_gen;
+        while inst.instance_info().await.unwrap().current_gen == gen {
+            put_rows(inst, t, next..next + 100).await;
+            next += 100;
+        }
+    }
+    next
+}
+
 /// Reads a whole open file in chunks of `chunk` bytes.
 pub async fn read_all(inst: &Instance, f: ese_actors::BackupFile, chunk: usize) -> Vec<u8> {
     let mut out = Vec::new();

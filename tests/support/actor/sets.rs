@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use ese::io::{Storage, StorageRef};
 use ese_actors::{BackupKind, BackupManifest, Engine, Instance, InstanceParams, TableId};
 
-use super::{params, put_rows, GatedStorage};
+use super::{params, put_rows, roll_logs, GatedStorage};
 
 /// An initialised instance on `storage` with database `dir/db.edb` holding table "t" and
 /// `rows` rows: the instance, the table and the database's path.
@@ -59,14 +59,7 @@ pub async fn with_rolls<T>(
     backup: impl Future<Output = T>,
 ) -> T {
     let latch = gated.latch_writes("edb.chk");
-    let mut next = 500_000;
-    for _ in 0..rolls {
-        let gen = inst.instance_info().await.unwrap().current_gen;
-        while inst.instance_info().await.unwrap().current_gen == gen {
-            put_rows(inst, t, next..next + 100).await;
-            next += 100;
-        }
-    }
+    roll_logs(inst, t, rolls, 500_000).await;
     let out = backup.await;
     gated.clear();
     latch.release();
