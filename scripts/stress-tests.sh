@@ -2,7 +2,8 @@
 # Runs every test binary of the workspace ROUNDS times (default 3) beside LOAD busy loops
 # (default 1), to find tests that fail only on a loaded machine before CI does. Not part of
 # CI. Each binary runs from its package's folder, as `cargo test` runs it; outputs go to
-# target/stress/, failures are listed at the end. Needs python3 (to read cargo's JSON).
+# target/stress/, failures are listed at the end; the binaries' copies (several GiB) are removed
+# when it ends. Needs python3 (to read cargo's JSON).
 #
 #   scripts/stress-tests.sh [ROUNDS] [LOAD]
 set -uo pipefail
@@ -34,7 +35,7 @@ for _ in $(seq 1 "$load"); do
   sh -c 'while :; do :; done' &
   busy+=($!)
 done
-trap 'kill "${busy[@]}" 2>/dev/null' EXIT
+trap 'kill "${busy[@]}" 2>/dev/null; rm -rf "$root/$out/bin"' EXIT
 failed=0
 for r in $(seq 1 "$rounds"); do
   while read -r bin dir; do
