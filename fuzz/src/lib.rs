@@ -120,10 +120,11 @@ fn build_set() -> ese::Result<Set> {
 
 fn read_all(core: &mut Core, h: u64) -> ese::Result<Vec<u8>> {
     let sig = core.log().signature();
+    let log = core.log().shared().clone();
     let mut out = Vec::new();
     loop {
         let (ticket, plan) = core.backup_plan_read(h, 64 * 1024)?;
-        let res = stream::execute(&**core.storage(), &plan, sig);
+        let res = stream::execute(&**core.storage(), &plan, sig, &|| log.durable());
         let chunk = core.backup_read_done(ticket, res)?;
         // The sum put together from page checksums must be the chunk's.
         assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes), "chunk sum");

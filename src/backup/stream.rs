@@ -12,6 +12,7 @@ use crate::db::DbFile;
 use crate::io::{BufferPool, OpenMode, Storage};
 use crate::log::reader::{self, Tail};
 use crate::log::LogHeader;
+use crate::lsn::Lsn;
 use crate::page;
 use crate::{Error, Result};
 
@@ -36,10 +37,14 @@ pub struct Streamed {
 
 /// Performs a planned read: the chunk, and for a log's first read the whole verified file
 /// (kept for the following reads).
+///
+/// `durable` answers the log's durable position; a database image's trailer asks it once its
+/// last chunk's pages are read (see `finished_trailer`).
 pub fn execute(
     storage: &dyn Storage,
     plan: &ReadPlan,
     expect_sig: crate::db::Signature,
+    durable: &dyn Fn() -> Lsn,
 ) -> Result<Streamed> {
     match plan {
         ReadPlan::Eof => Ok(Streamed::default()),
@@ -57,6 +62,7 @@ pub fn execute(
                 header,
                 last_page: *last_page,
                 trailer: trailer.as_ref(),
+                durable,
             };
             let (chunk, pages_verified, crc32c) = db_chunk(&image, *pos, *len, buffers)?;
             Ok(Streamed {
@@ -97,6 +103,7 @@ struct Image<'a> {
     header: &'a [u8],
     last_page: u32,
     trailer: Option<&'a crate::db::Trailer>,
+    durable: &'a dyn Fn() -> Lsn,
 }
 
 /// Bytes `[pos, pos+len)` of a database image: page slots 0 and 1 are the header copy,
@@ -124,12 +131,7 @@ fn db_chunk(
     let trailer_slot = image.last_page + 2;
     let trailer = if (first_slot..first_slot + slots).contains(&trailer_slot) {
         let planned = image.trailer.ok_or(Error::InternalError)?;
-        let at = data_first.saturating_sub(first_slot) as usize * ps;
-        Some(finished_trailer(
-            planned,
-            &out[at..at + bodies.len() * ps],
-            ps,
-        ))
+        Some(finished_trailer(planned, (image.durable)()))
     } else {
         None
     };
@@ -150,19 +152,19 @@ fn db_chunk(
     Ok((buffers.share(out), bodies.len() as u64, crc))
 }
 
-/// The planned trailer with its backup record's last generation raised to the newest change
-/// among `pages` (the chunk's data pages). They were read after the plan, and a page the
-/// flusher wrote meanwhile may carry a change logged in a later generation; the trailer tells
-/// restore how far it must replay at least, and a point-in-time stop before that change would
-/// leave the page newer than the database around it.
-fn finished_trailer(planned: &crate::db::Trailer, pages: &[u8], ps: usize) -> Vec<u8> {
-    let newest = pages
-        .chunks_exact(ps)
-        .map(|p| crate::lsn::Lsn(page::lsn(p)).gen())
-        .max()
-        .unwrap_or(0);
+/// The planned trailer with its backup record's last generation raised to that of the log's
+/// durable position after the image's last pages were read. Those pages were read after the
+/// plan, and the flusher may have written one meanwhile with a change of a later generation;
+/// the trailer tells restore how far it must replay at least, and a point-in-time stop
+/// before that change would leave the page newer than the database around it. The flusher
+/// writes a page only once the log is durable past the end of every commit that changed it
+/// (design.md, "Write-ahead rule in the flusher"), so the durable position read afterwards
+/// covers every page read, with the whole of each commit even where it spans a log roll.
+/// The pages' own positions would not: each is where its record ends, not its commit, and a
+/// database attached from another log stream carries that stream's positions.
+fn finished_trailer(planned: &crate::db::Trailer, durable_after_read: Lsn) -> Vec<u8> {
     let mut t = planned.clone();
-    t.backup.gen_high = t.backup.gen_high.max(newest);
+    t.backup.gen_high = t.backup.gen_high.max(durable_after_read.gen());
     t.encode()
 }
 
@@ -316,10 +318,9 @@ mod tests {
     }
 
     #[test]
-    fn the_trailer_needs_the_log_of_its_chunks_newest_page() {
-        let ps = 4096u32;
+    fn the_trailer_needs_the_log_durable_after_its_read() {
         let planned = crate::db::Trailer {
-            page_size: ps,
+            page_size: 4096,
             db_signature: crate::db::Signature::generate(),
             log_signature: crate::db::Signature::generate(),
             backup: crate::db::BackupInfo {
@@ -329,23 +330,16 @@ mod tests {
             },
             last_page: 3,
         };
-        let stamped = |gen: u32| {
-            let mut p = page::new_page(ps, 1, PageKind::Leaf);
-            page::set_lsn(&mut p, crate::lsn::Lsn::new(gen, 4096).0);
-            page::seal(&mut p);
-            p
+        let decoded = |durable: Lsn| {
+            crate::db::Trailer::decode(&finished_trailer(&planned, durable)).unwrap()
         };
-        let decoded = |pages: &[Vec<u8>]| {
-            let bytes = finished_trailer(&planned, &pages.concat(), ps as usize);
-            crate::db::Trailer::decode(&bytes).unwrap()
-        };
-        // A page written after the plan, with a change logged in generation 6.
-        let raised = decoded(&[stamped(3), stamped(6), vec![0u8; ps as usize]]);
+        // The log went on to generation 6 while the pages were read.
+        let raised = decoded(Lsn::new(6, 4096));
         assert_eq!(raised.backup.gen_high, 6);
         assert_eq!(raised.backup.gen_low, 2);
         assert_eq!(raised.db_signature, planned.db_signature);
-        // Pages no newer than the plan: the planned generation stands.
-        assert_eq!(decoded(&[stamped(3), stamped(4)]), planned);
-        assert_eq!(decoded(&[]), planned);
+        // Still in the planned generation, or (never, but harmless) before it.
+        assert_eq!(decoded(Lsn::new(4, 100)), planned);
+        assert_eq!(decoded(Lsn::new(3, 0)), planned);
     }
 }

@@ -420,7 +420,8 @@ mod tests {
         let mut got = 0;
         loop {
             let (ticket, plan) = core.backup_plan_read(h, 5 * PAGE).unwrap();
-            let res = stream::execute(&**core.storage(), &plan, sig);
+            let log = core.log().shared().clone();
+            let res = stream::execute(&**core.storage(), &plan, sig, &|| log.durable());
             let chunk = core.backup_read_done(ticket, res).unwrap();
             assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes));
             if chunk.bytes.is_empty() {
@@ -603,7 +604,10 @@ mod tests {
         let (h, size) = core.backup_open(&db).unwrap();
         assert!(size > 16 * PAGE as u64, "the first chunk holds no trailer");
         let (ticket, plan) = core.backup_plan_read(h, 16 * PAGE).unwrap();
-        let res = stream::execute(&**core.storage(), &plan, core.log().signature());
+        let log = core.log().shared().clone();
+        let res = stream::execute(&**core.storage(), &plan, core.log().signature(), &|| {
+            log.durable()
+        });
         core.backup_end(BackupEnd::ABORT).unwrap();
         assert_eq!(core.backup_read_done(ticket, res), Err(Error::NoBackup));
         let s = core.stats();

@@ -149,6 +149,16 @@ impl Core {
         file.check_holds(btree::META_PGNO)?;
         let meta = btree::decode_meta(&file.read_page(btree::META_PGNO)?)?;
         file.check_holds(meta.last_page)?;
+        // A database last written under another log stream (a restored copy, a file moved
+        // between instances) carries that stream's positions. Where they run past this
+        // stream's tip, redo would take its pages for newer than every change made here
+        // and skip those changes, so they are stamped as older than anything first.
+        // `consistent_lsn` bounds a clean database's page positions.
+        let tip = self.log.tip().0;
+        if header.consistent_lsn > tip {
+            let n = restamp_pages_past(&file, meta.last_page, tip)?;
+            tracing::info!(path = %path.display(), pages = n, "database from a longer log stream: its pages' log positions reset");
+        }
         let dbid = self.log_attach(&path, &header, false)?;
         header.state = STATE_DIRTY;
         header.log_signature = self.log.signature();
@@ -241,4 +251,24 @@ fn checked_path(p: &Path) -> Result<PathBuf> {
         return Err(Error::InvalidParameter);
     }
     Ok(p.to_path_buf())
+}
+
+/// Stamps every data page whose log position lies past `tip` with position 0 ("older than
+/// anything in the log", as a page never written), and syncs the file; answers how many.
+/// Before the header changes: a crash midway leaves the database clean, and the next attach
+/// does it again.
+fn restamp_pages_past(file: &DbFile, last_page: u32, tip: u64) -> Result<u32> {
+    let mut n = 0;
+    for pgno in btree::META_PGNO..=last_page {
+        let mut p = file.read_page(pgno)?;
+        if crate::page::lsn(&p) > tip {
+            crate::page::set_lsn(&mut p, 0);
+            file.write_page(pgno, &mut p)?;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        file.sync()?;
+    }
+    Ok(n)
 }

@@ -163,10 +163,11 @@ impl Work {
 
     fn read(&mut self, h: u64) -> ese::Result<Vec<u8>> {
         let sig = self.core.log().signature();
+        let log = self.core.log().shared().clone();
         let mut out = Vec::new();
         loop {
             let (ticket, plan) = self.core.backup_plan_read(h, 16 * 4096)?;
-            let res = stream::execute(&**self.core.storage(), &plan, sig);
+            let res = stream::execute(&**self.core.storage(), &plan, sig, &|| log.durable());
             let chunk = self.core.backup_read_done(ticket, res)?;
             assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes), "chunk sum");
             let chunk = chunk.bytes;

@@ -20,10 +20,11 @@ struct Set {
 
 fn read_all(core: &mut Core, h: u64) -> Vec<u8> {
     let sig = core.log().signature();
+    let log = core.log().shared().clone();
     let mut out = Vec::new();
     loop {
         let (ticket, plan) = core.backup_plan_read(h, 64 * 1024).unwrap();
-        let res = stream::execute(&**core.storage(), &plan, sig);
+        let res = stream::execute(&**core.storage(), &plan, sig, &|| log.durable());
         let chunk = core.backup_read_done(ticket, res).unwrap();
         assert_eq!(chunk.crc32c, crc32c::crc32c(&chunk.bytes));
         let chunk = chunk.bytes;

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod crash_recovery;
 mod faults;
+mod foreign_stream;
 mod fuzz_regressions;
 mod log_behaviour;
 mod storage_roundtrip;

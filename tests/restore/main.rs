@@ -7,6 +7,7 @@ mod support;
 
 mod restore_damaged;
 mod restore_e2e;
+mod restore_moved_database;
 mod restore_pitr;
 mod restore_same_names;
 mod security;

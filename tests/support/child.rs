@@ -172,9 +172,10 @@ fn txn(core: &mut Core, s: SessionId, tbl: TableId, i: u64) -> ese::Result<bool>
 
 fn read_all(core: &mut Core, handle: u64) -> ese::Result<()> {
     let sig = core.log().signature();
+    let log = core.log().shared().clone();
     loop {
         let (ticket, plan) = core.backup_plan_read(handle, 64 * 4096)?;
-        let res = stream::execute(&**core.storage(), &plan, sig);
+        let res = stream::execute(&**core.storage(), &plan, sig, &|| log.durable());
         let chunk = core.backup_read_done(ticket, res)?.bytes;
         if chunk.is_empty() {
             return Ok(());

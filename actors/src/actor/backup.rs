@@ -185,13 +185,15 @@ impl Actor {
         let core = self.core_mut();
         let span = core.backup_span();
         let sig = core.log().signature();
+        let log = core.log().shared().clone();
         let storage = self.storage.clone();
         self.reads_in_flight += 1;
         self.read_job(move || {
             if let Some(hold) = hold {
                 hold.wait();
             }
-            let res = span.in_scope(|| stream::execute(&*storage, &plan, sig));
+            let durable = || log.durable();
+            let res = span.in_scope(|| stream::execute(&*storage, &plan, sig, &durable));
             Box::new(move |a: &mut Actor| {
                 span.in_scope(|| a.read_finished(ticket, res, r));
             })

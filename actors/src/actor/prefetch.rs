@@ -104,6 +104,7 @@ impl Actor {
         };
         let span = core.backup_span();
         let sig = core.log().signature();
+        let log = core.log().shared().clone();
         let storage = self.storage.clone();
         let job_plan = plan.clone();
         self.prefetch = Some(Prefetch {
@@ -113,7 +114,9 @@ impl Actor {
         });
         self.reads_in_flight += 1;
         self.read_job(move || {
-            let res = span.in_scope(|| stream::execute(&*storage, &job_plan, sig));
+            // A read-ahead never reaches the trailer, the one reader of the durable position.
+            let durable = || log.durable();
+            let res = span.in_scope(|| stream::execute(&*storage, &job_plan, sig, &durable));
             let chunk = chunk_of(&job_plan);
             let finish: Finish = Box::new(move |a: &mut Actor| a.prefetch_done(ticket, chunk, res));
             finish
