@@ -150,16 +150,26 @@ impl Core {
         let meta = btree::decode_meta(&file.read_page(btree::META_PGNO)?)?;
         file.check_holds(meta.last_page)?;
         // A database last written under another log stream (a restored copy, a file moved
-        // between instances) carries that stream's positions. Where they run past this
-        // stream's tip, redo would take its pages for newer than every change made here
-        // and skip those changes, so they are stamped as older than anything first.
-        // `consistent_lsn` bounds a clean database's page positions.
-        let tip = self.log.tip().0;
-        if header.consistent_lsn > tip {
-            let n = restamp_pages_past(&file, meta.last_page, tip)?;
-            tracing::info!(path = %path.display(), pages = n, "database from a longer log stream: its pages' log positions reset");
+        // between instances) carries that stream's positions, which mean nothing in this
+        // one: redo compares them with this stream's records. Every page is stamped with
+        // this stream's tip first, "all changes up to here": the changes made after this
+        // attach are newer, this stream's records from before it (the database's last stay
+        // here, which restore replays from the start of its first log) are not.
+        let moved = header.log_signature != self.log.signature();
+        if moved {
+            let tip = self.log.tip().0;
+            let r = restamp_pages(&file, meta.last_page, tip)?;
+            tracing::info!(path = %path.display(), pages = r.stamped, damaged = r.damaged, "database from another log stream: its pages' log positions set to this stream's tip");
         }
         let dbid = self.log_attach(&path, &header, false)?;
+        if moved {
+            // Backups taken under another stream cannot be the base of an incremental here,
+            // whatever stream comes back later: the next incremental needs a full first.
+            header.last_full = None;
+            header.last_incremental = None;
+            header.last_copy = None;
+            header.last_differential = None;
+        }
         header.state = STATE_DIRTY;
         header.log_signature = self.log.signature();
         header.gen_min_required = self.log.gen();
@@ -253,22 +263,36 @@ fn checked_path(p: &Path) -> Result<PathBuf> {
     Ok(p.to_path_buf())
 }
 
-/// Stamps every data page whose log position lies past `tip` with position 0 ("older than
-/// anything in the log", as a page never written), and syncs the file; answers how many.
-/// Before the header changes: a crash midway leaves the database clean, and the next attach
-/// does it again.
-fn restamp_pages_past(file: &DbFile, last_page: u32, tip: u64) -> Result<u32> {
-    let mut n = 0;
+/// What [`restamp_pages`] did.
+struct Restamped {
+    stamped: u32,
+    damaged: u32,
+}
+
+/// Stamps every written data page with log position `tip` and syncs the file. A page never
+/// written stays all zeros; a page that fails verification is left for the read that meets
+/// it to report. Before the header changes: a crash midway leaves the database as it was
+/// found, and the next attach does it again.
+fn restamp_pages(file: &DbFile, last_page: u32, tip: u64) -> Result<Restamped> {
+    let mut r = Restamped {
+        stamped: 0,
+        damaged: 0,
+    };
     for pgno in btree::META_PGNO..=last_page {
-        let mut p = file.read_page(pgno)?;
-        if crate::page::lsn(&p) > tip {
-            crate::page::set_lsn(&mut p, 0);
-            file.write_page(pgno, &mut p)?;
-            n += 1;
+        let mut p = file.read_page_raw(pgno)?;
+        if crate::page::is_zero(&p) || crate::page::lsn(&p) == tip {
+            continue;
         }
+        if file.verify_page(&p, pgno).is_err() {
+            r.damaged += 1;
+            continue;
+        }
+        crate::page::set_lsn(&mut p, tip);
+        file.write_page(pgno, &mut p)?;
+        r.stamped += 1;
     }
-    if n > 0 {
+    if r.stamped > 0 {
         file.sync()?;
     }
-    Ok(n)
+    Ok(r)
 }

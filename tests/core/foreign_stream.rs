@@ -15,8 +15,25 @@ fn key(i: u32) -> Vec<u8> {
     format!("k{i:05}").into_bytes()
 }
 
+/// How instance A leaves the database: cleanly, or by a crash and the recovery of its next
+/// start, which leaves it clean and detached with the header's `consistent_lsn` never set.
+#[derive(Clone, Copy)]
+enum Leave {
+    Term,
+    CrashAndRecovery,
+}
+
 #[test]
 fn commits_after_an_attach_from_a_longer_log_stream_survive_a_crash() {
+    move_then_crash(Leave::Term);
+}
+
+#[test]
+fn commits_after_an_attach_of_a_database_recovery_left_clean_survive_a_crash() {
+    move_then_crash(Leave::CrashAndRecovery);
+}
+
+fn move_then_crash(leave: Leave) {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_fs, storage) = fault_fs();
     // Instance A writes every row several times over, checkpointing, so that its pages go to
@@ -34,7 +51,16 @@ fn commits_after_an_attach_from_a_longer_log_stream_survive_a_crash() {
     }
     let a_gen = core.log().gen();
     assert!(a_gen >= 4, "A's log reached generation {a_gen} only");
-    core.term_clean().unwrap();
+    match leave {
+        Leave::Term => core.term_clean().unwrap(),
+        Leave::CrashAndRecovery => {
+            core.term_dirty();
+            Core::open(storage.clone(), params_a.clone())
+                .unwrap()
+                .term_clean()
+                .unwrap();
+        }
+    }
     storage.create_dir_all(b.path()).unwrap();
     storage
         .rename(&db_path(a.path()), &db_path(b.path()))

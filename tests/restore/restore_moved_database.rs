@@ -6,7 +6,9 @@
 
 use crate::support;
 
-use ese_actors::{restore_backup_chain, BackupKind, Engine, Term};
+use std::path::Path;
+
+use ese_actors::{restore_backup_chain, BackupBegin, BackupKind, Engine, Instance, Term};
 use support::actor::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,24 +43,97 @@ async fn a_database_moved_to_a_new_instance_backs_up_and_restores_its_new_change
     b.backup_to_dir(&set, BackupKind::Full).await.unwrap();
     b.term(Term::empty()).await.unwrap();
 
-    let target = dir.path().join("restored");
-    let report = restore_backup_chain(&engine, &[&set], &target)
-        .await
-        .unwrap();
+    check_restored(
+        &engine,
+        &set,
+        &dir.path().join("restored"),
+        0..rows,
+        |i| match changed.contains(&i) {
+            true => b"changed by b".to_vec(),
+            false => vec![(i % 251) as u8; 200],
+        },
+    )
+    .await;
+}
+
+/// Restores the set at `set` into `target` and checks the rows of `keys` against `want`.
+async fn check_restored(
+    engine: &Engine,
+    set: &Path,
+    target: &Path,
+    keys: std::ops::Range<u32>,
+    want: impl Fn(u32) -> Vec<u8>,
+) {
+    let report = restore_backup_chain(engine, &[set], target).await.unwrap();
     let c = engine
-        .create_instance("c", params(&target.join("inst")))
+        .create_instance("check", params(&target.join("inst")))
         .await
         .unwrap();
     c.init().await.unwrap();
     let db = c.attach_database(&report.databases[0].1).await.unwrap();
     let t = c.open_table(db, "t").await.unwrap();
     let s = c.begin_session().await.unwrap();
-    for i in 0..rows {
+    for i in keys {
         let got = s.get(t, format!("k{i:06}").as_bytes()).await.unwrap();
-        let want: &[u8] = match changed.contains(&i) {
-            true => b"changed by b",
-            false => &[(i % 251) as u8; 200],
-        };
-        assert!(got.as_deref() == Some(want), "row {i} after the restore");
+        assert!(
+            got.as_deref() == Some(&want(i)[..]),
+            "row {i} after the restore"
+        );
+    }
+    drop(s);
+    c.term(Term::empty()).await.unwrap();
+}
+
+/// Instance B's log still holds the database's records from before it left: a restore
+/// replays B's logs from the start of the backup's first one, and those records must not
+/// undo what instance A changed meanwhile. Nor may B's last full backup from before the
+/// move be the base of an incremental: it lacks A's changes (`MissingFullBackup`, -560).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_back_from_another_instance_keeps_its_changes_there_and_needs_a_full_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (b, t, path) = instance_with_data(&engine, "b", &dir.path().join("b"), 300).await;
+    b.backup_to_dir(dir.path().join("before"), BackupKind::Full)
+        .await
+        .unwrap();
+    // In the log the next backup's replay starts from: the generation of the checkpoint the
+    // detach writes.
+    put_value(&b, t, b"changed by b").await;
+    b.detach_database(&path).await.unwrap();
+
+    let a = engine
+        .create_instance("a", params(&dir.path().join("a")))
+        .await
+        .unwrap();
+    a.init().await.unwrap();
+    let db = a.attach_database(&path).await.unwrap();
+    let t = a.open_table(db, "t").await.unwrap();
+    put_value(&a, t, b"changed by a").await;
+    a.term(Term::empty()).await.unwrap();
+
+    let db = b.attach_database(&path).await.unwrap();
+    assert_eq!(
+        code(b.begin_external_backup(BackupBegin::INCREMENTAL).await),
+        -560
+    );
+    let _ = b.open_table(db, "t").await.unwrap();
+    let set = dir.path().join("after");
+    b.backup_to_dir(&set, BackupKind::Full).await.unwrap();
+    b.term(Term::empty()).await.unwrap();
+    check_restored(&engine, &set, &dir.path().join("restored"), 0..300, |_| {
+        b"changed by a".to_vec()
+    })
+    .await;
+}
+
+/// Puts `value` in rows `k000000..k000300` of `t`, each its own durable transaction.
+async fn put_value(inst: &Instance, t: ese_actors::TableId, value: &[u8]) {
+    let mut s = inst.begin_session().await.unwrap();
+    for i in 0..300u32 {
+        let mut tx = s.transaction().await.unwrap();
+        tx.put(t, format!("k{i:06}").as_bytes(), value)
+            .await
+            .unwrap();
+        tx.commit(ese::Commit::Durable).await.unwrap();
     }
 }
