@@ -157,6 +157,15 @@ impl Core {
         // here, which restore replays from the start of its first log) are not.
         let moved = header.log_signature != self.log.signature();
         if moved {
+            // Until the header names this stream it names none: an attach that fails past
+            // here, or a crash, leaves pages stamped with this stream's positions under a
+            // header that makes any next attach, by any instance, stamp them again.
+            let unnamed = crate::db::Signature::default();
+            if header.log_signature != unnamed {
+                let mut h = header.clone();
+                h.log_signature = unnamed;
+                file.write_header(&h)?;
+            }
             let tip = self.log.tip().0;
             let r = restamp_pages(&file, meta.last_page, tip)?;
             tracing::info!(path = %path.display(), pages = r.stamped, damaged = r.damaged, "database from another log stream: its pages' log positions set to this stream's tip");

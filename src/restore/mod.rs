@@ -320,9 +320,15 @@ impl Resolve for MapResolver<'_> {
     }
 }
 
-/// Writes a clean header without the backup mark.
+/// Writes a clean header without the backup mark, naming no log stream. The copy's pages
+/// carry the source stream's positions, and the source's log may hold later records of this
+/// database (the changes made after the backup); whichever instance attaches the copy, the
+/// source's included, must stamp its pages with its own position first, and an attach does
+/// so for a header that names another stream or none (design.md, "A database from another
+/// log stream").
 fn finish_database(t: ReplayTarget, last: Lsn) -> Result<()> {
     let mut h = t.header;
+    h.log_signature = crate::db::Signature::default();
     h.state = STATE_CLEAN;
     h.backup_mark = None;
     h.gen_min_required = 0;

@@ -95,3 +95,58 @@ fn move_then_crash(leave: Leave) {
     verify_all_pages(&mut core, db);
     core.term_clean().unwrap();
 }
+
+/// An attach that fails after it stamped the pages with its own log's positions (here its
+/// log write fails) must leave a header that makes the next attach stamp them again, also
+/// when that attach is by the instance the database came from: otherwise its pages would sit
+/// at the failed instance's later positions, and redo would skip that instance's commits.
+#[test]
+fn a_failed_attach_from_a_longer_stream_leaves_the_database_to_be_stamped_again() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (fs, storage) = fault_fs();
+    let params_a = small_params(a.path());
+    let (core, _) = open_db(&storage, &params_a);
+    core.term_clean().unwrap();
+
+    // Instance B runs its own log well past A's, on a database of its own.
+    let params_b = small_params(b.path());
+    let (mut core_b, tbl_b) = open_db(&storage, &params_b);
+    let s = core_b.begin_session().unwrap();
+    for i in 0..ROWS * 3 {
+        core_b.begin_transaction(s).unwrap();
+        core_b.put(s, tbl_b, &key(i), &[7; 200]).unwrap();
+        core_b.commit(s, Commit::Lazy).unwrap();
+    }
+    core_b.checkpoint_now().unwrap();
+    assert!(core_b.log().gen() > 2);
+    let b_log = b.path().join("edb.log").display().to_string();
+    fs.arm(ese::io::Fault::FailWrite {
+        nth: 1,
+        path_contains: Some(b_log),
+    });
+    assert!(core_b.attach_database(&db_path(a.path())).is_err());
+    fs.disarm_all();
+    core_b.term_dirty();
+
+    // Back on A: three durable commits, then a crash before their pages are written.
+    let (mut core, tbl) = open_db(&storage, &params_a);
+    let s = core.begin_session().unwrap();
+    for i in 0..3 {
+        core.begin_transaction(s).unwrap();
+        core.put(s, tbl, &key(i), b"on a again").unwrap();
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+    }
+    core.term_dirty();
+    let (mut core, tbl) = open_db(&storage, &params_a);
+    let s = core.begin_session().unwrap();
+    for i in 0..3 {
+        let got = core.get(s, tbl, &key(i)).unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(&b"on a again"[..]),
+            "row {i} after recovery"
+        );
+    }
+    core.term_clean().unwrap();
+}

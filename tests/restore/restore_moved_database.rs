@@ -137,3 +137,42 @@ async fn put_value(inst: &Instance, t: ese_actors::TableId, value: &[u8]) {
         tx.commit(ese::Commit::Durable).await.unwrap();
     }
 }
+
+/// A restored copy put back into the instance its backup came from: that instance's log
+/// still holds the database's later records (the changes the restore went back before), and
+/// a restore of its next full backup replays from the start of that backup's first log, so
+/// they must not land on the copy. Nor may the copy's record of the full backup before the
+/// one restored be an incremental's base (`MissingFullBackup`, -560).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_copy_back_in_its_own_instance_is_not_overwritten_by_its_lost_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (b, t, path) = instance_with_data(&engine, "b", &dir.path().join("b"), 300).await;
+    b.backup_to_dir(dir.path().join("full0"), BackupKind::Full)
+        .await
+        .unwrap();
+    let full1 = dir.path().join("full1");
+    b.backup_to_dir(&full1, BackupKind::Full).await.unwrap();
+    // Changes the restore will go back before, then the database is lost.
+    put_value(&b, t, b"lost").await;
+    b.detach_database(&path).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let report = restore_backup_chain(&engine, &[&full1], dir.path().join("r1"))
+        .await
+        .unwrap();
+    std::fs::copy(&report.databases[0].1, &path).unwrap();
+
+    let db = b.attach_database(&path).await.unwrap();
+    assert_eq!(
+        code(b.begin_external_backup(BackupBegin::INCREMENTAL).await),
+        -560
+    );
+    let _ = b.open_table(db, "t").await.unwrap();
+    let set = dir.path().join("after");
+    b.backup_to_dir(&set, BackupKind::Full).await.unwrap();
+    b.term(Term::empty()).await.unwrap();
+    check_restored(&engine, &set, &dir.path().join("r2"), 0..300, |i| {
+        vec![(i % 251) as u8; 200]
+    })
+    .await;
+}
