@@ -280,8 +280,8 @@ struct Restamped {
 
 /// Stamps every written data page with log position `tip` and syncs the file. A page never
 /// written stays all zeros; a page that fails verification is left for the read that meets
-/// it to report. Before the header changes: a crash midway leaves the database as it was
-/// found, and the next attach does it again.
+/// it to report. Under a header naming no stream: a crash midway leaves it so, and the next
+/// attach does it again.
 fn restamp_pages(file: &DbFile, last_page: u32, tip: u64) -> Result<Restamped> {
     let mut r = Restamped {
         stamped: 0,

@@ -111,19 +111,28 @@ async fn a_database_back_from_another_instance_keeps_its_changes_there_and_needs
     put_value(&a, t, b"changed by a").await;
     a.term(Term::empty()).await.unwrap();
 
-    let db = b.attach_database(&path).await.unwrap();
+    attach_back(&engine, &b, &path, dir.path(), |_| b"changed by a".to_vec()).await;
+}
+
+/// Attaches `path` to `b` again, where it had been before: an incremental backup is refused
+/// (`MissingFullBackup`, -560), and a full backup (into `dir`/after) restores rows
+/// `k000000..k000300` to `want`. Terms `b`.
+async fn attach_back(
+    engine: &Engine,
+    b: &Instance,
+    path: &Path,
+    dir: &Path,
+    want: impl Fn(u32) -> Vec<u8>,
+) {
+    b.attach_database(path).await.unwrap();
     assert_eq!(
         code(b.begin_external_backup(BackupBegin::INCREMENTAL).await),
         -560
     );
-    let _ = b.open_table(db, "t").await.unwrap();
-    let set = dir.path().join("after");
+    let set = dir.join("after");
     b.backup_to_dir(&set, BackupKind::Full).await.unwrap();
     b.term(Term::empty()).await.unwrap();
-    check_restored(&engine, &set, &dir.path().join("restored"), 0..300, |_| {
-        b"changed by a".to_vec()
-    })
-    .await;
+    check_restored(engine, &set, &dir.join("restored"), 0..300, want).await;
 }
 
 /// Puts `value` in rows `k000000..k000300` of `t`, each its own durable transaction.
@@ -162,16 +171,7 @@ async fn a_restored_copy_back_in_its_own_instance_is_not_overwritten_by_its_lost
         .unwrap();
     std::fs::copy(&report.databases[0].1, &path).unwrap();
 
-    let db = b.attach_database(&path).await.unwrap();
-    assert_eq!(
-        code(b.begin_external_backup(BackupBegin::INCREMENTAL).await),
-        -560
-    );
-    let _ = b.open_table(db, "t").await.unwrap();
-    let set = dir.path().join("after");
-    b.backup_to_dir(&set, BackupKind::Full).await.unwrap();
-    b.term(Term::empty()).await.unwrap();
-    check_restored(&engine, &set, &dir.path().join("r2"), 0..300, |i| {
+    attach_back(&engine, &b, &path, dir.path(), |i| {
         vec![(i % 251) as u8; 200]
     })
     .await;
