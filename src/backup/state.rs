@@ -132,7 +132,8 @@ pub enum ReadPlan {
         /// Last data page.
         last_page: u32,
         /// The trailer, when this chunk reaches it: its backup record's last generation is
-        /// the one current at the plan, raised by the read to its pages' newest change.
+        /// the one current at the plan, raised by the read to that of the log's durable
+        /// position once the pages are read.
         trailer: Option<crate::db::Trailer>,
         /// Where the chunk's buffer comes from (and goes back to once the client drops it).
         buffers: Arc<BufferPool>,
@@ -472,8 +473,8 @@ impl BackupState {
     }
 
     /// Plans `read_file(handle, max_len)`; `current_gen` is the log generation now (the
-    /// trailer records it as the last log the image needs, or the log of the newest change
-    /// the read finds among its pages, if later). The ticket goes with the read
+    /// trailer records it as the last log the image needs, or the log of the durable
+    /// position once the read's pages are in, if later). The ticket goes with the read
     /// and comes back to [`BackupState::read_done`].
     pub fn plan_read(
         &mut self,

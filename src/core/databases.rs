@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::commit::Overlay;
 use super::{CommitTicket, Core, Database, DbId};
 use crate::btree;
-use crate::db::{DbFile, DbHeader, STATE_CLEAN, STATE_DIRTY};
+use crate::db::{DbFile, DbHeader, Signature, STATE_CLEAN, STATE_DIRTY};
 use crate::log::{AttachEntry, Record};
 use crate::{Error, Result};
 
@@ -160,10 +160,9 @@ impl Core {
             // Until the header names this stream it names none: an attach that fails past
             // here, or a crash, leaves pages stamped with this stream's positions under a
             // header that makes any next attach, by any instance, stamp them again.
-            let unnamed = crate::db::Signature::default();
-            if header.log_signature != unnamed {
+            if header.log_signature != Signature::NONE {
                 let mut h = header.clone();
-                h.log_signature = unnamed;
+                h.log_signature = Signature::NONE;
                 file.write_header(&h)?;
             }
             let tip = self.log.tip().0;

@@ -23,6 +23,13 @@ pub struct Signature {
 }
 
 impl Signature {
+    /// No signature: a database header's log signature naming no stream (a restored copy, or
+    /// an attach midway), which the next attach treats as another stream's.
+    pub const NONE: Signature = Signature {
+        random: 0,
+        time_ms: 0,
+    };
+
     /// A new, unique signature.
     pub fn generate() -> Signature {
         Signature {

@@ -328,7 +328,7 @@ impl Resolve for MapResolver<'_> {
 /// log stream").
 fn finish_database(t: ReplayTarget, last: Lsn) -> Result<()> {
     let mut h = t.header;
-    h.log_signature = crate::db::Signature::default();
+    h.log_signature = crate::db::Signature::NONE;
     h.state = STATE_CLEAN;
     h.backup_mark = None;
     h.gen_min_required = 0;
