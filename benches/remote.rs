@@ -10,7 +10,7 @@
 //! 1. **Pull rate**: a full backup pulled over loopback HTTP into a set in a folder, MiB/s of
 //!    content, against `backup_to_dir` (full) of the same instance into a folder on the same
 //!    disk. Both write and fsync a whole set (images, logs, manifest) and truncate logs; after
-//!    one unmeasured round of each, they run interleaved, 3 times each, and the medians are
+//!    one unmeasured round of each, they run interleaved, 9 times each, and the medians are
 //!    compared. Target >= 0.8x. The detail gives the CPU time each took per GiB (every
 //!    thread of the process: server, engine and client for the pull), which varies far less
 //!    from run to run than the rate on a shared machine.

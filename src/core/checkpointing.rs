@@ -32,21 +32,30 @@ impl Core {
                     self.checkpoint = c;
                 }
             }
-            Err(_) if self.log.shared().poisoned().is_some() => {
-                // The flush waited for a log that failed: the log's error says why.
-                self.cache.flush_failed(&done.keys);
-            }
             Err(e) => {
+                self.stats.flushes_failed += 1;
                 self.cache.flush_failed(&done.keys);
-                tracing::error!(error = %e, "database write failed; the instance is unavailable");
-                self.unavailable.get_or_insert(match e {
-                    Error::DiskFull(_) => Error::DiskFull(crate::error::IoError::new(
-                        std::io::Error::other("database volume full"),
-                    )),
-                    _ => Error::InstanceUnavailable,
-                });
+                self.flush_failed(e);
             }
         }
+    }
+
+    /// After a failed flush the instance is unavailable: the pages stay dirty in the cache
+    /// and no flush starts again. Each would fail at once, and its completion wakes the actor,
+    /// whose next pump would copy every dirty page for the next: a spin until term.
+    fn flush_failed(&mut self, e: Error) {
+        if let Some(log) = self.log.shared().poisoned() {
+            // The flush waited for a log that failed: the log's error says why.
+            self.unavailable.get_or_insert(log);
+            return;
+        }
+        tracing::error!(error = %e, "database write failed; the instance is unavailable");
+        self.unavailable.get_or_insert(match e {
+            Error::DiskFull(_) => Error::DiskFull(crate::error::IoError::new(
+                std::io::Error::other("database volume full"),
+            )),
+            _ => Error::InstanceUnavailable,
+        });
     }
 
     pub(crate) fn after_commit(&mut self) {

@@ -115,6 +115,9 @@ pub struct CoreStats {
     pub backup_pages_verified: u64,
     /// Flush jobs completed.
     pub flushes: u64,
+    /// Flush jobs that failed: a database write failed, or the log they waited for did.
+    /// Either makes the instance unavailable, so no more are started.
+    pub flushes_failed: u64,
     /// Pages in the cache.
     pub cached_pages: usize,
     /// Cache hits and misses.

@@ -150,6 +150,46 @@ fn failed_fsync_poisons_the_log_and_nothing_later_is_acknowledged() {
 }
 
 #[test]
+fn after_the_log_fails_no_flush_starts_again() {
+    let (fs, storage) = fault_fs();
+    // A log file large enough that no roll comes first: the flush's wait for the log is the
+    // first fsync.
+    let params = small_params(Path::new("/i"))
+        .log_file_size(1 << 20)
+        .cache_pages(64);
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    fs.arm(Fault::FailSync {
+        nth: 1,
+        path_contains: Some("edb.log".into()),
+    });
+    // One lazy commit that dirties more pages than the cache holds: a flush starts, waits
+    // for the log to be durable past its pages, and the log's fsync fails.
+    core.begin_transaction(s).unwrap();
+    for i in 0..200u32 {
+        core.put(s, tbl, &i.to_be_bytes(), &[7u8; 1500]).unwrap();
+    }
+    let lazy = core.commit(s, Commit::Lazy).unwrap();
+    // Each pump takes in what the flusher finished; before the fix each also started a new
+    // flush of every dirty page, which failed at once (and woke the actor for the next).
+    for _ in 0..100 {
+        core.pump();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(core.stats().flushes_failed, 1);
+    assert_eq!(core.wait(lazy).unwrap_err().code(), -510);
+    assert_eq!(core.put(s, tbl, b"x", b"y").unwrap_err().code(), -510);
+    core.term_dirty();
+    fs.crash();
+    fs.restart();
+    fs.disarm_all();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    assert_eq!(core.get(s, tbl, &7u32.to_be_bytes()).unwrap(), None);
+    core.term_clean().unwrap();
+}
+
+#[test]
 fn full_log_volume_makes_the_instance_unavailable_with_the_disk_full_cause() {
     let (fs, storage) = fault_fs();
     let params = small_params(Path::new("/i")).log_file_size(64 * 1024);
