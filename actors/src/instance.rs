@@ -419,8 +419,8 @@ impl Instance {
         self.ask(GetInstanceInfo {}).await
     }
     /// Counters since `init` ([`CoreStats`]): commits, log fsyncs and batches, group commits
-    /// and their sizes, flushes, cache hits and misses, and the bytes backups streamed to
-    /// their clients and the database pages they verified.
+    /// and their sizes, flushes and failed flushes, cache hits and misses, and the bytes
+    /// backups streamed to their clients and the database pages they verified.
     ///
     /// # Errors
     ///

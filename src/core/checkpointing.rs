@@ -35,7 +35,7 @@ impl Core {
             Err(e) => {
                 self.stats.flushes_failed += 1;
                 self.cache.flush_failed(&done.keys);
-                self.flush_failed(e);
+                self.after_failed_flush(e);
             }
         }
     }
@@ -43,9 +43,11 @@ impl Core {
     /// After a failed flush the instance is unavailable: the pages stay dirty in the cache
     /// and no flush starts again. Each would fail at once, and its completion wakes the actor,
     /// whose next pump would copy every dirty page for the next: a spin until term.
-    fn flush_failed(&mut self, e: Error) {
+    fn after_failed_flush(&mut self, e: Error) {
         if let Some(log) = self.log.shared().poisoned() {
-            // The flush waited for a log that failed: the log's error says why.
+            // The log's error says why the instance stopped; the flush's own (its wait for
+            // the log, or a database write) goes to the events.
+            tracing::warn!(error = %e, "flush failed after the log failed");
             self.unavailable.get_or_insert(log);
             return;
         }
