@@ -179,7 +179,8 @@ pub struct DbHeader {
     pub gen_min_required: u32,
     /// Newest log generation recovery needs (0 when clean).
     pub gen_max_required: u32,
-    /// Log position at the last clean shutdown.
+    /// Log position the database was last made consistent at: its clean detach or shutdown,
+    /// or the end of the log soft recovery replayed (restore: its last replayed commit).
     pub consistent_lsn: u64,
     /// Set only in a streamed backup copy (ESE's `bkinfoFullCur`): the backup mark.
     pub backup_mark: Option<BackupInfo>,

@@ -167,6 +167,8 @@ pub fn recover(
         }
     }
     let mut prev: Option<LogHeader> = None;
+    // Where the replayed log ends: the position the databases are consistent with.
+    let mut end = start;
     for gen in start.gen()..=last_gen {
         let owned;
         let file = match &stream.current {
@@ -193,6 +195,7 @@ pub fn recover(
             replay.apply(f, page_size, &file.header.signature)?;
         }
         replay.stats.log_bytes += end_offset(file) as u64;
+        end = Lsn::new(gen, end_offset(file));
         prev = Some(file.header.clone());
     }
     let (targets, stats) = replay.finish()?;
@@ -205,6 +208,7 @@ pub fn recover(
         }
         let mut h = t.header;
         h.state = STATE_CLEAN;
+        h.consistent_lsn = end.0;
         h.gen_min_required = 0;
         h.gen_max_required = 0;
         t.file.write_header(&h)?;

@@ -272,3 +272,35 @@ fn lazy_commits_are_all_or_nothing_after_crash() {
     fs.restart();
     check(&storage, &params, &[], "lazy commits then crash");
 }
+
+#[test]
+fn recovery_leaves_the_database_consistent_with_the_end_of_its_log() {
+    let params = params("/inst");
+    let (fs, storage) = fault_fs();
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    for i in 0..50u32 {
+        let t = core.put(s, tbl, &i.to_be_bytes(), &[1u8; 200]).unwrap();
+        core.wait(t.unwrap()).unwrap();
+    }
+    core.term_dirty();
+    fs.crash();
+    fs.restart();
+    // The open replays the log and marks the database clean; the log resumes where the
+    // replayed records end, and the header says the database is consistent with that.
+    let core = Core::open(storage.clone(), params.clone()).unwrap();
+    let replayed = core.stats().recovery;
+    assert!(replayed.commits > 0, "nothing was replayed: {replayed:?}");
+    let path = db_path(Path::new("/inst"));
+    let mut first = vec![0u8; 4096];
+    storage
+        .open(&path, ese::io::OpenMode::Existing)
+        .unwrap()
+        .read_exact_at(&mut first, 0)
+        .unwrap();
+    let h = ese::internals::db::DbHeader::decode(&first).unwrap();
+    assert_eq!(h.state, ese::internals::db::STATE_CLEAN);
+    assert_eq!(h.consistent_lsn, core.log().tip().0);
+    assert!(h.consistent_lsn >= replayed.last_commit.0);
+    core.term_clean().unwrap();
+}

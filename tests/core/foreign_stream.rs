@@ -16,7 +16,8 @@ fn key(i: u32) -> Vec<u8> {
 }
 
 /// How instance A leaves the database: cleanly, or by a crash and the recovery of its next
-/// start, which leaves it clean and detached with the header's `consistent_lsn` never set.
+/// start, which leaves it clean and detached (the attach once went by the header's
+/// `consistent_lsn`, which recovery did not set then).
 #[derive(Clone, Copy)]
 enum Leave {
     Term,
