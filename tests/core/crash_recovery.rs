@@ -7,6 +7,7 @@ use crate::support;
 use std::ops::Bound;
 use std::path::Path;
 
+use ese::internals::db::{DbFile, STATE_CLEAN};
 use ese::io::{Fault, StorageRef};
 use ese::{Commit, Core, Direction, InstanceParams, TableId};
 use support::core::*;
@@ -291,15 +292,8 @@ fn recovery_leaves_the_database_consistent_with_the_end_of_its_log() {
     let core = Core::open(storage.clone(), params.clone()).unwrap();
     let replayed = core.stats().recovery;
     assert!(replayed.commits > 0, "nothing was replayed: {replayed:?}");
-    let path = db_path(Path::new("/inst"));
-    let mut first = vec![0u8; 4096];
-    storage
-        .open(&path, ese::io::OpenMode::Existing)
-        .unwrap()
-        .read_exact_at(&mut first, 0)
-        .unwrap();
-    let h = ese::internals::db::DbHeader::decode(&first).unwrap();
-    assert_eq!(h.state, ese::internals::db::STATE_CLEAN);
+    let (_, h) = DbFile::open(&*storage, &db_path(Path::new("/inst"))).unwrap();
+    assert_eq!(h.state, STATE_CLEAN);
     assert_eq!(h.consistent_lsn, core.log().tip().0);
     assert!(h.consistent_lsn >= replayed.last_commit.0);
     core.term_clean().unwrap();
