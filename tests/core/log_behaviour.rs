@@ -108,10 +108,7 @@ fn circular_logging_reuses_files_the_checkpoint_passed() {
         most <= 8,
         "circular logging kept {most} archived logs of {gens} generations"
     );
-    core.term_dirty();
-    fs.crash();
-    fs.restart();
-    let (mut core, tbl) = open_db(&storage, &params);
+    let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
     let s = core.begin_session().unwrap();
     assert_eq!(
         core.get(s, tbl, &49u32.to_be_bytes()).unwrap(),
@@ -139,11 +136,7 @@ fn failed_fsync_poisons_the_log_and_nothing_later_is_acknowledged() {
     // Every later operation reports the poisoned log.
     assert_eq!(core.begin_transaction(s).unwrap_err().code(), -510);
     assert_eq!(core.put(s, tbl, b"x", b"y").unwrap_err().code(), -510);
-    core.term_dirty();
-    fs.crash();
-    fs.restart();
-    fs.disarm_all();
-    let (mut core, tbl) = open_db(&storage, &params);
+    let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
     let s = core.begin_session().unwrap();
     assert_eq!(core.get(s, tbl, b"before").unwrap(), Some(b"1".to_vec()));
     assert_eq!(core.get(s, tbl, b"lost").unwrap(), None);
@@ -187,11 +180,7 @@ fn after_the_log_fails_no_flush_starts_again() {
     }
     assert_eq!(core.stats().flushes_failed, 1);
     assert_eq!(core.put(s, tbl, b"x", b"y").unwrap_err().code(), -510);
-    core.term_dirty();
-    fs.crash();
-    fs.restart();
-    fs.disarm_all();
-    let (mut core, tbl) = open_db(&storage, &params);
+    let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
     let s = core.begin_session().unwrap();
     assert_eq!(core.get(s, tbl, &7u32.to_be_bytes()).unwrap(), None);
     core.term_clean().unwrap();

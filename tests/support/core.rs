@@ -43,6 +43,21 @@ pub fn open_db(storage: &StorageRef, params: &InstanceParams) -> (Core, TableId)
     (core, tbl)
 }
 
+/// Ends `core` as a crash does (no clean term, unsynced writes lost), lifts every armed fault,
+/// and opens the instance again, which runs soft recovery.
+pub fn crash_and_reopen(
+    core: Core,
+    fs: &FaultStorage,
+    storage: &StorageRef,
+    params: &InstanceParams,
+) -> (Core, TableId) {
+    core.term_dirty();
+    fs.crash();
+    fs.restart();
+    fs.disarm_all();
+    open_db(storage, params)
+}
+
 /// Verifies the checksum of every page of a database file up to its last page.
 pub fn verify_all_pages(core: &mut Core, db: DbId) {
     let last = core.last_page(db).unwrap();
