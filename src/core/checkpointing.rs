@@ -109,6 +109,7 @@ impl Core {
             log_signature: self.log.signature(),
             lsn,
             attached: self.dbs_entries(),
+            clean_tokens: self.clean_tokens.clone(),
         };
         let files: HashMap<u32, _> = self
             .dbs
@@ -181,13 +182,19 @@ impl Core {
         self.check_available()?;
         let at = self.log.append(&Record::Shutdown, true)?;
         self.log.wait_durable(at)?;
+        // The tokens go into the checkpoint that flush writes, before any header holds them.
+        let tokens: Vec<(u32, u64)> = self
+            .dbs
+            .iter()
+            .map(|(id, d)| (*id, self.clean_tokens.issue(d.header.db_signature)))
+            .collect();
         self.flush_all()?;
         let tip = self.log.tip();
-        let ids: Vec<u32> = self.dbs.keys().copied().collect();
-        for id in ids {
+        for (id, token) in tokens {
             let d = &self.dbs[&id];
             let mut h = d.header.clone();
             h.state = STATE_CLEAN;
+            h.clean_token = token;
             h.consistent_lsn = tip.0;
             h.gen_min_required = 0;
             h.gen_max_required = 0;
@@ -198,6 +205,7 @@ impl Core {
             log_signature: self.log.signature(),
             lsn: tip,
             attached: vec![],
+            clean_tokens: self.clean_tokens.clone(),
         };
         checkpoint::write(
             &*self.storage,

@@ -155,7 +155,11 @@ impl Core {
         // this stream's tip first, "all changes up to here": the changes made after this
         // attach are newer, this stream's records from before it (the database's last stay
         // here, which restore replays from the start of its first log) are not.
-        let moved = header.log_signature != self.log.signature();
+        // Also a database of this stream that another instance continuing it (a copied
+        // instance directory, an instance started on a restore's logs) wrote clean: this
+        // instance does not hold its clean token (`CleanTokens`).
+        let moved =
+            header.log_signature != self.log.signature() || !self.clean_tokens.wrote(&header);
         if moved {
             // Until the header names this stream it names none: an attach that fails past
             // here, or a crash, leaves pages stamped with this stream's positions under a
@@ -242,6 +246,9 @@ impl Core {
         }
         let at = self.log.append(&Record::Detach { dbid }, true)?;
         self.log.wait_durable(at)?;
+        let signature = self.header(DbId(dbid))?.db_signature;
+        // Into the checkpoint that flush writes, before the header holds it.
+        let token = self.clean_tokens.issue(signature);
         self.flush_all()?;
         let db = self.dbs.remove(&dbid).ok_or(Error::DatabaseNotFound)?;
         self.cache.remove_db(dbid);
@@ -251,6 +258,7 @@ impl Core {
         h.consistent_lsn = self.log.tip().0;
         h.gen_min_required = 0;
         h.gen_max_required = 0;
+        h.clean_token = token;
         db.file.write_header(&h)
     }
 

@@ -151,6 +151,9 @@ pub struct Core {
     flush_in_flight: bool,
     flush_started_at: Lsn,
     checkpoint: Checkpoint,
+    /// The clean headers this instance wrote: each new checkpoint carries them, and one that
+    /// carries a new token is written before the header that holds it.
+    clean_tokens: crate::db::CleanTokens,
     dbs: BTreeMap<u32, Database>,
     next_dbid: u32,
     sessions: rustc_hash::FxHashMap<u64, Option<Txn>>,
@@ -209,15 +212,17 @@ impl Core {
             None => (Log::create(storage.clone(), cfg)?, ReplayStats::default()),
         };
         let chk_path = checkpoint::path(params.system_dir(), params.base());
-        let old_seq = checkpoint::read(&*storage, &chk_path)
+        // Recovery read the checkpoint already (and refused a damaged one where it needed it).
+        let (old_seq, clean_tokens) = checkpoint::read(&*storage, &chk_path)
             .ok()
             .flatten()
-            .map_or(0, |c| c.seq);
+            .map_or((0, Default::default()), |c| (c.seq, c.clean_tokens));
         let checkpoint = Checkpoint {
             seq: old_seq + 1,
             log_signature: log.signature(),
             lsn: log.tip(),
             attached: vec![],
+            clean_tokens: clean_tokens.clone(),
         };
         checkpoint::write(&*storage, &chk_path, &checkpoint)?;
         let notify: Arc<Mutex<Option<Notify>>> = Arc::new(Mutex::new(None));
@@ -233,6 +238,7 @@ impl Core {
             flush_in_flight: false,
             flush_started_at: tip,
             checkpoint,
+            clean_tokens,
             dbs: BTreeMap::new(),
             next_dbid: 1,
             sessions: Default::default(),

@@ -1,18 +1,23 @@
 //! The checkpoint file `<base>.chk`: where recovery starts and which databases were
 //! attached then. Two 32 KiB slots written alternately, each checksummed: a torn write
-//! destroys at most the slot being written, and the newer valid slot wins.
+//! destroys at most the slot being written, and the newer valid slot wins. After the attach
+//! list come the clean tokens (`crate::db::CleanTokens`); a checkpoint of the first layout
+//! (`ESECHK01`) ends with the list and reads as holding none.
 
 use std::path::{Path, PathBuf};
 
-use super::format::{AttachEntry, Cur};
-use crate::db::Signature;
+use super::format::{get_attach_list, AttachEntry, Cur};
+use crate::db::{CleanTokens, Signature};
 use crate::io::{OpenMode, Storage};
 use crate::lsn::Lsn;
 use crate::page::{get_u32, put_u32};
 use crate::{Error, Result};
 
 const SLOT: usize = 32 * 1024;
-const MAGIC: &[u8; 8] = b"ESECHK01";
+/// The layout with clean tokens after the attach list.
+const MAGIC: &[u8; 8] = b"ESECHK02";
+/// The layout before clean tokens: the body ends with the attach list.
+const MAGIC_V1: &[u8; 8] = b"ESECHK01";
 
 /// The checkpoint's contents.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub struct Checkpoint {
     pub lsn: Lsn,
     /// The databases attached at `lsn`.
     pub attached: Vec<AttachEntry>,
+    /// The clean headers this instance wrote.
+    pub clean_tokens: CleanTokens,
 }
 
 impl Checkpoint {
@@ -37,6 +44,13 @@ impl Checkpoint {
         w.extend_from_slice(&self.log_signature.time_ms.to_le_bytes());
         w.extend_from_slice(&self.lsn.0.to_le_bytes());
         w.extend_from_slice(&super::Record::AttachList(self.attached.clone()).payload());
+        let tokens = self.clean_tokens.entries();
+        w.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+        for (db, token) in tokens {
+            w.extend_from_slice(&db.random.to_le_bytes());
+            w.extend_from_slice(&db.time_ms.to_le_bytes());
+            w.extend_from_slice(&token.to_le_bytes());
+        }
         if 16 + w.len() > SLOT {
             return Err(Error::InvalidParameter);
         }
@@ -48,9 +62,14 @@ impl Checkpoint {
     }
 
     fn decode(b: &[u8]) -> Option<Checkpoint> {
-        if b.len() != SLOT || &b[4..12] != MAGIC || crc32c::crc32c(&b[4..]) != get_u32(b, 0) {
+        if b.len() != SLOT || crc32c::crc32c(&b[4..]) != get_u32(b, 0) {
             return None;
         }
+        let with_tokens = match &b[4..12] {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => return None,
+        };
         let n = get_u32(b, 12) as usize;
         let body = b.get(16..16 + n)?;
         let mut r = Cur { b: body, at: 0 };
@@ -60,17 +79,36 @@ impl Checkpoint {
             time_ms: r.u64().ok()?,
         };
         let lsn = Lsn(r.u64().ok()?);
-        let attached = match super::Record::decode(5, &body[r.at..]).ok()? {
-            super::Record::AttachList(l) => l,
-            _ => return None,
+        let attached = get_attach_list(&mut r).ok()?;
+        let clean_tokens = match with_tokens {
+            true => decode_tokens(&mut r)?,
+            false => CleanTokens::default(),
         };
+        if r.at != body.len() {
+            return None;
+        }
         Some(Checkpoint {
             seq,
             log_signature,
             lsn,
             attached,
+            clean_tokens,
         })
     }
+}
+
+/// The clean tokens after the attach list.
+fn decode_tokens(r: &mut Cur) -> Option<CleanTokens> {
+    let n = r.u32().ok()? as usize;
+    let mut entries = Vec::with_capacity(n.min(256));
+    for _ in 0..n {
+        let db = Signature {
+            random: r.u64().ok()?,
+            time_ms: r.u64().ok()?,
+        };
+        entries.push((db, r.u64().ok()?));
+    }
+    Some(CleanTokens::from_entries(entries))
 }
 
 /// Reads the checkpoint: `Ok(None)` if there is no file, `CheckpointCorrupt` if neither
@@ -124,6 +162,7 @@ mod tests {
             log_signature: Signature::generate(),
             lsn: Lsn::new(1, 4096),
             attached: vec![],
+            clean_tokens: CleanTokens::default(),
         };
         write(&s, p, &c).unwrap();
         c.seq = 2;
@@ -138,5 +177,56 @@ mod tests {
         );
         s.flip_bit(p, SLOT as u64 + 100, 0).unwrap();
         assert!(matches!(read(&s, p), Err(Error::CheckpointCorrupt)));
+    }
+
+    fn with_tokens() -> Checkpoint {
+        let mut tokens = CleanTokens::default();
+        tokens.issue(Signature::generate());
+        tokens.issue(Signature::generate());
+        Checkpoint {
+            seq: 7,
+            log_signature: Signature::generate(),
+            lsn: Lsn::new(3, 8192),
+            attached: vec![AttachEntry {
+                dbid: 1,
+                signature: Signature::generate(),
+                path: PathBuf::from("/d/a.edb"),
+            }],
+            clean_tokens: tokens,
+        }
+    }
+
+    #[test]
+    fn clean_tokens_follow_the_attach_list() {
+        let c = with_tokens();
+        assert_eq!(Checkpoint::decode(&c.encode().unwrap()), Some(c));
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_tokens_reads_as_holding_none() {
+        let c = with_tokens();
+        let mut b = c.encode().unwrap();
+        // The first layout: its own magic, and the body ends with the attach list.
+        let len = get_u32(&b, 12) as usize;
+        let old_len = len - 4 - 24 * c.clean_tokens.entries().len();
+        b[16 + old_len..16 + len].fill(0);
+        put_u32(&mut b, 12, old_len as u32);
+        b[4..12].copy_from_slice(MAGIC_V1);
+        let reseal = |b: &mut Vec<u8>| {
+            let crc = crc32c::crc32c(&b[4..]);
+            put_u32(b, 0, crc);
+        };
+        reseal(&mut b);
+        let old = Checkpoint::decode(&b).unwrap();
+        assert_eq!(old.clean_tokens, CleanTokens::default());
+        assert_eq!(old.attached, c.attached);
+        // The new layout's magic over a body without tokens, or bytes past the tokens: none.
+        b[4..12].copy_from_slice(MAGIC);
+        reseal(&mut b);
+        assert_eq!(Checkpoint::decode(&b), None);
+        let mut b = c.encode().unwrap();
+        put_u32(&mut b, 12, len as u32 + 1);
+        reseal(&mut b);
+        assert_eq!(Checkpoint::decode(&b), None);
     }
 }

@@ -294,14 +294,7 @@ impl Record {
                 }
             }
             4 => Record::Detach { dbid: r.u32()? },
-            5 => {
-                let n = r.u32()? as usize;
-                let mut list = Vec::with_capacity(n.min(256));
-                for _ in 0..n {
-                    list.push(get_entry(&mut r)?);
-                }
-                Record::AttachList(list)
-            }
+            5 => Record::AttachList(get_attach_list(&mut r)?),
             6 => Record::BackupUpdate {
                 dbid: r.u32()?,
                 field: BackupField::from_u8(r.u8()?).ok_or(Error::LogFileCorrupt)?,
@@ -425,6 +418,16 @@ fn put_entry(w: &mut Vec<u8>, e: &AttachEntry) {
     let p = e.path.to_string_lossy();
     w.extend_from_slice(&(p.len() as u32).to_le_bytes());
     w.extend_from_slice(p.as_bytes());
+}
+
+/// An AttachList payload at the cursor (the checkpoint file holds one too).
+pub(crate) fn get_attach_list(r: &mut Cur) -> Result<Vec<AttachEntry>> {
+    let n = r.u32()? as usize;
+    let mut list = Vec::with_capacity(n.min(256));
+    for _ in 0..n {
+        list.push(get_entry(r)?);
+    }
+    Ok(list)
 }
 
 fn get_entry(r: &mut Cur) -> Result<AttachEntry> {

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{Replay, ReplayStats, ReplayTarget, Resolve};
-use crate::db::{DbFile, DbHeader, STATE_CLEAN};
+use crate::db::{DbFile, DbHeader, Signature, STATE_CLEAN};
 use crate::io::{FileLock, OpenMode, Storage};
-use crate::log::checkpoint;
+use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::reader::{self, LogFile, Tail};
 use crate::log::{names, AttachEntry, LogHeader, Resume, LOG_HEADER_SIZE};
 use crate::lsn::{now_ms, Lsn};
@@ -199,6 +199,8 @@ pub fn recover(
         prev = Some(file.header.clone());
     }
     let (targets, stats) = replay.finish()?;
+    let signature = signature.ok_or(Error::LogFileCorrupt)?;
+    let mut cleaned = Vec::new();
     for t in targets {
         if t.created && !formatted(&t.file) {
             // The creation never committed its first pages: it was not acknowledged.
@@ -206,14 +208,18 @@ pub fn recover(
             storage.remove(&t.file.path)?;
             continue;
         }
+        cleaned.push(t);
+    }
+    let tokens = keep_clean_tokens(storage, &chk_path, chk, signature, start, &cleaned)?;
+    for (t, token) in cleaned.into_iter().zip(tokens) {
         let mut h = t.header;
         h.state = STATE_CLEAN;
         h.consistent_lsn = end.0;
         h.gen_min_required = 0;
         h.gen_max_required = 0;
+        h.clean_token = token;
         t.file.write_header(&h)?;
     }
-    let signature = signature.ok_or(Error::LogFileCorrupt)?;
     let resume = reopen_tail(storage, params, &stream, prev.as_ref(), signature)?;
     tracing::info!(
         event_id = 301u32,
@@ -222,6 +228,36 @@ pub fn recover(
         "soft recovery done"
     );
     Ok(Some((resume, stats)))
+}
+
+/// Issues the clean tokens of the databases recovery is about to mark clean and writes them
+/// into the checkpoint first (same position and attach list, next sequence number): a crash
+/// before the headers are written replays exactly as before.
+fn keep_clean_tokens(
+    storage: &dyn Storage,
+    path: &Path,
+    chk: Option<Checkpoint>,
+    signature: Signature,
+    start: Lsn,
+    cleaned: &[ReplayTarget],
+) -> Result<Vec<u64>> {
+    if cleaned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = chk.unwrap_or(Checkpoint {
+        seq: 0,
+        log_signature: signature,
+        lsn: start,
+        attached: Vec::new(),
+        clean_tokens: Default::default(),
+    });
+    c.seq += 1;
+    let tokens = cleaned
+        .iter()
+        .map(|t| c.clean_tokens.issue(t.header.db_signature))
+        .collect();
+    checkpoint::write(storage, path, &c)?;
+    Ok(tokens)
 }
 
 fn formatted(file: &DbFile) -> bool {

@@ -6,6 +6,10 @@
 
 use crate::support;
 
+use std::path::Path;
+
+use ese::internals::db::DbFile;
+use ese::io::{FaultStorage, Storage, StorageRef};
 use ese::{Commit, Core};
 use support::core::*;
 
@@ -37,21 +41,9 @@ fn commits_after_an_attach_of_a_database_recovery_left_clean_survive_a_crash() {
 fn move_then_crash(leave: Leave) {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_fs, storage) = fault_fs();
-    // Instance A writes every row several times over, checkpointing, so that its pages go to
-    // disk stamped with positions in a late generation of its log.
     let params_a = small_params(a.path());
     let (mut core, tbl) = open_db(&storage, &params_a);
-    let s = core.begin_session().unwrap();
-    for round in 0..4u8 {
-        for i in 0..ROWS {
-            core.begin_transaction(s).unwrap();
-            core.put(s, tbl, &key(i), &[round; 200]).unwrap();
-            core.commit(s, Commit::Lazy).unwrap();
-        }
-        core.checkpoint_now().unwrap();
-    }
-    let a_gen = core.log().gen();
-    assert!(a_gen >= 4, "A's log reached generation {a_gen} only");
+    let a_gen = run_far(&mut core, tbl);
     match leave {
         Leave::Term => core.term_clean().unwrap(),
         Leave::CrashAndRecovery => {
@@ -66,11 +58,35 @@ fn move_then_crash(leave: Leave) {
     storage
         .rename(&db_path(a.path()), &db_path(b.path()))
         .unwrap();
+    // Instance B starts its own stream at generation 1.
+    commit_crash_and_check(&storage, b.path(), a_gen);
+}
 
-    // Instance B starts its own stream at generation 1, attaches the copy and commits.
-    let params_b = small_params(b.path());
-    let (mut core, tbl) = open_db(&storage, &params_b);
-    assert!(core.log().gen() < a_gen);
+/// Instance A writes every row several times over, checkpointing, so that its pages go to
+/// disk stamped with positions in a late generation of its log; returns that generation.
+fn run_far(core: &mut Core, tbl: ese::TableId) -> u32 {
+    let s = core.begin_session().unwrap();
+    for round in 0..4u8 {
+        for i in 0..ROWS {
+            core.begin_transaction(s).unwrap();
+            core.put(s, tbl, &key(i), &[round; 200]).unwrap();
+            core.commit(s, Commit::Lazy).unwrap();
+        }
+        core.checkpoint_now().unwrap();
+    }
+    core.end_session(s);
+    let gen = core.log().gen();
+    assert!(gen >= 4, "the log reached generation {gen} only");
+    gen
+}
+
+/// The instance in `dir`, whose log is behind `far_gen`, attaches the database moved there,
+/// commits three rows durably and crashes before their pages reach the file: recovery must
+/// redo the commits, over pages that another instance's log stamped.
+fn commit_crash_and_check(storage: &StorageRef, dir: &Path, far_gen: u32) {
+    let params_b = small_params(dir);
+    let (mut core, tbl) = open_db(storage, &params_b);
+    assert!(core.log().gen() < far_gen);
     let s = core.begin_session().unwrap();
     for i in [0, ROWS / 2, ROWS - 1] {
         core.begin_transaction(s).unwrap();
@@ -78,11 +94,10 @@ fn move_then_crash(leave: Leave) {
         let t = core.commit(s, Commit::Durable).unwrap();
         core.wait(t).unwrap();
     }
-    // A crash before those pages reach the file: recovery must redo the commits.
     core.term_dirty();
 
     let mut core = Core::open(storage.clone(), params_b.clone()).unwrap();
-    let db = core.attach_database(&db_path(b.path())).unwrap();
+    let db = core.attach_database(&db_path(dir)).unwrap();
     let tbl = core.open_table(db, "t").unwrap();
     let s = core.begin_session().unwrap();
     for i in 0..ROWS {
@@ -150,4 +165,111 @@ fn a_failed_attach_from_a_longer_stream_leaves_the_database_to_be_stamped_again(
         );
     }
     core.term_clean().unwrap();
+}
+
+/// Two instances that continue one log stream (here a copied instance directory) name it
+/// alike. A database one of them wrote clean after the copy still moves to the other as a
+/// database from another stream: the receiving instance does not hold the clean token its
+/// header carries.
+#[test]
+fn commits_after_a_move_between_instances_continuing_one_stream_survive_a_crash() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (fs, storage) = fault_fs();
+    let params_a = small_params(a.path());
+    let (core, _) = open_db(&storage, &params_a);
+    core.term_clean().unwrap();
+    copy_dir(&fs, a.path(), b.path());
+
+    // A runs on from the copy, far past where B's copy of the log ends.
+    let (mut core, tbl) = open_db(&storage, &params_a);
+    let a_gen = run_far(&mut core, tbl);
+    core.term_clean().unwrap();
+    let moved = DbFile::open(&*storage, &db_path(a.path())).unwrap().1;
+    let copy = DbFile::open(&*storage, &db_path(b.path())).unwrap().1;
+    assert_eq!(moved.log_signature, copy.log_signature, "one stream");
+    assert_ne!(moved.clean_token, copy.clean_token);
+
+    storage.remove(&db_path(b.path())).unwrap();
+    storage
+        .rename(&db_path(a.path()), &db_path(b.path()))
+        .unwrap();
+    commit_crash_and_check(&storage, b.path(), a_gen);
+}
+
+/// The clean tokens an instance keeps are its own databases' headers: coming back after a
+/// clean term, after a detach, and after a crash and the recovery that cleans the database,
+/// it is attached as it was, without a stamp (a stamp would rewrite every page and clear
+/// the backup records, making the next incremental backup `MissingFullBackup`).
+#[test]
+fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_fs, storage) = fault_fs();
+    let params = small_params(dir.path());
+    let path = db_path(dir.path());
+    let (mut core, tbl) = open_db(&storage, &params);
+    let s = core.begin_session().unwrap();
+    for i in 0..ROWS {
+        core.begin_transaction(s).unwrap();
+        core.put(s, tbl, &key(i), &[1; 200]).unwrap();
+        core.commit(s, Commit::Lazy).unwrap();
+    }
+    core.end_session(s);
+    core.term_clean().unwrap();
+    let written = page_positions(&storage, &path);
+
+    // After a clean term.
+    let (mut core, _) = open_db(&storage, &params);
+    assert!(core.log().tip().0 > written.iter().copied().max().unwrap());
+    assert_eq!(
+        page_positions(&storage, &path),
+        written,
+        "stamped on attach"
+    );
+    // After a detach.
+    core.detach_database(&path).unwrap();
+    let token = DbFile::open(&*storage, &path).unwrap().1.clean_token;
+    assert_ne!(token, 0);
+    core.attach_database(&path).unwrap();
+    assert_eq!(
+        page_positions(&storage, &path),
+        written,
+        "stamped on attach"
+    );
+    // After a crash and recovery.
+    core.term_dirty();
+    let core = Core::open(storage.clone(), params.clone()).unwrap();
+    let recovered = DbFile::open(&*storage, &path).unwrap().1.clean_token;
+    assert_ne!(
+        recovered, token,
+        "recovery writes the header clean with a new token"
+    );
+    drop(core);
+    let (core, _) = open_db(&storage, &params);
+    assert_eq!(
+        page_positions(&storage, &path),
+        written,
+        "stamped on attach"
+    );
+    core.term_clean().unwrap();
+}
+
+/// Each data page's log position, as on disk.
+fn page_positions(storage: &StorageRef, path: &Path) -> Vec<u64> {
+    let (file, _) = DbFile::open(&**storage, path).unwrap();
+    let last = ese::internals::btree::decode_meta(&file.read_page(1).unwrap())
+        .unwrap()
+        .last_page;
+    (1..=last)
+        .map(|p| ese::internals::page::lsn(&file.read_page_raw(p).unwrap()))
+        .collect()
+}
+
+/// Copies every file of an instance directory, as a copy of a stopped instance would.
+fn copy_dir(fs: &FaultStorage, from: &Path, to: &Path) {
+    fs.create_dir_all(to).unwrap();
+    for p in fs.list(from).unwrap() {
+        if let Some(bytes) = fs.read_file(&p) {
+            fs.write_file_raw(&to.join(p.file_name().unwrap()), &bytes);
+        }
+    }
 }
