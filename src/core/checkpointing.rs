@@ -108,7 +108,7 @@ impl Core {
             seq: self.checkpoint.seq + 1,
             log_signature: self.log.signature(),
             lsn,
-            attached: self.dbs_entries(),
+            attached: self.entries(),
             clean_tokens: self.clean_tokens.clone(),
         };
         let files: HashMap<u32, _> = self
@@ -130,17 +130,6 @@ impl Core {
             log: self.log.shared().clone(),
             log_first,
         });
-    }
-
-    fn dbs_entries(&self) -> Vec<crate::log::AttachEntry> {
-        self.dbs
-            .iter()
-            .map(|(id, d)| crate::log::AttachEntry {
-                dbid: *id,
-                signature: d.header.db_signature,
-                path: d.path.clone(),
-            })
-            .collect()
     }
 
     fn wait_flush(&mut self) -> Result<()> {

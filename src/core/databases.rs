@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::commit::Overlay;
 use super::{CommitTicket, Core, Database, DbId};
 use crate::btree;
-use crate::db::{DbFile, DbHeader, Signature, STATE_CLEAN, STATE_DIRTY};
+use crate::db::{CleanTokens, DbFile, DbHeader, Signature, STATE_CLEAN, STATE_DIRTY};
 use crate::log::{AttachEntry, Record};
 use crate::{Error, Result};
 
@@ -54,7 +54,8 @@ impl Core {
         Ok(btree::read_meta(&mut v)?.last_page)
     }
 
-    fn entries(&self) -> Vec<AttachEntry> {
+    /// The attach list: what the checkpoint and each log file's preamble record.
+    pub(super) fn entries(&self) -> Vec<AttachEntry> {
         self.dbs
             .iter()
             .map(|(id, d)| AttachEntry {
@@ -68,6 +69,28 @@ impl Core {
     fn refresh_preamble(&mut self) {
         let e = self.entries();
         self.log.set_preamble(e);
+    }
+
+    /// Refuses an attach past [`CleanTokens::REMEMBERED`] databases, or one the checkpoint
+    /// could not record (`TooManyAttachedDatabases`). A clean term issues a token for every
+    /// attached database at once, and more than the instance remembers would push out the
+    /// first of them; the checkpoint's 32 KiB slot holds the attach list beside the tokens,
+    /// and a checkpoint that cannot be written would fail the next flush and make the
+    /// instance unavailable.
+    fn check_room(&self, path: &Path) -> Result<()> {
+        if self.dbs.len() >= CleanTokens::REMEMBERED {
+            return Err(Error::TooManyAttachedDatabases);
+        }
+        let mut list = self.entries();
+        list.push(AttachEntry {
+            dbid: self.next_dbid,
+            signature: Signature::NONE,
+            path: path.to_path_buf(),
+        });
+        if !crate::log::checkpoint::attach_list_fits(&list) {
+            return Err(Error::TooManyAttachedDatabases);
+        }
+        Ok(())
     }
 
     /// Logs (durably) that the database at `path` is attached under a new id, and returns the id.
@@ -99,6 +122,7 @@ impl Core {
         if self.attached_path(&path).is_some() {
             return Err(Error::DatabaseDuplicate);
         }
+        self.check_room(&path)?;
         if self.storage.exists(&path) {
             return Err(Error::FileAlreadyExists);
         }
@@ -137,6 +161,7 @@ impl Core {
         if self.attached_path(&path).is_some() {
             return Err(Error::DatabaseDuplicate);
         }
+        self.check_room(&path)?;
         // Locked before its header is read: a database another instance holds is not touched.
         let (file, mut header, lock) = DbFile::open_locked(&*self.storage, &path)?;
         if header.page_size != self.params.page_bytes() {

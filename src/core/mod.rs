@@ -212,10 +212,10 @@ impl Core {
             None => (Log::create(storage.clone(), cfg)?, ReplayStats::default()),
         };
         let chk_path = checkpoint::path(params.system_dir(), params.base());
-        // Recovery read the checkpoint already (and refused a damaged one where it needed it).
-        let (old_seq, clean_tokens) = checkpoint::read(&*storage, &chk_path)
-            .ok()
-            .flatten()
+        // Recovery read it already (a damaged one fails there): an error here is the disk's,
+        // and going on would lose the clean tokens and restart the sequence below the
+        // old slot's, which would then win.
+        let (old_seq, clean_tokens) = checkpoint::read(&*storage, &chk_path)?
             .map_or((0, Default::default()), |c| (c.seq, c.clean_tokens));
         let checkpoint = Checkpoint {
             seq: old_seq + 1,

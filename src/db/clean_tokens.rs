@@ -14,12 +14,6 @@
 
 use super::{DbHeader, Signature};
 
-/// How many databases an instance remembers; the oldest is forgotten first. A database that
-/// comes back after more than this many others were written clean is stamped again, which
-/// costs one rewrite and its backup records (the next incremental is `MissingFullBackup`).
-/// 128 entries take 3 KiB of the checkpoint's 32 KiB slot.
-pub const REMEMBERED: usize = 128;
-
 /// The clean tokens an instance wrote, oldest first: (database signature, token).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CleanTokens {
@@ -27,10 +21,16 @@ pub struct CleanTokens {
 }
 
 impl CleanTokens {
+    /// How many databases an instance remembers; the oldest is forgotten first. A database
+    /// that comes back after more than this many others were written clean is stamped again,
+    /// which costs one rewrite and its backup records (the next incremental is
+    /// `MissingFullBackup`). 128 entries take 3 KiB of the checkpoint's 32 KiB slot.
+    pub const REMEMBERED: usize = 128;
+
     /// Tokens as stored, oldest first.
     pub fn from_entries(mut entries: Vec<(Signature, u64)>) -> CleanTokens {
-        if entries.len() > REMEMBERED {
-            entries.drain(..entries.len() - REMEMBERED);
+        if entries.len() > Self::REMEMBERED {
+            entries.drain(..entries.len() - Self::REMEMBERED);
         }
         CleanTokens { entries }
     }
@@ -50,7 +50,7 @@ impl CleanTokens {
             }
         };
         self.entries.retain(|(s, _)| *s != db);
-        if self.entries.len() >= REMEMBERED {
+        if self.entries.len() >= Self::REMEMBERED {
             self.entries.remove(0);
         }
         self.entries.push((db, token));
@@ -100,11 +100,16 @@ mod tests {
     #[test]
     fn the_oldest_database_is_forgotten_past_the_limit() {
         let mut t = CleanTokens::default();
-        let dbs: Vec<Signature> = (0..=REMEMBERED).map(|_| Signature::generate()).collect();
+        let dbs: Vec<Signature> = (0..=CleanTokens::REMEMBERED)
+            .map(|_| Signature::generate())
+            .collect();
         let tokens: Vec<u64> = dbs.iter().map(|d| t.issue(*d)).collect();
-        assert_eq!(t.entries().len(), REMEMBERED);
+        assert_eq!(t.entries().len(), CleanTokens::REMEMBERED);
         assert!(!t.wrote(&header(dbs[0], tokens[0])));
-        assert!(t.wrote(&header(dbs[REMEMBERED], tokens[REMEMBERED])));
+        assert!(t.wrote(&header(
+            dbs[CleanTokens::REMEMBERED],
+            tokens[CleanTokens::REMEMBERED]
+        )));
         let stored = CleanTokens::from_entries(t.entries().to_vec());
         assert_eq!(stored, t);
     }

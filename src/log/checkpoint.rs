@@ -111,6 +111,15 @@ fn decode_tokens(r: &mut Cur) -> Option<CleanTokens> {
     Some(CleanTokens::from_entries(entries))
 }
 
+/// Whether a checkpoint with this attach list fits its slot beside the most clean tokens an
+/// instance keeps. A checkpoint that cannot be written fails the flush that carries it, which
+/// makes the instance unavailable, so an attach past this is refused instead.
+pub fn attach_list_fits(attached: &[AttachEntry]) -> bool {
+    let list = super::Record::AttachList(attached.to_vec()).payload().len();
+    let fixed = 16 + 32 + 4;
+    fixed + list + 24 * CleanTokens::REMEMBERED <= SLOT
+}
+
 /// Reads the checkpoint: `Ok(None)` if there is no file, `CheckpointCorrupt` if neither
 /// slot is valid.
 pub fn read(storage: &dyn Storage, path: &Path) -> Result<Option<Checkpoint>> {
@@ -194,6 +203,28 @@ mod tests {
             }],
             clean_tokens: tokens,
         }
+    }
+
+    #[test]
+    fn an_attach_list_that_fits_leaves_room_for_every_clean_token() {
+        let entry = |i: u32| AttachEntry {
+            dbid: i,
+            signature: Signature::generate(),
+            path: PathBuf::from(format!("/d/{}{i:05}.edb", "x".repeat(90))),
+        };
+        let mut list: Vec<AttachEntry> = Vec::new();
+        while attach_list_fits(&list) {
+            list.push(entry(list.len() as u32));
+        }
+        list.pop();
+        let mut c = with_tokens();
+        c.attached = list;
+        for _ in 0..CleanTokens::REMEMBERED {
+            c.clean_tokens.issue(Signature::generate());
+        }
+        assert!(c.encode().is_ok(), "{} entries", c.attached.len());
+        c.attached.push(entry(9999));
+        assert!(c.encode().is_err());
     }
 
     #[test]

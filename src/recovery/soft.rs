@@ -210,7 +210,7 @@ pub fn recover(
         }
         cleaned.push(t);
     }
-    let tokens = keep_clean_tokens(storage, &chk_path, chk, signature, start, &cleaned)?;
+    let tokens = clean_tokens(storage, &chk_path, chk, signature, start, &cleaned)?;
     for (t, token) in cleaned.into_iter().zip(tokens) {
         let mut h = t.header;
         h.state = STATE_CLEAN;
@@ -230,10 +230,13 @@ pub fn recover(
     Ok(Some((resume, stats)))
 }
 
-/// Issues the clean tokens of the databases recovery is about to mark clean and writes them
-/// into the checkpoint first (same position and attach list, next sequence number): a crash
-/// before the headers are written replays exactly as before.
-fn keep_clean_tokens(
+/// The clean token of each database recovery is about to mark clean. One it found dirty gets
+/// a new token, written into the checkpoint first (same position and attach list, next
+/// sequence number: a crash before the headers replays exactly as before). One it found clean
+/// keeps the token it has: the file may be another instance's, moved here while this one was
+/// down (after a detach, a crash before the next checkpoint left it in the attach list), and
+/// this instance's token would make its next attach take it for its own.
+fn clean_tokens(
     storage: &dyn Storage,
     path: &Path,
     chk: Option<Checkpoint>,
@@ -241,8 +244,8 @@ fn keep_clean_tokens(
     start: Lsn,
     cleaned: &[ReplayTarget],
 ) -> Result<Vec<u64>> {
-    if cleaned.is_empty() {
-        return Ok(Vec::new());
+    if cleaned.iter().all(|t| t.header.is_clean()) {
+        return Ok(cleaned.iter().map(|t| t.header.clean_token).collect());
     }
     let mut c = chk.unwrap_or(Checkpoint {
         seq: 0,
@@ -254,7 +257,10 @@ fn keep_clean_tokens(
     c.seq += 1;
     let tokens = cleaned
         .iter()
-        .map(|t| c.clean_tokens.issue(t.header.db_signature))
+        .map(|t| match t.header.is_clean() {
+            true => t.header.clean_token,
+            false => c.clean_tokens.issue(t.header.db_signature),
+        })
         .collect();
     checkpoint::write(storage, path, &c)?;
     Ok(tokens)

@@ -130,6 +130,47 @@ async fn header_update_is_replayed_after_a_dirty_restart() {
     inst.term(Term::empty()).await.unwrap();
 }
 
+/// An instance's own database keeps its backup records when it comes back: after a clean
+/// term, after a crash and the recovery that cleans it, and after a detach. Each time an
+/// incremental backup chains to the last backup; an attach that took it for another
+/// instance's (its clean token unknown) would clear them, and the incremental would be
+/// `MissingFullBackup` (-560).
+#[tokio::test]
+async fn an_instances_own_database_keeps_its_backup_records_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (mut inst, _, path) = instance_with_data(&engine, "i", dir.path(), 100).await;
+    let mut last = inst
+        .backup_to_dir(dir.path().join("full"), BackupKind::Full)
+        .await
+        .unwrap();
+    for (n, how) in [Term::empty(), Term::DIRTY, Term::empty()]
+        .into_iter()
+        .enumerate()
+    {
+        if n < 2 {
+            inst.term(how).await.unwrap();
+            inst = engine
+                .create_instance("i", params(dir.path()))
+                .await
+                .unwrap();
+            inst.init().await.unwrap();
+        } else {
+            inst.detach_database(&path).await.unwrap();
+        }
+        let db = inst.attach_database(&path).await.unwrap();
+        let t = inst.open_table(db, "t").await.unwrap();
+        put_rows(&inst, t, 100 * (n as u32 + 1)..100 * (n as u32 + 2)).await;
+        let inc = inst
+            .backup_to_dir(dir.path().join(format!("inc-{n}")), BackupKind::Incremental)
+            .await
+            .unwrap_or_else(|e| panic!("incremental {n}: {e}"));
+        assert_eq!(inc.parent_id, Some(last.id.clone()), "incremental {n}");
+        last = inc;
+    }
+    inst.term(Term::empty()).await.unwrap();
+}
+
 /// A database moved to an instance with a new log stream (generation 1 again): the attach
 /// clears the old stream's records, as ESE's attach does when the log signature differs (they
 /// mean nothing here), an incremental does not count the old stream's full backup, the new

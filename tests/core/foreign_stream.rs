@@ -2,7 +2,9 @@
 //! instance (a restored copy, a file moved to a new instance). Its pages carry log positions
 //! of the stream that last wrote them, which may run far past the new instance's log; redo
 //! compares a page's position with a record's, so such a page would look newer than every
-//! change the new stream makes to it.
+//! change the new stream makes to it. Two instances continuing one stream (a copied instance
+//! directory) name it alike: the clean token an instance keeps for each header it wrote clean
+//! tells its own databases from theirs.
 
 use crate::support;
 
@@ -194,6 +196,42 @@ fn commits_after_a_move_between_instances_continuing_one_stream_survive_a_crash(
         .rename(&db_path(a.path()), &db_path(b.path()))
         .unwrap();
     commit_crash_and_check(&storage, b.path(), a_gen);
+}
+
+/// Recovery leaves the clean token of a database it finds clean as it is, also one its
+/// checkpoint still lists: here instance A detached it and crashed before its next
+/// checkpoint, and meanwhile the file went to B (a copy of A's directory, so the same
+/// stream), took commits far along B's log and came back. With a token from A's recovery, A
+/// would attach it unstamped.
+#[test]
+fn a_database_that_came_back_clean_while_its_instance_was_down_is_stamped() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (fs, storage) = fault_fs();
+    let params_a = small_params(a.path());
+    let (core, _) = open_db(&storage, &params_a);
+    core.term_clean().unwrap();
+    copy_dir(&fs, a.path(), b.path());
+    let (mut core, _) = open_db(&storage, &params_a);
+    core.detach_database(&db_path(a.path())).unwrap();
+    core.term_dirty();
+
+    storage.remove(&db_path(b.path())).unwrap();
+    storage
+        .rename(&db_path(a.path()), &db_path(b.path()))
+        .unwrap();
+    let (mut core, tbl) = open_db(&storage, &small_params(b.path()));
+    let b_gen = run_far(&mut core, tbl);
+    core.term_clean().unwrap();
+    let from_b = DbFile::open(&*storage, &db_path(b.path())).unwrap().1;
+    storage
+        .rename(&db_path(b.path()), &db_path(a.path()))
+        .unwrap();
+
+    let core = Core::open(storage.clone(), params_a).unwrap();
+    let after = DbFile::open(&*storage, &db_path(a.path())).unwrap().1;
+    assert_eq!(after.clean_token, from_b.clean_token, "B's token replaced");
+    drop(core);
+    commit_crash_and_check(&storage, a.path(), b_gen);
 }
 
 /// The clean tokens an instance keeps are its own databases' headers: coming back after a

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod attach_limits;
 mod bad_input;
 mod crash_recovery;
 mod faults;
