@@ -67,7 +67,7 @@ pub fn header(path: &Path, out: Out) -> Result<(), Failure> {
         "last_incremental": bk(&h.last_incremental),
         "last_copy": bk(&h.last_copy),
         "last_differential": bk(&h.last_differential),
-        "clean_token": format!("{:016x}", h.clean_token),
+        "owner_token": format!("{:016x}", h.owner_token),
         "trailer": trailer.map(|t| json!({ "last_page": t.last_page, "backup": bk(&Some(t.backup)) })),
     });
     print(out, &v);
@@ -137,7 +137,7 @@ pub fn checkpoint(path: &Path, out: Out) -> Result<(), Failure> {
         "generation": c.lsn.gen(),
         "log_signature": c.log_signature.to_hex(),
         "attached": c.attached.iter().map(|a| json!({ "dbid": a.dbid, "path": a.path, "signature": a.signature.to_hex() })).collect::<Vec<_>>(),
-        "clean_tokens": c.clean_tokens.entries().iter().map(|(db, t)| json!({ "db_signature": db.to_hex(), "token": format!("{t:016x}") })).collect::<Vec<_>>(),
+        "owner_tokens": c.owner_tokens.entries().iter().map(|(db, t)| json!({ "db_signature": db.to_hex(), "token": format!("{t:016x}") })).collect::<Vec<_>>(),
     });
     print(out, &v);
     Ok(())

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Core;
-use crate::db::STATE_CLEAN;
+use crate::db::{Signature, STATE_CLEAN};
 use crate::flusher::{FlushDone, FlushJob};
 use crate::log::checkpoint::{self, Checkpoint};
 use crate::log::Record;
@@ -109,7 +109,7 @@ impl Core {
             log_signature: self.log.signature(),
             lsn,
             attached: self.entries(),
-            clean_tokens: self.clean_tokens.clone(),
+            owner_tokens: self.owner_tokens.clone(),
         };
         let files: HashMap<u32, _> = self
             .dbs
@@ -130,6 +130,29 @@ impl Core {
             log: self.log.shared().clone(),
             log_first,
         });
+    }
+
+    /// A new owner token for database `db`, kept in memory: the next checkpoint carries it.
+    pub(super) fn issue_owner_token(&mut self, db: Signature) -> u64 {
+        let attached: Vec<Signature> = self.dbs.values().map(|d| d.header.db_signature).collect();
+        self.owner_tokens.issue(db, |s| attached.contains(s))
+    }
+
+    /// A new owner token for database `db`, in the checkpoint file when this returns (the
+    /// last checkpoint's position and attach list, the next sequence number, after any flush
+    /// in flight), so that the header written next may carry it.
+    pub(super) fn persist_owner_token(&mut self, db: Signature) -> Result<u64> {
+        self.wait_flush()?;
+        let token = self.issue_owner_token(db);
+        let c = Checkpoint {
+            seq: self.checkpoint.seq + 1,
+            owner_tokens: self.owner_tokens.clone(),
+            ..self.checkpoint.clone()
+        };
+        let path = checkpoint::path(self.params.system_dir(), self.params.base());
+        checkpoint::write(&*self.storage, &path, &c)?;
+        self.checkpoint = c;
+        Ok(token)
     }
 
     fn wait_flush(&mut self) -> Result<()> {
@@ -172,10 +195,14 @@ impl Core {
         let at = self.log.append(&Record::Shutdown, true)?;
         self.log.wait_durable(at)?;
         // The tokens go into the checkpoint that flush writes, before any header holds them.
-        let tokens: Vec<(u32, u64)> = self
+        let dbs: Vec<(u32, Signature)> = self
             .dbs
             .iter()
-            .map(|(id, d)| (*id, self.clean_tokens.issue(d.header.db_signature)))
+            .map(|(id, d)| (*id, d.header.db_signature))
+            .collect();
+        let tokens: Vec<(u32, u64)> = dbs
+            .into_iter()
+            .map(|(id, sig)| (id, self.issue_owner_token(sig)))
             .collect();
         self.flush_all()?;
         let tip = self.log.tip();
@@ -183,7 +210,7 @@ impl Core {
             let d = &self.dbs[&id];
             let mut h = d.header.clone();
             h.state = STATE_CLEAN;
-            h.clean_token = token;
+            h.owner_token = token;
             h.consistent_lsn = tip.0;
             h.gen_min_required = 0;
             h.gen_max_required = 0;
@@ -194,7 +221,7 @@ impl Core {
             log_signature: self.log.signature(),
             lsn: tip,
             attached: vec![],
-            clean_tokens: self.clean_tokens.clone(),
+            owner_tokens: self.owner_tokens.clone(),
         };
         checkpoint::write(
             &*self.storage,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::commit::Overlay;
 use super::{CommitTicket, Core, Database, DbId};
 use crate::btree;
-use crate::db::{CleanTokens, DbFile, DbHeader, Signature, STATE_CLEAN, STATE_DIRTY};
+use crate::db::{DbFile, DbHeader, OwnerTokens, Signature, STATE_CLEAN, STATE_DIRTY};
 use crate::log::{AttachEntry, Record};
 use crate::{Error, Result};
 
@@ -71,14 +71,14 @@ impl Core {
         self.log.set_preamble(e);
     }
 
-    /// Refuses an attach past [`CleanTokens::REMEMBERED`] databases, or one the checkpoint
+    /// Refuses an attach past [`OwnerTokens::REMEMBERED`] databases, or one the checkpoint
     /// could not record (`TooManyAttachedDatabases`). A clean term issues a token for every
     /// attached database at once, and more than the instance remembers would push out the
     /// first of them; the checkpoint's 32 KiB slot holds the attach list beside the tokens,
     /// and a checkpoint that cannot be written would fail the next flush and make the
     /// instance unavailable.
     fn check_room(&self, path: &Path) -> Result<()> {
-        if self.dbs.len() >= CleanTokens::REMEMBERED {
+        if self.dbs.len() >= OwnerTokens::REMEMBERED {
             return Err(Error::TooManyAttachedDatabases);
         }
         let mut list = self.entries();
@@ -129,6 +129,7 @@ impl Core {
         let ps = self.params.page_bytes();
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
+        header.owner_token = self.persist_owner_token(header.db_signature)?;
         let dbid = self.log_attach(&path, &header, true)?;
         let (file, lock) = DbFile::create(&*self.storage, &path, &header)?;
         self.next_dbid += 1;
@@ -170,6 +171,14 @@ impl Core {
         if header.state != STATE_CLEAN {
             return Err(Error::DatabaseDirtyShutdown);
         }
+        // Two files of one database (a copy beside its original) would share its owner token.
+        if self
+            .dbs
+            .values()
+            .any(|d| d.header.db_signature == header.db_signature)
+        {
+            return Err(Error::DatabaseSignInUse);
+        }
         // Before anything is written: a file cut short is refused as it was found.
         file.check_holds(btree::META_PGNO)?;
         let meta = btree::decode_meta(&file.read_page(btree::META_PGNO)?)?;
@@ -181,10 +190,10 @@ impl Core {
         // attach are newer, this stream's records from before it (the database's last stay
         // here, which restore replays from the start of its first log) are not.
         // Also a database of this stream that another instance continuing it (a copied
-        // instance directory, an instance started on a restore's logs) wrote clean: this
-        // instance does not hold its clean token (`CleanTokens`).
+        // instance directory, an instance started on a restore's logs) wrote last: this
+        // instance does not hold its owner token (`OwnerTokens`).
         let moved =
-            header.log_signature != self.log.signature() || !self.clean_tokens.wrote(&header);
+            header.log_signature != self.log.signature() || !self.owner_tokens.wrote(&header);
         if moved {
             // Until the header names this stream it names none: an attach that fails past
             // here, or a crash, leaves pages stamped with this stream's positions under a
@@ -198,6 +207,9 @@ impl Core {
             let r = restamp_pages(&file, meta.last_page, tip)?;
             tracing::info!(path = %path.display(), pages = r.stamped, damaged = r.damaged, "database from another log stream: its pages' log positions set to this stream's tip");
         }
+        // The dirty header carries a token of this instance's own: a copy of the instance
+        // that recovers this file later (its log names it) finds a token it does not hold.
+        header.owner_token = self.persist_owner_token(header.db_signature)?;
         let dbid = self.log_attach(&path, &header, false)?;
         if moved {
             // Backups taken under another stream cannot be the base of an incremental here,
@@ -273,7 +285,7 @@ impl Core {
         self.log.wait_durable(at)?;
         let signature = self.header(DbId(dbid))?.db_signature;
         // Into the checkpoint that flush writes, before the header holds it.
-        let token = self.clean_tokens.issue(signature);
+        let token = self.issue_owner_token(signature);
         self.flush_all()?;
         let db = self.dbs.remove(&dbid).ok_or(Error::DatabaseNotFound)?;
         self.cache.remove_db(dbid);
@@ -283,7 +295,7 @@ impl Core {
         h.consistent_lsn = self.log.tip().0;
         h.gen_min_required = 0;
         h.gen_max_required = 0;
-        h.clean_token = token;
+        h.owner_token = token;
         db.file.write_header(&h)
     }
 

@@ -153,7 +153,7 @@ pub struct Core {
     checkpoint: Checkpoint,
     /// The clean headers this instance wrote: each new checkpoint carries them, and one that
     /// carries a new token is written before the header that holds it.
-    clean_tokens: crate::db::CleanTokens,
+    owner_tokens: crate::db::OwnerTokens,
     dbs: BTreeMap<u32, Database>,
     next_dbid: u32,
     sessions: rustc_hash::FxHashMap<u64, Option<Txn>>,
@@ -213,16 +213,16 @@ impl Core {
         };
         let chk_path = checkpoint::path(params.system_dir(), params.base());
         // Recovery read it already (a damaged one fails there): an error here is the disk's,
-        // and going on would lose the clean tokens and restart the sequence below the
+        // and going on would lose the owner tokens and restart the sequence below the
         // old slot's, which would then win.
-        let (old_seq, clean_tokens) = checkpoint::read(&*storage, &chk_path)?
-            .map_or((0, Default::default()), |c| (c.seq, c.clean_tokens));
+        let (old_seq, owner_tokens) = checkpoint::read(&*storage, &chk_path)?
+            .map_or((0, Default::default()), |c| (c.seq, c.owner_tokens));
         let checkpoint = Checkpoint {
             seq: old_seq + 1,
             log_signature: log.signature(),
             lsn: log.tip(),
             attached: vec![],
-            clean_tokens: clean_tokens.clone(),
+            owner_tokens: owner_tokens.clone(),
         };
         checkpoint::write(&*storage, &chk_path, &checkpoint)?;
         let notify: Arc<Mutex<Option<Notify>>> = Arc::new(Mutex::new(None));
@@ -238,7 +238,7 @@ impl Core {
             flush_in_flight: false,
             flush_started_at: tip,
             checkpoint,
-            clean_tokens,
+            owner_tokens,
             dbs: BTreeMap::new(),
             next_dbid: 1,
             sessions: Default::default(),

@@ -192,10 +192,10 @@ pub struct DbHeader {
     pub last_copy: Option<BackupInfo>,
     /// Last differential backup (incremental without truncation).
     pub last_differential: Option<BackupInfo>,
-    /// A random token the instance that last wrote this header clean keeps in its checkpoint
-    /// file ([`crate::db::CleanTokens`]). A dirty header keeps the token of its last clean
-    /// write; 0 in a database never written clean, or written before tokens.
-    pub clean_token: u64,
+    /// A random token that the instance whose attach, create, detach or clean term wrote this
+    /// header last keeps in its checkpoint file ([`crate::db::OwnerTokens`]); soft recovery
+    /// keeps it as found. 0 in a header written before tokens.
+    pub owner_token: u64,
 }
 
 impl DbHeader {
@@ -214,7 +214,7 @@ impl DbHeader {
             last_incremental: None,
             last_copy: None,
             last_differential: None,
-            clean_token: 0,
+            owner_token: 0,
         }
     }
 
@@ -240,7 +240,7 @@ impl DbHeader {
         write_bkinfo(&mut b, 136, &self.last_incremental);
         write_bkinfo(&mut b, 168, &self.last_copy);
         write_bkinfo(&mut b, 200, &self.last_differential);
-        put_u64(&mut b, 232, self.clean_token);
+        put_u64(&mut b, 232, self.owner_token);
         let c = crc32c::crc32c(&b[4..]);
         put_u32(&mut b, 0, c);
         b
@@ -272,7 +272,7 @@ impl DbHeader {
             last_incremental: read_bkinfo(b, 136),
             last_copy: read_bkinfo(b, 168),
             last_differential: read_bkinfo(b, 200),
-            clean_token: get_u64(b, 232),
+            owner_token: get_u64(b, 232),
         })
     }
 

@@ -1,22 +1,22 @@
 //! The checkpoint file `<base>.chk`: where recovery starts and which databases were
 //! attached then. Two 32 KiB slots written alternately, each checksummed: a torn write
 //! destroys at most the slot being written, and the newer valid slot wins. After the attach
-//! list come the clean tokens (`crate::db::CleanTokens`); a checkpoint of the first layout
+//! list come the owner tokens (`crate::db::OwnerTokens`); a checkpoint of the first layout
 //! (`ESECHK01`) ends with the list and reads as holding none.
 
 use std::path::{Path, PathBuf};
 
 use super::format::{get_attach_list, AttachEntry, Cur};
-use crate::db::{CleanTokens, Signature};
+use crate::db::{OwnerTokens, Signature};
 use crate::io::{OpenMode, Storage};
 use crate::lsn::Lsn;
 use crate::page::{get_u32, put_u32};
 use crate::{Error, Result};
 
 const SLOT: usize = 32 * 1024;
-/// The layout with clean tokens after the attach list.
+/// The layout with owner tokens after the attach list.
 const MAGIC: &[u8; 8] = b"ESECHK02";
-/// The layout before clean tokens: the body ends with the attach list.
+/// The layout before owner tokens: the body ends with the attach list.
 const MAGIC_V1: &[u8; 8] = b"ESECHK01";
 
 /// The checkpoint's contents.
@@ -31,7 +31,7 @@ pub struct Checkpoint {
     /// The databases attached at `lsn`.
     pub attached: Vec<AttachEntry>,
     /// The clean headers this instance wrote.
-    pub clean_tokens: CleanTokens,
+    pub owner_tokens: OwnerTokens,
 }
 
 impl Checkpoint {
@@ -44,7 +44,7 @@ impl Checkpoint {
         w.extend_from_slice(&self.log_signature.time_ms.to_le_bytes());
         w.extend_from_slice(&self.lsn.0.to_le_bytes());
         w.extend_from_slice(&super::Record::AttachList(self.attached.clone()).payload());
-        let tokens = self.clean_tokens.entries();
+        let tokens = self.owner_tokens.entries();
         w.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
         for (db, token) in tokens {
             w.extend_from_slice(&db.random.to_le_bytes());
@@ -80,9 +80,9 @@ impl Checkpoint {
         };
         let lsn = Lsn(r.u64().ok()?);
         let attached = get_attach_list(&mut r).ok()?;
-        let clean_tokens = match with_tokens {
+        let owner_tokens = match with_tokens {
             true => decode_tokens(&mut r)?,
-            false => CleanTokens::default(),
+            false => OwnerTokens::default(),
         };
         if r.at != body.len() {
             return None;
@@ -92,13 +92,13 @@ impl Checkpoint {
             log_signature,
             lsn,
             attached,
-            clean_tokens,
+            owner_tokens,
         })
     }
 }
 
-/// The clean tokens after the attach list.
-fn decode_tokens(r: &mut Cur) -> Option<CleanTokens> {
+/// The owner tokens after the attach list.
+fn decode_tokens(r: &mut Cur) -> Option<OwnerTokens> {
     let n = r.u32().ok()? as usize;
     let mut entries = Vec::with_capacity(n.min(256));
     for _ in 0..n {
@@ -108,16 +108,16 @@ fn decode_tokens(r: &mut Cur) -> Option<CleanTokens> {
         };
         entries.push((db, r.u64().ok()?));
     }
-    Some(CleanTokens::from_entries(entries))
+    Some(OwnerTokens::from_entries(entries))
 }
 
-/// Whether a checkpoint with this attach list fits its slot beside the most clean tokens an
+/// Whether a checkpoint with this attach list fits its slot beside the most owner tokens an
 /// instance keeps. A checkpoint that cannot be written fails the flush that carries it, which
 /// makes the instance unavailable, so an attach past this is refused instead.
 pub fn attach_list_fits(attached: &[AttachEntry]) -> bool {
     let list = super::Record::AttachList(attached.to_vec()).payload().len();
     let fixed = 16 + 32 + 4;
-    fixed + list + 24 * CleanTokens::REMEMBERED <= SLOT
+    fixed + list + 24 * OwnerTokens::REMEMBERED <= SLOT
 }
 
 /// Reads the checkpoint: `Ok(None)` if there is no file, `CheckpointCorrupt` if neither
@@ -171,7 +171,7 @@ mod tests {
             log_signature: Signature::generate(),
             lsn: Lsn::new(1, 4096),
             attached: vec![],
-            clean_tokens: CleanTokens::default(),
+            owner_tokens: OwnerTokens::default(),
         };
         write(&s, p, &c).unwrap();
         c.seq = 2;
@@ -189,9 +189,9 @@ mod tests {
     }
 
     fn with_tokens() -> Checkpoint {
-        let mut tokens = CleanTokens::default();
-        tokens.issue(Signature::generate());
-        tokens.issue(Signature::generate());
+        let mut tokens = OwnerTokens::default();
+        tokens.issue(Signature::generate(), |_| false);
+        tokens.issue(Signature::generate(), |_| false);
         Checkpoint {
             seq: 7,
             log_signature: Signature::generate(),
@@ -201,12 +201,12 @@ mod tests {
                 signature: Signature::generate(),
                 path: PathBuf::from("/d/a.edb"),
             }],
-            clean_tokens: tokens,
+            owner_tokens: tokens,
         }
     }
 
     #[test]
-    fn an_attach_list_that_fits_leaves_room_for_every_clean_token() {
+    fn an_attach_list_that_fits_leaves_room_for_every_owner_token() {
         let entry = |i: u32| AttachEntry {
             dbid: i,
             signature: Signature::generate(),
@@ -219,8 +219,8 @@ mod tests {
         list.pop();
         let mut c = with_tokens();
         c.attached = list;
-        for _ in 0..CleanTokens::REMEMBERED {
-            c.clean_tokens.issue(Signature::generate());
+        for _ in 0..OwnerTokens::REMEMBERED {
+            c.owner_tokens.issue(Signature::generate(), |_| false);
         }
         assert!(c.encode().is_ok(), "{} entries", c.attached.len());
         c.attached.push(entry(9999));
@@ -228,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn clean_tokens_follow_the_attach_list() {
+    fn owner_tokens_follow_the_attach_list() {
         let c = with_tokens();
         assert_eq!(Checkpoint::decode(&c.encode().unwrap()), Some(c));
     }
@@ -239,7 +239,7 @@ mod tests {
         let mut b = c.encode().unwrap();
         // The first layout: its own magic, and the body ends with the attach list.
         let len = get_u32(&b, 12) as usize;
-        let old_len = len - 4 - 24 * c.clean_tokens.entries().len();
+        let old_len = len - 4 - 24 * c.owner_tokens.entries().len();
         b[16 + old_len..16 + len].fill(0);
         put_u32(&mut b, 12, old_len as u32);
         b[4..12].copy_from_slice(MAGIC_V1);
@@ -249,7 +249,7 @@ mod tests {
         };
         reseal(&mut b);
         let old = Checkpoint::decode(&b).unwrap();
-        assert_eq!(old.clean_tokens, CleanTokens::default());
+        assert_eq!(old.owner_tokens, OwnerTokens::default());
         assert_eq!(old.attached, c.attached);
         // The new layout's magic over a body without tokens, or bytes past the tokens: none.
         b[4..12].copy_from_slice(MAGIC);

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{Replay, ReplayStats, ReplayTarget, Resolve};
-use crate::db::{DbFile, DbHeader, Signature, STATE_CLEAN};
+use crate::db::{DbFile, DbHeader, STATE_CLEAN};
 use crate::io::{FileLock, OpenMode, Storage};
-use crate::log::checkpoint::{self, Checkpoint};
+use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
 use crate::log::{names, AttachEntry, LogHeader, Resume, LOG_HEADER_SIZE};
 use crate::lsn::{now_ms, Lsn};
@@ -199,8 +199,6 @@ pub fn recover(
         prev = Some(file.header.clone());
     }
     let (targets, stats) = replay.finish()?;
-    let signature = signature.ok_or(Error::LogFileCorrupt)?;
-    let mut cleaned = Vec::new();
     for t in targets {
         if t.created && !formatted(&t.file) {
             // The creation never committed its first pages: it was not acknowledged.
@@ -208,18 +206,16 @@ pub fn recover(
             storage.remove(&t.file.path)?;
             continue;
         }
-        cleaned.push(t);
-    }
-    let tokens = clean_tokens(storage, &chk_path, chk, signature, start, &cleaned)?;
-    for (t, token) in cleaned.into_iter().zip(tokens) {
+        // The owner token stays as found: the file may have been attached by another instance
+        // continuing this stream since this log named it (`OwnerTokens`).
         let mut h = t.header;
         h.state = STATE_CLEAN;
         h.consistent_lsn = end.0;
         h.gen_min_required = 0;
         h.gen_max_required = 0;
-        h.clean_token = token;
         t.file.write_header(&h)?;
     }
+    let signature = signature.ok_or(Error::LogFileCorrupt)?;
     let resume = reopen_tail(storage, params, &stream, prev.as_ref(), signature)?;
     tracing::info!(
         event_id = 301u32,
@@ -228,42 +224,6 @@ pub fn recover(
         "soft recovery done"
     );
     Ok(Some((resume, stats)))
-}
-
-/// The clean token of each database recovery is about to mark clean. One it found dirty gets
-/// a new token, written into the checkpoint first (same position and attach list, next
-/// sequence number: a crash before the headers replays exactly as before). One it found clean
-/// keeps the token it has: the file may be another instance's, moved here while this one was
-/// down (after a detach, a crash before the next checkpoint left it in the attach list), and
-/// this instance's token would make its next attach take it for its own.
-fn clean_tokens(
-    storage: &dyn Storage,
-    path: &Path,
-    chk: Option<Checkpoint>,
-    signature: Signature,
-    start: Lsn,
-    cleaned: &[ReplayTarget],
-) -> Result<Vec<u64>> {
-    if cleaned.iter().all(|t| t.header.is_clean()) {
-        return Ok(cleaned.iter().map(|t| t.header.clean_token).collect());
-    }
-    let mut c = chk.unwrap_or(Checkpoint {
-        seq: 0,
-        log_signature: signature,
-        lsn: start,
-        attached: Vec::new(),
-        clean_tokens: Default::default(),
-    });
-    c.seq += 1;
-    let tokens = cleaned
-        .iter()
-        .map(|t| match t.header.is_clean() {
-            true => t.header.clean_token,
-            false => c.clean_tokens.issue(t.header.db_signature),
-        })
-        .collect();
-    checkpoint::write(storage, path, &c)?;
-    Ok(tokens)
 }
 
 fn formatted(file: &DbFile) -> bool {

@@ -133,7 +133,7 @@ async fn header_update_is_replayed_after_a_dirty_restart() {
 /// An instance's own database keeps its backup records when it comes back: after a clean
 /// term, after a crash and the recovery that cleans it, and after a detach. Each time an
 /// incremental backup chains to the last backup; an attach that took it for another
-/// instance's (its clean token unknown) would clear them, and the incremental would be
+/// instance's (its owner token unknown) would clear them, and the incremental would be
 /// `MissingFullBackup` (-560).
 #[tokio::test]
 async fn an_instances_own_database_keeps_its_backup_records_across_restarts() {

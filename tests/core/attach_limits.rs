@@ -1,8 +1,10 @@
-//! How many databases one instance attaches: 128 (the clean tokens it remembers, one per
-//! database a clean term writes clean at once), and no more than its checkpoint file records.
-//! Each checkpoint slot (32 KiB) holds the attach list beside the clean tokens; a checkpoint
-//! that cannot be written would fail the next flush and make the instance unavailable. The
-//! attach past either is refused with `TooManyAttachedDatabases` (-1805) and nothing changes.
+//! Which databases one instance attaches, and how many. At most 128 (the owner tokens it
+//! remembers, one per database a clean term writes at once), and no more than its checkpoint
+//! file records: each checkpoint slot (32 KiB) holds the attach list beside the owner tokens,
+//! and a checkpoint that cannot be written would fail the next flush and make the instance
+//! unavailable. The attach past either is refused with `TooManyAttachedDatabases` (-1805).
+//! Two files of one database (a copy beside its original) would share its owner token: the
+//! second is refused with `DatabaseSignInUse` (-1222), as ESE does. Nothing is written then.
 
 use crate::support;
 
@@ -74,8 +76,8 @@ fn the_129th_database_is_refused_and_the_instance_stays_available() {
         .unwrap();
     for p in &created {
         let h = DbFile::open(&*storage, p).unwrap().1;
-        assert!(chk.clean_tokens.wrote(&h), "{} forgotten", p.display());
-        assert_ne!(h.clean_token, 0);
+        assert!(chk.owner_tokens.wrote(&h), "{} forgotten", p.display());
+        assert_ne!(h.owner_token, 0);
     }
 
     let mut core = Core::open(storage.clone(), params).unwrap();
@@ -105,5 +107,29 @@ fn long_paths_are_refused_once_the_checkpoint_could_not_record_them() {
         created.len()
     );
     core.checkpoint_now().unwrap();
+    core.term_clean().unwrap();
+}
+
+#[test]
+fn a_copy_of_an_attached_database_is_refused_beside_it() {
+    let (fs, storage) = fault_fs();
+    let dir = Path::new("/inst");
+    let params = small_params(dir);
+    let (core, _) = open_db(&storage, &params);
+    core.term_clean().unwrap();
+    let original = db_path(dir);
+    let copy = dir.join("copy.edb");
+    let bytes = fs.read_file(&original).unwrap();
+    fs.write_file_raw(&copy, &bytes);
+
+    let (mut core, _) = open_db(&storage, &params);
+    assert_eq!(
+        core.attach_database(&copy).unwrap_err().code(),
+        Error::DatabaseSignInUse.code()
+    );
+    assert_eq!(fs.read_file(&copy).unwrap(), bytes, "the copy was written");
+    // Alone, the copy attaches.
+    core.detach_database(&original).unwrap();
+    core.attach_database(&copy).unwrap();
     core.term_clean().unwrap();
 }

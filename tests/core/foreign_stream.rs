@@ -3,7 +3,7 @@
 //! of the stream that last wrote them, which may run far past the new instance's log; redo
 //! compares a page's position with a record's, so such a page would look newer than every
 //! change the new stream makes to it. Two instances continuing one stream (a copied instance
-//! directory) name it alike: the clean token an instance keeps for each header it wrote clean
+//! directory) name it alike: the owner token an instance keeps for each header it wrote clean
 //! tells its own databases from theirs.
 
 use crate::support;
@@ -86,8 +86,15 @@ fn run_far(core: &mut Core, tbl: ese::TableId) -> u32 {
 /// commits three rows durably and crashes before their pages reach the file: recovery must
 /// redo the commits, over pages that another instance's log stamped.
 fn commit_crash_and_check(storage: &StorageRef, dir: &Path, far_gen: u32) {
+    commit_crash_and_check_at(storage, dir, &db_path(dir), far_gen);
+}
+
+/// [`commit_crash_and_check`] with the database at `db`.
+fn commit_crash_and_check_at(storage: &StorageRef, dir: &Path, db: &Path, far_gen: u32) {
     let params_b = small_params(dir);
-    let (mut core, tbl) = open_db(storage, &params_b);
+    let mut core = Core::open(storage.clone(), params_b.clone()).unwrap();
+    let id = core.attach_database(db).unwrap();
+    let tbl = core.open_table(id, "t").unwrap();
     assert!(core.log().gen() < far_gen);
     let s = core.begin_session().unwrap();
     for i in [0, ROWS / 2, ROWS - 1] {
@@ -99,8 +106,8 @@ fn commit_crash_and_check(storage: &StorageRef, dir: &Path, far_gen: u32) {
     core.term_dirty();
 
     let mut core = Core::open(storage.clone(), params_b.clone()).unwrap();
-    let db = core.attach_database(&db_path(dir)).unwrap();
-    let tbl = core.open_table(db, "t").unwrap();
+    let id = core.attach_database(db).unwrap();
+    let tbl = core.open_table(id, "t").unwrap();
     let s = core.begin_session().unwrap();
     for i in 0..ROWS {
         let want: &[u8] = match i == 0 || i == ROWS / 2 || i == ROWS - 1 {
@@ -110,7 +117,7 @@ fn commit_crash_and_check(storage: &StorageRef, dir: &Path, far_gen: u32) {
         let got = core.get(s, tbl, &key(i)).unwrap();
         assert_eq!(got.as_deref(), Some(want), "row {i} after recovery");
     }
-    verify_all_pages(&mut core, db);
+    verify_all_pages(&mut core, id);
     core.term_clean().unwrap();
 }
 
@@ -171,7 +178,7 @@ fn a_failed_attach_from_a_longer_stream_leaves_the_database_to_be_stamped_again(
 
 /// Two instances that continue one log stream (here a copied instance directory) name it
 /// alike. A database one of them wrote clean after the copy still moves to the other as a
-/// database from another stream: the receiving instance does not hold the clean token its
+/// database from another stream: the receiving instance does not hold the owner token its
 /// header carries.
 #[test]
 fn commits_after_a_move_between_instances_continuing_one_stream_survive_a_crash() {
@@ -189,7 +196,7 @@ fn commits_after_a_move_between_instances_continuing_one_stream_survive_a_crash(
     let moved = DbFile::open(&*storage, &db_path(a.path())).unwrap().1;
     let copy = DbFile::open(&*storage, &db_path(b.path())).unwrap().1;
     assert_eq!(moved.log_signature, copy.log_signature, "one stream");
-    assert_ne!(moved.clean_token, copy.clean_token);
+    assert_ne!(moved.owner_token, copy.owner_token);
 
     storage.remove(&db_path(b.path())).unwrap();
     storage
@@ -198,7 +205,7 @@ fn commits_after_a_move_between_instances_continuing_one_stream_survive_a_crash(
     commit_crash_and_check(&storage, b.path(), a_gen);
 }
 
-/// Recovery leaves the clean token of a database it finds clean as it is, also one its
+/// Recovery leaves the owner token of a database it finds clean as it is, also one its
 /// checkpoint still lists: here instance A detached it and crashed before its next
 /// checkpoint, and meanwhile the file went to B (a copy of A's directory, so the same
 /// stream), took commits far along B's log and came back. With a token from A's recovery, A
@@ -229,12 +236,12 @@ fn a_database_that_came_back_clean_while_its_instance_was_down_is_stamped() {
 
     let core = Core::open(storage.clone(), params_a).unwrap();
     let after = DbFile::open(&*storage, &db_path(a.path())).unwrap().1;
-    assert_eq!(after.clean_token, from_b.clean_token, "B's token replaced");
+    assert_eq!(after.owner_token, from_b.owner_token, "B's token replaced");
     drop(core);
     commit_crash_and_check(&storage, a.path(), b_gen);
 }
 
-/// The clean tokens an instance keeps are its own databases' headers: coming back after a
+/// The owner tokens an instance keeps are its own databases' headers: coming back after a
 /// clean term, after a detach, and after a crash and the recovery that cleans the database,
 /// it is attached as it was, without a stamp (a stamp would rewrite every page and clear
 /// the backup records, making the next incremental backup `MissingFullBackup`).
@@ -265,7 +272,7 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
     );
     // After a detach.
     core.detach_database(&path).unwrap();
-    let token = DbFile::open(&*storage, &path).unwrap().1.clean_token;
+    let token = DbFile::open(&*storage, &path).unwrap().1.owner_token;
     assert_ne!(token, 0);
     core.attach_database(&path).unwrap();
     assert_eq!(
@@ -273,14 +280,14 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
         written,
         "stamped on attach"
     );
-    // After a crash and recovery.
+    let attached = DbFile::open(&*storage, &path).unwrap().1.owner_token;
+    assert_ne!(attached, token, "the attach writes a token of its own");
+    // After a crash and recovery, which keeps the attach's token.
     core.term_dirty();
     let core = Core::open(storage.clone(), params.clone()).unwrap();
-    let recovered = DbFile::open(&*storage, &path).unwrap().1.clean_token;
-    assert_ne!(
-        recovered, token,
-        "recovery writes the header clean with a new token"
-    );
+    let recovered = DbFile::open(&*storage, &path).unwrap().1;
+    assert!(recovered.is_clean());
+    assert_eq!(recovered.owner_token, attached);
     drop(core);
     let (core, _) = open_db(&storage, &params);
     assert_eq!(
@@ -289,6 +296,41 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
         "stamped on attach"
     );
     core.term_clean().unwrap();
+}
+
+/// A copy of an instance directory recovers the files its log names, which are the
+/// original's: here the original had attached its database again after the copy, run far
+/// ahead and crashed. The copy's recovery cleans the file, and its attach must still stamp
+/// it: the token the original's attach wrote is not the copy's.
+#[test]
+fn a_copy_that_recovered_the_originals_file_stamps_it_on_attach() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (fs, storage) = fault_fs();
+    let params_a = small_params(a.path());
+    let (mut core, tbl) = open_db(&storage, &params_a);
+    let s = core.begin_session().unwrap();
+    for i in 0..ROWS {
+        core.begin_transaction(s).unwrap();
+        core.put(s, tbl, &key(i), &[9; 200]).unwrap();
+        core.commit(s, Commit::Lazy).unwrap();
+    }
+    core.checkpoint_now().unwrap();
+    core.end_session(s);
+    core.term_dirty();
+    copy_dir(&fs, a.path(), b.path());
+
+    let (mut core, tbl) = open_db(&storage, &params_a);
+    let a_gen = run_far(&mut core, tbl);
+    core.term_dirty();
+
+    // B's recovery replays its copy of the log into A's file, which its log names.
+    let core = Core::open(storage.clone(), small_params(b.path())).unwrap();
+    assert!(DbFile::open(&*storage, &db_path(a.path()))
+        .unwrap()
+        .1
+        .is_clean());
+    drop(core);
+    commit_crash_and_check_at(&storage, b.path(), &db_path(a.path()), a_gen);
 }
 
 /// Each data page's log position, as on disk.
