@@ -137,7 +137,7 @@ pub fn checkpoint(path: &Path, out: Out) -> Result<(), Failure> {
         "generation": c.lsn.gen(),
         "log_signature": c.log_signature.to_hex(),
         "attached": c.attached.iter().map(|a| json!({ "dbid": a.dbid, "path": a.path, "signature": a.signature.to_hex() })).collect::<Vec<_>>(),
-        "owner_tokens": c.owner_tokens.entries().iter().map(|(db, t)| json!({ "db_signature": db.to_hex(), "token": format!("{t:016x}") })).collect::<Vec<_>>(),
+        "owner_tokens": c.owner_tokens.entries().iter().map(|h| json!({ "db_signature": h.db.to_hex(), "token": format!("{:016x}", h.token), "before": format!("{:016x}", h.before) })).collect::<Vec<_>>(),
     });
     print(out, &v);
     Ok(())

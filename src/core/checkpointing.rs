@@ -132,18 +132,20 @@ impl Core {
         });
     }
 
-    /// A new owner token for database `db`, kept in memory: the next checkpoint carries it.
-    pub(super) fn issue_owner_token(&mut self, db: Signature) -> u64 {
+    /// A new owner token for database `db`, whose header on disk carries this instance's
+    /// token `on_disk` (or 0), kept in memory: the next checkpoint carries it.
+    pub(super) fn issue_owner_token(&mut self, db: Signature, on_disk: u64) -> u64 {
         let attached: Vec<Signature> = self.dbs.values().map(|d| d.header.db_signature).collect();
-        self.owner_tokens.issue(db, |s| attached.contains(s))
+        self.owner_tokens
+            .issue(db, on_disk, |s| attached.contains(s))
     }
 
-    /// A new owner token for database `db`, in the checkpoint file when this returns (the
-    /// last checkpoint's position and attach list, the next sequence number, after any flush
-    /// in flight), so that the header written next may carry it.
-    pub(super) fn persist_owner_token(&mut self, db: Signature) -> Result<u64> {
+    /// [`Core::issue_owner_token`], in the checkpoint file when this returns (the last
+    /// checkpoint's position and attach list, the next sequence number, after any flush in
+    /// flight), so that the header written next may carry it.
+    pub(super) fn persist_owner_token(&mut self, db: Signature, on_disk: u64) -> Result<u64> {
         self.wait_flush()?;
-        let token = self.issue_owner_token(db);
+        let token = self.issue_owner_token(db, on_disk);
         let c = Checkpoint {
             seq: self.checkpoint.seq + 1,
             owner_tokens: self.owner_tokens.clone(),
@@ -195,14 +197,14 @@ impl Core {
         let at = self.log.append(&Record::Shutdown, true)?;
         self.log.wait_durable(at)?;
         // The tokens go into the checkpoint that flush writes, before any header holds them.
-        let dbs: Vec<(u32, Signature)> = self
+        let dbs: Vec<(u32, Signature, u64)> = self
             .dbs
             .iter()
-            .map(|(id, d)| (*id, d.header.db_signature))
+            .map(|(id, d)| (*id, d.header.db_signature, d.header.owner_token))
             .collect();
         let tokens: Vec<(u32, u64)> = dbs
             .into_iter()
-            .map(|(id, sig)| (id, self.issue_owner_token(sig)))
+            .map(|(id, sig, on_disk)| (id, self.issue_owner_token(sig, on_disk)))
             .collect();
         self.flush_all()?;
         let tip = self.log.tip();

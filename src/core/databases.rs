@@ -129,7 +129,7 @@ impl Core {
         let ps = self.params.page_bytes();
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
-        header.owner_token = self.persist_owner_token(header.db_signature)?;
+        header.owner_token = self.persist_owner_token(header.db_signature, 0)?;
         let dbid = self.log_attach(&path, &header, true)?;
         let (file, lock) = DbFile::create(&*self.storage, &path, &header)?;
         self.next_dbid += 1;
@@ -209,7 +209,10 @@ impl Core {
         }
         // The dirty header carries a token of this instance's own: a copy of the instance
         // that recovers this file later (its log names it) finds a token it does not hold.
-        header.owner_token = self.persist_owner_token(header.db_signature)?;
+        // The header on disk keeps its token if this instance's (the attach may fail before
+        // it writes); a moved one's never counts again.
+        let on_disk = if moved { 0 } else { header.owner_token };
+        header.owner_token = self.persist_owner_token(header.db_signature, on_disk)?;
         let dbid = self.log_attach(&path, &header, false)?;
         if moved {
             // Backups taken under another stream cannot be the base of an incremental here,
@@ -283,9 +286,12 @@ impl Core {
         }
         let at = self.log.append(&Record::Detach { dbid }, true)?;
         self.log.wait_durable(at)?;
-        let signature = self.header(DbId(dbid))?.db_signature;
+        let (signature, on_disk) = {
+            let h = self.header(DbId(dbid))?;
+            (h.db_signature, h.owner_token)
+        };
         // Into the checkpoint that flush writes, before the header holds it.
-        let token = self.issue_owner_token(signature);
+        let token = self.issue_owner_token(signature, on_disk);
         self.flush_all()?;
         let db = self.dbs.remove(&dbid).ok_or(Error::DatabaseNotFound)?;
         self.cache.remove_db(dbid);

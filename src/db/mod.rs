@@ -7,4 +7,4 @@ mod reach;
 
 pub use file::DbFile;
 pub use header::{BackupField, BackupInfo, DbHeader, Signature, Trailer, STATE_CLEAN, STATE_DIRTY};
-pub use owner_tokens::OwnerTokens;
+pub use owner_tokens::{Held, OwnerTokens};

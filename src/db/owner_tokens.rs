@@ -10,18 +10,33 @@
 //! carries it is written. Two copies of an instance part at the first of these either makes,
 //! whatever they did before. An attach takes a header as this instance's own only when its
 //! stream matches and the instance holds its token; anything else is stamped as a database
-//! from another stream. A crash between the two writes leaves a token the instance holds and
-//! a header written under an earlier one it also held (a dirty header is the attach's, whose
-//! token the instance keeps while the database is attached), so a crash never makes an own
-//! database look foreign. Soft recovery keeps each header's token as it finds it: a file its
-//! log names may have been attached by another instance since.
+//! from another stream.
+//!
+//! A header write may fail, or a crash interrupt it, after its token was kept: the header
+//! then still carries the token it had. So beside each database's newest token the instance
+//! holds the one its header carried when the newest was issued, and a crash or a failed write
+//! never makes an own database look foreign. Soft recovery keeps each header's token as it
+//! finds it: a file its log names may have been attached by another instance since.
 
 use super::{DbHeader, Signature};
 
-/// The owner tokens an instance wrote, oldest first: (database signature, token).
+/// One database's tokens: the newest this instance issued, and the one it replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The database's signature.
+    pub db: Signature,
+    /// The newest token.
+    pub token: u64,
+    /// The token the database's header carried when the newest was issued, if it was this
+    /// instance's (0: none). A header write that failed, or that a crash interrupted, leaves
+    /// the header under this one, and the file as it was then.
+    pub before: u64,
+}
+
+/// The owner tokens an instance wrote, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnerTokens {
-    entries: Vec<(Signature, u64)>,
+    entries: Vec<Held>,
 }
 
 impl OwnerTokens {
@@ -29,12 +44,12 @@ impl OwnerTokens {
     /// A database that comes back after more than this many others were written is stamped
     /// again, which costs one rewrite and its backup records (the next incremental is
     /// `MissingFullBackup`). It is also the most databases an instance attaches, so that an
-    /// attached database's token is never forgotten. 128 entries take 3 KiB of the
+    /// attached database's token is never forgotten. 128 entries take 4 KiB of the
     /// checkpoint's 32 KiB slot.
     pub const REMEMBERED: usize = 128;
 
     /// Tokens as stored, oldest first.
-    pub fn from_entries(mut entries: Vec<(Signature, u64)>) -> OwnerTokens {
+    pub fn from_entries(mut entries: Vec<Held>) -> OwnerTokens {
         if entries.len() > Self::REMEMBERED {
             entries.drain(..entries.len() - Self::REMEMBERED);
         }
@@ -42,37 +57,48 @@ impl OwnerTokens {
     }
 
     /// The stored entries, oldest first.
-    pub fn entries(&self) -> &[(Signature, u64)] {
+    pub fn entries(&self) -> &[Held] {
         &self.entries
     }
 
-    /// A new token for the next header of database `db`, remembered in place of its previous
-    /// one. When full, the oldest token of a database `attached` does not name is forgotten.
-    /// Never 0, which marks a header written before tokens.
-    pub fn issue(&mut self, db: Signature, attached: impl Fn(&Signature) -> bool) -> u64 {
+    /// A new token for the next header of database `db`, whose header on disk carries
+    /// `on_disk` (0 when it is not this instance's), which stays held: the header write may
+    /// fail, or a crash interrupt it, and leave the header as it was. When full, the oldest
+    /// database `attached` does not name is forgotten. Never 0, which marks a header written
+    /// before tokens.
+    pub fn issue(
+        &mut self,
+        db: Signature,
+        on_disk: u64,
+        attached: impl Fn(&Signature) -> bool,
+    ) -> u64 {
         let token = loop {
             let t = Signature::generate().random;
             if t != 0 {
                 break t;
             }
         };
-        self.entries.retain(|(s, _)| *s != db);
+        self.entries.retain(|h| h.db != db);
         if self.entries.len() >= Self::REMEMBERED {
-            let oldest = self.entries.iter().position(|(s, _)| !attached(s));
+            let oldest = self.entries.iter().position(|h| !attached(&h.db));
             self.entries.remove(oldest.unwrap_or(0));
         }
-        self.entries.push((db, token));
+        self.entries.push(Held {
+            db,
+            token,
+            before: on_disk,
+        });
         token
     }
 
-    /// Whether this instance wrote `h` last. A header from before tokens (token 0) is taken
-    /// on its stream alone, as it was then.
+    /// Whether `h` is this instance's: its token is the newest this instance issued for the
+    /// database, or the one its header carried then (a header write that did not happen). A header from
+    /// before tokens (token 0) is taken on its stream alone, as it was then.
     pub fn wrote(&self, h: &DbHeader) -> bool {
         h.owner_token == 0
-            || self
-                .entries
-                .iter()
-                .any(|(s, t)| *s == h.db_signature && *t == h.owner_token)
+            || self.entries.iter().any(|e| {
+                e.db == h.db_signature && (e.token == h.owner_token || e.before == h.owner_token)
+            })
     }
 }
 
@@ -92,19 +118,23 @@ mod tests {
     }
 
     #[test]
-    fn only_the_latest_token_of_a_database_is_its_own() {
+    fn the_newest_token_of_a_database_and_the_one_on_disk_are_its_own() {
         let mut t = OwnerTokens::default();
         let db = Signature::generate();
-        let first = t.issue(db, none);
+        let first = t.issue(db, 0, none);
         assert!(t.wrote(&header(db, first)));
-        let second = t.issue(db, none);
-        assert_ne!(first, second);
-        assert!(t.wrote(&header(db, second)));
-        assert!(
-            !t.wrote(&header(db, first)),
-            "a replaced token is another's"
-        );
-        assert!(!t.wrote(&header(Signature::generate(), second)));
+        // Header writes that fail, twice: the header keeps the first token.
+        let second = t.issue(db, first, none);
+        let third = t.issue(db, first, none);
+        assert_ne!(second, third);
+        assert!(t.wrote(&header(db, first)), "the header on disk");
+        assert!(t.wrote(&header(db, third)));
+        assert!(!t.wrote(&header(db, second)), "a token no header carries");
+        // The third was written: the first is another's from now on.
+        let fourth = t.issue(db, third, none);
+        assert!(t.wrote(&header(db, fourth)) && t.wrote(&header(db, third)));
+        assert!(!t.wrote(&header(db, first)));
+        assert!(!t.wrote(&header(Signature::generate(), fourth)));
         assert!(t.wrote(&header(db, 0)), "a header from before tokens");
         assert_eq!(t.entries().len(), 1);
     }
@@ -114,16 +144,16 @@ mod tests {
         let mut t = OwnerTokens::default();
         let n = OwnerTokens::REMEMBERED;
         let dbs: Vec<Signature> = (0..=n + 1).map(|_| Signature::generate()).collect();
-        let tokens: Vec<u64> = dbs.iter().map(|d| t.issue(*d, none)).take(n).collect();
+        let tokens: Vec<u64> = dbs.iter().map(|d| t.issue(*d, 0, none)).take(n).collect();
         // The oldest is attached: the next oldest goes.
         let attached = |s: &Signature| *s == dbs[0];
-        let last = t.issue(dbs[n], attached);
+        let last = t.issue(dbs[n], 0, attached);
         assert_eq!(t.entries().len(), n);
         assert!(t.wrote(&header(dbs[0], tokens[0])));
         assert!(!t.wrote(&header(dbs[1], tokens[1])));
         assert!(t.wrote(&header(dbs[n], last)));
         // Nothing attached: the oldest goes.
-        t.issue(dbs[n + 1], none);
+        t.issue(dbs[n + 1], 0, none);
         assert!(!t.wrote(&header(dbs[0], tokens[0])));
         let stored = OwnerTokens::from_entries(t.entries().to_vec());
         assert_eq!(stored, t);

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::format::{get_attach_list, AttachEntry, Cur};
-use crate::db::{OwnerTokens, Signature};
+use crate::db::{Held, OwnerTokens, Signature};
 use crate::io::{OpenMode, Storage};
 use crate::lsn::Lsn;
 use crate::page::{get_u32, put_u32};
@@ -16,6 +16,8 @@ use crate::{Error, Result};
 const SLOT: usize = 32 * 1024;
 /// The layout with owner tokens after the attach list.
 const MAGIC: &[u8; 8] = b"ESECHK02";
+/// One token entry: database signature, newest token, the one before.
+const HELD_BYTES: usize = 32;
 /// The layout before owner tokens: the body ends with the attach list.
 const MAGIC_V1: &[u8; 8] = b"ESECHK01";
 
@@ -46,10 +48,11 @@ impl Checkpoint {
         w.extend_from_slice(&super::Record::AttachList(self.attached.clone()).payload());
         let tokens = self.owner_tokens.entries();
         w.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
-        for (db, token) in tokens {
-            w.extend_from_slice(&db.random.to_le_bytes());
-            w.extend_from_slice(&db.time_ms.to_le_bytes());
-            w.extend_from_slice(&token.to_le_bytes());
+        for h in tokens {
+            w.extend_from_slice(&h.db.random.to_le_bytes());
+            w.extend_from_slice(&h.db.time_ms.to_le_bytes());
+            w.extend_from_slice(&h.token.to_le_bytes());
+            w.extend_from_slice(&h.before.to_le_bytes());
         }
         if 16 + w.len() > SLOT {
             return Err(Error::InvalidParameter);
@@ -106,7 +109,11 @@ fn decode_tokens(r: &mut Cur) -> Option<OwnerTokens> {
             random: r.u64().ok()?,
             time_ms: r.u64().ok()?,
         };
-        entries.push((db, r.u64().ok()?));
+        entries.push(Held {
+            db,
+            token: r.u64().ok()?,
+            before: r.u64().ok()?,
+        });
     }
     Some(OwnerTokens::from_entries(entries))
 }
@@ -117,7 +124,7 @@ fn decode_tokens(r: &mut Cur) -> Option<OwnerTokens> {
 pub fn attach_list_fits(attached: &[AttachEntry]) -> bool {
     let list = super::Record::AttachList(attached.to_vec()).payload().len();
     let fixed = 16 + 32 + 4;
-    fixed + list + 24 * OwnerTokens::REMEMBERED <= SLOT
+    fixed + list + HELD_BYTES * OwnerTokens::REMEMBERED <= SLOT
 }
 
 /// Reads the checkpoint: `Ok(None)` if there is no file, `CheckpointCorrupt` if neither
@@ -190,8 +197,8 @@ mod tests {
 
     fn with_tokens() -> Checkpoint {
         let mut tokens = OwnerTokens::default();
-        tokens.issue(Signature::generate(), |_| false);
-        tokens.issue(Signature::generate(), |_| false);
+        tokens.issue(Signature::generate(), 0, |_| false);
+        tokens.issue(Signature::generate(), 0, |_| false);
         Checkpoint {
             seq: 7,
             log_signature: Signature::generate(),
@@ -220,7 +227,7 @@ mod tests {
         let mut c = with_tokens();
         c.attached = list;
         for _ in 0..OwnerTokens::REMEMBERED {
-            c.owner_tokens.issue(Signature::generate(), |_| false);
+            c.owner_tokens.issue(Signature::generate(), 0, |_| false);
         }
         assert!(c.encode().is_ok(), "{} entries", c.attached.len());
         c.attached.push(entry(9999));
@@ -239,7 +246,7 @@ mod tests {
         let mut b = c.encode().unwrap();
         // The first layout: its own magic, and the body ends with the attach list.
         let len = get_u32(&b, 12) as usize;
-        let old_len = len - 4 - 24 * c.owner_tokens.entries().len();
+        let old_len = len - 4 - HELD_BYTES * c.owner_tokens.entries().len();
         b[16 + old_len..16 + len].fill(0);
         put_u32(&mut b, 12, old_len as u32);
         b[4..12].copy_from_slice(MAGIC_V1);

@@ -298,6 +298,52 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
     core.term_clean().unwrap();
 }
 
+/// An attach whose header write fails after its token reached the checkpoint (here the
+/// write fails, twice; a crash there leaves the same files) leaves the header under the
+/// token it had, as does a detach whose clean header write fails. That token is still the
+/// instance's: after a crash and recovery the database is attached as its own, unstamped.
+#[test]
+fn header_writes_that_failed_after_their_token_was_kept_leave_the_database_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, storage) = fault_fs();
+    let params = small_params(dir.path());
+    let path = db_path(dir.path());
+    let fail_next_write = || {
+        fs.arm(ese::io::Fault::FailWrite {
+            nth: 1,
+            path_contains: Some(path.display().to_string()),
+        })
+    };
+    let (mut core, _) = open_db(&storage, &params);
+    core.detach_database(&path).unwrap();
+    let written = page_positions(&storage, &path);
+    for _ in 0..2 {
+        fail_next_write();
+        assert!(core.attach_database(&path).is_err());
+        fs.disarm_all();
+    }
+    core.term_dirty();
+    let (mut core, _) = open_db(&storage, &params);
+    assert_eq!(
+        page_positions(&storage, &path),
+        written,
+        "stamped on attach"
+    );
+
+    // The detach's clean header write fails: the attach's dirty header stays.
+    fail_next_write();
+    assert!(core.detach_database(&path).is_err());
+    fs.disarm_all();
+    core.term_dirty();
+    let (core, _) = open_db(&storage, &params);
+    assert_eq!(
+        page_positions(&storage, &path),
+        written,
+        "stamped on attach"
+    );
+    core.term_clean().unwrap();
+}
+
 /// A copy of an instance directory recovers the files its log names, which are the
 /// original's: here the original had attached its database again after the copy, run far
 /// ahead and crashed. The copy's recovery cleans the file, and its attach must still stamp
