@@ -195,17 +195,7 @@ impl Core {
         let moved =
             header.log_signature != self.log.signature() || !self.owner_tokens.wrote(&header);
         if moved {
-            // Until the header names this stream it names none: an attach that fails past
-            // here, or a crash, leaves pages stamped with this stream's positions under a
-            // header that makes any next attach, by any instance, stamp them again.
-            if header.log_signature != Signature::NONE {
-                let mut h = header.clone();
-                h.log_signature = Signature::NONE;
-                file.write_header(&h)?;
-            }
-            let tip = self.log.tip().0;
-            let r = restamp_pages(&file, meta.last_page, tip)?;
-            tracing::info!(path = %path.display(), pages = r.stamped, damaged = r.damaged, "database from another log stream: its pages' log positions set to this stream's tip");
+            self.stamp_moved(&path, &file, &header, meta.last_page)?;
         }
         // The dirty header carries a token of this instance's own: a copy of the instance
         // that recovers this file later (its log names it) finds a token it does not hold.
@@ -245,6 +235,21 @@ impl Core {
         }
         self.refresh_preamble();
         Ok(DbId(dbid))
+    }
+
+    /// Stamps every page of a database that is not this instance's with this stream's tip.
+    fn stamp_moved(&self, path: &Path, file: &DbFile, header: &DbHeader, last: u32) -> Result<()> {
+        // Until the header names this stream it names none: an attach that fails past here,
+        // or a crash, leaves pages stamped with this stream's positions under a header that
+        // makes any next attach, by any instance, stamp them again.
+        if header.log_signature != Signature::NONE {
+            let mut h = header.clone();
+            h.log_signature = Signature::NONE;
+            file.write_header(&h)?;
+        }
+        let r = restamp_pages(file, last, self.log.tip().0)?;
+        tracing::info!(path = %path.display(), pages = r.stamped, damaged = r.damaged, "database from another log stream or instance: its pages' log positions set to this stream's tip");
+        Ok(())
     }
 
     fn load_catalog(&mut self, dbid: u32) -> Result<()> {

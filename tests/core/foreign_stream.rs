@@ -67,16 +67,10 @@ fn move_then_crash(leave: Leave) {
 /// Instance A writes every row several times over, checkpointing, so that its pages go to
 /// disk stamped with positions in a late generation of its log; returns that generation.
 fn run_far(core: &mut Core, tbl: ese::TableId) -> u32 {
-    let s = core.begin_session().unwrap();
     for round in 0..4u8 {
-        for i in 0..ROWS {
-            core.begin_transaction(s).unwrap();
-            core.put(s, tbl, &key(i), &[round; 200]).unwrap();
-            core.commit(s, Commit::Lazy).unwrap();
-        }
+        put_every_row(core, tbl, round);
         core.checkpoint_now().unwrap();
     }
-    core.end_session(s);
     let gen = core.log().gen();
     assert!(gen >= 4, "the log reached generation {gen} only");
     gen
@@ -252,34 +246,20 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
     let params = small_params(dir.path());
     let path = db_path(dir.path());
     let (mut core, tbl) = open_db(&storage, &params);
-    let s = core.begin_session().unwrap();
-    for i in 0..ROWS {
-        core.begin_transaction(s).unwrap();
-        core.put(s, tbl, &key(i), &[1; 200]).unwrap();
-        core.commit(s, Commit::Lazy).unwrap();
-    }
-    core.end_session(s);
+    put_every_row(&mut core, tbl, 1);
     core.term_clean().unwrap();
     let written = page_positions(&storage, &path);
 
     // After a clean term.
     let (mut core, _) = open_db(&storage, &params);
     assert!(core.log().tip().0 > written.iter().copied().max().unwrap());
-    assert_eq!(
-        page_positions(&storage, &path),
-        written,
-        "stamped on attach"
-    );
+    assert_unstamped(&storage, &path, &written);
     // After a detach.
     core.detach_database(&path).unwrap();
     let token = DbFile::open(&*storage, &path).unwrap().1.owner_token;
     assert_ne!(token, 0);
     core.attach_database(&path).unwrap();
-    assert_eq!(
-        page_positions(&storage, &path),
-        written,
-        "stamped on attach"
-    );
+    assert_unstamped(&storage, &path, &written);
     let attached = DbFile::open(&*storage, &path).unwrap().1.owner_token;
     assert_ne!(attached, token, "the attach writes a token of its own");
     // After a crash and recovery, which keeps the attach's token.
@@ -290,11 +270,7 @@ fn an_instance_attaches_its_own_clean_database_without_stamping_it() {
     assert_eq!(recovered.owner_token, attached);
     drop(core);
     let (core, _) = open_db(&storage, &params);
-    assert_eq!(
-        page_positions(&storage, &path),
-        written,
-        "stamped on attach"
-    );
+    assert_unstamped(&storage, &path, &written);
     core.term_clean().unwrap();
 }
 
@@ -324,11 +300,7 @@ fn header_writes_that_failed_after_their_token_was_kept_leave_the_database_its_o
     }
     core.term_dirty();
     let (mut core, _) = open_db(&storage, &params);
-    assert_eq!(
-        page_positions(&storage, &path),
-        written,
-        "stamped on attach"
-    );
+    assert_unstamped(&storage, &path, &written);
 
     // The detach's clean header write fails: the attach's dirty header stays.
     fail_next_write();
@@ -336,11 +308,7 @@ fn header_writes_that_failed_after_their_token_was_kept_leave_the_database_its_o
     fs.disarm_all();
     core.term_dirty();
     let (core, _) = open_db(&storage, &params);
-    assert_eq!(
-        page_positions(&storage, &path),
-        written,
-        "stamped on attach"
-    );
+    assert_unstamped(&storage, &path, &written);
     core.term_clean().unwrap();
 }
 
@@ -354,14 +322,8 @@ fn a_copy_that_recovered_the_originals_file_stamps_it_on_attach() {
     let (fs, storage) = fault_fs();
     let params_a = small_params(a.path());
     let (mut core, tbl) = open_db(&storage, &params_a);
-    let s = core.begin_session().unwrap();
-    for i in 0..ROWS {
-        core.begin_transaction(s).unwrap();
-        core.put(s, tbl, &key(i), &[9; 200]).unwrap();
-        core.commit(s, Commit::Lazy).unwrap();
-    }
+    put_every_row(&mut core, tbl, 9);
     core.checkpoint_now().unwrap();
-    core.end_session(s);
     core.term_dirty();
     copy_dir(&fs, a.path(), b.path());
 
@@ -377,6 +339,22 @@ fn a_copy_that_recovered_the_originals_file_stamps_it_on_attach() {
         .is_clean());
     drop(core);
     commit_crash_and_check_at(&storage, b.path(), &db_path(a.path()), a_gen);
+}
+
+/// Every row, each in a lazy transaction of its own, its value 200 bytes of `v`.
+fn put_every_row(core: &mut Core, tbl: ese::TableId, v: u8) {
+    let s = core.begin_session().unwrap();
+    for i in 0..ROWS {
+        core.begin_transaction(s).unwrap();
+        core.put(s, tbl, &key(i), &[v; 200]).unwrap();
+        core.commit(s, Commit::Lazy).unwrap();
+    }
+    core.end_session(s);
+}
+
+/// The database's pages are where they were: an attach did not stamp them.
+fn assert_unstamped(storage: &StorageRef, path: &Path, written: &[u64]) {
+    assert_eq!(page_positions(storage, path), written, "stamped on attach");
 }
 
 /// Each data page's log position, as on disk.
