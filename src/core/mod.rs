@@ -151,8 +151,8 @@ pub struct Core {
     flush_in_flight: bool,
     flush_started_at: Lsn,
     checkpoint: Checkpoint,
-    /// The clean headers this instance wrote: each new checkpoint carries them, and one that
-    /// carries a new token is written before the header that holds it.
+    /// The owner tokens this instance issued: every checkpoint carries them, and the one that
+    /// first carries a token is written before the header that holds it.
     owner_tokens: crate::db::OwnerTokens,
     dbs: BTreeMap<u32, Database>,
     next_dbid: u32,

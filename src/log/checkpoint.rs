@@ -32,7 +32,7 @@ pub struct Checkpoint {
     pub lsn: Lsn,
     /// The databases attached at `lsn`.
     pub attached: Vec<AttachEntry>,
-    /// The clean headers this instance wrote.
+    /// The owner tokens of the database headers this instance wrote.
     pub owner_tokens: OwnerTokens,
 }
 
