@@ -20,7 +20,8 @@
 
 use super::{DbHeader, Signature};
 
-/// One database's tokens: the newest this instance issued, and the one it replaced.
+/// One database's tokens: the newest this instance issued, and the one its header carried
+/// then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Held {
     /// The database's signature.
@@ -92,8 +93,8 @@ impl OwnerTokens {
     }
 
     /// Whether `h` is this instance's: its token is the newest this instance issued for the
-    /// database, or the one its header carried then (a header write that did not happen). A header from
-    /// before tokens (token 0) is taken on its stream alone, as it was then.
+    /// database, or the one its header carried then (a header write that did not happen). A
+    /// header from before tokens (token 0) is taken on its stream alone, as it was then.
     pub fn wrote(&self, h: &DbHeader) -> bool {
         h.owner_token == 0
             || self.entries.iter().any(|e| {

@@ -16,8 +16,6 @@ use crate::{Error, Result};
 const SLOT: usize = 32 * 1024;
 /// The layout with owner tokens after the attach list.
 const MAGIC: &[u8; 8] = b"ESECHK02";
-/// One token entry: database signature, newest token, the one before.
-const HELD_BYTES: usize = 32;
 /// The layout before owner tokens: the body ends with the attach list.
 const MAGIC_V1: &[u8; 8] = b"ESECHK01";
 
@@ -122,9 +120,20 @@ fn decode_tokens(r: &mut Cur) -> Option<OwnerTokens> {
 /// instance keeps. A checkpoint that cannot be written fails the flush that carries it, which
 /// makes the instance unavailable, so an attach past this is refused instead.
 pub fn attach_list_fits(attached: &[AttachEntry]) -> bool {
-    let list = super::Record::AttachList(attached.to_vec()).payload().len();
-    let fixed = 16 + 32 + 4;
-    fixed + list + HELD_BYTES * OwnerTokens::REMEMBERED <= SLOT
+    let most = Held {
+        db: Signature::NONE,
+        token: 0,
+        before: 0,
+    };
+    Checkpoint {
+        seq: 0,
+        log_signature: Signature::NONE,
+        lsn: Lsn(0),
+        attached: attached.to_vec(),
+        owner_tokens: OwnerTokens::from_entries(vec![most; OwnerTokens::REMEMBERED]),
+    }
+    .encode()
+    .is_ok()
 }
 
 /// Reads the checkpoint: `Ok(None)` if there is no file, `CheckpointCorrupt` if neither
@@ -246,7 +255,8 @@ mod tests {
         let mut b = c.encode().unwrap();
         // The first layout: its own magic, and the body ends with the attach list.
         let len = get_u32(&b, 12) as usize;
-        let old_len = len - 4 - HELD_BYTES * c.owner_tokens.entries().len();
+        // 32 bytes a token entry: signature, newest token, the one before.
+        let old_len = len - 4 - 32 * c.owner_tokens.entries().len();
         b[16 + old_len..16 + len].fill(0);
         put_u32(&mut b, 12, old_len as u32);
         b[4..12].copy_from_slice(MAGIC_V1);

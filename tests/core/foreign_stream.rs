@@ -295,7 +295,7 @@ fn header_writes_that_failed_after_their_token_was_kept_leave_the_database_its_o
     let written = page_positions(&storage, &path);
     for _ in 0..2 {
         fail_next_write();
-        assert!(core.attach_database(&path).is_err());
+        assert_eq!(core.attach_database(&path).unwrap_err().code(), -1022);
         fs.disarm_all();
     }
     core.term_dirty();
@@ -304,7 +304,7 @@ fn header_writes_that_failed_after_their_token_was_kept_leave_the_database_its_o
 
     // The detach's clean header write fails: the attach's dirty header stays.
     fail_next_write();
-    assert!(core.detach_database(&path).is_err());
+    assert_eq!(core.detach_database(&path).unwrap_err().code(), -1022);
     fs.disarm_all();
     core.term_dirty();
     let (core, _) = open_db(&storage, &params);
