@@ -53,12 +53,13 @@ pub struct ReplayTarget {
 
 /// Decides which file, if any, a database named by the log is replayed into.
 pub trait Resolve {
-    /// `Ok(None)` skips the database.
+    /// `Ok(None)` skips the database. `stream` is the signature of the log being replayed.
     fn resolve(
         &mut self,
         entry: &AttachEntry,
         created: bool,
         page_size: u32,
+        stream: &Signature,
     ) -> Result<Option<ReplayTarget>>;
 }
 
@@ -129,10 +130,11 @@ impl<R: Resolve> Replay<R> {
         }
     }
 
-    /// Makes a database known before the first record (from a checkpoint's attach list).
-    pub fn know(&mut self, entry: &AttachEntry, page_size: u32) -> Result<()> {
+    /// Makes a database known before the first record (from a checkpoint's attach list, of
+    /// the log stream `stream`).
+    pub fn know(&mut self, entry: &AttachEntry, page_size: u32, stream: &Signature) -> Result<()> {
         if !self.dbs.contains_key(&entry.dbid) {
-            let t = self.resolver.resolve(entry, false, page_size)?;
+            let t = self.resolver.resolve(entry, false, page_size, stream)?;
             self.dbs.insert(entry.dbid, t);
         }
         Ok(())
@@ -151,12 +153,12 @@ impl<R: Resolve> Replay<R> {
                 page_size,
             } => {
                 self.flush_db(entry.dbid)?;
-                let t = self.resolver.resolve(entry, *created, *page_size)?;
+                let t = self.resolver.resolve(entry, *created, *page_size, stream)?;
                 self.dbs.insert(entry.dbid, t);
             }
             Record::AttachList(list) => {
                 for e in list {
-                    self.know(e, page_size)?;
+                    self.know(e, page_size, stream)?;
                 }
             }
             Record::Detach { dbid } => {
@@ -374,7 +376,7 @@ mod tests {
             stream: &Signature,
         ) -> Result<(Vec<ReplayTarget>, ReplayStats)> {
             let mut replay = Replay::new(self.resolver(), stop);
-            replay.know(&self.entry, PS)?;
+            replay.know(&self.entry, PS, stream)?;
             for f in records {
                 replay.apply(f, PS, stream)?;
             }
@@ -405,6 +407,7 @@ mod tests {
             _entry: &AttachEntry,
             _created: bool,
             _page_size: u32,
+            _stream: &Signature,
         ) -> Result<Option<ReplayTarget>> {
             let (file, header) = DbFile::open(self.storage, self.path)?;
             Ok(Some(ReplayTarget {
@@ -738,7 +741,7 @@ mod tests {
         log.commit(1);
         log.push(Record::Detach { dbid: DB });
         let mut replay = Replay::new(f.resolver(), None);
-        replay.know(&f.entry, PS).unwrap();
+        replay.know(&f.entry, PS, &f.stream).unwrap();
         for r in &log.records[..2] {
             replay.apply(r, PS, &f.stream).unwrap();
         }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{Replay, ReplayStats, ReplayTarget, Resolve};
-use crate::db::{DbFile, DbHeader, STATE_CLEAN};
+use crate::db::{DbFile, DbHeader, Signature, STATE_CLEAN};
 use crate::io::{FileLock, OpenMode, Storage};
 use crate::log::checkpoint;
 use crate::log::reader::{self, LogFile, Tail};
@@ -34,13 +34,16 @@ impl Resolve for InPlace<'_> {
         entry: &AttachEntry,
         created: bool,
         page_size: u32,
+        stream: &Signature,
     ) -> Result<Option<ReplayTarget>> {
         if !self.storage.exists(&entry.path) {
             if !created {
                 tracing::warn!(path = %entry.path.display(), "attached database missing during recovery; skipped");
                 return Ok(None);
             }
-            let mut header = DbHeader::new(page_size, crate::db::Signature::default());
+            // Every page it will hold comes from this log, so it names this log's stream,
+            // as the creation would have written it.
+            let mut header = DbHeader::new(page_size, *stream);
             header.db_signature = entry.signature;
             let (file, lock) = DbFile::create(self.storage, &entry.path, &header)?;
             self.locks.insert(entry.path.clone(), lock);
@@ -57,6 +60,16 @@ impl Resolve for InPlace<'_> {
         let (file, header) = DbFile::open(self.storage, &entry.path)?;
         if header.db_signature != entry.signature {
             tracing::warn!(path = %entry.path.display(), "database signature differs from the log's; skipped");
+            return Ok(None);
+        }
+        // A header naming another log stream, or none, holds another history: a restored
+        // copy put back in place of a lost file, a file another instance wrote last, one whose
+        // attach was stamping it when the instance stopped. This log's records do not build on
+        // its pages (a change whose pages lie on both sides of the checkpoint would come back
+        // on one side only), so it is left as found, and the attach that follows stamps it as
+        // a database from another stream.
+        if header.log_signature != *stream {
+            tracing::warn!(path = %entry.path.display(), "database names another log stream (a restored or moved copy); recovery leaves it as found");
             return Ok(None);
         }
         Ok(Some(ReplayTarget {
@@ -163,7 +176,7 @@ pub fn recover(
     let mut signature = chk.as_ref().map(|c| c.log_signature);
     if let Some(c) = &chk {
         for e in &c.attached {
-            replay.know(e, page_size)?;
+            replay.know(e, page_size, &c.log_signature)?;
         }
     }
     let mut prev: Option<LogHeader> = None;

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::db::{DbFile, Signature, STATE_CLEAN};
 use crate::io::{OpenMode, Storage};
 use crate::log::reader::{self, LogFile, Tail};
-use crate::log::{names, AttachEntry, Framed, Record};
+use crate::log::{names, AttachEntry, Framed, LogHeader, Record};
 use crate::lsn::Lsn;
 use crate::recovery::{Replay, ReplayStop, ReplayTarget, Resolve};
 use crate::{Error, Result};
@@ -215,8 +215,12 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
 }
 
 /// Logs after the backup's last one, in the restore's log directory: archived generations,
-/// then `<base>.log`, while each continues the previous one. A log of another stream ends the
-/// search (ESE's warning +558); a damaged one is `LogCorruptDuringHardRestore`.
+/// then `<base>.log`, while each continues the previous one. A log of another stream, or one
+/// that does not link to the previous file, ends the search (ESE's warnings +558, +559). A
+/// damaged one, or an archived one with no end record (a roll always writes one; only
+/// `<base>.log` may end open), is `LogCorruptDuringHardRestore` (-573). A generation missing
+/// while a later one of the same stream is there is `MissingCurrentLogFiles` (-565), as ESE
+/// answers: replaying up to the gap would drop commits that are on disk, with only a warning.
 fn later_logs(
     storage: &dyn Storage,
     spec: &RestoreSpec,
@@ -230,11 +234,12 @@ fn later_logs(
         let gen = prev.gen + 1;
         let archived = names::archived(&spec.log_dir, &spec.base_name, gen);
         let current = names::current(&spec.log_dir, &spec.base_name);
-        let path = if storage.exists(&archived) {
-            archived
+        let (path, is_current) = if storage.exists(&archived) {
+            (archived, false)
         } else if storage.exists(&current) {
-            current
+            (current, true)
         } else {
+            refuse_gap(storage, spec, &prev, None)?;
             return Ok(out);
         };
         let f = match reader::read_file(storage, &path) {
@@ -242,6 +247,9 @@ fn later_logs(
             Err(Error::LogFileCorrupt) => return Err(Error::LogCorruptDuringHardRestore),
             Err(e) => return Err(e),
         };
+        if is_current && f.header.signature == prev.signature && f.header.gen > gen {
+            refuse_gap(storage, spec, &prev, Some(f.header.gen))?;
+        }
         if f.header.signature != prev.signature
             || f.header.gen != gen
             || f.header.prev_created_ms != prev.created_ms
@@ -250,11 +258,48 @@ fn later_logs(
             return Ok(out);
         }
         let open = f.tail != Tail::Complete;
+        if open && !is_current {
+            return Err(Error::LogCorruptDuringHardRestore.with_detail(format!(
+                "{}: an archived log with no end record",
+                path.display()
+            )));
+        }
         prev = f.header.clone();
         out.push(f);
         if open {
             return Ok(out);
         }
+    }
+}
+
+/// `MissingCurrentLogFiles` (-565) if the log after `prev` is missing while a later log of its
+/// stream is in the restore's log directory: `<base>.log` of generation `current_gen`, or an
+/// archived one. Logs of other streams left there do not count.
+fn refuse_gap(
+    storage: &dyn Storage,
+    spec: &RestoreSpec,
+    prev: &LogHeader,
+    current_gen: Option<u32>,
+) -> Result<()> {
+    let missing = prev.gen + 1;
+    let later = match current_gen {
+        Some(g) => Some(g),
+        None => names::list_archived(storage, &spec.log_dir, &spec.base_name)?
+            .into_iter()
+            .filter(|(g, _)| *g > missing)
+            .find(|(_, p)| {
+                reader::read_file(storage, p).is_ok_and(|f| f.header.signature == prev.signature)
+            })
+            .map(|(g, _)| g),
+    };
+    match later {
+        Some(g) => Err(Error::MissingCurrentLogFiles.with_detail(format!(
+            "generation {missing} is missing from {} while generation {g} of the same log \
+             stream is there: restoring would drop the commits in the logs after the gap \
+             (restore without the later logs, by moving them aside, to accept that)",
+            spec.log_dir.display()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -307,6 +352,7 @@ impl Resolve for MapResolver<'_> {
         entry: &AttachEntry,
         _created: bool,
         _page_size: u32,
+        _stream: &Signature,
     ) -> Result<Option<ReplayTarget>> {
         let Some(m) = self.mapped.iter().find(|m| m.signature == entry.signature) else {
             return Ok(None);
