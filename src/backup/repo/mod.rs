@@ -11,6 +11,8 @@
 
 pub mod catalog;
 mod dir;
+#[cfg(test)]
+mod history;
 pub mod name;
 pub mod prune;
 mod set;
