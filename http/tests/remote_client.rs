@@ -498,6 +498,40 @@ async fn refusals_before_and_without_a_server() {
     assert!(!any_manifest(dir.path()));
 }
 
+/// An incremental pulled into a folder repository that lacks its parent (the full went
+/// to another one): refused with -560 before the set is published, so no set is left and
+/// the server's backup ended as aborted, its logs not truncated; the next incremental into
+/// the full's repository continues the full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_pulled_into_a_repository_without_its_parent_is_refused() {
+    let h = host(Opts::default()).await;
+    let (sets, elsewhere) = (h.dir.path().join("sets"), h.dir.path().join("elsewhere"));
+    let full = pull(&h.url, BackupKind::Full, &sets).await.unwrap();
+    let e = pull(&h.url, BackupKind::Incremental, &elsewhere)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(-560), "{e}");
+    let text = e.to_string();
+    assert!(text.contains(&full.manifest.id), "{text}");
+    assert!(text.contains(elsewhere.to_str().unwrap()), "{text}");
+    assert!(
+        std::fs::read_dir(&elsewhere).map_or(true, |mut d| d.next().is_none()),
+        "a set was left in {}",
+        elsewhere.display()
+    );
+    let inc = pull(&h.url, BackupKind::Incremental, &sets).await.unwrap();
+    assert_eq!(
+        inc.manifest.parent_id.as_deref(),
+        Some(full.manifest.id.as_str())
+    );
+    assert!(
+        inc.manifest.gen_low <= full.manifest.gen_high + 1,
+        "logs were lost"
+    );
+    h.begin("full").await;
+    h.inst.term(Term::STOP_BACKUP).await.unwrap();
+}
+
 /// A read the server's disk fails: the client fails with the engine's -1022 at once (the
 /// server answers every request for that file with it once the stream broke, rather than
 /// cutting each resume at the same byte), removes its partial set, and the server's backup

@@ -11,3 +11,4 @@ mod object_damage;
 mod object_nodes;
 mod object_refusals;
 mod prune_sets;
+mod retention_edges;

@@ -131,7 +131,8 @@ impl Instance {
             false => None,
         };
         if let (Some(repo), Some(parent)) = (repo, parent_id.clone()) {
-            writer.reuse(blocking(move || reusable_logs(&*repo, &parent)).await?);
+            let signature = me.log_signature.to_hex();
+            writer.reuse(blocking(move || continued(&*repo, &parent, &signature)).await?);
         }
         let mut guard = SetGuard::new(self.clone());
         guard.begin(kind.begin_grbit()).await?;
@@ -381,29 +382,33 @@ pub(crate) enum Destination {
     Repo(Arc<dyn Repository>),
 }
 
-/// The logs an incremental into `repo` may reference instead of uploading again: those of
-/// every complete set of the same chain as its parent (the parent's chain and the sets
-/// that continue the same full), each with the set that holds its object.
-fn reusable_logs(repo: &dyn Repository, parent_id: &str) -> Result<Vec<Reusable>> {
+/// Checks that `repo` holds the chain an incremental or differential continuing
+/// `parent_id` (of the log stream `log_signature`) joins, and answers the logs it may
+/// reference there. One listing of the repository for both.
+///
+/// # Errors
+///
+/// The listing's; [`catalog::continued_chain`]'s `MissingFullBackup` (-560).
+fn continued(repo: &dyn Repository, parent_id: &str, log_signature: &str) -> Result<Vec<Reusable>> {
     let sets = catalog::list(repo)?;
+    let chain = catalog::continued_chain(&sets, parent_id, log_signature, &repo.location())?;
+    let root = chain.first().map(|s| s.name.as_str()).unwrap_or_default();
+    Ok(reusable_logs(&sets, root))
+}
+
+/// The logs an incremental may reference instead of uploading again: those of every
+/// complete set of `sets` whose chain starts with the set `root` (its parent's chain and
+/// the sets that continue the same full), each with the set that holds its object.
+fn reusable_logs(sets: &[catalog::Listed], root: &str) -> Vec<Reusable> {
     let root_of = |name: &str| {
-        catalog::chain_of(&sets, name)
+        catalog::chain_of(sets, name)
             .ok()
             .and_then(|c| c.first().map(|s| s.name.clone()))
     };
-    let Some(parent) = sets
-        .iter()
-        .find(|s| s.manifest().is_some_and(|m| m.id == parent_id))
-    else {
-        return Ok(Vec::new());
-    };
-    let Some(root) = root_of(&parent.name) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for s in &sets {
+    for s in sets {
         let Some(m) = s.manifest() else { continue };
-        if root_of(&s.name).as_deref() != Some(root.as_str()) {
+        if root_of(&s.name).as_deref() != Some(root) {
             continue;
         }
         for log in &m.logs {
@@ -414,7 +419,7 @@ fn reusable_logs(repo: &dyn Repository, parent_id: &str) -> Result<Vec<Reusable>
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Runs one step of the set's writer on the blocking pool.

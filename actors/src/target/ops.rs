@@ -49,14 +49,18 @@ impl Instance {
     /// compression. The sequence, its cancel safety and its errors are
     /// [`Instance::backup_to_dir`]'s; on an object store the set becomes visible only when
     /// its manifest, written last, exists, and a failure aborts the uploads and deletes
-    /// what was written. An incremental references the logs an earlier set of its chain
-    /// already holds instead of uploading them again.
+    /// what was written. An incremental (or differential) continues a chain of `target`:
+    /// it references the logs an earlier set of that chain already holds instead of
+    /// uploading them again, and is refused if its parent set is not there.
     ///
     /// # Errors
     ///
     /// [`Instance::backup_to_dir`]'s; a store that cannot be reached or refuses the
     /// credentials fails before the backup begins (`DiskIO` -1022, `FileAccessDenied`
-    /// -1032, the detail naming the store), with nothing written.
+    /// -1032, the detail naming the store), with nothing written; so does an incremental
+    /// or differential whose parent (the last full or incremental the headers record) is
+    /// not a complete set of `target` with a complete chain (`MissingFullBackup` -560: the
+    /// set would truncate the source's logs, yet no chain of `target` would restore it).
     pub async fn backup_to(
         &self,
         target: &BackupTarget,

@@ -17,6 +17,7 @@ mod set;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ese_actors::ese::backup::repo::Repository;
 use ese_actors::ese::backup::set::{BackupKind, SetFacts, SetStore, SetWriter};
 use ese_actors::ese::internals::db::Signature;
 use ese_actors::{BackupInfo, BackupManifest, BackupPhase, BackupTarget, Error, Pacer};
@@ -284,19 +285,32 @@ impl RemoteBackup {
     /// `PermissionDenied` -1809 for a token without the scopes to finish, before any transfer),
     /// transport failures that outlast the resume budget (half the lease) or cut a download
     /// at the same byte resume after resume, damaged transfers,
-    /// and local errors writing the set (`DiskFull` -1808, `DiskIO` -1022).
+    /// and local errors writing the set (`DiskFull` -1808, `DiskIO` -1022). An incremental
+    /// whose parent (named by the server's record) is not a complete set of `target` with a
+    /// complete chain fails with `MissingFullBackup` (-560) before its set is published: the
+    /// server's backup is aborted, nothing is truncated, the partial set is removed.
     pub async fn run(&self, target: &BackupTarget) -> Result<RemoteOutcome, RemoteError> {
         wire_kind(self.options.kind)?;
-        let store = set::new_store(target, self.options.kind).await?;
-        self.run_in(store).await
+        let (store, repo) = set::new_store(target, self.options.kind).await?;
+        self.run_into(store, Some(repo)).await
     }
 
-    /// Runs the backup into `store` (which must be able to take a new set).
+    /// Runs the backup into `store` (which must be able to take a new set). The store is a
+    /// set of its own, in no repository: an incremental's parent is not looked for.
     ///
     /// # Errors
     ///
     /// As [`RemoteBackup::run`].
     pub async fn run_in(&self, store: Box<dyn SetStore>) -> Result<RemoteOutcome, RemoteError> {
+        self.run_into(store, None).await
+    }
+
+    /// Runs the backup into `store`, a new set of `repo` if given.
+    async fn run_into(
+        &self,
+        store: Box<dyn SetStore>,
+        repo: Option<Arc<dyn Repository>>,
+    ) -> Result<RemoteOutcome, RemoteError> {
         let kind = wire_kind(self.options.kind)?;
         let dropped = self.dropped_abort.lock().ok().and_then(|mut s| s.take());
         if let Some(task) = dropped {
@@ -330,7 +344,7 @@ impl RemoteBackup {
             self.options.max_stall,
         ));
         let written = match self.receiver(&begun, figures) {
-            Ok(receiver) => self.write_set(&receiver, &begun.id, &mut set).await,
+            Ok(receiver) => self.write_set(&receiver, &begun.id, &mut set, repo).await,
             Err(e) => Err(e),
         };
         let result = match written {
@@ -372,12 +386,14 @@ impl RemoteBackup {
         })
     }
 
-    /// Everything up to a published manifest; nothing is truncated yet.
+    /// Everything up to a published manifest; nothing is truncated yet. An incremental into
+    /// `repo` is published only if its parent is there.
     async fn write_set(
         &self,
         receiver: &Receiver,
         id: &str,
         set: &mut PartialSet,
+        repo: Option<Arc<dyn Repository>>,
     ) -> Result<BackupManifest, RemoteError> {
         set.prepare().await?;
         if !self.options.kind.incremental() {
@@ -417,9 +433,15 @@ impl RemoteBackup {
                  the set would not link into its chain",
             ));
         }
+        // Only the server's record names the parent, so this is the first point to check
+        // it; a failure here still aborts the backup before anything is truncated.
+        let parent_id = rec.parent_id.filter(|_| self.options.kind.incremental());
+        if let (Some(repo), Some(parent)) = (repo, parent_id.clone()) {
+            set::check_parent(repo, parent, log_signature.to_hex()).await?;
+        }
         let facts = SetFacts {
             kind: self.options.kind,
-            parent_id: rec.parent_id.filter(|_| self.options.kind.incremental()),
+            parent_id,
             instance: rec.instance,
             base_name: rec.base_name,
             page_size: rec.page_size,

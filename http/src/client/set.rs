@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ese_actors::ese::backup::repo::{name, Repository};
+use ese_actors::ese::backup::repo::{catalog, name, Repository};
 use ese_actors::ese::backup::set::{BackupKind, SetStore, SetWriter};
 use ese_actors::{BackupTarget, Error, Result};
 use tokio::task::JoinHandle;
@@ -18,14 +18,38 @@ pub(crate) fn lock(w: &Mutex<SetWriter>) -> MutexGuard<'_, SetWriter> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A new set's store in `target`, named for its kind and the time, like a local backup's.
+/// A new set's store in `target`, named for its kind and the time, like a local backup's,
+/// with the repository it goes into.
 pub(crate) async fn new_store(
     target: &BackupTarget,
     kind: BackupKind,
-) -> Result<Box<dyn SetStore>> {
+) -> Result<(Box<dyn SetStore>, Arc<dyn Repository>)> {
     let repo: Arc<dyn Repository> = target.open()?;
     let set = name::new_name(kind, name::now_ms());
-    blocking(move || repo.new_set(&set)).await
+    let r = repo.clone();
+    let store = blocking(move || r.new_set(&set)).await?;
+    Ok((store, repo))
+}
+
+/// Checks that `repo` holds the chain an incremental continuing `parent_id` (of the log
+/// stream `log_signature`, hex) joins, listing it on the blocking pool: a set that no chain
+/// of its repository restores must not be published, since publishing lets the server
+/// truncate its logs.
+///
+/// # Errors
+///
+/// The listing's; [`catalog::continued_chain`]'s `MissingFullBackup` (-560).
+pub(crate) async fn check_parent(
+    repo: Arc<dyn Repository>,
+    parent_id: String,
+    log_signature: String,
+) -> Result<()> {
+    blocking(move || {
+        let sets = catalog::list(&*repo)?;
+        catalog::continued_chain(&sets, &parent_id, &log_signature, &repo.location())?;
+        Ok(())
+    })
+    .await
 }
 
 /// A set being written, removed on drop unless kept.

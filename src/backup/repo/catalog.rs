@@ -184,10 +184,46 @@ pub fn chain_of<'a>(sets: &'a [Listed], name: &str) -> Result<Vec<&'a Listed>> {
 
 /// The complete set an incremental or differential continues.
 fn parent<'a>(sets: &'a [Listed], m: &BackupManifest) -> Option<&'a Listed> {
-    let id = m.parent_id.as_deref()?;
+    find(sets, m.parent_id.as_deref()?, &m.log_signature)
+}
+
+/// The complete set whose manifest id is `id`, of the log stream `log_signature`.
+fn find<'a>(sets: &'a [Listed], id: &str, log_signature: &str) -> Option<&'a Listed> {
     sets.iter().find(|s| {
         s.manifest()
-            .is_some_and(|p| p.id == id && p.log_signature == m.log_signature)
+            .is_some_and(|p| p.id == id && p.log_signature == log_signature)
+    })
+}
+
+/// The chain a new incremental or differential of `repository` continues: the complete set
+/// whose id is `parent_id` (the last full or incremental the source's headers record), of
+/// the log stream `log_signature` (hex), with its whole chain, oldest first. A backup that
+/// continues anything else is refused before it begins: it would truncate the source's
+/// logs into a set no chain restores.
+///
+/// # Errors
+///
+/// `MissingFullBackup` (-560), naming the parent and `repository`, if no such set is there
+/// or its own chain is broken.
+pub fn continued_chain<'a>(
+    sets: &'a [Listed],
+    parent_id: &str,
+    log_signature: &str,
+    repository: &str,
+) -> Result<Vec<&'a Listed>> {
+    let Some(parent) = find(sets, parent_id, log_signature) else {
+        return Err(Error::MissingFullBackup.with_detail(format!(
+            "{repository} holds no complete set {parent_id} (the last full or incremental \
+             backup, which this one would continue): take a full backup into it first"
+        )));
+    };
+    chain_of(sets, &parent.name).map_err(|e| {
+        Error::MissingFullBackup.with_detail(format!(
+            "{repository}: the chain of {} ({parent_id}, which this backup would continue) \
+             cannot be restored ({}): take a full backup into it first",
+            parent.name,
+            e.detail_or_message()
+        ))
     })
 }
 
@@ -246,4 +282,47 @@ pub fn damaged(sets: &[Listed]) -> impl Iterator<Item = (&Listed, &Error)> {
 pub fn references(m: &BackupManifest) -> impl Iterator<Item = &str> {
     m.files()
         .filter_map(|f| f.stored.and_then(|s| s.set.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::repo::history::{kind, signature, History};
+
+    /// F, I, F, I: sets 00001 to 00004.
+    fn two_chains() -> History {
+        let mut h = History::new();
+        for k in [4, 0, 4, 0] {
+            assert!(h.add(kind(k), false));
+        }
+        h
+    }
+
+    fn names(chain: &[&Listed]) -> Vec<String> {
+        chain.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Not there, of another log stream, or there with its own parent gone: each is
+    /// refused with -560, naming the parent and the repository.
+    #[test]
+    fn an_incremental_whose_parent_is_not_there_is_refused() {
+        let mut h = two_chains();
+        let chain = continued_chain(&h.sets, "id4", &signature(), "/backups").unwrap();
+        assert_eq!(names(&chain), ["00003", "00004"]);
+        let other = "11".repeat(16);
+        for (id, sig) in [("id9", signature()), ("id4", other)] {
+            let e = continued_chain(&h.sets, id, &sig, "/backups").unwrap_err();
+            assert_eq!(e.code(), -560, "{e}");
+            let detail = e.detail_or_message();
+            assert!(
+                detail.contains(id) && detail.contains("/backups"),
+                "{detail}"
+            );
+            assert!(detail.contains("take a full backup"), "{detail}");
+        }
+        h.sets.retain(|s| s.name != "00003");
+        let e = continued_chain(&h.sets, "id4", &signature(), "/backups").unwrap_err();
+        assert_eq!(e.code(), -560, "{e}");
+        assert!(e.detail_or_message().contains("id3"), "{e}");
+    }
 }

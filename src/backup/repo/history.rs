@@ -24,10 +24,16 @@ impl History {
     }
 
     /// Adds a set of `kind` (referencing a log of its chain's newest set if `reference`), or
-    /// nothing for an incremental or differential with none recorded to continue.
+    /// nothing for an incremental or differential the engine refuses: none recorded to
+    /// continue, or its parent's chain not in the repository.
     pub(super) fn add(&mut self, kind: BackupKind, reference: bool) -> bool {
-        if kind.incremental() && self.last.is_none() {
-            return false;
+        if kind.incremental() {
+            let Some(last) = &self.last else {
+                return false;
+            };
+            if catalog::continued_chain(&self.sets, last, &signature(), "repo").is_err() {
+                return false;
+            }
         }
         self.next += 1;
         let n = self.next;

@@ -1,0 +1,94 @@
+//! Retention and `latest` at their edges, on folder targets (the same code as a store): a
+//! window every set aged out of, an incremental whose parent is not in its target, the
+//! newest sets without their parent, and an orphan that holds a kept set's logs.
+
+use crate::support;
+
+use std::path::Path;
+
+use ese_actors::{
+    list_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget, ChainReport,
+    Engine, Instance, KeyRange, SetChoice, Term,
+};
+use support::actor::*;
+
+/// A folder repository `name` under `dir`: its path and its target.
+fn folder(dir: &Path, name: &str) -> (std::path::PathBuf, BackupTarget) {
+    let path = dir.join(name);
+    let target = BackupTarget::parse(path.to_str().unwrap()).unwrap();
+    (path, target)
+}
+
+async fn backup(inst: &Instance, target: &BackupTarget, kind: BackupKind) -> BackupManifest {
+    inst.backup_to(target, kind, BackupOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?} backup: {e}"))
+}
+
+async fn restore(
+    engine: &Engine,
+    target: &BackupTarget,
+    choice: SetChoice,
+    to: &Path,
+) -> ese_actors::Result<ChainReport> {
+    restore_from(engine, target, choice, to, None, None).await
+}
+
+/// The rows of table "t" in the restored database `db`, opened by an instance in `scratch`.
+async fn rows_in(engine: &Engine, db: &Path, scratch: &Path) -> usize {
+    let name = scratch.file_name().unwrap().to_str().unwrap();
+    let inst = engine.create_instance(name, params(scratch)).await.unwrap();
+    inst.init().await.unwrap();
+    let db = inst.attach_database(db).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    let rows = inst.scan(t, KeyRange::all()).await.unwrap().len();
+    inst.term(Term::empty()).await.unwrap();
+    rows
+}
+
+/// The full went to one folder, the incremental (or a differential) is asked of another:
+/// refused with -560 before the backup begins, nothing created there, no source log
+/// truncated; the incremental into the full's folder then continues the full and restores
+/// every row, and a full into the other folder starts a chain an incremental continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_onto_a_full_missing_from_the_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first) = folder(dir.path(), "first");
+    let (other_path, other) = folder(dir.path(), "other");
+    let engine = Engine::new();
+    let src = dir.path().join("src");
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 100).await;
+    let full = backup(&inst, &first, BackupKind::Full).await;
+    let rows = roll_logs(&inst, t, 2, 100).await as usize;
+    let logs = archived_logs(&*ese::io::os(), &src);
+    assert!(!logs.is_empty(), "no archived log to lose");
+    for kind in [BackupKind::Incremental, BackupKind::Differential] {
+        let e = inst
+            .backup_to(&other, kind, BackupOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), -560, "{kind:?}: {e}");
+        let detail = e.detail_or_message();
+        assert!(detail.contains(&full.id), "{detail}");
+        assert!(detail.contains(other_path.to_str().unwrap()), "{detail}");
+        assert!(detail.contains("full backup"), "{detail}");
+    }
+    assert!(list_sets(&other).await.unwrap().is_empty());
+    assert!(tree(&*ese::io::os(), &other_path).is_empty());
+    assert_logs_kept(&logs, &archived_logs(&*ese::io::os(), &src), "refused");
+
+    let inc = backup(&inst, &first, BackupKind::Incremental).await;
+    assert_eq!(inc.parent_id.as_deref(), Some(full.id.as_str()));
+    let r = restore(&engine, &first, SetChoice::Latest, &dir.path().join("r"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
+        rows
+    );
+
+    let full2 = backup(&inst, &other, BackupKind::Full).await;
+    let inc2 = backup(&inst, &other, BackupKind::Incremental).await;
+    assert_eq!(inc2.parent_id.as_deref(), Some(full2.id.as_str()));
+    inst.term(Term::empty()).await.unwrap();
+}
