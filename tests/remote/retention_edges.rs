@@ -5,10 +5,12 @@
 use crate::support;
 
 use std::path::Path;
+use std::time::Duration;
 
+use ese_actors::ese::backup::repo::prune::ORPHAN_GRACE_MS;
 use ese_actors::{
-    list_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget, ChainReport,
-    Engine, Instance, KeyRange, SetChoice, Term,
+    list_sets, prune_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget,
+    ChainReport, Engine, Instance, KeyRange, Retention, SetChoice, Term,
 };
 use support::actor::*;
 
@@ -44,6 +46,38 @@ async fn rows_in(engine: &Engine, db: &Path, scratch: &Path) -> usize {
     let rows = inst.scan(t, KeyRange::all()).await.unwrap().len();
     inst.term(Term::empty()).await.unwrap();
     rows
+}
+
+/// A full and an incremental, then backups pause for longer than the window: a prune with
+/// `--keep-within` alone keeps them both (the newest set and its chain always stay), and
+/// `latest` still restores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_within_alone_keeps_the_newest_chain_after_backups_paused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, target) = folder(dir.path(), "repo");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let full = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    let inc = backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let keep = Retention {
+        keep_full: None,
+        keep_within_ms: Some(50),
+        orphan_grace_ms: ORPHAN_GRACE_MS,
+    };
+    let (plan, removed) = prune_sets(&target, keep).await.unwrap();
+    assert!(plan.remove.is_empty() && removed == 0, "{plan:?}");
+    assert_eq!(plan.keep, [full.name.unwrap(), inc.name.unwrap()]);
+    let r = restore(&engine, &target, SetChoice::Latest, &dir.path().join("r"))
+        .await
+        .unwrap_or_else(|e| panic!("latest after the prune: {e}"));
+    assert_eq!(r.sets, [full.id, inc.id]);
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
+        200
+    );
 }
 
 /// The full went to one folder, the incremental (or a differential) is asked of another:

@@ -1,10 +1,11 @@
 //! Retention: which sets of a repository may go. A set goes only if no kept chain needs
-//! it: kept are the newest `keep_full` full sets with every set that continues them, and
-//! every set begun within `keep_within`; needed are the kept sets, every set of their
-//! chains, and every set whose objects a needed set references (a log stored once and
-//! referenced by later sets), with that set's chain in turn. Orphans (names without a
-//! manifest) go once older than the grace period; damaged sets are never removed
-//! automatically.
+//! it: kept are the newest complete set (what `latest` restores, whatever the retention
+//! says, so a prune never leaves a repository without it), the newest `keep_full` full sets
+//! with every set that continues them, and every set begun within `keep_within`; needed are
+//! the kept sets, every set of their chains, and every set whose objects a needed set
+//! references (a log stored once and referenced by later sets), with that set's chain in
+//! turn. Orphans (names without a manifest) go once older than the grace period; damaged
+//! sets are never removed automatically.
 
 use std::collections::BTreeSet;
 
@@ -42,9 +43,11 @@ pub struct PrunePlan {
     pub left: Vec<String>,
 }
 
-/// Decides what a prune removes from `sets` at `now_ms`. While a damaged set is there, it
-/// removes orphans only: the damaged set's chain cannot be read, and it may need any older
-/// set.
+/// Decides what a prune removes from `sets` at `now_ms`. The newest complete set and
+/// everything it needs always stay: a `keep_within` window that every set has aged out of
+/// (backups paused, the pruning host's clock ahead) would otherwise remove them all. While a
+/// damaged set is there, it removes orphans only: the damaged set's chain cannot be read,
+/// and it may need any older set.
 ///
 /// # Errors
 ///
@@ -67,7 +70,8 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
         .map(|s| s.name.as_str())
         .collect();
     let mut needed: BTreeSet<String> = BTreeSet::new();
-    let mut todo: Vec<String> = Vec::new();
+    // The newest set first, so that a window every set aged out of still leaves `latest`.
+    let mut todo: Vec<String> = newest.first().map(|s| s.name.clone()).into_iter().collect();
     for s in &newest {
         let m = s.manifest().ok_or(Error::InternalError)?;
         let recent = r
@@ -151,53 +155,77 @@ mod tests {
     use super::*;
     use crate::backup::repo::history::{kind, History};
 
+    /// What a prune step of the property test keeps: 5 and 6 the newest two and one fulls,
+    /// 7 one full and a window, 8 a window alone.
+    fn retention(prune_now: u8) -> Retention {
+        Retention {
+            keep_full: match prune_now {
+                5 => Some(2),
+                6 | 7 => Some(1),
+                _ => None,
+            },
+            keep_within_ms: (prune_now >= 7).then_some(3500),
+            orphan_grace_ms: ORPHAN_GRACE_MS,
+        }
+    }
+
+    /// The names of the newest complete set's chain.
+    fn newest_chain(sets: &[Listed]) -> Vec<String> {
+        let newest = catalog::newest_first(sets);
+        let Some(s) = newest.first() else {
+            return Vec::new();
+        };
+        let chain = catalog::chain_of(sets, &s.name).unwrap_or_default();
+        chain.iter().map(|x| x.name.clone()).collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         /// After every prune, every set still there restores (its whole chain is there) and
-        /// everything a remaining set references is there; the newest `keep_full` fulls and
-        /// the sets of the window stay.
+        /// everything a remaining set references is there; the newest complete set and its
+        /// chain, the newest `keep_full` fulls and the sets of the window stay. A prune may
+        /// come after a pause of up to 5 s, longer than the 3.5 s window: with a window
+        /// alone, every set has then aged out of it.
         #[test]
         fn prunes_never_break_a_kept_chain(
-            steps in proptest::collection::vec((any::<u8>(), any::<bool>(), 0u8..8), 1..60)
+            steps in proptest::collection::vec(
+                (any::<u8>(), any::<bool>(), 0u8..9, 0u64..6), 1..60
+            )
         ) {
             let mut h = History::new();
-            for (k, reference, prune_now) in steps {
+            for (k, reference, prune_now, pause) in steps {
                 h.add(kind(k), reference);
-                if prune_now >= 5 {
-                    let keep_full = (prune_now % 3) as usize;
-                    let r = Retention {
-                        keep_full: (keep_full > 0).then_some(keep_full),
-                        keep_within_ms: (prune_now == 7).then_some(3500),
-                        orphan_grace_ms: ORPHAN_GRACE_MS,
-                    };
-                    let now = h.next * 1000;
-                    let Ok(p) = plan(&h.sets, &r, now) else {
-                        prop_assert!(r.keep_full.is_none() && r.keep_within_ms.is_none());
-                        continue;
-                    };
-                    let fulls: Vec<String> = catalog::newest_first(&h.sets)
-                        .iter()
-                        .filter(|s| s.manifest().is_some_and(|m| m.kind == BackupKind::Full))
-                        .take(keep_full)
-                        .map(|s| s.name.clone())
-                        .collect();
-                    h.sets.retain(|s| !p.remove.contains(&s.name));
-                    for f in &fulls {
-                        prop_assert!(h.sets.iter().any(|s| &s.name == f), "full {f} pruned");
+                if prune_now < 5 {
+                    continue;
+                }
+                let r = retention(prune_now);
+                let now = (h.next + pause) * 1000;
+                let p = plan(&h.sets, &r, now).unwrap();
+                let fulls: Vec<String> = catalog::newest_first(&h.sets)
+                    .iter()
+                    .filter(|s| s.manifest().is_some_and(|m| m.kind == BackupKind::Full))
+                    .take(r.keep_full.unwrap_or(0))
+                    .map(|s| s.name.clone())
+                    .collect();
+                let latest = newest_chain(&h.sets);
+                prop_assert!(!latest.is_empty() || h.sets.is_empty());
+                h.sets.retain(|s| !p.remove.contains(&s.name));
+                for f in fulls.iter().chain(&latest) {
+                    prop_assert!(h.sets.iter().any(|s| &s.name == f), "{f} pruned: {r:?}");
+                }
+                prop_assert_eq!(newest_chain(&h.sets), latest);
+                for s in &h.sets {
+                    let m = s.manifest().unwrap();
+                    let chain = catalog::chain_of(&h.sets, &s.name);
+                    prop_assert!(chain.is_ok(), "{} lost its chain", s.name);
+                    for r in catalog::references(m) {
+                        prop_assert!(h.sets.iter().any(|x| x.name == r), "{} lost {r}", s.name);
                     }
-                    for s in &h.sets {
-                        let m = s.manifest().unwrap();
-                        let chain = catalog::chain_of(&h.sets, &s.name);
-                        prop_assert!(chain.is_ok(), "{} lost its chain", s.name);
-                        for r in catalog::references(m) {
-                            prop_assert!(h.sets.iter().any(|x| x.name == r), "{} lost {r}", s.name);
-                        }
-                    }
-                    if let Some(w) = r.keep_within_ms {
-                        for s in &p.remove {
-                            let t = s.parse::<u64>().unwrap() * 1000;
-                            prop_assert!(t + w < now, "{s} was within the window");
-                        }
+                }
+                if let Some(w) = r.keep_within_ms {
+                    for s in &p.remove {
+                        let t = s.parse::<u64>().unwrap() * 1000;
+                        prop_assert!(t + w < now, "{s} was within the window");
                     }
                 }
             }
@@ -267,5 +295,23 @@ mod tests {
         assert_eq!(p.left, vec!["00009".to_string()]);
         // Nor is `latest` known while a damaged set may be newer.
         assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -526);
+    }
+
+    /// F, I, I, then backups paused for longer than the window: a window alone keeps the
+    /// newest set and its chain, though every set aged out of it.
+    #[test]
+    fn a_window_every_set_aged_out_of_keeps_the_newest_chain() {
+        let mut h = History::new();
+        for k in [4, 0, 0] {
+            assert!(h.add(kind(k), false));
+        }
+        let r = Retention {
+            keep_full: None,
+            keep_within_ms: Some(1000),
+            orphan_grace_ms: 0,
+        };
+        let p = plan(&h.sets, &r, 100_000).unwrap();
+        assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
+        assert!(p.remove.is_empty(), "{p:?}");
     }
 }
