@@ -156,8 +156,8 @@ enum Cmd {
         /// (`TARGET/SET` or a set's folder), oldest first.
         #[arg(required = true)]
         sources: Vec<String>,
-        /// The set to restore with the chain it continues, or `latest`: the newest set
-        /// whose chain is complete.
+        /// The set to restore with the chain it continues, or `latest`: the newest complete
+        /// set (refused if its chain is broken; name a set to restore an older chain).
         #[arg(long)]
         set: Option<String>,
         /// Where the databases go.

@@ -126,3 +126,39 @@ async fn an_incremental_onto_a_full_missing_from_the_target_is_refused() {
     assert_eq!(inc2.parent_id.as_deref(), Some(full2.id.as_str()));
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// F0, I0, F1, I1, then F1 is lost (removed by hand or by a bucket lifecycle rule):
+/// `latest` refuses with -560 naming I1 instead of restoring the older F0 + I0, which a
+/// restore by name still reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_refuses_when_the_newest_sets_lost_their_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, target) = folder(dir.path(), "repo");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let _f0 = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    let i0 = backup(&inst, &target, BackupKind::Incremental).await;
+    put_rows(&inst, t, 200..300).await;
+    let f1 = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 300..400).await;
+    let i1 = backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    std::fs::remove_dir_all(repo.join(f1.name.unwrap())).unwrap();
+    let e = restore(&engine, &target, SetChoice::Latest, &dir.path().join("r"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), -560, "{e}");
+    let detail = e.detail_or_message();
+    assert!(detail.starts_with(i1.name.as_deref().unwrap()), "{detail}");
+    assert!(
+        detail.contains("naming a set restores an older chain"),
+        "{detail}"
+    );
+    assert!(!dir.path().join("r").join("db.edb").exists());
+    let named = SetChoice::Named(i0.name.unwrap());
+    let r = restore(&engine, &target, named, &dir.path().join("r0"))
+        .await
+        .unwrap();
+    assert_eq!(r.sets.last(), Some(&i0.id));
+}

@@ -26,7 +26,8 @@ pub use ese::backup::repo::prune::{PrunePlan, Retention, ORPHAN_GRACE_MS};
 /// Which set a restore starts from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetChoice {
-    /// The newest set whose chain is complete.
+    /// The newest complete set, with its chain; refused if that chain is broken, never an
+    /// older chain instead.
     Latest,
     /// The set of this name, with the chain it continues.
     Named(String),
@@ -140,8 +141,10 @@ pub async fn verify_at(
 /// # Errors
 ///
 /// `RunningInOneInstanceMode` (-1080); `MissingFullBackup` (-560) when no complete chain
-/// leads to the set (or, for `latest`, none at all); `InvalidParameter` (-1003) for a name
-/// that is not a complete set; then [`restore_chain`](ese::restore::chain::restore_chain)'s.
+/// leads to the set (for `latest`: no complete set, or a parent of the newest missing);
+/// for `latest`, a damaged set's error while a damaged set may be the newest;
+/// `InvalidParameter` (-1003) for a name that is not a complete set; then
+/// [`restore_chain`](ese::restore::chain::restore_chain)'s.
 pub async fn restore_from(
     engine: &Engine,
     target: &BackupTarget,

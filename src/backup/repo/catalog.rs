@@ -237,28 +237,26 @@ pub fn newest_first(sets: &[Listed]) -> Vec<&Listed> {
     complete
 }
 
-/// The newest chain whose every set is complete: what `latest` restores.
+/// The chain of the newest complete set: what `latest` restores. It never falls back to an
+/// older chain: restoring older data than the repository holds, without a word, is worse
+/// than a refusal.
 ///
 /// # Errors
 ///
-/// `MissingFullBackup` (-560) if no complete set has a complete chain; the damaged set's
-/// error if a damaged set may be newer than that chain (its manifest cannot say when it
-/// was made, so `latest` would not be the latest).
+/// `MissingFullBackup` (-560) if there is no complete set; the damaged set's error if a
+/// damaged set may be newer than the newest complete set (its manifest cannot say when it
+/// was made, so `latest` would not be the latest); the newest set's chain error if its
+/// chain is broken (-560 for a missing parent), with a detail saying that naming a set
+/// restores an older chain.
 pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
-    let chain = newest_first(sets)
-        .into_iter()
-        .find_map(|s| chain_of(sets, &s.name).ok())
-        .ok_or_else(|| {
-            Error::MissingFullBackup.with_detail(
-                "the repository holds no complete chain (a full set and its incrementals)",
-            )
-        })?;
-    let newest = chain
-        .last()
-        .and_then(|s| s.manifest())
-        .map_or(0, |m| m.mark_time_ms);
+    let Some(newest) = newest_first(sets).into_iter().next() else {
+        return Err(Error::MissingFullBackup.with_detail(
+            "the repository holds no complete set (a full set and its incrementals)",
+        ));
+    };
+    let time = newest.manifest().map_or(0, |m| m.mark_time_ms);
     if let Some((s, e)) =
-        damaged(sets).find(|(s, _)| name_time_ms(&s.name).is_none_or(|t| t >= newest))
+        damaged(sets).find(|(s, _)| name_time_ms(&s.name).is_none_or(|t| t >= time))
     {
         return Err(e.clone().with_detail(format!(
             "{}: a damaged set that may be newer than the latest complete chain, so `latest` \
@@ -267,7 +265,14 @@ pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
             e.detail_or_message()
         )));
     }
-    Ok(chain)
+    chain_of(sets, &newest.name).map_err(|e| {
+        let why = e.detail_or_message();
+        e.with_detail(format!(
+            "{}: the newest complete set cannot be restored ({why}), so `latest` is refused; \
+             naming a set restores an older chain",
+            newest.name
+        ))
+    })
 }
 
 /// The damaged sets with their errors.
@@ -300,6 +305,26 @@ mod tests {
 
     fn names(chain: &[&Listed]) -> Vec<String> {
         chain.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// The newest full is gone: `latest` refuses rather than restore the older F, I.
+    #[test]
+    fn latest_refuses_when_the_newest_set_lost_its_parent() {
+        let mut h = two_chains();
+        assert_eq!(names(&latest_chain(&h.sets).unwrap()), ["00003", "00004"]);
+        h.sets.retain(|s| s.name != "00003");
+        let e = latest_chain(&h.sets).unwrap_err();
+        assert_eq!(e.code(), -560, "{e}");
+        let detail = e.detail_or_message();
+        assert!(detail.starts_with("00004: "), "{detail}");
+        assert!(
+            detail.contains("naming a set restores an older chain"),
+            "{detail}"
+        );
+        assert_eq!(
+            names(&chain_of(&h.sets, "00002").unwrap()),
+            ["00001", "00002"]
+        );
     }
 
     /// Not there, of another log stream, or there with its own parent gone: each is
