@@ -7,6 +7,7 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
+use ese_actors::ese::backup::repo::catalog;
 use ese_actors::ese::backup::repo::prune::ORPHAN_GRACE_MS;
 use ese_actors::{
     list_sets, prune_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget,
@@ -161,4 +162,46 @@ async fn latest_refuses_when_the_newest_sets_lost_their_parent() {
         .await
         .unwrap();
     assert_eq!(r.sets.last(), Some(&i0.id));
+}
+
+/// F, I1, D, I2 with I2 referencing a log D holds; D's manifest is lost (a prune of it cut
+/// short, a hand clean-up), so D is an orphan: a prune past the grace period leaves it,
+/// and I2 still restores instead of failing with -557 for D's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_an_orphan_a_kept_set_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, target) = folder(dir.path(), "repo");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    backup(&inst, &target, BackupKind::Incremental).await;
+    put_rows(&inst, t, 200..300).await;
+    let d = backup(&inst, &target, BackupKind::Differential).await;
+    put_rows(&inst, t, 300..400).await;
+    let i2 = backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    let dn = d.name.unwrap();
+    assert!(
+        catalog::references(&i2).any(|r| r == dn),
+        "I2 references no log of {dn}"
+    );
+    std::fs::remove_file(repo.join(&dn).join("manifest.json")).unwrap();
+    let keep = Retention {
+        keep_full: Some(1),
+        keep_within_ms: None,
+        orphan_grace_ms: 0,
+    };
+    let (plan, _) = prune_sets(&target, keep).await.unwrap();
+    assert!(plan.orphans.is_empty(), "{plan:?}");
+    assert_eq!(plan.left, [dn]);
+    let named = SetChoice::Named(i2.name.unwrap());
+    let r = restore(&engine, &target, named, &dir.path().join("r"))
+        .await
+        .unwrap_or_else(|e| panic!("the kept I2 no longer restores ({}): {e}", e.code()));
+    assert_eq!(r.sets.last(), Some(&i2.id));
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
+        400
+    );
 }

@@ -4,8 +4,8 @@
 //! with every set that continues them, and every set begun within `keep_within`; needed are
 //! the kept sets, every set of their chains, and every set whose objects a needed set
 //! references (a log stored once and referenced by later sets), with that set's chain in
-//! turn. Orphans (names without a manifest) go once older than the grace period; damaged
-//! sets are never removed automatically.
+//! turn. Orphans (names without a manifest) go once older than the grace period, unless a
+//! needed set references their objects; damaged sets are never removed automatically.
 
 use std::collections::BTreeSet;
 
@@ -39,15 +39,17 @@ pub struct PrunePlan {
     pub remove: Vec<String>,
     /// Orphans to remove (older than the grace period).
     pub orphans: Vec<String>,
-    /// Names left alone: damaged sets, and orphans still within their grace period.
+    /// Names left alone: damaged sets, orphans still within their grace period, and orphans
+    /// whose objects a needed set references.
     pub left: Vec<String>,
 }
 
 /// Decides what a prune removes from `sets` at `now_ms`. The newest complete set and
 /// everything it needs always stay: a `keep_within` window that every set has aged out of
-/// (backups paused, the pruning host's clock ahead) would otherwise remove them all. While a
-/// damaged set is there, it removes orphans only: the damaged set's chain cannot be read,
-/// and it may need any older set.
+/// (backups paused, the pruning host's clock ahead) would otherwise remove them all. An
+/// orphan a needed set references is left, whatever its age: its objects are that set's
+/// logs. While a damaged set is there, it removes orphans only: the damaged set's chain
+/// cannot be read, and it may need any older set.
 ///
 /// # Errors
 ///
@@ -110,6 +112,8 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
                 out.keep.push(s.name.clone())
             }
             SetState::Complete(_) => out.remove.push(s.name.clone()),
+            // A needed set references its objects: they are that set's logs, manifest or not.
+            SetState::Orphan if needed.contains(&s.name) => out.left.push(s.name.clone()),
             SetState::Orphan if orphan_expired(s, r.orphan_grace_ms, now_ms) => {
                 out.orphans.push(s.name.clone())
             }
@@ -313,5 +317,38 @@ mod tests {
         let p = plan(&h.sets, &r, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
         assert!(p.remove.is_empty(), "{p:?}");
+    }
+
+    /// F, I, D, I whose log is stored once in D; D's manifest is lost: D's objects are the
+    /// kept incremental's log, so the orphan stays however old it is.
+    #[test]
+    fn an_orphan_a_kept_set_references_is_left() {
+        let mut h = History::new();
+        for (k, reference) in [(4, false), (0, false), (2, false), (0, true)] {
+            assert!(h.add(kind(k), reference));
+        }
+        let refs: Vec<&str> = catalog::references(h.sets[3].manifest().unwrap()).collect();
+        assert_eq!(refs, ["00003"]);
+        // An orphan's age is read from a name the engine made: D gets one, long past.
+        let orphan = "20200101T000000.000Z-differential-0003".to_string();
+        h.sets[2] = Listed {
+            name: orphan.clone(),
+            state: SetState::Orphan,
+            modified_ms: None,
+        };
+        if let SetState::Complete(m) = &mut h.sets[3].state {
+            for stored in m.logs.iter_mut().filter_map(|l| l.stored.as_mut()) {
+                stored.set = Some(orphan.clone());
+            }
+        }
+        let r = Retention {
+            keep_full: Some(1),
+            keep_within_ms: None,
+            orphan_grace_ms: 0,
+        };
+        let p = plan(&h.sets, &r, u64::MAX / 2).unwrap();
+        assert!(p.orphans.is_empty(), "{p:?}");
+        assert_eq!(p.left, [orphan]);
+        assert_eq!(p.keep, ["00001", "00002", "00004"]);
     }
 }
