@@ -1,6 +1,7 @@
 //! Retention: which sets of a repository may go. A set goes only if no kept chain needs
 //! it: kept are the newest complete set (what `latest` restores, whatever the retention
-//! says, so a prune never leaves a repository without it), the newest `keep_full` full sets
+//! says, so a prune never leaves a repository without it) and the newest full or incremental
+//! (what the next incremental continues), the newest `keep_full` full sets
 //! with every set that continues them, and every set begun within `keep_within`; needed are
 //! the kept sets, every set of their chains, and every set whose objects a needed set
 //! references (a log stored once and referenced by later sets), with that set's chain in
@@ -45,8 +46,10 @@ pub struct PrunePlan {
 }
 
 /// Decides what a prune removes from `sets` at `now_ms`. The newest complete set and
-/// everything it needs always stay: a `keep_within` window that every set has aged out of
-/// (backups paused, the pruning host's clock ahead) would otherwise remove them all. An
+/// everything it needs always stay, and so does the newest full or incremental with its
+/// chain (what the next incremental continues): a `keep_within` window that every set has
+/// aged out of (backups paused, the pruning host's clock ahead) would otherwise remove them
+/// all. An
 /// orphan a needed set references is left, whatever its age: its objects are that set's
 /// logs. While a damaged set is there, it removes orphans only: the damaged set's chain
 /// cannot be read, and it may need any older set.
@@ -72,8 +75,19 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
         .map(|s| s.name.as_str())
         .collect();
     let mut needed: BTreeSet<String> = BTreeSet::new();
-    // The newest set first, so that a window every set aged out of still leaves `latest`.
-    let mut todo: Vec<String> = newest.first().map(|s| s.name.clone()).into_iter().collect();
+    // Whatever the window: the newest set (what `latest` restores), and the newest full or
+    // incremental (what the next incremental continues, when the newest set is a copy or a
+    // differential, which no incremental continues).
+    let continued = newest.iter().find(|s| {
+        s.manifest()
+            .is_some_and(|m| matches!(m.kind, BackupKind::Full | BackupKind::Incremental))
+    });
+    let mut todo: Vec<String> = newest
+        .first()
+        .into_iter()
+        .chain(continued)
+        .map(|s| s.name.clone())
+        .collect();
     for s in &newest {
         let m = s.manifest().ok_or(Error::InternalError)?;
         let recent = r
@@ -303,6 +317,25 @@ mod tests {
 
     /// F, I, I, then backups paused for longer than the window: a window alone keeps the
     /// newest set and its chain, though every set aged out of it.
+    #[test]
+    fn a_window_every_set_aged_out_of_keeps_what_the_next_incremental_continues() {
+        // F, I, C: the copy is the newest set, and its chain is itself; the next incremental
+        // continues I, whose chain (F, I) stays too.
+        let mut h = History::new();
+        for k in [4, 0, 3] {
+            assert!(h.add(kind(k), false));
+        }
+        let r = Retention {
+            keep_full: None,
+            keep_within_ms: Some(1000),
+            orphan_grace_ms: 0,
+        };
+        let p = plan(&h.sets, &r, 100_000).unwrap();
+        assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
+        h.sets.retain(|s| p.keep.contains(&s.name));
+        assert!(h.add(kind(0), false), "the next incremental continues I");
+    }
+
     #[test]
     fn a_window_every_set_aged_out_of_keeps_the_newest_chain() {
         let mut h = History::new();
