@@ -171,7 +171,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::backup::repo::history::{kind, History};
+    use crate::backup::repo::history::{kind, signature, History};
 
     /// What a prune step of the property test keeps: 5 and 6 the newest two and one fulls,
     /// 7 one full and a window, 8 a window alone.
@@ -201,7 +201,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(300))]
         /// After every prune, every set still there restores (its whole chain is there) and
         /// everything a remaining set references is there; the newest complete set and its
-        /// chain, the newest `keep_full` fulls and the sets of the window stay. A prune may
+        /// chain, the newest `keep_full` fulls and the sets of the window stay, and so does
+        /// the set the next incremental would continue. A prune may
         /// come after a pause of up to 5 s, longer than the 3.5 s window: with a window
         /// alone, every set has then aged out of it.
         #[test]
@@ -227,7 +228,14 @@ mod tests {
                     .collect();
                 let latest = newest_chain(&h.sets);
                 prop_assert!(!latest.is_empty() || h.sets.is_empty());
+                let continues = |sets: &[Listed]| {
+                    h.last.as_ref().is_some_and(|last| {
+                        catalog::continued_chain(sets, last, &signature(), "repo").is_ok()
+                    })
+                };
+                let could_continue = continues(&h.sets);
                 h.sets.retain(|s| !p.remove.contains(&s.name));
+                prop_assert_eq!(continues(&h.sets), could_continue, "the next incremental's parent went: {:?}", r);
                 for f in fulls.iter().chain(&latest) {
                     prop_assert!(h.sets.iter().any(|s| &s.name == f), "{f} pruned: {r:?}");
                 }
