@@ -108,7 +108,8 @@ pub async fn prune(
         println!(
             "{}",
             serde_json::json!({ "dry_run": dry_run, "keep": plan.keep, "removed": plan.remove,
-                "orphans_removed": plan.orphans, "left": plan.left, "objects_removed": removed })
+                "orphans_removed": plan.orphans, "left": plan.left, "held_back": plan.held_back,
+                "objects_removed": removed })
         );
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
@@ -122,7 +123,10 @@ pub async fn prune(
             println!("kept {n}");
         }
         for n in &plan.left {
-            println!("left {n} (orphan within its grace period, or damaged)");
+            println!("left {n} (orphan within its grace period, referenced, or damaged)");
+        }
+        if let Some(why) = &plan.held_back {
+            println!("held back: {why}");
         }
     }
     Ok(())

@@ -205,3 +205,57 @@ async fn prune_keeps_an_orphan_a_kept_set_references() {
         400
     );
 }
+
+/// F1, I1, F2, I2 with F1 and I1 made while the source's clock ran a day ahead (their
+/// manifests' times moved a day later): by time they are the newest sets, by the log the
+/// oldest. `latest` refuses (-521) instead of restoring them, `--keep-full 1` removes no
+/// complete set instead of F2 and I2, and I2 restores by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sets_made_under_a_clock_that_ran_ahead_neither_win_latest_nor_cost_the_newest_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, target) = folder(dir.path(), "repo");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let f1 = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    let i1 = backup(&inst, &target, BackupKind::Incremental).await;
+    put_rows(&inst, t, 200..300).await;
+    let f2 = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 300..400).await;
+    let i2 = backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    for set in [&f1, &i1] {
+        let path = repo.join(set.name.as_ref().unwrap()).join("manifest.json");
+        edit_manifest(&path, |v| {
+            let t = v["mark_time_ms"].as_u64().unwrap();
+            v["mark_time_ms"] = serde_json::json!(t + 24 * 3600 * 1000);
+        });
+    }
+
+    let e = restore(&engine, &target, SetChoice::Latest, &dir.path().join("r"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), -521, "{e}");
+    assert!(
+        e.detail_or_message().contains("name the set to restore"),
+        "{e}"
+    );
+    let keep = Retention {
+        keep_full: Some(1),
+        keep_within_ms: None,
+        orphan_grace_ms: ORPHAN_GRACE_MS,
+    };
+    let (plan, removed) = prune_sets(&target, keep).await.unwrap();
+    assert!(plan.remove.is_empty() && removed == 0, "{plan:?}");
+    assert!(plan.held_back.is_some(), "{plan:?}");
+    assert_eq!(list_sets(&target).await.unwrap().len(), 4);
+    let named = SetChoice::Named(i2.name.unwrap());
+    let r = restore(&engine, &target, named, &dir.path().join("r2"))
+        .await
+        .unwrap();
+    assert_eq!(r.sets, [f2.id, i2.id]);
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
+        400
+    );
+}

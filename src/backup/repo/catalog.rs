@@ -2,6 +2,8 @@
 //! a backup that failed or was killed) and its damaged sets (a manifest that does not check
 //! out), and the chains the complete sets form. Readers use only complete sets.
 
+use std::collections::HashMap;
+
 use super::name::name_time_ms;
 use super::set::RepoSet;
 use super::Repository;
@@ -237,15 +239,53 @@ pub fn newest_first(sets: &[Listed]) -> Vec<&Listed> {
     complete
 }
 
+/// Two complete sets of one log stream whose times disagree with their places in its log:
+/// the first lies later in the log (a higher mark) but began earlier. Along one stream the
+/// marks grow with time, so one of the two was made under a wrong clock (one that ran ahead
+/// and was set back, or ran behind), or the instance was put back to an earlier state and
+/// went on. Which of them is newer, the manifests cannot tell; set names and `latest`,
+/// which go by time, may be wrong about it.
+pub fn misordered(sets: &[Listed]) -> Option<(&Listed, &Listed)> {
+    let mut streams: HashMap<&str, Vec<(&Listed, &BackupManifest)>> = HashMap::new();
+    for s in sets {
+        if let Some(m) = s.manifest() {
+            streams.entry(&m.log_signature).or_default().push((s, m));
+        }
+    }
+    streams.into_values().find_map(|mut stream| {
+        stream.sort_by_key(|(_, m)| (m.mark, m.mark_time_ms));
+        // The set that began last among those earlier in the log.
+        let mut last_begun = stream.first()?;
+        for at in &stream {
+            if at.1.mark_time_ms < last_begun.1.mark_time_ms {
+                return Some((at.0, last_begun.0));
+            }
+            last_begun = at;
+        }
+        None
+    })
+}
+
+/// A set of the stream of `newest` later in its log than it: `latest`, by time, would not
+/// be the newest of its stream ([`misordered`]).
+fn later_in_log<'a>(sets: &'a [Listed], newest: &BackupManifest) -> Option<&'a Listed> {
+    sets.iter().find(|s| {
+        s.manifest()
+            .is_some_and(|m| m.log_signature == newest.log_signature && m.mark > newest.mark)
+    })
+}
+
 /// The chain of the newest complete set: what `latest` restores. It never falls back to an
 /// older chain: restoring older data than the repository holds, without a word, is worse
 /// than a refusal.
 ///
 /// # Errors
 ///
-/// `MissingFullBackup` (-560) if there is no complete set; the damaged set's error if a
-/// damaged set may be newer than the newest complete set (its manifest cannot say when it
-/// was made, so `latest` would not be the latest); the newest set's chain error if its
+/// `MissingFullBackup` (-560) if there is no complete set; `InvalidBackupSequence` (-521)
+/// if a set of the newest set's log stream lies later in that log ([`misordered`]); the
+/// damaged set's error if a damaged set may be newer than the newest complete set (its
+/// manifest cannot say when it was made, so `latest` would not be the latest); the newest
+/// set's chain error if its
 /// chain is broken (-560 for a missing parent), with a detail saying that naming a set
 /// restores an older chain.
 pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
@@ -263,6 +303,14 @@ pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
              is not known ({}); name the set to restore, or remove the damaged one",
             s.name,
             e.detail_or_message()
+        )));
+    }
+    if let Some(later) = newest.manifest().and_then(|m| later_in_log(sets, m)) {
+        return Err(Error::InvalidBackupSequence.with_detail(format!(
+            "{} began last, but {} lies later in the same log: one was made under a wrong \
+             clock, or the instance was put back to an earlier state, so `latest` is not \
+             known; name the set to restore",
+            newest.name, later.name
         )));
     }
     chain_of(sets, &newest.name).map_err(|e| {
@@ -325,6 +373,44 @@ mod tests {
             names(&chain_of(&h.sets, "00002").unwrap()),
             ["00001", "00002"]
         );
+    }
+
+    /// Moves set `i` of `h` to began at `t_ms` (its place in the log stays).
+    fn began_at(h: &mut History, i: usize, t_ms: u64) {
+        if let SetState::Complete(m) = &mut h.sets[i].state {
+            m.mark_time_ms = t_ms;
+        }
+    }
+
+    /// F, I, F, I with the first two made while the clock ran a day ahead: by time they are
+    /// the newest, by the log the oldest. `latest` refuses instead of restoring them.
+    #[test]
+    fn latest_refuses_when_times_disagree_with_the_log() {
+        let mut h = two_chains();
+        assert!(misordered(&h.sets).is_none());
+        for i in [0, 1] {
+            began_at(&mut h, i, 86_400_000 + i as u64);
+        }
+        let (later, began_after) = misordered(&h.sets).unwrap();
+        assert_eq!(
+            (later.name.as_str(), began_after.name.as_str()),
+            ("00003", "00002")
+        );
+        let e = latest_chain(&h.sets).unwrap_err();
+        assert_eq!(e.code(), -521, "{e}");
+        let detail = e.detail_or_message();
+        assert!(detail.starts_with("00002 began last, but 0000"), "{detail}");
+        assert!(detail.contains("name the set to restore"), "{detail}");
+    }
+
+    /// Times out of order among old sets only: the newest set began last and lies last in
+    /// the log, so `latest` is known.
+    #[test]
+    fn latest_is_known_when_only_older_sets_disagree() {
+        let mut h = two_chains();
+        began_at(&mut h, 0, 2500);
+        assert!(misordered(&h.sets).is_some());
+        assert_eq!(names(&latest_chain(&h.sets).unwrap()), ["00003", "00004"]);
     }
 
     /// Not there, of another log stream, or there with its own parent gone: each is

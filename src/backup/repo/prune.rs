@@ -43,6 +43,9 @@ pub struct PrunePlan {
     /// Names left alone: damaged sets, orphans still within their grace period, and orphans
     /// whose objects a needed set references.
     pub left: Vec<String>,
+    /// Why no complete set is removed, when none is: a damaged set, or sets whose times
+    /// disagree with their places in the log ([`catalog::misordered`]).
+    pub held_back: Option<String>,
 }
 
 /// Decides what a prune removes from `sets` at `now_ms`. The newest complete set and
@@ -51,8 +54,8 @@ pub struct PrunePlan {
 /// aged out of (backups paused, the pruning host's clock ahead) would otherwise remove them
 /// all. An
 /// orphan a needed set references is left, whatever its age: its objects are that set's
-/// logs. While a damaged set is there, it removes orphans only: the damaged set's chain
-/// cannot be read, and it may need any older set.
+/// logs. While a damaged set is there, or sets whose times disagree with their places in
+/// the log, it removes orphans only ([`PrunePlan::held_back`] says why).
 ///
 /// # Errors
 ///
@@ -64,9 +67,7 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
             "prune needs --keep-full N (N >= 1) or --keep-within DURATION: it never removes every set",
         ));
     }
-    // A damaged set's chain and references cannot be read, and it may depend on any older
-    // set: while one is there, no complete set is removed (orphans still are).
-    let blocked = catalog::damaged(sets).next();
+    let held_back = held_back(sets);
     let newest = catalog::newest_first(sets);
     let roots: BTreeSet<&str> = newest
         .iter()
@@ -122,7 +123,7 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
     let mut out = PrunePlan::default();
     for s in sets {
         match &s.state {
-            SetState::Complete(_) if needed.contains(&s.name) || blocked.is_some() => {
+            SetState::Complete(_) if needed.contains(&s.name) || held_back.is_some() => {
                 out.keep.push(s.name.clone())
             }
             SetState::Complete(_) => out.remove.push(s.name.clone()),
@@ -134,7 +135,29 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
             SetState::Orphan | SetState::Damaged(_) => out.left.push(s.name.clone()),
         }
     }
+    out.held_back = held_back;
     Ok(out)
+}
+
+/// Why a prune removes no complete set (orphans still go), if it must not:
+/// - a damaged set's chain and references cannot be read, and it may depend on any older set;
+/// - sets whose times disagree with their places in the log leave "newest" unknown, and
+///   with it which fulls and which window to keep.
+fn held_back(sets: &[Listed]) -> Option<String> {
+    if let Some((s, e)) = catalog::damaged(sets).next() {
+        return Some(format!(
+            "{} is damaged ({}): no complete set is removed while it is there",
+            s.name,
+            e.detail_or_message()
+        ));
+    }
+    catalog::misordered(sets).map(|(later, began_after)| {
+        format!(
+            "{} lies later in the log than {} but began earlier (a wrong clock, or an instance \
+             put back to an earlier state): no complete set is removed until one of them is",
+            later.name, began_after.name
+        )
+    })
 }
 
 /// An orphan whose name carries no time is never old enough: it may not be ours. Its age
@@ -319,16 +342,43 @@ mod tests {
         let p = plan(&h.sets, &r, 10_000).unwrap();
         assert!(p.remove.is_empty(), "{p:?}");
         assert_eq!(p.left, vec!["00009".to_string()]);
+        assert!(p.held_back.unwrap().starts_with("00009 is damaged"));
         // Nor is `latest` known while a damaged set may be newer.
         assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -526);
     }
 
-    /// F, I, I, then backups paused for longer than the window: a window alone keeps the
-    /// newest set and its chain, though every set aged out of it.
+    /// F, I, F, I with the first full made while the clock ran a day ahead: by time it is
+    /// the newest full, and `--keep-full 1` would keep it and remove the chain the instance
+    /// continues. No complete set goes until the sets agree.
+    #[test]
+    fn sets_whose_times_disagree_with_the_log_stop_the_removal_of_complete_sets() {
+        let mut h = History::new();
+        for k in [4, 0, 4, 0] {
+            h.add(kind(k), false);
+        }
+        if let SetState::Complete(m) = &mut h.sets[0].state {
+            m.mark_time_ms = 86_400_000;
+        }
+        let r = Retention {
+            keep_full: Some(1),
+            keep_within_ms: None,
+            orphan_grace_ms: 0,
+        };
+        let p = plan(&h.sets, &r, 100_000_000).unwrap();
+        assert!(p.remove.is_empty(), "{p:?}");
+        assert_eq!(p.keep.len(), 4, "{p:?}");
+        let why = p.held_back.unwrap();
+        assert!(
+            why.starts_with("00002 lies later in the log than 00001"),
+            "{why}"
+        );
+    }
+
+    /// F, I, C, then backups paused for longer than the window: the copy is the newest set,
+    /// and its chain is itself; the next incremental continues I, whose chain (F, I) stays
+    /// too.
     #[test]
     fn a_window_every_set_aged_out_of_keeps_what_the_next_incremental_continues() {
-        // F, I, C: the copy is the newest set, and its chain is itself; the next incremental
-        // continues I, whose chain (F, I) stays too.
         let mut h = History::new();
         for k in [4, 0, 3] {
             assert!(h.add(kind(k), false));
@@ -344,6 +394,8 @@ mod tests {
         assert!(h.add(kind(0), false), "the next incremental continues I");
     }
 
+    /// F, I, I, then backups paused for longer than the window: a window alone keeps the
+    /// newest set and its chain, though every set aged out of it.
     #[test]
     fn a_window_every_set_aged_out_of_keeps_the_newest_chain() {
         let mut h = History::new();
