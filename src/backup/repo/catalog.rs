@@ -2,7 +2,7 @@
 //! a backup that failed or was killed) and its damaged sets (a manifest that does not check
 //! out), and the chains the complete sets form. Readers use only complete sets.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::name::name_time_ms;
 use super::set::RepoSet;
@@ -246,7 +246,7 @@ pub fn newest_first(sets: &[Listed]) -> Vec<&Listed> {
 /// went on. Which of them is newer, the manifests cannot tell; set names and `latest`,
 /// which go by time, may be wrong about it.
 pub fn misordered(sets: &[Listed]) -> Option<(&Listed, &Listed)> {
-    let mut streams: HashMap<&str, Vec<(&Listed, &BackupManifest)>> = HashMap::new();
+    let mut streams: BTreeMap<&str, Vec<(&Listed, &BackupManifest)>> = BTreeMap::new();
     for s in sets {
         if let Some(m) = s.manifest() {
             streams.entry(&m.log_signature).or_default().push((s, m));
