@@ -157,7 +157,8 @@ enum Cmd {
         #[arg(required = true)]
         sources: Vec<String>,
         /// The set to restore with the chain it continues, or `latest`: the newest complete
-        /// set (refused if its chain is broken; name a set to restore an older chain).
+        /// set (refused if its chain is broken, or if a set lies later in its log than it;
+        /// name a set to restore another chain).
         #[arg(long)]
         set: Option<String>,
         /// Where the databases go.

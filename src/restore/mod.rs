@@ -284,7 +284,7 @@ fn refuse_gap(
     let missing = prev.gen + 1;
     let later = match current_gen {
         Some(g) => Some(g),
-        None => names::list_archived(storage, &spec.log_dir, &spec.base_name)?
+        None => archived_or_none(storage, spec)?
             .into_iter()
             .filter(|(g, _)| *g > missing)
             .find(|(_, p)| {
@@ -300,6 +300,15 @@ fn refuse_gap(
             spec.log_dir.display()
         ))),
         None => Ok(()),
+    }
+}
+
+/// The archived logs in the restore's log directory; none if the directory does not exist
+/// (yet): it holds no later logs.
+fn archived_or_none(storage: &dyn Storage, spec: &RestoreSpec) -> Result<Vec<(u32, PathBuf)>> {
+    match names::list_archived(storage, &spec.log_dir, &spec.base_name) {
+        Err(e) if e.clone().plain() == Error::FileNotFound => Ok(Vec::new()),
+        r => r,
     }
 }
 

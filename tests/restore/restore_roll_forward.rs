@@ -189,3 +189,25 @@ async fn later_logs_of_another_stream_end_the_roll_forward_quietly() {
     assert_eq!(report.gens.1, r.manifest.gen_high, "{:?}", report.gens);
     assert_eq!(r.rows_in(&img).await, 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_whose_log_directory_does_not_exist_yet_restores_the_set() {
+    let r = rolled().await;
+    let target = r.dir.path().join("fresh");
+    std::fs::create_dir_all(&target).unwrap();
+    let img = target.join("db.edb");
+    std::fs::copy(r.set.join(&r.manifest.databases[0].file), &img).unwrap();
+    let spec = RestoreSpec {
+        checkpoint_dir: target.clone(),
+        log_dir: target.join("logs-not-made-yet"),
+        backup_log_dir: r.set.join("logs"),
+        gen_low: r.manifest.gen_low,
+        gen_high: r.manifest.gen_high,
+        base_name: "edb".into(),
+        restore_map: vec![(r.manifest.databases[0].original_path.clone(), img.clone())],
+        stop_at: None,
+    };
+    let report = r.engine.external_restore(spec).await.unwrap();
+    assert_eq!(report.gens.1, r.manifest.gen_high);
+    assert_eq!(r.rows_in(&img).await, 100);
+}

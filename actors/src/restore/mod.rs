@@ -30,7 +30,10 @@ impl Engine {
     /// (`DatabaseCorrupted` -1206, `RestoreOfNonBackupDatabase` -615,
     /// `DatabasePatchFileMismatch` -552, `StartingRestoreLogTooHigh` -554,
     /// `EndingRestoreLogTooLow` -553, also for a stop point before the copies' last
-    /// generation); then replay's (`DiskFull` -1808, `DiskIO` -1022).
+    /// generation); the later logs' in `log_dir` (`LogCorruptDuringHardRestore` -573 for a
+    /// damaged one or an archived one with no end record, `MissingCurrentLogFiles` -565 for
+    /// a generation missing while later ones of the stream are there); then replay's
+    /// (`DiskFull` -1808, `DiskIO` -1022).
     pub async fn external_restore(&self, spec: RestoreSpec) -> Result<RestoreReport> {
         self.external_restore_on(ese::io::os(), spec).await
     }

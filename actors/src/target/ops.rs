@@ -26,8 +26,8 @@ pub use ese::backup::repo::prune::{PrunePlan, Retention, ORPHAN_GRACE_MS};
 /// Which set a restore starts from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SetChoice {
-    /// The newest complete set, with its chain; refused if that chain is broken, never an
-    /// older chain instead.
+    /// The newest complete set, with its chain; refused if that chain is broken, or if a set
+    /// of its log stream lies later in the log (a wrong clock), never an older chain instead.
     Latest,
     /// The set of this name, with the chain it continues.
     Named(String),
@@ -142,7 +142,9 @@ pub async fn verify_at(
 ///
 /// `RunningInOneInstanceMode` (-1080); `MissingFullBackup` (-560) when no complete chain
 /// leads to the set (for `latest`: no complete set, or a parent of the newest missing);
-/// for `latest`, a damaged set's error while a damaged set may be the newest;
+/// for `latest`, a damaged set's error while a damaged set may be the newest, and
+/// `InvalidBackupSequence` (-521) when a set of the newest set's log stream lies later in
+/// its log (one of them made under a wrong clock);
 /// `InvalidParameter` (-1003) for a name that is not a complete set; then
 /// [`restore_chain`](ese::restore::chain::restore_chain)'s.
 pub async fn restore_from(

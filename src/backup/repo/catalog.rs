@@ -164,24 +164,49 @@ pub fn chain_of<'a>(sets: &'a [Listed], name: &str) -> Result<Vec<&'a Listed>> {
             return Err(Error::InvalidParameter.with_detail(format!("no backup set named {name}")))
         }
     };
+    let (mut chain, broken) = walk(sets, at);
+    if let Some(e) = broken {
+        return Err(e);
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// What the complete set `name` still has of its chain, newest first: itself and the sets
+/// it continues, as far as each parent is a complete set of `sets` (its whole chain when
+/// nothing is missing). Empty if `name` is not a complete set.
+pub fn links_of<'a>(sets: &'a [Listed], name: &str) -> Vec<&'a Listed> {
+    sets.iter()
+        .find(|s| s.name == name && s.manifest().is_some())
+        .map_or_else(Vec::new, |s| walk(sets, s).0)
+}
+
+/// `start` and the sets it continues, newest first, up the parents its manifests name; with
+/// the error that ended the walk before a full or copy set, if one did.
+fn walk<'a>(sets: &'a [Listed], start: &'a Listed) -> (Vec<&'a Listed>, Option<Error>) {
+    let mut at = start;
     let mut chain = vec![at];
     // Each step goes to an older set, so the walk ends; the bound guards a hostile cycle.
     while let Some(m) = at.manifest().filter(|m| m.kind.incremental()) {
         if chain.len() > sets.len() {
-            return Err(Error::InvalidBackupSequence
-                .with_detail(format!("the parents of {name} form a cycle")));
+            let e = Error::InvalidBackupSequence
+                .with_detail(format!("the parents of {} form a cycle", start.name));
+            return (chain, Some(e));
         }
-        at = parent(sets, m).ok_or_else(|| {
-            Error::MissingFullBackup.with_detail(format!(
-                "{}: its parent backup {} is not a complete set of this repository",
-                at.name,
-                m.parent_id.as_deref().unwrap_or("(none recorded)")
-            ))
-        })?;
+        match parent(sets, m) {
+            Some(p) => at = p,
+            None => {
+                let e = Error::MissingFullBackup.with_detail(format!(
+                    "{}: its parent backup {} is not a complete set of this repository",
+                    at.name,
+                    m.parent_id.as_deref().unwrap_or("(none recorded)")
+                ));
+                return (chain, Some(e));
+            }
+        }
         chain.push(at);
     }
-    chain.reverse();
-    Ok(chain)
+    (chain, None)
 }
 
 /// The complete set an incremental or differential continues.

@@ -76,17 +76,22 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
         .map(|s| s.name.as_str())
         .collect();
     let mut needed: BTreeSet<String> = BTreeSet::new();
-    // Whatever the window: the newest set (what `latest` restores), and the newest full or
+    // Whatever the window: the newest set (what `latest` restores); the newest full or
     // incremental (what the next incremental continues, when the newest set is a copy or a
-    // differential, which no incremental continues).
+    // differential, which no incremental continues); and the newest set whose whole chain
+    // is here (what a restore by name still reaches when the newest sets lost a parent).
     let continued = newest.iter().find(|s| {
         s.manifest()
             .is_some_and(|m| matches!(m.kind, BackupKind::Full | BackupKind::Incremental))
     });
+    let restorable = newest
+        .iter()
+        .find(|s| catalog::chain_of(sets, &s.name).is_ok());
     let mut todo: Vec<String> = newest
         .first()
         .into_iter()
         .chain(continued)
+        .chain(restorable)
         .map(|s| s.name.clone())
         .collect();
     for s in &newest {
@@ -104,9 +109,8 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
         if !needed.insert(name.clone()) {
             continue;
         }
-        // A kept set whose chain is broken still keeps what it has.
-        let chain = catalog::chain_of(sets, &name).unwrap_or_default();
-        for link in chain {
+        // A kept set whose chain is broken still keeps what it has of it.
+        for link in catalog::links_of(sets, &name) {
             todo.push(link.name.clone());
             if let Some(m) = link.manifest() {
                 todo.extend(catalog::references(m).map(str::to_string));
@@ -345,6 +349,34 @@ mod tests {
         assert!(p.held_back.unwrap().starts_with("00009 is damaged"));
         // Nor is `latest` known while a damaged set may be newer.
         assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -526);
+    }
+
+    /// F, I1, I2 with I1's manifest lost: `latest` is refused, and F is the newest set a
+    /// restore still reaches. A window every set aged out of keeps it; F, I1, I2, I3 with F
+    /// lost keeps I1, which I3 still continues.
+    #[test]
+    fn a_broken_newest_chain_keeps_what_still_restores_and_what_it_has() {
+        let window = Retention {
+            keep_full: None,
+            keep_within_ms: Some(1000),
+            orphan_grace_ms: ORPHAN_GRACE_MS,
+        };
+        let mut h = History::new();
+        for k in [4, 0, 0] {
+            assert!(h.add(kind(k), false));
+        }
+        h.sets[1].state = SetState::Orphan;
+        assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -560);
+        let p = plan(&h.sets, &window, 100_000).unwrap();
+        assert_eq!(p.keep, ["00001", "00003"], "{p:?}");
+
+        let mut h = History::new();
+        for k in [4, 0, 0, 0] {
+            assert!(h.add(kind(k), false));
+        }
+        h.sets.remove(0);
+        let p = plan(&h.sets, &window, 100_000).unwrap();
+        assert_eq!(p.keep, ["00002", "00003", "00004"], "{p:?}");
     }
 
     /// F, I, F, I with the first full made while the clock ran a day ahead: by time it is
