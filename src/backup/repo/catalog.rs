@@ -148,7 +148,7 @@ fn read_manifests(repo: &dyn Repository, names: &[String]) -> Result<Vec<Result<
 /// no manifest (an orphan); its manifest's error if that is damaged; `MissingFullBackup`
 /// (-560) if a parent is not among the complete sets.
 pub fn chain_of<'a>(sets: &'a [Listed], name: &str) -> Result<Vec<&'a Listed>> {
-    let mut at = match sets.iter().find(|s| s.name == name) {
+    let at = match sets.iter().find(|s| s.name == name) {
         Some(s) if s.manifest().is_some() => s,
         // The reason it cannot be used is the answer: its manifest's own error.
         Some(Listed {
