@@ -11,7 +11,7 @@ use ese_actors::ese::backup::repo::catalog;
 use ese_actors::ese::backup::repo::prune::ORPHAN_GRACE_MS;
 use ese_actors::{
     list_sets, prune_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget,
-    ChainReport, Engine, Instance, KeyRange, Retention, SetChoice, Term,
+    ChainReport, Engine, Instance, Retention, SetChoice, Term,
 };
 use support::actor::*;
 
@@ -35,18 +35,6 @@ async fn restore(
     to: &Path,
 ) -> ese_actors::Result<ChainReport> {
     restore_from(engine, target, choice, to, None, None).await
-}
-
-/// The rows of table "t" in the restored database `db`, opened by an instance in `scratch`.
-async fn rows_in(engine: &Engine, db: &Path, scratch: &Path) -> usize {
-    let name = scratch.file_name().unwrap().to_str().unwrap();
-    let inst = engine.create_instance(name, params(scratch)).await.unwrap();
-    inst.init().await.unwrap();
-    let db = inst.attach_database(db).await.unwrap();
-    let t = inst.open_table(db, "t").await.unwrap();
-    let rows = inst.scan(t, KeyRange::all()).await.unwrap().len();
-    inst.term(Term::empty()).await.unwrap();
-    rows
 }
 
 /// A full and an incremental, then backups pause for longer than the window: a prune with

@@ -7,11 +7,9 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ese_actors::{
-    BackupKind, BackupManifest, Engine, KeyRange, RestoreReport, RestoreSpec, Result, Term,
-};
+use ese_actors::{BackupKind, BackupManifest, Engine, RestoreReport, RestoreSpec, Result, Term};
 use support::actor::*;
 
 /// A source with 100 rows, a full backup of it in `full/`, then four log rolls.
@@ -72,24 +70,6 @@ impl Rolled {
         };
         (self.engine.external_restore(spec).await, img)
     }
-
-    /// The rows of table "t" in the restored database `db`.
-    async fn rows_in(&self, db: &Path) -> usize {
-        let scratch = db.parent().unwrap().join("probe");
-        let inst = self
-            .engine
-            .create_instance("probe", params(&scratch))
-            .await
-            .unwrap();
-        inst.init().await.unwrap();
-        let id = inst.attach_database(db).await.unwrap();
-        let t = inst.open_table(id, "t").await.unwrap();
-        let s = inst.begin_session().await.unwrap();
-        let n = s.scan(t, KeyRange::all()).await.unwrap().len();
-        drop(s);
-        inst.term(Term::empty()).await.unwrap();
-        n
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +82,10 @@ async fn every_later_log_of_the_source_is_replayed() {
         "{:?}",
         report.gens
     );
-    assert_eq!(r.rows_in(&img).await, r.rows);
+    assert_eq!(
+        rows_in(&r.engine, &img, &img.with_file_name("probe")).await,
+        r.rows
+    );
 }
 
 /// Damages the first later log with `damage(bytes, where its last record ends: its end
@@ -187,7 +170,10 @@ async fn later_logs_of_another_stream_end_the_roll_forward_quietly() {
     let (report, img) = r.restore("other-stream").await;
     let report = report.unwrap();
     assert_eq!(report.gens.1, r.manifest.gen_high, "{:?}", report.gens);
-    assert_eq!(r.rows_in(&img).await, 100);
+    assert_eq!(
+        rows_in(&r.engine, &img, &img.with_file_name("probe")).await,
+        100
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,5 +195,8 @@ async fn a_restore_whose_log_directory_does_not_exist_yet_restores_the_set() {
     };
     let report = r.engine.external_restore(spec).await.unwrap();
     assert_eq!(report.gens.1, r.manifest.gen_high);
-    assert_eq!(r.rows_in(&img).await, 100);
+    assert_eq!(
+        rows_in(&r.engine, &img, &img.with_file_name("probe")).await,
+        100
+    );
 }

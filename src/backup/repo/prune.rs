@@ -356,18 +356,13 @@ mod tests {
     /// lost keeps I1, which I3 still continues.
     #[test]
     fn a_broken_newest_chain_keeps_what_still_restores_and_what_it_has() {
-        let window = Retention {
-            keep_full: None,
-            keep_within_ms: Some(1000),
-            orphan_grace_ms: ORPHAN_GRACE_MS,
-        };
         let mut h = History::new();
         for k in [4, 0, 0] {
             assert!(h.add(kind(k), false));
         }
         h.sets[1].state = SetState::Orphan;
         assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -560);
-        let p = plan(&h.sets, &window, 100_000).unwrap();
+        let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00003"], "{p:?}");
 
         let mut h = History::new();
@@ -375,7 +370,7 @@ mod tests {
             assert!(h.add(kind(k), false));
         }
         h.sets.remove(0);
-        let p = plan(&h.sets, &window, 100_000).unwrap();
+        let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00002", "00003", "00004"], "{p:?}");
     }
 
@@ -406,6 +401,13 @@ mod tests {
         );
     }
 
+    /// A 1 s window alone: run at 100 s, every set of a short history has aged out of it.
+    const WINDOW: Retention = Retention {
+        keep_full: None,
+        keep_within_ms: Some(1000),
+        orphan_grace_ms: 0,
+    };
+
     /// F, I, C, then backups paused for longer than the window: the copy is the newest set,
     /// and its chain is itself; the next incremental continues I, whose chain (F, I) stays
     /// too.
@@ -415,12 +417,7 @@ mod tests {
         for k in [4, 0, 3] {
             assert!(h.add(kind(k), false));
         }
-        let r = Retention {
-            keep_full: None,
-            keep_within_ms: Some(1000),
-            orphan_grace_ms: 0,
-        };
-        let p = plan(&h.sets, &r, 100_000).unwrap();
+        let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
         h.sets.retain(|s| p.keep.contains(&s.name));
         assert!(h.add(kind(0), false), "the next incremental continues I");
@@ -434,12 +431,7 @@ mod tests {
         for k in [4, 0, 0] {
             assert!(h.add(kind(k), false));
         }
-        let r = Retention {
-            keep_full: None,
-            keep_within_ms: Some(1000),
-            orphan_grace_ms: 0,
-        };
-        let p = plan(&h.sets, &r, 100_000).unwrap();
+        let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
         assert!(p.remove.is_empty(), "{p:?}");
     }

@@ -59,6 +59,23 @@ pub async fn put_rows(inst: &Instance, t: TableId, range: std::ops::Range<u32>) 
     }
 }
 
+/// The rows of table "t" in the database file `db`, attached by an instance of its own whose
+/// files go in `scratch` (named after that folder, so that each probe's name is its own).
+pub async fn rows_in(engine: &Engine, db: &Path, scratch: &Path) -> usize {
+    let name = scratch.file_name().unwrap().to_str().unwrap();
+    let inst = engine.create_instance(name, params(scratch)).await.unwrap();
+    inst.init().await.unwrap();
+    let db = inst.attach_database(db).await.unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    let rows = inst
+        .scan(t, ese_actors::KeyRange::all())
+        .await
+        .unwrap()
+        .len();
+    inst.term(ese::Term::empty()).await.unwrap();
+    rows
+}
+
 /// Writes rows (100 to a batch, keys from `first` on) until the log has rolled `rolls`
 /// times; returns the next unused key.
 pub async fn roll_logs(inst: &Instance, t: TableId, rolls: u32, first: u32) -> u32 {
