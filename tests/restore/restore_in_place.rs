@@ -38,8 +38,9 @@ async fn a_backup_restored_over_a_lost_database_comes_back_whole_after_init() {
     let inst = engine.create_instance("src", params(&src)).await.unwrap();
     inst.init().await.unwrap();
     let db = inst.create_database(src.join("db.edb")).await.unwrap();
-    let [a, b, filler] = ["a", "b", "filler"].map(|n| inst.create_table(db, n));
-    let (a, b, filler) = (a.await.unwrap(), b.await.unwrap(), filler.await.unwrap());
+    let a = inst.create_table(db, "a").await.unwrap();
+    let b = inst.create_table(db, "b").await.unwrap();
+    let filler = inst.create_table(db, "filler").await.unwrap();
     let set = dir.path().join("full");
     inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
 
@@ -78,11 +79,8 @@ async fn a_backup_restored_over_a_lost_database_comes_back_whole_after_init() {
     let again = engine.create_instance("again", params(&src)).await.unwrap();
     again.init().await.unwrap();
     let id = again.attach_database(src.join("db.edb")).await.unwrap();
-    let (a, b) = (
-        again.open_table(id, "a").await,
-        again.open_table(id, "b").await,
-    );
-    let (a, b) = (a.unwrap(), b.unwrap());
+    let a = again.open_table(id, "a").await.unwrap();
+    let b = again.open_table(id, "b").await.unwrap();
     // The backup's state, whole: neither X nor Y, in either table.
     assert_eq!(keys(&again, a).await, Vec::<Bytes>::new(), "table a");
     assert_eq!(keys(&again, b).await, Vec::<Bytes>::new(), "table b");

@@ -365,15 +365,11 @@ pub fn references(m: &BackupManifest) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::repo::history::{kind, signature, History};
+    use crate::backup::repo::history::{signature, History};
 
     /// F, I, F, I: sets 00001 to 00004.
     fn two_chains() -> History {
-        let mut h = History::new();
-        for k in [4, 0, 4, 0] {
-            assert!(h.add(kind(k), false));
-        }
-        h
+        History::of(&[4, 0, 4, 0])
     }
 
     fn names(chain: &[&Listed]) -> Vec<String> {

@@ -23,6 +23,16 @@ impl History {
         }
     }
 
+    /// A history of one set per kind number ([`kind`]), none referencing another's logs;
+    /// every one of them a set the engine would make.
+    pub(super) fn of(kinds: &[u8]) -> History {
+        let mut h = History::new();
+        for &k in kinds {
+            assert!(h.add(kind(k), false), "kind {k} refused");
+        }
+        h
+    }
+
     /// Adds a set of `kind` (referencing a log of its chain's newest set if `reference`), or
     /// nothing for an incremental or differential the engine refuses: none recorded to
     /// continue, or its parent's chain not in the repository.

@@ -328,10 +328,7 @@ mod tests {
 
     #[test]
     fn a_damaged_set_stops_the_removal_of_complete_sets() {
-        let mut h = History::new();
-        for k in [4, 0, 4, 0] {
-            h.add(kind(k), false);
-        }
+        let mut h = History::of(&[4, 0, 4, 0]);
         let r = Retention {
             keep_full: Some(1),
             keep_within_ms: None,
@@ -356,19 +353,13 @@ mod tests {
     /// lost keeps I1, which I3 still continues.
     #[test]
     fn a_broken_newest_chain_keeps_what_still_restores_and_what_it_has() {
-        let mut h = History::new();
-        for k in [4, 0, 0] {
-            assert!(h.add(kind(k), false));
-        }
+        let mut h = History::of(&[4, 0, 0]);
         h.sets[1].state = SetState::Orphan;
         assert_eq!(catalog::latest_chain(&h.sets).unwrap_err().code(), -560);
         let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00003"], "{p:?}");
 
-        let mut h = History::new();
-        for k in [4, 0, 0, 0] {
-            assert!(h.add(kind(k), false));
-        }
+        let mut h = History::of(&[4, 0, 0, 0]);
         h.sets.remove(0);
         let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00002", "00003", "00004"], "{p:?}");
@@ -379,10 +370,7 @@ mod tests {
     /// continues. No complete set goes until the sets agree.
     #[test]
     fn sets_whose_times_disagree_with_the_log_stop_the_removal_of_complete_sets() {
-        let mut h = History::new();
-        for k in [4, 0, 4, 0] {
-            h.add(kind(k), false);
-        }
+        let mut h = History::of(&[4, 0, 4, 0]);
         if let SetState::Complete(m) = &mut h.sets[0].state {
             m.mark_time_ms = 86_400_000;
         }
@@ -413,10 +401,7 @@ mod tests {
     /// too.
     #[test]
     fn a_window_every_set_aged_out_of_keeps_what_the_next_incremental_continues() {
-        let mut h = History::new();
-        for k in [4, 0, 3] {
-            assert!(h.add(kind(k), false));
-        }
+        let mut h = History::of(&[4, 0, 3]);
         let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
         h.sets.retain(|s| p.keep.contains(&s.name));
@@ -427,10 +412,7 @@ mod tests {
     /// newest set and its chain, though every set aged out of it.
     #[test]
     fn a_window_every_set_aged_out_of_keeps_the_newest_chain() {
-        let mut h = History::new();
-        for k in [4, 0, 0] {
-            assert!(h.add(kind(k), false));
-        }
+        let h = History::of(&[4, 0, 0]);
         let p = plan(&h.sets, &WINDOW, 100_000).unwrap();
         assert_eq!(p.keep, ["00001", "00002", "00003"], "{p:?}");
         assert!(p.remove.is_empty(), "{p:?}");
