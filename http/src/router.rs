@@ -26,10 +26,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use ese_actors::ese::internals::db::Signature;
 use ese_actors::messages::{
     AbortBackupIf, BeginBackupWithId, EndBackupIf, GetBackupRecord, TruncateLogIf,
 };
-use ese_actors::{BackupBegin, BackupEnd, Error};
+use ese_actors::{BackupBegin, BackupEnd, Error, Instance};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -236,6 +237,13 @@ async fn begin_work(
         Kind::Incremental => BackupBegin::INCREMENTAL,
     };
     let id = inst.ask(BeginBackupWithId { grbit }).await?;
+    let facts = match begin_facts(&inst, req.kind).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = inst.ask(AbortBackupIf { id }).await;
+            return Err(e.into());
+        }
+    };
     let remote = Arc::new(Remote {
         inst,
         id,
@@ -255,6 +263,8 @@ async fn begin_work(
         "lease_ttl_secs": ttl.as_secs_f64(),
         "lease_ttl_ms": ttl.as_millis() as u64,
         "scopes": s.scope_names(&headers),
+        "log_signature": facts.log_signature.to_hex(),
+        "parent_id": facts.parent_id,
     });
     let location = format!("/v1/instances/{name}/backups/{}", id.raw());
     Ok((
@@ -263,6 +273,27 @@ async fn begin_work(
         Json(body),
     )
         .into_response())
+}
+
+/// What a begin answers beside the id, so that a client can refuse before the transfer a
+/// set its target could not chain: the log stream and, for an incremental, the parent.
+struct BeginFacts {
+    log_signature: Signature,
+    parent_id: Option<String>,
+}
+
+/// The begun backup's [`BeginFacts`]; the headers change only at a normal end, so the parent
+/// named now is the one `/record` names later.
+async fn begin_facts(inst: &Instance, kind: Kind) -> ese_actors::Result<BeginFacts> {
+    let log_signature = inst.instance_info().await?.log_signature;
+    let parent_id = match kind {
+        Kind::Incremental => inst.incremental_parent().await?,
+        Kind::Full => None,
+    };
+    Ok(BeginFacts {
+        log_signature,
+        parent_id,
+    })
 }
 
 /// One file as a client sees it.
@@ -367,19 +398,9 @@ async fn record_work(
     let (r, _seq) = s.checked(&headers, Scope::Read, &name, &id).await?;
     let rec = r.inst.ask(GetBackupRecord {}).await?;
     let me = r.inst.instance_info().await?;
-    // As `parent_of_incremental` in ese-actors' backup_set/drive.rs: the last full or
-    // incremental the first database's header records. The headers change only at a normal
-    // end, so during this backup they still name its parent.
-    let parent_id = match (r.kind, me.databases.first()) {
-        (Kind::Incremental, Some(first)) => {
-            let info = r.inst.database_info(first).await?;
-            [info.last_full, info.last_incremental]
-                .into_iter()
-                .flatten()
-                .max_by_key(|b| b.mark)
-                .map(|b| ese_actors::ese::backup::set::backup_id(&me.log_signature, &b))
-        }
-        _ => None,
+    let parent_id = match r.kind {
+        Kind::Incremental => r.inst.incremental_parent().await?,
+        Kind::Full => None,
     };
     Ok(Json(json!({
         "instance": name,

@@ -499,18 +499,31 @@ async fn refusals_before_and_without_a_server() {
 }
 
 /// An incremental pulled into a folder repository that lacks its parent (the full went
-/// to another one): refused with -560 before the set is published, so no set is left and
-/// the server's backup ended as aborted, its logs not truncated; the next incremental into
-/// the full's repository continues the full.
+/// to another one): refused with -560 right after the begin, which names the parent, so
+/// nothing was transferred, no set is left and the server's backup ended as aborted, its
+/// logs not truncated; the next incremental into the full's repository continues the full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incremental_pulled_into_a_repository_without_its_parent_is_refused() {
     let h = host(Opts::default()).await;
     let (sets, elsewhere) = (h.dir.path().join("sets"), h.dir.path().join("elsewhere"));
     let full = pull(&h.url, BackupKind::Full, &sets).await.unwrap();
-    let e = pull(&h.url, BackupKind::Incremental, &elsewhere)
+    let b = RemoteBackup::new(
+        &h.url,
+        RemoteOptions::default().kind(BackupKind::Incremental),
+    )
+    .unwrap();
+    let progress = b.subscribe();
+    let e = b
+        .run(&BackupTarget::parse(elsewhere.to_str().unwrap()).unwrap())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(-560), "{e}");
+    let p = *progress.borrow();
+    assert_eq!(
+        (p.files_total, p.bytes_received),
+        (0, 0),
+        "the refusal came after a transfer: {p:?}"
+    );
     let text = e.to_string();
     assert!(text.contains(&full.manifest.id), "{text}");
     assert!(text.contains(elsewhere.to_str().unwrap()), "{text}");

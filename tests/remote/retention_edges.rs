@@ -70,7 +70,7 @@ async fn keep_within_alone_keeps_the_newest_chain_after_backups_paused() {
 }
 
 /// The full went to one folder, the incremental (or a differential) is asked of another:
-/// refused with -560 before the backup begins, nothing created there, no source log
+/// refused with -560 right after the begin, nothing created there, no source log
 /// truncated; the incremental into the full's folder then continues the full and restores
 /// every row, and a full into the other folder starts a chain an incremental continues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

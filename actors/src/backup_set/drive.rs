@@ -126,16 +126,24 @@ impl Instance {
         let location = writer.location();
         let me = self.instance_info().await?;
         let (chunk, pacer) = options.plan(me.page_size)?;
+        let mut guard = SetGuard::new(self.clone());
+        guard.begin(kind.begin_grbit()).await?;
+        // After the begin: a backup that ended normally just before it may have changed the
+        // headers' records, and until this backup ends no other can.
         let parent_id = match kind.incremental() {
-            true => self.parent_of_incremental(&me).await?,
+            true => match self.incremental_parent().await {
+                Ok(p) => p,
+                Err(e) => return Err(failed(&mut guard, e).await),
+            },
             false => None,
         };
         if let (Some(repo), Some(parent)) = (repo, parent_id.clone()) {
             let signature = me.log_signature.to_hex();
-            writer.reuse(blocking(move || continued(&*repo, &parent, &signature)).await?);
+            match blocking(move || continued(&*repo, &parent, &signature)).await {
+                Ok(reusable) => writer.reuse(reusable),
+                Err(e) => return Err(failed(&mut guard, e).await),
+            }
         }
-        let mut guard = SetGuard::new(self.clone());
-        guard.begin(kind.begin_grbit()).await?;
         let w = guard.attach(writer);
         // A shutdown that began meanwhile may have sent its stop before this backup began.
         if self.closing() {
@@ -158,8 +166,17 @@ impl Instance {
         })
     }
 
-    /// The last full or incremental backup recorded in the first database's header.
-    async fn parent_of_incremental(&self, me: &InstanceInfo) -> Result<Option<String>> {
+    /// The id of the set an incremental begun now continues: the last full or incremental
+    /// backup that the first attached database's header records, named as
+    /// [`backup_id`] names it; `None` without a database or such a backup. While a backup
+    /// runs the headers change only at its normal end, so during one the answer is its
+    /// parent.
+    ///
+    /// # Errors
+    ///
+    /// The gate's errors; [`Instance::database_info`]'s.
+    pub async fn incremental_parent(&self) -> Result<Option<String>> {
+        let me = self.instance_info().await?;
         let Some(first) = me.databases.first() else {
             return Ok(None);
         };
@@ -364,6 +381,13 @@ impl SetRun {
             Ok(()) = self.stops.changed() => {}
         }
     }
+}
+
+/// Ends the backup `guard` began as aborted and answers `e`: a refusal found after the
+/// begin, before anything was written or truncated.
+async fn failed(guard: &mut SetGuard, e: Error) -> Error {
+    guard.fail().await;
+    e
 }
 
 /// The error of a step after the set became complete and the source lost logs to it.

@@ -33,6 +33,10 @@ pub(crate) struct Begun {
     pub lease_ttl: Duration,
     /// The scopes the client's token grants, where the server says (older servers do not).
     pub scopes: Option<Vec<String>>,
+    /// The instance's log stream (hex), where the server says.
+    pub log_signature: Option<String>,
+    /// The set an incremental continues, where the server says.
+    pub parent_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +45,10 @@ struct BeginAnswer {
     lease_ttl_ms: u64,
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    log_signature: Option<String>,
+    #[serde(default)]
+    parent_id: Option<String>,
 }
 
 /// A file of the backup as the server lists it.
@@ -181,6 +189,8 @@ impl Api {
             id: a.id,
             lease_ttl: Duration::from_millis(a.lease_ttl_ms),
             scopes: a.scopes,
+            log_signature: a.log_signature,
+            parent_id: a.parent_id,
         })
     }
 

@@ -331,7 +331,11 @@ impl RemoteBackup {
             id: Some(begun.id.clone()),
             on_drop: self.dropped_abort.clone(),
         };
-        if let Err(e) = can_finish(&begun) {
+        let refused = match can_finish(&begun) {
+            Ok(()) => self.check_begun_parent(&begun, repo.clone()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = refused {
             abort.now().await;
             self.tracker.phase(BackupPhase::Failed);
             return Err(e);
@@ -344,7 +348,7 @@ impl RemoteBackup {
             self.options.max_stall,
         ));
         let written = match self.receiver(&begun, figures) {
-            Ok(receiver) => self.write_set(&receiver, &begun.id, &mut set, repo).await,
+            Ok(receiver) => self.write_set(&receiver, &begun, &mut set, repo).await,
             Err(e) => Err(e),
         };
         let result = match written {
@@ -386,15 +390,35 @@ impl RemoteBackup {
         })
     }
 
+    /// Refuses, before a byte is transferred, an incremental whose parent (as the begin names
+    /// it) has no complete chain in `repo`. A server that names no parent at its begin has
+    /// the set checked at `/record`, after the transfer.
+    async fn check_begun_parent(
+        &self,
+        begun: &Begun,
+        repo: Option<Arc<dyn Repository>>,
+    ) -> Result<(), RemoteError> {
+        if !self.options.kind.incremental() {
+            return Ok(());
+        }
+        let (Some(repo), Some(parent), Some(signature)) =
+            (repo, &begun.parent_id, &begun.log_signature)
+        else {
+            return Ok(());
+        };
+        Ok(set::check_parent(repo, parent.clone(), signature.clone()).await?)
+    }
+
     /// Everything up to a published manifest; nothing is truncated yet. An incremental into
     /// `repo` is published only if its parent is there.
     async fn write_set(
         &self,
         receiver: &Receiver,
-        id: &str,
+        begun: &Begun,
         set: &mut PartialSet,
         repo: Option<Arc<dyn Repository>>,
     ) -> Result<BackupManifest, RemoteError> {
+        let id = begun.id.as_str();
         set.prepare().await?;
         if !self.options.kind.incremental() {
             self.tracker.phase(BackupPhase::Databases);
@@ -433,10 +457,23 @@ impl RemoteBackup {
                  the set would not link into its chain",
             ));
         }
-        // Only the server's record names the parent, so this is the first point to check
-        // it; a failure here still aborts the backup before anything is truncated.
         let parent_id = rec.parent_id.filter(|_| self.options.kind.incremental());
-        if let (Some(repo), Some(parent)) = (repo, parent_id.clone()) {
+        let checked_at_begin = begun.parent_id.is_some() && begun.log_signature.is_some();
+        if checked_at_begin
+            && (parent_id != begun.parent_id
+                || begun.log_signature.as_deref() != Some(rec.log_signature.as_str()))
+        {
+            return Err(RemoteError::protocol(
+                None,
+                format!(
+                    "the record names the parent {parent_id:?}, the begin named {:?}",
+                    begun.parent_id
+                ),
+            ));
+        }
+        // A server that named no parent at the begin is checked here, still before anything
+        // is truncated.
+        if let (false, Some(repo), Some(parent)) = (checked_at_begin, repo, parent_id.clone()) {
             set::check_parent(repo, parent, log_signature.to_hex()).await?;
         }
         let facts = SetFacts {

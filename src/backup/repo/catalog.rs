@@ -225,8 +225,8 @@ fn find<'a>(sets: &'a [Listed], id: &str, log_signature: &str) -> Option<&'a Lis
 /// The chain a new incremental or differential of `repository` continues: the complete set
 /// whose id is `parent_id` (the last full or incremental the source's headers record), of
 /// the log stream `log_signature` (hex), with its whole chain, oldest first. A backup that
-/// continues anything else is refused before it begins: it would truncate the source's
-/// logs into a set no chain restores.
+/// continues anything else is refused before anything is written: it would truncate the
+/// source's logs into a set no chain restores.
 ///
 /// # Errors
 ///
