@@ -327,6 +327,23 @@ fn stop_point(
                 .map_or(0, |d| d.as_millis() as u64),
         ),
     };
+    // The images hold every commit of the logs before the first one given, which replay
+    // never reads: a stop point that may lie before one of them cannot be honoured. Those
+    // commits were made before the first log was created, and lie in earlier generations.
+    if let Some(first) = logs.first().map(|f| &f.header).filter(|h| h.gen > 1) {
+        let before = match stop {
+            ReplayStop::AfterGeneration(g) => g.saturating_add(1) < first.gen,
+            ReplayStop::AtPosition(p) => p.gen() < first.gen,
+            ReplayStop::AfterTime(t) => t < first.created_ms,
+        };
+        if before {
+            return Err(Error::EndingRestoreLogTooLow.with_detail(format!(
+                "the stop point lies before generation {}, the first log given: the backup's \
+                 copies hold the commits of the logs before it",
+                first.gen
+            )));
+        }
+    }
     let first_stopped = logs
         .iter()
         .flat_map(|f| f.records.iter())

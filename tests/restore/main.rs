@@ -10,6 +10,7 @@ mod restore_e2e;
 mod restore_in_place;
 mod restore_moved_database;
 mod restore_pitr;
+mod restore_pitr_edges;
 mod restore_roll_forward;
 mod restore_same_names;
 mod security;
