@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod restore_chain_kinds;
 mod restore_damaged;
 mod restore_e2e;
 mod restore_in_place;
