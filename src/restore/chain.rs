@@ -211,7 +211,7 @@ pub fn check_chain(sets: &[BackupManifest]) -> Result<()> {
         if next.parent_id.as_deref() != Some(prev.id.as_str()) && prev.kind != BackupKind::Copy {
             return Err(Error::InvalidBackupSequence);
         }
-        if next.gen_low > prev.gen_high + 1 || next.gen_high < prev.gen_high {
+        if next.gen_low as u64 > prev.gen_high as u64 + 1 || next.gen_high < prev.gen_high {
             return Err(Error::GivenLogFileIsNotContiguous);
         }
     }

@@ -231,7 +231,10 @@ fn later_logs(
         return Ok(out);
     };
     loop {
-        let gen = prev.gen + 1;
+        // No generation follows the last one there is.
+        let Some(gen) = prev.gen.checked_add(1) else {
+            return Ok(out);
+        };
         let archived = names::archived(&spec.log_dir, &spec.base_name, gen);
         let current = names::current(&spec.log_dir, &spec.base_name);
         let (path, is_current) = if storage.exists(&archived) {
@@ -281,7 +284,7 @@ fn refuse_gap(
     prev: &LogHeader,
     current_gen: Option<u32>,
 ) -> Result<()> {
-    let missing = prev.gen + 1;
+    let missing = prev.gen.saturating_add(1);
     let later = match current_gen {
         Some(g) => Some(g),
         None => archived_or_none(storage, spec)?

@@ -144,3 +144,32 @@ async fn a_damaged_compressed_file_is_refused_with_its_error() {
         let _ = m;
     }
 }
+
+/// A hostile manifest whose logs end at the last generation there is: the chain checks
+/// answer with an error, never a panic (behaviour.md §3.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_at_the_last_generation_is_refused_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 10).await;
+    let p = |n: &str| dir.path().join(n);
+    set(&inst, &p("f"), BackupKind::Full, false).await;
+    put_rows(&inst, t, 10..20).await;
+    set(&inst, &p("i"), BackupKind::Incremental, false).await;
+    inst.term(Term::empty()).await.unwrap();
+    edit_manifest(&p("f").join("manifest.json"), |v| {
+        v["gen_low"] = u32::MAX.into();
+        v["gen_high"] = u32::MAX.into();
+        let mut log = v["logs"][0].clone();
+        log["gen"] = u32::MAX.into();
+        log["file"] = "logs/edbFFFFFFFF.log".into();
+        v["logs"] = serde_json::Value::Array(vec![log]);
+    });
+    // The log it names is not there: the first log missing.
+    assert_eq!(verify_backup_set(p("f")).unwrap_err().code(), -1811);
+    let sets = [p("f"), p("i")];
+    let e = restore_backup_chain(&engine, &sets, p("r"))
+        .await
+        .expect_err("a chain whose full set ends at the last generation");
+    assert_eq!(e.code(), -556, "{e}");
+}
