@@ -154,9 +154,15 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
             last_page: img.trailer.last_page,
         });
     }
-    let later = later_logs(storage, spec, logs.last().map(|(_, f)| f))?;
+    let stop_at = spec.stop_at.map(replay_stop);
+    let past_stop = |f: &LogFile| stop_at.is_some_and(|s| passes(s, f));
+    // Past the stop point nothing is replayed: later logs are not needed.
+    let later = match logs.iter().any(|(_, f)| past_stop(f)) {
+        true => Vec::new(),
+        false => later_logs(storage, spec, logs.last().map(|(_, f)| f), &past_stop)?,
+    };
     let all: Vec<&LogFile> = logs.iter().map(|(_, f)| f).chain(later.iter()).collect();
-    let stop = stop_point(spec.stop_at, &all, needs_gen)?;
+    let stop = stop_point(stop_at, &all, needs_gen)?;
     let start = Instant::now();
     let page_size = mapped_page_size(storage, &mapped)?;
     // Every check passed: from here on the images are changed. The trailer goes first, so
@@ -221,10 +227,13 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
 /// `<base>.log` may end open), is `LogCorruptDuringHardRestore` (-573). A generation missing
 /// while a later one of the same stream is there is `MissingCurrentLogFiles` (-565), as ESE
 /// answers: replaying up to the gap would drop commits that are on disk, with only a warning.
+/// The search also ends after a log `past_stop` says holds a commit past the stop point:
+/// replay reads nothing after that commit, so a gap or damage further on costs nothing.
 fn later_logs(
     storage: &dyn Storage,
     spec: &RestoreSpec,
     last: Option<&LogFile>,
+    past_stop: &dyn Fn(&LogFile) -> bool,
 ) -> Result<Vec<LogFile>> {
     let mut out: Vec<LogFile> = Vec::new();
     let Some(mut prev) = last.map(|f| f.header.clone()) else {
@@ -268,8 +277,9 @@ fn later_logs(
             )));
         }
         prev = f.header.clone();
+        let done = open || past_stop(&f);
         out.push(f);
-        if open {
+        if done {
             return Ok(out);
         }
     }
@@ -315,21 +325,33 @@ fn archived_or_none(storage: &dyn Storage, spec: &RestoreSpec) -> Result<Vec<(u3
     }
 }
 
-/// Turns the stop point into replay's, refusing one before the end the databases need.
-fn stop_point(
-    stop_at: Option<StopAt>,
-    logs: &[&LogFile],
-    needs_gen: u32,
-) -> Result<Option<ReplayStop>> {
-    let Some(s) = stop_at else { return Ok(None) };
-    let stop = match s {
+/// The stop point in replay's form.
+fn replay_stop(s: StopAt) -> ReplayStop {
+    match s {
         StopAt::Generation(g) => ReplayStop::AfterGeneration(g),
         StopAt::LogPosition(p) => ReplayStop::AtPosition(p),
         StopAt::Time(t) => ReplayStop::AfterTime(
             t.duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         ),
-    };
+    }
+}
+
+/// Whether `f` holds a commit past the stop point `stop`.
+fn passes(stop: ReplayStop, f: &LogFile) -> bool {
+    f.records.iter().any(|r| match r.record {
+        Record::Commit { time_ms, .. } => stop.stops(r.start, time_ms),
+        _ => false,
+    })
+}
+
+/// Checks replay's stop point, refusing one before the end the databases need.
+fn stop_point(
+    stop_at: Option<ReplayStop>,
+    logs: &[&LogFile],
+    needs_gen: u32,
+) -> Result<Option<ReplayStop>> {
+    let Some(stop) = stop_at else { return Ok(None) };
     // The images hold every commit of the logs before the first one given, which replay
     // never reads: a stop point that may lie before one of them cannot be honoured. Those
     // commits were made before the first log was created, and lie in earlier generations.
