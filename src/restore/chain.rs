@@ -101,7 +101,15 @@ pub fn restore_chain_read<S: Files>(
         restore_map: layout.clone(),
         stop_at,
     };
-    let restore = external_restore(storage, &spec)?;
+    let restore = match external_restore(storage, &spec) {
+        Ok(r) => r,
+        Err(e) => {
+            // Refused (a stop point before the images' end) or failed midway: the copies
+            // are no restore, and the target must take the next one.
+            copies.remove(storage);
+            return Err(e);
+        }
+    };
     Ok(ChainReport {
         sets: manifests.iter().map(|m| m.id.clone()).collect(),
         databases: layout,
