@@ -173,3 +173,31 @@ async fn a_manifest_at_the_last_generation_is_refused_without_a_panic() {
         .expect_err("a chain whose full set ends at the last generation");
     assert_eq!(e.code(), -556, "{e}");
 }
+
+/// A hostile manifest naming a set's folder itself as a file: refused as a name outside the
+/// set's files (`InvalidPath` -1023), never read as a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_naming_a_folder_as_a_file_is_invalid_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 10).await;
+    let p = |n: &str| dir.path().join(n);
+    set(&inst, &p("f"), BackupKind::Full, false).await;
+    inst.term(Term::empty()).await.unwrap();
+    for (n, (field, name)) in [("databases", "databases"), ("logs", "logs")]
+        .into_iter()
+        .enumerate()
+    {
+        let bad = p(&format!("bad{n}"));
+        copy_set(&p("f"), &bad);
+        edit_manifest(&bad.join("manifest.json"), |v| {
+            v[field][0]["file"] = name.into();
+        });
+        let e = verify_backup_set(&bad).unwrap_err();
+        assert_eq!(e.code(), -1023, "verify, {field}: {e}");
+        let e = restore_backup_chain(&engine, &[&bad], p(&format!("r{n}")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), -1023, "restore, {field}: {e}");
+    }
+}

@@ -242,7 +242,9 @@ impl BackupManifest {
         })?;
         let files = self.databases.iter().map(|d| (&d.file, "databases"));
         for (file, folder) in files.chain(self.logs.iter().map(|l| (&l.file, "logs"))) {
+            // A name below the folder, not the folder itself.
             let inside = file.starts_with(folder)
+                && file.components().count() > 1
                 && file.components().all(|c| matches!(c, Component::Normal(_)))
                 && !set.is_link(file);
             if !inside {
