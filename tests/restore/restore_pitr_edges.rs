@@ -183,3 +183,71 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Stop points exactly at, just past and at the end of single commits, through a chain
+/// (full, two incrementals): each restore holds exactly the commits before the stop
+/// (behaviour.md §3.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_at_commit_boundaries_through_a_chain() {
+    use ese::internals::log::{reader, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let src = dir.path().join("src");
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 10).await;
+    let p = |n: &str| dir.path().join(n);
+    let f = inst.backup_to_dir(p("f"), BackupKind::Full).await.unwrap();
+    const N: u32 = 60;
+    for i in 0..N {
+        put_rows(&inst, t, 1000 + i..1001 + i).await;
+        if i == N / 2 {
+            inst.backup_to_dir(p("i1"), BackupKind::Incremental)
+                .await
+                .unwrap();
+        }
+    }
+    let i2 = inst
+        .backup_to_dir(p("i2"), BackupKind::Incremental)
+        .await
+        .unwrap();
+    inst.term(Term::empty()).await.unwrap();
+    // Every commit after the full backup's logs, in log order: one a row.
+    let mut commits = Vec::new();
+    for g in f.gen_high + 1..=i2.gen_high {
+        let name = format!("logs/edb{g:08X}.log");
+        let held = ["i2", "i1"].map(|s| p(s).join(&name));
+        let path = held.iter().find(|f| f.exists()).unwrap();
+        let log = reader::read_file(&*ese::io::os(), path).unwrap();
+        for r in &log.records {
+            if let Record::Commit { .. } = r.record {
+                commits.push((r.start, r.end));
+            }
+        }
+    }
+    assert_eq!(commits.len(), N as usize, "one commit per row");
+    let sets = [p("f"), p("i1"), p("i2")];
+    let mut n = 0;
+    for k in [0usize, 1, 30, 31, 32, 59] {
+        let (start, end) = commits[k];
+        let cases = [
+            (StopAt::LogPosition(start), k),
+            (StopAt::LogPosition(ese::Lsn(start.0 + 1)), k + 1),
+            (StopAt::LogPosition(end), k + 1),
+            (StopAt::Generation(start.gen()), {
+                commits.iter().filter(|c| c.0.gen() <= start.gen()).count()
+            }),
+        ];
+        for (stop, want) in cases {
+            n += 1;
+            let target = p(&format!("r{n}"));
+            let r = restore_backup_chain_to(&engine, &sets, &target, Some(stop))
+                .await
+                .unwrap_or_else(|e| panic!("{stop:?}: {e}"));
+            let rows = rows_in(&engine, &r.databases[0].1, &target.join("probe")).await;
+            assert_eq!(
+                rows,
+                10 + want,
+                "{stop:?}, commit {k} at {start:?}..{end:?}"
+            );
+        }
+    }
+}
