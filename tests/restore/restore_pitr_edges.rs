@@ -251,3 +251,79 @@ async fn stops_at_commit_boundaries_through_a_chain() {
         }
     }
 }
+
+/// Transactions of 800 rows (more than a log file) whose page records span log rolls: a stop between a
+/// transaction's first page record and its commit (a generation, a position) leaves it out
+/// whole; the rows are always whole transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_spanning_the_stop_point_comes_back_whole_or_not_at_all() {
+    use ese::internals::log::{reader, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let src = dir.path().join("src");
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 10).await;
+    let p = |n: &str| dir.path().join(n);
+    let f = inst.backup_to_dir(p("f"), BackupKind::Full).await.unwrap();
+    const TX: u32 = 4;
+    const ROWS: u32 = 800;
+    for i in 0..TX {
+        let mut s = inst.begin_session().await.unwrap();
+        let mut tx = s.transaction().await.unwrap();
+        for j in 0..ROWS {
+            let k = 10_000 + i * ROWS + j;
+            tx.put(t, format!("k{k:06}").as_bytes(), &[(k % 251) as u8; 200])
+                .await
+                .unwrap();
+        }
+        tx.commit(ese::Commit::Durable).await.unwrap();
+    }
+    let i = inst
+        .backup_to_dir(p("i"), BackupKind::Incremental)
+        .await
+        .unwrap();
+    inst.term(Term::empty()).await.unwrap();
+    // Each transaction: where its first record starts, and its commit's position.
+    let mut txs = Vec::new();
+    let mut first = None;
+    for g in f.gen_high + 1..=i.gen_high {
+        let log = reader::read_file(
+            &*ese::io::os(),
+            &p("i").join(format!("logs/edb{g:08X}.log")),
+        )
+        .unwrap();
+        for r in &log.records {
+            match r.record {
+                Record::Pages(_) | Record::Deltas(_) => {
+                    first.get_or_insert(r.start);
+                }
+                Record::Commit { .. } => txs.push((first.take().unwrap_or(r.start), r.start)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(txs.len(), TX as usize);
+    let spanning: Vec<usize> = (0..txs.len())
+        .filter(|&k| txs[k].0.gen() < txs[k].1.gen())
+        .collect();
+    assert!(!spanning.is_empty(), "no transaction spans a roll: {txs:?}");
+    let sets = [p("f"), p("i")];
+    let mut n = 0;
+    for k in spanning {
+        let (begin, commit) = txs[k];
+        let mid = ese::Lsn(begin.0 + 1);
+        assert!(mid < commit);
+        for stop in [StopAt::Generation(begin.gen()), StopAt::LogPosition(mid)] {
+            n += 1;
+            let target = p(&format!("r{n}"));
+            let r = restore_backup_chain_to(&engine, &sets, &target, Some(stop))
+                .await
+                .unwrap_or_else(|e| panic!("{stop:?}: {e}"));
+            let rows = rows_in(&engine, &r.databases[0].1, &target.join("probe")).await;
+            assert_eq!(
+                rows,
+                10 + ROWS as usize * k,
+                "{stop:?}: transaction {k} from {begin:?} to {commit:?}"
+            );
+        }
+    }
+}
