@@ -201,3 +201,76 @@ async fn a_manifest_naming_a_folder_as_a_file_is_invalid_path() {
         assert_eq!(e.code(), -1023, "restore, {field}: {e}");
     }
 }
+
+/// What each kind truncates (behaviour.md §2.3, §2.7): a copy and a differential nothing;
+/// a full or an incremental only logs its chain holds. Every log gone from the source is in
+/// a set of the chain, and every chain restores every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_a_backup_truncates_lives_in_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let src = dir.path().join("src");
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 100).await;
+    let p = |n: &str| dir.path().join(n);
+    let os = ese::io::os();
+    let name = |l: &PathBuf| l.file_name().unwrap().to_os_string();
+    let mut next = 1000;
+    let mut held: std::collections::BTreeSet<std::ffi::OsString> = Default::default();
+    let mut full_low = 0;
+    let steps = [
+        ("f", BackupKind::Full),
+        ("c", BackupKind::Copy),
+        ("d1", BackupKind::Differential),
+        ("i1", BackupKind::Incremental),
+        ("d2", BackupKind::Differential),
+        ("i2", BackupKind::Incremental),
+        ("i3", BackupKind::Incremental),
+    ];
+    for (s, kind) in steps {
+        next = roll_logs(&inst, t, 2, next).await;
+        let before = archived_logs(&*os, &src);
+        let m = set(&inst, &p(s), kind, s == "i2").await;
+        let after = archived_logs(&*os, &src);
+        if matches!(kind, BackupKind::Copy | BackupKind::Differential) {
+            assert_logs_kept(&before, &after, s);
+        } else {
+            held.extend(m.logs.iter().map(|l| name(&l.file)));
+        }
+        if s == "f" {
+            full_low = m.gen_low;
+        }
+        for gone in before.difference(&after) {
+            let stem = gone.file_stem().unwrap().to_str().unwrap();
+            let gen = u32::from_str_radix(&stem[3..], 16).unwrap();
+            // Below the full's first log: its image holds what they changed.
+            assert!(
+                gen < full_low || held.contains(&name(gone)),
+                "{s}: {} left the source, and no set of the chain holds it",
+                gone.display()
+            );
+        }
+    }
+    inst.term(Term::empty()).await.unwrap();
+    let rows = 100 + (next - 1000) as usize;
+    for (n, chain) in [
+        vec!["f", "i1", "i2", "i3"],
+        vec!["f", "d1"],
+        vec!["f", "i1", "d2"],
+        vec!["c", "i1", "i2"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sets: Vec<PathBuf> = chain.iter().map(|s| p(s)).collect();
+        let target = p(&format!("r{n}"));
+        let r = restore_backup_chain(&engine, &sets, &target)
+            .await
+            .unwrap_or_else(|e| panic!("{chain:?}: {e}"));
+        let got = rows_in(&engine, &r.databases[0].1, &target.join("probe")).await;
+        if n == 0 {
+            assert_eq!(got, rows, "{chain:?}");
+        } else {
+            assert!(got > 100, "{chain:?}: {got} rows");
+        }
+    }
+}
