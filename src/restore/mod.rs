@@ -148,6 +148,17 @@ fn run(storage: &dyn Storage, spec: &RestoreSpec) -> Result<RestoreReport> {
             Some((spec.gen_low, spec.gen_high)),
         )?;
         needs_gen = needs_gen.max(img.trailer.backup.gen_high);
+        // Replay brings one file of a database up to the logs (it finds it by signature):
+        // a second image of the same database would come out unreplayed.
+        if mapped
+            .iter()
+            .any(|m: &Mapped| m.signature == img.header.db_signature || m.target == *target)
+        {
+            return Err(Error::InvalidParameter.with_detail(format!(
+                "{}: the restore map names this database (or file) twice",
+                target.display()
+            )));
+        }
         mapped.push(Mapped {
             target: target.clone(),
             signature: img.header.db_signature,

@@ -376,3 +376,42 @@ async fn a_stop_time_under_load_restores_an_acknowledged_prefix() {
         .await;
     }
 }
+
+/// Two map entries whose images are one database (the same signature: a copy mapped twice):
+/// replay can bring only one of them up to the logs. Before, the restore succeeded and left
+/// the other unreplayed and unattachable (DatabaseCorrupted), though §3 promises every mapped
+/// database consistent and attachable; now the spec is refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_database_mapped_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let src = dir.path().join("src");
+    let (inst, t, db) = instance_with_data(&engine, "src", &src, 100).await;
+    let set = dir.path().join("full");
+    let m = inst.backup_to_dir(&set, BackupKind::Full).await.unwrap();
+    put_rows(&inst, t, 100..300).await;
+    inst.term(Term::empty()).await.unwrap();
+    let target = dir.path().join("r");
+    std::fs::create_dir_all(&target).unwrap();
+    let (a, b) = (target.join("a.edb"), target.join("b.edb"));
+    for img in [&a, &b] {
+        std::fs::copy(set.join(&m.databases[0].file), img).unwrap();
+    }
+    let spec = ese_actors::RestoreSpec {
+        checkpoint_dir: target.clone(),
+        log_dir: src.clone(),
+        backup_log_dir: set.join("logs"),
+        gen_low: m.gen_low,
+        gen_high: m.gen_high,
+        base_name: "edb".into(),
+        restore_map: vec![(db.clone(), a.clone()), (src.join("other.edb"), b.clone())],
+        stop_at: None,
+    };
+    let e = engine.external_restore(spec.clone()).await.unwrap_err();
+    assert_eq!(e.code(), -1003, "{e}");
+    // Nothing was written: the first image still restores on its own.
+    let mut one = spec;
+    one.restore_map.truncate(1);
+    engine.external_restore(one).await.unwrap();
+    assert_eq!(rows_in(&engine, &a, &target.join("probe")).await, 300);
+}
