@@ -207,10 +207,18 @@ impl Core {
             file_size: params.log_bytes(),
             circular: params.is_circular(),
         };
-        let (log, recovered) = match recovery::recover(&*storage, &params)? {
+        let (mut log, recovered) = match recovery::recover(&*storage, &params)? {
             Some((resume, stats)) => (Log::resume(storage.clone(), cfg, resume)?, stats),
             None => (Log::create(storage.clone(), cfg)?, ReplayStats::default()),
         };
+        if recovered.uncommitted {
+            // The log ends with page changes of a transaction a crash cut before its commit
+            // record. Appending goes on after them: a replay that reads them later (a restore
+            // rolling forward through these logs) must drop them here, not apply them with
+            // the next commit. Durable before the checkpoint below points past it.
+            let at = log.append(&crate::log::Record::Shutdown, true)?;
+            log.wait_durable(at)?;
+        }
         let chk_path = checkpoint::path(params.system_dir(), params.base());
         // Recovery read it already (a damaged one fails there): an error here is the disk's,
         // and going on would lose the owner tokens and restart the sequence below the

@@ -102,6 +102,9 @@ pub struct ReplayStats {
     pub last_commit: Lsn,
     /// Whether the stop point was reached.
     pub stopped: bool,
+    /// Whether the log ended with page changes of a transaction whose commit record is not
+    /// there (a crash cut it): they were dropped.
+    pub uncommitted: bool,
 }
 
 /// The redo engine.
@@ -190,7 +193,11 @@ impl<R: Resolve> Replay<R> {
                     t.header.apply_backup(*field, info);
                 }
             }
-            Record::BackupMark { .. } | Record::End | Record::Shutdown => {}
+            // A clean termination, or the restart after a recovery that dropped a transaction
+            // cut by a crash: no transaction is open there, so page changes still pending
+            // belong to one that never committed and must not ride on the next commit.
+            Record::Shutdown => self.pending.clear(),
+            Record::BackupMark { .. } | Record::End => {}
         }
         Ok(())
     }
@@ -303,6 +310,7 @@ impl<R: Resolve> Replay<R> {
     /// Writes everything held, syncs every file, and hands back the databases replayed with
     /// the final counts.
     pub fn finish(mut self) -> Result<(Vec<ReplayTarget>, ReplayStats)> {
+        self.stats.uncommitted = !self.pending.is_empty();
         self.write_held(None)?;
         let mut out = Vec::new();
         for (_, t) in self.dbs.drain() {

@@ -13,3 +13,4 @@ mod foreign_stream;
 mod fuzz_regressions;
 mod log_behaviour;
 mod storage_roundtrip;
+mod txn_atomicity;
