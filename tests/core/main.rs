@@ -14,3 +14,4 @@ mod fuzz_regressions;
 mod log_behaviour;
 mod storage_roundtrip;
 mod txn_atomicity;
+mod txn_semantics;
