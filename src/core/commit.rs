@@ -71,10 +71,13 @@ impl Core {
     pub(crate) fn log_changes(&mut self, overlay: Overlay, sync: bool) -> Result<CommitTicket> {
         self.check_available()?;
         if overlay.is_empty() {
-            return Ok(CommitTicket {
-                lsn: self.log.tip(),
-                durable: sync,
-            });
+            // Nothing to log, but a durable answer still waits for the tip (lazy commits
+            // before it), and no record of its own asks the log writer for that fsync.
+            let lsn = self.log.tip();
+            if sync && self.log.durable() < lsn {
+                self.log.request_sync();
+            }
+            return Ok(CommitTicket { lsn, durable: sync });
         }
         let ps = self.params.page_bytes() as usize;
         let mut images = Vec::new();

@@ -204,3 +204,49 @@ async fn a_zero_session_cap_is_an_invalid_parameter() {
     };
     assert_eq!(e.code(), Error::InvalidParameter.code());
 }
+
+/// A durable commit that changes no page (a transaction without writes, one whose only
+/// write puts a new key and deletes it again, a batch deleting a missing row) after a lazy
+/// commit: its answer waits for the log to be durable up to the tip, which holds the lazy
+/// commit. Nothing asked the log writer for that fsync, so the answer never came while
+/// nothing else committed durably.
+#[tokio::test]
+async fn a_durable_commit_that_changes_nothing_after_a_lazy_one_is_answered() {
+    use ese_actors::WriteBatch;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, inst, t) = instance(dir.path(), 16).await;
+    // A hang guard only: each commit below takes milliseconds.
+    let guard = Duration::from_secs(60);
+
+    let mut tx = inst.transaction().await.unwrap();
+    tx.put(t, b"lazy", b"1").await.unwrap();
+    tx.commit(Commit::Lazy).await.unwrap();
+    let tx = inst.transaction().await.unwrap();
+    let answered = tokio::time::timeout(guard, tx.commit(Commit::Durable)).await;
+    assert!(
+        matches!(answered, Ok(Ok(()))),
+        "empty transaction: {answered:?}"
+    );
+
+    let mut tx = inst.transaction().await.unwrap();
+    tx.put(t, b"lazy2", b"1").await.unwrap();
+    tx.commit(Commit::Lazy).await.unwrap();
+    let mut tx = inst.transaction().await.unwrap();
+    tx.put(t, b"new", b"x").await.unwrap();
+    tx.delete(t, b"new").await.unwrap();
+    let answered = tokio::time::timeout(guard, tx.commit(Commit::Durable)).await;
+    assert!(
+        matches!(answered, Ok(Ok(()))),
+        "put and delete: {answered:?}"
+    );
+
+    let mut tx = inst.transaction().await.unwrap();
+    tx.put(t, b"lazy3", b"1").await.unwrap();
+    tx.commit(Commit::Lazy).await.unwrap();
+    let mut batch = WriteBatch::new();
+    batch.delete(t, b"missing");
+    let answered = tokio::time::timeout(guard, inst.write(batch, Commit::Durable)).await;
+    assert!(matches!(answered, Ok(Ok(()))), "batch: {answered:?}");
+    inst.term(Term::empty()).await.unwrap();
+}
