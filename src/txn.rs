@@ -18,6 +18,10 @@ pub(crate) enum Op {
 pub(crate) struct Txn {
     /// Commit sequence number when it began: later commits of its keys conflict.
     pub start_seq: u64,
+    /// Which transaction of the instance this is (a session's transactions follow each
+    /// other: a write issued in one must not land in the next). 0 for the implicit
+    /// transactions of a write outside one and of a batch.
+    pub id: u64,
     pub writes: BTreeMap<RowKey, Op>,
 }
 
@@ -76,6 +80,7 @@ mod tests {
         let fresh = Txn {
             start_seq: 1,
             writes: b.writes.clone(),
+            ..Default::default()
         };
         assert!(!c.conflicts(&fresh));
     }

@@ -158,6 +158,8 @@ pub struct Core {
     next_dbid: u32,
     sessions: rustc_hash::FxHashMap<u64, Option<Txn>>,
     next_session: u64,
+    /// The id of the last transaction begun ([`Core::transaction_id`]).
+    last_txn: u64,
     commit_seq: u64,
     conflicts: Conflicts,
     notify: Arc<Mutex<Option<Notify>>>,
@@ -251,6 +253,7 @@ impl Core {
             next_dbid: 1,
             sessions: Default::default(),
             next_session: 1,
+            last_txn: 0,
             commit_seq: 0,
             conflicts: Conflicts::default(),
             notify,

@@ -37,14 +37,17 @@ impl Core {
     pub fn begin_transaction(&mut self, s: SessionId) -> Result<()> {
         self.check_available()?;
         let seq = self.commit_seq;
+        let id = self.last_txn + 1;
         let slot = self.txn_slot(s)?;
         if slot.is_some() {
             return Err(Error::TransTooDeep);
         }
         *slot = Some(Txn {
             start_seq: seq,
+            id,
             ..Default::default()
         });
+        self.last_txn = id;
         Ok(())
     }
 
@@ -59,6 +62,13 @@ impl Core {
     /// Whether the session has an open transaction.
     pub fn in_transaction(&self, s: SessionId) -> bool {
         matches!(self.sessions.get(&s.0), Some(Some(_)))
+    }
+
+    /// The id of the session's open transaction, unique in the core's life: a caller that
+    /// holds a write across a wait (a delete whose existence check is on disk) tells by it
+    /// whether the transaction it was issued in is still the one open.
+    pub fn transaction_id(&self, s: SessionId) -> Option<u64> {
+        self.sessions.get(&s.0)?.as_ref().map(|t| t.id)
     }
 
     /// Commits the session's transaction. A write conflict (another session committed one

@@ -420,3 +420,54 @@ async fn term_waits_for_a_database_info_read_on_disk() {
     assert!(info.clean_shutdown);
     term.await.unwrap().unwrap();
 }
+
+/// A transaction's delete whose existence check is on disk when the transaction is dropped
+/// (rolled back) and the session begins the next one: when the check comes back, the delete
+/// must be refused (`NotInTransaction` -1054), not buffered into the next transaction, which
+/// never asked for it and would commit it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transactions_delete_held_on_disk_does_not_join_the_next_transaction() {
+    use ese_actors::messages::{BeginTransaction, CommitTransaction, Delete, Rollback};
+    use ese_actors::Commit;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let gated = GatedStorage::new(ese::io::os());
+    let (inst, t) = cold_instance(&engine, &gated, dir.path()).await;
+    let s = inst.begin_session().await.unwrap();
+    let session = s.key();
+    inst.ask(BeginTransaction { session }).await.unwrap();
+    let latch = gated.latch_reads("db.edb");
+    let _guard = ReleaseOnDrop(latch.clone());
+    let delete = tokio::spawn({
+        let inst = inst.clone();
+        async move {
+            let m = Delete {
+                session,
+                table: t,
+                key: key(5),
+                in_transaction: true,
+            };
+            inst.ask(m).await
+        }
+    });
+    latch.arrived_at_least(1).await;
+    // What a drop of the transaction and a new one on the session send.
+    inst.ask(Rollback { session }).await.unwrap();
+    inst.ask(BeginTransaction { session }).await.unwrap();
+    latch.release();
+    let answer = delete.await.unwrap();
+    let durability = Commit::Durable;
+    inst.ask(CommitTransaction {
+        session,
+        durability,
+    })
+    .await
+    .unwrap();
+    assert!(
+        inst.get(t, &key(5)).await.unwrap().is_some(),
+        "the dropped transaction's delete was committed by the next one"
+    );
+    assert_eq!(answer.map_err(|e| e.code()), Err(-1054));
+    drop(s);
+    inst.term(Term::empty()).await.unwrap();
+}

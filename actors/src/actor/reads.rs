@@ -45,7 +45,9 @@ impl From<&Scan> for ScanSpec {
 /// A read the actor is serving, kept across its fetches.
 pub(crate) enum ReadCmd {
     Get(Get, Reply<Option<Bytes>>),
-    Delete(Delete, Reply<()>),
+    /// A delete, with the id of the transaction it was issued in (for one sent by a
+    /// transaction: `in_transaction`), taken when it was first served.
+    Delete(Delete, Option<u64>, Reply<()>),
     /// One slice of a scan; `cursor` is `None` for its first slice.
     Slice {
         spec: ScanSpec,
@@ -59,7 +61,7 @@ impl ReadCmd {
     fn fail(self, e: Error) {
         match self {
             ReadCmd::Get(_, r) => drop(r.send(Err(e))),
-            ReadCmd::Delete(_, r) => drop(r.send(Err(e))),
+            ReadCmd::Delete(_, _, r) => drop(r.send(Err(e))),
             ReadCmd::Slice { reply, .. } => drop(reply.send(Err(e))),
         }
     }
@@ -73,7 +75,8 @@ impl Actor {
 
     /// `delete`: its existence check is a read; the delete itself is a write.
     pub(super) fn on_delete(&mut self, m: Delete, r: Reply<()>) {
-        self.serve_read(ReadCmd::Delete(m, r), Fetched::default());
+        let txn = self.core_mut().transaction_id(m.session.0);
+        self.serve_read(ReadCmd::Delete(m, txn, r), Fetched::default());
     }
 
     /// The first slice of a scan.
@@ -131,15 +134,21 @@ impl Actor {
                 Err(e) => drop(r.send(Err(e))),
             },
             // Checked on every try, as the transaction may have been rolled back while the
-            // delete's pages were fetched: the delete must not then commit on its own.
-            ReadCmd::Delete(m, r) if m.in_transaction && !core.in_transaction(m.session.0) => {
+            // delete's pages were fetched: the delete must not then commit on its own, nor
+            // join a transaction the session began since.
+            ReadCmd::Delete(m, txn, r)
+                if m.in_transaction
+                    && (txn.is_none() || core.transaction_id(m.session.0) != txn) =>
+            {
                 drop(r.send(Err(Error::NotInTransaction)))
             }
-            ReadCmd::Delete(m, r) => match core.try_delete(m.session.0, m.table, &m.key, fetched) {
-                Ok(Read::Miss(f)) => return Some((ReadCmd::Delete(m, r), f)),
-                Ok(Read::Done(t)) => self.answer_after(Ok(t), r),
-                Err(e) => drop(r.send(Err(e))),
-            },
+            ReadCmd::Delete(m, txn, r) => {
+                match core.try_delete(m.session.0, m.table, &m.key, fetched) {
+                    Ok(Read::Miss(f)) => return Some((ReadCmd::Delete(m, txn, r), f)),
+                    Ok(Read::Done(t)) => self.answer_after(Ok(t), r),
+                    Err(e) => drop(r.send(Err(e))),
+                }
+            }
             ReadCmd::Slice {
                 spec,
                 cursor,
