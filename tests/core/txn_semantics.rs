@@ -211,7 +211,7 @@ mod model {
     fn k(i: u16) -> Vec<u8> {
         // Keys that are prefixes of each other.
         let mut k = format!("{i}").into_bytes();
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             k.push(0);
         }
         k
@@ -303,7 +303,7 @@ mod model {
                         open = false;
                         pending.clear();
                         let got: BTreeMap<_, _> = all(&mut core, s, tbl).into_iter().collect();
-                        let ok = got == durable || lazy.iter().any(|m| *m == got);
+                        let ok = got == durable || lazy.contains(&got);
                         prop_assert!(ok, "after a crash: {} rows, durable {}, lazy states {:?}",
                             got.len(), durable.len(), lazy.iter().map(|m| m.len()).collect::<Vec<_>>());
                         verify_all_pages(&mut core, tbl.db());
@@ -336,7 +336,8 @@ fn scans_with_empty_or_inverted_bounds_are_empty_in_both_directions() {
     core.put(s, tbl, b"ab", b"own").unwrap();
     core.delete(s, tbl, b"a\0").unwrap();
     use Bound::*;
-    let cases: Vec<(Bound<&[u8]>, Bound<&[u8]>, usize)> = vec![
+    type Case<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>, usize);
+    let cases: Vec<Case> = vec![
         (Included(b"b"), Included(b"a"), 0),
         (Excluded(b"a"), Excluded(b"a"), 0),
         (Included(b"a"), Excluded(b"a"), 0),
