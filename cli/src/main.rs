@@ -158,7 +158,8 @@ enum Cmd {
         sources: Vec<String>,
         /// The set to restore with the chain it continues, or `latest`: the newest complete
         /// set (refused if its chain is broken, or if a set lies later in its log than it;
-        /// name a set to restore another chain).
+        /// name a set to restore another chain); with a stop point, the newest chain whose
+        /// full began before it.
         #[arg(long)]
         set: Option<String>,
         /// Where the databases go.

@@ -1,17 +1,18 @@
 //! Retention and `latest` at their edges, on folder targets (the same code as a store): a
 //! window every set aged out of, an incremental whose parent is not in its target, the
-//! newest sets without their parent, and an orphan that holds a kept set's logs.
+//! newest sets without their parent, an orphan that holds a kept set's logs, and `latest`
+//! with a stop time.
 
 use crate::support;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ese_actors::ese::backup::repo::catalog;
 use ese_actors::ese::backup::repo::prune::ORPHAN_GRACE_MS;
 use ese_actors::{
     list_sets, prune_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget,
-    ChainReport, Engine, Instance, Retention, SetChoice, Term,
+    ChainReport, Engine, Instance, Retention, SetChoice, StopAt, Term,
 };
 use support::actor::*;
 
@@ -246,4 +247,63 @@ async fn sets_made_under_a_clock_that_ran_ahead_neither_win_latest_nor_cost_the_
         rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
         400
     );
+}
+
+/// `latest` with a stop time is the newest chain that can stop there: F1, rows, the stop
+/// time, more rows, I1, then F2, whose images hold the rows after the stop time. The
+/// restore takes F1 + I1 and stops at the time: exactly the rows before it. Before, `latest`
+/// took F2's chain, and the restore was refused with -553 (and before that, came back with
+/// every row). Without a stop point `latest` is F2; a stop before every chain is -553.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_with_a_stop_time_restores_the_newest_chain_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, target) = folder(dir.path(), "repo");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let full = backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stop = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    put_rows(&inst, t, 200..300).await;
+    let inc = backup(&inst, &target, BackupKind::Incremental).await;
+    let full2 = backup(&inst, &target, BackupKind::Full).await;
+    inst.term(Term::empty()).await.unwrap();
+
+    let r = restore_from(
+        &engine,
+        &target,
+        SetChoice::Latest,
+        dir.path().join("r"),
+        Some(StopAt::Time(stop)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.sets, [full.id.clone(), inc.id]);
+    assert!(r.restore.stopped);
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c")).await,
+        200
+    );
+    let r = restore(&engine, &target, SetChoice::Latest, &dir.path().join("r2"))
+        .await
+        .unwrap();
+    assert_eq!(r.sets, [full2.id]);
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("c2")).await,
+        300
+    );
+    let before = UNIX_EPOCH + Duration::from_millis(full.mark_time_ms - 1);
+    let e = restore_from(
+        &engine,
+        &target,
+        SetChoice::Latest,
+        dir.path().join("r3"),
+        Some(StopAt::Time(before)),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), -553, "{e}");
 }

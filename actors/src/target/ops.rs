@@ -144,7 +144,9 @@ pub async fn verify_at(
 /// leads to the set (for `latest`: no complete set, or a parent of the newest missing);
 /// for `latest`, a damaged set's error while a damaged set may be the newest, and
 /// `InvalidBackupSequence` (-521) when a set of the newest set's log stream lies later in
-/// its log (one of them made under a wrong clock);
+/// its log (one of them made under a wrong clock); with `stop_at`, `latest` is the newest
+/// chain whose full backup holds nothing past the stop point
+/// ([`catalog::latest_chain_for`]), `EndingRestoreLogTooLow` (-553) if none does;
 /// `InvalidParameter` (-1003) for a name that is not a complete set; then
 /// [`restore_chain`](ese::restore::chain::restore_chain)'s.
 pub async fn restore_from(
@@ -164,7 +166,10 @@ pub async fn restore_from(
     blocking(move || {
         let sets = catalog::list(&*repo)?;
         let chain = match &choice {
-            SetChoice::Latest => catalog::latest_chain(&sets)?,
+            SetChoice::Latest => match stop_at {
+                Some(stop) => catalog::latest_chain_for(&sets, stop)?,
+                None => catalog::latest_chain(&sets)?,
+            },
             SetChoice::Named(n) => catalog::chain_of(&sets, n)?,
         };
         // The catalog read every manifest: the sets are opened on them, not read again.

@@ -8,6 +8,7 @@ use super::name::name_time_ms;
 use super::set::RepoSet;
 use super::Repository;
 use crate::backup::set::BackupManifest;
+use crate::restore::StopAt;
 use crate::{Error, Result};
 
 /// One name found in a repository.
@@ -348,6 +349,68 @@ pub fn latest_chain(sets: &[Listed]) -> Result<Vec<&Listed>> {
     })
 }
 
+/// The chain `latest` restores when replay stops at `stop`: the newest complete set whose
+/// chain can stop there. Replay cannot take back what an image holds, so the chain's first
+/// set (the full or copy whose images the restore starts from) must hold nothing past the
+/// stop point: it began at or before a stop time, or its logs end at or before a stop
+/// generation, or before a stop position's generation, of the newest set's log stream. Any
+/// chain that can stop there restores the same state; the newest one reaches furthest.
+/// Before it chooses, it refuses what [`latest_chain`] refuses, and a broken chain newer
+/// than the one chosen refuses too: an older chain is never taken in its place unsaid.
+///
+/// # Errors
+///
+/// [`latest_chain`]'s; a newer set's chain error; `EndingRestoreLogTooLow` (-553) if no
+/// complete set's chain starts early enough.
+pub fn latest_chain_for(sets: &[Listed], stop: StopAt) -> Result<Vec<&Listed>> {
+    let newest = latest_chain(sets)?;
+    let stream = newest
+        .last()
+        .and_then(|s| s.manifest())
+        .map(|m| m.log_signature.clone())
+        .unwrap_or_default();
+    let fits = |chain: &[&Listed]| {
+        chain
+            .first()
+            .and_then(|s| s.manifest())
+            .is_some_and(|root| starts_before(root, stop, &stream))
+    };
+    if fits(&newest) {
+        return Ok(newest);
+    }
+    for s in newest_first(sets).into_iter().skip(1) {
+        let chain = chain_of(sets, &s.name).map_err(|e| {
+            let why = e.detail_or_message();
+            e.with_detail(format!(
+                "{}: a set newer than the chain the stop point needs cannot be restored \
+                 ({why}); name the set to restore",
+                s.name
+            ))
+        })?;
+        if fits(&chain) {
+            return Ok(chain);
+        }
+    }
+    Err(Error::EndingRestoreLogTooLow.with_detail(
+        "every chain of the repository starts after the stop point: its full backup's \
+         images hold commits made after it",
+    ))
+}
+
+/// Whether the images of `root`, a chain's first set, hold nothing past `stop`, of the log
+/// stream `stream` (hex) for a generation or a position.
+fn starts_before(root: &BackupManifest, stop: StopAt, stream: &str) -> bool {
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    match stop {
+        StopAt::Time(t) => root.mark_time_ms <= ms(t),
+        StopAt::Generation(g) => root.log_signature == stream && root.gen_high <= g,
+        StopAt::LogPosition(p) => root.log_signature == stream && root.gen_high < p.gen(),
+    }
+}
+
 /// The damaged sets with their errors.
 pub fn damaged(sets: &[Listed]) -> impl Iterator<Item = (&Listed, &Error)> {
     sets.iter().filter_map(|s| match &s.state {
@@ -393,6 +456,54 @@ mod tests {
         assert_eq!(
             names(&chain_of(&h.sets, "00002").unwrap()),
             ["00001", "00002"]
+        );
+    }
+
+    /// `latest` with a stop point: the newest chain whose full holds nothing past it (F1 I1
+    /// F2 I2, began at 1 to 4 s, logs 1-2, 3-4, 5-6, 7-8).
+    #[test]
+    fn latest_for_a_stop_point_is_the_newest_chain_that_starts_before_it() {
+        use crate::lsn::Lsn;
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut h = two_chains();
+        for (i, s) in h.sets.iter_mut().enumerate() {
+            if let SetState::Complete(m) = &mut s.state {
+                (m.gen_low, m.gen_high) = (2 * i as u32 + 1, 2 * i as u32 + 2);
+            }
+        }
+        let at = |ms| StopAt::Time(UNIX_EPOCH + Duration::from_millis(ms));
+        let chain = |stop| names(&latest_chain_for(&h.sets, stop).unwrap());
+        let (second, first) = (["00003", "00004"], ["00001", "00002"]);
+        assert_eq!(chain(at(3500)), second);
+        assert_eq!(chain(at(3000)), second);
+        assert_eq!(chain(at(2999)), first);
+        assert_eq!(chain(at(1000)), first);
+        assert_eq!(chain(StopAt::Generation(6)), second);
+        assert_eq!(chain(StopAt::Generation(5)), first);
+        assert_eq!(chain(StopAt::LogPosition(Lsn::new(7, 0))), second);
+        assert_eq!(chain(StopAt::LogPosition(Lsn::new(6, 9))), first);
+        for stop in [
+            at(999),
+            StopAt::Generation(1),
+            StopAt::LogPosition(Lsn::new(2, 0)),
+        ] {
+            let e = latest_chain_for(&h.sets, stop).unwrap_err();
+            assert_eq!(e.code(), -553, "{stop:?}: {e}");
+        }
+        // A chain that may hold the stop point lost its full: refused, not the chain
+        // before it, which may end before the stop point; a newer chain that fits is used.
+        let mut three = History::of(&[4, 0, 4, 0, 4, 0]);
+        three.sets.retain(|s| s.name != "00003");
+        for t in [4500, 2500] {
+            let e = latest_chain_for(&three.sets, at(t)).unwrap_err();
+            assert_eq!(e.code(), -560, "{e}");
+            let detail = e.detail_or_message();
+            assert!(detail.starts_with("00004: "), "{detail}");
+            assert!(detail.contains("name the set to restore"), "{detail}");
+        }
+        assert_eq!(
+            names(&latest_chain_for(&three.sets, at(5000)).unwrap()),
+            ["00005", "00006"]
         );
     }
 
