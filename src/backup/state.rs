@@ -849,18 +849,15 @@ impl BackupState {
 }
 
 /// The generation of `path` if it is an archived log of this stream directly inside the log
-/// directory, reached without `..`.
+/// directory: the log directory as the instance spells it (the way `get_log_info` lists
+/// it, which may itself hold `.` or `..`), then one plain name, so no `..` of the caller's
+/// reaches past it.
 pub fn listed_log_gen(path: &Path, log_dir: &Path, base: &str) -> Option<u32> {
-    if path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
+    let mut rest = path.strip_prefix(log_dir).ok()?.components();
+    let (Some(Component::Normal(name)), None) = (rest.next(), rest.next()) else {
         return None;
-    }
-    if path.parent()? != log_dir {
-        return None;
-    }
-    names::parse_archived(base, path.file_name()?.to_str()?)
+    };
+    names::parse_archived(base, name.to_str()?)
 }
 
 #[cfg(test)]
@@ -1050,6 +1047,28 @@ mod tests {
             Failure::keep(Error::OutOfMemory)
         );
         b.close(h5).unwrap();
+    }
+
+    #[test]
+    fn a_listed_log_is_named_through_the_log_directory_as_the_instance_spells_it() {
+        for dir in ["/i/sub/../logs", "./logs", ".", "../logs"] {
+            let d = Path::new(dir);
+            let listed = names::archived(d, "edb", 5);
+            assert_eq!(listed_log_gen(&listed, d, "edb"), Some(5), "{dir}");
+            for bad in [
+                d.join("..").join("edb00000005.log"),
+                d.join("x").join("..").join("edb00000005.log"),
+                d.join("x").join("edb00000005.log"),
+                d.join("edb.log"),
+            ] {
+                assert_eq!(
+                    listed_log_gen(&bad, d, "edb"),
+                    None,
+                    "{dir}: {}",
+                    bad.display()
+                );
+            }
+        }
     }
 
     #[test]

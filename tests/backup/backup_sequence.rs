@@ -671,3 +671,40 @@ async fn abort_by_id_ends_only_that_backup() {
     assert_eq!(code(inst.get_attach_info().await), -520);
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// behaviour.md §2.2: the logs `get_log_info` lists can be opened, whatever the log path's
+/// spelling. One that holds `..` (a log directory beside the instance's, as configurations
+/// often name it) lists `<dir>/sub/../logs/edb….log`; those were refused as holding a `..`
+/// component (-1003, the backup aborted), so no backup of such an instance could complete.
+#[tokio::test]
+async fn listed_logs_open_when_the_log_path_holds_a_parent_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let logs = dir.path().join("sub").join("..").join("logs");
+    let p = params(dir.path()).log_path(&logs);
+    let (inst, _, db) = instance_with(&engine, ese::io::os(), "i", p, 50).await;
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let info = inst.get_log_info().await.unwrap();
+    assert!(info.files.iter().all(|f| f.starts_with(&logs)), "{info:?}");
+    for f in &info.files {
+        let (h, _) = inst.open_file(f).await.unwrap();
+        read_all(&inst, h, 64 * 1024).await;
+        inst.close_file(h).await.unwrap();
+    }
+    // A `..` of the caller's beyond the log directory is still refused.
+    let name = info.files[0].file_name().unwrap();
+    let escaped = logs.join("..").join("logs").join(name);
+    assert_eq!(code(inst.open_file(&escaped).await), -1003);
+    assert_eq!(code(inst.get_log_info().await), -520, "and aborts");
+    // The whole sequence, by hand and as a set.
+    run_backup(&inst, false, true).await;
+    assert!(inst.database_info(&db).await.unwrap().last_full.is_some());
+    inst.backup_to_dir(dir.path().join("set"), BackupKind::Full)
+        .await
+        .unwrap();
+    inst.term(Term::empty()).await.unwrap();
+}
