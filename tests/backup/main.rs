@@ -8,6 +8,7 @@ mod support;
 
 mod backup_cancel;
 mod backup_chunk_sums;
+mod backup_contract;
 mod backup_handle;
 mod backup_headers;
 mod backup_pace;
