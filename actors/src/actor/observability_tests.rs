@@ -270,3 +270,118 @@ async fn every_backup_event_runs_in_the_span_of_its_backup() {
         assert_eq!(evs[evs.len() - 1], "213", "{name}: {evs:?}");
     }
 }
+
+/// behaviour.md §2.6: the events of the sequence's refusals and aborts, each with ESE's id:
+/// 206 (incremental without a full backup), 217 (not an attached database), 222 (closed
+/// before its end), 520 (truncation before the logs were copied), 215 (ended by the caller:
+/// ABORT, or NORMAL before the log phase), 226 (NORMAL after `stop_backup`, and `term` with
+/// `STOP_BACKUP`), 214 (a call's error aborted the backup), 459 (a listed log missing), 225
+/// (nothing to truncate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_aborts_emit_their_event_ids() {
+    let seen = captured();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, _) = instance(&engine, "events-errors", dir.path(), 100).await;
+    let db = dir.path().join("db.edb");
+    let start = seen.lock().unwrap().len();
+    let ids = || -> Vec<String> {
+        seen.lock().unwrap()[start..]
+            .iter()
+            .filter(|s| {
+                s.span("instance")
+                    .is_some_and(|f| f.get("name").map(String::as_str) == Some("events-errors"))
+            })
+            .filter_map(|s| s.fields.get("event_id").cloned())
+            .collect()
+    };
+    let code = |r: crate::Result<()>| r.unwrap_err().code();
+    let mark = || ids().len();
+    let since = |at: usize| ids()[at..].to_vec();
+
+    let at = mark();
+    assert_eq!(
+        code(inst.begin_external_backup(BackupBegin::INCREMENTAL).await),
+        -560
+    );
+    assert!(since(at).contains(&"206".to_string()), "{:?}", since(at));
+
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let at = mark();
+    assert!(inst.open_file(dir.path().join("nope.edb")).await.is_err());
+    assert!(since(at).contains(&"217".to_string()), "{:?}", since(at));
+    let (f, _) = inst.open_file(&db).await.unwrap();
+    inst.read_file(f, 3 * PAGE).await.unwrap();
+    let at = mark();
+    inst.close_file(f).await.unwrap();
+    assert!(since(at).contains(&"222".to_string()), "{:?}", since(at));
+    inst.get_log_info().await.unwrap();
+    let at = mark();
+    assert_eq!(code(inst.truncate_log().await), -616);
+    assert!(since(at).contains(&"520".to_string()), "{:?}", since(at));
+    let at = mark();
+    inst.end_external_backup(BackupEnd::ABORT).await.unwrap();
+    assert!(since(at).contains(&"215".to_string()), "{:?}", since(at));
+
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let at = mark();
+    assert_eq!(
+        code(inst.end_external_backup(BackupEnd::NORMAL).await),
+        -800
+    );
+    assert!(since(at).contains(&"215".to_string()), "{:?}", since(at));
+
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    inst.stop_backup().await.unwrap();
+    let at = mark();
+    assert_eq!(
+        code(inst.end_external_backup(BackupEnd::NORMAL).await),
+        -801
+    );
+    assert!(since(at).contains(&"226".to_string()), "{:?}", since(at));
+
+    // A database after the log phase aborts the backup: 214.
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    inst.get_log_info().await.unwrap();
+    let at = mark();
+    assert!(inst.open_file(&db).await.is_err());
+    assert!(since(at).contains(&"214".to_string()), "{:?}", since(at));
+
+    // A listed log missing: 459. Nothing to truncate (the database was not copied and has no
+    // full backup): 225.
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let info = inst.get_log_info().await.unwrap();
+    for log in &info.files {
+        stream(&inst, log).await;
+    }
+    let at = mark();
+    inst.truncate_log().await.unwrap();
+    assert!(since(at).contains(&"225".to_string()), "{:?}", since(at));
+    inst.end_external_backup(BackupEnd::NORMAL).await.unwrap();
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let info = inst.get_log_info().await.unwrap();
+    std::fs::remove_file(&info.files[0]).unwrap();
+    let at = mark();
+    assert!(inst.open_file(&info.files[0]).await.is_err());
+    assert!(since(at).contains(&"459".to_string()), "{:?}", since(at));
+
+    // term with STOP_BACKUP ends a running backup as aborted by the server: 226.
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let at = mark();
+    inst.term(crate::Term::STOP_BACKUP).await.unwrap();
+    assert!(since(at).contains(&"226".to_string()), "{:?}", since(at));
+}
