@@ -305,6 +305,10 @@ impl Core {
         let new_gen = self.log.gen();
         let mark = (Lsn::new(new_gen, LOG_HEADER_SIZE), now_ms());
         self.log.wait_durable(mark.0)?;
+        // The ranges start at the oldest archived log *on disk* (contract §2.3): one deleted
+        // by someone else (a client that truncated itself, `TRUNCATE_DONE`) is not listed.
+        let storage = self.storage.clone();
+        self.log.forget_missing(&*storage);
         let oldest = self.log.archived().next().unwrap_or(new_gen - 1);
         let ckpt = self.checkpoint.lsn.gen();
         let dbs: Vec<(u32, DbHeader)> = self

@@ -364,6 +364,22 @@ impl Log {
         self.archived.remove(&gen);
     }
 
+    /// Forgets every archived generation that is no longer on disk: logs someone else deleted
+    /// (a backup client that truncated them itself and said so with `TRUNCATE_DONE`, an
+    /// operator). Call it with every roll done (no rename pending), as after a roll's
+    /// `wait_durable`. If the directory cannot be listed the set stays as it is.
+    pub fn forget_missing(&mut self, storage: &dyn crate::io::Storage) {
+        match names::list_archived(storage, &self.cfg.dir, &self.cfg.base) {
+            Ok(found) => {
+                let on_disk: BTreeSet<u32> = found.into_iter().map(|(g, _)| g).collect();
+                self.archived.retain(|g| on_disk.contains(g));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "log directory not listed; archived logs kept as known")
+            }
+        }
+    }
+
     /// Path of an archived generation.
     pub fn archived_path(&self, gen: u32) -> PathBuf {
         names::archived(&self.cfg.dir, &self.cfg.base, gen)

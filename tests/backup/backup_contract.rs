@@ -344,3 +344,51 @@ async fn another_base_name_and_an_unaligned_log_size() {
     run_backup(&inst, false, true).await;
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// Contract §2.3: an incremental copies "every archived log on disk". After a full backup
+/// whose client truncated the logs itself (it deleted what `get_truncate_log_info` named and
+/// ended with `TRUNCATE_DONE`), the next incremental listed the deleted logs still (the
+/// instance's memory of its archived logs), so opening the first failed with
+/// `MissingFileToBackup` -569 and aborted it: no incremental could succeed until a restart or
+/// a full backup that truncated.
+#[tokio::test]
+async fn an_incremental_after_the_client_truncated_lists_only_logs_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, db) = instance_with_data(&engine, "i", dir.path(), 100).await;
+    roll_logs(&inst, t, 3, 1000).await;
+    inst.begin_external_backup(BackupBegin::empty())
+        .await
+        .unwrap();
+    let (f, _) = inst.open_file(&db).await.unwrap();
+    read_all(&inst, f, 64 * 1024).await;
+    inst.close_file(f).await.unwrap();
+    let info = inst.get_log_info().await.unwrap();
+    read_logs(&inst, &info.files).await;
+    let doomed = inst.get_truncate_log_info().await.unwrap();
+    assert!(!doomed.is_empty());
+    for p in &doomed {
+        std::fs::remove_file(p).unwrap();
+    }
+    inst.end_external_backup(BackupEnd::NORMAL | BackupEnd::TRUNCATE_DONE)
+        .await
+        .unwrap();
+    let full = inst.database_info(&db).await.unwrap().last_full.unwrap();
+    roll_logs(&inst, t, 2, 5000).await;
+    inst.begin_external_backup(BackupBegin::INCREMENTAL)
+        .await
+        .unwrap();
+    let info = inst.get_log_info().await.unwrap();
+    let gone = doomed.iter().filter(|p| info.files.contains(p)).count();
+    assert_eq!(gone, 0, "deleted logs listed: {info:?}");
+    assert!(info.gen_low <= full.gen_high + 1, "{info:?} {full:?}");
+    read_logs(&inst, &info.files).await;
+    inst.truncate_log().await.unwrap();
+    inst.end_external_backup(BackupEnd::NORMAL).await.unwrap();
+    let inc = inst.database_info(&db).await.unwrap().last_incremental;
+    assert_eq!(
+        inc.map(|i| (i.gen_low, i.gen_high)),
+        Some((info.gen_low, info.gen_high))
+    );
+    inst.term(Term::empty()).await.unwrap();
+}
