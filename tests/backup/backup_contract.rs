@@ -392,3 +392,32 @@ async fn an_incremental_after_the_client_truncated_lists_only_logs_on_disk() {
     );
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// Contract §2.3: an incremental whose oldest log on disk is newer than the previous backup's
+/// last generation + 1 is refused at `get_log_info` with `MissingFileToBackup` -569 and the
+/// backup aborts. Logs deleted behind the instance's back make that gap: before the log phase
+/// read the directory, `get_log_info` answered the deleted logs as if they were there.
+#[tokio::test]
+async fn an_incremental_over_logs_deleted_behind_the_instance_is_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, db) = instance_with_data(&engine, "i", dir.path(), 100).await;
+    run_backup(&inst, false, true).await;
+    let full = inst.database_info(&db).await.unwrap().last_full.unwrap();
+    roll_logs(&inst, t, 3, 1000).await;
+    // Every archived log up to two past the full backup's last is deleted by someone else.
+    for g in 1..=full.gen_high + 2 {
+        let p = dir.path().join(format!("edb{g:08X}.log"));
+        let _ = std::fs::remove_file(p);
+    }
+    inst.begin_external_backup(BackupBegin::INCREMENTAL)
+        .await
+        .unwrap();
+    assert_eq!(code(inst.get_log_info().await), -569);
+    assert_eq!(
+        code(inst.get_log_info().await),
+        -520,
+        "the backup was aborted"
+    );
+    inst.term(Term::empty()).await.unwrap();
+}
