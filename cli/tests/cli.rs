@@ -490,3 +490,61 @@ fn sets_and_a_dry_run_judge_an_orphan_by_its_newest_file() {
     }
     assert!(repo.join(orphan).exists());
 }
+
+/// Every path under `dir`, relative to it, sorted: the tree a refused command must leave.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() {
+                todo.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A set's folder given where a target is expected (the `set TARGET/SET` line of the last
+/// backup pasted into the next `--to`): the backup used to write a new set inside the old
+/// set, where `ese sets`, `latest` and `prune` of the real target never see it, and a full
+/// one truncated the source's logs into that hidden set. It is refused, naming the target to
+/// give, and the set is left as it was; `ese sets` of a set's folder says what it is instead
+/// of listing its `databases` and `logs` as orphans.
+#[test]
+fn a_set_folder_is_refused_as_a_backup_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 100);
+    let repo = dir.path().join("backups");
+    let backup = |to: &Path| {
+        ese(&[
+            "backup",
+            "--instance-dir",
+            inst.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+            "-q",
+        ])
+    };
+    let out = backup(&repo);
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    let set = only_set(&repo);
+    let before = tree(&repo);
+    let out = backup(&set);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("JET_errInvalidPath (-1023)"), "{e}");
+    assert!(
+        e.contains("is a backup set") && e.contains(repo.to_str().unwrap()),
+        "{e}"
+    );
+    assert_eq!(tree(&repo), before);
+    let out = ese(&["sets", set.to_str().unwrap()]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}{e}", text(&out.stdout));
+    assert!(e.contains("is a backup set"), "{e}");
+}

@@ -32,6 +32,22 @@ impl DirRepo {
         &self.root
     }
 
+    /// Refuses a root that is itself a set (it holds a manifest): a set's folder given where
+    /// its target was meant would get new sets inside the set, where no listing of the
+    /// target sees them, and would list the set's own folders as orphans.
+    fn not_a_set(&self) -> Result<()> {
+        if !self.storage.exists(&self.root.join(MANIFEST)) {
+            return Ok(());
+        }
+        let parent = self.root.parent().map_or(String::new(), |p| {
+            format!("; give the target that holds it, {}", p.display())
+        });
+        Err(Error::InvalidPath.with_detail(format!(
+            "{} is a backup set, not a target holding sets{parent}",
+            self.root.display()
+        )))
+    }
+
     /// Removes `dir` and everything under it, files before their folders, manifest first.
     fn remove_tree(&self, dir: &Path, count: &mut u64) -> Result<()> {
         let manifest = dir.join(MANIFEST);
@@ -86,6 +102,7 @@ impl Repository for DirRepo {
             }
             return Ok(Vec::new());
         }
+        self.not_a_set()?;
         let mut names: Vec<String> = self
             .storage
             .list_entries(&self.root)
@@ -108,6 +125,7 @@ impl Repository for DirRepo {
                 self.root.display()
             )));
         }
+        self.not_a_set()?;
         Ok(Box::new(
             SetDir::new(self.storage.clone(), self.root.join(name)).named(name),
         ))
