@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use crate::{Failure, Out};
 
-fn read(path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| Failure::Ese(ese_actors::Error::from_io(e)))
-}
+/// The largest page size a database may have: its two header pages are all `dump header`
+/// needs from the start of the file.
+const MAX_PAGE_SIZE: u64 = 32 * 1024;
 
 fn bk(b: &Option<BackupInfo>) -> Value {
     match b {
@@ -43,16 +43,32 @@ fn print(out: Out, v: &Value) {
 
 /// `ese dump header DB`: the database header (and the trailer of a streamed image).
 pub fn header(path: &Path, out: Out) -> Result<(), Failure> {
-    let bytes = read(path)?;
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| Failure::Ese(ese_actors::Error::from_io(e).in_file(path));
+    // The two header pages and the last page: never the whole file, which may be tens of
+    // gigabytes.
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut bytes = Vec::new();
+    (&mut f)
+        .take(2 * MAX_PAGE_SIZE)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     let ps = DbHeader::peek_page_size(&bytes).ok_or(ese_actors::Error::DatabaseCorrupted)? as usize;
     let h = bytes
         .get(..ps)
         .and_then(|b| DbHeader::decode(b).ok())
         .or_else(|| bytes.get(ps..2 * ps).and_then(|b| DbHeader::decode(b).ok()))
         .ok_or(ese_actors::Error::DatabaseCorrupted)?;
-    let trailer = (bytes.len() >= 3 * ps)
-        .then(|| Trailer::decode(&bytes[bytes.len() - ps..]).ok())
-        .flatten();
+    let trailer = match len >= 3 * ps as u64 {
+        true => {
+            let mut last = vec![0; ps];
+            f.seek(SeekFrom::Start(len - ps as u64)).map_err(io)?;
+            f.read_exact(&mut last).map_err(io)?;
+            Trailer::decode(&last).ok()
+        }
+        false => None,
+    };
     let v = json!({
         "file": path.display().to_string(),
         "state": if h.is_clean() { "clean shutdown" } else { "dirty shutdown" },

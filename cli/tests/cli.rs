@@ -548,3 +548,39 @@ fn a_set_folder_is_refused_as_a_backup_target() {
     assert_eq!(out.status.code(), Some(1), "{}{e}", text(&out.stdout));
     assert!(e.contains("is a backup set"), "{e}");
 }
+
+/// `ese dump header` reads a header, not a database: a database of a terabyte (sparse here)
+/// dumps like a small one. It used to read the whole file into memory first, and failed with
+/// `JET_errDiskIO (-1022)`, naming nothing, when that could not be allocated (a real
+/// database of tens of gigabytes would have been read whole, or the process killed).
+#[test]
+fn dump_header_of_a_huge_database_reads_its_header_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 100);
+    let head = std::fs::read(inst.join("data.edb")).unwrap();
+    let big = dir.path().join("big.edb");
+    std::fs::write(&big, &head[..2 * 8192]).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let small = ese(&[
+        "--json",
+        "dump",
+        "header",
+        inst.join("data.edb").to_str().unwrap(),
+    ]);
+    assert!(small.status.success(), "{}", text(&small.stderr));
+    let out = ese(&["--json", "dump", "header", big.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&small.stdout).unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    );
+    assert_eq!(a["db_signature"], b["db_signature"], "{b}");
+    assert_eq!(b["page_size"], 8192, "{b}");
+    assert_eq!(b["trailer"], serde_json::Value::Null, "{b}");
+}
