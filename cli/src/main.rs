@@ -416,6 +416,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Other(m)) => {
+            if out.json {
+                // No ESE error to name: the same shape, its name and code null.
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": null, "code": null, "category": null, "message": m })
+                );
+            }
             eprintln!("ese: error: {m}");
             ExitCode::from(1)
         }

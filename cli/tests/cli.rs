@@ -584,3 +584,54 @@ fn dump_header_of_a_huge_database_reads_its_header_only() {
     assert_eq!(b["page_size"], 8192, "{b}");
     assert_eq!(b["trailer"], serde_json::Value::Null, "{b}");
 }
+
+/// With `--json`, every failure is one JSON object on stdout, whatever failed: the engine's
+/// errors and bad arguments were, but a failure that is not an ESE error (no database in the
+/// directory, a server that cannot be reached, an unreadable token file) printed nothing on
+/// stdout, so a script reading it found no document to parse.
+#[test]
+fn json_failures_are_json_whatever_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let to = dir.path().join("sets");
+    let to = to.to_str().unwrap();
+    let url = "http://127.0.0.1:1/v1/instances/x";
+    let tokens = dir.path().to_str().unwrap(); // a folder
+    for args in [
+        &[
+            "--json",
+            "backup",
+            "--instance-dir",
+            empty.to_str().unwrap(),
+            "--to",
+            to,
+        ][..],
+        &["--json", "backup", "--url", url, "--to", to],
+        &[
+            "--json",
+            "backup",
+            "--url",
+            url,
+            "--to",
+            to,
+            "--token-file",
+            tokens,
+        ],
+    ] {
+        let out = ese(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout {:?}: {e}", text(&out.stdout)));
+        let m = v["message"].as_str().unwrap_or_default();
+        assert!(
+            !m.is_empty() && text(&out.stderr).contains(m),
+            "{args:?}: {v}"
+        );
+    }
+}
