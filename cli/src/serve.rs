@@ -203,8 +203,20 @@ fn dir_name(dir: &Path) -> Result<String, Failure> {
 fn load_tokens(path: &Path) -> Result<Tokens, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))?;
-    Tokens::parse(&text)
-        .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))
+    let tokens = Tokens::parse(&text)
+        .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))?;
+    // Without one, every request would be refused 401: a service no backup could use.
+    let any = text
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with('#'));
+    if !any {
+        return Err(Failure::Other(format!(
+            "--token-file {}: the file holds no token (lines `TOKEN scope,scope`)",
+            path.display()
+        )));
+    }
+    Ok(tokens)
 }
 
 /// The first line on stdout is the URL to give `ese backup --url` (tests and scripts read it).

@@ -618,3 +618,47 @@ fn a_sigterm_of_the_service_fails_a_streaming_client_with_the_contracts_code() {
     assert!(!listed.contains("\"complete\""), "{listed}");
     drop(rt);
 }
+
+/// A token file that holds no token (empty, or comments only: a template never filled in)
+/// is refused as the service starts, naming the file, as the client refuses one. It used to
+/// start serving, beyond loopback too, with every request refused 401: a service no backup
+/// could use, found out only when the first backup failed.
+#[test]
+fn a_token_file_without_a_token_is_refused_at_start() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    make_instance(&dir, 10);
+    for (i, body) in ["", "# tokens for the backup client\n\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let tokens = tmp.path().join(format!("tokens-{i}"));
+        std::fs::write(&tokens, body).unwrap();
+        for listen in ["127.0.0.1:0", "0.0.0.0:0"] {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ese"))
+                .args(["serve", "--instance-dir", dir.to_str().unwrap(), "-q"])
+                .args(["--listen", listen, "--token-file", tokens.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            if !first.is_empty() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{listen}, token file {body:?}: served: {first}");
+            }
+            let out = child.wait_with_output().unwrap();
+            let e = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{e}");
+            assert!(
+                e.contains(tokens.to_str().unwrap()) && e.contains("no token"),
+                "{e}"
+            );
+        }
+    }
+}
