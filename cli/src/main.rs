@@ -337,6 +337,9 @@ pub enum Failure {
     Other(String),
     /// The command ran and its check failed (the demo's verdict).
     Check(String),
+    /// A signal (`SIGINT`, `SIGTERM`) ended the command after it cleaned up: exit 128 plus
+    /// the signal's number, as a shell reports a process the signal ended.
+    Signal(String),
     /// The arguments are wrong in a way the parser could not tell (a value out of range, two
     /// options that do not go together): exit 2, as for the parser's own refusals.
     Usage(String),
@@ -425,6 +428,18 @@ fn main() -> ExitCode {
             }
             eprintln!("ese: error: {m}");
             ExitCode::from(1)
+        }
+        Err(Failure::Signal(sig)) => {
+            let m =
+                format!("interrupted by {sig}: the backup was aborted, its partial set removed");
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": null, "code": null, "category": null, "message": m })
+                );
+            }
+            eprintln!("ese: {m}");
+            ExitCode::from(if sig == "SIGINT" { 130 } else { 143 })
         }
         Err(Failure::Check(m)) => {
             eprintln!("ese: check failed: {m}");

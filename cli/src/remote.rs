@@ -81,11 +81,21 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
     let step = Step::start(out, &format!("{what} of {} to {to}", args.url));
     let mut progress = backup.subscribe();
     let t = Instant::now();
-    let run = backup.run(to);
-    tokio::pin!(run);
+    // Installed before the run: a signal now ends the run (the backup aborted on the server,
+    // the partial set removed) instead of the process.
+    let mut signals = crate::serve::Signals::install()?;
+    let mut run = Box::pin(backup.run(to));
     let res = loop {
         tokio::select! {
             r = &mut run => break r,
+            sig = signals.next() => {
+                // Dropping the run removes its partial set (on the blocking pool, which the
+                // runtime waits for as the process exits) and sends the server its abort.
+                drop(run);
+                backup.settle().await;
+                step.failed("backup interrupted");
+                return Err(Failure::Signal(sig));
+            }
             Ok(()) = progress.changed() => {
                 let p = *progress.borrow_and_update();
                 step.bytes(p.bytes_done, p.bytes_total);

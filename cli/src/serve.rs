@@ -231,13 +231,13 @@ fn announce(out: Out, url: &str, name: &str) {
 }
 
 /// The handlers of SIGINT and SIGTERM.
-struct Signals {
+pub struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> Result<Signals, Failure> {
+    pub fn install() -> Result<Signals, Failure> {
         use tokio::signal::unix::{signal, SignalKind};
         let failed = |e: std::io::Error| {
             Failure::Other(format!(
@@ -251,7 +251,7 @@ impl Signals {
     }
 
     /// The next of them, by name.
-    async fn next(&mut self) -> String {
+    pub async fn next(&mut self) -> String {
         tokio::select! {
             _ = self.int.recv() => "SIGINT".into(),
             _ = self.term.recv() => "SIGTERM".into(),

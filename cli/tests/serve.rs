@@ -662,3 +662,77 @@ fn a_token_file_without_a_token_is_refused_at_start() {
         }
     }
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM of `ese backup --url` while it streams: the client aborts its
+/// backup on the server and removes its partial set before it exits (130 or 143, as a shell
+/// reports a process a signal ended). It used to die at once: the server kept the backup
+/// until its lease ran out (60 s by default), so the operator's retry was refused
+/// `JET_errBackupInProgress (-505)`, and the partial set stayed in the target as an orphan.
+#[test]
+fn an_interrupted_backup_url_aborts_its_backup_and_removes_its_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    // About 32 MiB at 1 MiB/s: the client is mid-stream when it is told to stop.
+    make_instance_sized(&dir, 16_000, 2000);
+    let served = Served::start(&dir, &[]);
+    let http = reqwest::Client::new();
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let sets = tmp.path().join(format!("sets-{sig}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ese"))
+            .args([
+                "backup",
+                "--url",
+                &served.url,
+                "--to",
+                sets.to_str().unwrap(),
+            ])
+            .args(["--max-rate-mib", "1", "-q"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        loop {
+            let (_, v) = get_json(&http, &served.url);
+            if v["backup_bytes_streamed"].as_u64().unwrap_or(0) > 0
+                && v["remote_backups"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let e = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "signal {sig}: {:?} {e}",
+            out.status
+        );
+        let (_, v) = get_json(&http, &served.url);
+        assert_eq!(
+            v["remote_backups"],
+            serde_json::json!([]),
+            "signal {sig}: {v}"
+        );
+        let left: Vec<_> = match std::fs::read_dir(&sets) {
+            Ok(rd) => rd.map(|e| e.unwrap().file_name()).collect(),
+            Err(_) => Vec::new(),
+        };
+        assert!(left.is_empty(), "signal {sig}: {left:?}");
+    }
+    let sets = tmp.path().join("sets-after");
+    let out = ese(&[
+        "backup",
+        "--url",
+        &served.url,
+        "--to",
+        sets.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(served.stop().status.success());
+}

@@ -305,6 +305,18 @@ impl RemoteBackup {
         self.run_into(store, None).await
     }
 
+    /// Waits for the abort a dropped run asked for (its `DELETE`, which a task of its own
+    /// sends) to be answered: a host that cancels a run and then exits calls this, or the
+    /// server keeps that backup until its lease runs out and refuses the next begin
+    /// (`BackupInProgress` -505). Its requests have the client's timeouts, so this wait ends;
+    /// without a dropped run it returns at once. The next run waits for it too.
+    pub async fn settle(&self) {
+        let dropped = self.dropped_abort.lock().ok().and_then(|mut s| s.take());
+        if let Some(task) = dropped {
+            let _ = task.await;
+        }
+    }
+
     /// Runs the backup into `store`, a new set of `repo` if given.
     async fn run_into(
         &self,
@@ -312,11 +324,7 @@ impl RemoteBackup {
         repo: Option<Arc<dyn Repository>>,
     ) -> Result<RemoteOutcome, RemoteError> {
         let kind = wire_kind(self.options.kind)?;
-        let dropped = self.dropped_abort.lock().ok().and_then(|mut s| s.take());
-        if let Some(task) = dropped {
-            // Its requests have the client's timeouts, so this wait ends.
-            let _ = task.await;
-        }
+        self.settle().await;
         let figures = self.tracker.restart();
         let mut set = PartialSet::new(store, self.options.compress).await?;
         let begun = match self.api.begin(kind).await {
