@@ -259,13 +259,23 @@ impl StoreArgs {
     /// The target `s` with these settings.
     pub fn target(&self, s: &str) -> Result<ese_actors::BackupTarget, Failure> {
         let t = ese_actors::BackupTarget::parse(s).map_err(usage)?;
-        Ok(t.with_options(self.options()))
+        self.fit(t)
     }
 
     /// The set location `s` (`TARGET/SET`) with these settings.
     pub fn set(&self, s: &str) -> Result<(ese_actors::BackupTarget, String), Failure> {
         let (t, name) = ese_actors::BackupTarget::parse_set(s).map_err(usage)?;
-        Ok((t.with_options(self.options()), name))
+        Ok((self.fit(t)?, name))
+    }
+
+    /// `t` with these settings, refused (exit 2) before anything is opened if it is an object
+    /// store that cannot take them (a folder ignores them).
+    fn fit(&self, t: ese_actors::BackupTarget) -> Result<ese_actors::BackupTarget, Failure> {
+        let options = self.options();
+        if t.dir().is_none() {
+            options.check().map_err(usage)?;
+        }
+        Ok(t.with_options(options))
     }
 
     fn options(&self) -> ese_actors::ObjectOptions {
@@ -610,6 +620,13 @@ async fn run(cmd: Cmd, out: Out) -> Result<(), Failure> {
             dry_run,
             store,
         } => {
+            if keep_full.is_none() && keep_within.is_none() || keep_full == Some(0) {
+                return Err(Failure::Usage(
+                    "prune needs --keep-full N (N >= 1) or --keep-within DURATION: it never \
+                     removes every set"
+                        .into(),
+                ));
+            }
             let r = ese_actors::Retention {
                 keep_full,
                 keep_within_ms: keep_within.map(|d| d.as_millis() as u64),

@@ -299,6 +299,32 @@ fn bad_arguments_give_usage_not_a_panic() {
         ],
         &["backup", "--url", url, "--to", "s3://"],
         &["backup", "--instance-dir", "i", "--to", "s3://"],
+        // Object-store settings S3 cannot take: refused before the instance is opened (it
+        // used to be opened, soft recovery run, and the refusal exit 1).
+        &[
+            "backup",
+            "--instance-dir",
+            "i",
+            "--to",
+            "s3://b/p",
+            "--part-size-mib",
+            "0",
+        ],
+        &["sets", "s3://b/p", "--parts-in-flight", "0"],
+        &[
+            "restore",
+            "s3://b/p",
+            "--set",
+            "latest",
+            "--to",
+            "c",
+            "--part-size-mib",
+            "9999",
+        ],
+        // A prune without anything to keep by.
+        &["prune", "x"],
+        &["prune", "x", "--keep-full", "0"],
+        &["prune", "x", "--keep-full", "0", "--keep-within", "7d"],
     ] {
         let out = ese(args);
         assert_eq!(
