@@ -37,16 +37,28 @@ pub async fn backup(
     let (inst, _) = open_instance(&engine, "backup", files, BackupPace::Full, out).await?;
     let step = Step::start(out, &format!("{kind:?} backup to {to}"));
     let t = Instant::now();
-    let res = match inst.start_backup_to(to, kind, options).await {
-        Ok(h) => follow(h, &step, &format!("{kind:?} backup")).await,
-        Err(e) => Err(e),
+    // From here a signal cancels the backup (its partial set removed), then the process ends.
+    let signals = crate::serve::Signals::install();
+    let res = match (inst.start_backup_to(to, kind, options).await, signals) {
+        (Ok(h), Ok(mut signals)) => {
+            follow(h, &step, &format!("{kind:?} backup"), &mut signals).await
+        }
+        (Ok(h), Err(e)) => {
+            h.cancel();
+            let _ = h.wait().await;
+            Err(e)
+        }
+        (Err(e), _) => Err(e.into()),
     };
     let _ = inst.term(Term::empty()).await;
     let m = match res {
         Ok(m) => m,
         Err(e) => {
-            step.failed("backup failed");
-            return Err(e.into());
+            step.failed(match e {
+                Failure::Signal(_) => "backup interrupted",
+                _ => "backup failed",
+            });
+            return Err(e);
         }
     };
     let bytes = m.content_bytes();
@@ -78,16 +90,28 @@ pub async fn backup(
     Ok(())
 }
 
-/// Awaits a backup, showing its phase and bytes on the step as they change.
+/// Awaits a backup, showing its phase and bytes on the step as they change. A signal cancels
+/// it, unless it is past cancelling (its set complete, logs being truncated: it finishes).
 async fn follow(
     mut h: BackupHandle,
     step: &Step,
     what: &str,
-) -> ese_actors::Result<ese_actors::BackupManifest> {
+    signals: &mut crate::serve::Signals,
+) -> Result<ese_actors::BackupManifest, Failure> {
     loop {
-        let p = h.changed().await;
+        let p = tokio::select! {
+            p = h.changed() => p,
+            sig = signals.next() => {
+                if h.cancel() {
+                    // Over once the partial set is removed.
+                    let _ = h.wait().await;
+                    return Err(Failure::Signal(sig));
+                }
+                continue;
+            }
+        };
         if p.phase.is_finished() {
-            return h.wait().await;
+            return Ok(h.wait().await?);
         }
         let of = match p.total_known {
             true => "",

@@ -661,3 +661,59 @@ fn json_failures_are_json_whatever_failed() {
         );
     }
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM of `ese backup --instance-dir` while it streams: the backup is
+/// cancelled, its partial set removed and the instance termed before the process exits (130
+/// or 143). It used to die at once, leaving the partial set in the target (as large as what
+/// was copied) for `prune` to find a day later, and the instance's files not termed.
+#[test]
+fn an_interrupted_backup_removes_its_partial_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    // About 32 MiB at 1 MiB/s: the backup is mid-stream when it is told to stop.
+    make_instance_sized(&inst, 16_000, 2000);
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let repo = dir.path().join(format!("backups-{sig}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_ese"))
+            .args(["backup", "--instance-dir", inst.to_str().unwrap()])
+            .args(["--to", repo.to_str().unwrap(), "--max-rate-mib", "1", "-q"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Streaming: a database image is being written into the set.
+        while !std::fs::read_dir(&repo).is_ok_and(|mut sets| {
+            sets.next().is_some_and(|s| {
+                std::fs::read_dir(s.unwrap().path().join("databases"))
+                    .is_ok_and(|mut f| f.next().is_some())
+            })
+        }) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let e = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "signal {sig}: {:?} {e}",
+            out.status
+        );
+        // The target holds nothing (the folder the backup made may be gone too).
+        let left: Vec<_> = std::fs::read_dir(&repo)
+            .map(|r| r.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "signal {sig}: {left:?}");
+    }
+    let repo = dir.path().join("backups-after");
+    let out = ese(&[
+        "backup",
+        "--instance-dir",
+        inst.to_str().unwrap(),
+        "--to",
+        repo.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
