@@ -717,3 +717,41 @@ fn an_interrupted_backup_removes_its_partial_set() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// A set's folder named with a `.` (the current folder, from inside the set, or `SET/.`) is
+/// that folder: `ese verify .` in a set verifies it, and `ese restore .` restores it. They
+/// were refused with `JET_errInvalidPath (-1023): "." is not a backup set name`, though the
+/// help says a set's folder is taken.
+#[test]
+fn a_set_folder_named_with_a_dot_is_that_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 50);
+    let repo = dir.path().join("backups");
+    let out = ese(&[
+        "backup",
+        "--instance-dir",
+        inst.to_str().unwrap(),
+        "--to",
+        repo.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let set = only_set(&repo);
+    let in_set = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ese"))
+            .args(args)
+            .current_dir(&set)
+            .output()
+            .unwrap()
+    };
+    let out = in_set(&["verify", ".", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dotted = format!("{}/.", set.display());
+    let out = ese(&["verify", &dotted, "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let to = dir.path().join("restored");
+    let out = in_set(&["restore", ".", "--to", to.to_str().unwrap(), "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(to.join("data.edb").exists());
+}

@@ -117,6 +117,21 @@ impl BackupTarget {
     /// [`BackupTarget::parse`]'s, and `InvalidParameter` for a location without a set
     /// name.
     pub fn parse_set(s: &str) -> Result<(BackupTarget, String)> {
+        // A folder named with `.` components (`.` inside the set, `SET/.`) is that folder.
+        let folder;
+        let s = match s.contains("://") {
+            false if s.trim_end_matches('/').rsplit('/').next() == Some(".") => {
+                let p: PathBuf = Path::new(s).components().collect();
+                let p = match p.file_name() {
+                    Some(_) => p,
+                    None => std::path::absolute(&p)
+                        .map_err(|e| Error::InvalidPath.with_detail(format!("{s}: {e}")))?,
+                };
+                folder = p.to_string_lossy().into_owned();
+                folder.as_str()
+            }
+            _ => s,
+        };
         let trimmed = s.trim_end_matches('/');
         if !trimmed.contains("://") && !trimmed.contains('/') && !trimmed.is_empty() {
             // A set folder named relative to the current one.
