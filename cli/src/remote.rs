@@ -89,6 +89,11 @@ pub async fn backup(args: Args, to: &BackupTarget, out: Out) -> Result<(), Failu
         tokio::select! {
             r = &mut run => break r,
             sig = signals.next() => {
+                // Past its manifest the run truncates logs the set alone may now hold: it
+                // finishes (as a local backup past cancelling does).
+                if progress.borrow().phase == ese_actors::BackupPhase::Finishing {
+                    continue;
+                }
                 // Dropping the run removes its partial set (on the blocking pool, which the
                 // runtime waits for as the process exits) and sends the server its abort.
                 drop(run);
