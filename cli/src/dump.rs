@@ -92,7 +92,7 @@ pub fn header(path: &Path, out: Out) -> Result<(), Failure> {
 
 /// `ese dump log LOGFILE`: header, how the file ends, and records per type.
 pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
-    let f = reader::read_file(&*ese_actors::ese::io::os(), path)?;
+    let f = reader::read_file(&*ese_actors::ese::io::os(), path).map_err(|e| e.in_file(path))?;
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut pages = 0u64;
     let mut deltas = 0u64;
@@ -144,8 +144,9 @@ pub fn log(path: &Path, out: Out) -> Result<(), Failure> {
 
 /// `ese dump checkpoint CHK`.
 pub fn checkpoint(path: &Path, out: Out) -> Result<(), Failure> {
-    let c = checkpoint::read(&*ese_actors::ese::io::os(), path)?
-        .ok_or(ese_actors::Error::CheckpointFileNotFound)?;
+    let c = checkpoint::read(&*ese_actors::ese::io::os(), path)
+        .map_err(|e| e.in_file(path))?
+        .ok_or_else(|| ese_actors::Error::CheckpointFileNotFound.in_file(path))?;
     let v = json!({
         "file": path.display().to_string(),
         "sequence": c.seq,

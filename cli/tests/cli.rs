@@ -755,3 +755,27 @@ fn a_set_folder_named_with_a_dot_is_that_folder() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(to.join("data.edb").exists());
 }
+
+/// A dump that cannot read its file names the file: `ese dump log DIR` said
+/// `JET_errDiskIO (-1022): a disk I/O operation failed` and `ese dump checkpoint` of a
+/// missing file `the checkpoint file could not be found`, naming nothing.
+#[test]
+fn a_dump_that_cannot_read_its_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.chk");
+    for (what, path) in [
+        ("log", dir.path()),
+        ("checkpoint", dir.path()),
+        ("log", missing.as_path()),
+        ("checkpoint", missing.as_path()),
+        ("header", missing.as_path()),
+    ] {
+        let out = ese(&["dump", what, path.to_str().unwrap()]);
+        let e = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what} {path:?}: {e}");
+        assert!(
+            e.contains("JET_err") && e.contains(path.to_str().unwrap()),
+            "{what}: {e}"
+        );
+    }
+}
