@@ -137,6 +137,12 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let tmp = tempfile::tempdir().map_err(|e| Failure::Other(e.to_string()))?;
     let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+    if dir.exists() && !dir.is_dir() {
+        return Err(Failure::Other(format!(
+            "{} is a file; give --dir an empty or new directory",
+            dir.display()
+        )));
+    }
     for sub in ["source", "backups", "restored", "check"] {
         let p = dir.join(sub);
         if p.exists()

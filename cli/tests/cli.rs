@@ -779,3 +779,20 @@ fn a_dump_that_cannot_read_its_file_names_it() {
         );
     }
 }
+
+/// `ese demo --dir FILE` says the path is a file: it failed with `JET_errDiskIO (-1022): a
+/// disk I/O operation failed`, naming nothing, after starting the demo.
+#[test]
+fn demo_into_a_file_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = ese(&["demo", "--dir", file.to_str().unwrap(), "--seconds", "1"]);
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(file.to_str().unwrap()) && e.contains("is a file"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
