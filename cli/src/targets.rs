@@ -15,7 +15,16 @@ pub async fn sets(target: &BackupTarget, out: Out) -> Result<(), Failure> {
             return Err(e.into());
         }
     };
-    step.done(&format!("{} name(s)", sets.len()));
+    // A folder that is not there lists as empty, as an empty prefix of a store does; say so,
+    // or a mistyped path reads as a target without sets.
+    let missing = match target.dir() {
+        Some(dir) => !tokio::fs::try_exists(dir).await.unwrap_or(true),
+        None => false,
+    };
+    match missing {
+        true => step.done("0 names: the folder does not exist"),
+        false => step.done(&format!("{} name(s)", sets.len())),
+    }
     if out.json {
         let rows: Vec<_> = sets.iter().map(json_row).collect();
         println!(
@@ -24,14 +33,16 @@ pub async fn sets(target: &BackupTarget, out: Out) -> Result<(), Failure> {
         );
         return Ok(());
     }
+    // As wide as the longest name (an incremental's is 37 characters), so the columns align.
+    let w = sets.iter().map(|s| s.name.len()).max().unwrap_or(0).max(36);
     println!(
-        "{:<36} {:<12} {:<16} {:<16} {:>13} {:>10} {:>10}  BEGAN (UTC)",
+        "{:<w$} {:<12} {:<16} {:<16} {:>13} {:>10} {:>10}  BEGAN (UTC)",
         "SET", "KIND", "ID", "PARENT", "LOGS", "SIZE MiB", "STORED MiB"
     );
     for s in &sets {
         match &s.state {
             SetState::Complete(m) => println!(
-                "{:<36} {:<12} {:<16} {:<16} {:>13} {:>10.1} {:>10.1}  {}",
+                "{:<w$} {:<12} {:<16} {:<16} {:>13} {:>10.1} {:>10.1}  {}",
                 s.name,
                 format!("{:?}", m.kind).to_lowercase(),
                 m.id,
@@ -42,12 +53,12 @@ pub async fn sets(target: &BackupTarget, out: Out) -> Result<(), Failure> {
                 ese_actors::ese::backup::repo::name::stamp(m.mark_time_ms),
             ),
             SetState::Orphan => println!(
-                "{:<36} (incomplete: no manifest, last written {}; prune removes it after its grace period)",
+                "{:<w$} (incomplete: no manifest, last written {}; prune removes it after its grace period)",
                 s.name,
                 s.modified_ms
                     .map_or("at an unknown time".to_string(), ese_actors::ese::backup::repo::name::stamp),
             ),
-            SetState::Damaged(e) => println!("{:<36} (damaged: {e})", s.name),
+            SetState::Damaged(e) => println!("{:<w$} (damaged: {e})", s.name),
         }
     }
     Ok(())

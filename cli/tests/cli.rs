@@ -517,6 +517,54 @@ fn sets_and_a_dry_run_judge_an_orphan_by_its_newest_file() {
     assert!(repo.join(orphan).exists());
 }
 
+/// `ese sets` aligns its columns past the 36 characters a full's name takes (an
+/// incremental's is 37: its kind column used to start one character late), and says so when
+/// a folder target does not exist instead of listing it as a target without sets.
+#[test]
+fn sets_align_long_names_and_name_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = dir.path().join("inst");
+    make_instance(&inst, 100);
+    let repo = dir.path().join("backups");
+    let r = repo.to_str().unwrap();
+    for kind in ["full", "incremental"] {
+        let i = inst.to_str().unwrap();
+        let out = ese(&[
+            "backup",
+            "--instance-dir",
+            i,
+            "--to",
+            r,
+            "--kind",
+            kind,
+            "-q",
+        ]);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+    }
+    let out = ese(&["sets", r]);
+    assert!(out.status.success(), "sets: {}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let kind_at = lines[0].find("KIND").unwrap();
+    for (line, kind) in lines[1..].iter().zip(["full", "incremental"]) {
+        assert_eq!(
+            line.find(&format!(" {kind} ")),
+            Some(kind_at - 1),
+            "{table}"
+        );
+    }
+    let nope = dir.path().join("nope");
+    let out = ese(&["sets", nope.to_str().unwrap()]);
+    assert!(out.status.success(), "sets: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!nope.exists());
+}
+
 /// Every path under `dir`, relative to it, sorted: the tree a refused command must leave.
 fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
