@@ -483,8 +483,14 @@ fn scan_node_rev(
 fn write_overflow(io: &mut dyn PageIo, value: &[u8]) -> Result<Stored> {
     let chunk = capacity(io.page_size()) - OVF_HDR;
     let mut next = 0u32;
-    // Written back to front so each page knows its successor when it is made.
-    let pieces: Vec<&[u8]> = value.chunks(chunk).collect();
+    // Written back to front so each page knows its successor when it is made. An empty value
+    // (kept out of the leaf because its key is long) still gets one page: readers and
+    // `free_value` walk at least one page of a chain, and a chain of none would send them to
+    // page 0.
+    let mut pieces: Vec<&[u8]> = value.chunks(chunk).collect();
+    if pieces.is_empty() {
+        pieces.push(&[]);
+    }
     for piece in pieces.iter().rev() {
         let (pgno, mut p) = space::alloc(io, PageKind::Overflow)?;
         put_u32(&mut p, PAGE_HEADER, next);

@@ -13,6 +13,7 @@ mod support;
 mod child;
 
 mod api_shape;
+mod chaos_findings;
 mod file_locks;
 mod lifecycle;
 mod lifecycle_races;

@@ -1,0 +1,64 @@
+//! Directed reproductions of what `random_calls` found.
+
+use ese_actors::{Engine, KeyRange, Term};
+
+use crate::support::actor::params;
+
+/// A row whose key has the longest length allowed (1,024 bytes) and whose value is empty
+/// is too long for a leaf of a 4 KiB page, so its value goes to an overflow chain. That chain
+/// had no page (first page 0): reads and replacements walked to page 0, and after a clean
+/// term and a reopen the table answered `ReadPgnoVerifyFailure` (-1118) to every scan.
+#[tokio::test]
+async fn an_empty_value_under_a_1024_byte_key_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance("long", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .create_database(dir.path().join("a.edb"))
+        .await
+        .unwrap();
+    let t = inst.ensure_table(db, "t").await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    let (k1, k2) = ([1u8; 1024], [2u8; 1024]);
+    s.put(t, &k1, b"").await.unwrap();
+    s.put(t, &k2, b"").await.unwrap();
+    assert_eq!(s.get(t, &k1).await.unwrap().as_deref(), Some(&b""[..]));
+    // Replacing and deleting free the chain.
+    s.put(t, &k2, b"v2").await.unwrap();
+    s.put(t, b"small", b"").await.unwrap();
+    drop(s);
+    inst.term(Term::empty()).await.unwrap();
+
+    let inst = engine
+        .create_instance("long", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .attach_database(dir.path().join("a.edb"))
+        .await
+        .unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    let rows = inst.scan(t, KeyRange::all()).await.unwrap();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = rows
+        .into_iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (k1.to_vec(), vec![]),
+            (k2.to_vec(), b"v2".to_vec()),
+            (b"small".to_vec(), vec![]),
+        ]
+    );
+    let s = inst.begin_session().await.unwrap();
+    s.delete(t, &k1).await.unwrap();
+    assert_eq!(s.get(t, &k1).await.unwrap(), None);
+    drop(s);
+    inst.term(Term::empty()).await.unwrap();
+}
