@@ -126,6 +126,17 @@ impl Core {
         if self.storage.exists(&path) {
             return Err(Error::FileAlreadyExists);
         }
+        // A file that cannot be made is refused before its attach is logged: recovery makes
+        // again every database created in the log it replays, and would fail on this one at
+        // every init. A directory is no file to make; a file needs its directory.
+        if self.storage.is_dir(&path) {
+            return Err(Error::FileAlreadyExists);
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !self.storage.is_dir(dir) {
+                return Err(Error::FileNotFound);
+            }
+        }
         let ps = self.params.page_bytes();
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();

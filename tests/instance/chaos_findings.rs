@@ -62,3 +62,49 @@ async fn an_empty_value_under_a_1024_byte_key_survives_a_reopen() {
     drop(s);
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// A `create_database` refused because its file cannot be made (a missing directory, a path
+/// that is a directory) logged the attach before it tried: after a crash (a dirty term), soft
+/// recovery made the database again, failed the same way, and every `init` answered
+/// `FileNotFound` (-1811) or `FileAlreadyExists` (-1814): the instance and its acknowledged
+/// rows were out of reach until someone edited its files.
+#[tokio::test]
+async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance("c", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .create_database(dir.path().join("a.edb"))
+        .await
+        .unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    s.put(t, b"k", b"v").await.unwrap();
+    drop(s);
+    let missing = inst
+        .create_database(dir.path().join("no-such-dir/x.edb"))
+        .await;
+    assert_eq!(missing.unwrap_err().code(), -1811);
+    let climbs = inst.create_database(dir.path().join("sub/../b.edb")).await;
+    assert_eq!(climbs.unwrap_err().code(), -1811);
+    let a_dir = inst.create_database(dir.path()).await;
+    assert_eq!(a_dir.unwrap_err().code(), -1814);
+    inst.term(Term::DIRTY).await.unwrap();
+
+    let inst = engine
+        .create_instance("c", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .attach_database(dir.path().join("a.edb"))
+        .await
+        .unwrap();
+    let t = inst.open_table(db, "t").await.unwrap();
+    assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    inst.term(Term::empty()).await.unwrap();
+}
