@@ -80,7 +80,7 @@ impl Claims {
 /// One spelling per file: absolute, `.` and `..` folded, and symbolic links resolved in the
 /// longest part of the path that exists (a directory init has not made yet, or a database
 /// not yet created, still compares equal once it exists).
-fn canonical(path: &Path) -> PathBuf {
+pub(crate) fn canonical(path: &Path) -> PathBuf {
     let abs = absolute(path);
     let mut missing: Vec<OsString> = Vec::new();
     let mut at = abs.as_path();

@@ -108,3 +108,27 @@ async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
     assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
     inst.term(Term::empty()).await.unwrap();
 }
+
+/// A detach that names an attached database by another spelling of its path (`sub/../`)
+/// answers `DatabaseNotFound` (-1203) and leaves it attached, but gave back the
+/// engine's claim on it: another instance of the engine then got past the claim and met the
+/// file's lock, `FileAccessDenied` (-1032) instead of `DatabaseSharingViolation` (-1215).
+#[tokio::test]
+async fn a_detach_by_another_spelling_keeps_the_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    std::fs::create_dir_all(one.join("sub")).unwrap();
+    let engine = Engine::new();
+    let a = engine.create_instance("a", params(&one)).await.unwrap();
+    a.init().await.unwrap();
+    let p = one.join("a.edb");
+    a.create_database(&p).await.unwrap();
+    let r = a.detach_database(one.join("sub/../a.edb")).await;
+    assert_eq!(r.unwrap_err().code(), -1203);
+    let b = engine.create_instance("b", params(&two)).await.unwrap();
+    b.init().await.unwrap();
+    let r = b.attach_database(&p).await;
+    assert_eq!(r.unwrap_err().code(), -1215);
+    b.term(Term::empty()).await.unwrap();
+    a.term(Term::empty()).await.unwrap();
+}

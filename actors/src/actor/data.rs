@@ -176,11 +176,15 @@ impl Actor {
                 .as_mut()
                 .map_or(Err(Error::NotInitialized), |c| c.detach_database(&path));
             let finish: Finish = Box::new(move |a: &mut Actor| {
-                // A detach that failed after the core let the file go frees it too.
-                if a.core
-                    .as_ref()
-                    .is_some_and(|c| c.database_id(&path).is_none())
-                {
+                // A detach that failed after the core let the file go frees it too. The claim
+                // is the file's, whatever the spelling: a detach by another spelling of an
+                // attached database's path (`sub/../db.edb`) is refused and frees nothing.
+                let key = crate::claims::canonical(&path);
+                if a.core.as_ref().is_some_and(|c| {
+                    c.attached()
+                        .iter()
+                        .all(|(_, p)| crate::claims::canonical(p) != key)
+                }) {
                     a.release_database(&path);
                 }
                 let _ = r.send(res);
