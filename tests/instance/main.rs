@@ -18,6 +18,7 @@ mod file_locks;
 mod lifecycle;
 mod lifecycle_races;
 mod open_or_create;
+mod random_calls;
 mod reads_off_actor;
 mod scale;
 mod scans;
