@@ -914,7 +914,8 @@ impl Case {
     async fn backup_step(&mut self) {
         let seed = self.seed;
         let inst = self.inst.clone();
-        match self.rng.gen_range(0..11) {
+        match self.rng.gen_range(0..13) {
+            11 | 12 => self.hand_backup().await,
             0 => {
                 let g = match self.rng.gen_range(0..6) {
                     0 | 1 => BackupBegin::empty(),
@@ -1032,6 +1033,100 @@ impl Case {
                     self.note(&format!("end {g:?}"), &e, &[-1003, -520, -801, -800]);
                 }
             }
+        }
+    }
+
+    /// A whole external backup by hand, in order, cut short at a random call (the backup is
+    /// then left running for the random calls that follow).
+    async fn hand_backup(&mut self) {
+        let seed = self.seed;
+        let inst = self.inst.clone();
+        let stop_at = self.rng.gen_range(0..8);
+        let incremental = self.rng.gen_bool(0.3);
+        let g = match incremental {
+            true => BackupBegin::INCREMENTAL,
+            false => BackupBegin::empty(),
+        };
+        self.calls += 1;
+        if let Err(e) = within(seed, "hand begin", inst.begin_external_backup(g)).await {
+            return self.note("hand begin", &e, &[-523, -505, -560]);
+        }
+        if stop_at == 0 {
+            return;
+        }
+        let chunk = 4096 * self.rng.gen_range(3..20);
+        if !incremental {
+            let dbs = match within(seed, "hand attach info", inst.get_attach_info()).await {
+                Ok(d) => d,
+                Err(e) => return self.note("hand attach info", &e, &[-801]),
+            };
+            for p in dbs {
+                if stop_at == 1 {
+                    return;
+                }
+                let f = match within(seed, "hand open", inst.open_file(&p)).await {
+                    Ok((f, _)) => f,
+                    Err(e) => return self.note("hand open db", &e, &[-801]),
+                };
+                self.handles.push(f);
+                loop {
+                    self.calls += 1;
+                    match within(seed, "hand read", inst.read_file(f, chunk)).await {
+                        Ok(b) if b.is_empty() => break,
+                        Ok(_) => {}
+                        Err(e) => return self.note("hand read db", &e, &[-801]),
+                    }
+                }
+                if let Err(e) = within(seed, "hand close", inst.close_file(f)).await {
+                    return self.note("hand close", &e, &[]);
+                }
+            }
+        }
+        if stop_at == 2 {
+            return;
+        }
+        let info = match within(seed, "hand log info", inst.get_log_info()).await {
+            Ok(i) => i,
+            Err(e) => return self.note("hand log info", &e, &[-801, -569]),
+        };
+        self.listed_logs.extend(info.files.iter().cloned());
+        for p in &info.files {
+            if stop_at == 3 {
+                return;
+            }
+            let f = match within(seed, "hand open log", inst.open_file(p)).await {
+                Ok((f, _)) => f,
+                Err(e) => return self.note("hand open log", &e, &[-801]),
+            };
+            loop {
+                self.calls += 1;
+                match within(seed, "hand read log", inst.read_file(f, chunk)).await {
+                    Ok(b) if b.is_empty() => break,
+                    Ok(_) => {}
+                    Err(e) => return self.note("hand read log", &e, &[-801]),
+                }
+            }
+            if let Err(e) = within(seed, "hand close log", inst.close_file(f)).await {
+                return self.note("hand close log", &e, &[]);
+            }
+        }
+        if stop_at == 4 {
+            return;
+        }
+        if self.rng.gen_bool(0.5) {
+            if let Err(e) = within(seed, "hand truncate", inst.truncate_log()).await {
+                return self.note("hand truncate", &e, &[-801]);
+            }
+        }
+        if stop_at == 5 {
+            return;
+        }
+        let end = match self.rng.gen_bool(0.8) {
+            true => BackupEnd::NORMAL,
+            false => BackupEnd::NORMAL | BackupEnd::TRUNCATE_DONE,
+        };
+        if let Err(e) = within(seed, "hand end", inst.end_external_backup(end)).await {
+            self.note("hand end", &e, &[-801]);
         }
     }
 
