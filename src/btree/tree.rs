@@ -855,3 +855,229 @@ mod tests {
         assert!(after <= before + 30, "{before} -> {after}");
     }
 }
+
+#[cfg(test)]
+mod boundary_tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::{BTreeMap, HashMap};
+
+    struct Mem {
+        ps: u32,
+        pages: HashMap<u32, Vec<u8>>,
+    }
+    impl PageIo for Mem {
+        fn page_size(&self) -> u32 {
+            self.ps
+        }
+        fn read(&mut self, pgno: u32) -> Result<Vec<u8>> {
+            Ok(self
+                .pages
+                .get(&pgno)
+                .cloned()
+                .unwrap_or_else(|| vec![0; self.ps as usize]))
+        }
+        fn write(&mut self, pgno: u32, page: Vec<u8>) {
+            self.pages.insert(pgno, page);
+        }
+    }
+
+    fn mem(ps: u32) -> Mem {
+        let mut m = Mem {
+            ps,
+            pages: HashMap::new(),
+        };
+        space::format(&mut m);
+        m
+    }
+
+    const SIZES: [u32; 4] = [4096, 8192, 16384, 32768];
+
+    /// Value lengths at and around every threshold of a page size, for a key of `klen`.
+    fn value_lens(ps: u32, klen: usize) -> Vec<usize> {
+        let cap = capacity(ps);
+        let chunk = cap - OVF_HDR;
+        // Largest inline value for this key: 2 + klen + 5 + v <= cap / 4.
+        let inl = (cap / 4).saturating_sub(2 + klen + 5);
+        let mut out = vec![0, 1, 2];
+        for t in [inl, chunk, 2 * chunk, 3 * chunk, cap, cap / 2] {
+            for d in [-2i64, -1, 0, 1, 2] {
+                let v = t as i64 + d;
+                if v >= 0 {
+                    out.push(v as usize);
+                }
+            }
+        }
+        out
+    }
+
+    fn key_lens() -> Vec<usize> {
+        vec![0, 1, 7, 8, 9, 100, 500, 1000, 1016, 1017, 1023, 1024]
+    }
+
+    fn check(m: &mut Mem, root: u32, model: &BTreeMap<Vec<u8>, Vec<u8>>, what: &str) {
+        for (k, v) in model {
+            let got = get(m, root, k).unwrap_or_else(|e| panic!("{what}: get {}: {e:?}", k.len()));
+            assert_eq!(
+                got.as_ref().map(Vec::len),
+                Some(v.len()),
+                "{what}: key len {}",
+                k.len()
+            );
+            assert!(
+                got.as_ref() == Some(v),
+                "{what}: value of key len {}",
+                k.len()
+            );
+        }
+        let all = scan(m, root, Bound::Unbounded, Bound::Unbounded).unwrap();
+        let want: Vec<_> = model.clone().into_iter().collect();
+        assert!(all == want, "{what}: forward scan");
+        let rev = scan_part_rev(
+            m,
+            root,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Budget::UNBOUNDED,
+        )
+        .unwrap()
+        .rows;
+        assert!(rev.iter().eq(want.iter().rev()), "{what}: reverse scan");
+        // Bounds equal to keys.
+        let keys: Vec<&Vec<u8>> = model.keys().collect();
+        for (i, lo) in keys.iter().enumerate().step_by(13) {
+            for hi in keys.iter().skip(i).step_by(17) {
+                let got = scan(m, root, Bound::Included(lo), Bound::Excluded(hi)).unwrap();
+                let w: Vec<_> = model
+                    .range::<Vec<u8>, _>((Bound::Included(*lo), Bound::Excluded(*hi)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert!(got == w, "{what}: range scan");
+                let got = scan_part_rev(
+                    m,
+                    root,
+                    Bound::Excluded(lo),
+                    Bound::Included(hi),
+                    Budget::UNBOUNDED,
+                )
+                .unwrap()
+                .rows;
+                let w: Vec<_> = model
+                    .range::<Vec<u8>, _>((Bound::Excluded(*lo), Bound::Included(*hi)))
+                    .rev()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert!(got == w, "{what}: reverse range scan");
+            }
+        }
+    }
+
+    /// Every key length with every threshold value length, for every page size, one row each,
+    /// then replaced by the next length, deleted and put back.
+    #[test]
+    fn rows_at_every_size_threshold_read_back() {
+        for ps in SIZES {
+            let mut m = mem(ps);
+            let root = create_tree(&mut m).unwrap();
+            let mut model = BTreeMap::new();
+            let mut n = 0u32;
+            for kl in key_lens() {
+                for vl in value_lens(ps, kl) {
+                    // Prefix keys: the same fill byte, different lengths, and a counter tail.
+                    let mut k = vec![b'k'; kl];
+                    if kl >= 4 {
+                        k[kl - 4..].copy_from_slice(&n.to_be_bytes());
+                    }
+                    let v = vec![(n % 251) as u8; vl];
+                    n += 1;
+                    put(&mut m, root, &k, &v).unwrap();
+                    model.insert(k, v);
+                }
+            }
+            check(&mut m, root, &model, &format!("ps {ps} puts"));
+            // Replace each row by another row's length: across the inline/overflow switch.
+            let lens: Vec<usize> = model.values().map(Vec::len).collect();
+            let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+            for (i, k) in keys.iter().enumerate() {
+                let v = vec![7u8; lens[(i * 7 + 3) % lens.len()]];
+                put(&mut m, root, k, &v).unwrap();
+                model.insert(k.clone(), v);
+            }
+            check(&mut m, root, &model, &format!("ps {ps} replaced"));
+            let last = space::read_meta(&mut m).unwrap().last_page;
+            for k in &keys {
+                assert!(delete(&mut m, root, k).unwrap());
+            }
+            model.clear();
+            check(&mut m, root, &model, &format!("ps {ps} emptied"));
+            for (i, k) in keys.iter().enumerate() {
+                let v = vec![9u8; lens[i]];
+                put(&mut m, root, k, &v).unwrap();
+                model.insert(k.clone(), v);
+            }
+            check(&mut m, root, &model, &format!("ps {ps} reinserted"));
+            let again = space::read_meta(&mut m).unwrap().last_page;
+            assert!(
+                again <= last + last / 10,
+                "ps {ps}: {last} -> {again} pages"
+            );
+        }
+    }
+
+    /// A row replaced 1,000 times across the inline/overflow switch keeps the file's size.
+    #[test]
+    fn replacing_across_the_switch_does_not_leak_pages() {
+        for ps in SIZES {
+            for kl in [1usize, 500, 1024] {
+                let mut m = mem(ps);
+                let root = create_tree(&mut m).unwrap();
+                let k = vec![b'x'; kl];
+                let lens = value_lens(ps, kl);
+                put(&mut m, root, &k, &[]).unwrap();
+                let mut peak = 0;
+                for i in 0..1000 {
+                    let v = vec![i as u8; lens[i % lens.len()]];
+                    put(&mut m, root, &k, &v).unwrap();
+                    assert_eq!(get(&mut m, root, &k).unwrap(), Some(v));
+                    if i == lens.len() * 2 {
+                        peak = space::read_meta(&mut m).unwrap().last_page;
+                    }
+                }
+                let end = space::read_meta(&mut m).unwrap().last_page;
+                assert!(end <= peak, "ps {ps} key {kl}: {peak} -> {end}");
+            }
+        }
+    }
+
+    /// Random rows with sizes near the thresholds against a model, every page size.
+    #[test]
+    fn random_sizes_near_thresholds_match_a_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1024);
+        for ps in SIZES {
+            let mut m = mem(ps);
+            let root = create_tree(&mut m).unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let kls = key_lens();
+            for step in 0..1500 {
+                let kl = kls[rng.gen_range(0..kls.len())];
+                // Few distinct keys per length, prefixes of each other.
+                let mut k = vec![b'p'; kl];
+                if kl > 0 {
+                    k[kl - 1] = rng.gen_range(b'a'..b'e');
+                }
+                if rng.gen_bool(0.2) {
+                    assert_eq!(
+                        delete(&mut m, root, &k).unwrap(),
+                        model.remove(&k).is_some()
+                    );
+                } else {
+                    let vls = value_lens(ps, kl);
+                    let v = vec![step as u8; vls[rng.gen_range(0..vls.len())]];
+                    put(&mut m, root, &k, &v).unwrap();
+                    model.insert(k, v);
+                }
+            }
+            check(&mut m, root, &model, &format!("ps {ps} random"));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use ese::io::os;
-use ese::{Commit, Core, Direction, Error};
+use ese::{Commit, Core, Direction, Error, InstanceParams};
 use rand::{Rng, SeedableRng};
 use support::core::*;
 
@@ -228,4 +228,90 @@ fn concurrent_durable_committers_share_fsyncs() {
         .len();
     assert_eq!(n as u64, commits);
     core.term_clean().unwrap();
+}
+
+/// Rows at and around every size threshold of the tree (the largest inline entry, one
+/// overflow page's body and a multiple of it, the longest key with short values, the empty
+/// key), for every page size: committed, read back after a crash (soft recovery) and after a
+/// clean term, forward and backward; then every row deleted and the rows put back.
+#[test]
+fn rows_at_size_thresholds_survive_crash_and_reopen_at_every_page_size() {
+    for ps in [4096u32, 8192, 16384, 32768] {
+        let (fs, storage) = fault_fs();
+        let params = InstanceParams::new("/i")
+            .log_file_size(1 << 20)
+            .page_size(ps)
+            .cache_pages(64);
+        let (mut core, tbl) = open_db(&storage, &params);
+        let cap = ps as usize - 32;
+        let chunk = cap - 8;
+        let mut model = BTreeMap::new();
+        let mut n = 0u32;
+        for kl in [0usize, 1, 8, 9, 1000, 1023, 1024] {
+            let inl = (cap / 4).saturating_sub(2 + kl + 5);
+            let mut lens = vec![0, 1];
+            for t in [inl, chunk, 2 * chunk] {
+                lens.extend([t.saturating_sub(1), t, t + 1]);
+            }
+            for vl in lens {
+                let mut k = vec![b'k'; kl];
+                if kl >= 4 {
+                    k[kl - 4..].copy_from_slice(&n.to_be_bytes());
+                }
+                let v = vec![(n % 251) as u8; vl];
+                n += 1;
+                model.insert(k, v);
+            }
+        }
+        let s = core.begin_session().unwrap();
+        core.begin_transaction(s).unwrap();
+        for (k, v) in &model {
+            core.put(s, tbl, k, v).unwrap();
+        }
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+        let check = |core: &mut Core, tbl, model: &BTreeMap<Vec<u8>, Vec<u8>>, what: &str| {
+            let s = core.begin_session().unwrap();
+            for (k, v) in model {
+                let got = core.get(s, tbl, k).unwrap();
+                assert!(
+                    got.as_ref() == Some(v),
+                    "ps {ps} {what}: key of {}",
+                    k.len()
+                );
+            }
+            let want: Vec<_> = model.clone().into_iter().collect();
+            let all = (Bound::Unbounded, Bound::Unbounded);
+            let fwd = core.scan(s, tbl, all.0, all.1, Direction::Forward).unwrap();
+            assert!(fwd == want, "ps {ps} {what}: forward scan");
+            let back = core.scan(s, tbl, all.0, all.1, Direction::Reverse).unwrap();
+            assert!(
+                back.iter().eq(want.iter().rev()),
+                "ps {ps} {what}: backward"
+            );
+        };
+        let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
+        check(&mut core, tbl, &model, "after a crash");
+        core.term_clean().unwrap();
+        let (mut core, tbl) = open_db(&storage, &params);
+        check(&mut core, tbl, &model, "after a clean term");
+        let s = core.begin_session().unwrap();
+        core.begin_transaction(s).unwrap();
+        for k in model.keys() {
+            core.delete(s, tbl, k).unwrap();
+        }
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+        check(&mut core, tbl, &BTreeMap::new(), "emptied");
+        core.begin_transaction(s).unwrap();
+        for (k, v) in &model {
+            core.put(s, tbl, k, v).unwrap();
+        }
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+        let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
+        check(&mut core, tbl, &model, "put back, after a crash");
+        verify_all_pages(&mut core, tbl.db());
+        core.term_clean().unwrap();
+    }
 }
