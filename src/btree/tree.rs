@@ -237,9 +237,16 @@ fn midpoint(sizes: impl Iterator<Item = usize> + Clone) -> usize {
     n / 2
 }
 
-/// Deletes `key`; false if it was not there.
+/// An interior node a delete walked through: page number, page, first child, entries, and
+/// the index of the child taken (0 for `first`).
+type Step = (u32, Vec<u8>, u32, Vec<(Vec<u8>, u32)>, usize);
+
+/// Deletes `key`; false if it was not there. A leaf the delete empties (other than the root)
+/// is freed and taken out of its parent, and so is an interior node left with no child, so
+/// the pages of rows deleted for good (a queue's head, a range deleted) are reused.
 pub fn delete(io: &mut dyn PageIo, root: u32, key: &[u8]) -> Result<bool> {
     let mut pgno = root;
+    let mut path: Vec<Step> = Vec::new();
     for _ in 0..MAX_DEPTH {
         let (p, node) = load(io, pgno)?;
         match node {
@@ -249,15 +256,45 @@ pub fn delete(io: &mut dyn PageIo, root: u32, key: &[u8]) -> Result<bool> {
                 };
                 let (_, old) = entries.remove(i);
                 free_value(io, &old)?;
-                store(io, pgno, p, &Node::Leaf(entries));
-                return Ok(true);
+                if !entries.is_empty() || path.is_empty() {
+                    store(io, pgno, p, &Node::Leaf(entries));
+                    return Ok(true);
+                }
+                space::free(io, pgno)?;
+                return unlink(io, path).map(|()| true);
             }
             Node::Internal { first, entries } => {
-                pgno = child_at(first, &entries, child_index(&entries, key))
+                let i = child_index(&entries, key);
+                let child = child_at(first, &entries, i);
+                path.push((pgno, p, first, entries, i));
+                pgno = child;
             }
         }
     }
     Err(Error::DatabaseCorrupted)
+}
+
+/// Takes the child that was just freed out of the last node of `path`; a node left with no
+/// child is freed in turn, and a root left with none becomes an empty leaf.
+fn unlink(io: &mut dyn PageIo, mut path: Vec<Step>) -> Result<()> {
+    while let Some((pgno, p, mut first, mut entries, i)) = path.pop() {
+        if !entries.is_empty() {
+            if i == 0 {
+                first = entries.remove(0).1;
+            } else {
+                entries.remove(i - 1);
+            }
+            store(io, pgno, p, &Node::Internal { first, entries });
+            return Ok(());
+        }
+        if path.is_empty() {
+            // The root keeps its page.
+            store(io, pgno, p, &Node::Leaf(Vec::new()));
+            return Ok(());
+        }
+        space::free(io, pgno)?;
+    }
+    Ok(())
 }
 
 /// How much one bounded scan may produce: it stops before a row that would go past `rows`
@@ -1078,6 +1115,34 @@ mod boundary_tests {
                 }
             }
             check(&mut m, root, &model, &format!("ps {ps} random"));
+        }
+    }
+
+    /// A queue: rows put at one end and deleted from the other, a bounded number live at
+    /// any time. Leaves emptied by the deletes must be reused, or the file grows without end.
+    #[test]
+    fn a_queue_of_rows_keeps_the_files_size() {
+        for ps in SIZES {
+            let mut m = mem(ps);
+            let root = create_tree(&mut m).unwrap();
+            let key = |i: u32| format!("q{i:08}").into_bytes();
+            let v = vec![5u8; 200];
+            for i in 0..500u32 {
+                put(&mut m, root, &key(i), &v).unwrap();
+            }
+            let mut sizes = Vec::new();
+            for round in 0..8u32 {
+                for i in 0..500u32 {
+                    let n = 500 + round * 500 + i;
+                    put(&mut m, root, &key(n), &v).unwrap();
+                    assert!(delete(&mut m, root, &key(n - 500)).unwrap());
+                }
+                sizes.push(space::read_meta(&mut m).unwrap().last_page);
+            }
+            assert!(
+                sizes[7] <= sizes[1] + 4,
+                "ps {ps}: pages by round {sizes:?}"
+            );
         }
     }
 }

@@ -315,3 +315,42 @@ fn rows_at_size_thresholds_survive_crash_and_reopen_at_every_page_size() {
         core.term_clean().unwrap();
     }
 }
+
+/// A queue: rows put at one end and deleted at the other, 500 live at any time. The leaves
+/// its deletes empty are reused, so the file stops growing.
+#[test]
+fn a_queue_of_rows_keeps_the_files_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = os();
+    let (mut core, tbl) = open_db(&storage, &small_params(dir.path()));
+    let s = core.begin_session().unwrap();
+    let key = |i: u32| format!("q{i:08}").into_bytes();
+    let v = [5u8; 200];
+    let mut sizes = Vec::new();
+    for round in 0..8u32 {
+        core.begin_transaction(s).unwrap();
+        for i in 0..500u32 {
+            let n = round * 500 + i;
+            core.put(s, tbl, &key(n), &v).unwrap();
+            if n >= 500 {
+                core.delete(s, tbl, &key(n - 500)).unwrap();
+            }
+        }
+        let t = core.commit(s, Commit::Durable).unwrap();
+        core.wait(t).unwrap();
+        sizes.push(core.last_page(tbl.db()).unwrap());
+    }
+    assert!(sizes[7] <= sizes[2] + 4, "pages by round {sizes:?}");
+    let rows = core
+        .scan(
+            s,
+            tbl,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 500);
+    assert_eq!(rows[0].0, key(3500));
+    core.term_clean().unwrap();
+}
