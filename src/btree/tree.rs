@@ -1047,6 +1047,7 @@ mod boundary_tests {
             }
             model.clear();
             check(&mut m, root, &model, &format!("ps {ps} emptied"));
+            every_page_accounted_for(&mut m, root, &format!("ps {ps} emptied"));
             for (i, k) in keys.iter().enumerate() {
                 let v = vec![9u8; lens[i]];
                 put(&mut m, root, k, &v).unwrap();
@@ -1081,6 +1082,7 @@ mod boundary_tests {
                     }
                 }
                 let end = space::read_meta(&mut m).unwrap().last_page;
+                every_page_accounted_for(&mut m, root, &format!("ps {ps} key {kl}"));
                 assert!(end <= peak, "ps {ps} key {kl}: {peak} -> {end}");
             }
         }
@@ -1115,6 +1117,7 @@ mod boundary_tests {
                 }
             }
             check(&mut m, root, &model, &format!("ps {ps} random"));
+            every_page_accounted_for(&mut m, root, &format!("ps {ps} random"));
         }
     }
 
@@ -1144,5 +1147,108 @@ mod boundary_tests {
                 "ps {ps}: pages by round {sizes:?}"
             );
         }
+    }
+
+    /// Keys of the largest size (interior nodes of three or four separators at 4 KiB) in a
+    /// deep tree, put and deleted at random until it is empty, against a model: splits with
+    /// entries at their largest and the unlinking of emptied leaves and interior nodes.
+    #[test]
+    fn max_keys_deep_tree_filled_and_emptied_matches_a_model() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(408);
+        for ps in SIZES {
+            let mut m = mem(ps);
+            let root = create_tree(&mut m).unwrap();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let key = |i: u32| {
+                let mut k = vec![b'm'; MAX_KEY];
+                k[..4].copy_from_slice(&i.to_be_bytes());
+                k
+            };
+            for step in 0..3000u32 {
+                let k = key(rng.gen_range(0..600));
+                if rng.gen_bool(0.3) {
+                    assert_eq!(
+                        delete(&mut m, root, &k).unwrap(),
+                        model.remove(&k).is_some()
+                    );
+                } else {
+                    let v = vec![step as u8; rng.gen_range(0..3)];
+                    put(&mut m, root, &k, &v).unwrap();
+                    model.insert(k, v);
+                }
+            }
+            check(&mut m, root, &model, &format!("ps {ps} max keys"));
+            let high = space::read_meta(&mut m).unwrap().last_page;
+            every_page_accounted_for(&mut m, root, &format!("ps {ps} max keys"));
+            let keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+            for (n, k) in keys.iter().enumerate() {
+                // From both ends toward the middle.
+                let k = if n % 2 == 0 {
+                    k
+                } else {
+                    &keys[keys.len() - 1 - n / 2]
+                };
+                if model.remove(k).is_some() {
+                    assert!(delete(&mut m, root, k).unwrap());
+                }
+                if n % 97 == 0 {
+                    check(&mut m, root, &model, &format!("ps {ps} emptying"));
+                }
+            }
+            for k in &keys {
+                if model.remove(k).is_some() {
+                    assert!(delete(&mut m, root, k).unwrap());
+                }
+            }
+            check(&mut m, root, &model, &format!("ps {ps} empty"));
+            assert_eq!(load(&mut m, root).unwrap().1, Node::Leaf(Vec::new()));
+            every_page_accounted_for(&mut m, root, &format!("ps {ps} empty"));
+            for i in 0..600 {
+                put(&mut m, root, &key(i), b"v").unwrap();
+                model.insert(key(i), b"v".to_vec());
+            }
+            check(&mut m, root, &model, &format!("ps {ps} refilled"));
+            let again = space::read_meta(&mut m).unwrap().last_page;
+            assert!(again >= high);
+            every_page_accounted_for(&mut m, root, &format!("ps {ps} refilled"));
+        }
+    }
+
+    /// Every page of the file is the meta page, the catalog root, a page of the tree under
+    /// `root` (nodes and overflow chains) or on the free list, exactly once: no page leaked.
+    fn every_page_accounted_for(m: &mut Mem, root: u32, what: &str) {
+        let meta = space::read_meta(m).unwrap();
+        let mut seen = vec![0u32; meta.last_page as usize + 1];
+        seen[space::META_PGNO as usize] += 1;
+        seen[space::CATALOG_ROOT as usize] += 1;
+        let mut todo = vec![root];
+        while let Some(pgno) = todo.pop() {
+            seen[pgno as usize] += 1;
+            match load(m, pgno).unwrap().1 {
+                Node::Leaf(entries) => {
+                    for (_, v) in entries {
+                        if let Stored::Overflow { len, first } = v {
+                            for (p, _) in overflow_pages(m, len, first).unwrap() {
+                                seen[p as usize] += 1;
+                            }
+                        }
+                    }
+                }
+                Node::Internal { first, entries } => {
+                    todo.push(first);
+                    todo.extend(entries.iter().map(|(_, c)| *c));
+                }
+            }
+        }
+        let mut free = meta.free_head;
+        while free != 0 {
+            seen[free as usize] += 1;
+            free = get_u32(&m.read(free).unwrap(), PAGE_HEADER);
+        }
+        let wrong: Vec<_> = (1..seen.len()).filter(|&p| seen[p] != 1).collect();
+        assert!(
+            wrong.is_empty(),
+            "{what}: pages not used exactly once: {wrong:?}"
+        );
     }
 }
