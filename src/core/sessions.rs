@@ -172,12 +172,13 @@ impl Core {
         };
         for (t, key, value) in rows {
             self.check_table(t)?;
-            btree::check_key_len(&key)?;
+            // The value before the key, as `put` checks them.
             let op = match value {
                 Some(v) if v.len() > btree::MAX_VALUE => return Err(Error::RecordTooBig),
                 Some(v) => Op::Put(v),
                 None => Op::Delete,
             };
+            btree::check_key_len(&key)?;
             txn.writes.insert((t.db, t.root, key), op);
         }
         self.commit_owned(txn, durability)

@@ -162,6 +162,17 @@ fn key_and_value_limits() {
     // Value checked before the key.
     let too_big = vec![0u8; (64 << 20) + 1];
     assert_eq!(code(core.put(s, tbl, &[7u8; 1025], &too_big)), -1026);
+    // So in a batch, and a refused batch changes nothing.
+    let batch = vec![
+        (tbl, b"first".to_vec(), Some(b"1".to_vec())),
+        (tbl, vec![7u8; 1025], Some(too_big.clone())),
+    ];
+    assert_eq!(code(core.write_batch(batch, Commit::Durable)), -1026);
+    let batch = vec![(tbl, vec![7u8; 1025], Some(b"x".to_vec()))];
+    assert_eq!(code(core.write_batch(batch, Commit::Durable)), -408);
+    let batch = vec![(tbl, vec![7u8; 1025], None)];
+    assert_eq!(code(core.write_batch(batch, Commit::Durable)), -408);
+    assert_eq!(core.get(s, tbl, b"first").unwrap(), None);
     // Empty key and value.
     let t = core.put(s, tbl, b"", b"").unwrap().unwrap();
     core.wait(t).unwrap();
