@@ -289,6 +289,26 @@ fn rows_at_size_thresholds_survive_crash_and_reopen_at_every_page_size() {
                 back.iter().eq(want.iter().rev()),
                 "ps {ps} {what}: backward"
             );
+            // Bounds equal to keys, both kinds, both directions.
+            let keys: Vec<&Vec<u8>> = model.keys().collect();
+            for (i, lo) in keys.iter().enumerate().step_by(5) {
+                for hi in keys.iter().skip(i).step_by(7) {
+                    let (lo, hi) = (lo.as_slice(), hi.as_slice());
+                    for (l, h) in [
+                        (Bound::Included(lo), Bound::Excluded(hi)),
+                        (Bound::Excluded(lo), Bound::Included(hi)),
+                    ] {
+                        let w: Vec<_> = model
+                            .range::<[u8], _>((l, h))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        let f = core.scan(s, tbl, l, h, Direction::Forward).unwrap();
+                        assert!(f == w, "ps {ps} {what}: range forward");
+                        let r = core.scan(s, tbl, l, h, Direction::Reverse).unwrap();
+                        assert!(r.iter().eq(w.iter().rev()), "ps {ps} {what}: range reverse");
+                    }
+                }
+            }
         };
         let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
         check(&mut core, tbl, &model, "after a crash");
@@ -303,6 +323,11 @@ fn rows_at_size_thresholds_survive_crash_and_reopen_at_every_page_size() {
         let t = core.commit(s, Commit::Durable).unwrap();
         core.wait(t).unwrap();
         check(&mut core, tbl, &BTreeMap::new(), "emptied");
+        // Emptied leaves and interior nodes were freed: recovery redoes that too.
+        let (mut core, tbl) = crash_and_reopen(core, &fs, &storage, &params);
+        check(&mut core, tbl, &BTreeMap::new(), "emptied, after a crash");
+        verify_all_pages(&mut core, tbl.db());
+        let s = core.begin_session().unwrap();
         core.begin_transaction(s).unwrap();
         for (k, v) in &model {
             core.put(s, tbl, k, v).unwrap();
