@@ -206,11 +206,7 @@ fn load_tokens(path: &Path) -> Result<Tokens, Failure> {
     let tokens = Tokens::parse(&text)
         .map_err(|e| Failure::Other(format!("--token-file {}: {e}", path.display())))?;
     // Without one, every request would be refused 401: a service no backup could use.
-    let any = text
-        .lines()
-        .map(str::trim)
-        .any(|l| !l.is_empty() && !l.starts_with('#'));
-    if !any {
+    if tokens.is_empty() {
         return Err(Failure::Other(format!(
             "--token-file {}: the file holds no token (lines `TOKEN scope,scope`)",
             path.display()

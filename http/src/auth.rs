@@ -105,6 +105,11 @@ impl Tokens {
         Ok(Tokens { entries })
     }
 
+    /// Whether no token is accepted: a server with none refuses every request (401).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Whether the `Authorization` header value grants `scope`. Every token is compared, in
     /// constant time each, so the time taken says nothing about which bytes matched.
     pub fn check(&self, header: Option<&[u8]>, scope: Scope) -> Result<(), Denied> {

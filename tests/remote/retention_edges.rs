@@ -38,6 +38,17 @@ async fn restore(
     restore_from(engine, target, choice, to, None, None).await
 }
 
+/// `latest` restored to the time `at`.
+async fn restore_latest_at(
+    engine: &Engine,
+    target: &BackupTarget,
+    to: &Path,
+    at: SystemTime,
+) -> ese_actors::Result<ChainReport> {
+    let stop = Some(StopAt::Time(at));
+    restore_from(engine, target, SetChoice::Latest, to, stop, None).await
+}
+
 /// A full and an incremental, then backups pause for longer than the window: a prune with
 /// `--keep-within` alone keeps them both (the newest set and its chain always stay), and
 /// `latest` still restores them.
@@ -270,16 +281,9 @@ async fn latest_with_a_stop_time_restores_the_newest_chain_that_holds_it() {
     let full2 = backup(&inst, &target, BackupKind::Full).await;
     inst.term(Term::empty()).await.unwrap();
 
-    let r = restore_from(
-        &engine,
-        &target,
-        SetChoice::Latest,
-        dir.path().join("r"),
-        Some(StopAt::Time(stop)),
-        None,
-    )
-    .await
-    .unwrap();
+    let r = restore_latest_at(&engine, &target, &dir.path().join("r"), stop)
+        .await
+        .unwrap();
     assert_eq!(r.sets, [full.id.clone(), inc.id]);
     assert!(r.restore.stopped);
     assert_eq!(
@@ -295,15 +299,8 @@ async fn latest_with_a_stop_time_restores_the_newest_chain_that_holds_it() {
         300
     );
     let before = UNIX_EPOCH + Duration::from_millis(full.mark_time_ms - 1);
-    let e = restore_from(
-        &engine,
-        &target,
-        SetChoice::Latest,
-        dir.path().join("r3"),
-        Some(StopAt::Time(before)),
-        None,
-    )
-    .await
-    .unwrap_err();
+    let e = restore_latest_at(&engine, &target, &dir.path().join("r3"), before)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), -553, "{e}");
 }
