@@ -596,9 +596,10 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, HashMap};
 
-    struct Mem {
-        ps: u32,
-        pages: HashMap<u32, Vec<u8>>,
+    /// Pages in memory, for the tree tests here and in `boundary_tests`.
+    pub(super) struct Mem {
+        pub(super) ps: u32,
+        pub(super) pages: HashMap<u32, Vec<u8>>,
     }
     impl PageIo for Mem {
         fn page_size(&self) -> u32 {
@@ -616,7 +617,7 @@ mod tests {
         }
     }
 
-    fn mem(ps: u32) -> Mem {
+    pub(super) fn mem(ps: u32) -> Mem {
         let mut m = Mem {
             ps,
             pages: HashMap::new(),
@@ -895,38 +896,10 @@ mod tests {
 
 #[cfg(test)]
 mod boundary_tests {
+    use super::tests::{mem, Mem};
     use super::*;
     use rand::{Rng, SeedableRng};
-    use std::collections::{BTreeMap, HashMap};
-
-    struct Mem {
-        ps: u32,
-        pages: HashMap<u32, Vec<u8>>,
-    }
-    impl PageIo for Mem {
-        fn page_size(&self) -> u32 {
-            self.ps
-        }
-        fn read(&mut self, pgno: u32) -> Result<Vec<u8>> {
-            Ok(self
-                .pages
-                .get(&pgno)
-                .cloned()
-                .unwrap_or_else(|| vec![0; self.ps as usize]))
-        }
-        fn write(&mut self, pgno: u32, page: Vec<u8>) {
-            self.pages.insert(pgno, page);
-        }
-    }
-
-    fn mem(ps: u32) -> Mem {
-        let mut m = Mem {
-            ps,
-            pages: HashMap::new(),
-        };
-        space::format(&mut m);
-        m
-    }
+    use std::collections::BTreeMap;
 
     const SIZES: [u32; 4] = [4096, 8192, 16384, 32768];
 
