@@ -696,6 +696,8 @@ impl Error {
             io::ErrorKind::NotFound => Error::FileNotFound,
             io::ErrorKind::AlreadyExists => Error::FileAlreadyExists,
             io::ErrorKind::PermissionDenied => Error::FileAccessDenied,
+            // ESE answers a path the system cannot take (too long a name) with InvalidPath.
+            io::ErrorKind::InvalidFilename => Error::InvalidPath,
             _ if is_storage_full(&e) => Error::DiskFull(IoError::new(e)),
             _ => Error::DiskIO(IoError::new(e)),
         }
@@ -1212,6 +1214,7 @@ mod tests {
         assert!(matches!(m(K::NotFound), Error::FileNotFound));
         assert!(matches!(m(K::AlreadyExists), Error::FileAlreadyExists));
         assert!(matches!(m(K::PermissionDenied), Error::FileAccessDenied));
+        assert!(matches!(m(K::InvalidFilename), Error::InvalidPath));
         assert!(matches!(m(K::StorageFull), Error::DiskFull(_)));
         assert!(matches!(m(K::QuotaExceeded), Error::DiskFull(_)));
         assert!(matches!(m(K::UnexpectedEof), Error::DiskIO(_)));

@@ -126,9 +126,8 @@ impl Core {
         if self.storage.exists(&path) {
             return Err(Error::FileAlreadyExists);
         }
-        // A file that cannot be made is refused before its attach is logged: recovery makes
-        // again every database created in the log it replays, and would fail on this one at
-        // every init. A directory is no file to make; a file needs its directory.
+        // A directory is no file to make; a file needs its directory. Both refused with the
+        // codes ESE gives, before anything is made.
         if self.storage.is_dir(&path) {
             return Err(Error::FileAlreadyExists);
         }
@@ -141,8 +140,19 @@ impl Core {
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
         header.owner_token = self.persist_owner_token(header.db_signature, 0)?;
-        let dbid = self.log_attach(&path, &header, true)?;
+        // The file is made before its attach is logged: recovery makes again every database
+        // created in the log it replays, and a file the system refuses to make (a name too
+        // long, no permission) would fail it at every init. A crash between the two leaves
+        // the file, unformatted and named by no log, for the operator to remove.
         let (file, lock) = DbFile::create(&*self.storage, &path, &header)?;
+        let dbid = match self.log_attach(&path, &header, true) {
+            Ok(dbid) => dbid,
+            Err(e) => {
+                drop((file, lock));
+                let _ = self.storage.remove(&path);
+                return Err(e);
+            }
+        };
         self.next_dbid += 1;
         self.dbs.insert(
             dbid,

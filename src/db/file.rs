@@ -48,9 +48,16 @@ impl DbFile {
             page_size: header.page_size,
             reach: Arc::new(Reach::new(0)),
         };
-        db.write_header(header)?;
-        if let Some(dir) = path.parent() {
-            storage.sync_dir(dir)?;
+        // A file left half made would refuse the retry with `FileAlreadyExists`.
+        let made = db.write_header(header).and_then(|()| match path.parent() {
+            Some(dir) => storage.sync_dir(dir),
+            None => Ok(()),
+        });
+        if let Err(e) = made {
+            drop(db);
+            drop(lock);
+            let _ = storage.remove(path);
+            return Err(e);
         }
         Ok((db, lock))
     }

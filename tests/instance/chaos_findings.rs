@@ -109,6 +109,51 @@ async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
     inst.term(Term::empty()).await.unwrap();
 }
 
+/// A `create_database` whose file the operating system refuses to make (here a name longer
+/// than the file system allows, `ENAMETOOLONG`; a permission error is another way) logged
+/// the attach first: after a crash, soft recovery tried to make the file again, failed the
+/// same way, and every `init` failed with it. The file is now made before its attach is
+/// logged, so a refusal leaves nothing in the log; the name is `InvalidPath` (-1023), as
+/// ESE answers a path the system cannot take.
+#[tokio::test]
+async fn a_create_database_the_system_refuses_does_not_block_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let inst = engine
+        .create_instance("c", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    let db = inst
+        .create_database(dir.path().join("a.edb"))
+        .await
+        .unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    s.put(t, b"k", b"v").await.unwrap();
+    let too_long = dir.path().join(format!("{}.edb", "x".repeat(300)));
+    let refused = inst.create_database(&too_long).await;
+    assert_eq!(refused.unwrap_err().code(), -1023);
+    // The instance goes on serving, and a legal name works after the refusal.
+    let b = inst.create_database(dir.path().join("b.edb")).await.unwrap();
+    let tb = inst.create_table(b, "t").await.unwrap();
+    s.put(tb, b"k", b"w").await.unwrap();
+    drop(s);
+    inst.term(Term::DIRTY).await.unwrap();
+
+    let inst = engine
+        .create_instance("c", params(dir.path()))
+        .await
+        .unwrap();
+    inst.init().await.unwrap();
+    for (name, value) in [("a.edb", &b"v"[..]), ("b.edb", &b"w"[..])] {
+        let db = inst.attach_database(dir.path().join(name)).await.unwrap();
+        let t = inst.open_table(db, "t").await.unwrap();
+        assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(value));
+    }
+    inst.term(Term::empty()).await.unwrap();
+}
+
 /// A detach that names an attached database by another spelling of its path (`sub/../`)
 /// answers `DatabaseNotFound` (-1203) and leaves it attached, but gave back the
 /// engine's claim on it: another instance of the engine then got past the claim and met the
