@@ -71,7 +71,11 @@ pub fn header(path: &Path, out: Out) -> Result<(), Failure> {
     };
     let v = json!({
         "file": path.display().to_string(),
-        "state": if h.is_clean() { "clean shutdown" } else { "dirty shutdown" },
+        "state": match (h.is_clean(), h.is_just_created()) {
+            (true, _) => "clean shutdown",
+            (_, true) => "just created",
+            _ => "dirty shutdown",
+        },
         "page_size": h.page_size,
         "db_signature": h.db_signature.to_hex(),
         "log_signature": h.log_signature.to_hex(),

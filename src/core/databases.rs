@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use super::commit::Overlay;
 use super::{CommitTicket, Core, Database, DbId};
 use crate::btree;
-use crate::db::{DbFile, DbHeader, OwnerTokens, Signature, STATE_CLEAN, STATE_DIRTY};
+use crate::db::{
+    DbFile, DbHeader, OwnerTokens, Signature, STATE_CLEAN, STATE_DIRTY, STATE_JUST_CREATED,
+};
 use crate::log::{AttachEntry, Record};
 use crate::{Error, Result};
 
@@ -123,7 +125,7 @@ impl Core {
             return Err(Error::DatabaseDuplicate);
         }
         self.check_room(&path)?;
-        if self.storage.exists(&path) {
+        if self.storage.exists(&path) && !self.remove_cut_creation(&path)? {
             return Err(Error::FileAlreadyExists);
         }
         // A directory is no file to make; a file needs its directory. Both refused with the
@@ -140,12 +142,18 @@ impl Core {
         let mut header = DbHeader::new(ps, self.log.signature());
         header.gen_min_required = self.log.gen();
         header.owner_token = self.persist_owner_token(header.db_signature, 0)?;
-        // The file is made before its attach is logged: recovery makes again every database
-        // created in the log it replays, and a file the system refuses to make (a name too
-        // long, no permission) would fail it at every init. A crash between the two leaves
-        // the file, unformatted and named by no log, for the operator to remove.
+        // The file is made before its attach is logged, as ESE does: recovery makes again
+        // every database created in the log it replays, and a file the system refuses to
+        // make (a name too long, no permission) would fail it at every init. Until the attach
+        // is logged the header says "just created": a crash in between leaves a file no log
+        // names, which the next create of this path replaces (`remove_cut_creation`).
+        header.state = STATE_JUST_CREATED;
         let (file, lock) = DbFile::create(&*self.storage, &path, &header)?;
-        let dbid = match self.log_attach(&path, &header, true) {
+        let logged = self.log_attach(&path, &header, true).and_then(|dbid| {
+            header.state = STATE_DIRTY;
+            file.write_header(&header).map(|()| dbid)
+        });
+        let dbid = match logged {
             Ok(dbid) => dbid,
             Err(e) => {
                 drop((file, lock));
@@ -170,6 +178,22 @@ impl Core {
         btree::format(&mut self.view(dbid, Some(&mut overlay))?);
         let t = self.log_changes(overlay, true)?;
         Ok((DbId(dbid), t))
+    }
+
+    /// Removes a database file a crash left half made ([`STATE_JUST_CREATED`]: made, its
+    /// attach never logged, or recovery would have finished or removed it) and answers true;
+    /// false for any other file, which stays as found. It holds no page: nothing is lost.
+    fn remove_cut_creation(&self, path: &Path) -> Result<bool> {
+        let Ok((file, header, lock)) = DbFile::open_locked(&*self.storage, path) else {
+            return Ok(false);
+        };
+        if !header.is_just_created() {
+            return Ok(false);
+        }
+        tracing::warn!(path = %path.display(), "replacing a database file whose creation a crash cut");
+        drop((file, lock));
+        self.storage.remove(path)?;
+        Ok(true)
     }
 
     /// Attaches an existing database file, locked until it is detached or the core dropped

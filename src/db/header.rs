@@ -8,6 +8,10 @@ const MAGIC: &[u8; 8] = b"ESEDBHDR";
 const TRAILER_MAGIC: &[u8; 8] = b"ESETRAIL";
 const VERSION: u32 = 1;
 
+/// ESE's `JET_dbstateJustCreated`: a file `create_database` made whose attach is not yet
+/// logged. Recovery removes one the log names but never formatted; one no log names is a
+/// creation a crash cut, which the next `create_database` of its path replaces.
+pub const STATE_JUST_CREATED: u8 = 1;
 /// ESE's `JET_dbstateDirtyShutdown`.
 pub const STATE_DIRTY: u8 = 2;
 /// ESE's `JET_dbstateCleanShutdown`.
@@ -173,7 +177,7 @@ pub struct DbHeader {
     pub db_signature: Signature,
     /// Signature of the log stream the database belongs to.
     pub log_signature: Signature,
-    /// [`STATE_CLEAN`] or [`STATE_DIRTY`].
+    /// [`STATE_CLEAN`], [`STATE_DIRTY`] or [`STATE_JUST_CREATED`].
     pub state: u8,
     /// Oldest log generation recovery needs (0 when clean).
     pub gen_min_required: u32,
@@ -223,6 +227,12 @@ impl DbHeader {
         self.state == STATE_CLEAN
     }
 
+    /// Whether the header is of a creation whose attach was never logged as far as it knows
+    /// ([`STATE_JUST_CREATED`]).
+    pub fn is_just_created(&self) -> bool {
+        self.state == STATE_JUST_CREATED
+    }
+
     /// Encodes into a full, sealed page.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; self.page_size as usize];
@@ -256,7 +266,7 @@ impl DbHeader {
             return Err(Error::DatabaseCorrupted);
         }
         let state = b[52];
-        if state != STATE_CLEAN && state != STATE_DIRTY {
+        if ![STATE_CLEAN, STATE_DIRTY, STATE_JUST_CREATED].contains(&state) {
             return Err(Error::DatabaseCorrupted);
         }
         Ok(DbHeader {

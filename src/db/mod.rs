@@ -6,5 +6,8 @@ mod owner_tokens;
 mod reach;
 
 pub use file::DbFile;
-pub use header::{BackupField, BackupInfo, DbHeader, Signature, Trailer, STATE_CLEAN, STATE_DIRTY};
+pub use header::{
+    BackupField, BackupInfo, DbHeader, Signature, Trailer, STATE_CLEAN, STATE_DIRTY,
+    STATE_JUST_CREATED,
+};
 pub use owner_tokens::{Held, OwnerTokens};
