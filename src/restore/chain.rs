@@ -75,7 +75,10 @@ pub fn restore_chain_read<S: Files>(
     let checked: Vec<(&S, &BackupManifest)> = sets.iter().zip(&manifests).collect();
     // Each file is read from its set once, straight into its place in the target, and
     // checked there: a set on an object store is not downloaded twice.
-    let mut copies = Copies::default();
+    let mut copies = Copies {
+        folders: missing_folders(storage, &target.join("backup-logs")),
+        ..Copies::default()
+    };
     let layout = match lay_out(storage, &checked, target, &mut copies) {
         Ok(layout) => layout,
         Err(e) => {
@@ -124,6 +127,8 @@ struct Copies {
     made: Vec<(PathBuf, Content)>,
     /// Set index and name in that set, to the target file.
     placed: HashMap<(usize, PathBuf), usize>,
+    /// The folders the restore makes (the target, its logs' folder), deepest first.
+    folders: Vec<PathBuf>,
 }
 
 impl Copies {
@@ -139,14 +144,30 @@ impl Copies {
             .map(|&i| &self.made[i])
     }
 
-    /// Takes back what a refused restore copied: it must not look restored.
+    /// Takes back what a refused restore copied: it must not look restored. The folders it
+    /// made go too, so the target is as the operator left it; one still holding something
+    /// (a file the replay wrote) stays, and so do the folders above it.
     fn remove(&self, storage: &dyn Storage) {
         for (to, _) in &self.made {
             if let Err(e) = storage.remove(to) {
                 tracing::warn!(file = %to.display(), error = %e, "refused restore: copy not removed");
             }
         }
+        for dir in &self.folders {
+            if storage.remove_dir(dir).is_err() {
+                break;
+            }
+        }
     }
+}
+
+/// The folders `create_dir_all(dir)` would make, deepest first.
+fn missing_folders(storage: &dyn Storage, dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| !storage.is_dir(d) && !storage.exists(d))
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 /// A set's files as laid out in the restore target, named as in the set (errors name the

@@ -151,37 +151,32 @@ async fn a_stop_point_before_a_gap_in_the_later_logs_restores() {
 
 /// A restore the replay's checks refuse (here a stop point before the image, -553) removes
 /// what it copied into the target, as every other refused restore does (behaviour.md §2.7):
-/// nothing there looks restored, and the same target takes the next restore.
+/// nothing there looks restored, and the same target takes the next restore. The folders it
+/// made go too (the target and two above it here): they used to stay, empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_refused_for_its_stop_point_leaves_its_target_empty() {
     let q = quiet().await;
-    let target = q.dir.path().join("refused");
+    let target = q.dir.path().join("refused/a/b");
     let sets = [q.full.clone(), q.inc.clone()];
     let e = restore_backup_chain_to(&q.engine, &sets, &target, Some(StopAt::Time(q.stop)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), -553, "{e}");
-    let left: Vec<_> = walk(&target);
+    assert!(!q.dir.path().join("refused").exists());
+    // A target the operator made stays, empty.
+    std::fs::create_dir_all(&target).unwrap();
+    let e = restore_backup_chain_to(&q.engine, &sets, &target, Some(StopAt::Time(q.stop)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), -553, "{e}");
+    assert!(target.is_dir());
+    let left: Vec<_> = std::fs::read_dir(&target).unwrap().collect();
     assert!(left.is_empty(), "the refused restore left {left:?}");
     let r = restore_backup_chain_to(&q.engine, &sets, &target, None)
         .await
         .unwrap();
     let rows = rows_in(&q.engine, &r.databases[0].1, &target.join("probe")).await;
     assert_eq!(rows, 900);
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Stop points exactly at, just past and at the end of single commits, through a chain

@@ -209,7 +209,6 @@ fn restore_opened(
         })
         .collect();
     let storage = ese::io::os();
-    storage.create_dir_all(to).map_err(|e| e.in_file(to))?;
     restore_chain_read(&*storage, &sets, manifests, to, stop_at)
 }
 
