@@ -289,6 +289,22 @@ async fn json_of<T: DeserializeOwned>(res: Response) -> Result<T, RemoteError> {
         .map_err(|e| RemoteError::protocol(Some(status), format!("malformed JSON answer: {e}")))
 }
 
+/// The ESE error a server's answer names. Its message usually begins with the error's own
+/// name and number (the server's display of it), which the error displays again: left out.
+fn server_error(d: ErrorDetail, status: u16) -> RemoteError {
+    let named = format!("{} ({}): ", d.name, d.code);
+    let text = d.message.strip_prefix(&named).unwrap_or(&d.message);
+    let error = Error::from_code(d.code)
+        .unwrap_or(Error::InternalError)
+        .with_detail(format!("{text} (from the server)"));
+    RemoteError::Ese {
+        error,
+        name: d.name,
+        code: d.code,
+        status,
+    }
+}
+
 /// A failed answer: the ESE error of its body, or a protocol error if it has none.
 async fn failure(res: Response) -> RemoteError {
     let status = res.status().as_u16();
@@ -297,17 +313,7 @@ async fn failure(res: Response) -> RemoteError {
         Err(e) => return e,
     };
     match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(ErrorBody { error: d }) => {
-            let error = Error::from_code(d.code)
-                .unwrap_or(Error::InternalError)
-                .with_detail(format!("{} (from the server)", d.message));
-            RemoteError::Ese {
-                error,
-                name: d.name,
-                code: d.code,
-                status,
-            }
-        }
+        Ok(ErrorBody { error: d }) => server_error(d, status),
         Err(_) => {
             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             RemoteError::protocol(
@@ -315,5 +321,34 @@ async fn failure(res: Response) -> RemoteError {
                 format!("no ESE error in the answer: {:?}", text.trim()),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_error_names_itself_once() {
+        let d = ErrorDetail {
+            name: "JET_errBackupInProgress".into(),
+            code: -505,
+            message: "JET_errBackupInProgress (-505): a backup is already running".into(),
+        };
+        let e = server_error(d, 409);
+        assert_eq!(
+            e.to_string(),
+            "the server answered JET_errBackupInProgress (-505): a backup is already running \
+             (from the server) (HTTP 409)"
+        );
+        // A message of the router's own is kept whole.
+        let d = ErrorDetail {
+            name: "JET_errInvalidParameter".into(),
+            code: -1003,
+            message: "malformed JSON: expected value".into(),
+        };
+        assert!(server_error(d, 400)
+            .to_string()
+            .contains("(-1003): malformed JSON: expected value (from the server)"));
     }
 }

@@ -216,7 +216,8 @@ impl RemoteBackup {
     ///
     /// # Errors
     ///
-    /// `RemoteError::Local(InvalidParameter)` for a URL that is not http(s), a kind the
+    /// `RemoteError::Local(InvalidParameter)` for a URL that is not http(s) or whose path does
+    /// not end in `/v1/instances/NAME` (a prefix before it is a host's mount point), a kind the
     /// router does not serve, a CA certificate that is not PEM, or a `max_rate` of 0.
     pub fn new(url: &str, options: RemoteOptions) -> Result<RemoteBackup, RemoteError> {
         let bad = |m: String| RemoteError::Local(Error::InvalidParameter.with_detail(m));
@@ -226,7 +227,7 @@ impl RemoteBackup {
                 "{url}: the server's URL is http:// or https://"
             )));
         }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
+        if parsed.query().is_some() || parsed.fragment().is_some() || !names_instance(&parsed) {
             return Err(bad(format!(
                 "{url}: give the instance's URL, http(s)://HOST:PORT/v1/instances/NAME"
             )));
@@ -708,9 +709,41 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Whether a URL's path ends in `/v1/instances/NAME` (a host may mount the router under a
+/// prefix of its own). Anything else would send every request of the sequence to the wrong
+/// place, each failing with a 404 that says less than this check does.
+fn names_instance(url: &reqwest::Url) -> bool {
+    let path = url.path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(segments.as_slice(), [.., "v1", "instances", name] if !name.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_url_names_an_instance() {
+        let new = |u: &str| RemoteBackup::new(u, RemoteOptions::default()).map(|_| ());
+        for good in [
+            "http://127.0.0.1:1/v1/instances/i",
+            "http://127.0.0.1:1/v1/instances/i/",
+            "https://db1:8443/ops/v1/instances/main",
+        ] {
+            assert!(new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:1/",
+            "http://127.0.0.1:1/v1/instances",
+            "http://127.0.0.1:1/v1/instances/",
+            "http://127.0.0.1:1/v1/instances/i/backups",
+            "http://127.0.0.1:1/instances/i",
+            "http://127.0.0.1:1/v1/instance/i",
+        ] {
+            let e = new(bad).unwrap_err();
+            assert_eq!(e.code(), Some(-1003), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_rate_of_zero_is_refused() {
