@@ -152,17 +152,33 @@ pub async fn run(a: Serve, out: Out) -> Result<(), Failure> {
     };
     tracing::info!(reason = %why, "stopping the service");
     closing.store(true, Ordering::SeqCst);
-    let acked = match writers {
-        Some(w) => {
-            let n = w.commits.load(Ordering::Relaxed);
-            w.stop().await.map(|()| n)
-        }
-        None => Ok(0),
+    let shutdown = async {
+        let acked = match writers {
+            Some(w) => {
+                let n = w.commits.load(Ordering::Relaxed);
+                w.stop().await.map(|()| n)
+            }
+            None => Ok(0),
+        };
+        let termed = inst.term(Term::STOP_BACKUP).await;
+        tokio::time::sleep(LINGER).await;
+        let _ = stop_http.send(());
+        let _ = tokio::time::timeout(DRAIN, http).await;
+        (termed, acked)
     };
-    let termed = inst.term(Term::STOP_BACKUP).await;
-    tokio::time::sleep(LINGER).await;
-    let _ = stop_http.send(());
-    let _ = tokio::time::timeout(DRAIN, http).await;
+    // A second signal is an operator who will not wait for the clean term (it flushes every
+    // dirty page): the process ends at once, as a crash would, and the next start recovers
+    // every durable commit from the log.
+    let (termed, acked) = tokio::select! {
+        r = shutdown => r,
+        again = signals.next() => {
+            eprintln!(
+                "ese: {again} during the clean stop: exiting now without it; the next start \
+                 recovers the instance from its log"
+            );
+            std::process::exit(if again == "SIGINT" { 130 } else { 143 });
+        }
+    };
     termed?;
     let acked = acked?;
     if out.json {

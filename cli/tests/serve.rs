@@ -120,6 +120,55 @@ fn serve_reports_status_and_a_sigterm_terms_keeping_every_acknowledged_commit() 
     assert!(text(&out.stdout).contains("stopped (SIGINT)"));
 }
 
+/// A second Ctrl-C while the service stops cleanly (it answers -1000 to every request from
+/// the first signal on, for at least a second) ends the process at once with 130, as a crash
+/// would; the next start recovers the writers' commits as a gap-free prefix. It used to be
+/// ignored: the operator could only wait, or reach for SIGKILL.
+#[test]
+fn a_second_sigint_during_the_clean_stop_exits_at_once_and_the_next_start_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let served = Served::start(&dir, &["--create", "--writers", "2"]);
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        let (_, v) = get_json(&client, &served.url);
+        if v["commits"].as_u64().unwrap_or(0) > 100 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    served.signal(libc::SIGINT);
+    let mut closing = false;
+    for _ in 0..250 {
+        let (status, v) = get_json(&client, &served.url);
+        if status == 503 && v["error"]["code"] == -1000 {
+            closing = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        closing,
+        "the service never answered TermInProgress after SIGINT"
+    );
+    served.signal(libc::SIGINT);
+    let out = served.wait(Duration::from_secs(30));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGINT during the clean stop"), "{stderr}");
+    assert!(
+        !text(&out.stdout).contains("stopped ("),
+        "no clean stop was reported"
+    );
+
+    let again = Served::start(&dir, &[]);
+    let (status, v) = get_json(&client, &again.url);
+    assert_eq!(status, 200, "{v}");
+    let out = again.stop();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(count_orders(&dir) > 0);
+}
+
 #[test]
 fn a_sigterm_during_a_remote_backup_ends_it_and_the_process_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
