@@ -135,7 +135,10 @@ async fn a_create_database_the_system_refuses_does_not_block_recovery() {
     let refused = inst.create_database(&too_long).await;
     assert_eq!(refused.unwrap_err().code(), -1023);
     // The instance goes on serving, and a legal name works after the refusal.
-    let b = inst.create_database(dir.path().join("b.edb")).await.unwrap();
+    let b = inst
+        .create_database(dir.path().join("b.edb"))
+        .await
+        .unwrap();
     let tb = inst.create_table(b, "t").await.unwrap();
     s.put(tb, b"k", b"w").await.unwrap();
     drop(s);
