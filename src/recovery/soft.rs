@@ -150,6 +150,19 @@ pub fn recover(
     let chk_path = checkpoint::path(params.system_dir(), params.base());
     let chk = checkpoint::read(storage, &chk_path)?;
     let stream = find_stream(storage, params)?;
+    if let Some(c) = &stream.current {
+        // Appending goes on in this file, as long as the configured size says: a file of
+        // another length no longer reads back (every file keeps the size its header names).
+        if c.header.file_size != params.log_bytes() {
+            return Err(Error::LogFileSizeMismatch.with_detail(format!(
+                "{} is {} bytes, the configured log file size is {}: start with the size \
+                 the logs were made with",
+                names::current(params.log_dir(), params.base()).display(),
+                c.header.file_size,
+                params.log_bytes()
+            )));
+        }
+    }
     let last_gen = match (&stream.current, stream.archived.last()) {
         (Some(c), _) => c.header.gen,
         (None, Some((g, _))) => *g,

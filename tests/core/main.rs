@@ -8,6 +8,7 @@ mod support;
 mod attach_limits;
 mod bad_input;
 mod crash_recovery;
+mod damaged_logs;
 mod faults;
 mod foreign_stream;
 mod fuzz_regressions;
