@@ -162,6 +162,21 @@ pub fn recover(
                 params.log_bytes()
             )));
         }
+        // `<base>.log` is the newest generation: an archived one at or past it means it is
+        // an old copy, and taking it for the end would drop the newer logs' commits (and the
+        // next rolls would write over them).
+        if let Some((g, _)) = stream
+            .archived
+            .iter()
+            .rev()
+            .find(|(g, _)| *g >= c.header.gen)
+        {
+            return Err(Error::LogGenerationMismatch.with_detail(format!(
+                "{} holds generation {}, but generation {g} is archived beside it",
+                names::current(params.log_dir(), params.base()).display(),
+                c.header.gen
+            )));
+        }
     }
     let last_gen = match (&stream.current, stream.archived.last()) {
         (Some(c), _) => c.header.gen,

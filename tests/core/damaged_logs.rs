@@ -7,6 +7,7 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ese::internals::log::names;
 use ese::io::{os, StorageRef};
 use ese::{Commit, Core, InstanceParams, TableId};
 use support::core::*;
@@ -82,5 +83,56 @@ fn a_changed_log_file_size_is_log_file_size_mismatch_and_nothing_is_touched() {
     core.term_dirty();
     let (mut core, tbl) = open_db(&storage, &params);
     assert_rows(&mut core, tbl, 0, 40);
+    core.term_clean().unwrap();
+}
+
+/// An instance with rows `0..150` in several generations (rows past a checkpoint in
+/// `<base>.log`), stopped as a crash does.
+fn several_generations(dir: &Path) -> (StorageRef, InstanceParams) {
+    let storage = os();
+    let params = params(dir);
+    let (mut core, tbl) = open_db(&storage, &params);
+    put_rows(&mut core, tbl, 0, 140);
+    core.checkpoint_now().unwrap();
+    put_rows(&mut core, tbl, 140, 150);
+    core.term_dirty();
+    assert!(
+        names::archived(dir, "edb", 3).exists(),
+        "workload too small"
+    );
+    (storage, params)
+}
+
+/// Moves the checkpoint back to the start of generation 1: an older checkpoint is always
+/// valid (redo is idempotent), and it makes every archived log needed.
+fn rewind_checkpoint(storage: &StorageRef, dir: &Path) {
+    use ese::internals::log::checkpoint;
+    let path = dir.join("edb.chk");
+    let mut chk = checkpoint::read(&**storage, &path).unwrap().unwrap();
+    chk.seq += 1;
+    chk.lsn = ese::Lsn::new(1, 4096);
+    checkpoint::write(&**storage, &path, &chk).unwrap();
+}
+
+/// `<base>.log` holding an older generation than archived logs beside it (an operator put an
+/// old copy back). Recovery took it as the end of the stream: it replayed up to it, silently
+/// dropping every commit of the newer archived logs, and the next rolls renamed new files
+/// over those archived logs. The newest generation must be `<base>.log`: anything else is
+/// `LogGenerationMismatch` (-513), with nothing touched.
+#[test]
+fn a_current_log_older_than_an_archived_one_is_refused_and_nothing_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    rewind_checkpoint(&storage, dir.path());
+    let current = names::current(dir.path(), "edb");
+    let kept = std::fs::read(&current).unwrap();
+    std::fs::copy(names::archived(dir.path(), "edb", 2), &current).unwrap();
+    let before = snapshot(dir.path());
+    assert_eq!(open_err(&storage, &params).code(), -513);
+    assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+    // The operator puts the right file back: everything is there.
+    std::fs::write(&current, kept).unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 150);
     core.term_clean().unwrap();
 }
