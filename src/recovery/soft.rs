@@ -133,11 +133,25 @@ fn find_stream(storage: &dyn Storage, params: &InstanceParams) -> Result<Stream>
     Ok(Stream { archived, current })
 }
 
+/// Whether `<base>.log` holds nothing at all. A roll renames the new file into place only once
+/// it is written and synced whole, so only an empty file can be one that is "not there yet";
+/// a zeroed header in front of records is a damaged file whose commits must not be dropped.
 fn unfinished(storage: &dyn Storage, path: &Path) -> Result<bool> {
     let f = storage.open(path, OpenMode::ReadOnly)?;
-    let mut head = vec![0u8; LOG_HEADER_SIZE as usize];
-    let n = f.read_at(&mut head, 0)?;
-    Ok(head[..n].iter().all(|&b| b == 0))
+    let len = f.len()?.min(reader::MAX_LOG_FILE);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0u64;
+    while off < len {
+        let n = f.read_at(&mut buf, off)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        off += n as u64;
+    }
+    Ok(true)
 }
 
 /// Runs soft recovery for an instance's files. `Ok(None)`: there is no log yet (a new

@@ -136,3 +136,33 @@ fn a_current_log_older_than_an_archived_one_is_refused_and_nothing_is_touched() 
     assert_rows(&mut core, tbl, 0, 150);
     core.term_clean().unwrap();
 }
+
+/// `<base>.log` whose first block was lost (read back as zeros) while its records are intact.
+/// Recovery took it for the empty file a roll that crashed before the new header was durable
+/// would leave, replayed the archived logs only and wrote a new `<base>.log` over it: the
+/// durable commits in it were gone, without an error. A roll installs `<base>.log` only once
+/// it is written and synced whole, so a file with anything but zeros is damaged:
+/// `LogFileCorrupt` (-501), with nothing touched.
+#[test]
+fn a_current_log_with_a_zeroed_header_but_records_is_log_file_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    let current = names::current(dir.path(), "edb");
+    let kept = std::fs::read(&current).unwrap();
+    let mut b = kept.clone();
+    b[..4096].fill(0);
+    std::fs::write(&current, &b).unwrap();
+    // With the checkpoint in the damaged file, and with an older one.
+    for rewind in [false, true] {
+        if rewind {
+            rewind_checkpoint(&storage, dir.path());
+        }
+        let before = snapshot(dir.path());
+        assert_eq!(open_err(&storage, &params).code(), -501);
+        assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+    }
+    std::fs::write(&current, kept).unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 150);
+    core.term_clean().unwrap();
+}
