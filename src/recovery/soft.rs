@@ -198,6 +198,9 @@ pub fn recover(
         (None, None) if chk.is_none() => return Ok(None),
         (None, None) => return Err(Error::MissingLogFile),
     };
+    if let Some(c) = &chk {
+        check_checkpoint_stream(storage, &stream, c)?;
+    }
     let first_gen = stream.archived.first().map_or(last_gen, |(g, _)| *g);
     let start = chk.as_ref().map_or(Lsn::new(first_gen, 0), |c| c.lsn);
     if start.gen() > last_gen || start.gen() < first_gen {
@@ -279,6 +282,47 @@ pub fn recover(
         "soft recovery done"
     );
     Ok(Some((resume, stats)))
+}
+
+/// `BadCheckpointSignature` if the checkpoint is of another stream than the logs, which agree
+/// among themselves (the newest and the oldest have one signature): the checkpoint is then the
+/// file that does not belong. A log that differs from the others is left to replay's own check
+/// (`BadLogSignature`).
+fn check_checkpoint_stream(
+    storage: &dyn Storage,
+    stream: &Stream,
+    chk: &checkpoint::Checkpoint,
+) -> Result<()> {
+    let newest = match &stream.current {
+        Some(c) => Some(c.header.signature),
+        None => stream
+            .archived
+            .last()
+            .and_then(|(_, p)| header_of(storage, p))
+            .map(|h| h.signature),
+    };
+    let Some(newest) = newest.filter(|s| *s != chk.log_signature) else {
+        return Ok(());
+    };
+    let oldest = stream.archived.first().map_or(Some(newest), |(_, p)| {
+        header_of(storage, p).map(|h| h.signature)
+    });
+    if oldest == Some(newest) {
+        return Err(Error::BadCheckpointSignature.with_detail(format!(
+            "the checkpoint names log stream {}, the logs are of stream {}",
+            chk.log_signature.to_hex(),
+            newest.to_hex()
+        )));
+    }
+    Ok(())
+}
+
+/// A log file's header, if it reads and verifies (a damaged one is replay's to report).
+fn header_of(storage: &dyn Storage, path: &Path) -> Option<LogHeader> {
+    let f = storage.open(path, OpenMode::ReadOnly).ok()?;
+    let mut head = vec![0u8; LOG_HEADER_SIZE as usize];
+    f.read_exact_at(&mut head, 0).ok()?;
+    LogHeader::decode(&head).ok()
 }
 
 fn formatted(file: &DbFile) -> bool {

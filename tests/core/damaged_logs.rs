@@ -166,3 +166,25 @@ fn a_current_log_with_a_zeroed_header_but_records_is_log_file_corrupt() {
     assert_rows(&mut core, tbl, 0, 150);
     core.term_clean().unwrap();
 }
+
+/// A checkpoint file of another instance's stream put in place of this one's. Its log
+/// signature matches none of the logs, which agree among themselves: the checkpoint is the
+/// odd file, `BadCheckpointSignature` (-532), not a log of the wrong stream (-530), which sent
+/// the operator after logs that are fine.
+#[test]
+fn a_checkpoint_of_another_stream_is_bad_checkpoint_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    let _ = several_generations(other.path());
+    let chk = dir.path().join("edb.chk");
+    let kept = std::fs::read(&chk).unwrap();
+    std::fs::copy(other.path().join("edb.chk"), &chk).unwrap();
+    let before = snapshot(dir.path());
+    assert_eq!(open_err(&storage, &params).code(), -532);
+    assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+    std::fs::write(&chk, kept).unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 150);
+    core.term_clean().unwrap();
+}
