@@ -203,6 +203,15 @@ pub fn recover(
     }
     let first_gen = stream.archived.first().map_or(last_gen, |(g, _)| *g);
     let start = chk.as_ref().map_or(Lsn::new(first_gen, 0), |c| c.lsn);
+    if stream.current.is_none() && start.gen() == last_gen.saturating_add(1) {
+        // The checkpoint stands in the generation after the last archived one, which only
+        // `<base>.log` can have held: the checkpoint is sound and the current log is gone.
+        return Err(Error::MissingLogFile.with_detail(format!(
+            "{} is missing: the checkpoint points into generation {}",
+            names::current(params.log_dir(), params.base()).display(),
+            start.gen()
+        )));
+    }
     if start.gen() > last_gen || start.gen() < first_gen {
         return Err(if start.gen() > last_gen {
             Error::CheckpointCorrupt

@@ -188,3 +188,37 @@ fn a_checkpoint_of_another_stream_is_bad_checkpoint_signature() {
     assert_rows(&mut core, tbl, 0, 150);
     core.term_clean().unwrap();
 }
+
+/// `<base>.log` gone while the checkpoint points into the generation after the last archived
+/// one, the generation `<base>.log` held. The checkpoint is sound; the current log is missing:
+/// `MissingLogFile` (-528, ESE's "current log file missing"), not `CheckpointCorrupt` (-533),
+/// which invited the operator to drop the checkpoint, after which recovery would start from
+/// the oldest log and end, silently, without the lost file's commits.
+#[test]
+fn a_missing_current_log_the_checkpoint_points_into_is_missing_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    // The checkpoint in `<base>.log`'s generation, wherever the flushes left it.
+    let (mut core, tbl) = open_db(&storage, &params);
+    put_rows(&mut core, tbl, 150, 160);
+    core.checkpoint_now().unwrap();
+    core.term_dirty();
+    let current = names::current(dir.path(), "edb");
+    let cur_gen = ese::internals::log::reader::read_file(&*storage, &current)
+        .unwrap()
+        .header
+        .gen;
+    let chk = ese::internals::log::checkpoint::read(&*storage, &dir.path().join("edb.chk"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(chk.lsn.gen(), cur_gen);
+    let kept = std::fs::read(&current).unwrap();
+    std::fs::remove_file(&current).unwrap();
+    let before = snapshot(dir.path());
+    assert_eq!(open_err(&storage, &params).code(), -528);
+    assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+    std::fs::write(&current, kept).unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 160);
+    core.term_clean().unwrap();
+}
