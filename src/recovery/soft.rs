@@ -212,6 +212,19 @@ pub fn recover(
             start.gen()
         )));
     }
+    if stream.current.is_none()
+        && !stream.archived.is_empty()
+        && !roll_cut_short(storage, params, &stream)
+    {
+        // The last archived log ends the stream only when a crash cut a roll short, and then
+        // the next file is there, built whole under its temporary name. Without it the
+        // current log was lost, and its commits with it.
+        return Err(Error::MissingLogFile.with_detail(format!(
+            "{} is missing (and no roll was cut short: {} does not continue the last archived log)",
+            names::current(params.log_dir(), params.base()).display(),
+            names::temporary(params.log_dir(), params.base()).display()
+        )));
+    }
     if start.gen() > last_gen || start.gen() < first_gen {
         return Err(if start.gen() > last_gen {
             Error::CheckpointCorrupt
@@ -326,6 +339,24 @@ fn check_checkpoint_stream(
     Ok(())
 }
 
+/// Whether the folder is as a crash between a roll's two renames leaves it: `<base>tmp.log`
+/// holds the header of the generation after the last archived one, linked to it. A last
+/// archived log whose header does not read is left to replay to report.
+fn roll_cut_short(storage: &dyn Storage, params: &InstanceParams, stream: &Stream) -> bool {
+    let Some((_, last)) = stream.archived.last() else {
+        return false;
+    };
+    let Some(last) = header_of(storage, last) else {
+        return true;
+    };
+    let tmp = names::temporary(params.log_dir(), params.base());
+    header_of(storage, &tmp).is_some_and(|t| {
+        Some(t.gen) == last.gen.checked_add(1)
+            && t.signature == last.signature
+            && t.prev_created_ms == last.created_ms
+    })
+}
+
 /// A log file's header, if it reads and verifies (a damaged one is replay's to report).
 fn header_of(storage: &dyn Storage, path: &Path) -> Option<LogHeader> {
     let f = storage.open(path, OpenMode::ReadOnly).ok()?;
@@ -400,9 +431,6 @@ fn reopen_tail(
                 created_ms: c.header.created_ms,
             });
         }
-        // Complete but not renamed: finish the roll.
-        storage.rename(&cur_path, &names::archived(dir, base, c.header.gen))?;
-        storage.sync_dir(dir)?;
     }
     let last = last.ok_or(Error::MissingLogFile)?;
     let gen = last.gen + 1;
@@ -415,14 +443,26 @@ fn reopen_tail(
         file_size: params.log_bytes(),
         base_name: base.to_string(),
     };
-    crate::log::install_current(
-        storage,
-        dir,
-        base,
-        &header.encode(),
-        params.log_bytes(),
-        None,
-    )?;
+    match &stream.current {
+        // Complete but not renamed: finish the roll.
+        Some(c) => crate::log::roll_files(
+            storage,
+            dir,
+            base,
+            c.header.gen,
+            &header.encode(),
+            params.log_bytes(),
+            None,
+        )?,
+        None => crate::log::install_current(
+            storage,
+            dir,
+            base,
+            &header.encode(),
+            params.log_bytes(),
+            None,
+        )?,
+    };
     Ok(Resume {
         signature,
         gen,

@@ -211,6 +211,34 @@ fn crash_at_every_write() {
     assert!(fired >= 50, "only {fired} of {total} crash points fired");
 }
 
+/// A crash at each folder sync: between a roll's renames, the folder holds the archived log
+/// and the next file under its temporary name, and recovery takes that for a cut roll (a
+/// folder with neither `<base>.log` nor that file is refused as a lost current log).
+#[test]
+fn crash_at_every_directory_sync() {
+    let params = params("/inst");
+    let (fs, storage) = fault_fs();
+    workload(&storage, &params);
+    let total = fs.stats().dir_syncs;
+    assert!(total > 5, "workload too small: {total} directory syncs");
+    for nth in 1..=total {
+        let (fs, storage) = fault_fs();
+        fs.arm(Fault::CrashAtDirSync {
+            nth,
+            path_contains: None,
+        });
+        let acked = workload(&storage, &params);
+        fs.disarm_all();
+        fs.restart();
+        check(
+            &storage,
+            &params,
+            &acked,
+            &format!("crash at directory sync {nth}/{total}"),
+        );
+    }
+}
+
 #[test]
 fn crash_with_the_last_write_torn() {
     use rand::{Rng, SeedableRng};

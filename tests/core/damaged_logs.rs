@@ -222,3 +222,31 @@ fn a_missing_current_log_the_checkpoint_points_into_is_missing_log_file() {
     assert_rows(&mut core, tbl, 0, 160);
     core.term_clean().unwrap();
 }
+
+/// `<base>.log` gone while the checkpoint stands in the last archived generation, where the
+/// flushes usually leave it. Recovery took the folder for one a crash left between a roll's
+/// renames, replayed the archived logs and started a new `<base>.log`: the durable commits of
+/// the lost file were gone, and init said nothing. A roll now builds the next file whole before
+/// it renames `<base>.log` away, so only a folder holding that file is a cut roll; anything
+/// else is `MissingLogFile` (-528), with nothing touched.
+#[test]
+fn a_missing_current_log_is_missing_log_file_wherever_the_checkpoint_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    let current = names::current(dir.path(), "edb");
+    let kept = std::fs::read(&current).unwrap();
+    std::fs::remove_file(&current).unwrap();
+    // With the checkpoint wherever the flushes left it, and with the oldest one.
+    for rewind in [false, true] {
+        if rewind {
+            rewind_checkpoint(&storage, dir.path());
+        }
+        let before = snapshot(dir.path());
+        assert_eq!(open_err(&storage, &params).code(), -528);
+        assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+    }
+    std::fs::write(&current, kept).unwrap();
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 150);
+    core.term_clean().unwrap();
+}
