@@ -250,3 +250,103 @@ fn a_missing_current_log_is_missing_log_file_wherever_the_checkpoint_is() {
     assert_rows(&mut core, tbl, 0, 150);
     core.term_clean().unwrap();
 }
+
+/// Damage in a sealed (archived) log the replay needs, each refused with its error and nothing
+/// touched (the databases included: replay had got past earlier generations when it met the
+/// damage); the operator puts the good file back and the retry recovers every row.
+#[test]
+fn damage_in_an_archived_log_is_refused_and_the_retry_after_the_fix_recovers_everything() {
+    type Damage = fn(&Path, &Path);
+    let cases: [(&str, Damage, i32); 5] = [
+        (
+            "a flipped bit in a record",
+            |d, _| flip(&names::archived(d, "edb", 3), 6000),
+            -501,
+        ),
+        (
+            "cut to its header",
+            |d, _| cut(&names::archived(d, "edb", 3), 4096),
+            -501,
+        ),
+        (
+            "cut to nothing",
+            |d, _| cut(&names::archived(d, "edb", 3), 0),
+            -501,
+        ),
+        (
+            "swapped with the next generation",
+            |d, _| {
+                let (a, b) = (names::archived(d, "edb", 2), names::archived(d, "edb", 3));
+                let (x, y) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+                std::fs::write(&a, y).unwrap();
+                std::fs::write(&b, x).unwrap();
+            },
+            -513,
+        ),
+        (
+            "replaced by another instance's",
+            |d, other| {
+                std::fs::copy(
+                    names::archived(other, "edb", 3),
+                    names::archived(d, "edb", 3),
+                )
+                .unwrap();
+            },
+            -530,
+        ),
+    ];
+    let other = tempfile::tempdir().unwrap();
+    let _ = several_generations(other.path());
+    for (what, damage, code) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, params) = several_generations(dir.path());
+        rewind_checkpoint(&storage, dir.path());
+        let good = snapshot(dir.path());
+        damage(dir.path(), other.path());
+        let before = snapshot(dir.path());
+        assert_eq!(open_err(&storage, &params).code(), code, "{what}");
+        assert_eq!(
+            snapshot(dir.path()),
+            before,
+            "{what}: a refused init changed files"
+        );
+        for (p, b) in &good {
+            std::fs::write(p, b).unwrap();
+        }
+        let (mut core, tbl) = open_db(&storage, &params);
+        assert_rows(&mut core, tbl, 0, 150);
+        core.term_clean().unwrap();
+    }
+}
+
+/// Files whose names look like logs but are not the stream's are left alone.
+#[test]
+fn files_with_log_like_names_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, params) = several_generations(dir.path());
+    for name in [
+        "edb.log.bak",
+        "edb00000000.log",
+        "edb0000000G.log",
+        "edb000000001.log",
+        "abc00000001.log",
+        "edb.jrs",
+        "edbres00001.jrs",
+    ] {
+        std::fs::write(dir.path().join(name), b"junk").unwrap();
+    }
+    let (mut core, tbl) = open_db(&storage, &params);
+    assert_rows(&mut core, tbl, 0, 150);
+    core.term_clean().unwrap();
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at] ^= 0x20;
+    std::fs::write(path, b).unwrap();
+}
+
+fn cut(path: &Path, len: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(len).unwrap();
+}
