@@ -277,6 +277,11 @@ fn later_logs(
             || f.header.gen != gen
             || f.header.prev_created_ms != prev.created_ms
         {
+            if is_current {
+                // `<base>.log` stands where the next generation is missing: archived logs of
+                // the stream past the gap must not be dropped because it does not continue.
+                refuse_gap(storage, spec, &prev, None)?;
+            }
             tracing::warn!(path = %path.display(), "later log does not continue the backup's logs; replay ends before it");
             return Ok(out);
         }

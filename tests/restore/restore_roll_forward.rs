@@ -147,6 +147,29 @@ async fn the_last_archived_logs_missing_before_the_current_one_is_refused() {
     assert_eq!(code(report), -565, "MissingCurrentLogFiles");
 }
 
+/// A gap in the later logs while `edb.log` is there but does not continue the logs before the
+/// gap (another stream's, or an old copy of an earlier generation). The search looked no
+/// further than `edb.log` and ended quietly at the gap, dropping the commits of the later
+/// archived logs of the same stream beyond it: `MissingCurrentLogFiles` (-565), as for a gap
+/// with no `edb.log`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_log_missing_before_others_is_refused_whatever_edb_log_holds() {
+    let r = rolled().await;
+    let other = r.dir.path().join("other");
+    let (inst, _, _) = instance_with_data(&r.engine, "other", &other, 10).await;
+    inst.term(Term::empty()).await.unwrap();
+    std::fs::remove_file(r.later_log(2)).unwrap();
+    let current = r.src.join("edb.log");
+    for (what, from) in [
+        ("another stream's", other.join("edb.log")),
+        ("an earlier generation's", r.later_log(1)),
+    ] {
+        std::fs::copy(&from, &current).unwrap();
+        let (report, _) = r.restore(what).await;
+        assert_eq!(code(report), -565, "edb.log {what}: MissingCurrentLogFiles");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn later_logs_of_another_stream_end_the_roll_forward_quietly() {
     let r = rolled().await;
