@@ -225,12 +225,20 @@ pub fn recover(
             names::temporary(params.log_dir(), params.base()).display()
         )));
     }
-    if start.gen() > last_gen || start.gen() < first_gen {
-        return Err(if start.gen() > last_gen {
-            Error::CheckpointCorrupt
-        } else {
-            Error::MissingLogFile
-        });
+    if start.gen() > last_gen {
+        return Err(Error::CheckpointCorrupt);
+    }
+    let present = stream.archived.iter().any(|(g, _)| *g == start.gen())
+        || stream
+            .current
+            .as_ref()
+            .is_some_and(|c| c.header.gen == start.gen());
+    if !present {
+        // ESE's answer for the log the checkpoint points into (a later gap is MissingLogFile).
+        return Err(Error::MissingPreviousLogFile.with_detail(format!(
+            "{} is missing: the checkpoint points into it",
+            names::archived(params.log_dir(), params.base(), start.gen()).display()
+        )));
     }
     let page_size = params.page_bytes();
     // Held until the replayed databases are marked clean, at the end of this function.

@@ -251,6 +251,42 @@ fn a_missing_current_log_is_missing_log_file_wherever_the_checkpoint_is() {
     core.term_clean().unwrap();
 }
 
+/// The archived log the checkpoint points into is gone (alone, or with every older one): ESE's
+/// `MissingPreviousLogFile` (-509, "missing the log file for the checkpoint"), not the
+/// `MissingLogFile` (-528, "current log file missing") it was, which sent the operator after
+/// `<base>.log`, which is there.
+#[test]
+fn the_checkpoints_log_missing_is_missing_previous_log_file() {
+    use ese::internals::log::checkpoint;
+    for older_too in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, params) = several_generations(dir.path());
+        let path = dir.path().join("edb.chk");
+        let mut chk = checkpoint::read(&*storage, &path).unwrap().unwrap();
+        chk.seq += 1;
+        chk.lsn = ese::Lsn::new(3, 4096);
+        checkpoint::write(&*storage, &path, &chk).unwrap();
+        let good = snapshot(dir.path());
+        let gone: Vec<u32> = if older_too { vec![1, 2, 3] } else { vec![3] };
+        for g in &gone {
+            std::fs::remove_file(names::archived(dir.path(), "edb", *g)).unwrap();
+        }
+        let before = snapshot(dir.path());
+        assert_eq!(
+            open_err(&storage, &params).code(),
+            -509,
+            "older too: {older_too}"
+        );
+        assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+        for (p, b) in &good {
+            std::fs::write(p, b).unwrap();
+        }
+        let (mut core, tbl) = open_db(&storage, &params);
+        assert_rows(&mut core, tbl, 0, 150);
+        core.term_clean().unwrap();
+    }
+}
+
 /// Damage in a sealed (archived) log the replay needs, each refused with its error and nothing
 /// touched (the databases included: replay had got past earlier generations when it met the
 /// damage); the operator puts the good file back and the retry recovers every row.
