@@ -475,6 +475,37 @@ mod tests {
         assert_eq!(log.durable(), end);
     }
 
+    /// Circular logging reuses an old file for the next generation. One made when the log
+    /// file size was another (the setting changed after a crash cut a roll short) kept its
+    /// length under a header naming the new size, and the file no longer read back
+    /// (`LogFileCorrupt`), with every commit appended to it.
+    #[test]
+    fn a_recycled_file_of_another_size_is_not_reused_as_it_is() {
+        let storage = FaultStorage::new();
+        let dir = Path::new("/d");
+        let old = names::archived(dir, "edb", 1);
+        storage.write_file_raw(&old, &vec![7u8; 64 * 1024]);
+        let header = LogHeader {
+            gen: 2,
+            signature: Signature::generate(),
+            created_ms: 2,
+            prev_created_ms: 1,
+            file_size: 128 * 1024,
+            base_name: "edb".into(),
+        };
+        install_current(
+            &storage,
+            dir,
+            "edb",
+            &header.encode(),
+            128 * 1024,
+            Some(old),
+        )
+        .unwrap();
+        let f = reader::read_file(&storage, &names::current(dir, "edb")).unwrap();
+        assert_eq!(f.header, header);
+    }
+
     /// The same across a roll: the new file's first (lazy) record, then a sync by itself.
     #[test]
     fn a_sync_after_a_roll_publishes_the_new_files_first_record() {

@@ -397,15 +397,26 @@ fn build_temporary(
         Ok(()) | Err(Error::FileNotFound) => {}
         Err(e) => return Err(e),
     }
-    let recycled = recycle.is_some_and(|old| storage.rename(&old, &tmp).is_ok());
-    let file = if recycled {
+    let mut reused = None;
+    if recycle.is_some_and(|old| storage.rename(&old, &tmp).is_ok()) {
         let f = storage.open(&tmp, OpenMode::Existing)?;
-        f.write_at(header, 0)?;
-        f
-    } else {
-        let f = storage.open(&tmp, OpenMode::CreateNew)?;
-        fill(&*f, header, size)?;
-        f
+        // A file made under another log file size would keep its length under a header
+        // naming this one, and no longer read back: it is made again instead.
+        if f.len()? == size {
+            f.write_at(header, 0)?;
+            reused = Some(f);
+        } else {
+            drop(f);
+            storage.remove(&tmp)?;
+        }
+    }
+    let file = match reused {
+        Some(f) => f,
+        None => {
+            let f = storage.open(&tmp, OpenMode::CreateNew)?;
+            fill(&*f, header, size)?;
+            f
+        }
     };
     file.sync()?;
     Ok(file)
