@@ -386,3 +386,23 @@ fn cut(path: &Path, len: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_len(len).unwrap();
 }
+
+/// A checkpoint file cut to nothing (or to one slot's half) is `CheckpointCorrupt` (-533) with
+/// nothing touched; the operator's fix, as with ESE, is to delete it: recovery then starts from
+/// the oldest log and every row is there.
+#[test]
+fn a_cut_checkpoint_is_checkpoint_corrupt_and_deleting_it_recovers_everything() {
+    for len in [0, 16 * 1024] {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, params) = several_generations(dir.path());
+        let chk = dir.path().join("edb.chk");
+        cut(&chk, len);
+        let before = snapshot(dir.path());
+        assert_eq!(open_err(&storage, &params).code(), -533, "cut to {len}");
+        assert_eq!(snapshot(dir.path()), before, "a refused init changed files");
+        std::fs::remove_file(&chk).unwrap();
+        let (mut core, tbl) = open_db(&storage, &params);
+        assert_rows(&mut core, tbl, 0, 150);
+        core.term_clean().unwrap();
+    }
+}
