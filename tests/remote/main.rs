@@ -8,6 +8,7 @@ mod support;
 
 mod object_chain;
 mod object_damage;
+mod object_faults;
 mod object_nodes;
 mod object_refusals;
 mod prune_sets;

@@ -87,7 +87,7 @@ impl History {
     }
 
     /// The newest set whose chain starts where the chain of the set `id` starts.
-    fn newest_of_chain(&self, id: &str) -> Option<String> {
+    pub(super) fn newest_of_chain(&self, id: &str) -> Option<String> {
         let root = |name: &str| {
             catalog::chain_of(&self.sets, name)
                 .ok()

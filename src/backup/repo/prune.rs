@@ -1,7 +1,8 @@
 //! Retention: which sets of a repository may go. A set goes only if no kept chain needs
 //! it: kept are the newest complete set (what `latest` restores, whatever the retention
 //! says, so a prune never leaves a repository without it) and the newest full or incremental
-//! (what the next incremental continues), the newest `keep_full` full sets
+//! (what the next incremental continues) with every set that starts from the same full (whose
+//! logs that incremental may reference), the newest `keep_full` full sets
 //! with every set that continues them, and every set begun within `keep_within`; needed are
 //! the kept sets, every set of their chains, and every set whose objects a needed set
 //! references (a log stored once and referenced by later sets), with that set's chain in
@@ -94,6 +95,23 @@ pub fn plan(sets: &[Listed], r: &Retention, now_ms: u64) -> Result<PrunePlan> {
         .chain(restorable)
         .map(|s| s.name.clone())
         .collect();
+    // An incremental running while this prune does continues `continued`, and may reference
+    // the logs of any set that starts from the same full (`reusable_logs` of the backup
+    // run). It can publish, unseen by this plan, before the removals, and truncate the
+    // source's copies of those logs: every set of that group stays.
+    let root_of = |name: &str| {
+        catalog::chain_of(sets, name)
+            .ok()
+            .and_then(|c| c.first().map(|s| s.name.clone()))
+    };
+    if let Some(root) = continued.and_then(|c| root_of(&c.name)) {
+        todo.extend(
+            newest
+                .iter()
+                .filter(|s| root_of(&s.name).as_deref() == Some(root.as_str()))
+                .map(|s| s.name.clone()),
+        );
+    }
     for s in &newest {
         let m = s.manifest().ok_or(Error::InternalError)?;
         let recent = r
@@ -261,7 +279,13 @@ mod tests {
                     })
                 };
                 let could_continue = continues(&h.sets);
+                // What an incremental running meanwhile references (it may publish before
+                // the removals, unseen by the plan).
+                let referenced = h.last.as_ref().and_then(|last| h.newest_of_chain(last));
                 h.sets.retain(|s| !p.remove.contains(&s.name));
+                if let Some(r) = &referenced {
+                    prop_assert!(!p.remove.contains(r), "{r}, which a running incremental may reference, pruned: {:?}", p);
+                }
                 prop_assert_eq!(continues(&h.sets), could_continue, "the next incremental's parent went: {:?}", r);
                 for f in fulls.iter().chain(&latest) {
                     prop_assert!(h.sets.iter().any(|s| &s.name == f), "{f} pruned: {r:?}");

@@ -74,7 +74,7 @@ impl Latch {
     /// Holds the read until the latch is released, or for at most `MAX_HOLD`: a test that
     /// panicked before releasing would otherwise leave the read on a blocking thread forever,
     /// and the runtime's shutdown would wait for it, hiding the panic behind a hang.
-    fn pass(&self) {
+    pub(super) fn pass(&self) {
         let mut s = self.inner.state.lock();
         s.arrived += 1;
         self.inner.cv.notify_all();

@@ -1,10 +1,13 @@
 //! Helpers for tests that go through the actor runtime.
 #![allow(dead_code)]
 
+mod faulty;
 mod gated;
 pub mod remote;
 mod sets;
 mod writer;
+#[allow(unused_imports)]
+pub use faulty::{Fault, FaultyStore, Req};
 #[allow(unused_imports)]
 pub use gated::{GatedStorage, Latch};
 #[allow(unused_imports)]

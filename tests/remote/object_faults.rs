@@ -1,0 +1,101 @@
+//! Requests that fail, hang or lose their answer in the middle of the work, injected in
+//! front of the real cluster ([`FaultyStore`]): a backup either completes with a set that
+//! restores or fails with the store's error and leaves no visible set and every source log;
+//! a prune that planned before a backup published never breaks what that backup references.
+
+use crate::support;
+
+use std::path::Path;
+
+use ese_actors::ese::backup::repo::catalog;
+use ese_actors::ese::backup::repo::prune::ORPHAN_GRACE_MS;
+use ese_actors::{
+    list_sets, prune_sets, restore_from, BackupKind, BackupManifest, BackupOptions, BackupTarget,
+    Engine, Instance, Retention, SetChoice, SetState, Term,
+};
+use support::actor::remote::*;
+use support::actor::*;
+
+/// The target `s3://bucket/p` through `faulty`.
+fn through(faulty: &FaultyStore, bucket: &str) -> BackupTarget {
+    BackupTarget::object_store(faulty.store(), "p", &format!("s3://{bucket}/p"))
+        .with_options(small_parts())
+}
+
+async fn backup(inst: &Instance, target: &BackupTarget, kind: BackupKind) -> BackupManifest {
+    inst.backup_to(target, kind, BackupOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?} backup: {e}"))
+}
+
+/// `latest` of `target` restored under `scratch`: the rows of table "t".
+async fn latest_rows(engine: &Engine, target: &BackupTarget, scratch: &Path) -> usize {
+    let r = restore_from(
+        engine,
+        target,
+        SetChoice::Latest,
+        scratch.join("r"),
+        None,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("restore latest ({}): {e}", e.code()));
+    rows_in(engine, &r.databases[0].1, &scratch.join("probe")).await
+}
+
+/// F, D (a differential), C (a copy), then a prune with a window every set aged out of
+/// lists the repository and plans: D is needed by no set it sees. Before it removes
+/// anything an incremental runs and publishes; it continues F and references the logs D
+/// holds instead of uploading them again, and it truncates them from the source. The prune
+/// then goes on. Before, it removed D as planned: the incremental, the newest set and the
+/// only copy of the truncated logs, no longer restored (-1811 for the log D held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_planned_before_an_incremental_published_keeps_the_sets_it_references() {
+    let c = ese_garage::shared();
+    let b = bucket("prune-race");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let target = s3_target(c, 1, &b, "p", Retries::Normal);
+    backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    let d = backup(&inst, &target, BackupKind::Differential).await;
+    put_rows(&inst, t, 200..300).await;
+    backup(&inst, &target, BackupKind::Copy).await;
+    put_rows(&inst, t, 300..400).await;
+
+    let pruning = FaultyStore::new(store(c, 1, &b, Retries::Normal));
+    let latch = Latch::default();
+    pruning.add(Req::Delete, "", Fault::Hold(latch.clone()), usize::MAX);
+    let window = Retention {
+        keep_full: None,
+        keep_within_ms: Some(1),
+        orphan_grace_ms: ORPHAN_GRACE_MS,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let prune_target = through(&pruning, &b);
+    let prune = tokio::spawn(async move { prune_sets(&prune_target, window).await });
+    // The prune listed and planned: its first removal waits, or it had none to make.
+    let t0 = std::time::Instant::now();
+    while latch.arrived() == 0 && !prune.is_finished() {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the prune neither removed nor ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let i = backup(&inst, &target, BackupKind::Incremental).await;
+    let dn = d.name.clone().unwrap();
+    assert!(
+        catalog::references(&i).any(|r| r == dn),
+        "the incremental references no log of {dn}: the scenario needs it to"
+    );
+    latch.release();
+    let (plan, _) = prune.await.unwrap().unwrap();
+    assert!(!plan.remove.contains(&dn), "{plan:?}");
+    inst.term(Term::empty()).await.unwrap();
+
+    assert_eq!(latest_rows(&engine, &target, dir.path()).await, 400);
+}
