@@ -99,3 +99,58 @@ async fn a_prune_planned_before_an_incremental_published_keeps_the_sets_it_refer
 
     assert_eq!(latest_rows(&engine, &target, dir.path()).await, 400);
 }
+
+/// F1, I1, F2: a prune keeping one full removes F1 and I1, and a DELETE of I1's fails. The
+/// prune fails with the store's error (-1022), and every set it left complete still
+/// restores. Before, it removed F1 first, so I1 was left looking complete without its
+/// parent: `ese sets` listed it, and its restore was refused (-560).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_cut_short_leaves_only_sets_that_restore() {
+    let c = ese_garage::shared();
+    let b = bucket("prune-cut");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let target = s3_target(c, 1, &b, "p", Retries::Normal);
+    backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    let i1 = backup(&inst, &target, BackupKind::Incremental).await;
+    put_rows(&inst, t, 200..300).await;
+    backup(&inst, &target, BackupKind::Full).await;
+    inst.term(Term::empty()).await.unwrap();
+
+    let pruning = FaultyStore::new(store(c, 1, &b, Retries::Fast));
+    let i1_name = i1.name.clone().unwrap();
+    pruning.add(Req::Delete, &i1_name, Fault::Fail, 1);
+    let keep = Retention {
+        keep_full: Some(1),
+        keep_within_ms: None,
+        orphan_grace_ms: ORPHAN_GRACE_MS,
+    };
+    let e = prune_sets(&through(&pruning, &b), keep).await.unwrap_err();
+    assert_eq!(e.code(), -1022, "{e}");
+    let listed = list_sets(&target).await.unwrap();
+    for s in listed
+        .iter()
+        .filter(|s| matches!(s.state, SetState::Complete(_)))
+    {
+        let to = dir.path().join(format!("r-{}", s.name));
+        restore_from(
+            &engine,
+            &target,
+            SetChoice::Named(s.name.clone()),
+            &to,
+            None,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} is listed complete but does not restore ({}): {e}",
+                s.name,
+                e.code()
+            )
+        });
+    }
+}

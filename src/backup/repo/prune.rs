@@ -193,8 +193,8 @@ fn orphan_expired(s: &Listed, grace_ms: u64, now_ms: u64) -> bool {
     last.saturating_add(grace_ms) <= now_ms
 }
 
-/// Plans a prune of `repo` and carries it out: complete sets first, newest needed last,
-/// each set's manifest before its other files. Returns the plan with the objects removed.
+/// Plans a prune of `repo` and carries it out: complete sets first, newest first, each
+/// set's manifest before its other files. Returns the plan with the objects removed.
 ///
 /// # Errors
 ///
@@ -203,8 +203,15 @@ fn orphan_expired(s: &Listed, grace_ms: u64, now_ms: u64) -> bool {
 pub fn prune(repo: &dyn Repository, r: &Retention, now_ms: u64) -> Result<(PrunePlan, u64)> {
     let sets = catalog::list_dated(repo)?;
     let p = plan(&sets, r, now_ms)?;
+    // A set goes before the sets it continues or references (all older): a prune cut short
+    // then leaves no complete set whose parent or logs are gone.
+    let complete: Vec<&String> = catalog::newest_first(&sets)
+        .into_iter()
+        .map(|s| &s.name)
+        .filter(|n| p.remove.contains(n))
+        .collect();
     let mut removed = 0;
-    for name in p.remove.iter().chain(&p.orphans) {
+    for name in complete.into_iter().chain(&p.orphans) {
         removed += repo.remove_set(name)?;
         tracing::info!(repository = %repo.location(), set = %name, "backup set pruned");
     }
