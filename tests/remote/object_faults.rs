@@ -154,3 +154,161 @@ async fn a_prune_cut_short_leaves_only_sets_that_restore() {
         });
     }
 }
+
+/// A request of the upload failing at each step before the manifest, or the manifest's own
+/// PUT failing (before or after it landed): the backup fails with the store's error
+/// (-1022), no complete set is visible, the source keeps every log, and the next backup
+/// completes and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_failing_before_the_manifest_costs_no_log_and_leaves_no_set() {
+    let c = ese_garage::shared();
+    let b = bucket("fail-steps");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 100).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 8_000).await;
+    let faulty = FaultyStore::new(store(c, 1, &b, Retries::Fast));
+    let target = through(&faulty, &b);
+    let storage = ese_actors::ese::io::os();
+    let cases = [
+        (Req::Upload, "/databases/", Fault::Fail),
+        (Req::Part, "/databases/", Fault::Fail),
+        (Req::Part, "/databases/", Fault::AnswerLost),
+        (Req::Complete, "/databases/", Fault::Fail),
+        (Req::Put, "/logs/", Fault::Fail),
+        (Req::Get, "/logs/", Fault::Fail),
+        (Req::Put, "manifest.json", Fault::Fail),
+        (Req::Put, "manifest.json", Fault::AnswerLost),
+    ];
+    let mut rows = 100;
+    // An incremental has no database image.
+    for (kind, (req, key, fault)) in [BackupKind::Full, BackupKind::Incremental]
+        .into_iter()
+        .flat_map(|k| cases.iter().map(move |c| (k, c)))
+        .filter(|(k, c)| *k == BackupKind::Full || c.1 != "/databases/")
+    {
+        let what = format!("{kind:?}, {req:?} {key}");
+        put_rows(&inst, t, rows..rows + 50).await;
+        rows += 50;
+        if kind == BackupKind::Incremental
+            && !list_sets(&target)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| matches!(s.state, SetState::Complete(_)))
+        {
+            backup(&inst, &target, BackupKind::Full).await;
+        }
+        let complete = |l: &[ese_actors::Listed]| {
+            l.iter()
+                .filter(|s| matches!(s.state, SetState::Complete(_)))
+                .count()
+        };
+        let sets_before = complete(&list_sets(&target).await.unwrap());
+        let logs_before = archived_logs(&*storage, &src);
+        faulty.add(*req, key, fault.clone(), 1);
+        let r = inst
+            .backup_to(&target, kind, BackupOptions::default())
+            .await;
+        faulty.clear();
+        let e = r.expect_err(&what);
+        assert_eq!(e.code(), -1022, "{what}: {e}");
+        assert_logs_kept(&logs_before, &archived_logs(&*storage, &src), &what);
+        assert_eq!(
+            complete(&list_sets(&target).await.unwrap()),
+            sets_before,
+            "{what}: a set became visible"
+        );
+    }
+    backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    assert_eq!(
+        latest_rows(&engine, &target, dir.path()).await,
+        rows as usize
+    );
+}
+
+/// A GET failing in the middle of a restore (an image's, a log's): the restore fails with
+/// the store's error (-1022), leaves nothing in its target that looks restored, and the
+/// same target then takes the restore that succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_failing_mid_restore_fails_it_and_the_target_takes_the_next() {
+    let c = ese_garage::shared();
+    let b = bucket("fail-reads");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 3_000).await;
+    let faulty = FaultyStore::new(store(c, 1, &b, Retries::Fast));
+    let target = through(&faulty, &b);
+    backup(&inst, &target, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    backup(&inst, &target, BackupKind::Incremental).await;
+    inst.term(Term::empty()).await.unwrap();
+    let to = dir.path().join("r");
+    for key in ["/databases/", "/logs/", "manifest.json"] {
+        faulty.add(Req::Get, key, Fault::Fail, 1);
+        let e = restore_from(&engine, &target, SetChoice::Latest, &to, None, None)
+            .await
+            .expect_err(key);
+        faulty.clear();
+        assert_eq!(e.code(), -1022, "{key}: {e}");
+        let left = tree(&*ese_actors::ese::io::os(), &to);
+        assert!(
+            left.iter().all(|p| p.is_dir()),
+            "{key}: the failed restore left {left:?}"
+        );
+    }
+    let r = restore_from(&engine, &target, SetChoice::Latest, &to, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_in(&engine, &r.databases[0].1, &dir.path().join("probe")).await,
+        200
+    );
+}
+
+/// Repositories whose prefixes are prefixes of each other by name (`p`, `p2`) or by path
+/// (the bucket's root above both): each lists, restores and prunes its own sets only; the
+/// root sees the others' folders as orphans it cannot date, and leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_whose_prefixes_overlap_keep_to_their_own_sets() {
+    let c = ese_garage::shared();
+    let b = bucket("prefixes");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let p = s3_target(c, 1, &b, "p", Retries::Normal);
+    let p2 = s3_target(c, 1, &b, "p2", Retries::Normal);
+    let root = s3_target(c, 1, &b, "", Retries::Normal);
+    let in_p2 = backup(&inst, &p2, BackupKind::Full).await;
+    put_rows(&inst, t, 100..200).await;
+    backup(&inst, &p, BackupKind::Full).await;
+    put_rows(&inst, t, 200..300).await;
+    let newest = backup(&inst, &p, BackupKind::Full).await;
+    inst.term(Term::empty()).await.unwrap();
+    let names = |l: Vec<ese_actors::Listed>| l.into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names(list_sets(&p2).await.unwrap()), [in_p2.name.unwrap()]);
+    assert_eq!(names(list_sets(&p).await.unwrap()).len(), 2);
+    let keep = Retention {
+        keep_full: Some(1),
+        keep_within_ms: None,
+        orphan_grace_ms: 0,
+    };
+    let (plan, _) = prune_sets(&root, keep).await.unwrap();
+    assert!(
+        plan.remove.is_empty() && plan.orphans.is_empty(),
+        "{plan:?}"
+    );
+    let (plan, _) = prune_sets(&p, keep).await.unwrap();
+    assert_eq!(plan.keep, [newest.name.unwrap()]);
+    assert_eq!(list_sets(&p2).await.unwrap().len(), 1);
+    assert_eq!(latest_rows(&engine, &p2, &dir.path().join("p2")).await, 100);
+    assert_eq!(latest_rows(&engine, &p, &dir.path().join("p")).await, 300);
+}
