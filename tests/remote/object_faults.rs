@@ -312,3 +312,40 @@ async fn repositories_whose_prefixes_overlap_keep_to_their_own_sets() {
     assert_eq!(latest_rows(&engine, &p2, &dir.path().join("p2")).await, 100);
     assert_eq!(latest_rows(&engine, &p, &dir.path().join("p")).await, 300);
 }
+
+/// The completion of a database image's multipart upload is carried out, its answer is
+/// lost, and object_store sends it again (it counts a completion as idempotent): Garage
+/// answers the second one 404 NoSuchUpload, the upload being complete already. The object
+/// is there, whole. Before, the backup failed with FileNotFound (-1811), a missing-file
+/// error for a store that lost an answer, and threw the finished object away; now the object
+/// is found complete and the backup goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_answered_twice_does_not_fail_the_backup() {
+    let c = ese_garage::shared();
+    let b = bucket("lost-complete");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &dir.path().join("src"), 100).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 8_000).await;
+    let s3 = s3(c, 1, &b, Retries::Fast);
+    let faulty = FaultyStore::new(s3.clone()).with_requests(s3);
+    faulty.add(Req::Complete, "/databases/", Fault::AnswerLostRetried, 1);
+    let target = through(&faulty, &b);
+    let m = inst
+        .backup_to(&target, BackupKind::Full, BackupOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("the backup failed ({}): {e}", e.code()));
+    assert!(
+        m.databases[0].size > small_parts().part_size as u64,
+        "the image must be a multipart upload"
+    );
+    inst.term(Term::empty()).await.unwrap();
+    assert_eq!(latest_rows(&engine, &target, dir.path()).await, 100);
+    let listed = list_sets(&target).await.unwrap();
+    assert!(
+        matches!(listed.as_slice(), [s] if matches!(s.state, SetState::Complete(_))),
+        "{listed:?}"
+    );
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -71,6 +72,9 @@ struct Rule {
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     rules: Arc<Mutex<Vec<Rule>>>,
+    /// The same store's multipart requests one by one, when given: uploads then go
+    /// through it, so that a completion can be sent again exactly as it was.
+    requests: Option<Arc<dyn MultipartStore>>,
 }
 
 impl fmt::Debug for FaultyStore {
@@ -97,7 +101,15 @@ impl FaultyStore {
         FaultyStore {
             inner,
             rules: Arc::default(),
+            requests: None,
         }
+    }
+
+    /// Uploads through `requests` (the same store as `inner`): [`Fault::AnswerLostRetried`]
+    /// on a completion then sends the very same request a second time.
+    pub fn with_requests(mut self, requests: Arc<dyn MultipartStore>) -> FaultyStore {
+        self.requests = Some(requests);
+        self
     }
 
     /// This store as a target takes it.
@@ -176,10 +188,21 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        let inner = match self.fault(Req::Upload, location.as_ref()) {
-            Some(Fault::Fail) => return Err(lost(location.as_ref())),
-            _ => self.inner.put_multipart_opts(location, opts).await?,
-        };
+        if let Some(Fault::Fail) = self.fault(Req::Upload, location.as_ref()) {
+            return Err(lost(location.as_ref()));
+        }
+        if let Some(requests) = &self.requests {
+            let id = requests.create_multipart(location).await?;
+            return Ok(Box::new(RequestUpload {
+                store: self.clone(),
+                requests: requests.clone(),
+                path: location.clone(),
+                id,
+                parts: Arc::default(),
+                next: 0,
+            }));
+        }
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(FaultyUpload {
             store: self.clone(),
             key: location.to_string(),
@@ -295,5 +318,60 @@ impl MultipartUpload for FaultyUpload {
 
     async fn abort(&mut self) -> object_store::Result<()> {
         self.inner.lock().await.abort().await
+    }
+}
+
+/// A multipart upload of a [`FaultyStore`] sent request by request
+/// ([`FaultyStore::with_requests`]).
+struct RequestUpload {
+    store: FaultyStore,
+    requests: Arc<dyn MultipartStore>,
+    path: Path,
+    id: String,
+    parts: Arc<Mutex<Vec<Option<PartId>>>>,
+    next: usize,
+}
+
+impl fmt::Debug for RequestUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestUpload({})", self.path)
+    }
+}
+
+#[async_trait]
+impl MultipartUpload for RequestUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let idx = self.next;
+        self.next += 1;
+        self.parts.lock().push(None);
+        let (requests, path, id, parts) = (
+            self.requests.clone(),
+            self.path.clone(),
+            self.id.clone(),
+            self.parts.clone(),
+        );
+        let fault = self.store.fault(Req::Part, path.as_ref());
+        Box::pin(async move {
+            if let Some(Fault::Fail) = fault {
+                return Err(lost(path.as_ref()));
+            }
+            let part = requests.put_part(&path, &id, idx, data).await?;
+            parts.lock()[idx] = Some(part);
+            Ok(())
+        })
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let parts: Vec<PartId> = self.parts.lock().iter().flatten().cloned().collect();
+        let (requests, path, id) = (self.requests.clone(), self.path.clone(), self.id.clone());
+        self.store
+            .apply(Req::Complete, path.as_ref(), || {
+                requests.complete_multipart(&path, &id, parts.clone())
+            })
+            .await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.requests.abort_multipart(&self.path, &self.id).await
     }
 }

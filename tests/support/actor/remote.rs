@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ese_actors::{BackupTarget, Commit, Instance, ObjectOptions, TableId};
 use ese_garage::Cluster;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ObjectStore, RetryConfig};
 
 /// How the tests' stores retry.
@@ -33,6 +33,11 @@ pub fn bucket(what: &str) -> String {
 
 /// The raw store of `bucket` through node `node`.
 pub fn store(c: &Cluster, node: usize, bucket: &str, retries: Retries) -> Arc<dyn ObjectStore> {
+    s3(c, node, bucket, retries)
+}
+
+/// [`store`] as its own type (for its multipart requests one by one).
+pub fn s3(c: &Cluster, node: usize, bucket: &str, retries: Retries) -> Arc<AmazonS3> {
     let retry = match retries {
         Retries::Normal => RetryConfig {
             max_retries: 3,

@@ -236,6 +236,18 @@ impl ObjectUpload {
         Ok(())
     }
 
+    /// Whether the object holds every byte sent, which makes a completion that reported a
+    /// failure a success: the key is new and this set's own, so nothing else wrote it.
+    fn is_stored_whole(&self) -> bool {
+        let (store, key) = (self.files.store.clone(), self.key.clone());
+        count(&self.files.bridge.counts.heads);
+        let head = self
+            .files
+            .bridge
+            .wait(async move { store.head(&key).await });
+        matches!(head, Ok(Ok(meta)) if meta.size == self.stored)
+    }
+
     fn wait_one(&mut self) -> Result<()> {
         let Some(job) = self.in_flight.pop_front() else {
             return Ok(());
@@ -292,6 +304,9 @@ impl SetFile for ObjectUpload {
             })?;
             match r {
                 (Ok(_), _) => {}
+                // object_store sends a completion again when its answer is lost, and a store
+                // that had completed the upload answers the second one 404 (NoSuchUpload).
+                (Err(_), _) if self.is_stored_whole() => {}
                 (Err(e), up) => {
                     self.upload = Some(up);
                     return Err(self.failed(e, "completing the upload of"));
