@@ -349,3 +349,43 @@ async fn a_completion_answered_twice_does_not_fail_the_backup() {
         "{listed:?}"
     );
 }
+
+/// The multipart upload of a database image is aborted behind the backup's back before its
+/// completion (the lifecycle rule for incomplete uploads the README recommends, a clean-up
+/// job): the store answers 404 NoSuchUpload. The backup fails with the store's I/O error
+/// (-1022), costs the source no log and leaves no set. Before, it failed with
+/// FileNotFound (-1811), as if a file of the source were missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_aborted_behind_the_backup_fails_it_with_an_io_error() {
+    let c = ese_garage::shared();
+    let b = bucket("upload-gone");
+    c.create_bucket(&b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let engine = Engine::new();
+    let (inst, t, _) = instance_with_data(&engine, "src", &src, 100).await;
+    let bulk = inst.create_table(t.db(), "bulk").await.unwrap();
+    bulk_load(&inst, bulk, 8_000).await;
+    let s3 = s3(c, 1, &b, Retries::Fast);
+    let faulty = FaultyStore::new(s3.clone()).with_requests(s3);
+    faulty.add(Req::Complete, "/databases/", Fault::UploadGone, 1);
+    let target = through(&faulty, &b);
+    let storage = ese_actors::ese::io::os();
+    let logs_before = archived_logs(&*storage, &src);
+    let e = inst
+        .backup_to(&target, BackupKind::Full, BackupOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), -1022, "{e}");
+    assert_logs_kept(&logs_before, &archived_logs(&*storage, &src), "upload gone");
+    let listed = list_sets(&target).await.unwrap();
+    assert!(
+        !listed
+            .iter()
+            .any(|s| matches!(s.state, SetState::Complete(_))),
+        "{listed:?}"
+    );
+    backup(&inst, &target, BackupKind::Full).await;
+    inst.term(Term::empty()).await.unwrap();
+    assert_eq!(latest_rows(&engine, &target, dir.path()).await, 100);
+}

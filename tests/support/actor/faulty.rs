@@ -57,6 +57,10 @@ pub enum Fault {
     AnswerLostRetried,
     /// It waits at the latch, then goes through.
     Hold(Latch),
+    /// For a completion through [`FaultyStore::with_requests`]: the upload is aborted behind
+    /// the client's back first (a bucket's lifecycle rule for incomplete uploads, a clean-up
+    /// job), then the completion is sent.
+    UploadGone,
 }
 
 struct Rule {
@@ -148,8 +152,17 @@ impl FaultyStore {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
     {
-        match self.fault(req, key) {
-            None => op().await,
+        Self::run(self.fault(req, key), key, op).await
+    }
+
+    /// Runs `op` under `fault`.
+    async fn run<T, F, Fut>(fault: Option<Fault>, key: &str, op: F) -> object_store::Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = object_store::Result<T>>,
+    {
+        match fault {
+            None | Some(Fault::UploadGone) => op().await,
             Some(Fault::Fail) => Err(lost(key)),
             Some(Fault::AnswerLost) => {
                 let _ = op().await;
@@ -364,11 +377,14 @@ impl MultipartUpload for RequestUpload {
     async fn complete(&mut self) -> object_store::Result<PutResult> {
         let parts: Vec<PartId> = self.parts.lock().iter().flatten().cloned().collect();
         let (requests, path, id) = (self.requests.clone(), self.path.clone(), self.id.clone());
-        self.store
-            .apply(Req::Complete, path.as_ref(), || {
-                requests.complete_multipart(&path, &id, parts.clone())
-            })
-            .await
+        let fault = self.store.fault(Req::Complete, path.as_ref());
+        if let Some(Fault::UploadGone) = fault {
+            requests.abort_multipart(&path, &id).await?;
+        }
+        FaultyStore::run(fault, path.as_ref(), || {
+            requests.complete_multipart(&path, &id, parts.clone())
+        })
+        .await
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {

@@ -197,6 +197,15 @@ impl ObjectUpload {
     }
 
     fn failed(&self, e: object_store::Error, what: &str) -> Error {
+        // A 404 while writing is the upload itself gone (NoSuchUpload: aborted by a lifecycle
+        // rule or a clean-up job), a failure of the store, not a missing file.
+        let e = match e {
+            object_store::Error::NotFound { source, .. } => object_store::Error::Generic {
+                store: "S3",
+                source,
+            },
+            e => e,
+        };
         store_error(e, what, &self.name)
     }
 
