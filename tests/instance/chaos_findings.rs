@@ -1,6 +1,8 @@
 //! Directed reproductions of what `random_calls` found.
 
-use ese_actors::{Engine, KeyRange, Term};
+use std::path::Path;
+
+use ese_actors::{Engine, Instance, KeyRange, Term};
 
 use crate::support::actor::params;
 
@@ -72,19 +74,8 @@ async fn an_empty_value_under_a_1024_byte_key_survives_a_reopen() {
 async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let inst = engine
-        .create_instance("c", params(dir.path()))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let db = inst
-        .create_database(dir.path().join("a.edb"))
-        .await
-        .unwrap();
-    let t = inst.create_table(db, "t").await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.put(t, b"k", b"v").await.unwrap();
-    drop(s);
+    let inst = started(&engine, dir.path()).await;
+    create_with_row(&inst, dir.path(), "a.edb", b"v").await;
     let missing = inst
         .create_database(dir.path().join("no-such-dir/x.edb"))
         .await;
@@ -94,19 +85,7 @@ async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
     let a_dir = inst.create_database(dir.path()).await;
     assert_eq!(a_dir.unwrap_err().code(), -1814);
     inst.term(Term::DIRTY).await.unwrap();
-
-    let inst = engine
-        .create_instance("c", params(dir.path()))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let db = inst
-        .attach_database(dir.path().join("a.edb"))
-        .await
-        .unwrap();
-    let t = inst.open_table(db, "t").await.unwrap();
-    assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
-    inst.term(Term::empty()).await.unwrap();
+    assert_rows_after_recovery(&engine, dir.path(), &[("a.edb", b"v")]).await;
 }
 
 /// A `create_database` whose file the operating system refuses to make (here a name longer
@@ -119,40 +98,39 @@ async fn a_create_database_refused_for_its_path_does_not_block_recovery() {
 async fn a_create_database_the_system_refuses_does_not_block_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new();
-    let inst = engine
-        .create_instance("c", params(dir.path()))
-        .await
-        .unwrap();
-    inst.init().await.unwrap();
-    let db = inst
-        .create_database(dir.path().join("a.edb"))
-        .await
-        .unwrap();
-    let t = inst.create_table(db, "t").await.unwrap();
-    let s = inst.begin_session().await.unwrap();
-    s.put(t, b"k", b"v").await.unwrap();
+    let inst = started(&engine, dir.path()).await;
+    create_with_row(&inst, dir.path(), "a.edb", b"v").await;
     let too_long = dir.path().join(format!("{}.edb", "x".repeat(300)));
     let refused = inst.create_database(&too_long).await;
     assert_eq!(refused.unwrap_err().code(), -1023);
     // The instance goes on serving, and a legal name works after the refusal.
-    let b = inst
-        .create_database(dir.path().join("b.edb"))
-        .await
-        .unwrap();
-    let tb = inst.create_table(b, "t").await.unwrap();
-    s.put(tb, b"k", b"w").await.unwrap();
-    drop(s);
+    create_with_row(&inst, dir.path(), "b.edb", b"w").await;
     inst.term(Term::DIRTY).await.unwrap();
+    assert_rows_after_recovery(&engine, dir.path(), &[("a.edb", b"v"), ("b.edb", b"w")]).await;
+}
 
-    let inst = engine
-        .create_instance("c", params(dir.path()))
-        .await
-        .unwrap();
+/// An instance named "c" on `dir`, initialised.
+async fn started(engine: &Engine, dir: &Path) -> Instance {
+    let inst = engine.create_instance("c", params(dir)).await.unwrap();
     inst.init().await.unwrap();
-    for (name, value) in [("a.edb", &b"v"[..]), ("b.edb", &b"w"[..])] {
-        let db = inst.attach_database(dir.path().join(name)).await.unwrap();
+    inst
+}
+
+/// Creates the database `name` in `dir`, with a table `t` holding `k` = `value`.
+async fn create_with_row(inst: &Instance, dir: &Path, name: &str, value: &[u8]) {
+    let db = inst.create_database(dir.join(name)).await.unwrap();
+    let t = inst.create_table(db, "t").await.unwrap();
+    let s = inst.begin_session().await.unwrap();
+    s.put(t, b"k", value).await.unwrap();
+}
+
+/// A new instance on `dir` recovers, and each database named holds its `k` = value.
+async fn assert_rows_after_recovery(engine: &Engine, dir: &Path, rows: &[(&str, &[u8])]) {
+    let inst = started(engine, dir).await;
+    for (name, value) in rows {
+        let db = inst.attach_database(dir.join(name)).await.unwrap();
         let t = inst.open_table(db, "t").await.unwrap();
-        assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(value));
+        assert_eq!(inst.get(t, b"k").await.unwrap().as_deref(), Some(*value));
     }
     inst.term(Term::empty()).await.unwrap();
 }
