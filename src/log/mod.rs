@@ -13,7 +13,7 @@ pub use format::{
     frame_payload, framed_len, read_record, AttachEntry, Framed, LogHeader, PageDelta, PageImage,
     Record, END_RESERVE, FRAME, LOG_HEADER_SIZE,
 };
-pub use writer::{fill, install_current, roll_files, LogShared, Notify, Waiter};
+pub use writer::{fill, install_current, LogShared, Notify, Waiter};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -105,6 +105,7 @@ impl Log {
             &*storage,
             &cfg.dir,
             &cfg.base,
+            None,
             &header.encode(),
             cfg.file_size,
             None,
@@ -497,6 +498,7 @@ mod tests {
             &storage,
             dir,
             "edb",
+            None,
             &header.encode(),
             128 * 1024,
             Some(old),

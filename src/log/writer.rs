@@ -321,15 +321,15 @@ impl Writer {
         self.file.sync()
     }
 
-    /// Closes generation `from`: sync it, then [`roll_files`] (from a recycled file under
-    /// circular logging).
+    /// Closes generation `from`: sync it, then [`install_current`] archiving it (from a
+    /// recycled file under circular logging).
     fn roll(&mut self, from: u32, header: &[u8], recycle: Option<PathBuf>) -> Result<()> {
         self.sync()?;
-        let file = roll_files(
+        let file = install_current(
             &*self.storage,
             &self.dir,
             &self.base,
-            from,
+            Some(from),
             header,
             self.file_size,
             recycle,
@@ -340,44 +340,28 @@ impl Writer {
     }
 }
 
-/// Renames `<base>.log`, generation `from`, to its archived name and puts a new `<base>.log`
-/// holding `header` in its place. The new file is built whole as `<base>tmp.log` first: a
+/// Makes `<base>.log` hold a new generation's `header`: the file is built whole as
+/// `<base>tmp.log` (reusing `recycle` when given), synced, then renamed into place, so a
+/// crash never leaves a partial `<base>.log`. With `archive: Some(g)` the `<base>.log` there
+/// (generation `g`) is first renamed to its archived name, after the new file is built: a
 /// crash between the two renames then leaves that file beside the archive, and a folder with
 /// no `<base>.log` and no such file is one whose current log was lost (recovery refuses it
 /// rather than ending the stream, silently, at the last archived log).
-pub fn roll_files(
-    storage: &dyn crate::io::Storage,
-    dir: &std::path::Path,
-    base: &str,
-    from: u32,
-    header: &[u8],
-    size: u64,
-    recycle: Option<PathBuf>,
-) -> Result<FileRef> {
-    let file = build_temporary(storage, dir, base, header, size, recycle)?;
-    storage.rename(
-        &names::current(dir, base),
-        &names::archived(dir, base, from),
-    )?;
-    // The archive's name must be durable before `<base>.log` names another file.
-    storage.sync_dir(dir)?;
-    storage.rename(&names::temporary(dir, base), &names::current(dir, base))?;
-    storage.sync_dir(dir)?;
-    Ok(file)
-}
-
-/// Makes `<base>.log` hold a new generation's `header`: the file is built whole as
-/// `<base>tmp.log` (reusing `recycle` when given), synced, then renamed into place, so a
-/// crash never leaves a partial `<base>.log`.
 pub fn install_current(
     storage: &dyn crate::io::Storage,
     dir: &std::path::Path,
     base: &str,
+    archive: Option<u32>,
     header: &[u8],
     size: u64,
     recycle: Option<PathBuf>,
 ) -> Result<FileRef> {
     let file = build_temporary(storage, dir, base, header, size, recycle)?;
+    if let Some(gen) = archive {
+        storage.rename(&names::current(dir, base), &names::archived(dir, base, gen))?;
+        // The archive's name must be durable before `<base>.log` names another file.
+        storage.sync_dir(dir)?;
+    }
     storage.rename(&names::temporary(dir, base), &names::current(dir, base))?;
     storage.sync_dir(dir)?;
     Ok(file)

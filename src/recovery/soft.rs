@@ -451,26 +451,16 @@ fn reopen_tail(
         file_size: params.log_bytes(),
         base_name: base.to_string(),
     };
-    match &stream.current {
-        // Complete but not renamed: finish the roll.
-        Some(c) => crate::log::roll_files(
-            storage,
-            dir,
-            base,
-            c.header.gen,
-            &header.encode(),
-            params.log_bytes(),
-            None,
-        )?,
-        None => crate::log::install_current(
-            storage,
-            dir,
-            base,
-            &header.encode(),
-            params.log_bytes(),
-            None,
-        )?,
-    };
+    // A complete `<base>.log` not yet renamed: the roll is finished, archiving it.
+    crate::log::install_current(
+        storage,
+        dir,
+        base,
+        stream.current.as_ref().map(|c| c.header.gen),
+        &header.encode(),
+        params.log_bytes(),
+        None,
+    )?;
     Ok(Resume {
         signature,
         gen,
